@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { PutBody } from './contract.js';
+
+/** A pass-through stream that counts and SHA-256-hashes what flows through it. */
+export class DigestStream extends Transform {
+  readonly #hash = createHash('sha256');
+  #size = 0;
+  #digest: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    this.#size += chunk.length;
+    callback(null, chunk);
+  }
+
+  /** Bytes seen so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Hex SHA-256 of everything seen; call once the stream has ended. */
+  digest(): string {
+    this.#digest ??= this.#hash.digest('hex');
+    return this.#digest;
+  }
+}
+
+/** Size and SHA-256 of a stream, consuming it. */
+export async function digestStream(source: Readable): Promise<{ size: number; sha256: string }> {
+  const meter = new DigestStream();
+  await pipeline(source, meter, async function* (chunks) {
+    for await (const _ of chunks) {
+      // drain
+    }
+  });
+  return { size: meter.size, sha256: meter.digest() };
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A rewindable body over bytes in memory. */
+export function bufferBody(data: Uint8Array | string): PutBody {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return { size: bytes.length, sha256: sha256Hex(bytes), open: () => Readable.from([bytes], { objectMode: false }) };
+}
+
+/** A rewindable body over a file that does not change; reads it once to learn size and SHA-256. */
+export async function fileBody(path: string): Promise<PutBody> {
+  const { size, sha256 } = await digestStream(createReadStream(path));
+  const { size: sizeNow } = await stat(path);
+  if (sizeNow !== size) throw new Error(`${path} changed while it was being hashed`);
+  return { size, sha256, open: () => createReadStream(path) };
+}

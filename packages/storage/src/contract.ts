@@ -1,0 +1,123 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage-adapter contract. An adapter stores opaque bytes under string keys at one
+ * destination (a folder, a bucket prefix, …). Everything else — retries, concurrency limits,
+ * encryption, verification policy — lives outside adapters, in wrappers and in the engine.
+ *
+ * Keys are relative, `/`-separated paths such as `full/full_backup_20240101_020000.sqlite3`:
+ * no leading `/`, no empty, `.` or `..` segments, no backslashes or NUL (see `assertValidKey`).
+ *
+ * Errors: every method rejects with a `StorageError` whose `code` is one of `StorageErrorCode`;
+ * vendor errors are mapped (a missing object is always `object_not_found`, never a generic error;
+ * a network hiccup or a 5xx/429 is `transient`, the only code the retry wrapper retries).
+ */
+export interface StorageAdapter {
+  /** Where this adapter stores, for messages and listings. Never contains a secret. */
+  readonly description: string;
+  /** What the backend can do; the engine adapts its verification and locking to it. */
+  readonly capabilities: Capabilities;
+
+  /**
+   * Stores `body` under `key`, replacing an existing object unless `options.ifNoneMatch` is set.
+   *
+   * The adapter checks that the bytes it read from `body.open()` are exactly `body.size` bytes
+   * with SHA-256 `body.sha256` and otherwise rejects with `checksum_mismatch`, leaving no new
+   * object visible under `key` (an existing one stays as it was). The object becomes visible
+   * atomically: a reader sees the old object, no object, or the whole new one — never a part.
+   *
+   * Stream ownership: each call to `body.open()` returns a fresh stream owned by the adapter,
+   * which must consume or destroy it. A wrapper may call `put` again with the same body (retry);
+   * `open()` then starts over from the first byte.
+   *
+   * Idempotent: putting the same body twice leaves the same object.
+   *
+   * @throws `already_exists` when `ifNoneMatch` is set and `key` exists (only when
+   *   `capabilities.conditionalPut`; otherwise the option is a usage error: `unsupported`).
+   * @throws `checksum_mismatch`, `permission_denied`, `no_space`, `transient`, `aborted`.
+   */
+  put(key: string, body: PutBody, options?: PutOptions): Promise<ObjectInfo>;
+
+  /**
+   * Opens a stream of the object's bytes, or of `options.range` of them.
+   *
+   * The promise rejects with `object_not_found` before any byte when the object does not exist;
+   * errors after that (connection reset, abort) are emitted on the stream as `StorageError`s.
+   * The caller owns the stream and must consume or destroy it.
+   */
+  get(key: string, options?: GetOptions): Promise<Readable>;
+
+  /**
+   * Facts about one object, or `undefined` when it does not exist (not an error).
+   * `checksums` holds what the backend reports without the caller downloading the object.
+   */
+  stat(key: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo | undefined>;
+
+  /**
+   * Every object whose key starts with `prefix` (a plain string prefix, not a folder), paginated
+   * underneath so memory stays bounded. Order is unspecified. Objects written or deleted during
+   * the listing may or may not appear. Never yields an adapter's own temporary objects.
+   */
+  list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
+
+  /** Deletes the given keys. Missing keys are not an error (idempotent). */
+  delete(keys: readonly string[], options?: { signal?: AbortSignal }): Promise<void>;
+
+  /** Releases connections and handles. The adapter is unusable afterwards. */
+  close?(): Promise<void>;
+}
+
+/** A rewindable body for `put`: the same bytes every time `open()` is called. */
+export interface PutBody {
+  /** A fresh stream from the first byte; the adapter owns it. */
+  open(): Readable;
+  /** Exact length in bytes. */
+  readonly size: number;
+  /** Lower-case hex SHA-256 of the bytes. */
+  readonly sha256: string;
+  /** CRC-64/ECMA-182 (as Aliyun OSS computes it) of the bytes, as an unsigned decimal string. */
+  readonly crc64ecma?: string;
+}
+
+export interface PutOptions {
+  /** Fail with `already_exists` instead of replacing an existing object. */
+  ifNoneMatch?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  /** A byte range: `length` bytes from `offset` (to the end when `length` is omitted). */
+  range?: { offset: number; length?: number };
+  signal?: AbortSignal;
+}
+
+/** Checksums a backend may report for a stored object. Hex unless noted. */
+export interface ObjectChecksums {
+  sha256?: string;
+  /** Unsigned decimal string, as OSS reports `x-oss-hash-crc64ecma`. */
+  crc64ecma?: string;
+  /** Base64, as S3 reports full-object CRC64NVME. */
+  crc64nvme?: string;
+  md5?: string;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  modified: Date;
+  etag?: string;
+  checksums: ObjectChecksums;
+}
+
+export type ChecksumAlgorithm = keyof ObjectChecksums;
+
+export interface Capabilities {
+  /** Checksums `stat` returns without downloading; verification falls back to a read-back. */
+  readonly serverChecksums: readonly ChecksumAlgorithm[];
+  /** `put` honours `ifNoneMatch` atomically (usable for locks and collision-free names). */
+  readonly conditionalPut: boolean;
+  /** `get` honours `range` without reading the whole object. */
+  readonly rangeReads: boolean;
+  /** How many requests the backend handles well at once (a hint for the limit wrapper). */
+  readonly maxParallelism: number;
+}

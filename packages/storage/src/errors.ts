@@ -1,0 +1,58 @@
+import { StowageError } from '@stowage/errors';
+
+/** Stable codes of storage errors. */
+export const StorageErrorCode = {
+  ObjectNotFound: 'stowage.storage.object_not_found',
+  AlreadyExists: 'stowage.storage.already_exists',
+  PermissionDenied: 'stowage.storage.permission_denied',
+  Transient: 'stowage.storage.transient',
+  ChecksumMismatch: 'stowage.storage.checksum_mismatch',
+  NoSpace: 'stowage.storage.no_space',
+  InvalidKey: 'stowage.storage.invalid_key',
+  Unsupported: 'stowage.storage.unsupported',
+  Aborted: 'stowage.storage.aborted',
+  InvalidConfig: 'stowage.storage.invalid_config',
+  UnknownScheme: 'stowage.storage.unknown_scheme',
+  Unavailable: 'stowage.storage.unavailable',
+} as const;
+export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];
+
+/** An error from a storage adapter or wrapper; `code` is one of `StorageErrorCode`. */
+export class StorageError extends StowageError {
+  override readonly name: string = 'StorageError';
+  declare readonly code: StorageErrorCode;
+
+  constructor(
+    code: StorageErrorCode,
+    message: string,
+    options: { context?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+function guard(code: StorageErrorCode) {
+  return (error: unknown): error is StorageError => error instanceof StorageError && error.code === code;
+}
+
+export const isObjectNotFound = guard(StorageErrorCode.ObjectNotFound);
+export const isAlreadyExists = guard(StorageErrorCode.AlreadyExists);
+export const isTransient = guard(StorageErrorCode.Transient);
+export const isChecksumMismatch = guard(StorageErrorCode.ChecksumMismatch);
+export const isPermissionDenied = guard(StorageErrorCode.PermissionDenied);
+export const isNoSpace = guard(StorageErrorCode.NoSpace);
+export const isAborted = guard(StorageErrorCode.Aborted);
+
+export function objectNotFound(key: string, where: string, cause?: unknown): StorageError {
+  return new StorageError(StorageErrorCode.ObjectNotFound, `no object '${key}' at ${where}`, {
+    context: { key, where },
+    cause,
+  });
+}
+
+export function abortedError(key: string | undefined, cause?: unknown): StorageError {
+  return new StorageError(StorageErrorCode.Aborted, `storage operation aborted${key ? ` (${key})` : ''}`, {
+    context: { key },
+    cause,
+  });
+}

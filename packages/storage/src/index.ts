@@ -1,0 +1,29 @@
+export type {
+  Capabilities,
+  ChecksumAlgorithm,
+  GetOptions,
+  ObjectChecksums,
+  ObjectInfo,
+  PutBody,
+  PutOptions,
+  StorageAdapter,
+} from './contract.js';
+export {
+  StorageError,
+  StorageErrorCode,
+  abortedError,
+  isAborted,
+  isAlreadyExists,
+  isChecksumMismatch,
+  isNoSpace,
+  isObjectNotFound,
+  isPermissionDenied,
+  isTransient,
+  objectNotFound,
+} from './errors.js';
+export { assertValidKey, assertValidPrefix } from './keys.js';
+export { DigestStream, bufferBody, digestStream, fileBody, sha256Hex } from './body.js';
+export { withRetry, type RetryOptions } from './retry.js';
+export { Semaphore, withConcurrencyLimit } from './limit.js';
+export { composeAdapter, type CompositionOptions } from './compose.js';
+export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec } from './registry.js';
