@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PutBody } from './contract.js';
+import { StorageError, StorageErrorCode, abortedError } from './errors.js';
 
 /** A pass-through stream that counts and SHA-256-hashes what flows through it. */
 export class DigestStream extends Transform {
@@ -32,7 +33,7 @@ export class DigestStream extends Transform {
 /** Size and SHA-256 of a stream, consuming it. */
 export async function digestStream(source: Readable): Promise<{ size: number; sha256: string }> {
   const meter = new DigestStream();
-  await pipeline(source, meter, async function* (chunks) {
+  await pipeline(source, meter, async (chunks: AsyncIterable<Buffer>) => {
     for await (const _ of chunks) {
       // drain
     }
@@ -42,6 +43,19 @@ export async function digestStream(source: Readable): Promise<{ size: number; sh
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Throws `checksum_mismatch` unless the bytes an adapter read from `body` (`seen`) are the ones
+ * the body declared. Adapters call it after storing the bytes and before making them visible.
+ */
+export function assertBodyMatches(key: string, body: PutBody, seen: { size: number; sha256: string }): void {
+  if (seen.size === body.size && seen.sha256 === body.sha256) return;
+  throw new StorageError(
+    StorageErrorCode.ChecksumMismatch,
+    `the body for '${key}' was declared as ${body.size} bytes with SHA-256 ${body.sha256} but ${seen.size} bytes with SHA-256 ${seen.sha256} were read`,
+    { context: { key, declared: { size: body.size, sha256: body.sha256 }, read: seen } },
+  );
 }
 
 /** A rewindable body over bytes in memory. */
@@ -56,4 +70,20 @@ export async function fileBody(path: string): Promise<PutBody> {
   const { size: sizeNow } = await stat(path);
   if (sizeNow !== size) throw new Error(`${path} changed while it was being hashed`);
   return { size, sha256, open: () => createReadStream(path) };
+}
+
+/**
+ * Destroys `stream` with an `aborted` StorageError when `signal` aborts (at once if it already
+ * has), so that an adapter's `get` stream reports an abort the way the contract asks.
+ */
+export function destroyOnAbort<T extends Readable>(stream: T, signal: AbortSignal | undefined, key: string): T {
+  if (!signal) return stream;
+  const abort = () => stream.destroy(abortedError(key, signal.reason));
+  if (signal.aborted) {
+    abort();
+    return stream;
+  }
+  signal.addEventListener('abort', abort, { once: true });
+  stream.once('close', () => signal.removeEventListener('abort', abort));
+  return stream;
 }

@@ -56,3 +56,8 @@ export function abortedError(key: string | undefined, cause?: unknown): StorageE
     cause,
   });
 }
+
+/** Throws `aborted` when `signal` has aborted; adapters call it before they start work. */
+export function throwIfAborted(signal: AbortSignal | undefined, key?: string): void {
+  if (signal?.aborted) throw abortedError(key, signal.reason);
+}

@@ -20,9 +20,10 @@ export {
   isPermissionDenied,
   isTransient,
   objectNotFound,
+  throwIfAborted,
 } from './errors.js';
 export { assertValidKey, assertValidPrefix } from './keys.js';
-export { DigestStream, bufferBody, digestStream, fileBody, sha256Hex } from './body.js';
+export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestStream, fileBody, sha256Hex } from './body.js';
 export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
 export { composeAdapter, type CompositionOptions } from './compose.js';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetOptions, ObjectInfo, PutBody, PutOptions, StorageAdapter } from './contract.js';
-import { isTransient } from './errors.js';
+import { abortedError, isTransient } from './errors.js';
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 5). */
@@ -35,7 +35,7 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
         if (!isTransient(error) || attempt >= attempts || signal?.aborted) throw error;
         const delayMs = delayFor(attempt);
         options.onRetry?.({ operation, key, attempt, delayMs, error });
-        await sleep(delayMs, undefined, { signal });
+        await backoff(delayMs, signal, key);
       }
     }
   }
@@ -63,7 +63,7 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
               if (yielded || !isTransient(error) || attempt >= attempts || opts?.signal?.aborted) throw error;
               const delayMs = delayFor(attempt);
               options.onRetry?.({ operation: 'list', key: prefix, attempt, delayMs, error });
-              await sleep(delayMs, undefined, { signal: opts?.signal });
+              await backoff(delayMs, opts?.signal, prefix);
             }
           }
         },
@@ -71,4 +71,13 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
     },
     close: () => inner.close?.() ?? Promise.resolve(),
   };
+}
+
+/** Waits before a retry; an abort meanwhile rejects with `aborted` like any other operation. */
+async function backoff(delayMs: number, signal: AbortSignal | undefined, key: string | undefined): Promise<void> {
+  try {
+    await sleep(delayMs, undefined, { signal });
+  } catch (cause) {
+    throw abortedError(key, cause);
+  }
 }

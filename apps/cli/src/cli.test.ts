@@ -1,0 +1,89 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configJsonSchema } from '@stowage/core';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
+const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+
+let dir: string;
+/** Runs a bin as a user would (`pnpm -s stowage …` runs the same file through tsx). */
+function run(bin: 'stowage' | 'db_backup' | 'db_restore', ...args: string[]) {
+  const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin', `${bin}.ts`), ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, STOWAGE_CONFIG: '' } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+const json = (stdout: string) => JSON.parse(stdout) as Record<string, unknown>;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-cli-'));
+  createGreaterWmsDatabase(join(dir, 'db.sqlite3'), { seed: 7 });
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('the stowage and seed commands, end to end', () => {
+  it('init, backup, list, verify, validate, test-mode restore, restore --verify', async () => {
+    expect(run('stowage', 'init').code).toBe(0);
+    expect(run('stowage', 'init').code).toBe(2); // refuses to overwrite
+
+    const full = run('stowage', 'backup', '--type', 'full', '--json');
+    expect(full.code).toBe(0);
+    const fullResult = json(full.stdout);
+    expect(fullResult).toMatchObject({ ok: true, type: 'full', committed: ['local'] });
+    simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 2 });
+    const hot = run('db_backup', '--type=hot', '--reason', 'before import', '--json');
+    expect(hot.code).toBe(0);
+    const hotId = json(hot.stdout).id as string;
+
+    const list = json(run('stowage', 'list', '--json').stdout) as { backups: Array<{ id: string; destinations: string[] }> };
+    expect(list.backups.map((b) => b.id)).toEqual([fullResult.id, hotId]);
+    expect(run('db_restore', '--list').stdout).toContain(hotId);
+
+    expect(run('stowage', 'verify', '--all').code).toBe(0);
+    const seedVerify = run('db_backup', `--verify=backups/hot/${hotId}.sqlite3`);
+    expect(seedVerify.code).toBe(0);
+    expect(seedVerify.stdout).toContain(`${hotId}: OK`);
+    const validated = run('db_backup', `--validate-data=backups/full/${fullResult.id as string}.sqlite3`);
+    expect(validated.code).toBe(0);
+    expect(validated.stdout).toContain('data valid');
+
+    const live = await sha256File(join(dir, 'db.sqlite3'));
+    const restored = run('db_restore', `--file=backups/full/${fullResult.id as string}.sqlite3`, '--test-mode');
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toContain('test mode');
+    expect(await sha256File(join(dir, 'db.sqlite3'))).toBe(live);
+    const check = run('db_restore', '--verify', '--test-mode', '--json');
+    expect(check.code).toBe(0);
+    expect(json(check.stdout)).toMatchObject({ ok: true, backupId: fullResult.id });
+  });
+
+  it('says what is not available yet and exits 2', () => {
+    const inc = run('db_backup', '--type=incremental');
+    expect(inc.code).toBe(2);
+    expect(inc.stderr).toMatch(/--type incremental is not available yet/);
+    expect(run('db_backup', '--cleanup').code).toBe(2);
+  });
+
+  it('exits 2 with path.to.key messages on an invalid config, and 1 with one line on an unknown backup', async () => {
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ source: { database: 5 }, destinations: [] }));
+    const bad = run('stowage', 'list', '--config', 'bad.json');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/source\.database: /);
+    expect(bad.stderr).toMatch(/destinations: configure at least one destination/);
+    const missing = run('stowage', 'restore', 'full_backup_19990101_000000', '--test-mode', '--json');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(json(missing.stdout)).toMatchObject({ ok: false, error: { code: 'stowage.backup.not_found' } });
+    expect(run('stowage', 'frobnicate').code).toBe(2);
+  });
+
+  it('ships a JSON schema of the config that matches the zod schema', async () => {
+    const shipped = JSON.parse(await readFile(join(REPO, 'apps/cli/stowage.config.schema.json'), 'utf8')) as unknown;
+    expect(shipped).toEqual(configJsonSchema());
+  });
+});

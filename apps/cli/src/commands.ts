@@ -1,0 +1,120 @@
+import { resolve } from 'node:path';
+import {
+  backup,
+  listBackups,
+  loadConfig,
+  openEngine,
+  restore,
+  validate,
+  verify,
+  verifyRestored,
+  type Engine,
+  type EngineOptions,
+} from '@stowage/core';
+import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
+import { formatBytes, formatDuration, Output } from './output.js';
+
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function configPath(globals: GlobalOptions): string {
+  return resolve(globals.config || process.env.STOWAGE_CONFIG || 'stowage.config.json');
+}
+
+/** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
+export async function withEngine(
+  program: string,
+  globals: GlobalOptions,
+  fn: (engine: Engine, out: Output) => Promise<ExitCode>,
+  engineOptions: EngineOptions = {},
+): Promise<ExitCode> {
+  const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, program);
+  let engine: Engine | undefined;
+  try {
+    const config = await loadConfig(configPath(globals));
+    engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
+    return await fn(engine, out);
+  } catch (error) {
+    out.error(error);
+    return exitCodeFor(error);
+  } finally {
+    out.done();
+    await engine?.close();
+  }
+}
+
+export function notAvailableYet(what: string): never {
+  throw new UsageError(`${what} is not available yet in this version of Stowage`);
+}
+
+export async function runBackup(engine: Engine, out: Output, options: { type: string; reason?: string }): Promise<ExitCode> {
+  if (options.type === 'incremental') notAvailableYet('--type incremental');
+  if (options.type !== 'full' && options.type !== 'hot') throw new UsageError(`--type must be full, hot or incremental, not '${options.type}'`);
+  const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
+  const m = result.manifest;
+  out.result({ ok: result.outcome === 'ok', outcome: result.outcome, id: m.id, type: m.type, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
+  out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
+  out.say(`  stored and verified at: ${result.committed.join(', ')}`);
+  for (const failure of result.failures) out.warn(`${m.id} is missing at ${failure.destination}: ${failure.message}`);
+  return result.outcome === 'ok' ? ExitCode.Ok : ExitCode.Failed;
+}
+
+export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
+  const entries = (await listBackups(engine)).filter((e) => !options.type || e.manifest.type === options.type);
+  out.result({
+    ok: true,
+    backups: entries.map((e) => ({
+      id: e.manifest.id,
+      type: e.manifest.type,
+      createdAt: e.manifest.createdAt,
+      size: e.manifest.source.size,
+      reason: e.manifest.reason,
+      destinations: e.destinations,
+      files: e.manifest.artifacts.map((a) => a.key),
+    })),
+  });
+  if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
+  for (const e of entries) {
+    const m = e.manifest;
+    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${e.destinations.join(',')}${m.reason ? `  "${m.reason}"` : ''}`);
+  }
+  return ExitCode.Ok;
+}
+
+export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string }): Promise<ExitCode> {
+  if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
+  const results = await verify(engine, { ...options });
+  out.result({ ok: results.every((r) => r.ok), backups: results });
+  for (const r of results) {
+    out.say(`${r.backupId}: ${r.ok ? 'OK' : 'DAMAGED'} (${r.artifacts.length} artifact copies checked)`);
+    for (const a of r.artifacts.filter((x) => !x.ok)) out.say(`  ${a.destination}: ${a.problem}`);
+  }
+  if (results.length === 0) out.say('no backups to verify');
+  return results.every((r) => r.ok) ? ExitCode.Ok : ExitCode.Failed;
+}
+
+export async function runValidate(engine: Engine, out: Output, reference: string): Promise<ExitCode> {
+  const v = await validate(engine, reference);
+  out.result(v);
+  out.say(`${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`);
+  return v.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+export async function runRestore(engine: Engine, out: Output, options: { backup: string; target?: string; testMode?: boolean; from?: string }): Promise<ExitCode> {
+  const r = await restore(engine, options);
+  out.result({ ok: true, id: r.manifest.id, target: r.target, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  out.say(`restored ${r.manifest.id} to ${r.target}${r.testMode ? ' (test mode: the live database was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
+  if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
+  out.say(`  integrity ok, no foreign key violations, SHA-256 matches the backup`);
+  return ExitCode.Ok;
+}
+
+export async function runRestoreVerify(engine: Engine, out: Output, options: { testMode?: boolean }): Promise<ExitCode> {
+  const v = await verifyRestored(engine, options);
+  out.result(v);
+  out.say(`${v.target} (restored from ${v.backupId}): ${v.ok ? 'OK' : 'PROBLEM'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'as in the backup' : 'DIFFERS from the backup'}, ${v.unchangedSinceRestore ? 'unchanged since the restore' : 'changed since the restore'}`);
+  return v.ok ? ExitCode.Ok : ExitCode.Failed;
+}

@@ -1,0 +1,115 @@
+import { Command, CommanderError, Option } from 'commander';
+import { TOOL_VERSION } from '@stowage/core';
+import { configPath, notAvailableYet, runBackup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { runInit } from './init.js';
+import { Output } from './output.js';
+
+/** Adds the options every command takes. */
+export function addGlobalOptions(command: Command): Command {
+  return command
+    .option('-c, --config <path>', 'config file (default: $STOWAGE_CONFIG or ./stowage.config.json)')
+    .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
+    .option('-q, --quiet', 'print nothing but errors and warnings');
+}
+
+/**
+ * Parses argv with `build`'s commander program and runs the chosen action.
+ * Commander's own errors (unknown option, missing argument) exit 2.
+ */
+export async function runProgram(build: (setExit: (code: ExitCode) => void) => Command, argv: readonly string[]): Promise<ExitCode> {
+  let exit: ExitCode = ExitCode.Ok;
+  const program = build((code) => (exit = code));
+  program.exitOverride();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? ExitCode.Ok : ExitCode.Usage;
+    }
+    new Output({ json: false, quiet: false }, program.name()).error(error);
+    return exitCodeFor(error);
+  }
+  return exit;
+}
+
+export function stowageProgram(setExit: (code: ExitCode) => void): Command {
+  const program = addGlobalOptions(new Command('stowage'))
+    .description('Backup and disaster recovery for SQLite-backed applications')
+    .version(TOOL_VERSION)
+    .showHelpAfterError()
+    .enablePositionalOptions(false);
+  const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
+  const run = (command: Command, fn: Parameters<typeof withEngine>[2]) => withEngine('stowage', globals(command), fn).then(setExit);
+
+  program
+    .command('init')
+    .description('write a starting stowage.config.json')
+    .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
+    .option('--destination <path>', 'backup folder or URL', 'backups')
+    .option('--force', 'overwrite an existing config')
+    .action(async (options: { database: string; destination: string; force?: boolean }, command: Command) => {
+      const g = globals(command);
+      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
+      try {
+        setExit(await runInit(out, configPath(g), options));
+      } catch (error) {
+        out.error(error);
+        setExit(exitCodeFor(error));
+      }
+    });
+
+  program
+    .command('backup')
+    .description('take a backup of the database and store it at every destination')
+    .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'hot', 'incremental']).default('full'))
+    .option('--reason <text>', 'why (recorded with hot backups)')
+    .action((options: { type: string; reason?: string }, command: Command) => run(command, (engine, out) => runBackup(engine, out, options)));
+
+  program
+    .command('list')
+    .description('list committed backups and the destinations holding them')
+    .addOption(new Option('-t, --type <type>', 'only this type').choices(['full', 'hot', 'incremental']))
+    .action((options: { type?: string }, command: Command) => run(command, (engine, out) => runList(engine, out, options)));
+
+  program
+    .command('verify')
+    .argument('[backup]', 'backup id, file name, or latest')
+    .description('re-read a backup at its destinations and compare sizes and SHA-256')
+    .option('--all', 'verify every backup')
+    .option('--destination <name>', 'only this destination')
+    .action((backupRef: string | undefined, options: { all?: boolean; destination?: string }, command: Command) =>
+      run(command, (engine, out) => runVerify(engine, out, { ...options, ...(backupRef === undefined ? {} : { backup: backupRef }) })),
+    );
+
+  program
+    .command('validate')
+    .argument('<backup>', 'backup id, file name, or latest')
+    .description('restore to scratch and check integrity, foreign keys, row counts and schema')
+    .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef)));
+
+  program
+    .command('restore')
+    .argument('[backup]', 'backup id, file name, or latest')
+    .description('restore a backup over the live database (moving it aside), or elsewhere')
+    .option('--target <path>', 'restore here instead (a file or an existing folder)')
+    .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
+    .option('--from <destination>', 'read from this destination only')
+    .option('--verify', 'check the database restored last against its backup')
+    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; verify?: boolean }, command: Command) =>
+      run(command, (engine, out) => {
+        if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+        return runRestore(engine, out, { backup: backupRef ?? 'latest', ...options });
+      }),
+    );
+
+  program
+    .command('cleanup')
+    .description('delete backups past their retention (not available yet)')
+    .option('--dry-run', 'show what would be deleted')
+    .action((_options: unknown, command: Command) => run(command, async () => notAvailableYet('cleanup')));
+
+  for (const sub of program.commands) addGlobalOptions(sub);
+  return program;
+}

@@ -1,0 +1,55 @@
+/*
+ * The seed document's own commands, `db_backup` and `db_restore`, with its flags
+ * (`--type=full`, `--verify=FILE`, `--file=FILE --test-mode`, …), reading the same config as `stowage`.
+ */
+import { Command, Option } from 'commander';
+import { notAvailableYet, runBackup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { ExitCode, UsageError } from './exit-codes.js';
+import { addGlobalOptions } from './program.js';
+
+export function dbBackupProgram(setExit: (code: ExitCode) => void): Command {
+  return addGlobalOptions(new Command('db_backup'))
+    .description('Back up the database (seed-compatible): --type=full|incremental|hot, --cleanup, --verify=FILE, --validate-data=FILE')
+    .addOption(new Option('--type <type>', 'take a backup of this type').choices(['full', 'incremental', 'hot']))
+    .option('--reason <text>', 'why (recorded with hot backups)')
+    .option('--cleanup', 'delete backups past their retention')
+    .option('--verify <file>', 'verify a backup file')
+    .option('--validate-data <file>', 'validate the data in a backup file')
+    .action(async (options: GlobalOptions & { type?: string; reason?: string; cleanup?: boolean; verify?: string; validateData?: string }) => {
+      const actions = [options.type, options.cleanup, options.verify, options.validateData].filter((a) => a !== undefined).length;
+      setExit(
+        await withEngine('db_backup', options, async (engine, out) => {
+          if (actions !== 1) throw new UsageError('give exactly one of --type=…, --cleanup, --verify=FILE, --validate-data=FILE');
+          if (options.type) return runBackup(engine, out, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
+          if (options.cleanup) notAvailableYet('--cleanup');
+          if (options.verify) return runVerify(engine, out, { backup: options.verify });
+          return runValidate(engine, out, options.validateData!);
+        }),
+      );
+    });
+}
+
+export function dbRestoreProgram(setExit: (code: ExitCode) => void): Command {
+  return addGlobalOptions(new Command('db_restore'))
+    .description('Restore the database (seed-compatible): --file=FILE [--test-mode], --list, --verify [--test-mode]')
+    .option('--file <file>', 'restore this backup (a file name, path, id, or latest)')
+    .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
+    .option('--target <path>', 'restore here instead of the live database')
+    .option('--list', 'list available backups')
+    .option('--verify', 'check the database restored last')
+    .action(async (options: GlobalOptions & { file?: string; testMode?: boolean; target?: string; list?: boolean; verify?: boolean }) => {
+      setExit(
+        await withEngine('db_restore', options, async (engine, out) => {
+          const actions = [options.file, options.list, options.verify].filter((a) => a !== undefined).length;
+          if (actions !== 1) throw new UsageError('give exactly one of --file=FILE, --list, --verify');
+          if (options.list) return runList(engine, out, {});
+          if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+          return runRestore(engine, out, {
+            backup: options.file!,
+            testMode: options.testMode ?? false,
+            ...(options.target === undefined ? {} : { target: options.target }),
+          });
+        }),
+      );
+    });
+}

@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { bufferBody, isAlreadyExists, sha256Hex } from '@stowage/storage';
+import { isStowageError } from '@stowage/errors';
+import type { Destination, Engine } from './engine.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { withPrivateDatabase, readFacts } from './facts.js';
+import { backupId, databaseKey, manifestKey, pageHashKey } from './layout.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type Replica } from './manifest.js';
+import { PAGE_HASH_ALGORITHM } from './page-hashes.js';
+import { logOperation } from './oplog.js';
+import { ensurePrivateDir } from './private-fs.js';
+import { confirmStored, stagedBody, type StagedArtifact } from './replica.js';
+import { takeSnapshot } from './snapshot.js';
+import { TOOL_VERSION } from './version.js';
+
+export interface BackupOptions {
+  /** `full` (scheduled) or `hot` (before a risky operation). */
+  type: 'full' | 'hot';
+  /** Why a hot backup was taken ("before migration 0042"); recorded in the manifest. */
+  reason?: string;
+}
+
+export interface DestinationFailure {
+  destination: string;
+  code: string;
+  message: string;
+}
+
+export interface BackupResult {
+  /** `ok`: committed everywhere; `failed`: missing at some destination (see `failures`). */
+  outcome: 'ok' | 'failed';
+  manifest: Manifest;
+  committed: string[];
+  failures: DestinationFailure[];
+  /** Bytes stored per destination. */
+  bytes: number;
+  durationMs: number;
+}
+
+/**
+ * Takes a backup: a consistent snapshot of the live database, staged once, stored at every
+ * destination, verified there, and committed by writing the manifest last.
+ * Throws when no destination committed it; returns `outcome: 'failed'` when only some did.
+ */
+export async function backup(engine: Engine, options: BackupOptions): Promise<BackupResult> {
+  const started = performance.now();
+  const createdAt = engine.now();
+  let id: string | undefined;
+  try {
+    const result = await takeBackup(engine, options, createdAt, started, (claimed) => (id = claimed));
+    await logOperation(engine.logDir, 'backup.log', {
+      operation: `backup-${options.type}`,
+      backupId: result.manifest.id,
+      outcome: result.outcome,
+      durationMs: result.durationMs,
+      bytes: result.bytes,
+      detail: `committed=${result.committed.join(',') || '-'}${result.failures.length ? ` failed=${result.failures.map((f) => f.destination).join(',')}` : ''}`,
+    });
+    return result;
+  } catch (error) {
+    await logOperation(engine.logDir, 'backup.log', {
+      operation: `backup-${options.type}`,
+      ...(id === undefined ? {} : { backupId: id }),
+      outcome: 'failed',
+      durationMs: performance.now() - started,
+      detail: (error as Error).message,
+    }).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function takeBackup(
+  engine: Engine,
+  options: BackupOptions,
+  createdAt: Date,
+  started: number,
+  onId: (id: string) => void,
+): Promise<BackupResult> {
+  const { config } = engine;
+  await ensurePrivateDir(engine.stagingDir);
+  const stem = join(engine.stagingDir, `backup-${randomBytes(6).toString('hex')}`);
+  const stagedDatabase = `${stem}.sqlite3`;
+  const stagedHashes = `${stem}.pagehash`;
+  try {
+    engine.progress({ phase: 'snapshot', done: 0 });
+    const snapshot = await takeSnapshot(config.source.database, stagedDatabase, { busyTimeoutMs: config.source.busyTimeoutMs });
+    const facts = await withPrivateDatabase(stagedDatabase, readFacts);
+    await writeFile(stagedHashes, snapshot.pageHashes, { mode: 0o600 });
+
+    const stage = (id: string): StagedArtifact[] => [
+      {
+        path: stagedDatabase,
+        artifact: { role: 'database', key: databaseKey(options.type, id), encoding: [], size: snapshot.size, sha256: snapshot.sha256, decodedSize: snapshot.size, decodedSha256: snapshot.sha256 },
+      },
+      {
+        path: stagedHashes,
+        artifact: {
+          role: 'page-hashes',
+          key: pageHashKey(options.type, id),
+          encoding: [],
+          size: snapshot.pageHashes.length,
+          sha256: sha256Hex(snapshot.pageHashes),
+          decodedSize: snapshot.pageHashes.length,
+          decodedSha256: sha256Hex(snapshot.pageHashes),
+        },
+      },
+    ];
+
+    const totalBytes = (snapshot.size + snapshot.pageHashes.length) * engine.destinations.length;
+    let uploaded = 0;
+    const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
+
+    for (let sequence = 0; ; sequence++) {
+      const id = backupId(options.type, createdAt, sequence);
+      if (await nameTaken(engine.destinations, options.type, id)) continue;
+      onId(id);
+      const staged = stage(id);
+      const outcomes = await Promise.all(engine.destinations.map((d) => storeReplica(d, staged, onBytes)));
+      if (outcomes.some((o) => o.kind === 'name-taken')) {
+        // Another backup claimed this name between our check and our upload: step aside.
+        await Promise.all(
+          engine.destinations.map((d, i) => (outcomes[i]!.kind === 'stored' ? d.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined) : undefined)),
+        );
+        continue;
+      }
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        version: MANIFEST_VERSION,
+        id,
+        type: options.type,
+        parent: null,
+        createdAt: createdAt.toISOString(),
+        ...(options.reason === undefined ? {} : { reason: options.reason }),
+        tool: { name: 'stowage', version: TOOL_VERSION },
+        host: hostname(),
+        source: {
+          path: config.source.database,
+          pageSize: snapshot.pageSize,
+          pageCount: snapshot.pageCount,
+          journalMode: snapshot.journalMode,
+          sqliteVersion: facts.sqliteVersion,
+          schemaHash: facts.schemaHash,
+          tables: facts.tables,
+          size: snapshot.size,
+          snapshotSha256: snapshot.sha256,
+          pageHashAlgorithm: PAGE_HASH_ALGORITHM,
+          lockMs: Math.round(snapshot.lockMs),
+        },
+        artifacts: staged.map((s) => s.artifact),
+        replicas: {},
+      };
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.kind === 'stored') manifest.replicas[engine.destinations[i]!.name] = outcome.replica;
+      }
+      const committed: string[] = [];
+      const failures: DestinationFailure[] = [];
+      await Promise.all(
+        engine.destinations.map(async (destination, i) => {
+          const outcome = outcomes[i]!;
+          if (outcome.kind !== 'stored') {
+            failures.push({ destination: destination.name, ...describe(outcome.kind === 'failed' ? outcome.error : undefined) });
+            return;
+          }
+          try {
+            await destination.adapter.put(manifestKey(options.type, id), bufferBody(`${JSON.stringify(manifest, null, 2)}\n`));
+            committed.push(destination.name);
+          } catch (error) {
+            failures.push({ destination: destination.name, ...describe(error) });
+          }
+        }),
+      );
+      const bytes = staged.reduce((sum, s) => sum + s.artifact.size, 0);
+      if (committed.length === 0) {
+        throw new CoreError(
+          CoreErrorCode.ReplicationFailed,
+          `backup ${id} could not be stored at any destination: ${failures.map((f) => `${f.destination}: ${f.message}`).join('; ')}`,
+          { context: { id, failures } },
+        );
+      }
+      return { outcome: failures.length ? 'failed' : 'ok', manifest, committed, failures, bytes, durationMs: performance.now() - started };
+    }
+  } finally {
+    await Promise.all([rm(stagedDatabase, { force: true }), rm(stagedHashes, { force: true })]);
+  }
+}
+
+type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
+
+/** Stores and verifies every artifact at one destination; never throws. */
+async function storeReplica(destination: Destination, staged: StagedArtifact[], onBytes: (n: number) => void): Promise<ReplicaOutcome> {
+  try {
+    const ifNoneMatch = destination.adapter.capabilities.conditionalPut;
+    for (const item of staged) await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
+    const methods = [];
+    for (const item of staged) methods.push(await confirmStored(destination, item.artifact, { deep: false }));
+    const now = new Date().toISOString();
+    return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy: methods.every((m) => m === 'server-sha256') ? 'server-sha256' : 'sha256-readback' } };
+  } catch (error) {
+    if (isAlreadyExists(error)) return { kind: 'name-taken' };
+    await destination.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined);
+    return { kind: 'failed', error };
+  }
+}
+
+async function nameTaken(destinations: readonly Destination[], type: BackupOptions['type'], id: string): Promise<boolean> {
+  const found = await Promise.all(
+    destinations.flatMap((d) => [manifestKey(type, id), databaseKey(type, id)].map((key) => d.adapter.stat(key).then(Boolean, () => false))),
+  );
+  return found.some(Boolean);
+}
+
+function describe(error: unknown): { code: string; message: string } {
+  if (isStowageError(error)) return { code: error.code, message: error.message };
+  return { code: 'stowage.unexpected', message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,101 @@
+import { isObjectNotFound } from '@stowage/storage';
+import type { Destination, Engine } from './engine.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
+import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
+
+/** A committed backup and the destinations that hold its manifest. */
+export interface CatalogEntry {
+  manifest: Manifest;
+  destinations: string[];
+}
+
+export async function readObjectText(destination: Destination, key: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await destination.adapter.get(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The manifest of `id` at one destination, or undefined when it is not committed there. */
+export async function readManifest(destination: Destination, id: string): Promise<Manifest | undefined> {
+  const type = typeOfId(id);
+  if (!type) return undefined;
+  const key = manifestKey(type, id);
+  try {
+    return parseManifest(await readObjectText(destination, key), `${destination.name}:${key}`);
+  } catch (error) {
+    if (isObjectNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Every committed backup at the given destinations, oldest first. A destination that cannot be
+ * listed is reported through `engine.warn` and skipped, so one region down does not hide the rest.
+ */
+export async function listBackups(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry[]> {
+  const byId = new Map<string, CatalogEntry>();
+  await Promise.all(
+    destinations.map(async (destination) => {
+      try {
+        for (const type of BACKUP_TYPES) {
+          for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
+            if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
+            const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
+            const manifest = await readManifest(destination, id).catch((error: unknown) => {
+              engine.warn(`${destination.name}: skipping unreadable manifest ${info.key}: ${(error as Error).message}`);
+              return undefined;
+            });
+            if (!manifest) continue;
+            const entry = byId.get(id) ?? { manifest, destinations: [] };
+            entry.destinations.push(destination.name);
+            byId.set(id, entry);
+          }
+        }
+      } catch (error) {
+        engine.warn(`destination ${destination.name} could not be listed: ${(error as Error).message}`);
+      }
+    }),
+  );
+  const order = new Map(destinations.map((d, i) => [d.name, i]));
+  for (const entry of byId.values()) entry.destinations.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+  return [...byId.values()].sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || a.manifest.id.localeCompare(b.manifest.id));
+}
+
+/**
+ * Finds a committed backup by reference: `latest`, an id, or a backup file name or path
+ * (`backups/full/full_backup_20240101_020000.sqlite3`).
+ */
+export async function findBackup(engine: Engine, reference: string, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
+  if (reference === 'latest') {
+    const all = await listBackups(engine, destinations);
+    const newest = all.at(-1);
+    if (!newest) {
+      throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
+    }
+    return newest;
+  }
+  const id = idFromReference(reference);
+  if (!id) {
+    throw new CoreError(CoreErrorCode.NotABackup, `'${reference}' is not a Stowage backup name (expected e.g. full_backup_20240101_020000); see \`stowage list\``, {
+      context: { reference },
+    });
+  }
+  let entry: CatalogEntry | undefined;
+  const errors: unknown[] = [];
+  for (const destination of destinations) {
+    const manifest = await readManifest(destination, id).catch((error: unknown) => {
+      errors.push(error);
+      engine.warn(`destination ${destination.name}: ${(error as Error).message}`);
+      return undefined;
+    });
+    if (!manifest) continue;
+    entry ??= { manifest, destinations: [] };
+    entry.destinations.push(destination.name);
+  }
+  if (!entry && errors.length) throw errors[0];
+  if (!entry) {
+    throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, { context: { id } });
+  }
+  return entry;
+}

@@ -1,0 +1,118 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { systemErrorCode } from '@stowage/errors';
+import { z } from 'zod';
+import { CoreError, CoreErrorCode } from './errors.js';
+
+const duration = z.string().regex(/^\d+[hdw]$/, 'expected a duration such as 36h, 30d or 4w');
+
+/**
+ * `stowage.config.json`. Relative paths are relative to the config file's folder.
+ * Secrets never go here: adapters take credentials from the environment.
+ */
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    source: z
+      .object({
+        /** The live SQLite database, e.g. GreaterWMS's `db.sqlite3`. */
+        database: z.string().min(1).describe('Path of the live SQLite database'),
+        /** How long a backup waits for a writer's lock before it gives up (ms). */
+        busyTimeoutMs: z.number().int().min(0).default(10_000).describe('How long to wait for a writer lock, in ms'),
+      })
+      .strict(),
+    destinations: z
+      .array(
+        z
+          .object({
+            name: z
+              .string()
+              .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'use letters, digits, ".", "_" and "-", starting with a letter or digit')
+              .describe('Short name of the destination, e.g. local-primary'),
+            url: z.string().min(1).describe('A folder path or file:// URL (more schemes with their adapters)'),
+            options: z.record(z.string(), z.unknown()).optional().describe("The adapter's own options"),
+          })
+          .strict(),
+      )
+      .min(1, 'configure at least one destination')
+      .describe('Where backups are stored; every backup goes to every destination'),
+    retention: z
+      .object({
+        full: duration.default('30d'),
+        incremental: duration.default('7d'),
+        hot: duration.default('3d'),
+      })
+      .strict()
+      .default({ full: '30d', incremental: '7d', hot: '3d' })
+      .describe('How long backups of each type are kept'),
+    stateDir: z.string().default('.stowage').describe('Local cache and staging folder (never the only copy of anything)'),
+    logDir: z.string().optional().describe('Folder of backup.log and restore.log (default: logs/ in the first local destination)'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.destinations.forEach((destination, index) => {
+      if (seen.has(destination.name)) {
+        ctx.addIssue({ code: 'custom', path: ['destinations', index, 'name'], message: `duplicate destination name '${destination.name}'` });
+      }
+      seen.add(destination.name);
+    });
+  });
+
+export type ConfigFile = z.input<typeof configSchema>;
+
+/** A validated config with every path made absolute. */
+export interface ResolvedConfig {
+  configPath: string;
+  baseDir: string;
+  source: { database: string; busyTimeoutMs: number };
+  destinations: Array<{ name: string; url: string; options?: Record<string, unknown> }>;
+  retention: { full: string; incremental: string; hot: string };
+  stateDir: string;
+  /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
+  logDir?: string;
+}
+
+/** Validates a parsed config; problems are reported one per line as `path.to.key: message`. */
+export function resolveConfig(json: unknown, configPath: string): ResolvedConfig {
+  const parsed = configSchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new CoreError(CoreErrorCode.ConfigInvalid, `invalid config ${configPath}:\n${lines.join('\n')}`, { context: { configPath, problems: lines } });
+  }
+  const config = parsed.data;
+  const baseDir = dirname(resolve(configPath));
+  return {
+    configPath: resolve(configPath),
+    baseDir,
+    source: { database: resolve(baseDir, config.source.database), busyTimeoutMs: config.source.busyTimeoutMs },
+    destinations: config.destinations,
+    retention: config.retention,
+    stateDir: resolve(baseDir, config.stateDir),
+    ...(config.logDir === undefined ? {} : { logDir: resolve(baseDir, config.logDir) }),
+  };
+}
+
+export async function loadConfig(configPath: string): Promise<ResolvedConfig> {
+  let text: string;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (cause) {
+    if (systemErrorCode(cause) === 'ENOENT') {
+      throw new CoreError(CoreErrorCode.ConfigNotFound, `no config file at ${configPath}; run \`stowage init\` or pass --config PATH`, { context: { configPath }, cause });
+    }
+    throw new CoreError(CoreErrorCode.ConfigInvalid, `cannot read config ${configPath}: ${(cause as Error).message}`, { context: { configPath }, cause });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new CoreError(CoreErrorCode.ConfigInvalid, `config ${configPath} is not valid JSON: ${(cause as Error).message}`, { context: { configPath }, cause });
+  }
+  return resolveConfig(json, configPath);
+}
+
+/** The JSON schema of the config file, generated from the zod schema (shipped with the CLI). */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input' });
+}

@@ -1,0 +1,86 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { composeAdapter, parseDestinationUrl, StorageRegistry, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { localStorageFactory } from '@stowage/storage-local';
+import type { ResolvedConfig } from './config.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+
+/** One configured destination, its adapter already wrapped (retry, limits). */
+export interface Destination {
+  name: string;
+  adapter: StorageAdapter;
+}
+
+export interface ProgressEvent {
+  /** `snapshot`, `hash`, `upload`, `verify`, `download`, `check`. */
+  phase: string;
+  done: number;
+  total?: number;
+}
+
+export interface EngineOptions {
+  /** Adapter factories by scheme (default: the built-in ones). */
+  registry?: StorageRegistry;
+  /** Extra wrappers around every destination's adapter (fault injection in tests, metrics). */
+  wrappers?: ReadonlyArray<(adapter: StorageAdapter, destination: string) => StorageAdapter>;
+  retry?: RetryOptions | false;
+  /** The clock (tests pass their own). */
+  now?: () => Date;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Warnings worth a line on stderr (a fallback to another destination, a skipped destination). */
+  onWarning?: (message: string) => void;
+}
+
+/** A config brought to life: destinations opened, folders known. Close it when done. */
+export interface Engine {
+  readonly config: ResolvedConfig;
+  readonly destinations: readonly Destination[];
+  readonly logDir: string;
+  readonly stagingDir: string;
+  now(): Date;
+  progress(event: ProgressEvent): void;
+  warn(message: string): void;
+  close(): Promise<void>;
+}
+
+export function defaultRegistry(): StorageRegistry {
+  return new StorageRegistry().register(localStorageFactory);
+}
+
+export async function openEngine(config: ResolvedConfig, options: EngineOptions = {}): Promise<Engine> {
+  const registry = options.registry ?? defaultRegistry();
+  const destinations: Destination[] = [];
+  for (const spec of config.destinations) {
+    const raw = await registry.open(spec, { baseDir: config.baseDir });
+    const adapter = composeAdapter(raw, {
+      retry: options.retry ?? {},
+      wrappers: (options.wrappers ?? []).map((wrap) => (inner: StorageAdapter) => wrap(inner, spec.name)),
+    });
+    destinations.push({ name: spec.name, adapter });
+  }
+  const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
+  return {
+    config,
+    destinations,
+    logDir: config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs')),
+    stagingDir: join(config.stateDir, 'staging'),
+    now: options.now ?? (() => new Date()),
+    progress: (event) => options.onProgress?.(event),
+    warn: (message) => options.onWarning?.(message),
+    close: async () => {
+      await Promise.all(destinations.map((d) => d.adapter.close?.()));
+    },
+  };
+}
+
+/** The destinations to use: all, or the one named (an unknown name is a usage error). */
+export function selectDestinations(engine: Engine, name: string | undefined): readonly Destination[] {
+  if (name === undefined) return engine.destinations;
+  const found = engine.destinations.filter((d) => d.name === name);
+  if (found.length === 0) {
+    throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${name}'; configured: ${engine.destinations.map((d) => d.name).join(', ')}`, {
+      context: { name },
+    });
+  }
+  return found;
+}

@@ -1,0 +1,34 @@
+import { StowageError } from '@stowage/errors';
+
+/** Stable codes of the engine's errors. Storage errors keep their own `stowage.storage.*` codes. */
+export const CoreErrorCode = {
+  ConfigNotFound: 'stowage.config.not_found',
+  ConfigInvalid: 'stowage.config.invalid',
+  UnknownDestination: 'stowage.config.unknown_destination',
+  SourceNotFound: 'stowage.source.not_found',
+  SourceNotSqlite: 'stowage.source.not_sqlite',
+  SourceEmpty: 'stowage.source.empty',
+  SourceLocked: 'stowage.source.locked',
+  SourceUnreadable: 'stowage.source.unreadable',
+  BackupNotFound: 'stowage.backup.not_found',
+  BackupCorrupt: 'stowage.backup.corrupt',
+  NotABackup: 'stowage.backup.not_a_backup',
+  ReplicationFailed: 'stowage.backup.replication_failed',
+  RestoreTargetMissing: 'stowage.restore.target_missing',
+  RestoreTargetNotWritable: 'stowage.restore.target_not_writable',
+  RestoreCheckFailed: 'stowage.restore.check_failed',
+  RestoreNoRecord: 'stowage.restore.no_record',
+  ValidationFailed: 'stowage.validate.failed',
+  NoSpace: 'stowage.local.no_space',
+} as const;
+export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
+
+/** An error of the backup engine; `code` is one of `CoreErrorCode`. */
+export class CoreError extends StowageError {
+  override readonly name: string = 'CoreError';
+  declare readonly code: CoreErrorCode;
+
+  constructor(code: CoreErrorCode, message: string, options: { context?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { CoreError, CoreErrorCode } from './errors.js';
+
+export const BACKUP_TYPES = ['full', 'incremental', 'hot'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
+export const MANIFEST_FORMAT = 'stowage.manifest';
+export const MANIFEST_VERSION = 1;
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
+
+/** One stored object of a backup, as written at every destination. */
+export const artifactSchema = z.object({
+  /** What it holds: the database image, or the page-hash list used by incrementals. */
+  role: z.enum(['database', 'page-hashes']),
+  /** Key relative to the destination root, e.g. `full/full_backup_20240101_020000.sqlite3`. */
+  key: z.string(),
+  /** Encodings applied in order (empty = stored as is). */
+  encoding: z.array(z.string()),
+  size: z.number().int().nonnegative(),
+  sha256,
+  decodedSize: z.number().int().nonnegative(),
+  decodedSha256: sha256,
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+export const replicaSchema = z.object({
+  committedAt: z.iso.datetime(),
+  /** How the stored bytes were confirmed before the manifest was written. */
+  verifiedBy: z.enum(['sha256-readback', 'server-sha256']),
+  verifiedAt: z.iso.datetime(),
+});
+export type Replica = z.infer<typeof replicaSchema>;
+
+/** The manifest: the commit marker of a backup at a destination, written after every artifact. */
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  version: z.literal(MANIFEST_VERSION),
+  id: z.string().regex(/^(full|inc|hot)_backup_\d{8}_\d{6}(_\d+)?$/),
+  type: z.enum(BACKUP_TYPES),
+  parent: z.string().nullable(),
+  createdAt: z.iso.datetime(),
+  reason: z.string().optional(),
+  tool: z.object({ name: z.literal('stowage'), version: z.string() }),
+  host: z.string(),
+  source: z.object({
+    path: z.string(),
+    pageSize: z.number().int().positive(),
+    pageCount: z.number().int().nonnegative(),
+    journalMode: z.string(),
+    sqliteVersion: z.string(),
+    schemaHash: sha256,
+    tables: z.record(z.string(), z.number().int().nonnegative()),
+    size: z.number().int().nonnegative(),
+    snapshotSha256: sha256,
+    pageHashAlgorithm: z.string(),
+    /** How long writers were held off while the snapshot was taken, in ms. */
+    lockMs: z.number().nonnegative(),
+  }),
+  artifacts: z.array(artifactSchema).min(1),
+  replicas: z.record(z.string(), replicaSchema),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Parses manifest JSON, throwing `not_a_backup` with the first problems when it is not one. */
+export function parseManifest(text: string, where: string): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new CoreError(CoreErrorCode.NotABackup, `${where} is not a Stowage manifest (not JSON)`, { context: { where }, cause });
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new CoreError(CoreErrorCode.NotABackup, `${where} is not a valid Stowage manifest: ${problems.join('; ')}`, { context: { where } });
+  }
+  return parsed.data;
+}
+
+export function databaseArtifact(manifest: Manifest): Artifact {
+  const artifact = manifest.artifacts.find((a) => a.role === 'database');
+  if (!artifact) throw new CoreError(CoreErrorCode.NotABackup, `manifest of ${manifest.id} lists no database artifact`, { context: { id: manifest.id } });
+  return artifact;
+}

@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+import { appendPrivate } from './private-fs.js';
+
+/** One line of `backup.log` / `restore.log`: what happened, to which backup, how it ended. */
+export interface OperationRecord {
+  operation: string;
+  backupId?: string;
+  outcome: 'ok' | 'failed' | 'degraded';
+  durationMs: number;
+  bytes?: number;
+  detail?: string;
+}
+
+/**
+ * Appends a human-readable one-liner, e.g.
+ * `2024-01-01T02:00:03.120Z backup full_backup_20240101_020000 ok 3.1s 1073741824B destinations=local`.
+ * Never pass secrets in `detail`.
+ */
+export async function logOperation(logDir: string, file: 'backup.log' | 'restore.log', record: OperationRecord, now = new Date()): Promise<void> {
+  const parts = [
+    now.toISOString(),
+    record.operation,
+    record.backupId ?? '-',
+    record.outcome,
+    `${(record.durationMs / 1000).toFixed(1)}s`,
+    record.bytes === undefined ? '-' : `${record.bytes}B`,
+  ];
+  if (record.detail) parts.push(record.detail.replace(/\s*\n\s*/g, ' '));
+  await appendPrivate(join(logDir, file), `${parts.join(' ')}\n`);
+}

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { appendFile, chmod, mkdir, open, rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Creates `path` (and missing parents) with mode 700, whatever the umask. */
+export async function ensurePrivateDir(path: string): Promise<void> {
+  const first = await mkdir(path, { recursive: true, mode: 0o700 });
+  if (first === undefined) return;
+  // mkdir's mode is masked by the umask: fix every folder this call created.
+  for (let dir = path; dir.length >= first.length; dir = dirname(dir)) {
+    await chmod(dir, 0o700);
+    if (dir === first) break;
+  }
+}
+
+/** Appends text to a file created with mode 600. */
+export async function appendPrivate(path: string, text: string): Promise<void> {
+  await ensurePrivateDir(dirname(path));
+  await appendFile(path, text, { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+/** Writes a file atomically (temp, fsync, rename, fsync folder) with mode 600. */
+export async function writePrivateAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await ensurePrivateDir(dirname(path));
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.chmod(0o600);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+  await fsyncDir(dirname(path));
+}
+
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A random name for a temporary file beside `path`, hidden, in the same folder (same filesystem). */
+export function tempSibling(path: string, purpose: string): string {
+  return join(dirname(path), `.${basename(path)}.stowage-${purpose}-${randomBytes(6).toString('hex')}`);
+}
+
+/** `YYYYMMDD_HHMMSS` in local time, as the seed's `date +%Y%m%d_%H%M%S`. */
+export function localStamp(time: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${time.getFullYear()}${p(time.getMonth() + 1)}${p(time.getDate())}_${p(time.getHours())}${p(time.getMinutes())}${p(time.getSeconds())}`;
+}

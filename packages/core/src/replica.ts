@@ -1,0 +1,61 @@
+import { createReadStream } from 'node:fs';
+import { pipeline, Transform } from 'node:stream';
+import { digestStream, StorageError, StorageErrorCode, type PutBody } from '@stowage/storage';
+import type { Destination } from './engine.js';
+import type { Artifact, Replica } from './manifest.js';
+
+/** An artifact staged in a local file, ready to be stored at any number of destinations. */
+export interface StagedArtifact {
+  artifact: Artifact;
+  path: string;
+}
+
+export type VerifiedBy = Replica['verifiedBy'];
+
+/**
+ * Confirms that `destination` holds exactly `artifact`'s bytes. With `deep` the bytes are read
+ * back and hashed; otherwise a SHA-256 the backend reports for the stored object is trusted when
+ * there is one, and the bytes are read back when there is not.
+ * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
+ */
+export async function confirmStored(destination: Destination, artifact: Artifact, options: { deep: boolean }): Promise<VerifiedBy> {
+  const info = await destination.adapter.stat(artifact.key);
+  if (!info) {
+    throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
+      context: { destination: destination.name, key: artifact.key },
+    });
+  }
+  const mismatch = (what: string) =>
+    new StorageError(StorageErrorCode.ChecksumMismatch, `${artifact.key} at ${destination.name} is damaged: ${what}`, {
+      context: { destination: destination.name, key: artifact.key },
+    });
+  if (info.size !== artifact.size) throw mismatch(`${info.size} bytes stored, ${artifact.size} expected`);
+  if (!options.deep && info.checksums.sha256) {
+    if (info.checksums.sha256 !== artifact.sha256) throw mismatch('SHA-256 reported by the destination differs');
+    return 'server-sha256';
+  }
+  const read = await digestStream(await destination.adapter.get(artifact.key));
+  if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);
+  if (read.sha256 !== artifact.sha256) throw mismatch('SHA-256 of the bytes read back differs');
+  return 'sha256-readback';
+}
+
+/** A rewindable put body over a staged file whose size and hash are already known. */
+export function stagedBody(staged: StagedArtifact, onBytes?: (n: number) => void): PutBody {
+  return {
+    size: staged.artifact.size,
+    sha256: staged.artifact.sha256,
+    open: () => {
+      const stream = createReadStream(staged.path, { highWaterMark: 1 << 20 });
+      if (!onBytes) return stream;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          onBytes(chunk.length);
+          callback(null, chunk);
+        },
+      });
+      // pipeline() destroys the file stream when the adapter destroys the counter, and vice versa.
+      return pipeline(stream, counter, () => {});
+    },
+  };
+}

@@ -1,0 +1,268 @@
+import { access, chmod, chown, constants, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import Database from 'better-sqlite3';
+import { systemErrorCode } from '@stowage/errors';
+import { DigestStream, digestStream } from '@stowage/storage';
+import { findBackup, type CatalogEntry } from './catalog.js';
+import { selectDestinations, type Destination, type Engine } from './engine.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
+import { databaseArtifact, type Artifact, type Manifest } from './manifest.js';
+import { logOperation } from './oplog.js';
+import { readSqliteHeader } from './sqlite-file.js';
+import { ensurePrivateDir, fsyncDir, localStamp, tempSibling, writePrivateAtomic } from './private-fs.js';
+
+export interface RestoreOptions {
+  /** `latest`, a backup id, or a backup file name/path. */
+  backup: string;
+  /** Where the database goes: a file path or an existing folder (default: the live database). */
+  target?: string;
+  /** Restore into a scratch folder (default `<stateDir>/test-restore/`); the live database is never touched. */
+  testMode?: boolean;
+  /** Read from this destination only (default: in config order, falling back on any error). */
+  from?: string;
+}
+
+export interface RestoreResult {
+  manifest: Manifest;
+  target: string;
+  testMode: boolean;
+  /** Where the previous database was moved, when there was one. */
+  movedAside?: string[];
+  /** The destination the bytes came from. */
+  source: string;
+  checks: DatabaseChecks;
+  bytes: number;
+  durationMs: number;
+}
+
+/** What `restore --verify` compares against: the last restore, kept in the state folder. */
+interface RestoreRecord {
+  backupId: string;
+  target: string;
+  restoredAt: string;
+  snapshotSha256: string;
+  schemaHash: string;
+  tables: Record<string, number>;
+}
+
+/**
+ * Restores a backup (DESIGN.md §6): fetch and check the bytes into a temporary file beside the
+ * target, run integrity and foreign-key checks, move the current database (and any -journal,
+ * -wal, -shm that SQLite could replay onto the new file) aside as `<name>.damaged_<stamp>`, then
+ * rename the restored file into place. Any failure before the rename leaves the target as it was.
+ */
+export async function restore(engine: Engine, options: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const testMode = options.testMode ?? false;
+  let backupId: string | undefined;
+  try {
+    const destinations = selectDestinations(engine, options.from);
+    const entry = await findBackup(engine, options.backup, destinations);
+    backupId = entry.manifest.id;
+    const target = await resolveTarget(engine, options.target, testMode);
+    const temp = tempSibling(target, 'restore');
+    try {
+      const source = await materialize(engine, entry, temp, destinations);
+      const checks = await withPrivateDatabase(temp, runChecks);
+      if (!checksPassed(checks)) {
+        throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`, {
+          context: { backupId, checks },
+        });
+      }
+      await keepOwnership(target, temp);
+      const movedAside = testMode ? await discardOld(target) : await moveAside(target, engine.now());
+      await rename(temp, target);
+      await fsyncDir(dirname(target));
+      const record: RestoreRecord = {
+        backupId,
+        target,
+        restoredAt: engine.now().toISOString(),
+        snapshotSha256: entry.manifest.source.snapshotSha256,
+        schemaHash: entry.manifest.source.schemaHash,
+        tables: entry.manifest.source.tables,
+      };
+      await writePrivateAtomic(restoreRecordPath(engine, testMode), `${JSON.stringify(record, null, 2)}\n`);
+      const result: RestoreResult = {
+        manifest: entry.manifest,
+        target,
+        testMode,
+        ...(movedAside.length ? { movedAside } : {}),
+        source,
+        checks,
+        bytes: entry.manifest.source.size,
+        durationMs: performance.now() - started,
+      };
+      await logOperation(engine.logDir, 'restore.log', {
+        operation: testMode ? 'restore-test' : 'restore',
+        backupId,
+        outcome: 'ok',
+        durationMs: result.durationMs,
+        bytes: result.bytes,
+        detail: `from=${source} target=${target}${movedAside.length ? ` moved-aside=${movedAside[0]}` : ''}`,
+      });
+      return result;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  } catch (error) {
+    await logOperation(engine.logDir, 'restore.log', {
+      operation: testMode ? 'restore-test' : 'restore',
+      ...(backupId === undefined ? {} : { backupId }),
+      outcome: 'failed',
+      durationMs: performance.now() - started,
+      detail: (error as Error).message,
+    }).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Writes the decoded database of `entry` to `path`, reading each destination in turn until one
+ * yields bytes whose size and SHA-256 match the manifest. Returns the destination used.
+ */
+export async function materialize(engine: Engine, entry: CatalogEntry, path: string, destinations: readonly Destination[]): Promise<string> {
+  const artifact = databaseArtifact(entry.manifest);
+  const problems: string[] = [];
+  const holders = destinations.filter((d) => entry.destinations.includes(d.name));
+  for (const destination of holders) {
+    try {
+      await download(engine, destination, artifact, path);
+      if (artifact.decodedSha256 !== entry.manifest.source.snapshotSha256) {
+        throw new CoreError(CoreErrorCode.BackupCorrupt, `manifest of ${entry.manifest.id} is inconsistent (artifact and snapshot hashes differ)`);
+      }
+      return destination.name;
+    } catch (error) {
+      if (systemErrorCode(error) === 'ENOSPC') {
+        throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.size} bytes there`, { cause: error });
+      }
+      problems.push(`${destination.name}: ${(error as Error).message}`);
+      if (holders.length > 1) engine.warn(`could not use ${artifact.key} from ${destination.name} (${(error as Error).message}); trying the next destination`);
+      await rm(path, { force: true });
+    }
+  }
+  throw new CoreError(CoreErrorCode.BackupCorrupt, `no good copy of ${artifact.key} (backup ${entry.manifest.id}): ${problems.join('; ') || 'no destination holds it'}`, {
+    context: { backupId: entry.manifest.id, key: artifact.key, problems },
+  });
+}
+
+async function download(engine: Engine, destination: Destination, artifact: Artifact, path: string): Promise<void> {
+  const digest = new DigestStream();
+  let done = 0;
+  const progress = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      engine.progress({ phase: 'download', done: (done += chunk.length), total: artifact.size });
+      callback(null, chunk);
+    },
+  });
+  await pipeline(await destination.adapter.get(artifact.key), digest, progress, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+  if (digest.size !== artifact.size || digest.digest() !== artifact.sha256) {
+    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} is damaged at ${destination.name} (${digest.size} bytes read, SHA-256 ${digest.size === artifact.size ? 'differs' : 'not checked'})`, {
+      context: { destination: destination.name, key: artifact.key },
+    });
+  }
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function resolveTarget(engine: Engine, target: string | undefined, testMode: boolean): Promise<string> {
+  const live = engine.config.source.database;
+  let path = target ?? (testMode ? join(engine.config.stateDir, 'test-restore', basename(live)) : live);
+  if (target === undefined && testMode) await ensurePrivateDir(dirname(path));
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isDirectory()) path = join(path, basename(live));
+  const folder = dirname(path);
+  const folderInfo = await stat(folder).catch(() => undefined);
+  if (!folderInfo?.isDirectory()) {
+    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `restore target folder ${folder} does not exist; create it or pass another --target`, { context: { folder } });
+  }
+  try {
+    await access(folder, constants.W_OK);
+  } catch (cause) {
+    throw new CoreError(CoreErrorCode.RestoreTargetNotWritable, `restore target folder ${folder} is not writable; fix its permissions or pass another --target`, { context: { folder }, cause });
+  }
+  return path;
+}
+
+/** The restored file gets the mode (and, when we can, the owner) of the database it replaces, so the application can still open it. */
+async function keepOwnership(target: string, temp: string): Promise<void> {
+  const previous = await stat(target).catch(() => undefined);
+  if (!previous) return;
+  await chmod(temp, previous.mode & 0o777);
+  if (process.getuid?.() === 0) await chown(temp, previous.uid, previous.gid);
+}
+
+const SIDECARS = ['-journal', '-wal', '-shm'];
+
+/** Moves the current database and its sidecars aside as `<name>.damaged_<stamp>[-wal…]`. */
+async function moveAside(target: string, now: Date): Promise<string[]> {
+  const exists = async (p: string) => (await stat(p).catch(() => undefined)) !== undefined;
+  let aside = `${target}.damaged_${localStamp(now)}`;
+  for (let n = 1; await exists(aside); n++) aside = `${target}.damaged_${localStamp(now)}_${n}`;
+  const moved: string[] = [];
+  for (const suffix of ['', ...SIDECARS]) {
+    if (!(await exists(target + suffix))) continue;
+    await rename(target + suffix, aside + suffix);
+    moved.push(aside + suffix);
+  }
+  return moved;
+}
+
+/** In test mode the previous scratch copy is simply replaced, sidecars included. */
+async function discardOld(target: string): Promise<string[]> {
+  await Promise.all(SIDECARS.map((suffix) => rm(target + suffix, { force: true })));
+  return [];
+}
+
+function restoreRecordPath(engine: Engine, testMode: boolean): string {
+  return join(engine.config.stateDir, testMode ? 'last-test-restore.json' : 'last-restore.json');
+}
+
+export interface RestoreVerification {
+  backupId: string;
+  target: string;
+  checks: DatabaseChecks;
+  ok: boolean;
+  /** The database is still byte-for-byte the restored snapshot (false once the application wrote to it). */
+  unchangedSinceRestore: boolean;
+  schemaMatches: boolean;
+}
+
+/**
+ * `restore --verify`: checks the database restored last (the live one, or the test-mode copy)
+ * against the backup it came from: integrity, foreign keys and schema; reports whether it has
+ * changed since. Opens the database read-only.
+ */
+export async function verifyRestored(engine: Engine, options: { testMode?: boolean } = {}): Promise<RestoreVerification> {
+  const recordPath = restoreRecordPath(engine, options.testMode ?? false);
+  const text = await readFile(recordPath, 'utf8').catch(() => undefined);
+  if (text === undefined) {
+    throw new CoreError(CoreErrorCode.RestoreNoRecord, `no restore has been recorded on this machine${options.testMode ? ' in test mode' : ''}; run a restore first`, { context: { recordPath } });
+  }
+  const record = JSON.parse(text) as RestoreRecord;
+  await readSqliteHeader(record.target);
+  const db = new Database(record.target, { readonly: true, fileMustExist: true });
+  try {
+    const checks = runChecks(db);
+    const facts = readFacts(db);
+    const { sha256 } = await digestStream(createReadStream(record.target));
+    const schemaMatches = facts.schemaHash === record.schemaHash;
+    return {
+      backupId: record.backupId,
+      target: record.target,
+      checks,
+      ok: checksPassed(checks) && schemaMatches,
+      unchangedSinceRestore: sha256 === record.snapshotSha256,
+      schemaMatches,
+    };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,97 @@
+/*
+ * Consistent snapshots of a live database.
+ *
+ * Rollback-journal mode (GreaterWMS): a read transaction holds SQLite's SHARED lock, under which no
+ * writer may change the database file, so the file itself is a consistent image. We copy it with
+ * the kernel (copy_file_range) while the lock is held — about a second per GiB, so writers with a
+ * normal busy timeout wait rather than fail — and release the lock before hashing.
+ * Closing our copy's file descriptor drops the process's POSIX locks on the file (a POSIX quirk),
+ * so the copy happens strictly before the transaction ends, and nothing is read afterwards.
+ *
+ * WAL mode: the file alone is not consistent (committed pages may still be in the -wal), so SQLite's
+ * online backup copies the database, in a single step: the default step loop restarts whenever
+ * another process writes and never finishes under a busy writer (DESIGN.md §4).
+ *
+ * Both keep the source's page layout, which page-delta incrementals rely on.
+ */
+import { copyFile, rm, stat } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { digestDatabaseFile, type FileDigest } from './page-hashes.js';
+import { readSqliteHeader } from './sqlite-file.js';
+
+export interface SnapshotOptions {
+  /** How long to wait for a writer's lock before giving up (ms). */
+  busyTimeoutMs: number;
+}
+
+export interface Snapshot extends FileDigest {
+  path: string;
+  pageSize: number;
+  pageCount: number;
+  journalMode: string;
+  /** How long writers were held off (rollback mode) or the online backup ran (WAL), in ms. */
+  lockMs: number;
+}
+
+/** Copies a consistent image of the live database `source` to `target` and digests it. */
+export async function takeSnapshot(source: string, target: string, options: SnapshotOptions): Promise<Snapshot> {
+  await readSqliteHeader(source);
+  let db: Database.Database;
+  try {
+    db = new Database(source, { fileMustExist: true, timeout: options.busyTimeoutMs });
+  } catch (cause) {
+    throw sourceError(source, cause, options);
+  }
+  let journalMode: string;
+  let lockMs: number;
+  try {
+    journalMode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
+    const started = performance.now();
+    if (journalMode === 'wal') {
+      await db.backup(target, { progress: () => 0x7fffffff });
+    } else {
+      db.prepare('BEGIN').run();
+      try {
+        db.prepare('SELECT count(*) FROM sqlite_schema').get();
+        await copyFile(source, target);
+      } finally {
+        db.prepare('COMMIT').run();
+      }
+    }
+    lockMs = performance.now() - started;
+  } catch (cause) {
+    await rm(target, { force: true });
+    throw sourceError(source, cause, options);
+  } finally {
+    db.close();
+  }
+  const header = await readSqliteHeader(target);
+  const digest = await digestDatabaseFile(target, header.pageSize);
+  const expected = header.pageCount * header.pageSize;
+  if (digest.size !== expected || (await stat(target)).size !== digest.size) {
+    await rm(target, { force: true });
+    throw new CoreError(CoreErrorCode.SourceUnreadable, `snapshot of ${source} is ${digest.size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`, {
+      context: { source, size: digest.size, expected },
+    });
+  }
+  return { ...digest, path: target, pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs };
+}
+
+function sourceError(source: string, cause: unknown, options: SnapshotOptions): CoreError {
+  const code = (cause as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new CoreError(
+      CoreErrorCode.SourceLocked,
+      `database ${source} stayed locked by another process for ${options.busyTimeoutMs} ms; try again later or raise source.busyTimeoutMs`,
+      { context: { source, busyTimeoutMs: options.busyTimeoutMs }, cause },
+    );
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new CoreError(CoreErrorCode.SourceNotSqlite, `${source} is not a usable SQLite database (${code}); check source.database or run PRAGMA integrity_check`, { context: { source }, cause });
+  }
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL') {
+    return new CoreError(CoreErrorCode.NoSpace, `no space left on the device while copying the database snapshot; free disk space in the staging folder`, { context: { source }, cause });
+  }
+  return new CoreError(CoreErrorCode.SourceUnreadable, `cannot snapshot ${source}: ${(cause as Error).message ?? String(cause)}`, { context: { source }, cause });
+}

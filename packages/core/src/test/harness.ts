@@ -1,0 +1,41 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGreaterWmsDatabase } from '@stowage/fixtures';
+import { resolveConfig, type ConfigFile, type ResolvedConfig } from '../config.js';
+import { openEngine, type Engine, type EngineOptions } from '../engine.js';
+
+export interface Workspace {
+  dir: string;
+  database: string;
+  backups: string;
+  config: ResolvedConfig;
+  engine: Engine;
+  warnings: string[];
+  dispose(): Promise<void>;
+}
+
+/** A temporary folder with a small GreaterWMS-like database and a config backing it up to `backups/`. */
+export async function makeWorkspace(options: { config?: Partial<ConfigFile>; engine?: EngineOptions; journalMode?: 'delete' | 'wal'; seed?: number } = {}): Promise<Workspace> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-core-'));
+  const database = join(dir, 'db.sqlite3');
+  createGreaterWmsDatabase(database, { seed: options.seed ?? 42, journalMode: options.journalMode ?? 'delete' });
+  const config = resolveConfig(
+    { source: { database: 'db.sqlite3', busyTimeoutMs: 5000 }, destinations: [{ name: 'local', url: 'backups' }], ...options.config },
+    join(dir, 'stowage.config.json'),
+  );
+  const warnings: string[] = [];
+  const engine = await openEngine(config, { retry: false, onWarning: (m) => warnings.push(m), ...options.engine });
+  return {
+    dir,
+    database,
+    backups: join(dir, 'backups'),
+    config,
+    engine,
+    warnings,
+    dispose: async () => {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

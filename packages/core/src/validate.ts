@@ -1,0 +1,45 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findBackup } from './catalog.js';
+import type { Engine } from './engine.js';
+import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
+import { logOperation } from './oplog.js';
+import { ensurePrivateDir } from './private-fs.js';
+import { materialize } from './restore.js';
+
+export interface Validation {
+  backupId: string;
+  ok: boolean;
+  checks: DatabaseChecks;
+  schemaMatches: boolean;
+  /** Tables whose row count differs from the manifest: name → [expected, found]. */
+  rowCountMismatches: Record<string, [number | null, number | null]>;
+  source: string;
+}
+
+/**
+ * Data validation: restores the backup into a scratch folder, runs `integrity_check` and
+ * `foreign_key_check`, and compares row counts per table and the schema hash with the manifest.
+ */
+export async function validate(engine: Engine, reference: string): Promise<Validation> {
+  const started = performance.now();
+  const entry = await findBackup(engine, reference);
+  await ensurePrivateDir(engine.config.stateDir);
+  const scratch = await mkdtemp(join(engine.config.stateDir, 'validate-'));
+  try {
+    const path = join(scratch, 'db.sqlite3');
+    const source = await materialize(engine, entry, path, engine.destinations);
+    const { checks, facts } = await withPrivateDatabase(path, (db) => ({ checks: runChecks(db), facts: readFacts(db) }));
+    const expected = entry.manifest.source.tables;
+    const rowCountMismatches: Validation['rowCountMismatches'] = {};
+    for (const name of new Set([...Object.keys(expected), ...Object.keys(facts.tables)])) {
+      if (expected[name] !== facts.tables[name]) rowCountMismatches[name] = [expected[name] ?? null, facts.tables[name] ?? null];
+    }
+    const schemaMatches = facts.schemaHash === entry.manifest.source.schemaHash;
+    const ok = checksPassed(checks) && schemaMatches && Object.keys(rowCountMismatches).length === 0;
+    await logOperation(engine.logDir, 'backup.log', { operation: 'validate', backupId: entry.manifest.id, outcome: ok ? 'ok' : 'failed', durationMs: performance.now() - started });
+    return { backupId: entry.manifest.id, ok, checks, schemaMatches, rowCountMismatches, source };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,2 @@
+export { LocalStorage, type LocalStorageOptions } from './local.js';
+export { localStorageFactory } from './factory.js';

@@ -1,0 +1,155 @@
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, type PutBody } from '@stowage/storage';
+import { describeStorageAdapter } from '@stowage/storage-testkit';
+import { localStorageFactory } from './factory.js';
+import { LocalStorage } from './local.js';
+
+const makeTempDir = () => mkdtemp(join(tmpdir(), 'stowage-local-'));
+
+describeStorageAdapter({
+  name: 'LocalStorage',
+  async create() {
+    const dir = await makeTempDir();
+    return { adapter: new LocalStorage(join(dir, 'root')), cleanup: () => rm(dir, { recursive: true, force: true }) };
+  },
+});
+
+describe('LocalStorage on disk', () => {
+  let dir: string;
+  let root: string;
+  let storage: LocalStorage;
+
+  beforeEach(async () => {
+    dir = await makeTempDir();
+    root = join(dir, 'missing', 'root');
+    storage = new LocalStorage(root);
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+  const filesBelow = async (folder: string) => (await readdir(folder, { recursive: true })).sort();
+
+  for (const umask of [0o022, 0o077]) {
+    it(`creates folders 0700 and files 0600 under umask ${umask.toString(8).padStart(3, '0')}`, async () => {
+      const previous = process.umask(umask);
+      try {
+        await storage.put('full/2024/backup.sqlite3', bufferBody('data'));
+      } finally {
+        process.umask(previous);
+      }
+      for (const folder of [join(dir, 'missing'), root, join(root, 'full'), join(root, 'full', '2024')]) {
+        expect(await modeOf(folder), folder).toBe(0o700);
+      }
+      expect(await modeOf(join(root, 'full', '2024', 'backup.sqlite3'))).toBe(0o600);
+    });
+  }
+
+  it('leaves no temporary file behind when a put fails its check or is aborted', async () => {
+    await storage.put('a/kept', bufferBody('kept'));
+    const lying: PutBody = { ...bufferBody('actual'), sha256: sha256Hex('declared') };
+    await expect(storage.put('a/new', lying)).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch });
+    await expect(storage.put('a/kept', lying)).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch });
+    const controller = new AbortController();
+    const endless: PutBody = {
+      size: 1,
+      sha256: sha256Hex('x'),
+      open: () =>
+        new Readable({
+          read() {
+            this.push('more');
+            controller.abort();
+          },
+        }),
+    };
+    await expect(storage.put('a/aborted', endless, { signal: controller.signal })).rejects.toMatchObject({
+      code: StorageErrorCode.Aborted,
+    });
+    expect(await filesBelow(root)).toEqual(['a', 'a/kept']);
+  });
+
+  it('keeps stray temporary files out of listings and refuses temporary names as keys', async () => {
+    await storage.put('a/real', bufferBody('x'));
+    await writeFile(join(root, 'a', '.real.stowage-tmp-0123456789ab'), 'partial');
+    const keys: string[] = [];
+    for await (const info of storage.list('')) keys.push(info.key);
+    expect(keys).toEqual(['a/real']);
+    await expect(storage.put('a/.real.stowage-tmp-0123456789ab', bufferBody('x'))).rejects.toMatchObject({
+      code: StorageErrorCode.InvalidKey,
+    });
+  });
+
+  it('makes ifNoneMatch atomic between two adapters over the same folder', async () => {
+    const other = new LocalStorage(root);
+    for (let round = 0; round < 20; round++) {
+      const outcomes = await Promise.allSettled([
+        storage.put(`lock-${round}`, bufferBody('one'), { ifNoneMatch: true }),
+        other.put(`lock-${round}`, bufferBody('two'), { ifNoneMatch: true }),
+      ]);
+      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+      expect(outcomes.find((outcome) => outcome.status === 'rejected')?.reason).toMatchObject({
+        code: StorageErrorCode.AlreadyExists,
+      });
+    }
+    expect(await filesBelow(root)).toHaveLength(20);
+  });
+
+  it('stat reports the SHA-256 of the bytes on disk, not of what was put', async () => {
+    await storage.put('db', bufferBody('original'));
+    await writeFile(join(root, 'db'), 'tampered');
+    expect(await storage.stat('db')).toMatchObject({ size: 8, checksums: { sha256: sha256Hex('tampered') } });
+  });
+
+  it('treats folders as no object, and refuses keys that clash with a folder or an object', async () => {
+    await storage.put('a/b', bufferBody('x'));
+    expect(await storage.stat('a')).toBeUndefined();
+    await expect(storage.get('a')).rejects.toMatchObject({ code: StorageErrorCode.ObjectNotFound });
+    await storage.delete(['a']);
+    await expect(storage.put('a', bufferBody('x'))).rejects.toMatchObject({ code: StorageErrorCode.Unsupported });
+    await expect(storage.put('a/b/c', bufferBody('x'))).rejects.toMatchObject({ code: StorageErrorCode.Unsupported });
+    expect(await filesBelow(root)).toEqual(['a', 'a/b']);
+  });
+
+  it('deletes nothing outside its root', async () => {
+    await mkdir(root, { recursive: true });
+    await writeFile(join(dir, 'outside'), 'precious');
+    await expect(storage.delete(['../../outside'])).rejects.toMatchObject({ code: StorageErrorCode.InvalidKey });
+    expect(await filesBelow(dir)).toContain('outside');
+  });
+
+  it('describes itself as the file: URL of its root', () => {
+    expect(storage.description).toBe(pathToFileURL(root).href);
+    expect(storage.description).toMatch(/^file:\/\/\//);
+  });
+});
+
+describe('localStorageFactory', () => {
+  const registry = new StorageRegistry().register(localStorageFactory);
+  const baseDir = resolve('/srv/stowage');
+
+  it('opens plain paths and file: URLs as LocalStorage', async () => {
+    const relative = await registry.open({ url: './backups' }, { baseDir });
+    expect(relative).toBeInstanceOf(LocalStorage);
+    expect((relative as LocalStorage).root).toBe(join(baseDir, 'backups'));
+    const url = await registry.open({ url: 'file:///var/backups/stowage', options: { fsync: false } }, { baseDir });
+    expect((url as LocalStorage).root).toBe(resolve('/var/backups/stowage'));
+  });
+
+  it('rejects bad options and non-local file: URLs with invalid_config', async () => {
+    await expect(registry.open({ url: './b', options: { fsync: 'yes' } }, { baseDir })).rejects.toMatchObject({
+      code: StorageErrorCode.InvalidConfig,
+      message: expect.stringMatching(/^options\.fsync: /),
+    });
+    await expect(registry.open({ url: './b', options: { fsnyc: false } }, { baseDir })).rejects.toMatchObject({
+      code: StorageErrorCode.InvalidConfig,
+      message: expect.stringContaining('fsnyc'),
+    });
+    await expect(registry.open({ url: 'file://elsewhere/backups' }, { baseDir })).rejects.toMatchObject({
+      code: StorageErrorCode.InvalidConfig,
+    });
+  });
+});

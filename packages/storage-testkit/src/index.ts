@@ -1,0 +1,10 @@
+export { describeStorageAdapter, type AdapterUnderTest, type StorageAdapterSuiteOptions } from './conformance.js';
+export { MemoryStorage } from './memory.js';
+export {
+  withChaos,
+  type ChaosAdapter,
+  type ChaosFault,
+  type ChaosGetFault,
+  type ChaosOperation,
+  type ChaosPlan,
+} from './chaos.js';

@@ -1,0 +1,57 @@
+import { getEventListeners } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { assertBodyMatches, bufferBody, destroyOnAbort, digestStream, sha256Hex } from './body.js';
+import { StorageErrorCode } from './errors.js';
+
+describe('bufferBody and digestStream', () => {
+  it('describe the same bytes every time the body is opened', async () => {
+    const body = bufferBody('hello');
+    expect(body).toMatchObject({ size: 5, sha256: sha256Hex('hello') });
+    await expect(digestStream(body.open())).resolves.toEqual({ size: 5, sha256: body.sha256 });
+    await expect(text(body.open())).resolves.toBe('hello');
+  });
+});
+
+describe('assertBodyMatches', () => {
+  const body = bufferBody('hello');
+
+  it('accepts the bytes the body declared', () => {
+    expect(() => assertBodyMatches('k', body, { size: 5, sha256: sha256Hex('hello') })).not.toThrow();
+  });
+
+  it.each([
+    ['size', { size: 4, sha256: sha256Hex('hello') }],
+    ['SHA-256', { size: 5, sha256: sha256Hex('hellO') }],
+  ])('rejects a different %s with checksum_mismatch', (_, seen) => {
+    expect(() => assertBodyMatches('k', body, seen)).toThrow(
+      expect.objectContaining({ code: StorageErrorCode.ChecksumMismatch, context: { key: 'k', declared: { size: 5, sha256: body.sha256 }, read: seen } }),
+    );
+  });
+});
+
+describe('destroyOnAbort', () => {
+  const aborted = { code: StorageErrorCode.Aborted, context: { key: 'k' } };
+
+  it('destroys the stream with an aborted error when the signal aborts', async () => {
+    const controller = new AbortController();
+    const stream = destroyOnAbort(new PassThrough(), controller.signal, 'k');
+    controller.abort();
+    await expect(text(stream)).rejects.toMatchObject(aborted);
+  });
+
+  it('destroys the stream at once when the signal has already aborted', async () => {
+    const stream = destroyOnAbort(Readable.from(['x']), AbortSignal.abort(), 'k');
+    await expect(text(stream)).rejects.toMatchObject(aborted);
+  });
+
+  it('stops listening once the stream has closed', async () => {
+    const controller = new AbortController();
+    const stream = destroyOnAbort(Readable.from(['done']), controller.signal, 'k');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    await expect(text(stream)).resolves.toBe('done');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+});

@@ -1,0 +1,2 @@
+export { ExampleStorage } from './example.js';
+export { exampleStorageFactory, type ExampleStorageOptions } from './factory.js';
