@@ -62,11 +62,17 @@ describe('the stowage and seed commands, end to end', () => {
     expect(json(check.stdout)).toMatchObject({ ok: true, backupId: fullResult.id });
   });
 
-  it('says what is not available yet and exits 2', () => {
-    const inc = run('db_backup', '--type=incremental');
-    expect(inc.code).toBe(2);
-    expect(inc.stderr).toMatch(/--type incremental is not available yet/);
-    expect(run('db_backup', '--cleanup').code).toBe(2);
+  it('takes seed-style incrementals and restores them with --at', () => {
+    simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 11, operations: 20 });
+    const inc = run('db_backup', '--type=incremental', '--json');
+    expect(inc.code).toBe(0);
+    const result = json(inc.stdout);
+    expect(result).toMatchObject({ ok: true, type: 'incremental' });
+    expect(result.changedPages).toBeGreaterThan(0);
+    const at = run('stowage', 'restore', '--at', new Date(Date.now() + 60_000).toISOString(), '--test-mode', '--json');
+    expect(at.code).toBe(0);
+    expect(json(at.stdout)).toMatchObject({ id: result.id });
+    expect(run('stowage', 'restore', '--at', 'yesterday-ish', '--test-mode').code).toBe(2);
   });
 
   it('exits 2 with path.to.key messages on an invalid config, and 1 with one line on an unknown backup', async () => {

@@ -51,12 +51,13 @@ export function notAvailableYet(what: string): never {
 }
 
 export async function runBackup(engine: Engine, out: Output, options: { type: string; reason?: string }): Promise<ExitCode> {
-  if (options.type === 'incremental') notAvailableYet('--type incremental');
-  if (options.type !== 'full' && options.type !== 'hot') throw new UsageError(`--type must be full, hot or incremental, not '${options.type}'`);
+  if (options.type !== 'full' && options.type !== 'hot' && options.type !== 'incremental') throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
   const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
   const m = result.manifest;
-  out.result({ ok: result.outcome === 'ok', outcome: result.outcome, id: m.id, type: m.type, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
-  out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
+  out.result({ ok: result.outcome === 'ok', outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
+  if (m.fullBecause) out.say(`full backup taken instead of an incremental: ${m.fullBecause}`);
+  if (m.delta) out.say(`${m.id}: ${m.delta.changedPages} of ${m.source.pageCount} pages changed since ${m.parent}, ${formatBytes(result.bytes)} stored`);
+  else out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
   out.say(`  stored and verified at: ${result.committed.join(', ')}`);
   for (const failure of result.failures) out.warn(`${m.id} is missing at ${failure.destination}: ${failure.message}`);
   return result.outcome === 'ok' ? ExitCode.Ok : ExitCode.Failed;
@@ -103,9 +104,12 @@ export async function runValidate(engine: Engine, out: Output, reference: string
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
-export async function runRestore(engine: Engine, out: Output, options: { backup: string; target?: string; testMode?: boolean; from?: string }): Promise<ExitCode> {
-  const r = await restore(engine, options);
-  out.result({ ok: true, id: r.manifest.id, target: r.target, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+export async function runRestore(engine: Engine, out: Output, options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string }): Promise<ExitCode> {
+  const { at, ...rest } = options;
+  if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
+  const r = await restore(engine, { ...rest, ...(at === undefined ? {} : { at: parseTime(at) }) });
+  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   out.say(`restored ${r.manifest.id} to ${r.target}${r.testMode ? ' (test mode: the live database was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   out.say(`  integrity ok, no foreign key violations, SHA-256 matches the backup`);
@@ -117,4 +121,14 @@ export async function runRestoreVerify(engine: Engine, out: Output, options: { t
   out.result(v);
   out.say(`${v.target} (restored from ${v.backupId}): ${v.ok ? 'OK' : 'PROBLEM'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'as in the backup' : 'DIFFERS from the backup'}, ${v.unchangedSinceRestore ? 'unchanged since the restore' : 'changed since the restore'}`);
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** Parses `--at`: an ISO time, or `YYYY-MM-DD[ HH:MM[:SS]]` in local time. */
+export function parseTime(text: string): Date {
+  const local = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text);
+  const time = local
+    ? new Date(Number(local[1]), Number(local[2]) - 1, Number(local[3]), Number(local[4] ?? 23), Number(local[5] ?? 59), Number(local[6] ?? (local[4] ? 0 : 59)))
+    : new Date(text);
+  if (Number.isNaN(time.getTime())) throw new UsageError(`--at: '${text}' is not a time (use e.g. 2024-01-01T14:30:00Z or "2024-01-01 14:30")`);
+  return time;
 }

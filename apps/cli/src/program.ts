@@ -96,11 +96,13 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .option('--target <path>', 'restore here instead (a file or an existing folder)')
     .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
     .option('--from <destination>', 'read from this destination only')
+    .option('--at <time>', 'the newest backup taken at or before this time')
     .option('--verify', 'check the database restored last against its backup')
-    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; verify?: boolean }, command: Command) =>
+    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; verify?: boolean }, command: Command) =>
       run(command, (engine, out) => {
-        if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
-        return runRestore(engine, out, { backup: backupRef ?? 'latest', ...options });
+        const { verify, ...rest } = options;
+        if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+        return runRestore(engine, out, { ...rest, ...(backupRef === undefined && options.at === undefined ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
       }),
     );
 

@@ -2,13 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { bufferBody, isAlreadyExists, sha256Hex } from '@stowage/storage';
+import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, manifestKey, pageHashKey } from './layout.js';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type Replica } from './manifest.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupType, type Manifest, type Replica } from './manifest.js';
+import { changedPages, writeDelta } from './delta.js';
+import { cachePageHashes, downgradeToFull, planBackup } from './plan.js';
+import { createReadStream } from 'node:fs';
 import { PAGE_HASH_ALGORITHM } from './page-hashes.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
@@ -17,8 +20,12 @@ import { takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface BackupOptions {
-  /** `full` (scheduled) or `hot` (before a risky operation). */
-  type: 'full' | 'hot';
+  /**
+   * `full` (daily), `incremental` (hourly: only the pages changed since the newest backup of the
+   * chain; taken as a full when there is no usable parent — the manifest says why), or `hot`
+   * (before a risky operation).
+   */
+  type: BackupType;
   /** Why a hot backup was taken ("before migration 0042"); recorded in the manifest. */
   reason?: string;
 }
@@ -52,12 +59,17 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
   try {
     const result = await takeBackup(engine, options, createdAt, started, (claimed) => (id = claimed));
     await logOperation(engine.logDir, 'backup.log', {
-      operation: `backup-${options.type}`,
+      operation: `backup-${result.manifest.type}`,
       backupId: result.manifest.id,
       outcome: result.outcome,
       durationMs: result.durationMs,
       bytes: result.bytes,
-      detail: `committed=${result.committed.join(',') || '-'}${result.failures.length ? ` failed=${result.failures.map((f) => f.destination).join(',')}` : ''}`,
+      detail: [
+        `committed=${result.committed.join(',') || '-'}`,
+        ...(result.failures.length ? [`failed=${result.failures.map((f) => f.destination).join(',')}`] : []),
+        ...(result.manifest.parent ? [`parent=${result.manifest.parent}`, `pages=${result.manifest.delta?.changedPages}`] : []),
+        ...(result.manifest.fullBecause ? [`full-because="${result.manifest.fullBecause}"`] : []),
+      ].join(' '),
     });
     return result;
   } catch (error) {
@@ -82,24 +94,50 @@ async function takeBackup(
   const { config } = engine;
   await ensurePrivateDir(engine.stagingDir);
   const stem = join(engine.stagingDir, `backup-${randomBytes(6).toString('hex')}`);
-  const stagedDatabase = `${stem}.sqlite3`;
+  const stagedSnapshot = `${stem}.sqlite3`;
+  const stagedDelta = `${stem}.delta`;
   const stagedHashes = `${stem}.pagehash`;
   try {
+    const plan = await planBackup(engine, options.type);
     engine.progress({ phase: 'snapshot', done: 0 });
-    const snapshot = await takeSnapshot(config.source.database, stagedDatabase, { busyTimeoutMs: config.source.busyTimeoutMs });
-    const facts = await withPrivateDatabase(stagedDatabase, readFacts);
+    const snapshot = await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
+    const facts = await withPrivateDatabase(stagedSnapshot, readFacts);
     await writeFile(stagedHashes, snapshot.pageHashes, { mode: 0o600 });
+    if (plan.parent && plan.parent.entry.manifest.source.pageSize !== snapshot.pageSize) {
+      downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine);
+    }
+    const type = plan.type;
+    let databaseStage: { path: string; role: 'database' | 'delta'; size: number; sha256: string };
+    let delta: Manifest['delta'];
+    if (plan.parent) {
+      const base = plan.parent.entry.manifest.source;
+      const pages = changedPages(plan.parent.pageHashes, snapshot.pageHashes);
+      await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: snapshot.sha256 }, pages);
+      const digest = await digestStream(createReadStream(stagedDelta));
+      databaseStage = { path: stagedDelta, role: 'delta', ...digest };
+      delta = { changedPages: pages.length, basePageCount: base.pageCount };
+    } else {
+      databaseStage = { path: stagedSnapshot, role: 'database', size: snapshot.size, sha256: snapshot.sha256 };
+    }
 
     const stage = (id: string): StagedArtifact[] => [
       {
-        path: stagedDatabase,
-        artifact: { role: 'database', key: databaseKey(options.type, id), encoding: [], size: snapshot.size, sha256: snapshot.sha256, decodedSize: snapshot.size, decodedSha256: snapshot.sha256 },
+        path: databaseStage.path,
+        artifact: {
+          role: databaseStage.role,
+          key: databaseKey(type, id),
+          encoding: [],
+          size: databaseStage.size,
+          sha256: databaseStage.sha256,
+          decodedSize: databaseStage.size,
+          decodedSha256: databaseStage.sha256,
+        },
       },
       {
         path: stagedHashes,
         artifact: {
           role: 'page-hashes',
-          key: pageHashKey(options.type, id),
+          key: pageHashKey(type, id),
           encoding: [],
           size: snapshot.pageHashes.length,
           sha256: sha256Hex(snapshot.pageHashes),
@@ -109,13 +147,13 @@ async function takeBackup(
       },
     ];
 
-    const totalBytes = (snapshot.size + snapshot.pageHashes.length) * engine.destinations.length;
+    const totalBytes = (databaseStage.size + snapshot.pageHashes.length) * engine.destinations.length;
     let uploaded = 0;
     const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
 
     for (let sequence = 0; ; sequence++) {
-      const id = backupId(options.type, createdAt, sequence);
-      if (await nameTaken(engine.destinations, options.type, id)) continue;
+      const id = backupId(type, createdAt, sequence);
+      if (await nameTaken(engine.destinations, type, id)) continue;
       onId(id);
       const staged = stage(id);
       const outcomes = await Promise.all(engine.destinations.map((d) => storeReplica(d, staged, onBytes)));
@@ -130,8 +168,11 @@ async function takeBackup(
         format: MANIFEST_FORMAT,
         version: MANIFEST_VERSION,
         id,
-        type: options.type,
-        parent: null,
+        type,
+        seq: plan.seq,
+        parent: plan.parent?.entry.manifest.id ?? null,
+        chainLength: plan.chainLength,
+        ...(plan.fullBecause === undefined ? {} : { fullBecause: plan.fullBecause }),
         createdAt: createdAt.toISOString(),
         ...(options.reason === undefined ? {} : { reason: options.reason }),
         tool: { name: 'stowage', version: TOOL_VERSION },
@@ -149,6 +190,7 @@ async function takeBackup(
           pageHashAlgorithm: PAGE_HASH_ALGORITHM,
           lockMs: Math.round(snapshot.lockMs),
         },
+        ...(delta === undefined ? {} : { delta }),
         artifacts: staged.map((s) => s.artifact),
         replicas: {},
       };
@@ -165,7 +207,7 @@ async function takeBackup(
             return;
           }
           try {
-            await destination.adapter.put(manifestKey(options.type, id), bufferBody(`${JSON.stringify(manifest, null, 2)}\n`));
+            await destination.adapter.put(manifestKey(type, id), bufferBody(`${JSON.stringify(manifest, null, 2)}\n`));
             committed.push(destination.name);
           } catch (error) {
             failures.push({ destination: destination.name, ...describe(error) });
@@ -180,10 +222,11 @@ async function takeBackup(
           { context: { id, failures } },
         );
       }
+      if (type !== 'hot') await cachePageHashes(engine, id, snapshot.pageHashes);
       return { outcome: failures.length ? 'failed' : 'ok', manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
-    await Promise.all([rm(stagedDatabase, { force: true }), rm(stagedHashes, { force: true })]);
+    await Promise.all([stagedSnapshot, stagedDelta, stagedHashes].map((path) => rm(path, { force: true })));
   }
 }
 
@@ -205,7 +248,7 @@ async function storeReplica(destination: Destination, staged: StagedArtifact[], 
   }
 }
 
-async function nameTaken(destinations: readonly Destination[], type: BackupOptions['type'], id: string): Promise<boolean> {
+async function nameTaken(destinations: readonly Destination[], type: BackupType, id: string): Promise<boolean> {
   const found = await Promise.all(
     destinations.flatMap((d) => [manifestKey(type, id), databaseKey(type, id)].map((key) => d.adapter.stat(key).then(Boolean, () => false))),
   );

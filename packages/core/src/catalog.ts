@@ -10,10 +10,11 @@ export interface CatalogEntry {
   destinations: string[];
 }
 
-export async function readObjectText(destination: Destination, key: string): Promise<string> {
+/** A small object's bytes (manifests, page-hash lists). */
+export async function readObjectBytes(destination: Destination, key: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of await destination.adapter.get(key)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** The manifest of `id` at one destination, or undefined when it is not committed there. */
@@ -22,7 +23,7 @@ export async function readManifest(destination: Destination, id: string): Promis
   if (!type) return undefined;
   const key = manifestKey(type, id);
   try {
-    return parseManifest(await readObjectText(destination, key), `${destination.name}:${key}`);
+    return parseManifest((await readObjectBytes(destination, key)).toString('utf8'), `${destination.name}:${key}`);
   } catch (error) {
     if (isObjectNotFound(error)) return undefined;
     throw error;
@@ -59,7 +60,12 @@ export async function listBackups(engine: Engine, destinations: readonly Destina
   );
   const order = new Map(destinations.map((d, i) => [d.name, i]));
   for (const entry of byId.values()) entry.destinations.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-  return [...byId.values()].sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || a.manifest.id.localeCompare(b.manifest.id));
+  return [...byId.values()].sort(byRecency);
+}
+
+/** Oldest first: by sequence number (clock-independent), then time, then id. */
+export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
+  return a.manifest.seq - b.manifest.seq || a.manifest.createdAt.localeCompare(b.manifest.createdAt) || a.manifest.id.localeCompare(b.manifest.id);
 }
 
 /**
@@ -98,4 +104,14 @@ export async function findBackup(engine: Engine, reference: string, destinations
     throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, { context: { id } });
   }
   return entry;
+}
+
+/** The newest backup taken at or before `time` (by its creation time). */
+export async function findBackupAt(engine: Engine, time: Date, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
+  const candidates = (await listBackups(engine, destinations)).filter((e) => Date.parse(e.manifest.createdAt) <= time.getTime());
+  const newest = candidates.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || byRecency(a, b)).at(-1);
+  if (!newest) {
+    throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, { context: { at: time.toISOString() } });
+  }
+  return newest;
 }

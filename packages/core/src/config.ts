@@ -45,6 +45,7 @@ export const configSchema = z
       .strict()
       .default({ full: '30d', incremental: '7d', hot: '3d' })
       .describe('How long backups of each type are kept'),
+    maxChainLength: z.number().int().min(1).default(48).describe('Incrementals after which the next incremental is taken as a full backup'),
     stateDir: z.string().default('.stowage').describe('Local cache and staging folder (never the only copy of anything)'),
     logDir: z.string().optional().describe('Folder of backup.log and restore.log (default: logs/ in the first local destination)'),
   })
@@ -68,6 +69,7 @@ export interface ResolvedConfig {
   source: { database: string; busyTimeoutMs: number };
   destinations: Array<{ name: string; url: string; options?: Record<string, unknown> }>;
   retention: { full: string; incremental: string; hot: string };
+  maxChainLength: number;
   stateDir: string;
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
   logDir?: string;
@@ -88,6 +90,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     source: { database: resolve(baseDir, config.source.database), busyTimeoutMs: config.source.busyTimeoutMs },
     destinations: config.destinations,
     retention: config.retention,
+    maxChainLength: config.maxChainLength,
     stateDir: resolve(baseDir, config.stateDir),
     ...(config.logDir === undefined ? {} : { logDir: resolve(baseDir, config.logDir) }),
   };

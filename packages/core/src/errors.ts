@@ -12,6 +12,7 @@ export const CoreErrorCode = {
   SourceUnreadable: 'stowage.source.unreadable',
   BackupNotFound: 'stowage.backup.not_found',
   BackupCorrupt: 'stowage.backup.corrupt',
+  ChainBroken: 'stowage.backup.chain_broken',
   NotABackup: 'stowage.backup.not_a_backup',
   ReplicationFailed: 'stowage.backup.replication_failed',
   RestoreTargetMissing: 'stowage.restore.target_missing',

@@ -33,6 +33,7 @@ export function idFromReference(reference: string): string | undefined {
 }
 
 export const manifestKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.manifest.json`;
-export const databaseKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.sqlite3`;
+/** The database artifact: a whole image (`.sqlite3`), or a page delta (`.delta`) for incrementals. */
+export const databaseKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.${type === 'incremental' ? 'delta' : 'sqlite3'}`;
 export const pageHashKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.pagehash`;
 export const MANIFEST_SUFFIX = '.manifest.json';

@@ -12,7 +12,7 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
 /** One stored object of a backup, as written at every destination. */
 export const artifactSchema = z.object({
   /** What it holds: the database image, or the page-hash list used by incrementals. */
-  role: z.enum(['database', 'page-hashes']),
+  role: z.enum(['database', 'delta', 'page-hashes']),
   /** Key relative to the destination root, e.g. `full/full_backup_20240101_020000.sqlite3`. */
   key: z.string(),
   /** Encodings applied in order (empty = stored as is). */
@@ -38,7 +38,14 @@ export const manifestSchema = z.object({
   version: z.literal(MANIFEST_VERSION),
   id: z.string().regex(/^(full|inc|hot)_backup_\d{8}_\d{6}(_\d+)?$/),
   type: z.enum(BACKUP_TYPES),
+  /** Orders backups independently of the clock: one more than the highest seen at any destination. */
+  seq: z.number().int().nonnegative(),
+  /** The backup this incremental's delta applies to; null for full and hot backups. */
   parent: z.string().nullable(),
+  /** Incrementals between this backup and its full (0 for full and hot). */
+  chainLength: z.number().int().nonnegative(),
+  /** Why a full backup was taken when an incremental was asked for. */
+  fullBecause: z.string().optional(),
   createdAt: z.iso.datetime(),
   reason: z.string().optional(),
   tool: z.object({ name: z.literal('stowage'), version: z.string() }),
@@ -57,6 +64,8 @@ export const manifestSchema = z.object({
     /** How long writers were held off while the snapshot was taken, in ms. */
     lockMs: z.number().nonnegative(),
   }),
+  /** For incrementals: how many pages the delta carries. */
+  delta: z.object({ changedPages: z.number().int().nonnegative(), basePageCount: z.number().int().nonnegative() }).optional(),
   artifacts: z.array(artifactSchema).min(1),
   replicas: z.record(z.string(), replicaSchema),
 });
@@ -78,8 +87,14 @@ export function parseManifest(text: string, where: string): Manifest {
   return parsed.data;
 }
 
+/** The artifact holding the database: the whole image (full, hot) or the page delta (incremental). */
 export function databaseArtifact(manifest: Manifest): Artifact {
-  const artifact = manifest.artifacts.find((a) => a.role === 'database');
-  if (!artifact) throw new CoreError(CoreErrorCode.NotABackup, `manifest of ${manifest.id} lists no database artifact`, { context: { id: manifest.id } });
+  const role = manifest.type === 'incremental' ? 'delta' : 'database';
+  return artifactOf(manifest, role);
+}
+
+export function artifactOf(manifest: Manifest, role: Artifact['role']): Artifact {
+  const artifact = manifest.artifacts.find((a) => a.role === role);
+  if (!artifact) throw new CoreError(CoreErrorCode.NotABackup, `manifest of ${manifest.id} lists no ${role} artifact`, { context: { id: manifest.id } });
   return artifact;
 }

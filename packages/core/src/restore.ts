@@ -6,18 +6,21 @@ import { Transform } from 'node:stream';
 import Database from 'better-sqlite3';
 import { systemErrorCode } from '@stowage/errors';
 import { DigestStream, digestStream } from '@stowage/storage';
-import { findBackup, type CatalogEntry } from './catalog.js';
-import { selectDestinations, type Destination, type Engine } from './engine.js';
+import { findBackup, findBackupAt } from './catalog.js';
+import { materializeChain, resolveChain } from './chain.js';
+import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
-import { databaseArtifact, type Artifact, type Manifest } from './manifest.js';
+import type { Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
 import { ensurePrivateDir, fsyncDir, localStamp, tempSibling, writePrivateAtomic } from './private-fs.js';
 
 export interface RestoreOptions {
-  /** `latest`, a backup id, or a backup file name/path. */
-  backup: string;
+  /** `latest` (default), a backup id, or a backup file name/path. */
+  backup?: string;
+  /** Instead of `backup`: the newest backup taken at or before this time. */
+  at?: Date;
   /** Where the database goes: a file path or an existing folder (default: the live database). */
   target?: string;
   /** Restore into a scratch folder (default `<stateDir>/test-restore/`); the live database is never touched. */
@@ -32,8 +35,10 @@ export interface RestoreResult {
   testMode: boolean;
   /** Where the previous database was moved, when there was one. */
   movedAside?: string[];
-  /** The destination the bytes came from. */
+  /** The destination(s) the bytes came from. */
   source: string;
+  /** Backups replayed, full first. */
+  chain: string[];
   checks: DatabaseChecks;
   bytes: number;
   durationMs: number;
@@ -61,12 +66,14 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
   let backupId: string | undefined;
   try {
     const destinations = selectDestinations(engine, options.from);
-    const entry = await findBackup(engine, options.backup, destinations);
+    const entry = options.at === undefined ? await findBackup(engine, options.backup ?? 'latest', destinations) : await findBackupAt(engine, options.at, destinations);
     backupId = entry.manifest.id;
     const target = await resolveTarget(engine, options.target, testMode);
     const temp = tempSibling(target, 'restore');
     try {
-      const source = await materialize(engine, entry, temp, destinations);
+      const chain = await resolveChain(engine, entry, destinations);
+      const sources = await materializeChain(engine, chain, temp, destinations);
+      const source = [...new Set(sources)].join(',');
       const checks = await withPrivateDatabase(temp, runChecks);
       if (!checksPassed(checks)) {
         throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`, {
@@ -92,6 +99,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         testMode,
         ...(movedAside.length ? { movedAside } : {}),
         source,
+        chain: chain.map((link) => link.manifest.id),
         checks,
         bytes: entry.manifest.source.size,
         durationMs: performance.now() - started,
@@ -117,58 +125,6 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       detail: (error as Error).message,
     }).catch(() => undefined);
     throw error;
-  }
-}
-
-/**
- * Writes the decoded database of `entry` to `path`, reading each destination in turn until one
- * yields bytes whose size and SHA-256 match the manifest. Returns the destination used.
- */
-export async function materialize(engine: Engine, entry: CatalogEntry, path: string, destinations: readonly Destination[]): Promise<string> {
-  const artifact = databaseArtifact(entry.manifest);
-  const problems: string[] = [];
-  const holders = destinations.filter((d) => entry.destinations.includes(d.name));
-  for (const destination of holders) {
-    try {
-      await download(engine, destination, artifact, path);
-      if (artifact.decodedSha256 !== entry.manifest.source.snapshotSha256) {
-        throw new CoreError(CoreErrorCode.BackupCorrupt, `manifest of ${entry.manifest.id} is inconsistent (artifact and snapshot hashes differ)`);
-      }
-      return destination.name;
-    } catch (error) {
-      if (systemErrorCode(error) === 'ENOSPC') {
-        throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.size} bytes there`, { cause: error });
-      }
-      problems.push(`${destination.name}: ${(error as Error).message}`);
-      if (holders.length > 1) engine.warn(`could not use ${artifact.key} from ${destination.name} (${(error as Error).message}); trying the next destination`);
-      await rm(path, { force: true });
-    }
-  }
-  throw new CoreError(CoreErrorCode.BackupCorrupt, `no good copy of ${artifact.key} (backup ${entry.manifest.id}): ${problems.join('; ') || 'no destination holds it'}`, {
-    context: { backupId: entry.manifest.id, key: artifact.key, problems },
-  });
-}
-
-async function download(engine: Engine, destination: Destination, artifact: Artifact, path: string): Promise<void> {
-  const digest = new DigestStream();
-  let done = 0;
-  const progress = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      engine.progress({ phase: 'download', done: (done += chunk.length), total: artifact.size });
-      callback(null, chunk);
-    },
-  });
-  await pipeline(await destination.adapter.get(artifact.key), digest, progress, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-  if (digest.size !== artifact.size || digest.digest() !== artifact.sha256) {
-    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} is damaged at ${destination.name} (${digest.size} bytes read, SHA-256 ${digest.size === artifact.size ? 'differs' : 'not checked'})`, {
-      context: { destination: destination.name, key: artifact.key },
-    });
-  }
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

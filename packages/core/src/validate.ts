@@ -5,7 +5,7 @@ import type { Engine } from './engine.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { materialize } from './restore.js';
+import { materializeChain, resolveChain } from './chain.js';
 
 export interface Validation {
   backupId: string;
@@ -28,7 +28,8 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
   const scratch = await mkdtemp(join(engine.config.stateDir, 'validate-'));
   try {
     const path = join(scratch, 'db.sqlite3');
-    const source = await materialize(engine, entry, path, engine.destinations);
+    const chain = await resolveChain(engine, entry, engine.destinations);
+    const source = [...new Set(await materializeChain(engine, chain, path, engine.destinations))].join(',');
     const { checks, facts } = await withPrivateDatabase(path, (db) => ({ checks: runChecks(db), facts: readFacts(db) }));
     const expected = entry.manifest.source.tables;
     const rowCountMismatches: Validation['rowCountMismatches'] = {};

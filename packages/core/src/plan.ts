@@ -1,0 +1,74 @@
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { byRecency, listBackups, readObjectBytes, type CatalogEntry } from './catalog.js';
+import type { Engine } from './engine.js';
+import { artifactOf, type BackupType } from './manifest.js';
+import { sha256Hex } from '@stowage/storage';
+import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
+
+/** What a backup run will take: its type, its parent (incrementals) and its place in the order. */
+export interface BackupPlan {
+  type: BackupType;
+  seq: number;
+  chainLength: number;
+  parent?: { entry: CatalogEntry; pageHashes: Buffer };
+  /** Set when an incremental was asked for but a full is taken. */
+  fullBecause?: string;
+}
+
+/**
+ * Decides what to take. An incremental's parent is the newest committed full or incremental; with
+ * none, a chain at `maxChainLength`, or the parent's page hashes unreadable, a full is taken instead
+ * and the plan says why. Everything comes from the destinations; the local cache only saves a download.
+ */
+export async function planBackup(engine: Engine, requested: BackupType): Promise<BackupPlan> {
+  const all = await listBackups(engine);
+  const seq = all.reduce((max, e) => Math.max(max, e.manifest.seq + 1), 0);
+  if (requested !== 'incremental') return { type: requested, seq, chainLength: 0 };
+  const plan: BackupPlan = { type: 'full', seq, chainLength: 0 };
+  const tip = all.filter((e) => e.manifest.type !== 'hot').sort(byRecency).at(-1);
+  if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
+  if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
+    return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
+  }
+  const pageHashes = await loadPageHashes(engine, tip);
+  if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
+  return { type: 'incremental', seq, chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes } };
+}
+
+/** Turns the plan into a full backup, saying why. */
+export function downgradeToFull(plan: BackupPlan, why: string, engine: Engine): BackupPlan {
+  engine.warn(`taking a full backup instead of an incremental: ${why}`);
+  plan.type = 'full';
+  plan.chainLength = 0;
+  delete plan.parent;
+  plan.fullBecause = why;
+  return plan;
+}
+
+const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');
+
+/** The parent's page hashes: from the local cache when it matches the manifest, else from a destination. */
+async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buffer | undefined> {
+  const artifact = artifactOf(entry.manifest, 'page-hashes');
+  const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
+  if (cached && sha256Hex(cached) === artifact.sha256) return cached;
+  for (const destination of engine.destinations.filter((d) => entry.destinations.includes(d.name))) {
+    try {
+      const bytes = await readObjectBytes(destination, artifact.key);
+      if (sha256Hex(bytes) === artifact.sha256) return bytes;
+      engine.warn(`${artifact.key} at ${destination.name} does not match its manifest`);
+    } catch (error) {
+      engine.warn(`cannot read ${artifact.key} at ${destination.name}: ${(error as Error).message}`);
+    }
+  }
+  return undefined;
+}
+
+/** Keeps the newest backup's page hashes locally so the next incremental need not download them. */
+export async function cachePageHashes(engine: Engine, id: string, pageHashes: Buffer): Promise<void> {
+  const dir = cacheDir(engine);
+  await ensurePrivateDir(dir);
+  for (const name of await readdir(dir)) await rm(join(dir, name), { force: true });
+  await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes);
+}
