@@ -75,6 +75,29 @@ describe('the stowage and seed commands, end to end', () => {
     expect(run('stowage', 'restore', '--at', 'yesterday-ish', '--test-mode').code).toBe(2);
   });
 
+  it('guard takes a hot backup, passes the exit code through and prints the restore command on failure', () => {
+    const ok = run('stowage', 'guard', '--reason', 'migration 0042', '--', 'node', '-e', 'process.exit(0)');
+    expect(ok.code).toBe(0);
+    const failed = run('stowage', 'guard', '--json', '--', 'node', '-e', 'process.exit(7)');
+    expect(failed.code).toBe(7);
+    const hot = json(failed.stdout).hotBackup as string;
+    expect(hot).toMatch(/^hot_backup_/);
+    expect(failed.stderr).toContain(`stowage restore ${hot}`);
+    const list = json(run('stowage', 'list', '--type', 'hot', '--json').stdout) as { backups: Array<{ reason?: string }> };
+    expect(list.backups.map((b) => b.reason)).toContain('migration 0042');
+  });
+
+  it('cleans up with db_backup --cleanup and shows a dry run', () => {
+    const dry = run('stowage', 'cleanup', '--dry-run', '--as-of', '2099-01-01', '--json');
+    expect(dry.code).toBe(0);
+    const plan = json(dry.stdout) as { removed: Array<{ what: string }>; kept: unknown[] };
+    expect(plan.removed.length).toBeGreaterThan(0);
+    expect(plan.kept.length).toBeGreaterThan(0);
+    const seed = run('db_backup', '--cleanup');
+    expect(seed.code).toBe(0);
+    expect(seed.stdout).toMatch(/removed 0 item\(s\)/);
+  });
+
   it('exits 2 with path.to.key messages on an invalid config, and 1 with one line on an unknown backup', async () => {
     await writeFile(join(dir, 'bad.json'), JSON.stringify({ source: { database: 5 }, destinations: [] }));
     const bad = run('stowage', 'list', '--config', 'bad.json');

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import {
   backup,
+  cleanup,
   listBackups,
   loadConfig,
   openEngine,
@@ -46,9 +49,6 @@ export async function withEngine(
   }
 }
 
-export function notAvailableYet(what: string): never {
-  throw new UsageError(`${what} is not available yet in this version of Stowage`);
-}
 
 export async function runBackup(engine: Engine, out: Output, options: { type: string; reason?: string }): Promise<ExitCode> {
   if (options.type !== 'full' && options.type !== 'hot' && options.type !== 'incremental') throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
@@ -131,4 +131,36 @@ export function parseTime(text: string): Date {
     : new Date(text);
   if (Number.isNaN(time.getTime())) throw new UsageError(`--at: '${text}' is not a time (use e.g. 2024-01-01T14:30:00Z or "2024-01-01 14:30")`);
   return time;
+}
+
+export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
+  const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
+  out.result({ ok: result.failures.length === 0, ...result });
+  const verb = result.dryRun ? 'would remove' : 'removed';
+  for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
+  out.say(`${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`);
+  for (const failure of result.failures) out.warn(`cleanup of ${failure.destination} failed: ${failure.message}`);
+  return result.failures.length ? ExitCode.Failed : ExitCode.Ok;
+}
+
+/**
+ * `stowage guard -- CMD…`: a hot backup before a risky operation. The command's exit code is passed
+ * through; when it fails, the exact command that restores the hot backup is printed.
+ */
+export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string }): Promise<ExitCode> {
+  const [program, ...args] = commandLine;
+  if (!program) throw new UsageError('give the command to guard after --, e.g. stowage guard -- python manage.py migrate');
+  const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });
+  out.say(`hot backup ${manifest.id} taken; running: ${commandLine.join(' ')}`);
+  const code = await new Promise<number>((resolveExit, reject) => {
+    const child = spawn(program, args, { stdio: 'inherit' });
+    child.once('error', (error) => reject(new UsageError(`cannot run '${program}': ${error.message}`)));
+    child.once('exit', (status, signal) => resolveExit(status ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)));
+  });
+  out.result({ ok: code === 0, hotBackup: manifest.id, exitCode: code });
+  if (code !== 0) {
+    const config = options.config ? ` --config ${options.config}` : '';
+    out.warn(`'${commandLine.join(' ')}' exited ${code}; to go back to the state before it, stop the application and run:\n  stowage restore ${manifest.id}${config}`);
+  }
+  return code as ExitCode;
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, notAvailableYet, runBackup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runBackup, runCleanup, runGuard, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { Output } from './output.js';
@@ -39,7 +39,7 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .description('Backup and disaster recovery for SQLite-backed applications')
     .version(TOOL_VERSION)
     .showHelpAfterError()
-    .enablePositionalOptions(false);
+    .enablePositionalOptions();
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
   const run = (command: Command, fn: Parameters<typeof withEngine>[2]) => withEngine('stowage', globals(command), fn).then(setExit);
 
@@ -108,9 +108,20 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
 
   program
     .command('cleanup')
-    .description('delete backups past their retention (not available yet)')
-    .option('--dry-run', 'show what would be deleted')
-    .action((_options: unknown, command: Command) => run(command, async () => notAvailableYet('cleanup')));
+    .description('delete backups past their retention (keeping every link a kept incremental needs) and leftovers of crashed backups')
+    .option('--dry-run', 'show what would be deleted, delete nothing')
+    .option('--as-of <time>', 'judge ages as of this time instead of now')
+    .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options)));
+
+  program
+    .command('guard')
+    .description('take a hot backup, run a command, pass its exit code through; on failure print the restore command')
+    .option('--reason <text>', 'recorded with the hot backup (default: the command)')
+    .argument('<command...>', 'the command to run, after --')
+    .passThroughOptions()
+    .action((commandLine: string[], options: { reason?: string }, command: Command) =>
+      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config })),
+    );
 
   for (const sub of program.commands) addGlobalOptions(sub);
   return program;

@@ -3,7 +3,7 @@
  * (`--type=full`, `--verify=FILE`, `--file=FILE --test-mode`, …), reading the same config as `stowage`.
  */
 import { Command, Option } from 'commander';
-import { notAvailableYet, runBackup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { runBackup, runCleanup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { addGlobalOptions } from './program.js';
 
@@ -21,7 +21,7 @@ export function dbBackupProgram(setExit: (code: ExitCode) => void): Command {
         await withEngine('db_backup', options, async (engine, out) => {
           if (actions !== 1) throw new UsageError('give exactly one of --type=…, --cleanup, --verify=FILE, --validate-data=FILE');
           if (options.type) return runBackup(engine, out, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
-          if (options.cleanup) notAvailableYet('--cleanup');
+          if (options.cleanup) return runCleanup(engine, out, {});
           if (options.verify) return runVerify(engine, out, { backup: options.verify });
           return runValidate(engine, out, options.validateData!);
         }),

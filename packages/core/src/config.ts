@@ -3,8 +3,16 @@ import { dirname, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
+import { DEFAULT_RETENTION, retentionRuleSchema, type RetentionPolicy } from './retention.js';
 
-const duration = z.string().regex(/^\d+[hdw]$/, 'expected a duration such as 36h, 30d or 4w');
+const retentionSchema = z
+  .object({
+    full: retentionRuleSchema.default(DEFAULT_RETENTION.full),
+    incremental: retentionRuleSchema.default(DEFAULT_RETENTION.incremental),
+    hot: retentionRuleSchema.default(DEFAULT_RETENTION.hot),
+  })
+  .strict();
+
 
 /**
  * `stowage.config.json`. Relative paths are relative to the config file's folder.
@@ -31,20 +39,13 @@ export const configSchema = z
               .describe('Short name of the destination, e.g. local-primary'),
             url: z.string().min(1).describe('A folder path or file:// URL (more schemes with their adapters)'),
             options: z.record(z.string(), z.unknown()).optional().describe("The adapter's own options"),
+            retention: z.object({ full: retentionRuleSchema.optional(), incremental: retentionRuleSchema.optional(), hot: retentionRuleSchema.optional() }).strict().optional().describe('Retention overrides for this destination (an archive bucket may keep fulls for a year)'),
           })
           .strict(),
       )
       .min(1, 'configure at least one destination')
       .describe('Where backups are stored; every backup goes to every destination'),
-    retention: z
-      .object({
-        full: duration.default('30d'),
-        incremental: duration.default('7d'),
-        hot: duration.default('3d'),
-      })
-      .strict()
-      .default({ full: '30d', incremental: '7d', hot: '3d' })
-      .describe('How long backups of each type are kept'),
+    retention: retentionSchema.default(DEFAULT_RETENTION).describe('How long backups of each type are kept: a duration (30d) or { maxAge, keepLast }'),
     maxChainLength: z.number().int().min(1).default(48).describe('Incrementals after which the next incremental is taken as a full backup'),
     stateDir: z.string().default('.stowage').describe('Local cache and staging folder (never the only copy of anything)'),
     logDir: z.string().optional().describe('Folder of backup.log and restore.log (default: logs/ in the first local destination)'),
@@ -67,8 +68,8 @@ export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
   source: { database: string; busyTimeoutMs: number };
-  destinations: Array<{ name: string; url: string; options?: Record<string, unknown> }>;
-  retention: { full: string; incremental: string; hot: string };
+  destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
+  retention: RetentionPolicy;
   maxChainLength: number;
   stateDir: string;
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */

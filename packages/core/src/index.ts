@@ -1,11 +1,13 @@
 export { backup, type BackupOptions, type BackupResult, type DestinationFailure } from './backup.js';
-export { findBackup, listBackups, readManifest, type CatalogEntry } from './catalog.js';
+export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
+export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, type Destination, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
+export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';
 export { restore, verifyRestored, type RestoreOptions, type RestoreResult, type RestoreVerification } from './restore.js';
 export { takeSnapshot, type Snapshot } from './snapshot.js';
 export { validate, type Validation } from './validate.js';
