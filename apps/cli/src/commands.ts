@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import {
   backup,
   cleanup,
+  sync,
   listBackups,
   loadConfig,
   openEngine,
@@ -60,7 +61,7 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
   else out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
   out.say(`  stored and verified at: ${result.committed.join(', ')}`);
   for (const failure of result.failures) out.warn(`${m.id} is missing at ${failure.destination}: ${failure.message}`);
-  return result.outcome === 'ok' ? ExitCode.Ok : ExitCode.Failed;
+  return { ok: ExitCode.Ok, degraded: ExitCode.Degraded, failed: ExitCode.Failed }[result.outcome];
 }
 
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
@@ -85,7 +86,7 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
   return ExitCode.Ok;
 }
 
-export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string }): Promise<ExitCode> {
+export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
   out.result({ ok: results.every((r) => r.ok), backups: results });
@@ -163,4 +164,17 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
     out.warn(`'${commandLine.join(' ')}' exited ${code}; to go back to the state before it, stop the application and run:\n  stowage restore ${manifest.id}${config}`);
   }
   return code as ExitCode;
+}
+
+export async function runSync(engine: Engine, out: Output, options: { dryRun?: boolean; deep?: boolean }): Promise<ExitCode> {
+  const result = await sync(engine, options);
+  const failed = result.actions.filter((a) => a.outcome === 'failed');
+  out.result({ ok: failed.length === 0, ...result });
+  if (result.actions.length === 0) out.say('every destination holds a good copy of every backup');
+  for (const a of result.actions) {
+    const what = a.problem === 'missing' ? 'missing' : `damaged (${a.detail})`;
+    const done = { planned: 'would copy it there', repaired: `copied from ${a.from}`, failed: `FAILED: ${a.message}` }[a.outcome];
+    out.say(`${a.backupId} at ${a.destination}: ${what} — ${done}`);
+  }
+  return failed.length ? ExitCode.Failed : ExitCode.Ok;
 }

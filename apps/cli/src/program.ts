@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runBackup, runCleanup, runGuard, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runBackup, runCleanup, runGuard, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { Output } from './output.js';
@@ -79,7 +79,8 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .description('re-read a backup at its destinations and compare sizes and SHA-256')
     .option('--all', 'verify every backup')
     .option('--destination <name>', 'only this destination')
-    .action((backupRef: string | undefined, options: { all?: boolean; destination?: string }, command: Command) =>
+    .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum')
+    .action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean }, command: Command) =>
       run(command, (engine, out) => runVerify(engine, out, { ...options, ...(backupRef === undefined ? {} : { backup: backupRef }) })),
     );
 
@@ -112,6 +113,13 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .option('--dry-run', 'show what would be deleted, delete nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
     .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options)));
+
+  program
+    .command('sync')
+    .description('copy missing or damaged replicas from a healthy destination, so every destination holds every backup')
+    .option('--dry-run', 'show the plan, copy nothing')
+    .option('--deep', 'check replicas by reading them back')
+    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options)));
 
   program
     .command('guard')

@@ -37,8 +37,11 @@ export interface DestinationFailure {
 }
 
 export interface BackupResult {
-  /** `ok`: committed everywhere; `failed`: missing at some destination (see `failures`). */
-  outcome: 'ok' | 'failed';
+  /**
+   * `ok`: committed at every destination; `degraded`: at `quorum` or more but not all (usable,
+   * repaired by sync); `failed`: at fewer than `quorum` (the committed replicas stay usable).
+   */
+  outcome: 'ok' | 'degraded' | 'failed';
   manifest: Manifest;
   committed: string[];
   failures: DestinationFailure[];
@@ -223,7 +226,10 @@ async function takeBackup(
         );
       }
       if (type !== 'hot') await cachePageHashes(engine, id, snapshot.pageHashes);
-      return { outcome: failures.length ? 'failed' : 'ok', manifest, committed, failures, bytes, durationMs: performance.now() - started };
+      const quorum = requiredReplicas(engine);
+      const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
+      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
+      return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
     await Promise.all([stagedSnapshot, stagedDelta, stagedHashes].map((path) => rm(path, { force: true })));
@@ -231,6 +237,12 @@ async function takeBackup(
 }
 
 type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
+
+/** How many destinations must commit a backup for it to succeed (`quorum`, default all). */
+function requiredReplicas(engine: Engine): number {
+  const { quorum } = engine.config;
+  return quorum === 'all' ? engine.destinations.length : Math.min(quorum, engine.destinations.length);
+}
 
 /** Stores and verifies every artifact at one destination; never throws. */
 async function storeReplica(destination: Destination, staged: StagedArtifact[], onBytes: (n: number) => void): Promise<ReplicaOutcome> {

@@ -68,7 +68,7 @@ export async function materializeChain(engine: Engine, chain: readonly CatalogEn
 }
 
 /** Downloads one artifact to `path`, trying each destination that holds it until the bytes check out. */
-async function fetchArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact, path: string, destinations: readonly Destination[]): Promise<string> {
+export async function fetchArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact, path: string, destinations: readonly Destination[]): Promise<string> {
   const problems: string[] = [];
   const holders = destinations.filter((d) => entry.destinations.includes(d.name));
   for (const destination of holders) {

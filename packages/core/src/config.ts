@@ -46,6 +46,10 @@ export const configSchema = z
       .min(1, 'configure at least one destination')
       .describe('Where backups are stored; every backup goes to every destination'),
     retention: retentionSchema.default(DEFAULT_RETENTION).describe('How long backups of each type are kept: a duration (30d) or { maxAge, keepLast }'),
+    quorum: z
+      .union([z.literal('all'), z.number().int().min(1)])
+      .default('all')
+      .describe('Destinations that must commit a backup for it to succeed; fewer than all but at least this many is degraded (exit 3)'),
     maxChainLength: z.number().int().min(1).default(48).describe('Incrementals after which the next incremental is taken as a full backup'),
     stateDir: z.string().default('.stowage').describe('Local cache and staging folder (never the only copy of anything)'),
     logDir: z.string().optional().describe('Folder of backup.log and restore.log (default: logs/ in the first local destination)'),
@@ -59,6 +63,9 @@ export const configSchema = z
       }
       seen.add(destination.name);
     });
+    if (typeof config.quorum === 'number' && config.quorum > config.destinations.length) {
+      ctx.addIssue({ code: 'custom', path: ['quorum'], message: `quorum ${config.quorum} is more than the ${config.destinations.length} configured destination(s)` });
+    }
   });
 
 export type ConfigFile = z.input<typeof configSchema>;
@@ -70,6 +77,7 @@ export interface ResolvedConfig {
   source: { database: string; busyTimeoutMs: number };
   destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
   retention: RetentionPolicy;
+  quorum: 'all' | number;
   maxChainLength: number;
   stateDir: string;
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
@@ -91,6 +99,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     source: { database: resolve(baseDir, config.source.database), busyTimeoutMs: config.source.busyTimeoutMs },
     destinations: config.destinations,
     retention: config.retention,
+    quorum: config.quorum,
     maxChainLength: config.maxChainLength,
     stateDir: resolve(baseDir, config.stateDir),
     ...(config.logDir === undefined ? {} : { logDir: resolve(baseDir, config.logDir) }),

@@ -3,6 +3,7 @@ import { findBackup, listBackups, type CatalogEntry } from './catalog.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { logOperation } from './oplog.js';
 import { confirmStored } from './replica.js';
+import { manifestKey } from './layout.js';
 
 export interface ArtifactCheck {
   destination: string;
@@ -18,20 +19,24 @@ export interface BackupVerification {
 }
 
 /**
- * Re-reads every artifact of the chosen backups at every destination holding them (or the one
- * named) and compares size and SHA-256 with the manifest.
+ * Checks every artifact of the chosen backups at every destination holding them (or the one
+ * named) against the manifest: size and the SHA-256 the destination reports, or with `deep` (and
+ * wherever the destination reports no checksum) by reading the bytes back and hashing them.
  */
-export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string }): Promise<BackupVerification[]> {
+export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<BackupVerification[]> {
   const started = performance.now();
   const destinations = selectDestinations(engine, options.destination);
   const entries: CatalogEntry[] = options.all ? await listBackups(engine, destinations) : [await findBackup(engine, options.backup ?? 'latest', destinations)];
   const results: BackupVerification[] = [];
   for (const entry of entries) {
     const artifacts: ArtifactCheck[] = [];
+    for (const destination of destinations.filter((d) => !entry.destinations.includes(d.name))) {
+      artifacts.push({ destination: destination.name, key: manifestKey(entry.manifest.type, entry.manifest.id), ok: false, problem: `no committed replica at ${destination.name}; \`stowage sync\` copies it there` });
+    }
     for (const destination of destinations.filter((d) => entry.destinations.includes(d.name))) {
       for (const artifact of entry.manifest.artifacts) {
         try {
-          await confirmStored(destination, artifact, { deep: true });
+          await confirmStored(destination, artifact, { deep: options.deep ?? false });
           artifacts.push({ destination: destination.name, key: artifact.key, ok: true });
         } catch (error) {
           artifacts.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });

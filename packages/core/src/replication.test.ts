@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withChaos } from '@stowage/storage-testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { backup } from './backup.js';
+import { listBackups } from './catalog.js';
+import { openEngine } from './engine.js';
+import { restore } from './restore.js';
+import { sync } from './sync.js';
+import { makeWorkspace, type Workspace } from './test/harness.js';
+import { verify } from './verify.js';
+
+const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+let ws: Workspace;
+afterEach(async () => ws?.dispose());
+
+const destinations = [
+  { name: 'primary', url: 'backups' },
+  { name: 'region-b', url: 'region-b' },
+  { name: 'region-c', url: 'region-c' },
+];
+
+describe('replication to several destinations', () => {
+  it('is degraded (not failed) when a destination is down but the quorum committed, and sync catches it up', async () => {
+    ws = await makeWorkspace({ config: { destinations, quorum: 2 } });
+    const down = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'region-c' ? withChaos(a, { put: { fail: 'always' }, stat: { fail: 'always' } }) : a)] });
+    const result = await backup(down, { type: 'full' });
+    expect(result.outcome).toBe('degraded');
+    expect(result.committed.sort()).toEqual(['primary', 'region-b']);
+    expect(result.failures).toMatchObject([{ destination: 'region-c', code: 'stowage.storage.transient' }]);
+    expect((await listBackups(ws.engine))[0]?.destinations).toEqual(['primary', 'region-b']);
+    expect((await verify(ws.engine, { all: true }))[0]?.artifacts.filter((a) => !a.ok).map((a) => a.destination)).toEqual(['region-c']);
+
+    const plan = await sync(ws.engine, { dryRun: true });
+    expect(plan.actions).toMatchObject([{ destination: 'region-c', problem: 'missing', outcome: 'planned' }]);
+    const repaired = await sync(ws.engine);
+    expect(repaired.actions).toMatchObject([{ destination: 'region-c', outcome: 'repaired', from: 'primary' }]);
+    expect((await verify(ws.engine, { all: true, deep: true }))[0]?.ok).toBe(true);
+    // region-c alone is enough to restore.
+    const restored = await restore(ws.engine, { from: 'region-c', testMode: true });
+    expect(await sha256File(restored.target)).toBe(result.manifest.source.snapshotSha256);
+  });
+
+  it('fails below the quorum and says where', async () => {
+    ws = await makeWorkspace({ config: { destinations } });
+    const down = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'primary' ? a : withChaos(a, { diskFull: true }))] });
+    const result = await backup(down, { type: 'full' });
+    expect(result).toMatchObject({ outcome: 'failed', committed: ['primary'] });
+    expect(result.failures.map((f) => f.destination).sort()).toEqual(['region-b', 'region-c']);
+  });
+
+  it('restores through another destination when a replica is altered, verify names it, and sync repairs it', async () => {
+    ws = await makeWorkspace({ config: { destinations } });
+    const { manifest } = await backup(ws.engine, { type: 'full' });
+    const damaged = join(ws.dir, 'backups', 'full', `${manifest.id}.sqlite3`);
+    const bytes = await readFile(damaged);
+    bytes[4096]! ^= 0x20;
+    await writeFile(damaged, bytes);
+
+    const restored = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    expect(restored.source).toBe('region-b');
+    expect(ws.warnings.join('\n')).toMatch(/could not use full\/\S+ from primary .*trying the next destination/);
+    expect(await sha256File(restored.target)).toBe(manifest.source.snapshotSha256);
+
+    const checked = (await verify(ws.engine, { backup: 'latest' }))[0]!;
+    expect(checked.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 'primary', key: `full/${manifest.id}.sqlite3` }]);
+    const repaired = await sync(ws.engine);
+    expect(repaired.actions).toMatchObject([{ destination: 'primary', problem: 'damaged', outcome: 'repaired' }]);
+    expect(await sha256File(damaged)).toBe(manifest.source.snapshotSha256);
+    expect((await verify(ws.engine, { all: true, deep: true })).every((v) => v.ok)).toBe(true);
+  });
+
+  it('rejects a quorum larger than the destinations', async () => {
+    await expect(makeWorkspace({ config: { destinations, quorum: 4 } })).rejects.toThrow(/quorum: quorum 4 is more than the 3 configured/);
+  });
+});
