@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -46,6 +46,10 @@ export const configSchema = z
       .min(1, 'configure at least one destination')
       .describe('Where backups are stored; every backup goes to every destination'),
     retention: retentionSchema.default(DEFAULT_RETENTION).describe('How long backups of each type are kept: a duration (30d) or { maxAge, keepLast }'),
+    adapters: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Custom storage adapters: local modules (./my-adapter.js) or packages that export an AdapterFactory as default or storageAdapterFactory'),
     quorum: z
       .union([z.literal('all'), z.number().int().min(1)])
       .default('all')
@@ -77,6 +81,8 @@ export interface ResolvedConfig {
   source: { database: string; busyTimeoutMs: number };
   destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
   retention: RetentionPolicy;
+  /** Module specifiers of custom adapters (relative ones already absolute). */
+  adapters: string[];
   quorum: 'all' | number;
   maxChainLength: number;
   stateDir: string;
@@ -99,6 +105,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     source: { database: resolve(baseDir, config.source.database), busyTimeoutMs: config.source.busyTimeoutMs },
     destinations: config.destinations,
     retention: config.retention,
+    adapters: config.adapters.map((spec) => (spec.startsWith('.') || isAbsolute(spec) ? resolve(baseDir, spec) : spec)),
     quorum: config.quorum,
     maxChainLength: config.maxChainLength,
     stateDir: resolve(baseDir, config.stateDir),

@@ -1,6 +1,8 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { composeAdapter, parseDestinationUrl, StorageRegistry, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { createRequire } from 'node:module';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { composeAdapter, parseDestinationUrl, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { s3StorageFactory } from '@stowage/storage-s3';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -43,12 +45,40 @@ export interface Engine {
   close(): Promise<void>;
 }
 
+/** The built-in adapters: `file:` and `s3:`. */
 export function defaultRegistry(): StorageRegistry {
-  return new StorageRegistry().register(localStorageFactory);
+  return new StorageRegistry().register(localStorageFactory).register(s3StorageFactory);
+}
+
+/**
+ * Registers the custom adapters a config names: each module exports an `AdapterFactory` as its
+ * default export or as `storageAdapterFactory` (see templates/storage-adapter).
+ */
+async function registerCustomAdapters(registry: StorageRegistry, config: ResolvedConfig): Promise<void> {
+  for (const [index, spec] of config.adapters.entries()) {
+    let module: Record<string, unknown>;
+    try {
+      const url = isAbsolute(spec) ? pathToFileURL(spec).href : pathToFileURL(createRequire(join(config.baseDir, 'stowage.config.json')).resolve(spec)).href;
+      module = (await import(url)) as Record<string, unknown>;
+    } catch (cause) {
+      throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: cannot load '${spec}': ${(cause as Error).message}`, { context: { spec }, cause });
+    }
+    const factories = [module.default, module.storageAdapterFactory].filter(isAdapterFactory);
+    if (factories.length === 0) {
+      throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: '${spec}' exports no storage adapter factory (export it as default or as storageAdapterFactory)`, { context: { spec } });
+    }
+    for (const factory of factories) registry.register(factory);
+  }
+}
+
+function isAdapterFactory(value: unknown): value is AdapterFactory {
+  const candidate = value as Partial<AdapterFactory> | undefined;
+  return typeof candidate?.scheme === 'string' && typeof candidate.create === 'function' && candidate.optionsSchema !== undefined;
 }
 
 export async function openEngine(config: ResolvedConfig, options: EngineOptions = {}): Promise<Engine> {
   const registry = options.registry ?? defaultRegistry();
+  await registerCustomAdapters(registry, config);
   const destinations: Destination[] = [];
   for (const spec of config.destinations) {
     const raw = await registry.open(spec, { baseDir: config.baseDir });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
@@ -73,5 +74,21 @@ describe('replication to several destinations', () => {
 
   it('rejects a quorum larger than the destinations', async () => {
     await expect(makeWorkspace({ config: { destinations, quorum: 4 } })).rejects.toThrow(/quorum: quorum 4 is more than the 3 configured/);
+  });
+});
+
+describe('custom adapters named in the config', () => {
+  it('are loaded from a module and used like the built-in ones', async () => {
+    const template = fileURLToPath(new URL('../../../templates/storage-adapter/src/index.ts', import.meta.url));
+    ws = await makeWorkspace({ config: { adapters: [template], destinations: [{ name: 'offsite', url: 'example:offsite' }] } });
+    const { manifest } = await backup(ws.engine, { type: 'full' });
+    expect((await verify(ws.engine, { backup: manifest.id, deep: true }))[0]?.ok).toBe(true);
+    const restored = await restore(ws.engine, { testMode: true });
+    expect(await sha256File(restored.target)).toBe(manifest.source.snapshotSha256);
+  });
+
+  it('name the module when it exports no factory', async () => {
+    const notAdapter = fileURLToPath(new URL('./layout.ts', import.meta.url));
+    await expect(makeWorkspace({ config: { adapters: [notAdapter] } })).rejects.toThrow(/adapters\.0: .*exports no storage adapter factory/);
   });
 });

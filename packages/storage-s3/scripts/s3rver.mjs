@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// Starts s3rver (the S3 emulator the tests run against) on 127.0.0.1 and a free port, and prints
+// one line `{"port":N}` on stdout once it listens. Runs until SIGTERM/SIGINT or until its stdin
+// closes, so it never outlives the process that spawned it.
+//
+//   node --openssl-legacy-provider scripts/s3rver.mjs --directory DIR [--port N]
+//
+// s3rver encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ (OpenSSL 3) only
+// offers with --openssl-legacy-provider: without it every paginated listing answers 500.
+//
+// s3rver 3.7 lacks two multipart operations (AbortMultipartUpload answers 405, ListMultipartUploads
+// 501). This launcher adds both over s3rver's own upload folder, signature check included, so that
+// the adapter's clean-up of failed multipart uploads is exercised for real. It also fixes two races
+// of s3rver's file store (below) that made tests flaky.
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import S3rver from 's3rver';
+import authentication from 's3rver/lib/middleware/authentication.js';
+import S3Error from 's3rver/lib/models/error.js';
+
+const { values } = parseArgs({
+  options: { directory: { type: 'string' }, port: { type: 'string', default: '0' } },
+});
+if (!values.directory) {
+  process.stderr.write('usage: s3rver.mjs --directory DIR [--port N]\n');
+  process.exit(2);
+}
+
+const server = new S3rver({ address: '127.0.0.1', port: Number(values.port), directory: values.directory, silent: true });
+const checkSignature = authentication();
+
+// s3rver answers a PUT (and CompleteMultipartUpload) when its hashing stream has finished, which
+// can be before the object file is fully written: a HeadObject right after the PUT may then see a
+// short object. Wait until the file has the size s3rver reported before answering.
+const { store } = server;
+const putObject = store.putObject.bind(store);
+store.putObject = async (object) => {
+  const result = await putObject(object);
+  const path = store.getResourcePath(object.bucket, object.key, 'object');
+  for (let waited = 0; waited < 10_000; waited += 5) {
+    if ((await stat(path)).size >= result.size) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return result;
+};
+// DeleteObjects deletes its keys in parallel, and each deletion then removes its folder if empty:
+// two of them racing for one folder made the request fail with 500. A folder that is already gone,
+// or no longer empty, is fine.
+const deleteObject = store.deleteObject.bind(store);
+store.deleteObject = (bucket, key) =>
+  deleteObject(bucket, key).catch((error) => {
+    if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY') throw error;
+  });
+
+/** The folder where s3rver keeps the multipart uploads of `bucket`, one sub-folder per upload id. */
+const uploadsFolder = (ctx, bucket) => ctx.app.store.getResourcePath(bucket, undefined, 'uploads');
+
+async function abortMultipartUpload(ctx, bucket) {
+  const folder = join(uploadsFolder(ctx, bucket), String(ctx.query.uploadId));
+  if (!(await stat(folder).catch(() => undefined))) {
+    throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: ctx.query.uploadId });
+  }
+  await rm(folder, { recursive: true, force: true });
+  ctx.status = 204;
+}
+
+async function listMultipartUploads(ctx, bucket) {
+  const folder = uploadsFolder(ctx, bucket);
+  const prefix = String(ctx.query.prefix ?? '');
+  const uploads = [];
+  for (const uploadId of await readdir(folder).catch(() => [])) {
+    const key = await readFile(join(folder, uploadId, 'key'), 'utf8').catch(() => undefined);
+    if (key === undefined || !key.startsWith(prefix)) continue;
+    const { birthtime } = await stat(join(folder, uploadId));
+    uploads.push({ Key: key, UploadId: uploadId, Initiated: birthtime.toISOString(), StorageClass: 'STANDARD' });
+  }
+  ctx.body = {
+    ListMultipartUploadsResult: {
+      '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
+      Bucket: bucket,
+      Prefix: prefix,
+      MaxUploads: 1000,
+      IsTruncated: false,
+      Upload: uploads,
+    },
+  };
+}
+
+// Koa composes its middleware when the server starts listening: insert ours just before s3rver's
+// router (the last middleware), after its logging, error handling and XML encoding.
+server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
+  const [, bucket, ...keyParts] = ctx.path.split('/');
+  const key = keyParts.join('/');
+  const abort = ctx.method === 'DELETE' && bucket && key && 'uploadId' in ctx.query;
+  const list = ctx.method === 'GET' && bucket && !key && 'uploads' in ctx.query;
+  if (!abort && !list) return next();
+  ctx.params = { bucket, key: key || undefined };
+  await checkSignature(ctx, async () => {
+    if (!(await ctx.app.store.getBucket(bucket))) {
+      throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
+    }
+    await (abort ? abortMultipartUpload(ctx, bucket) : listMultipartUploads(ctx, bucket));
+  });
+});
+
+const { port } = await server.run();
+process.stdout.write(`${JSON.stringify({ port })}\n`);
+
+let closing = false;
+function shutdown() {
+  if (closing) return;
+  closing = true;
+  server.close().finally(() => process.exit(0));
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.stdin.on('end', shutdown).on('close', shutdown).resume();

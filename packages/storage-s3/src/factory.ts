@@ -1,0 +1,93 @@
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { StorageError, StorageErrorCode, type AdapterFactory } from '@stowage/storage';
+import { s3OptionsSchema, type S3DestinationOptions } from './options.js';
+import { S3Storage } from './s3.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Opens `s3://bucket/prefix` destinations as an `S3Storage`; `options` are validated by
+ * `s3OptionsSchema` (see the package README for the table). With a custom `endpoint` the defaults
+ * are the cautious ones (`checksumMode: 'none'`, `conditionalWrites: false`,
+ * `requestChecksumCalculation: 'WHEN_REQUIRED'`, path-style requests) until a probe shows more.
+ */
+export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
+  scheme: 's3',
+  optionsSchema: s3OptionsSchema,
+  create(url, options) {
+    const { bucket, prefix } = parseS3Url(url);
+    const custom = options.endpoint !== undefined;
+    return new S3Storage({
+      client: createS3Client(options),
+      bucket,
+      prefix,
+      description: `s3://${bucket}/${prefix}${custom ? ` at ${new URL(options.endpoint!).origin}` : options.region ? ` in ${options.region}` : ''}`,
+      checksumMode: options.checksumMode ?? (custom ? 'none' : 'sha256'),
+      conditionalWrites: options.conditionalWrites ?? !custom,
+      storageClass: options.storageClass,
+      sse: options.sse,
+      kmsKeyId: options.kmsKeyId,
+      partSize: options.partSizeMiB * MiB,
+      queueSize: options.queueSize,
+      listApi: options.listApi,
+      listPageSize: options.listPageSize,
+      maxParallelism: options.maxParallelism,
+    });
+  },
+};
+
+/** Bucket and prefix of an `s3://bucket/prefix` URL; refuses credentials, ports, queries and fragments in it. */
+export function parseS3Url(url: URL): { bucket: string; prefix: string } {
+  const refuse = (problem: string) =>
+    new StorageError(StorageErrorCode.InvalidConfig, `invalid S3 destination URL: ${problem}`, {
+      context: { bucket: url.hostname },
+    });
+  if (url.protocol !== 's3:') throw refuse(`the scheme must be s3:, not ${url.protocol}`);
+  // Never echo the URL itself here: it may hold the very credentials being refused.
+  if (url.username !== '' || url.password !== '') {
+    throw refuse('credentials in the URL are not allowed (use accessKeyIdEnv/secretAccessKeyEnv or the SDK default chain)');
+  }
+  if (url.port !== '') throw refuse(`a port belongs in options.endpoint, not in the s3:// URL`);
+  if (url.search !== '' || url.hash !== '') throw refuse('no query or fragment is allowed');
+  const bucket = decodeURIComponent(url.hostname);
+  if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) throw refuse(`'${bucket}' is not a valid bucket name`);
+  const prefix = decodeURIComponent(url.pathname).replace(/^\//, '').replace(/\/$/, '');
+  return { bucket, prefix };
+}
+
+/**
+ * The SDK client for a destination's options: endpoint, path style, region, credentials from the
+ * environment variables the options name (or the SDK default chain), checksum calculation,
+ * attempts and timeouts.
+ * @throws `invalid_config` when a named environment variable is not set.
+ */
+export function createS3Client(options: S3DestinationOptions): S3Client {
+  const custom = options.endpoint !== undefined;
+  const config: S3ClientConfig = {
+    region: options.region ?? (custom ? 'us-east-1' : undefined),
+    endpoint: options.endpoint,
+    forcePathStyle: options.forcePathStyle ?? custom,
+    maxAttempts: options.maxAttempts,
+    requestHandler: { connectionTimeout: options.connectTimeoutMs, socketTimeout: options.idleTimeoutMs },
+    requestChecksumCalculation: options.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : undefined),
+  };
+  if (options.accessKeyIdEnv !== undefined && options.secretAccessKeyEnv !== undefined) {
+    const sessionToken = options.sessionTokenEnv === undefined ? undefined : fromEnv(options.sessionTokenEnv, 'sessionTokenEnv');
+    config.credentials = {
+      accessKeyId: fromEnv(options.accessKeyIdEnv, 'accessKeyIdEnv'),
+      secretAccessKey: fromEnv(options.secretAccessKeyEnv, 'secretAccessKeyEnv'),
+      ...(sessionToken !== undefined && { sessionToken }),
+    };
+  }
+  return new S3Client(config);
+}
+
+function fromEnv(name: string, option: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') {
+    throw new StorageError(StorageErrorCode.InvalidConfig, `environment variable ${name} (named by options.${option}) is not set`, {
+      context: { variable: name, option },
+    });
+  }
+  return value;
+}

@@ -1,0 +1,656 @@
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type HeadObjectCommandOutput,
+  type S3Client,
+  type _Object,
+} from '@aws-sdk/client-s3';
+import {
+  DigestStream,
+  StorageError,
+  StorageErrorCode,
+  abortedError,
+  assertBodyMatches,
+  assertValidKey,
+  assertValidPrefix,
+  destroyOnAbort,
+  isAlreadyExists,
+  isObjectNotFound,
+  objectNotFound,
+  throwIfAborted,
+  type Capabilities,
+  type GetOptions,
+  type ObjectChecksums,
+  type ObjectInfo,
+  type PutBody,
+  type PutOptions,
+  type StorageAdapter,
+} from '@stowage/storage';
+import {
+  Crc64NvmeAccumulator,
+  base64ToHex,
+  checksumsOf,
+  compositeSha256,
+  type ChecksumMode,
+} from './checksums.js';
+import { toStorageError, type S3Operation } from './errors.js';
+
+/*
+ * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
+ * at a time (counting and SHA-256-hashing it) and checks it against its declared size and SHA-256
+ * before anything becomes visible: a body of at most one part is checked before its single
+ * PutObject; a larger one goes up as a multipart upload that is completed only after the check
+ * (and aborted on any failure, so no parts are left behind). Every request body is an in-memory
+ * buffer sent with Content-MD5 (and the configured flexible checksum), which the SDK can retry and
+ * never re-encodes as `aws-chunked`. After the upload a HeadObject confirms the stored size and the
+ * checksum the endpoint reports; a stored object that differs from what was sent is deleted.
+ */
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (except the last) and largest number of parts in a multipart upload. */
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * 1024 * MiB;
+const MAX_PARTS = 10_000;
+/** DeleteObjects takes at most this many keys per request. */
+const DELETE_BATCH = 1000;
+/** Keys starting with this are the probe's temporary objects: reserved, and never listed. */
+export const PROBE_KEY_PREFIX = '.stowage-probe-';
+
+/** S3 storage classes an adapter can write objects with. */
+export const S3_STORAGE_CLASSES = [
+  'STANDARD',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER_IR',
+  'GLACIER',
+  'DEEP_ARCHIVE',
+] as const;
+export type S3StorageClass = (typeof S3_STORAGE_CLASSES)[number];
+
+/** Settings of an `S3Storage` (the factory derives them from a destination's URL and options). */
+export interface S3StorageOptions {
+  /** The SDK client; the adapter owns it and destroys it in `close()`. */
+  client: S3Client;
+  bucket: string;
+  /** The folder in the bucket, without leading or trailing `/` (default: the whole bucket). */
+  prefix?: string;
+  /** For messages (default `s3://<bucket>/<prefix>`); must not contain a secret. */
+  description?: string;
+  /** The checksum sent with each upload and expected back from HeadObject (default `sha256`). */
+  checksumMode?: ChecksumMode;
+  /** The endpoint enforces `If-None-Match: *` on writes (default true, as AWS does). */
+  conditionalWrites?: boolean;
+  /** Storage class of new objects (default: the bucket's, normally STANDARD). */
+  storageClass?: S3StorageClass;
+  /** Server-side encryption of new objects. */
+  sse?: 'AES256' | 'aws:kms';
+  /** The KMS key for `sse: 'aws:kms'` (default: the account's AWS-managed key). */
+  kmsKeyId?: string;
+  /** Bytes per multipart part, at least 5 MiB (default 16 MiB); bodies up to this size go up in one PutObject. */
+  partSize?: number;
+  /** Parts of one upload in flight at once (default 4); memory use is about (queueSize + 1) × partSize per put. */
+  queueSize?: number;
+  /** ListObjectsV2 (default) or the older ListObjects with markers, for endpoints whose V2 paging is broken. */
+  listApi?: 'v2' | 'v1';
+  /** Keys per listing request, 1–1000 (default 1000). */
+  listPageSize?: number;
+  /** The `maxParallelism` capability (default 8). */
+  maxParallelism?: number;
+}
+
+/** What an upload sent, to compare with what the endpoint then reports. */
+interface Sent {
+  etag: string | undefined;
+  /** Base64 checksum S3 should report for the object under the configured mode. */
+  checksum: string | undefined;
+}
+
+/** A storage adapter over an S3 bucket (AWS or an S3-compatible endpoint); keys map to `<prefix>/<key>`. */
+export class S3Storage implements StorageAdapter {
+  /** `s3://<bucket>/<prefix>` (the factory adds the endpoint or region). */
+  readonly description: string;
+  /** Server checksums per `checksumMode`, conditional puts per `conditionalWrites`, range reads. */
+  readonly capabilities: Capabilities;
+  /** The SDK client the adapter sends its requests with. */
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** The folder in the bucket, without leading or trailing `/`; `''` for the whole bucket. */
+  readonly prefix: string;
+  /** The checksum mode this adapter uploads with. */
+  readonly checksumMode: ChecksumMode;
+  readonly #root: string;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+  readonly #listApi: 'v2' | 'v1';
+  readonly #listPageSize: number;
+  readonly #writeParams: {
+    StorageClass?: S3StorageClass;
+    ServerSideEncryption?: 'AES256' | 'aws:kms';
+    SSEKMSKeyId?: string;
+    ContentType: string;
+  };
+  #bucketConfirmed = false;
+
+  constructor(options: S3StorageOptions) {
+    const prefix = options.prefix ?? '';
+    const invalid = (message: string) =>
+      new StorageError(StorageErrorCode.InvalidConfig, message, { context: { bucket: options.bucket, prefix } });
+    if (prefix.startsWith('/') || prefix.endsWith('/')) throw invalid(`invalid S3 prefix '${prefix}': it must not start or end with '/'`);
+    try {
+      assertValidPrefix(prefix);
+    } catch (cause) {
+      throw new StorageError(StorageErrorCode.InvalidConfig, `invalid S3 prefix '${prefix}'`, { context: { prefix }, cause });
+    }
+    const partSize = options.partSize ?? 16 * MiB;
+    if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE) {
+      throw invalid(`partSize must be a whole number of bytes from 5 MiB to 5 GiB, not ${partSize}`);
+    }
+    if (options.kmsKeyId !== undefined && options.sse !== 'aws:kms') throw invalid(`kmsKeyId needs sse: 'aws:kms'`);
+
+    this.client = options.client;
+    this.bucket = options.bucket;
+    this.prefix = prefix;
+    this.#root = prefix === '' ? '' : `${prefix}/`;
+    this.description = options.description ?? `s3://${options.bucket}/${prefix}`;
+    this.checksumMode = options.checksumMode ?? 'sha256';
+    this.#partSize = partSize;
+    this.#queueSize = Math.max(1, options.queueSize ?? 4);
+    this.#listApi = options.listApi ?? 'v2';
+    this.#listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
+    this.#writeParams = {
+      ContentType: 'application/octet-stream',
+      ...(options.storageClass && { StorageClass: options.storageClass }),
+      ...(options.sse && { ServerSideEncryption: options.sse }),
+      ...(options.kmsKeyId && { SSEKMSKeyId: options.kmsKeyId }),
+    };
+    this.capabilities = {
+      serverChecksums: this.checksumMode === 'none' ? [] : [this.checksumMode],
+      conditionalPut: options.conditionalWrites ?? true,
+      rangeReads: true,
+      maxParallelism: Math.max(1, options.maxParallelism ?? 8),
+    };
+  }
+
+  /**
+   * Uploads `body` (one PutObject up to `partSize`, a multipart upload above), then confirms with
+   * HeadObject that the endpoint stored exactly `body.size` bytes and, unless `checksumMode` is
+   * `none`, reports the checksum that was sent. Resolves to the stored object's facts, with only
+   * the checksums the endpoint reported.
+   */
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+    const objectKey = this.#objectKey(key);
+    const op = this.#op('put', key, options.signal);
+    throwIfAborted(options.signal, key);
+    if (options.ifNoneMatch && !this.capabilities.conditionalPut) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `put '${key}' with ifNoneMatch: ${this.description} is configured without conditional writes (conditionalWrites: false)`,
+        { context: { key, bucket: this.bucket } },
+      );
+    }
+    try {
+      const sent =
+        body.size <= this.#partSize
+          ? await this.#putSimple(objectKey, body, op, options.ifNoneMatch === true)
+          : await this.#putMultipart(objectKey, body, op, options.ifNoneMatch === true);
+      return await this.#verifyStored(objectKey, body, sent, op);
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      if (options.signal?.aborted || (error as Error | undefined)?.name === 'AbortError') throw abortedError(key, error);
+      throw error; // the body's own stream failed: its error, as it is
+    }
+  }
+
+  /** Streams the object, or `options.range` of it; rejects with `object_not_found` before any byte. */
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const objectKey = this.#objectKey(key);
+    const op = this.#op('get', key, options.signal);
+    throwIfAborted(options.signal, key);
+    const { offset = 0, length } = options.range ?? {};
+    if (![offset, length ?? 0].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new RangeError(`invalid range { offset: ${offset}, length: ${length} } for '${key}'`);
+    }
+    if (length === 0) {
+      // No HTTP range means zero bytes; only whether the object exists matters.
+      if (!(await this.stat(key, { signal: options.signal }))) throw objectNotFound(key, this.description);
+      return destroyOnAbort(Readable.from([]), options.signal, key);
+    }
+    const range = options.range ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` : undefined;
+    let response;
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), {
+        abortSignal: options.signal,
+      });
+    } catch (error) {
+      // A range starting at or after the end of an existing object (S3 answers 416): no bytes.
+      if (range && httpStatusOf(error) === 416) return destroyOnAbort(Readable.from([]), options.signal, key);
+      throw toStorageError(error, op);
+    }
+    const source = response.Body as Readable;
+    const cutShort = (received: number) =>
+      toStorageError(
+        Object.assign(new Error(`the connection ended after ${received} of ${response.ContentLength} bytes`), { code: 'ECONNRESET' }),
+        op,
+      );
+    const checked = new LengthCheckedStream(response.ContentLength, cutShort);
+    source.on('error', (error) => checked.destroy(toStorageError(error, op)));
+    source.once('close', () => {
+      if (!source.readableEnded && !checked.destroyed) checked.destroy(cutShort(checked.received));
+    });
+    checked.once('close', () => source.destroy());
+    source.pipe(checked);
+    return destroyOnAbort(checked, options.signal, key);
+  }
+
+  /** HeadObject with `ChecksumMode: ENABLED`; `checksums` holds the full-object checksums S3 reports. */
+  async stat(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+    const objectKey = this.#objectKey(key);
+    const op = this.#op('stat', key, options.signal);
+    throwIfAborted(options.signal, key);
+    try {
+      const head = await this.#call(op, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED' }), {
+          abortSignal: options.signal,
+        }),
+      );
+      return infoFromHead(key, head);
+    } catch (error) {
+      if (!isObjectNotFound(error)) throw error;
+      // HeadObject answers a bare 404 for a missing bucket too: tell the two apart once.
+      await this.#assertBucketExists(op);
+      return undefined;
+    }
+  }
+
+  /** Pages through ListObjectsV2 (or ListObjects with `listApi: 'v1'`); objects carry no checksums. */
+  async *list(prefix: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<ObjectInfo> {
+    assertValidPrefix(prefix);
+    const op = this.#op('list', prefix, options.signal);
+    const Prefix = this.#root + prefix;
+    let token: string | undefined;
+    do {
+      throwIfAborted(options.signal, prefix);
+      const page =
+        this.#listApi === 'v2'
+          ? await this.#call(op, () =>
+              this.client.send(
+                new ListObjectsV2Command({ Bucket: this.bucket, Prefix, MaxKeys: this.#listPageSize, ContinuationToken: token }),
+                { abortSignal: options.signal },
+              ),
+            ).then((out) => ({ contents: out.Contents, next: out.NextContinuationToken, truncated: out.IsTruncated }))
+          : await this.#call(op, () =>
+              this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix, MaxKeys: this.#listPageSize, Marker: token }), {
+                abortSignal: options.signal,
+              }),
+            ).then((out) => ({ contents: out.Contents, next: out.NextMarker ?? out.Contents?.at(-1)?.Key, truncated: out.IsTruncated }));
+      for (const object of page.contents ?? []) {
+        const info = this.#infoFromListing(object);
+        if (info) yield info;
+      }
+      if (page.truncated && !page.next) {
+        throw toStorageError(new Error('the endpoint cut the listing short without saying where to go on'), op);
+      }
+      token = page.truncated ? page.next : undefined;
+    } while (token !== undefined);
+  }
+
+  /** DeleteObjects in batches of 1,000; keys that do not exist are fine. */
+  async delete(keys: readonly string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    const objectKeys = [...new Set(keys.map((key) => this.#objectKey(key)))];
+    throwIfAborted(options.signal);
+    for (let start = 0; start < objectKeys.length; start += DELETE_BATCH) {
+      const batch = objectKeys.slice(start, start + DELETE_BATCH);
+      const op = this.#op('delete', batch.length === 1 ? batch[0]!.slice(this.#root.length) : undefined, options.signal);
+      const out = await this.#call(op, () =>
+        this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          { abortSignal: options.signal },
+        ),
+      );
+      const failure = out.Errors?.find((error) => error.Code !== 'NoSuchKey');
+      if (failure) {
+        throw toStorageError(
+          { name: failure.Code, Code: failure.Code, message: failure.Message },
+          { ...op, key: failure.Key?.slice(this.#root.length) },
+        );
+      }
+    }
+  }
+
+  /** Destroys the SDK client (its sockets); the adapter is unusable afterwards. */
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  /** One PutObject of the whole (checked) body. */
+  async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
+    let data: Buffer = Buffer.alloc(0);
+    await readParts(body, op, this.#partSize, async (part) => {
+      data = part;
+    });
+    const sums = await checksumsOf(data, this.checksumMode);
+    const out = await this.#call(op, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: sums.md5,
+          ChecksumSHA256: sums.sha256,
+          ChecksumCRC64NVME: sums.crc64nvme,
+          IfNoneMatch: ifNoneMatch ? '*' : undefined,
+          ...this.#writeParams,
+        }),
+        { abortSignal: op.signal },
+      ),
+    );
+    return { etag: out.ETag, checksum: sums.sha256 ?? sums.crc64nvme };
+  }
+
+  /** A multipart upload, completed only once the whole body has passed its check; aborted on any failure. */
+  async #putMultipart(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
+    // Keep within S3's 10,000 parts: grow the part size (in whole MiB) for very large bodies.
+    const partSize = Math.max(this.#partSize, Math.ceil(body.size / MAX_PARTS / MiB) * MiB);
+    if (ifNoneMatch && (await this.stat(op.key!, { signal: op.signal }))) {
+      throw toStorageError({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } }, op);
+    }
+    const mode = this.checksumMode;
+    const created = await this.#call(op, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...this.#writeParams,
+          ...(mode === 'sha256' && { ChecksumAlgorithm: 'SHA256', ChecksumType: 'COMPOSITE' }),
+          ...(mode === 'crc64nvme' && { ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }),
+        }),
+        { abortSignal: op.signal },
+      ),
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) throw toStorageError(new Error('CreateMultipartUpload returned no upload id'), op);
+
+    const parts: CompletedPart[] = [];
+    const crc = mode === 'crc64nvme' ? new Crc64NvmeAccumulator() : undefined;
+    // Aborts the parts in flight when one fails or the caller aborts.
+    const stopParts = new AbortController();
+    const onAbort = () => stopParts.abort();
+    op.signal?.addEventListener('abort', onAbort, { once: true });
+    const inFlight = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
+
+    const uploadPart = async (data: Buffer, PartNumber: number): Promise<void> => {
+      const sums = await checksumsOf(data, mode);
+      const out = await this.#call(op, () =>
+        this.client.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            PartNumber,
+            Body: data,
+            ContentLength: data.length,
+            ContentMD5: sums.md5,
+            ChecksumSHA256: sums.sha256,
+            ChecksumCRC64NVME: sums.crc64nvme,
+          }),
+          { abortSignal: stopParts.signal },
+        ),
+      );
+      parts[PartNumber - 1] = { PartNumber, ETag: out.ETag, ChecksumSHA256: sums.sha256, ChecksumCRC64NVME: sums.crc64nvme };
+    };
+
+    try {
+      let partNumber = 0;
+      await readParts(
+        body,
+        op,
+        partSize,
+        async (data) => {
+          while (inFlight.size >= this.#queueSize) await Promise.race(inFlight);
+          if (failure) throw failure.error;
+          const task: Promise<void> = uploadPart(data, ++partNumber)
+            .catch((error: unknown) => {
+              failure ??= { error };
+              stopParts.abort();
+            })
+            .finally(() => inFlight.delete(task));
+          inFlight.add(task);
+        },
+        crc,
+      );
+      await Promise.all(inFlight);
+      if (failure) throw failure.error;
+      const fullCrc = await crc?.digestBase64();
+      const done = await this.#call(op, () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            IfNoneMatch: ifNoneMatch ? '*' : undefined,
+            ...(fullCrc !== undefined && { ChecksumCRC64NVME: fullCrc, ChecksumType: 'FULL_OBJECT' }),
+          }),
+          { abortSignal: op.signal },
+        ),
+      );
+      const composite = mode === 'sha256' ? compositeSha256(parts.map((part) => part.ChecksumSHA256 ?? '')) : undefined;
+      return { etag: done.ETag, checksum: composite ?? fullCrc };
+    } catch (error) {
+      stopParts.abort();
+      await Promise.allSettled([...inFlight]);
+      // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
+        .catch(() => undefined);
+      throw error;
+    } finally {
+      op.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Confirms with HeadObject that the object now under `objectKey` is what was sent: its size, and
+   * its checksum under the configured mode. A mismatch deletes the object (`checksum_mismatch`).
+   */
+  async #verifyStored(objectKey: string, body: PutBody, sent: Sent, op: S3Operation): Promise<ObjectInfo> {
+    const key = op.key!;
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await this.#call(op, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED', IfMatch: sent.etag }), {
+          abortSignal: op.signal,
+        }),
+      );
+    } catch (error) {
+      // 412: another writer replaced the object since; ours was stored and then superseded.
+      if (!isAlreadyExists(error)) throw error;
+      return { key, size: body.size, modified: new Date(), etag: sent.etag, checksums: {} };
+    }
+
+    const problems: string[] = [];
+    if (head.ContentLength !== body.size) problems.push(`${head.ContentLength ?? 'an unknown number of'} bytes were stored but ${body.size} were sent`);
+    const reported = this.checksumMode === 'sha256' ? head.ChecksumSHA256 : this.checksumMode === 'crc64nvme' ? head.ChecksumCRC64NVME : undefined;
+    if (this.checksumMode !== 'none' && problems.length === 0 && reported === undefined) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `${this.description} stored '${key}' but reported no ${this.checksumMode} checksum for it: the endpoint does not support S3 ` +
+          `flexible checksums; configure checksumMode 'none' (probeS3Endpoint tells what the endpoint supports)`,
+        { context: { key, bucket: this.bucket, checksumMode: this.checksumMode } },
+      );
+    }
+    if (reported !== undefined && sent.checksum !== undefined && reported !== sent.checksum) {
+      problems.push(`the endpoint reports ${this.checksumMode} ${reported} but ${sent.checksum} was sent`);
+    }
+    if (problems.length > 0) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+      throw new StorageError(
+        StorageErrorCode.ChecksumMismatch,
+        `${this.description} stored different bytes for '${key}' than were sent (${problems.join('; ')}); the object was deleted. ` +
+          `An endpoint that stores aws-chunked framing as data does this: keep requestChecksumCalculation 'WHEN_REQUIRED' for it`,
+        { context: { key, bucket: this.bucket, sentSize: body.size, storedSize: head.ContentLength, contentEncoding: head.ContentEncoding } },
+      );
+    }
+    return infoFromHead(key, head);
+  }
+
+  /** Throws when the bucket does not exist (a HeadBucket 404); remembers a bucket once seen. */
+  async #assertBucketExists(op: S3Operation): Promise<void> {
+    if (this.#bucketConfirmed) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: op.signal });
+    } catch (error) {
+      if (httpStatusOf(error) === 404) throw toStorageError({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, op);
+      if (op.signal?.aborted) throw abortedError(op.key, error);
+      return; // other answers (403 without s3:ListBucket, a network error) say nothing either way: ask again next time
+    }
+    this.#bucketConfirmed = true;
+  }
+
+  /** The S3 key of an adapter key, after checking that the key is valid and not reserved. */
+  #objectKey(key: string): string {
+    assertValidKey(key);
+    if (key.startsWith(PROBE_KEY_PREFIX)) {
+      throw new StorageError(StorageErrorCode.InvalidKey, `invalid storage key '${key}': names starting with ${PROBE_KEY_PREFIX} are reserved`, {
+        context: { key },
+      });
+    }
+    return this.#root + key;
+  }
+
+  /** A listed object as the contract's ObjectInfo, or undefined for keys this adapter cannot address. */
+  #infoFromListing(object: _Object): ObjectInfo | undefined {
+    if (object.Key === undefined || !object.Key.startsWith(this.#root)) return undefined;
+    const key = object.Key.slice(this.#root.length);
+    try {
+      this.#objectKey(key);
+    } catch {
+      return undefined; // a "folder/" marker, an empty segment, a probe object, …
+    }
+    const info: ObjectInfo = { key, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0), checksums: {} };
+    if (object.ETag !== undefined) info.etag = object.ETag;
+    return info;
+  }
+
+  #op(operation: string, key: string | undefined, signal: AbortSignal | undefined): S3Operation {
+    return { operation, key, bucket: this.bucket, where: this.description, signal };
+  }
+
+  /** Runs one SDK call, mapping whatever it throws onto a StorageError. */
+  async #call<T>(op: S3Operation, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw toStorageError(error, op);
+    }
+  }
+}
+
+/**
+ * Reads `body.open()` to the end in parts of `partSize` bytes (the last one shorter; one empty part
+ * for an empty body), handing each to `onPart` before reading on, and checks the bytes against the
+ * body's declared size and SHA-256: a body longer than declared is refused as soon as that shows.
+ */
+async function readParts(
+  body: PutBody,
+  op: S3Operation,
+  partSize: number,
+  onPart: (part: Buffer) => Promise<void>,
+  crc?: Crc64NvmeAccumulator,
+): Promise<void> {
+  const key = op.key!;
+  const meter = new DigestStream();
+  await pipeline(
+    body.open(),
+    meter,
+    async (chunks: AsyncIterable<Buffer>) => {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let handed = 0;
+      for await (const chunk of chunks) {
+        if (meter.size > body.size) {
+          throw new StorageError(
+            StorageErrorCode.ChecksumMismatch,
+            `the body for '${key}' was declared as ${body.size} bytes but more were read`,
+            { context: { key, declared: { size: body.size, sha256: body.sha256 } } },
+          );
+        }
+        crc?.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        while (pendingBytes >= partSize) {
+          const joined = Buffer.concat(pending, pendingBytes);
+          await onPart(joined.subarray(0, partSize));
+          handed++;
+          pending = [joined.subarray(partSize)];
+          pendingBytes -= partSize;
+        }
+      }
+      if (pendingBytes > 0 || handed === 0) await onPart(Buffer.concat(pending, pendingBytes));
+    },
+    { signal: op.signal },
+  );
+  assertBodyMatches(key, body, { size: meter.size, sha256: meter.digest() });
+}
+
+/** The contract's ObjectInfo from a HeadObject answer. */
+function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
+  const checksums: ObjectChecksums = {};
+  // A composite checksum (`…-<parts>`, multipart uploads) is not the SHA-256 of the object.
+  if (head.ChecksumSHA256 && head.ChecksumType !== 'COMPOSITE' && !head.ChecksumSHA256.includes('-')) {
+    checksums.sha256 = base64ToHex(head.ChecksumSHA256);
+  }
+  if (head.ChecksumCRC64NVME) checksums.crc64nvme = head.ChecksumCRC64NVME;
+  const info: ObjectInfo = { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), checksums };
+  if (head.ETag !== undefined) info.etag = head.ETag;
+  return info;
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  const status = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Passes a response body through, failing it when it ends short of the length the response announced. */
+class LengthCheckedStream extends Transform {
+  readonly #expected: number | undefined;
+  readonly #shortError: (received: number) => Error;
+  #received = 0;
+
+  constructor(expected: number | undefined, shortError: (received: number) => Error) {
+    super();
+    this.#expected = expected;
+    this.#shortError = shortError;
+  }
+
+  /** Bytes passed through so far. */
+  get received(): number {
+    return this.#received;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#received += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.#expected !== undefined && this.#received !== this.#expected ? this.#shortError(this.#received) : null);
+  }
+}
+
