@@ -6,7 +6,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dbBackupProgram, dbRestoreProgram, runProgram, stowageProgram } from '@stowage/cli';
+import { dbBackupProgram, dbRestoreProgram, runProgram, stowageProgram } from '../apps/cli/src/index.js';
 import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
 
 const dir = await mkdtemp(join(tmpdir(), 'stowage-demo-'));
