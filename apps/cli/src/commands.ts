@@ -105,15 +105,25 @@ export async function runValidate(engine: Engine, out: Output, reference: string
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
-export async function runRestore(engine: Engine, out: Output, options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string }): Promise<ExitCode> {
-  const { at, ...rest } = options;
+export async function runRestore(
+  engine: Engine,
+  out: Output,
+  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string },
+): Promise<ExitCode> {
+  const { at, only, ...rest } = options;
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
-  const r = await restore(engine, { ...rest, ...(at === undefined ? {} : { at: parseTime(at) }) });
-  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  const r = await restore(engine, {
+    ...rest,
+    ...(at === undefined ? {} : { at: parseTime(at) }),
+    ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
+  });
+  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
-  out.say(`restored ${r.manifest.id} to ${r.target}${r.testMode ? ' (test mode: the live database was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
+  const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`].filter(Boolean).join(' and ');
+  out.say(`restored ${r.manifest.id}: ${where}${r.testMode ? ' (test mode: the live data was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
-  out.say(`  integrity ok, no foreign key violations, SHA-256 matches the backup`);
+  if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
+  if (r.checks) out.say('  integrity ok, no foreign key violations, SHA-256 matches the backup');
   return ExitCode.Ok;
 }
 

@@ -98,8 +98,9 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
     .option('--from <destination>', 'read from this destination only')
     .option('--at <time>', 'the newest backup taken at or before this time')
+    .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
     .option('--verify', 'check the database restored last against its backup')
-    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; verify?: boolean }, command: Command) =>
+    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean }, command: Command) =>
       run(command, (engine, out) => {
         const { verify, ...rest } = options;
         if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });

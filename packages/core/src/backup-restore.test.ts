@@ -93,8 +93,8 @@ describe('restore', () => {
     simulateWarehouseActivity(ws.database, { seed: 3 });
     const liveBefore = await sha256File(ws.database);
     const result = await restore(ws.engine, { backup: 'latest', testMode: true });
-    expect(result.target).toBe(join(ws.config.stateDir, 'test-restore', 'db.sqlite3'));
-    expect(await sha256File(result.target)).toBe(manifest.source.snapshotSha256);
+    expect(result.target!).toBe(join(ws.config.stateDir, 'test-restore', 'db.sqlite3'));
+    expect(await sha256File(result.target!)).toBe(manifest.source.snapshotSha256);
     expect(await sha256File(ws.database)).toBe(liveBefore);
     expect(await verifyRestored(ws.engine, { testMode: true })).toMatchObject({ ok: true, unchangedSinceRestore: true, backupId: manifest.id });
   });

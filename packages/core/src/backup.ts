@@ -7,11 +7,12 @@ import { isStowageError } from '@stowage/errors';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
-import { backupId, databaseKey, manifestKey, pageHashKey } from './layout.js';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, type BackupType, type Manifest, type Replica } from './manifest.js';
+import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { changedPages, writeDelta } from './delta.js';
-import { cachePageHashes, downgradeToFull, planBackup } from './plan.js';
-import { createReadStream } from 'node:fs';
+import { cachePageHashes, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { PAGE_HASH_ALGORITHM } from './page-hashes.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
@@ -110,47 +111,27 @@ async function takeBackup(
       downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine);
     }
     const type = plan.type;
-    let databaseStage: { path: string; role: 'database' | 'delta'; size: number; sha256: string };
+    const stagedFiles: StagedFile[] = [];
     let delta: Manifest['delta'];
     if (plan.parent) {
       const base = plan.parent.entry.manifest.source;
       const pages = changedPages(plan.parent.pageHashes, snapshot.pageHashes);
       await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: snapshot.sha256 }, pages);
-      const digest = await digestStream(createReadStream(stagedDelta));
-      databaseStage = { path: stagedDelta, role: 'delta', ...digest };
+      stagedFiles.push(await stagedFile('delta', stagedDelta));
       delta = { changedPages: pages.length, basePageCount: base.pageCount };
     } else {
-      databaseStage = { path: stagedSnapshot, role: 'database', size: snapshot.size, sha256: snapshot.sha256 };
+      stagedFiles.push({ role: 'database', path: stagedSnapshot, size: snapshot.size, sha256: snapshot.sha256 });
     }
+    stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: snapshot.pageHashes.length, sha256: sha256Hex(snapshot.pageHashes) });
+    const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
 
-    const stage = (id: string): StagedArtifact[] => [
-      {
-        path: databaseStage.path,
-        artifact: {
-          role: databaseStage.role,
-          key: databaseKey(type, id),
-          encoding: [],
-          size: databaseStage.size,
-          sha256: databaseStage.sha256,
-          decodedSize: databaseStage.size,
-          decodedSha256: databaseStage.sha256,
-        },
-      },
-      {
-        path: stagedHashes,
-        artifact: {
-          role: 'page-hashes',
-          key: pageHashKey(type, id),
-          encoding: [],
-          size: snapshot.pageHashes.length,
-          sha256: sha256Hex(snapshot.pageHashes),
-          decodedSize: snapshot.pageHashes.length,
-          decodedSha256: sha256Hex(snapshot.pageHashes),
-        },
-      },
-    ];
+    const stage = (id: string): StagedArtifact[] =>
+      stagedFiles.map((file) => ({
+        path: file.path,
+        artifact: { role: file.role, key: artifactKey(file.role, type, id), encoding: [], size: file.size, sha256: file.sha256, decodedSize: file.size, decodedSha256: file.sha256 },
+      }));
 
-    const totalBytes = (databaseStage.size + snapshot.pageHashes.length) * engine.destinations.length;
+    const totalBytes = stagedFiles.reduce((sum, file) => sum + file.size, 0) * engine.destinations.length;
     let uploaded = 0;
     const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
 
@@ -194,6 +175,7 @@ async function takeBackup(
           lockMs: Math.round(snapshot.lockMs),
         },
         ...(delta === undefined ? {} : { delta }),
+        ...(files ? { files } : {}),
         artifacts: staged.map((s) => s.artifact),
         replicas: {},
       };
@@ -232,8 +214,56 @@ async function takeBackup(
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
-    await Promise.all([stagedSnapshot, stagedDelta, stagedHashes].map((path) => rm(path, { force: true })));
+    await Promise.all([stagedSnapshot, stagedDelta, stagedHashes, `${stem}.files.tar`, `${stem}.files-index.json`].map((path) => rm(path, { force: true })));
   }
+}
+
+/** A file in the staging folder that becomes one artifact. */
+interface StagedFile {
+  role: Artifact['role'];
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+async function stagedFile(role: Artifact['role'], path: string): Promise<StagedFile> {
+  return { role, path, ...(await digestStream(createReadStream(path))) };
+}
+
+function artifactKey(role: Artifact['role'], type: BackupType, id: string): string {
+  switch (role) {
+    case 'database':
+    case 'delta':
+      return databaseKey(type, id);
+    case 'page-hashes':
+      return pageHashKey(type, id);
+    case 'files':
+      return filesKey(type, id);
+    case 'files-index':
+      return filesIndexKey(type, id);
+  }
+}
+
+/**
+ * Archives the configured file sets into the staging folder: everything for a full or hot
+ * backup, only what changed since the parent's file sets for an incremental.
+ */
+async function archiveFileSets(engine: Engine, config: FileSetsConfig, plan: BackupPlan, stem: string, staged: StagedFile[]): Promise<NonNullable<Manifest['files']>> {
+  const parent = plan.parent ? await loadFileSetIndex(engine, plan.parent.entry) : undefined;
+  engine.progress({ phase: 'files', done: 0 });
+  const scan = await scanFileSets(config, { baseDir: engine.config.baseDir, ...(parent ? { parent } : {}) });
+  const result = await writeFileSetArchive(scan, createWriteStream(`${stem}.files.tar`, { flags: 'wx', mode: 0o600 }));
+  await writeFile(`${stem}.files-index.json`, result.indexBytes, { mode: 0o600 });
+  staged.push(await stagedFile('files', `${stem}.files.tar`), { role: 'files-index', path: `${stem}.files-index.json`, size: result.indexBytes.length, sha256: result.indexSha256 });
+  const warnings = result.warnings.map((w) => `${w.code}: ${w.message}`);
+  for (const warning of warnings) engine.warn(`file sets: ${warning}`);
+  return {
+    incremental: parent !== undefined,
+    indexSha256: result.indexSha256,
+    sets: Object.fromEntries(Object.entries(result.index.sets).map(([name, set]) => [name, summarizeSet(set)])),
+    diff: result.diff,
+    warnings,
+  };
 }
 
 type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
+import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { DEFAULT_RETENTION, retentionRuleSchema, type RetentionPolicy } from './retention.js';
@@ -27,6 +28,8 @@ export const configSchema = z
         database: z.string().min(1).describe('Path of the live SQLite database'),
         /** How long a backup waits for a writer's lock before it gives up (ms). */
         busyTimeoutMs: z.number().int().min(0).default(10_000).describe('How long to wait for a writer lock, in ms'),
+        /** Named file sets backed up with the database: media folder, config files, logs. */
+        files: fileSetsConfigSchema.optional().describe('Named file sets (media, config, logs) backed up with the database'),
       })
       .strict(),
     destinations: z
@@ -78,7 +81,7 @@ export type ConfigFile = z.input<typeof configSchema>;
 export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
-  source: { database: string; busyTimeoutMs: number };
+  source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
   destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
   retention: RetentionPolicy;
   /** Module specifiers of custom adapters (relative ones already absolute). */
@@ -102,7 +105,11 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
   return {
     configPath: resolve(configPath),
     baseDir,
-    source: { database: resolve(baseDir, config.source.database), busyTimeoutMs: config.source.busyTimeoutMs },
+    source: {
+      database: resolve(baseDir, config.source.database),
+      busyTimeoutMs: config.source.busyTimeoutMs,
+      ...(config.source.files === undefined ? {} : { files: config.source.files }),
+    },
     destinations: config.destinations,
     retention: config.retention,
     adapters: config.adapters.map((spec) => (spec.startsWith('.') || isAbsolute(spec) ? resolve(baseDir, spec) : spec)),

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { composeAdapter, parseDestinationUrl, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { ossStorageFactory } from '@stowage/storage-oss';
 import { s3StorageFactory } from '@stowage/storage-s3';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
@@ -45,9 +46,9 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** The built-in adapters: `file:` and `s3:`. */
+/** The built-in adapters: `file:`, `s3:` and `oss:`. */
 export function defaultRegistry(): StorageRegistry {
-  return new StorageRegistry().register(localStorageFactory).register(s3StorageFactory);
+  return new StorageRegistry().register(localStorageFactory).register(s3StorageFactory).register(ossStorageFactory);
 }
 
 /**

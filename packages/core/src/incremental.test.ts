@@ -81,7 +81,7 @@ describe('page-delta incrementals', () => {
     expect(inc.manifest.chainLength).toBe(2);
     await rm(ws.config.stateDir, { recursive: true, force: true });
     const restored = await restore(ws.engine, { backup: 'latest', target: join(ws.dir, 'r.sqlite3') });
-    expect(await sha256File(restored.target)).toBe(inc.manifest.source.snapshotSha256);
+    expect(await sha256File(restored.target!)).toBe(inc.manifest.source.snapshotSha256);
   });
 
   it('work under a live writer in WAL mode', async () => {
@@ -93,7 +93,7 @@ describe('page-delta incrementals', () => {
       const inc = await backup(ws.engine, { type: 'incremental' });
       expect(inc.manifest.type).toBe('incremental');
       const restored = await restore(ws.engine, { backup: inc.manifest.id, target: join(ws.dir, 'r.sqlite3') });
-      expect(checkWriterInvariants(restored.target)).toMatchObject({ ok: true });
+      expect(checkWriterInvariants(restored.target!)).toMatchObject({ ok: true });
     } finally {
       expect((await writer.stop()).errors).toBe(0);
     }
@@ -156,7 +156,7 @@ describe('page-delta incrementals', () => {
     simulateWarehouseActivity(ws.database, { seed: 77, operations: 20 });
     const inc = await backup(ws.engine, { type: 'incremental' });
     const restored = await restore(ws.engine, { backup: inc.manifest.id, target: join(ws.dir, 'r.sqlite3') });
-    expect(await sha256File(restored.target)).toBe(await sha256File(ws.database));
-    expect((await stat(restored.target)).size).toBe(inc.manifest.source.size);
+    expect(await sha256File(restored.target!)).toBe(await sha256File(ws.database));
+    expect((await stat(restored.target!)).size).toBe(inc.manifest.source.size);
   });
 });

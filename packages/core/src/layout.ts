@@ -36,4 +36,6 @@ export const manifestKey = (type: BackupType, id: string) => `${FOLDERS[type]}/$
 /** The database artifact: a whole image (`.sqlite3`), or a page delta (`.delta`) for incrementals. */
 export const databaseKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.${type === 'incremental' ? 'delta' : 'sqlite3'}`;
 export const pageHashKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.pagehash`;
+export const filesKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.files.tar`;
+export const filesIndexKey = (type: BackupType, id: string) => `${FOLDERS[type]}/${id}.files-index.json`;
 export const MANIFEST_SUFFIX = '.manifest.json';

@@ -12,7 +12,7 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
 /** One stored object of a backup, as written at every destination. */
 export const artifactSchema = z.object({
   /** What it holds: the database image, or the page-hash list used by incrementals. */
-  role: z.enum(['database', 'delta', 'page-hashes']),
+  role: z.enum(['database', 'delta', 'page-hashes', 'files', 'files-index']),
   /** Key relative to the destination root, e.g. `full/full_backup_20240101_020000.sqlite3`. */
   key: z.string(),
   /** Encodings applied in order (empty = stored as is). */
@@ -66,6 +66,18 @@ export const manifestSchema = z.object({
   }),
   /** For incrementals: how many pages the delta carries. */
   delta: z.object({ changedPages: z.number().int().nonnegative(), basePageCount: z.number().int().nonnegative() }).optional(),
+  /** File sets archived with the database (media, config, logs), when configured. */
+  files: z
+    .object({
+      /** True when the archive holds only what changed since the parent's file sets. */
+      incremental: z.boolean(),
+      indexSha256: sha256,
+      sets: z.record(z.string(), z.object({ files: z.number(), dirs: z.number(), symlinks: z.number(), bytes: z.number() })),
+      diff: z.object({ added: z.number(), changed: z.number(), deleted: z.number() }),
+      /** Files that vanished or kept changing while read, and similar problems (never fatal). */
+      warnings: z.array(z.string()),
+    })
+    .optional(),
   artifacts: z.array(artifactSchema).min(1),
   replicas: z.record(z.string(), replicaSchema),
 });

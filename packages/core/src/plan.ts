@@ -2,7 +2,8 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { byRecency, listBackups, readObjectBytes, type CatalogEntry } from './catalog.js';
 import type { Engine } from './engine.js';
-import { artifactOf, type BackupType } from './manifest.js';
+import { artifactOf, type Artifact, type BackupType } from './manifest.js';
+import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
 import { sha256Hex } from '@stowage/storage';
 import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
 
@@ -53,6 +54,21 @@ async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buff
   const artifact = artifactOf(entry.manifest, 'page-hashes');
   const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
   if (cached && sha256Hex(cached) === artifact.sha256) return cached;
+  return readSmallArtifact(engine, entry, artifact);
+}
+
+/**
+ * The file-set index of a backup, for the next incremental to diff against; undefined when the
+ * backup has no file sets or its index cannot be read (the incremental then archives everything).
+ */
+export async function loadFileSetIndex(engine: Engine, entry: CatalogEntry): Promise<FileSetIndex | undefined> {
+  const artifact = entry.manifest.artifacts.find((a) => a.role === 'files-index');
+  const bytes = artifact && (await readSmallArtifact(engine, entry, artifact));
+  return bytes && parseFileSetIndex(bytes);
+}
+
+/** A small artifact's bytes from the first destination whose copy matches the manifest. */
+async function readSmallArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact): Promise<Buffer | undefined> {
   for (const destination of engine.destinations.filter((d) => entry.destinations.includes(d.name))) {
     try {
       const bytes = await readObjectBytes(destination, artifact.key);

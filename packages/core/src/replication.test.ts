@@ -40,7 +40,7 @@ describe('replication to several destinations', () => {
     expect((await verify(ws.engine, { all: true, deep: true }))[0]?.ok).toBe(true);
     // region-c alone is enough to restore.
     const restored = await restore(ws.engine, { from: 'region-c', testMode: true });
-    expect(await sha256File(restored.target)).toBe(result.manifest.source.snapshotSha256);
+    expect(await sha256File(restored.target!)).toBe(result.manifest.source.snapshotSha256);
   });
 
   it('fails below the quorum and says where', async () => {
@@ -62,7 +62,7 @@ describe('replication to several destinations', () => {
     const restored = await restore(ws.engine, { backup: manifest.id, testMode: true });
     expect(restored.source).toBe('region-b');
     expect(ws.warnings.join('\n')).toMatch(/could not use full\/\S+ from primary .*trying the next destination/);
-    expect(await sha256File(restored.target)).toBe(manifest.source.snapshotSha256);
+    expect(await sha256File(restored.target!)).toBe(manifest.source.snapshotSha256);
 
     const checked = (await verify(ws.engine, { backup: 'latest' }))[0]!;
     expect(checked.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 'primary', key: `full/${manifest.id}.sqlite3` }]);
@@ -84,7 +84,7 @@ describe('custom adapters named in the config', () => {
     const { manifest } = await backup(ws.engine, { type: 'full' });
     expect((await verify(ws.engine, { backup: manifest.id, deep: true }))[0]?.ok).toBe(true);
     const restored = await restore(ws.engine, { testMode: true });
-    expect(await sha256File(restored.target)).toBe(manifest.source.snapshotSha256);
+    expect(await sha256File(restored.target!)).toBe(manifest.source.snapshotSha256);
   });
 
   it('name the module when it exports no factory', async () => {

@@ -8,6 +8,7 @@ import { systemErrorCode } from '@stowage/errors';
 import { DigestStream, digestStream } from '@stowage/storage';
 import { findBackup, findBackupAt } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
+import { restoreFilesOfChain } from './restore-files.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
@@ -27,11 +28,16 @@ export interface RestoreOptions {
   testMode?: boolean;
   /** Read from this destination only (default: in config order, falling back on any error). */
   from?: string;
+  /** Restore only these: `database` and/or file-set names (default: everything the backup holds). */
+  only?: readonly string[];
 }
 
 export interface RestoreResult {
   manifest: Manifest;
-  target: string;
+  /** Where the database went (undefined when `only` left it out). */
+  target?: string;
+  /** Where the file sets went and what was replaced, when any were restored. */
+  files?: { targetDir: string; sets: string[]; movedAside?: string };
   testMode: boolean;
   /** Where the previous database was moved, when there was one. */
   movedAside?: string[];
@@ -39,7 +45,7 @@ export interface RestoreResult {
   source: string;
   /** Backups replayed, full first. */
   chain: string[];
-  checks: DatabaseChecks;
+  checks?: DatabaseChecks;
   bytes: number;
   durationMs: number;
 }
@@ -68,39 +74,61 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
     const destinations = selectDestinations(engine, options.from);
     const entry = options.at === undefined ? await findBackup(engine, options.backup ?? 'latest', destinations) : await findBackupAt(engine, options.at, destinations);
     backupId = entry.manifest.id;
-    const target = await resolveTarget(engine, options.target, testMode);
-    const temp = tempSibling(target, 'restore');
+    const wantDatabase = options.only === undefined || options.only.includes('database');
+    const sets = options.only?.filter((name) => name !== 'database');
+    const wantFiles = entry.manifest.files !== undefined && (sets === undefined || sets.length > 0);
+    if (sets?.length && !entry.manifest.files) {
+      throw new CoreError(CoreErrorCode.RestoreTargetMissing, `backup ${backupId} holds no file sets (only the database)`);
+    }
+    const target = wantDatabase ? await resolveTarget(engine, options.target, testMode) : undefined;
+    const temp = target && tempSibling(target, 'restore');
     try {
       const chain = await resolveChain(engine, entry, destinations);
-      const sources = await materializeChain(engine, chain, temp, destinations);
-      const source = [...new Set(sources)].join(',');
-      const checks = await withPrivateDatabase(temp, runChecks);
-      if (!checksPassed(checks)) {
-        throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`, {
-          context: { backupId, checks },
-        });
+      let checks: DatabaseChecks | undefined;
+      const sources: string[] = [];
+      if (temp) {
+        sources.push(...(await materializeChain(engine, chain, temp, destinations)));
+        checks = await withPrivateDatabase(temp, runChecks);
+        if (!checksPassed(checks)) {
+          throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`, {
+            context: { backupId, checks },
+          });
+        }
       }
-      await keepOwnership(target, temp);
-      const movedAside = testMode ? await discardOld(target) : await moveAside(target, engine.now());
-      await rename(temp, target);
-      await fsyncDir(dirname(target));
-      const record: RestoreRecord = {
-        backupId,
-        target,
-        restoredAt: engine.now().toISOString(),
-        snapshotSha256: entry.manifest.source.snapshotSha256,
-        schemaHash: entry.manifest.source.schemaHash,
-        tables: entry.manifest.source.tables,
-      };
-      await writePrivateAtomic(restoreRecordPath(engine, testMode), `${JSON.stringify(record, null, 2)}\n`);
+      // File sets before the database swap: a failure there leaves the live database as it was.
+      let files: RestoreResult['files'];
+      if (wantFiles) {
+        const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
+        await ensurePrivateDir(targetDir);
+        const restored = await restoreFilesOfChain(engine, chain, destinations, targetDir, sets);
+        files = { targetDir, sets: restored.sets.map((set) => set.name), ...(restored.movedAside ? { movedAside: restored.movedAside } : {}) };
+      }
+      let movedAside: string[] = [];
+      if (target && temp) {
+        await keepOwnership(target, temp);
+        movedAside = testMode ? await discardOld(target) : await moveAside(target, engine.now());
+        await rename(temp, target);
+        await fsyncDir(dirname(target));
+        const record: RestoreRecord = {
+          backupId,
+          target,
+          restoredAt: engine.now().toISOString(),
+          snapshotSha256: entry.manifest.source.snapshotSha256,
+          schemaHash: entry.manifest.source.schemaHash,
+          tables: entry.manifest.source.tables,
+        };
+        await writePrivateAtomic(restoreRecordPath(engine, testMode), `${JSON.stringify(record, null, 2)}\n`);
+      }
+      const source = [...new Set(sources)].join(',') || chain.at(-1)!.destinations[0]!;
       const result: RestoreResult = {
         manifest: entry.manifest,
-        target,
+        ...(target ? { target } : {}),
+        ...(files ? { files } : {}),
         testMode,
         ...(movedAside.length ? { movedAside } : {}),
         source,
         chain: chain.map((link) => link.manifest.id),
-        checks,
+        ...(checks ? { checks } : {}),
         bytes: entry.manifest.source.size,
         durationMs: performance.now() - started,
       };
@@ -110,11 +138,11 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         outcome: 'ok',
         durationMs: result.durationMs,
         bytes: result.bytes,
-        detail: `from=${source} target=${target}${movedAside.length ? ` moved-aside=${movedAside[0]}` : ''}`,
+        detail: [`from=${source}`, target ? `target=${target}` : '', files ? `files=${files.sets.join(',')}` : '', movedAside.length ? `moved-aside=${movedAside[0]}` : ''].filter(Boolean).join(' '),
       });
       return result;
     } finally {
-      await rm(temp, { force: true });
+      if (temp) await rm(temp, { force: true });
     }
   } catch (error) {
     await logOperation(engine.logDir, 'restore.log', {

@@ -26,10 +26,10 @@ describe.each(['delete', 'wal'] as const)('a backup while another process writes
       expect(result.manifest.source.journalMode).toBe(journalMode);
 
       const restored = await restore(ws.engine, { backup: result.manifest.id, target: join(ws.dir, 'restored.sqlite3') });
-      const invariants = checkWriterInvariants(restored.target);
+      const invariants = checkWriterInvariants(restored.target!);
       expect(invariants).toMatchObject({ ok: true });
       expect(invariants.seq).toBeGreaterThanOrEqual(before);
-      expect(execFileSync('sqlite3', [restored.target, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
+      expect(execFileSync('sqlite3', [restored.target!, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
     } finally {
       stats = await writer.stop();
     }

@@ -1,0 +1,56 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { restoreFileSets, type RestoreFilesResult } from '@stowage/filesets';
+import type { CatalogEntry } from './catalog.js';
+import { fetchArtifact } from './chain.js';
+import type { Destination, Engine } from './engine.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { artifactOf } from './manifest.js';
+import { ensurePrivateDir } from './private-fs.js';
+
+/**
+ * Restores the file sets of the last backup of `chain` into `targetDir`: the links whose archives
+ * are needed (back to the last one archived whole), each fetched and checked against its SHA-256,
+ * then replayed in order so the tree is exactly that point's. `only` names the sets to restore.
+ */
+export async function restoreFilesOfChain(
+  engine: Engine,
+  chain: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  targetDir: string,
+  only: readonly string[] | undefined,
+): Promise<RestoreFilesResult> {
+  const links: CatalogEntry[] = [];
+  for (const link of [...chain].reverse()) {
+    if (!link.manifest.files) break;
+    links.unshift(link);
+    if (!link.manifest.files.incremental) break;
+  }
+  const first = links[0]?.manifest.files;
+  if (!first || first.incremental) {
+    throw new CoreError(CoreErrorCode.ChainBroken, `the file sets of ${chain.at(-1)?.manifest.id} cannot be rebuilt: no archive of them in full is in its chain`);
+  }
+  const known = Object.keys(links.at(-1)!.manifest.files!.sets);
+  const unknown = (only ?? []).filter((name) => !known.includes(name));
+  if (unknown.length) {
+    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `no file set named ${unknown.join(', ')} in ${chain.at(-1)?.manifest.id}; it has: database, ${known.join(', ')}`);
+  }
+  await ensurePrivateDir(engine.stagingDir);
+  const paths: string[] = [];
+  try {
+    for (const link of links) {
+      const path = join(engine.stagingDir, `files-${randomBytes(6).toString('hex')}.tar`);
+      paths.push(path);
+      await fetchArtifact(engine, link, artifactOf(link.manifest, 'files'), path, destinations);
+    }
+    return await restoreFileSets({
+      archives: paths.map((path) => async () => createReadStream(path)),
+      targetDir,
+      ...(only ? { only } : {}),
+    });
+  } finally {
+    await Promise.all(paths.map((path) => rm(path, { force: true })));
+  }
+}

@@ -1,0 +1,435 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { inspect } from 'node:util';
+import OSS from 'ali-oss';
+import { crc64Reference, startOssTestServer, type OssOperation, type OssTestServer } from '@stowage/oss-test-server';
+import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, type PutBody, type StorageAdapter } from '@stowage/storage';
+import { describeStorageAdapter } from '@stowage/storage-testkit';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ossStorageFactory } from './factory.js';
+import { OssStorage, type OssStorageOptions } from './oss.js';
+
+const KEYS = { accessKeyId: 'LTAI5tStowageTestKey', accessKeySecret: 'Zq8nYtSecretThatMustNeverBePrinted' };
+const BUCKET = 'stowage-oss-test';
+const PART = 128 * 1024;
+
+let server: OssTestServer;
+beforeAll(async () => {
+  server = await startOssTestServer({ ...KEYS, buckets: [BUCKET] });
+});
+afterAll(() => server.close());
+
+let prefixes = 0;
+/** An adapter over a fresh prefix of the test bucket. */
+function adapter(options: Partial<OssStorageOptions> = {}): OssStorage {
+  return new OssStorage({
+    bucket: BUCKET,
+    prefix: `t${++prefixes}/`,
+    region: 'cn-hangzhou',
+    endpoint: server.endpoint,
+    credentials: KEYS,
+    ...options,
+  });
+}
+
+/** Deletes what an adapter stored, through a fresh adapter over the same prefix. */
+async function removeAll(prefix: string): Promise<void> {
+  const cleaner = adapter({ prefix });
+  const keys: string[] = [];
+  for await (const info of cleaner.list('')) keys.push(info.key);
+  await cleaner.delete(keys);
+  await cleaner.close();
+}
+
+for (const signatureVersion of ['v1', 'v4'] as const) {
+  describeStorageAdapter({
+    // V4 with small parts, so the 5 MiB object of the suite goes up in a multipart upload.
+    name: `OssStorage (${signatureVersion} signatures${signatureVersion === 'v4' ? ', 1 MiB parts' : ''})`,
+    async create() {
+      const storage = adapter({ signatureVersion, ...(signatureVersion === 'v4' ? { partSize: 1024 * 1024 } : {}) });
+      return { adapter: storage, cleanup: () => removeAll(storage.prefix) };
+    },
+  });
+}
+
+/** Keys the server holds under an adapter's prefix. */
+const storedKeys = (storage: OssStorage) => server.keys(BUCKET).filter((key) => key.startsWith(storage.prefix));
+const uploadsOf = (storage: OssStorage) => server.uploads(BUCKET).filter((upload) => upload.key.startsWith(storage.prefix));
+const operationsSince = (start: number) => server.requests.slice(start).map((request) => request.operation);
+const readAll = async (storage: StorageAdapter, key: string, range?: { offset: number; length?: number }) =>
+  buffer(await storage.get(key, range ? { range } : {}));
+
+describe('OssStorage against the OSS test server', () => {
+  let storage: OssStorage;
+  beforeEach(() => {
+    server.faults.clear();
+    storage = adapter({ partSize: PART });
+  });
+  afterEach(() => storage.close());
+
+  describe('multipart uploads', () => {
+    it('uploads a body larger than a part in parts, verifies and reports the CRC-64 of the whole', async () => {
+      const bytes = randomBytes(3 * PART + 4321);
+      const start = server.requests.length;
+      const info = await storage.put('big.bin', bufferBody(bytes));
+      expect(operationsSince(start)).toEqual([
+        'InitiateMultipartUpload',
+        'UploadPart',
+        'UploadPart',
+        'UploadPart',
+        'UploadPart',
+        'CompleteMultipartUpload',
+      ]);
+      const crc = crc64Reference(bytes);
+      expect(info).toMatchObject({ key: 'big.bin', size: bytes.length, checksums: { crc64ecma: crc } });
+      expect(info.etag).toMatch(/^[0-9A-F]{32}-4$/);
+      expect(await storage.stat('big.bin')).toMatchObject({ size: bytes.length, etag: info.etag, checksums: { crc64ecma: crc } });
+      expect(server.object(BUCKET, `${storage.prefix}big.bin`)).toMatchObject({ type: 'Multipart', crc64: crc });
+      expect(sha256Hex(await readAll(storage, 'big.bin'))).toBe(sha256Hex(bytes));
+      expect(uploadsOf(storage)).toEqual([]);
+    });
+
+    it('keeps at most `parallel` parts in flight and still assembles them in order', async () => {
+      const parallel = adapter({ partSize: PART, parallel: 3 });
+      server.faults.add({ fault: { kind: 'delay', ms: 30 }, operations: ['UploadPart'], times: 10 });
+      const bytes = randomBytes(10 * PART);
+      const start = server.requests.length;
+      await parallel.put('p.bin', bufferBody(bytes));
+      expect(sha256Hex(server.object(BUCKET, `${parallel.prefix}p.bin`)!.bytes)).toBe(sha256Hex(bytes));
+      const parts = server.requests.slice(start).filter((request) => request.operation === 'UploadPart');
+      const overlapping = parts.map(
+        (part) => parts.filter((other) => other.startedAt <= part.startedAt && other.endedAt! > part.startedAt).length,
+      );
+      expect(Math.max(...overlapping)).toBe(3);
+      await parallel.close();
+    });
+
+    it('a body that does not match its declaration is never completed; the upload is aborted', async () => {
+      const bytes = randomBytes(2 * PART + 10);
+      const bodies: PutBody[] = [
+        { ...bufferBody(bytes), sha256: sha256Hex('something else') },
+        { ...bufferBody(bytes), size: bytes.length + 1 },
+        { ...bufferBody(bytes), size: bytes.length - 1 },
+        { ...bufferBody(bytes), crc64ecma: '12345' },
+        { ...bufferBody(randomBytes(10)), size: 5 * PART },
+      ];
+      for (const body of bodies) {
+        await expect(storage.put('lie.bin', body)).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch });
+      }
+      expect(storedKeys(storage)).toEqual([]);
+      expect(uploadsOf(storage)).toEqual([]);
+    });
+
+    it('stops reading a body that runs past its declared size', async () => {
+      let produced = 0;
+      const endless: PutBody = {
+        size: 2 * PART,
+        sha256: sha256Hex('irrelevant'),
+        open: () =>
+          new Readable({
+            read() {
+              produced += 64 * 1024;
+              this.push(Buffer.alloc(64 * 1024));
+            },
+          }),
+      };
+      await expect(storage.put('endless', endless)).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch });
+      expect(produced).toBeLessThan(6 * PART);
+      expect(uploadsOf(storage)).toEqual([]);
+    });
+
+    it('a failing part aborts the upload with a transient error', async () => {
+      server.faults.failNext(1, 503, ['UploadPart']);
+      await expect(storage.put('f.bin', bufferBody(randomBytes(3 * PART)))).rejects.toMatchObject({
+        code: StorageErrorCode.Transient,
+        context: { status: 503, ossCode: 'ServiceUnavailable' },
+      });
+      expect(storedKeys(storage)).toEqual([]);
+      expect(uploadsOf(storage)).toEqual([]);
+    });
+
+    it('ifNoneMatch refuses an existing key before uploading parts and at completion', async () => {
+      await storage.put('lock', bufferBody('held'));
+      const start = server.requests.length;
+      await expect(storage.put('lock', bufferBody(randomBytes(2 * PART)), { ifNoneMatch: true })).rejects.toMatchObject({
+        code: StorageErrorCode.AlreadyExists,
+      });
+      expect(operationsSince(start)).toEqual(['InitiateMultipartUpload']);
+
+      // Another writer takes the key while our parts are going up: completion refuses.
+      server.faults.add({ fault: { kind: 'delay', ms: 200 }, operations: ['UploadPart'] });
+      const racing = storage.put('race', bufferBody(randomBytes(2 * PART)), { ifNoneMatch: true });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await storage.put('race', bufferBody('theirs'));
+      await expect(racing).rejects.toMatchObject({ code: StorageErrorCode.AlreadyExists });
+      expect((await readAll(storage, 'race')).toString()).toBe('theirs');
+      expect(uploadsOf(storage)).toEqual([]);
+    });
+
+    it('aborting mid-upload stops it and aborts the multipart upload', async () => {
+      const controller = new AbortController();
+      let sent = 0;
+      const body: PutBody = {
+        size: 8 * PART,
+        sha256: sha256Hex('irrelevant'),
+        open: () =>
+          new Readable({
+            read() {
+              sent += PART;
+              if (sent > 3 * PART) controller.abort();
+              this.push(randomBytes(PART));
+            },
+          }),
+      };
+      await expect(storage.put('aborted', body, { signal: controller.signal })).rejects.toMatchObject({
+        code: StorageErrorCode.Aborted,
+      });
+      expect(uploadsOf(storage)).toEqual([]);
+      expect(storedKeys(storage)).toEqual([]);
+    });
+  });
+
+  describe('verification against the server’s CRC-64', () => {
+    it.each<[string, 'truncate' | 'flip-byte', OssOperation, number]>([
+      ['a simple put stored truncated', 'truncate', 'PutObject', 1000],
+      ['a simple put stored with a flipped byte', 'flip-byte', 'PutObject', 1000],
+      ['a multipart upload assembled truncated', 'truncate', 'CompleteMultipartUpload', 3 * PART],
+      ['a multipart upload assembled with a flipped byte', 'flip-byte', 'CompleteMultipartUpload', 3 * PART],
+    ])('%s is a checksum_mismatch and leaves no object', async (_, kind, operation, size) => {
+      server.faults.add({ fault: { kind }, operations: [operation] });
+      const error = await storage.put('bad.bin', bufferBody(randomBytes(size))).catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: StorageErrorCode.ChecksumMismatch,
+        message: expect.stringContaining('the object was deleted'),
+      });
+      expect(server.faults.pending).toBe(0);
+      expect(storedKeys(storage)).toEqual([]);
+      expect(await storage.stat('bad.bin')).toBeUndefined();
+    });
+
+    it('a part stored wrongly is caught at once and the upload aborted', async () => {
+      server.faults.add({ fault: { kind: 'flip-byte' }, operations: ['UploadPart'] });
+      const start = server.requests.length;
+      await expect(storage.put('bad.bin', bufferBody(randomBytes(3 * PART)))).rejects.toMatchObject({
+        code: StorageErrorCode.ChecksumMismatch,
+        message: expect.stringMatching(/^OSS stored part \d/),
+      });
+      expect(operationsSince(start)).not.toContain('CompleteMultipartUpload');
+      expect(uploadsOf(storage)).toEqual([]);
+      expect(storedKeys(storage)).toEqual([]);
+    });
+
+    it('an endpoint that reports no CRC-64 cannot be verified: unsupported, object deleted', async () => {
+      server.faults.add({ fault: { kind: 'omit-crc64' }, operations: ['PutObject'] });
+      await expect(storage.put('unverifiable', bufferBody('x'))).rejects.toMatchObject({ code: StorageErrorCode.Unsupported });
+      expect(storedKeys(storage)).toEqual([]);
+    });
+
+    it('stat reports what the server holds, so bit rot at rest shows on a read-back, not in stat', async () => {
+      const bytes = randomBytes(5000);
+      const info = await storage.put('rot', bufferBody(bytes));
+      server.corruptObject(BUCKET, `${storage.prefix}rot`, 'flip-byte');
+      expect((await storage.stat('rot'))!.checksums.crc64ecma).toBe(info.checksums.crc64ecma);
+      expect(crc64Reference(await readAll(storage, 'rot'))).not.toBe(info.checksums.crc64ecma);
+    });
+  });
+
+  describe('reads', () => {
+    it('serves ranges, an empty range and a range past the end', async () => {
+      const bytes = randomBytes(1000);
+      await storage.put('r', bufferBody(bytes));
+      expect(await readAll(storage, 'r', { offset: 10, length: 5 })).toEqual(bytes.subarray(10, 15));
+      expect(await readAll(storage, 'r', { offset: 0, length: 0 })).toEqual(Buffer.alloc(0));
+      expect(await readAll(storage, 'r', { offset: 1000 })).toEqual(Buffer.alloc(0));
+      expect(await readAll(storage, 'r', { offset: 5000, length: 10 })).toEqual(Buffer.alloc(0));
+      await expect(storage.get('missing', { range: { offset: 0, length: 0 } })).rejects.toMatchObject({
+        code: StorageErrorCode.ObjectNotFound,
+      });
+      await expect(storage.get('r', { range: { offset: -1 } })).rejects.toThrow(RangeError);
+    });
+
+    it('refuses an answer that ignored the range instead of handing out the wrong bytes', async () => {
+      await storage.put('r', bufferBody('0123456789'));
+      server.faults.add({ fault: { kind: 'ignore-range' } });
+      await expect(storage.get('r', { range: { offset: 2, length: 3 } })).rejects.toMatchObject({
+        code: StorageErrorCode.Unsupported,
+      });
+    });
+
+    it('a connection dropped mid-body errors the stream with a transient StorageError', async () => {
+      await storage.put('r', bufferBody(randomBytes(200_000)));
+      server.faults.add({ fault: { kind: 'cut-response', after: 1000 } });
+      const stream = await storage.get('r');
+      await expect(buffer(stream)).rejects.toMatchObject({ name: 'StorageError', code: StorageErrorCode.Transient });
+    });
+
+    it('an Archive object must be restored before it can be read; stat still works', async () => {
+      const cold = adapter({ storageClass: 'Archive' });
+      await cold.put('frozen', bufferBody('x'));
+      expect(server.object(BUCKET, `${cold.prefix}frozen`)?.storageClass).toBe('Archive');
+      expect(await cold.stat('frozen')).toMatchObject({ size: 1 });
+      await expect(cold.get('frozen')).rejects.toMatchObject({
+        code: StorageErrorCode.Unavailable,
+        message: expect.stringContaining('must be restored'),
+      });
+      await cold.close();
+    });
+  });
+
+  describe('listing and deleting', () => {
+    it('skips folder placeholders such as the OSS console creates', async () => {
+      for (const key of ['a/1', 'a/2', 'b']) await storage.put(key, bufferBody(key));
+      const ossConsole = new OSS({ ...KEYS, endpoint: server.endpoint, region: 'oss-cn-hangzhou', bucket: BUCKET });
+      await ossConsole.put(`${storage.prefix}a/`, Buffer.alloc(0));
+      expect(storedKeys(storage)).toContain(`${storage.prefix}a/`);
+      const keys: string[] = [];
+      for await (const info of storage.list('')) keys.push(info.key);
+      expect(keys).toEqual(['a/1', 'a/2', 'b']);
+    });
+
+    it('deletes in batches of 1,000 keys', async () => {
+      const keys = Array.from({ length: 1001 }, (_, i) => `many/${i}`);
+      const writer = adapter({ prefix: storage.prefix });
+      for (let i = 0; i < keys.length; i += 50) {
+        await Promise.all(keys.slice(i, i + 50).map((key) => writer.put(key, bufferBody('x'))));
+      }
+      await writer.close();
+      const start = server.requests.length;
+      await storage.delete([...keys, 'never-existed']);
+      expect(operationsSince(start)).toEqual(['DeleteMultipleObjects', 'DeleteMultipleObjects']);
+      expect(storedKeys(storage)).toEqual([]);
+    });
+  });
+
+  describe('errors', () => {
+    it.each(['v1', 'v4'] as const)(
+      'a wrong secret is permission_denied on every operation, and never printed (%s)',
+      async (signatureVersion) => {
+        const secret = 'Wr0ngSecretValueThatMustNotLeak';
+        const wrong = adapter({ signatureVersion, credentials: { ...KEYS, accessKeySecret: secret } });
+        await storage.put('x', bufferBody('x'));
+        const attempts = [
+          () => wrong.put('x', bufferBody('x')),
+          () => wrong.put('big', bufferBody(randomBytes(2 * PART))),
+          () => wrong.get('x'),
+          () => wrong.stat('x'),
+          () => wrong.list('')[Symbol.asyncIterator]().next(),
+          () => wrong.delete(['x']),
+        ];
+        for (const attempt of attempts) {
+          const error = await attempt().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toMatchObject({ name: 'StorageError', code: StorageErrorCode.PermissionDenied });
+          const printed = `${inspect(error, { depth: 20 })} ${JSON.stringify(error)}`;
+          expect(printed).not.toContain(secret);
+          expect(printed).not.toContain(KEYS.accessKeySecret);
+        }
+        await wrong.close();
+      },
+    );
+
+    it('an unknown access key is permission_denied', async () => {
+      const unknown = adapter({ credentials: { ...KEYS, accessKeyId: 'LTAI5tUnknownKey' } });
+      await expect(unknown.stat('x')).rejects.toMatchObject({
+        code: StorageErrorCode.PermissionDenied,
+        context: { ossCode: 'InvalidAccessKeyId' },
+      });
+      await unknown.close();
+    });
+
+    it('a server that is down is transient', async () => {
+      const gone = await startOssTestServer({ ...KEYS, buckets: [BUCKET] });
+      await gone.close();
+      const down = adapter({ endpoint: gone.endpoint });
+      const attempts = [
+        () => down.put('x', bufferBody('x')),
+        () => down.get('x'),
+        () => down.stat('x'),
+        () => down.list('')[Symbol.asyncIterator]().next(),
+        () => down.delete(['x']),
+      ];
+      for (const attempt of attempts) await expect(attempt()).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+      await down.close();
+    });
+
+    it('5xx answers, dropped connections and timeouts are transient', async () => {
+      await storage.put('x', bufferBody('x'));
+      server.faults.failNext(1, 500);
+      await expect(storage.stat('x')).rejects.toMatchObject({ code: StorageErrorCode.Transient, context: { status: 500 } });
+      server.faults.failNext(1, 503);
+      await expect(storage.get('x')).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+      server.faults.add({ fault: { kind: 'reset' } });
+      await expect(storage.put('y', bufferBody('y'))).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+      const impatient = adapter({ prefix: storage.prefix, timeoutMs: 100 });
+      server.faults.add({ fault: { kind: 'delay', ms: 400 } });
+      await expect(impatient.stat('x')).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+      await impatient.close();
+    });
+
+    it('a missing bucket is named in the error', async () => {
+      const nowhere = adapter({ bucket: 'no-such-bucket' });
+      for (const attempt of [() => nowhere.put('x', bufferBody('x')), () => nowhere.list('')[Symbol.asyncIterator]().next()]) {
+        await expect(attempt()).rejects.toMatchObject({
+          code: StorageErrorCode.Unavailable,
+          message: expect.stringContaining(`the bucket 'no-such-bucket' does not exist`),
+        });
+      }
+      await nowhere.close();
+    });
+
+    it('works with STS credentials and refuses requests without the token', async () => {
+      const sts = await startOssTestServer({ ...KEYS, securityToken: 'CAIS-sts-token-secret', buckets: [BUCKET] });
+      try {
+        const withToken = adapter({ endpoint: sts.endpoint, credentials: { ...KEYS, securityToken: 'CAIS-sts-token-secret' } });
+        await withToken.put('x', bufferBody('x'));
+        expect((await readAll(withToken, 'x')).toString()).toBe('x');
+        const withoutToken = adapter({ endpoint: sts.endpoint, prefix: withToken.prefix });
+        await expect(withoutToken.stat('x')).rejects.toMatchObject({ code: StorageErrorCode.PermissionDenied });
+        await Promise.all([withToken.close(), withoutToken.close()]);
+      } finally {
+        await sts.close();
+      }
+    });
+  });
+});
+
+describe('ossStorageFactory end to end', () => {
+  const env = { OSS_TEST_KEY_ID: KEYS.accessKeyId, OSS_TEST_KEY_SECRET: KEYS.accessKeySecret };
+  beforeAll(() => void Object.assign(process.env, env));
+  afterAll(() => {
+    for (const name of Object.keys(env)) delete process.env[name];
+  });
+
+  it('opens oss://bucket/prefix from the registry with credentials from the environment', async () => {
+    const registry = new StorageRegistry().register(ossStorageFactory);
+    const storage = await registry.open(
+      {
+        url: `oss://${BUCKET}/factory/run`,
+        options: {
+          region: 'oss-cn-hangzhou',
+          endpoint: server.endpoint,
+          accessKeyIdEnv: 'OSS_TEST_KEY_ID',
+          accessKeySecretEnv: 'OSS_TEST_KEY_SECRET',
+          signatureVersion: 'v1',
+          secure: false,
+          storageClass: 'IA',
+          partSizeMiB: 0.125,
+        },
+      },
+      { baseDir: '/' },
+    );
+    expect(storage.description).toBe(`oss://${BUCKET}/factory/run/`);
+    await storage.put('db.sqlite3', bufferBody('data'));
+    expect(server.object(BUCKET, 'factory/run/db.sqlite3')).toMatchObject({ storageClass: 'IA' });
+    expect(server.requests.at(-1)).toMatchObject({ operation: 'PutObject', signature: 'v1' });
+    const big = randomBytes(300 * 1024);
+    await storage.put('big.sqlite3', bufferBody(big));
+    expect(server.object(BUCKET, 'factory/run/big.sqlite3')).toMatchObject({ type: 'Multipart', crc64: crc64Reference(big) });
+    await storage.delete(['db.sqlite3', 'big.sqlite3']);
+    expect(server.keys(BUCKET).filter((key) => key.startsWith('factory/'))).toEqual([]);
+    await storage.close?.();
+  });
+});

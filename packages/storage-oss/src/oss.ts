@@ -1,0 +1,662 @@
+import { createHash } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { PassThrough, Readable } from 'node:stream';
+import OSS from 'ali-oss';
+import { systemErrorCode } from '@stowage/errors';
+import {
+  StorageError,
+  StorageErrorCode,
+  abortedError,
+  assertBodyMatches,
+  assertValidKey,
+  assertValidPrefix,
+  destroyOnAbort,
+  objectNotFound,
+  throwIfAborted,
+  type Capabilities,
+  type GetOptions,
+  type ObjectInfo,
+  type PutBody,
+  type PutOptions,
+  type StorageAdapter,
+} from '@stowage/storage';
+import { crc64ecma, crc64ecmaCombine } from './crc64.js';
+
+/*
+ * Design: every put is verified twice. Before anything is stored, the bytes read from the body
+ * are counted and SHA-256-hashed and must match the body's declared size and SHA-256 (a body up
+ * to one part is checked before it is sent; a larger one before its multipart upload is
+ * completed, so a bad body never becomes visible). After the server stored them, its
+ * `x-oss-hash-crc64ecma` must equal our CRC-64 of the bytes we sent, for simple and multipart
+ * uploads alike (ali-oss never checks it); on a mismatch the object is deleted again.
+ *
+ * Bodies are read one part (`partSize`) at a time: a body no larger than one part is a single
+ * PutObject with Content-MD5; a larger one is a multipart upload with up to `parallel` parts in
+ * flight, each with Content-MD5 and its own CRC-64 checked against the server's, the whole
+ * object's CRC combined from the parts' CRCs. Any failure aborts the multipart upload.
+ *
+ * Aborting destroys the request bodies in flight (ali-oss has no cancellation of its own).
+ * Errors are mapped from OSS error codes and HTTP statuses; their messages and causes are
+ * rebuilt from plain facts, so neither the secret nor the STS token can leak through them.
+ */
+
+/** Credentials for OSS: an AccessKey pair, plus an STS token for temporary credentials. */
+export interface OssCredentials {
+  accessKeyId: string;
+  accessKeySecret: string;
+  securityToken?: string;
+}
+
+/** OSS storage classes an adapter can write objects in. */
+export type OssStorageClass = 'Standard' | 'IA' | 'Archive' | 'ColdArchive';
+
+export interface OssStorageOptions {
+  bucket: string;
+  /** Key prefix inside the bucket: `''` or ending with `/` (e.g. `backups/orders/`). */
+  prefix?: string;
+  /** Region id, with or without the `oss-` prefix: `cn-hangzhou` or `oss-cn-hangzhou`. */
+  region: string;
+  /** Endpoint overriding the region's public one, e.g. `oss-cn-hangzhou-internal.aliyuncs.com` or `http://127.0.0.1:9000`. */
+  endpoint?: string;
+  credentials: OssCredentials;
+  /** Storage class of new objects (default Standard). Archive and ColdArchive objects need a restore before `get`. */
+  storageClass?: OssStorageClass;
+  /** Bytes per multipart part, and the largest body sent in one PutObject (default 8 MiB, at least 100 KiB). */
+  partSize?: number;
+  /** Parts uploaded at once (default 4). */
+  parallel?: number;
+  /** Request signature: `v4` (default, OSS4-HMAC-SHA256) or `v1` (HMAC-SHA1). */
+  signatureVersion?: 'v1' | 'v4';
+  /** HTTPS (default true) unless the endpoint names its protocol. */
+  secure?: boolean;
+  /** Timeout of each request in ms (default 60 000). */
+  timeoutMs?: number;
+}
+
+/** What ali-oss answers with: status and lower-case headers. */
+interface AliResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+}
+
+interface RequestOptions {
+  headers?: Record<string, string>;
+  mime?: string;
+}
+
+/** The part of the ali-oss client this adapter uses, typed after ali-oss 6's source. */
+interface AliOssClient {
+  putStream(name: string, stream: Readable, options: RequestOptions & { contentLength: number }): Promise<{ res: AliResponse }>;
+  head(name: string): Promise<{ res: AliResponse }>;
+  getStream(name: string, options: RequestOptions): Promise<{ stream: Readable; res: AliResponse }>;
+  listV2(query: Record<string, string | number>): Promise<{
+    objects: { name: string; lastModified: string; etag: string; size: number }[];
+    isTruncated: boolean;
+    nextContinuationToken: string | null;
+  }>;
+  deleteMulti(names: string[], options: RequestOptions & { quiet: boolean }): Promise<unknown>;
+  initMultipartUpload(name: string, options: RequestOptions): Promise<{ uploadId: string }>;
+  uploadPart(
+    name: string,
+    uploadId: string,
+    partNumber: number,
+    stream: Readable,
+    start: number,
+    end: number,
+    options: RequestOptions,
+  ): Promise<{ etag: string; res: AliResponse }>;
+  completeMultipartUpload(
+    name: string,
+    uploadId: string,
+    parts: { number: number; etag: string }[],
+    options: RequestOptions,
+  ): Promise<{ res: AliResponse }>;
+  abortMultipartUpload(name: string, uploadId: string): Promise<unknown>;
+}
+
+/** What an ali-oss (or urllib, or Node.js) error may carry. */
+interface AliError {
+  name?: unknown;
+  message?: unknown;
+  status?: unknown;
+  code?: unknown;
+  requestId?: unknown;
+}
+
+/** The largest part count OSS accepts. */
+const MAX_PARTS = 10_000;
+const MIN_PART_SIZE = 100 * 1024;
+const LIST_PAGE = 1000;
+const DELETE_BATCH = 1000;
+const CRC_HEADER = 'x-oss-hash-crc64ecma';
+const OCTET_STREAM = 'application/octet-stream';
+/** Storage classes whose objects must be restored before they can be read. */
+const COLD_CLASSES = new Set(['Archive', 'ColdArchive', 'DeepColdArchive']);
+const PERMISSION_CODES = new Set([
+  'AccessDenied',
+  'SignatureDoesNotMatch',
+  'InvalidAccessKeyId',
+  'InvalidSecurityToken',
+  'SecurityTokenExpired',
+  'RequestTimeTooSkewed',
+]);
+const NETWORK_ERRNOS = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+]);
+/** urllib's names for requests that got no answer (ali-oss passes them on as `name`). */
+const NETWORK_ERROR_NAMES = new Set(['ResponseTimeoutError', 'ConnectionTimeoutError', 'RequestError', 'ResponseError']);
+
+/** A storage adapter over a bucket prefix of Aliyun OSS, through the ali-oss client. */
+export class OssStorage implements StorageAdapter {
+  readonly description: string;
+  readonly capabilities: Capabilities = {
+    serverChecksums: ['crc64ecma'],
+    conditionalPut: true,
+    rangeReads: true,
+    maxParallelism: 16,
+  };
+  /** The bucket objects are stored in. */
+  readonly bucket: string;
+  /** Prepended to every key to form the object name: `''` or ending with `/`. */
+  readonly prefix: string;
+
+  readonly #client: AliOssClient;
+  readonly #agents: [HttpAgent, HttpsAgent];
+  readonly #secrets: string[];
+  readonly #storageClass: OssStorageClass;
+  readonly #partSize: number;
+  readonly #parallel: number;
+
+  constructor(options: OssStorageOptions) {
+    const prefix = options.prefix ?? '';
+    assertValidPrefix(prefix);
+    if (prefix !== '' && !prefix.endsWith('/')) throw new RangeError(`an OSS prefix ends with '/': '${prefix}'`);
+    this.bucket = options.bucket;
+    this.prefix = prefix;
+    this.description = `oss://${options.bucket}/${prefix}`;
+    this.#storageClass = options.storageClass ?? 'Standard';
+    this.#partSize = options.partSize ?? 8 * 1024 * 1024;
+    this.#parallel = options.parallel ?? 4;
+    if (!Number.isSafeInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE) {
+      throw new RangeError(`partSize must be an integer of at least ${MIN_PART_SIZE} bytes`);
+    }
+    if (!Number.isSafeInteger(this.#parallel) || this.#parallel < 1) throw new RangeError('parallel must be a positive integer');
+
+    const { accessKeyId, accessKeySecret, securityToken } = options.credentials;
+    this.#secrets = [accessKeySecret, securityToken ?? ''].filter((secret) => secret !== '');
+    this.#agents = [
+      new HttpAgent({ keepAlive: true, maxSockets: this.capabilities.maxParallelism }),
+      new HttpsAgent({ keepAlive: true, maxSockets: this.capabilities.maxParallelism }),
+    ];
+    const region = options.region.replace(/^oss-/, '');
+    const clientOptions = {
+      accessKeyId,
+      accessKeySecret,
+      ...(securityToken ? { stsToken: securityToken, refreshSTSTokenInterval: Number.MAX_SAFE_INTEGER } : {}),
+      bucket: options.bucket,
+      region: `oss-${region}`,
+      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+      secure: options.secure ?? true,
+      authorizationV4: (options.signatureVersion ?? 'v4') === 'v4',
+      timeout: options.timeoutMs ?? 60_000,
+      agent: this.#agents[0],
+      httpsAgent: this.#agents[1],
+      retryMax: 0,
+    };
+    this.#client = new OSS(clientOptions) as unknown as AliOssClient;
+  }
+
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+    const name = this.#nameOf(key);
+    throwIfAborted(options.signal, key);
+    // Aborting (the caller's signal, or a failed part) destroys the body and requests in flight.
+    const controller = new AbortController();
+    const abort = () => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', abort, { once: true });
+    const source = destroyOnAbort(body.open(), controller.signal, key);
+    const headers: Record<string, string> = {
+      'x-oss-storage-class': this.#storageClass,
+      ...(options.ifNoneMatch ? { 'x-oss-forbid-overwrite': 'true' } : {}),
+    };
+    try {
+      return body.size <= this.#partSize
+        ? await this.#putSimple(key, name, body, source, headers, controller.signal)
+        : await this.#putMultipart(key, name, body, source, headers, controller);
+    } catch (error) {
+      throw options.signal?.aborted ? abortedError(key, options.signal.reason) : error;
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+      source.destroy();
+    }
+  }
+
+  /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
+  async #putSimple(
+    key: string,
+    name: string,
+    body: PutBody,
+    source: Readable,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<ObjectInfo> {
+    const reader = new BodyReader(key, body, source, this.#partSize);
+    const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
+    await reader.finish();
+    const crc = crc64ecma(bytes);
+    assertDeclaredCrc(key, body, crc);
+    const { res } = await this.#call('put', key, () =>
+      this.#client.putStream(name, requestBody(bytes, signal, key), {
+        contentLength: bytes.length,
+        headers: { ...headers, 'Content-MD5': md5Base64(bytes) },
+        mime: OCTET_STREAM,
+      }),
+    );
+    await this.#verifyStored(key, name, res, crc);
+    return { key, size: bytes.length, modified: dateOf(res), ...etagOf(res.headers.etag), checksums: { crc64ecma: crc } };
+  }
+
+  /** A multipart upload: parts are sent as they are read, and completed only once the body checked out. */
+  async #putMultipart(
+    key: string,
+    name: string,
+    body: PutBody,
+    source: Readable,
+    headers: Record<string, string>,
+    controller: AbortController,
+  ): Promise<ObjectInfo> {
+    // OSS takes at most 10,000 parts; a body too large for that many gets larger parts.
+    const partSize = Math.max(this.#partSize, Math.ceil(body.size / MAX_PARTS));
+    const { uploadId } = await this.#call('put', key, () =>
+      this.#client.initMultipartUpload(name, { headers, mime: OCTET_STREAM }),
+    );
+    const parts: { number: number; etag: string; crc: string; size: number }[] = [];
+    const running = new Set<Promise<void>>();
+    const failures: unknown[] = [];
+    let completed = false;
+    try {
+      const reader = new BodyReader(key, body, source, partSize);
+      for (let number = 1; failures.length === 0; number++) {
+        const bytes = await reader.nextPart();
+        if (!bytes) break;
+        const task: Promise<void> = this.#uploadPart(key, name, uploadId, number, bytes, controller.signal)
+          .then((part) => void (parts[number - 1] = part))
+          .catch((error: unknown) => {
+            failures.push(error);
+            controller.abort(error);
+          })
+          .finally(() => running.delete(task));
+        running.add(task);
+        while (running.size >= this.#parallel) await Promise.race(running);
+      }
+      await Promise.all(running);
+      if (failures.length > 0) throw failures[0];
+      await reader.finish();
+      const crc = parts.reduce((whole, part) => crc64ecmaCombine(whole, part.crc, part.size), crc64ecma(new Uint8Array(0)));
+      assertDeclaredCrc(key, body, crc);
+      const { res } = await this.#call('put', key, () =>
+        this.#client.completeMultipartUpload(
+          name,
+          uploadId,
+          parts.map(({ number, etag }) => ({ number, etag })),
+          { headers: headers['x-oss-forbid-overwrite'] ? { 'x-oss-forbid-overwrite': 'true' } : {} },
+        ),
+      );
+      completed = true;
+      await this.#verifyStored(key, name, res, crc);
+      return { key, size: body.size, modified: dateOf(res), ...etagOf(res.headers.etag), checksums: { crc64ecma: crc } };
+    } catch (error) {
+      // A failed part aborts the others and the body, whose errors then only echo it.
+      const reason = failures[0] ?? error;
+      controller.abort(reason);
+      await Promise.allSettled(running);
+      if (!completed) {
+        // Best effort: the error that got us here is the one to report.
+        await this.#client.abortMultipartUpload(name, uploadId).catch(() => undefined);
+      }
+      throw reason;
+    }
+  }
+
+  async #uploadPart(key: string, name: string, uploadId: string, number: number, bytes: Buffer, signal: AbortSignal) {
+    const crc = crc64ecma(bytes);
+    const result = await this.#call('put', key, () =>
+      this.#client.uploadPart(name, uploadId, number, requestBody(bytes, signal, key), 0, bytes.length, {
+        headers: { 'Content-MD5': md5Base64(bytes) },
+      }),
+    );
+    const reported = result.res.headers[CRC_HEADER];
+    if (reported !== undefined && reported !== crc) {
+      throw checksumMismatch(key, `OSS stored part ${number} with CRC-64 ${reported}, but the part sent has CRC-64 ${crc}`);
+    }
+    return { number, etag: result.etag, crc, size: bytes.length };
+  }
+
+  /** Checks the server's CRC-64 of what it stored against ours; deletes the object when they differ. */
+  async #verifyStored(key: string, name: string, res: AliResponse, crc: string): Promise<void> {
+    const reported = res.headers[CRC_HEADER];
+    if (reported === crc) return;
+    const deleted = await this.#client.deleteMulti([name], { quiet: true }).then(
+      () => 'the object was deleted',
+      () => 'deleting the object failed too: delete it before trusting this destination',
+    );
+    if (reported === undefined) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `${this.description} did not report ${CRC_HEADER} for '${key}', so the upload could not be verified; ${deleted}`,
+        { context: { key } },
+      );
+    }
+    throw checksumMismatch(key, `OSS stored '${key}' with CRC-64 ${reported}, but the bytes sent have CRC-64 ${crc}; ${deleted}`);
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const name = this.#nameOf(key);
+    throwIfAborted(options.signal, key);
+    const { offset = 0, length } = options.range ?? {};
+    if (![offset, length ?? 0].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new RangeError(`invalid range { offset: ${offset}, length: ${length} } for '${key}'`);
+    }
+    if (length === 0) {
+      if (!(await this.stat(key, options))) throw objectNotFound(key, this.description);
+      return destroyOnAbort(Readable.from([]), options.signal, key);
+    }
+    const ranged = offset > 0 || length !== undefined;
+    const headers: Record<string, string> = ranged
+      ? { Range: `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`, 'x-oss-range-behavior': 'standard' }
+      : {};
+    let result: { stream: Readable; res: AliResponse };
+    try {
+      // No signal here: a stream that arrives after an abort is destroyed below, by destroyOnAbort.
+      result = await this.#call('get', key, () => this.#client.getStream(name, { headers }));
+    } catch (error) {
+      // A range starting at or past the end of an object that exists: nothing to read.
+      if (error instanceof StorageError && error.context.status === 416) {
+        return destroyOnAbort(Readable.from([]), options.signal, key);
+      }
+      throw await this.#explainGetError(key, name, error);
+    }
+    if (ranged && result.res.status !== 206) {
+      result.stream.destroy();
+      throw new StorageError(StorageErrorCode.Unsupported, `${this.description} ignored the byte range asked for '${key}'`, {
+        context: { key, status: result.res.status },
+      });
+    }
+    // Errors after the answer (connection reset, timeout) reach the caller as StorageErrors.
+    const output = new PassThrough();
+    result.stream.on('error', (error) => output.destroy(this.#error(error, 'get', key)));
+    output.on('close', () => result.stream.destroy());
+    result.stream.pipe(output);
+    return destroyOnAbort(output, options.signal, key);
+  }
+
+  /**
+   * ali-oss reads no error document for a streamed GET, so a failed get reports only its HTTP
+   * status. For a 403 a HEAD tells more: its error code arrives in `x-oss-err`, and an object that
+   * HEAD can see but GET cannot read is in a cold storage class that needs a restore.
+   */
+  async #explainGetError(key: string, name: string, error: unknown): Promise<unknown> {
+    if (!(error instanceof StorageError) || error.context.status !== 403 || error.context.ossCode !== undefined) return error;
+    let head: AliResponse;
+    try {
+      head = (await this.#client.head(name)).res;
+    } catch (headError) {
+      return this.#error(headError, 'get', key);
+    }
+    const storageClass = head.headers['x-oss-storage-class'] ?? '';
+    if (!COLD_CLASSES.has(storageClass)) return error;
+    return new StorageError(
+      StorageErrorCode.Unavailable,
+      `'${key}' at ${this.description} is in the ${storageClass} storage class and must be restored before it can be read`,
+      { context: { key, storageClass } },
+    );
+  }
+
+  async stat(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+    const name = this.#nameOf(key);
+    let res: AliResponse;
+    try {
+      ({ res } = await this.#call('stat', key, () => this.#client.head(name), options.signal));
+    } catch (error) {
+      if (error instanceof StorageError && error.code === StorageErrorCode.ObjectNotFound) return undefined;
+      throw error;
+    }
+    const crc = res.headers[CRC_HEADER];
+    return {
+      key,
+      size: Number(res.headers['content-length']),
+      modified: new Date(res.headers['last-modified'] ?? Number.NaN),
+      ...etagOf(res.headers.etag),
+      checksums: crc === undefined ? {} : { crc64ecma: crc },
+    };
+  }
+
+  /** ListObjectsV2, 1,000 keys a page; folder placeholders (keys ending in `/`) are not objects here. */
+  async *list(prefix: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<ObjectInfo> {
+    assertValidPrefix(prefix);
+    const fullPrefix = this.prefix + prefix;
+    let token: string | undefined;
+    do {
+      const query = {
+        'max-keys': LIST_PAGE,
+        ...(fullPrefix === '' ? {} : { prefix: fullPrefix }),
+        ...(token === undefined ? {} : { 'continuation-token': token }),
+      };
+      const page = await this.#call('list', prefix, () => this.#client.listV2(query), options.signal);
+      for (const object of page.objects) {
+        if (object.name.endsWith('/')) continue;
+        yield {
+          key: object.name.slice(this.prefix.length),
+          size: object.size,
+          modified: new Date(object.lastModified),
+          ...etagOf(object.etag),
+          checksums: {},
+        };
+      }
+      if (page.isTruncated && !page.nextContinuationToken) {
+        const message = `${this.description} sent a truncated listing without a continuation token`;
+        throw new StorageError(StorageErrorCode.Unavailable, message, { context: { prefix } });
+      }
+      token = page.isTruncated ? page.nextContinuationToken! : undefined;
+    } while (token !== undefined);
+  }
+
+  /** DeleteMultipleObjects in quiet mode, 1,000 keys a request. */
+  async delete(keys: readonly string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    const names = keys.map((key) => this.#nameOf(key));
+    for (let start = 0; start < names.length; start += DELETE_BATCH) {
+      const batch = names.slice(start, start + DELETE_BATCH);
+      await this.#call('delete', keys[start]!, () => this.#client.deleteMulti(batch, { quiet: true }), options.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const agent of this.#agents) agent.destroy();
+  }
+
+  /** The object name of `key`, after checking the key. */
+  #nameOf(key: string): string {
+    assertValidKey(key);
+    return this.prefix + key;
+  }
+
+  /** Runs one ali-oss request, mapping its errors; checks `signal` before and after. */
+  async #call<T>(operation: string, key: string, request: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    throwIfAborted(signal, key);
+    let result: T;
+    try {
+      result = await request();
+    } catch (error) {
+      throw signal?.aborted ? abortedError(key, signal.reason) : this.#error(error, operation, key);
+    }
+    throwIfAborted(signal, key);
+    return result;
+  }
+
+  /** Maps an ali-oss, urllib or Node.js error onto a StorageError whose message holds no secret. */
+  #error(error: unknown, operation: string, key: string): StorageError {
+    if (error instanceof StorageError) return error;
+    const { name, message, status, code, requestId } = (error ?? {}) as AliError;
+    const httpStatus = typeof status === 'number' ? status : undefined;
+    // Only an answer from the server carries an OSS error code (ali-oss copies network error names into `code`).
+    const ossCode = httpStatus !== undefined && httpStatus > 0 && typeof code === 'string' ? code : undefined;
+    const facts = {
+      key,
+      operation,
+      ...(httpStatus === undefined ? {} : { status: httpStatus }),
+      ...(ossCode === undefined ? {} : { ossCode }),
+      ...(typeof requestId === 'string' ? { requestId } : {}),
+    };
+    // urllib appends the request line, timings and headers to the first line; keep the first line's start.
+    const firstLine = String(message ?? error).split('\n')[0]!;
+    const summary = this.#redact(firstLine.replace(/, (GET|PUT|POST|HEAD|DELETE) \S+ .*$/, ''));
+    const errorName = typeof name === 'string' ? name : undefined;
+    const label = `${ossCode ?? errorName ?? 'error'}${httpStatus && httpStatus > 0 ? ` (HTTP ${httpStatus})` : ''}`;
+    const storageCode = storageCodeOf(ossCode, httpStatus, errorName, systemErrorCode(error));
+    const where = `'${key}' at ${this.description}`;
+    let text = `${operation} ${where} failed: ${label}: ${summary}`;
+    if (storageCode === StorageErrorCode.ObjectNotFound) text = `no object ${where}`;
+    else if (storageCode === StorageErrorCode.AlreadyExists) text = `${where} already exists`;
+    else if (ossCode === 'NoSuchBucket') {
+      text = `the bucket '${this.bucket}' does not exist (${operation} ${where}); create it or correct the URL`;
+    }
+    return new StorageError(storageCode, text, { context: facts, cause: Object.assign(new Error(summary), facts) });
+  }
+
+  /** Blanks out the secret and the STS token should any text ever contain them. */
+  #redact(text: string): string {
+    return this.#secrets.reduce((redacted, secret) => redacted.split(secret).join('[redacted]'), text);
+  }
+}
+
+/** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name or errno. */
+function storageCodeOf(
+  ossCode: string | undefined,
+  status: number | undefined,
+  name: string | undefined,
+  errno: string | undefined,
+): StorageErrorCode {
+  if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
+  if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
+  if (ossCode === 'InvalidObjectName') return StorageErrorCode.InvalidKey;
+  if ((ossCode !== undefined && PERMISSION_CODES.has(ossCode)) || status === 401 || status === 403) {
+    return StorageErrorCode.PermissionDenied;
+  }
+  const unanswered = status === -1 || status === -2 || (name !== undefined && NETWORK_ERROR_NAMES.has(name));
+  if (
+    unanswered ||
+    status === 429 ||
+    (status !== undefined && status >= 500) ||
+    (errno !== undefined && NETWORK_ERRNOS.has(errno))
+  ) {
+    return StorageErrorCode.Transient;
+  }
+  return StorageErrorCode.Unavailable;
+}
+
+/**
+ * Reads a body in parts of `partSize` bytes while counting and SHA-256-hashing it; fails with
+ * `checksum_mismatch` as soon as the body runs past its declared size, and in `finish()` when
+ * its size or SHA-256 differ from the declared ones.
+ */
+class BodyReader {
+  readonly #hash = createHash('sha256');
+  readonly #chunks: AsyncIterator<Buffer>;
+  #size = 0;
+  #carry: Buffer | undefined;
+  #ended = false;
+  #parts = 0;
+
+  constructor(readonly key: string, readonly body: PutBody, source: Readable, readonly partSize: number) {
+    this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  /** The next part: exactly `partSize` bytes except the last; the first part may be empty; undefined at the end. */
+  async nextPart(): Promise<Buffer | undefined> {
+    const pieces: Buffer[] = [];
+    let length = 0;
+    while (length < this.partSize) {
+      let chunk = this.#carry;
+      this.#carry = undefined;
+      if (!chunk) {
+        if (this.#ended) break;
+        const next = await this.#chunks.next();
+        if (next.done) {
+          this.#ended = true;
+          break;
+        }
+        chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+        this.#take(chunk);
+      }
+      const room = this.partSize - length;
+      if (chunk.length > room) {
+        this.#carry = chunk.subarray(room);
+        chunk = chunk.subarray(0, room);
+      }
+      pieces.push(chunk);
+      length += chunk.length;
+    }
+    if (length === 0 && this.#parts > 0) return undefined;
+    this.#parts++;
+    return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, length);
+  }
+
+  /** Reads to the end of the body (failing if it runs past its declared size) and checks its size and SHA-256. */
+  async finish(): Promise<void> {
+    while (!this.#ended) {
+      const next = await this.#chunks.next();
+      if (next.done) this.#ended = true;
+      else this.#take(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
+    }
+    assertBodyMatches(this.key, this.body, { size: this.#size, sha256: this.#hash.digest('hex') });
+  }
+
+  #take(chunk: Buffer): void {
+    this.#hash.update(chunk);
+    this.#size += chunk.length;
+    if (this.#size > this.body.size) {
+      throw checksumMismatch(this.key, `the body for '${this.key}' was declared as ${this.body.size} bytes but has more`);
+    }
+  }
+}
+
+/** A request body over `bytes` that is destroyed (failing its request) when `signal` aborts. */
+function requestBody(bytes: Buffer, signal: AbortSignal, key: string): Readable {
+  return destroyOnAbort(Readable.from([bytes], { objectMode: false }), signal, key);
+}
+
+function assertDeclaredCrc(key: string, body: PutBody, crc: string): void {
+  if (body.crc64ecma !== undefined && body.crc64ecma !== crc) {
+    throw checksumMismatch(
+      key,
+      `the body for '${key}' was declared with CRC-64 ${body.crc64ecma} but the bytes read have CRC-64 ${crc}`,
+    );
+  }
+}
+
+function checksumMismatch(key: string, message: string): StorageError {
+  return new StorageError(StorageErrorCode.ChecksumMismatch, message, { context: { key } });
+}
+
+function md5Base64(bytes: Buffer): string {
+  return createHash('md5').update(bytes).digest('base64');
+}
+
+/** `{ etag }` without OSS's quotes, or nothing. */
+function etagOf(etag: string | undefined): { etag?: string } {
+  return etag ? { etag: etag.replace(/^"|"$/g, '') } : {};
+}
+
+/** When the server answered, by its Date header (the object's Last-Modified is not in a write's answer). */
+function dateOf(res: AliResponse): Date {
+  const date = new Date(res.headers.date ?? Number.NaN);
+  return Number.isNaN(date.getTime()) ? new Date() : date;
+}
