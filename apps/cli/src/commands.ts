@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import {
   backup,
   cleanup,
+  probeDestinations,
   sync,
   listBackups,
   loadConfig,
@@ -187,4 +188,15 @@ export async function runSync(engine: Engine, out: Output, options: { dryRun?: b
     out.say(`${a.backupId} at ${a.destination}: ${what} — ${done}`);
   }
   return failed.length ? ExitCode.Failed : ExitCode.Ok;
+}
+
+export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
+  const probes = await probeDestinations(engine);
+  out.result({ ok: probes.every((p) => p.ok), destinations: probes });
+  for (const p of probes) {
+    out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
+    out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
+    if (p.s3) out.say(`  S3 endpoint: sha256 ${p.s3.checksums.sha256.reported ? 'reported' : 'not reported'}, conditional writes ${p.s3.conditionalWrites ? 'enforced' : 'not enforced'}, aws-chunked uploads ${p.s3.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}; recommended options: ${JSON.stringify(p.s3.recommended)}`);
+  }
+  return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runBackup, runCleanup, runGuard, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runBackup, runCleanup, runGuard, runProbe, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { Output } from './output.js';
@@ -123,6 +123,13 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options)));
 
   program
+    .command('destinations')
+    .description('about the configured destinations')
+    .command('probe')
+    .description('write, read and delete a probe object at every destination; for S3, find what the endpoint supports')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runProbe(engine, out)));
+
+  program
     .command('guard')
     .description('take a hot backup, run a command, pass its exit code through; on failure print the restore command')
     .option('--reason <text>', 'recorded with the hot backup (default: the command)')
@@ -132,6 +139,12 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
       run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config })),
     );
 
-  for (const sub of program.commands) addGlobalOptions(sub);
+  const addEverywhere = (command: Command): void => {
+    for (const sub of command.commands) {
+      addGlobalOptions(sub);
+      addEverywhere(sub);
+    }
+  };
+  addEverywhere(program);
   return program;
 }

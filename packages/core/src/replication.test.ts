@@ -92,3 +92,17 @@ describe('custom adapters named in the config', () => {
     await expect(makeWorkspace({ config: { adapters: [notAdapter] } })).rejects.toThrow(/adapters\.0: .*exports no storage adapter factory/);
   });
 });
+
+describe('two backups racing to the same destinations', () => {
+  it('both commit, under different names, each restorable', async () => {
+    const fixed = new Date(2024, 0, 1, 2, 0, 0);
+    ws = await makeWorkspace({ config: { destinations: destinations.slice(0, 2) }, engine: { now: () => fixed } });
+    const results = await Promise.all([1, 2, 3].map(() => backup(ws.engine, { type: 'full' })));
+    const ids = results.map((r) => r.manifest.id);
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) expect(id).toMatch(/^full_backup_20240101_020000(_\d+)?$/);
+    expect(results.every((r) => r.outcome === 'ok')).toBe(true);
+    expect((await listBackups(ws.engine)).map((e) => e.destinations.length)).toEqual([2, 2, 2]);
+    for (const id of ids) expect((await verify(ws.engine, { backup: id, deep: true }))[0]?.ok).toBe(true);
+  });
+});
