@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
 import type { Destination, Engine } from './engine.js';
@@ -10,12 +10,13 @@ import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { changedPages, writeDelta } from './delta.js';
-import { cachePageHashes, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
+import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { PAGE_HASH_ALGORITHM } from './page-hashes.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
+import { encodedSuffix, type EncodingName } from './encoding.js';
 import { confirmStored, stagedBody, type StagedArtifact } from './replica.js';
 import { takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
@@ -125,13 +126,23 @@ async function takeBackup(
     stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: snapshot.pageHashes.length, sha256: sha256Hex(snapshot.pageHashes) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
 
+    const encoded = await encodeStaged(engine, stagedFiles);
+    const encoding = await engine.codec.describe();
     const stage = (id: string): StagedArtifact[] =>
-      stagedFiles.map((file) => ({
+      encoded.map((file) => ({
         path: file.path,
-        artifact: { role: file.role, key: artifactKey(file.role, type, id), encoding: [], size: file.size, sha256: file.sha256, decodedSize: file.size, decodedSha256: file.sha256 },
+        artifact: {
+          role: file.role,
+          key: `${artifactKey(file.role, type, id)}${encodedSuffix(file.encoding)}`,
+          encoding: file.encoding,
+          size: file.size,
+          sha256: file.sha256,
+          decodedSize: file.decodedSize,
+          decodedSha256: file.decodedSha256,
+        },
       }));
 
-    const totalBytes = stagedFiles.reduce((sum, file) => sum + file.size, 0) * engine.destinations.length;
+    const totalBytes = encoded.reduce((sum, file) => sum + file.size, 0) * engine.destinations.length;
     let uploaded = 0;
     const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
 
@@ -176,6 +187,7 @@ async function takeBackup(
         },
         ...(delta === undefined ? {} : { delta }),
         ...(files ? { files } : {}),
+        encoding,
         artifacts: staged.map((s) => s.artifact),
         replicas: {},
       };
@@ -207,15 +219,44 @@ async function takeBackup(
           { context: { id, failures } },
         );
       }
-      if (type !== 'hot') await cachePageHashes(engine, id, snapshot.pageHashes);
+      if (type !== 'hot') await cacheForNextBackup(engine, id, snapshot.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
       if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
-    await Promise.all([stagedSnapshot, stagedDelta, stagedHashes, `${stem}.files.tar`, `${stem}.files-index.json`].map((path) => rm(path, { force: true })));
+    const leftovers = (await readdir(engine.stagingDir)).filter((name) => name.startsWith(basename(stem)));
+    await Promise.all(leftovers.map((name) => rm(join(engine.stagingDir, name), { force: true })));
   }
+}
+
+/** A staged file after encoding: the bytes to store, and what they decode to. */
+interface EncodedFile {
+  role: Artifact['role'];
+  path: string;
+  encoding: EncodingName[];
+  size: number;
+  sha256: string;
+  decodedSize: number;
+  decodedSha256: string;
+}
+
+/** Compresses and encrypts each staged file as the config says (page hashes are never encrypted). */
+async function encodeStaged(engine: Engine, staged: readonly StagedFile[]): Promise<EncodedFile[]> {
+  const encoded: EncodedFile[] = [];
+  for (const file of staged) {
+    const encoding = engine.codec.encodingFor(file.role);
+    const plain = { role: file.role, decodedSize: file.size, decodedSha256: file.sha256, encoding };
+    if (encoding.length === 0) {
+      encoded.push({ ...plain, path: file.path, size: file.size, sha256: file.sha256 });
+      continue;
+    }
+    engine.progress({ phase: 'encode', done: 0, total: file.size });
+    const path = `${file.path}${encodedSuffix(encoding)}`;
+    encoded.push({ ...plain, path, ...(await engine.codec.encodeFile(file.path, path, encoding)) });
+  }
+  return encoded;
 }
 
 /** A file in the staging folder that becomes one artifact. */

@@ -1,8 +1,8 @@
 import { open, rm } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
-import { systemErrorCode } from '@stowage/errors';
+import { Transform, Writable } from 'node:stream';
+import { isStowageError, systemErrorCode } from '@stowage/errors';
 import { DigestStream, digestStream } from '@stowage/storage';
 import { findBackup, type CatalogEntry } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
@@ -67,19 +67,57 @@ export async function materializeChain(engine: Engine, chain: readonly CatalogEn
   return sources;
 }
 
-/** Downloads one artifact to `path`, trying each destination that holds it until the bytes check out. */
-export async function fetchArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact, path: string, destinations: readonly Destination[]): Promise<string> {
+/**
+ * Downloads one artifact to `path` (decoded with `decode`, else as stored), trying each
+ * destination that holds it until the bytes check out: the stored bytes against the artifact's
+ * SHA-256 and, decoded, the decoded SHA-256. Key problems (wrong key, no private key) fail at once:
+ * another destination would not help. Returns the destination used.
+ */
+export async function fetchArtifact(
+  engine: Engine,
+  entry: CatalogEntry,
+  artifact: Artifact,
+  path: string,
+  destinations: readonly Destination[],
+  options: { decode: boolean } = { decode: true },
+): Promise<string> {
+  return fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
+    try {
+      await transfer(engine, destination, entry.manifest.id, artifact, createWriteStream(path, { flags: 'wx', mode: 0o600 }), options.decode);
+      const handle = await open(path, 'r+');
+      await handle.sync().finally(() => handle.close());
+    } catch (error) {
+      await rm(path, { force: true });
+      if (systemErrorCode(error) === 'ENOSPC') {
+        throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.decodedSize} bytes there`, { cause: error });
+      }
+      throw error;
+    }
+  });
+}
+
+/** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */
+export async function fetchArtifactBytes(engine: Engine, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[]): Promise<Buffer> {
+  let bytes = Buffer.alloc(0);
+  await fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
+    const chunks: Buffer[] = [];
+    await transfer(engine, destination, entry.manifest.id, artifact, new Writable({ write: (chunk: Buffer, _e, callback) => { chunks.push(chunk); callback(); } }), true);
+    bytes = Buffer.concat(chunks);
+  });
+  return bytes;
+}
+
+const KEY_PROBLEMS = ['wrong_key', 'cannot_decrypt', 'key_missing', 'key_file_permissions', 'invalid_key', 'invalid_config'].map((c) => `stowage.crypto.${c}`);
+
+async function fromFirstGood(engine: Engine, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[], attempt: (destination: Destination) => Promise<void>): Promise<string> {
   const problems: string[] = [];
   const holders = destinations.filter((d) => entry.destinations.includes(d.name));
   for (const destination of holders) {
     try {
-      await download(engine, destination, artifact, path);
+      await attempt(destination);
       return destination.name;
     } catch (error) {
-      await rm(path, { force: true });
-      if (systemErrorCode(error) === 'ENOSPC') {
-        throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.size} bytes there`, { cause: error });
-      }
+      if (isStowageError(error, CoreErrorCode.NoSpace, CoreErrorCode.EncryptionMismatch, ...KEY_PROBLEMS)) throw error;
       problems.push(`${destination.name}: ${(error as Error).message}`);
       if (holders.length > 1) engine.warn(`could not use ${artifact.key} from ${destination.name} (${(error as Error).message}); trying the next destination`);
     }
@@ -89,8 +127,10 @@ export async function fetchArtifact(engine: Engine, entry: CatalogEntry, artifac
   });
 }
 
-async function download(engine: Engine, destination: Destination, artifact: Artifact, path: string): Promise<void> {
-  const digest = new DigestStream();
+/** Streams one artifact from `destination` into `sink`, checking what was stored and (decoded) what it holds. */
+async function transfer(engine: Engine, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean): Promise<void> {
+  const stored = new DigestStream();
+  const decoded = new DigestStream();
   let done = 0;
   const progress = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -98,17 +138,23 @@ async function download(engine: Engine, destination: Destination, artifact: Arti
       callback(null, chunk);
     },
   });
-  await pipeline(await destination.adapter.get(artifact.key), digest, progress, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-  if (digest.size !== artifact.size || digest.digest() !== artifact.sha256) {
-    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} is damaged at ${destination.name} (${digest.size} of ${artifact.size} bytes read, SHA-256 ${digest.size === artifact.size ? 'differs' : 'not checked'})`, {
-      context: { destination: destination.name, key: artifact.key },
-    });
-  }
-  const handle = await open(path, 'r+');
+  const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await pipeline([await destination.adapter.get(artifact.key), progress, stored, ...decoders, decoded, sink]);
+  } catch (error) {
+    // A decoder failing on bytes that do not match the manifest is damage, not a key problem.
+    if (stored.size === artifact.size || !isStowageError(error) || isStowageError(error, ...KEY_PROBLEMS)) throw error;
+    throw damaged(destination, artifact, stored.size, error);
+  }
+  if (stored.size !== artifact.size || stored.digest() !== artifact.sha256) throw damaged(destination, artifact, stored.size);
+  if (decode && (decoded.size !== artifact.decodedSize || decoded.digest() !== artifact.decodedSha256)) {
+    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} at ${destination.name} decodes to other bytes than were backed up`, { context: { destination: destination.name, key: artifact.key } });
   }
 }
 
+function damaged(destination: Destination, artifact: Artifact, read: number, cause?: unknown): CoreError {
+  return new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} is damaged at ${destination.name} (${read} of ${artifact.size} bytes read${read === artifact.size ? ', SHA-256 differs' : ''})`, {
+    context: { destination: destination.name, key: artifact.key },
+    cause,
+  });
+}

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
+import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { DEFAULT_RETENTION, retentionRuleSchema, type RetentionPolicy } from './retention.js';
@@ -53,6 +54,17 @@ export const configSchema = z
       .array(z.string().min(1))
       .default([])
       .describe('Custom storage adapters: local modules (./my-adapter.js) or packages that export an AdapterFactory as default or storageAdapterFactory'),
+    compression: z
+      .object({
+        algorithm: z.enum(['zstd', 'none']).default('zstd'),
+        level: z.number().int().min(1).max(19).default(3),
+      })
+      .strict()
+      .default({ algorithm: 'zstd', level: 3 })
+      .describe('zstd compression of every artifact before encryption (algorithm none to store as is)'),
+    encryption: encryptionConfigSchema
+      .optional()
+      .describe('AES-256 OpenPGP encryption: passphrase mode (passphraseFile or passphraseEnv) or public-key mode (recipients); secrets are never in the config'),
     quorum: z
       .union([z.literal('all'), z.number().int().min(1)])
       .default('all')
@@ -84,6 +96,9 @@ export interface ResolvedConfig {
   source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
   destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
   retention: RetentionPolicy;
+  compression: { algorithm: 'zstd' | 'none'; level: number };
+  /** The encryption section as written (validated); key files resolve against `baseDir`. */
+  encryption?: EncryptionConfig;
   /** Module specifiers of custom adapters (relative ones already absolute). */
   adapters: string[];
   quorum: 'all' | number;
@@ -112,6 +127,8 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     },
     destinations: config.destinations,
     retention: config.retention,
+    compression: config.compression,
+    ...(config.encryption === undefined ? {} : { encryption: config.encryption }),
     adapters: config.adapters.map((spec) => (spec.startsWith('.') || isAbsolute(spec) ? resolve(baseDir, spec) : spec)),
     quorum: config.quorum,
     maxChainLength: config.maxChainLength,

@@ -6,6 +6,7 @@ import { ossStorageFactory } from '@stowage/storage-oss';
 import { s3StorageFactory } from '@stowage/storage-s3';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
+import { Codec } from './encoding.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 
 /** One configured destination, its adapter already wrapped (retry, limits). */
@@ -40,6 +41,8 @@ export interface Engine {
   readonly destinations: readonly Destination[];
   readonly logDir: string;
   readonly stagingDir: string;
+  /** Compression and encryption of artifacts, with the keys loaded on first use. */
+  readonly codec: Codec;
   now(): Date;
   progress(event: ProgressEvent): void;
   warn(message: string): void;
@@ -95,6 +98,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     destinations,
     logDir: config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs')),
     stagingDir: join(config.stateDir, 'staging'),
+    codec: new Codec(config),
     now: options.now ?? (() => new Date()),
     progress: (event) => options.onProgress?.(event),
     warn: (message) => options.onWarning?.(message),

@@ -14,6 +14,7 @@ export const CoreErrorCode = {
   BackupCorrupt: 'stowage.backup.corrupt',
   ChainBroken: 'stowage.backup.chain_broken',
   NotABackup: 'stowage.backup.not_a_backup',
+  EncryptionMismatch: 'stowage.backup.encryption_mismatch',
   ReplicationFailed: 'stowage.backup.replication_failed',
   RestoreTargetMissing: 'stowage.restore.target_missing',
   RestoreTargetNotWritable: 'stowage.restore.target_not_writable',

@@ -78,6 +78,13 @@ export const manifestSchema = z.object({
       warnings: z.array(z.string()),
     })
     .optional(),
+  /** How artifacts are encoded: compression and encryption (cipher, mode, key fingerprints — never a key). */
+  encoding: z.object({
+    compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),
+    encryption: z
+      .object({ cipher: z.literal('AES-256'), format: z.string(), mode: z.enum(['passphrase', 'public-key']), fingerprints: z.array(z.string()) })
+      .nullable(),
+  }),
   artifacts: z.array(artifactSchema).min(1),
   replicas: z.record(z.string(), replicaSchema),
 });

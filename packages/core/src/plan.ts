@@ -1,6 +1,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { byRecency, listBackups, readObjectBytes, type CatalogEntry } from './catalog.js';
+import { byRecency, listBackups, type CatalogEntry } from './catalog.js';
+import { fetchArtifactBytes } from './chain.js';
 import type { Engine } from './engine.js';
 import { artifactOf, type Artifact, type BackupType } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
@@ -53,7 +54,7 @@ const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');
 async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buffer | undefined> {
   const artifact = artifactOf(entry.manifest, 'page-hashes');
   const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
-  if (cached && sha256Hex(cached) === artifact.sha256) return cached;
+  if (cached && sha256Hex(cached) === artifact.decodedSha256) return cached;
   return readSmallArtifact(engine, entry, artifact);
 }
 
@@ -63,28 +64,30 @@ async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buff
  */
 export async function loadFileSetIndex(engine: Engine, entry: CatalogEntry): Promise<FileSetIndex | undefined> {
   const artifact = entry.manifest.artifacts.find((a) => a.role === 'files-index');
-  const bytes = artifact && (await readSmallArtifact(engine, entry, artifact));
+  if (!artifact) return undefined;
+  const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.files-index.json`)).catch(() => undefined);
+  const bytes = cached && sha256Hex(cached) === artifact.decodedSha256 ? cached : await readSmallArtifact(engine, entry, artifact);
   return bytes && parseFileSetIndex(bytes);
 }
 
-/** A small artifact's bytes from the first destination whose copy matches the manifest. */
+/** A small artifact's decoded bytes, or undefined (with a warning) when no destination yields them. */
 async function readSmallArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact): Promise<Buffer | undefined> {
-  for (const destination of engine.destinations.filter((d) => entry.destinations.includes(d.name))) {
-    try {
-      const bytes = await readObjectBytes(destination, artifact.key);
-      if (sha256Hex(bytes) === artifact.sha256) return bytes;
-      engine.warn(`${artifact.key} at ${destination.name} does not match its manifest`);
-    } catch (error) {
-      engine.warn(`cannot read ${artifact.key} at ${destination.name}: ${(error as Error).message}`);
-    }
+  try {
+    return await fetchArtifactBytes(engine, entry, artifact, engine.destinations);
+  } catch (error) {
+    engine.warn(`cannot read ${artifact.key}: ${(error as Error).message}`);
+    return undefined;
   }
-  return undefined;
 }
 
-/** Keeps the newest backup's page hashes locally so the next incremental need not download them. */
-export async function cachePageHashes(engine: Engine, id: string, pageHashes: Buffer): Promise<void> {
+/**
+ * Keeps the newest backup's page hashes and file-set index locally, so the next incremental need
+ * not download (or, on a host holding only a public key, decrypt) them.
+ */
+export async function cacheForNextBackup(engine: Engine, id: string, pageHashes: Buffer, fileSetIndex: Buffer | undefined): Promise<void> {
   const dir = cacheDir(engine);
   await ensurePrivateDir(dir);
   for (const name of await readdir(dir)) await rm(join(dir, name), { force: true });
   await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes);
+  if (fileSetIndex) await writePrivateAtomic(join(dir, `${id}.files-index.json`), fileSetIndex);
 }

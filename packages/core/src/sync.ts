@@ -95,7 +95,7 @@ async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destina
   for (const artifact of entry.manifest.artifacts) {
     const path = join(engine.stagingDir, `sync-${randomBytes(6).toString('hex')}`);
     try {
-      sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy));
+      sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
       await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
       await confirmStored(target, artifact, { deep: false });
     } finally {

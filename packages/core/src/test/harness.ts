@@ -21,7 +21,8 @@ export async function makeWorkspace(options: { config?: Partial<ConfigFile>; eng
   const database = join(dir, 'db.sqlite3');
   createGreaterWmsDatabase(database, { seed: options.seed ?? 42, journalMode: options.journalMode ?? 'delete' });
   const config = resolveConfig(
-    { source: { database: 'db.sqlite3', busyTimeoutMs: 5000 }, destinations: [{ name: 'local', url: 'backups' }], ...options.config },
+    // Artifacts stored as is unless a test asks for compression or encryption, so tests can read them directly.
+    { source: { database: 'db.sqlite3', busyTimeoutMs: 5000 }, destinations: [{ name: 'local', url: 'backups' }], compression: { algorithm: 'none' }, ...options.config },
     join(dir, 'stowage.config.json'),
   );
   const warnings: string[] = [];

@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { CompressionError, CompressionErrorCode, decodeError } from './errors.js';
+import { createCompressStream, createDecompressStream } from './zstd.js';
+
+/** SQLite-like data: repetitive rows with some noise, compressible about 4:1. */
+function sampleData(size: number): Buffer {
+  const rows: string[] = [];
+  let length = 0;
+  for (let i = 0; length < size; i++) {
+    const row = `${i}|B-${i % 97}-${i % 13}|goods ${i % 500} 上海仓库|${randomBytes(4).toString('hex')}|${i % 400}\n`;
+    rows.push(row);
+    length += Buffer.byteLength(row);
+  }
+  return Buffer.from(rows.join('')).subarray(0, size);
+}
+
+/** Runs `input` through `stages` in chunks; the sink is slow (one tick per chunk) when asked. */
+async function through(input: Buffer, stages: Transform[], options: { chunkSize?: number; slow?: boolean } = {}): Promise<{ output: Buffer; error: unknown }> {
+  const chunkSize = options.chunkSize ?? 64 * 1024;
+  const pieces: Buffer[] = [];
+  for (let offset = 0; offset < input.length; offset += chunkSize) pieces.push(input.subarray(offset, offset + chunkSize));
+  const out: Buffer[] = [];
+  try {
+    await pipeline(
+      Readable.from(pieces),
+      ...(stages as [Transform]),
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          out.push(chunk);
+          if (options.slow) setImmediate(callback);
+          else callback();
+        },
+      }),
+    );
+    return { output: Buffer.concat(out), error: undefined };
+  } catch (error) {
+    return { output: Buffer.concat(out), error };
+  }
+}
+
+async function compress(input: Buffer, options?: Parameters<typeof createCompressStream>[0]): Promise<Buffer> {
+  const { output, error } = await through(input, [createCompressStream(options)]);
+  if (error !== undefined) throw error;
+  return output;
+}
+
+function codeOf(error: unknown): string | undefined {
+  return error instanceof CompressionError ? error.code : error === undefined ? undefined : String(error);
+}
+
+describe('round trips', () => {
+  const data = sampleData(1024 * 1024 + 123);
+
+  it.each([
+    ['level 3 (default), 1 worker (default)', {}],
+    ['level 1, on the calling thread', { level: 1, workers: 0 }],
+    ['level 19, 2 workers', { level: 19, workers: 2 }],
+  ])('%s', async (_name, options) => {
+    const compressed = await compress(data, options);
+    expect(compressed.length).toBeLessThan(data.length / 2);
+    const { output, error } = await through(compressed, [createDecompressStream()]);
+    expect(error).toBeUndefined();
+    expect(output.equals(data)).toBe(true);
+  });
+
+  it('with tiny input chunks and a slow reader', async () => {
+    const compressed = await compress(data);
+    const { output, error } = await through(compressed, [createDecompressStream()], { chunkSize: 777, slow: true });
+    expect(error).toBeUndefined();
+    expect(output.equals(data)).toBe(true);
+  });
+
+  it('empty input compresses to a frame that decompresses to nothing', async () => {
+    const compressed = await compress(Buffer.alloc(0));
+    expect(compressed.length).toBeGreaterThan(0);
+    expect(await through(compressed, [createDecompressStream()])).toEqual({ output: Buffer.alloc(0), error: undefined });
+  });
+
+  it('concatenated frames decompress to the concatenated data', async () => {
+    const a = sampleData(10_000);
+    const b = randomBytes(5_000);
+    const { output } = await through(Buffer.concat([await compress(a), await compress(b)]), [createDecompressStream()]);
+    expect(output.equals(Buffer.concat([a, b]))).toBe(true);
+  });
+
+  it('compress and decompress in one pipeline', async () => {
+    const { output } = await through(data, [createCompressStream(), createDecompressStream()], { slow: true });
+    expect(output.equals(data)).toBe(true);
+  });
+});
+
+describe('backpressure', () => {
+  it('a few KiB that expand to 1 GiB are decoded only as fast as they are read', async () => {
+    const bomb = await compress(Buffer.alloc(64 * 1024 * 1024), { level: 19 });
+    const frames = Buffer.concat(Array.from({ length: 16 }, () => bomb)); // 1 GiB of zeros
+    expect(frames.length).toBeLessThan(64 * 1024);
+    const decompressor = createDecompressStream();
+    decompressor.end(frames);
+    const first: Buffer = await new Promise((resolve) => decompressor.once('data', resolve));
+    decompressor.pause();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(first.length).toBeGreaterThan(0);
+    expect(decompressor.readableLength).toBeLessThan(2 * 1024 * 1024);
+    decompressor.destroy();
+  });
+});
+
+describe('bad input is stowage.compression.corrupt', () => {
+  it.each([
+    ['not zstd (an SQLite header)', Buffer.from('SQLite format 3\0 and more bytes')],
+    ['empty', Buffer.alloc(0)],
+  ])('%s', async (_name, input) => {
+    const { error } = await through(input, [createDecompressStream()]);
+    expect(codeOf(error)).toBe(CompressionErrorCode.Corrupt);
+  });
+
+  it('truncated anywhere', async () => {
+    const compressed = await compress(sampleData(500_000));
+    for (const cut of [1, 4, 10, 100, Math.floor(compressed.length / 2), compressed.length - 4, compressed.length - 1]) {
+      const { error } = await through(compressed.subarray(0, cut), [createDecompressStream()]);
+      expect(codeOf(error), `cut at ${cut}`).toBe(CompressionErrorCode.Corrupt);
+    }
+  });
+
+  it('bit flips anywhere (the content checksum catches the rest)', async () => {
+    const compressed = await compress(sampleData(500_000));
+    for (let position = 0; position < compressed.length; position += Math.floor(compressed.length / 40)) {
+      const flipped = Buffer.from(compressed);
+      flipped[position]! ^= 0x10;
+      const { error } = await through(flipped, [createDecompressStream()]);
+      expect(codeOf(error), `flip at ${position}`).toBe(CompressionErrorCode.Corrupt);
+    }
+  });
+
+  it('trailing garbage after the frame', async () => {
+    const compressed = await compress(sampleData(10_000));
+    const { error } = await through(Buffer.concat([compressed, Buffer.from('garbage!')]), [createDecompressStream()]);
+    expect(codeOf(error)).toBe(CompressionErrorCode.Corrupt);
+  });
+});
+
+describe('decodeError', () => {
+  it('wraps a zstd failure and keeps its reason', () => {
+    const error = decodeError(new Error('Restored data doesn\'t match checksum'));
+    expect(error.code).toBe(CompressionErrorCode.Corrupt);
+    expect(error.message).toContain("Restored data doesn't match checksum");
+    expect(error.toJSON()).toMatchObject({ code: 'stowage.compression.corrupt', context: { reason: "Restored data doesn't match checksum" } });
+  });
+
+  it('returns a CompressionError as it is', () => {
+    const original = new CompressionError(CompressionErrorCode.Corrupt, 'x');
+    expect(decodeError(original)).toBe(original);
+  });
+});
+
+describe('options', () => {
+  it.each([[{ level: 0 }], [{ level: 20 }], [{ level: 2.5 }], [{ workers: -1 }], [{ workers: 1.5 }]])('rejects %o', (options) => {
+    expect(() => createCompressStream(options)).toThrow(expect.objectContaining({ code: CompressionErrorCode.InvalidOptions }));
+  });
+});

@@ -1,0 +1,89 @@
+/*
+ * The encode/decode pipeline of artifacts: zstd compression, then AES-256 OpenPGP encryption,
+ * each optional. An artifact records the encodings applied in order (`["zstd", "pgp"]`) and its
+ * name carries them (`full_backup_….sqlite3.zst.pgp`), so `zstd -d` and `gpg --decrypt` alone
+ * recover it. Page-hash lists are compressed but never encrypted: a host holding only a public
+ * key must still read them to take the next incremental (they are hashes, not data).
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createCompressStream, createDecompressStream } from '@stowage/compression';
+import { createDecryptStream, createEncryptStream, loadDecryptionKeys, loadEncryptionKeys, type DecryptionKeys, type EncryptionKeys } from '@stowage/crypto';
+import { DigestStream } from '@stowage/storage';
+import type { ResolvedConfig } from './config.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import type { Artifact, Manifest } from './manifest.js';
+
+export type EncodingName = 'zstd' | 'pgp';
+const EXTENSIONS: Record<EncodingName, string> = { zstd: '.zst', pgp: '.pgp' };
+
+/** `.zst.pgp` for `["zstd", "pgp"]`. */
+export const encodedSuffix = (encoding: readonly string[]) => encoding.map((name) => EXTENSIONS[name as EncodingName] ?? `.${name}`).join('');
+
+/** Keys are loaded once per engine and only when needed (a restore of plain backups needs none). */
+export class Codec {
+  #encryption: Promise<EncryptionKeys> | undefined;
+  #decryption: Promise<DecryptionKeys> | undefined;
+
+  constructor(readonly config: ResolvedConfig) {}
+
+  /** The encodings a new artifact of `role` gets under this config. */
+  encodingFor(role: Artifact['role']): EncodingName[] {
+    const names: EncodingName[] = [];
+    if (this.config.compression.algorithm === 'zstd') names.push('zstd');
+    if (this.config.encryption && role !== 'page-hashes') names.push('pgp');
+    return names;
+  }
+
+  /** What the manifest says about encoding: algorithms and key fingerprints, never a secret. */
+  async describe(): Promise<Manifest['encoding']> {
+    const { compression, encryption } = this.config;
+    const keys = encryption ? await this.encryptionKeys() : undefined;
+    return {
+      compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
+      encryption: keys ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-ocb' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints] } : null,
+    };
+  }
+
+  /** Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes. */
+  async encodeFile(input: string, output: string, encoding: readonly EncodingName[]): Promise<{ size: number; sha256: string }> {
+    const digest = new DigestStream();
+    const stages: Duplex[] = [];
+    for (const name of encoding) stages.push(name === 'zstd' ? createCompressStream({ level: this.config.compression.level }) : createEncryptStream(await this.encryptionKeys()));
+    await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
+    return { size: digest.size, sha256: digest.digest() };
+  }
+
+  /** Transforms that undo `encoding`, last applied first. */
+  async decoders(artifact: Artifact, backupId: string): Promise<Duplex[]> {
+    const encrypted = artifact.encoding.includes('pgp');
+    if (encrypted && !this.config.encryption) {
+      throw new CoreError(CoreErrorCode.EncryptionMismatch, `backup ${backupId} is encrypted but this config has no encryption section; add the encryption settings (and the key) it was made with`, { context: { backupId } });
+    }
+    if (!encrypted && this.config.encryption && artifact.role !== 'page-hashes') {
+      throw new CoreError(
+        CoreErrorCode.EncryptionMismatch,
+        `backup ${backupId} is not encrypted, but this config expects encrypted backups; if you trust it, restore it with a config without the encryption section`,
+        { context: { backupId } },
+      );
+    }
+    const stages: Duplex[] = [];
+    for (const name of [...artifact.encoding].reverse()) {
+      if (name === 'zstd') stages.push(createDecompressStream());
+      else if (name === 'pgp') stages.push(createDecryptStream(await this.decryptionKeys()));
+      else throw new CoreError(CoreErrorCode.NotABackup, `${artifact.key} uses an unknown encoding '${name}'`, { context: { key: artifact.key } });
+    }
+    return stages;
+  }
+
+  encryptionKeys(): Promise<EncryptionKeys> {
+    this.#encryption ??= loadEncryptionKeys(this.config.encryption, { baseDir: this.config.baseDir });
+    return this.#encryption;
+  }
+
+  decryptionKeys(): Promise<DecryptionKeys> {
+    this.#decryption ??= loadDecryptionKeys(this.config.encryption, { baseDir: this.config.baseDir });
+    return this.#decryption;
+  }
+}

@@ -1,0 +1,223 @@
+/*
+ * Node streams over openpgp.js, which streams only Web Streams. Each factory returns a Duplex:
+ * bytes written go through a PassThrough bridged with `Readable.toWeb` (byte-counted, so
+ * backpressure holds), the openpgp output is read chunk by chunk as the consumer pulls, so
+ * memory stays constant whatever the size. Failures are mapped by the phase they happen in:
+ * reading the message header (not_encrypted), unlocking the session key (wrong_key), or
+ * streaming the data (integrity: nothing decrypted so far may be trusted).
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
+import * as openpgp from 'openpgp';
+import type { Message } from 'openpgp';
+import { BridgeDuplex } from './bridge.js';
+import { CryptoError, CryptoErrorCode } from './errors.js';
+import { quickCheck, scanForSeipd, type SeipdScan } from './quick-check.js';
+import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type EncryptionKeys } from './keys.js';
+
+type Bytes = Uint8Array<ArrayBufferLike>;
+
+/**
+ * A Duplex that encrypts what is written to it into one binary OpenPGP message: AES-256 with a
+ * fresh random session key, SEIPDv1 with MDC (`gpg --decrypt` reads it), or RFC 9580 SEIPDv2
+ * AEAD-GCM when `keys.aead` is set (not readable by gpg 2.2/2.4). In passphrase mode the session
+ * key is wrapped with an iterated+salted S2K of the passphrase; in public-key mode it is encrypted
+ * to every recipient, and any one of their private keys decrypts. Use it in `stream.pipeline`.
+ */
+export function createEncryptStream(keys: EncryptionKeys): Duplex {
+  const material = encryptionMaterial(keys);
+  const input = new PassThrough();
+  async function* encrypted(): AsyncGenerator<Buffer> {
+    const message = await openpgp.createMessage({ binary: toWeb(input), format: 'binary' });
+    // An explicit session key pins AES-256 (openpgp would otherwise fall back to the recipients'
+    // common preference) and selects SEIPDv2 exactly when an AEAD algorithm is named.
+    const sessionKey: openpgp.SessionKey = { data: randomBytes(32), algorithm: 'aes256', ...(keys.aead ? { aeadAlgorithm: 'gcm' as const } : {}) };
+    const output = await openpgp.encrypt({
+      message,
+      format: 'binary',
+      sessionKey,
+      config: OPENPGP_CONFIG,
+      ...('passphrase' in material ? { passwords: [material.passphrase] } : { encryptionKeys: material.publicKeys }),
+    });
+    yield* fromWeb(output);
+  }
+  return new BridgeDuplex(input, Readable.from(encrypted(), { objectMode: false }));
+}
+
+/**
+ * A Duplex that decrypts one binary OpenPGP message written to it (made by Stowage or by gpg,
+ * e.g. `gpg --symmetric --cipher-algo AES256`), with a passphrase or private keys.
+ *
+ * **Partial plaintext is not success.** To decrypt in constant memory, plaintext is released
+ * before the integrity check at the end of the message (SEIPDv1's MDC) has run; when that check
+ * fails, or the input is truncated, the stream errors *after* emitting data. Callers must write
+ * the output to a temporary file and commit it (rename) only once the whole pipeline has
+ * finished without error, and discard it otherwise. Errors are `CryptoError`s:
+ * - `not_encrypted`: the input is empty, ASCII-armored, or not an OpenPGP encrypted message;
+ * - `wrong_key`: wrong passphrase, no private key among the recipients, or passphrase data
+ *   given to public-key keys (or the reverse). A wrong passphrase for data made by
+ *   `gpg --symmetric` cannot be told from data corrupt at its very start, and reports `wrong_key`;
+ * - `integrity`: modified, corrupted or truncated data (MDC or AEAD tag failure).
+ */
+export function createDecryptStream(keys: DecryptionKeys): Duplex {
+  const material = decryptionMaterial(keys);
+  const input = new PassThrough();
+  async function* decrypted(): AsyncGenerator<Buffer> {
+    const reader = toWeb(input).getReader();
+    const { head, scan } = await readHead(reader);
+    let message: Message<ReadableStream<Bytes>>;
+    try {
+      message = await openpgp.readMessage({ binaryMessage: prepend(head, reader), config: OPENPGP_CONFIG });
+    } catch (cause) {
+      if (isTruncation(cause)) throw truncated(cause);
+      throw notEncrypted(`the input is not an OpenPGP message (${messageOf(cause)})`, cause);
+    }
+    let data: ReadableStream<Bytes>;
+    // Passphrase keys carry no check of their own: verify them with the quick check first.
+    const checked = 'passphrase' in material && scan.state === 'found' && scan.version === 1;
+    try {
+      const secret =
+        'privateKeys' in material
+          ? { decryptionKeys: material.privateKeys }
+          : checked
+            ? { sessionKeys: await checkedSessionKeys(message, material.passphrase, scan.prefix) }
+            : { passwords: [material.passphrase] };
+      const result = await openpgp.decrypt({ message, format: 'binary', config: OPENPGP_CONFIG, ...secret });
+      data = result.data;
+    } catch (cause) {
+      throw cause instanceof CryptoError ? cause : sessionFailure(cause, keys, message, checked || 'privateKeys' in material);
+    }
+    try {
+      yield* fromWeb(data);
+    } catch (cause) {
+      throw new CryptoError(
+        CryptoErrorCode.Integrity,
+        `the encrypted data failed its integrity check: it was modified, corrupted or truncated (${messageOf(cause)}); discard everything decrypted from it`,
+        { cause },
+      );
+    }
+  }
+  return new BridgeDuplex(input, Readable.from(decrypted(), { objectMode: false }));
+}
+
+function toWeb(readable: Readable): ReadableStream<Bytes> {
+  return Readable.toWeb(readable) as unknown as ReadableStream<Bytes>;
+}
+
+async function* fromWeb(stream: ReadableStream<Bytes>): AsyncGenerator<Buffer> {
+  yield* Readable.fromWeb(stream as unknown as NodeWebReadableStream<Bytes>, { objectMode: false });
+}
+
+/** Enough of the input to see the start of its encrypted data (at most 1 MiB), and what it holds. */
+async function readHead(reader: ReadableStreamDefaultReader<Bytes>): Promise<{ head: Bytes; scan: SeipdScan }> {
+  let head: Bytes = new Uint8Array(0);
+  let scan: SeipdScan = { state: 'need-more' };
+  while (scan.state === 'need-more' && head.length < HEAD_LIMIT) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (value.length === 0) continue;
+    if (head.length === 0) assertLooksEncrypted(value);
+    head = head.length === 0 ? value : Buffer.concat([head, value]);
+    scan = scanForSeipd(head);
+  }
+  if (head.length === 0) throw notEncrypted('the input is empty');
+  return { head, scan };
+}
+
+const HEAD_LIMIT = 1024 * 1024;
+
+/**
+ * The session keys the passphrase unlocks that pass the quick check. gpg's symmetric messages
+ * derive the session key from the passphrase directly, so a wrong one is only caught here.
+ */
+async function checkedSessionKeys(message: Message<ReadableStream<Bytes>>, passphrase: string, prefix: Uint8Array): Promise<openpgp.SessionKey[]> {
+  const candidates = await openpgp.decryptSessionKeys({ message, passwords: [passphrase], config: OPENPGP_CONFIG });
+  const usable = candidates.filter(
+    (key): key is openpgp.DecryptedSessionKey & { algorithm: openpgp.enums.symmetricNames } => key.algorithm !== null && quickCheck(key, prefix) !== false,
+  );
+  if (usable.length === 0) {
+    throw new CryptoError(CryptoErrorCode.WrongKey, 'wrong passphrase: it does not decrypt this data', { context: { mode: 'passphrase' } });
+  }
+  return usable.map((key) => ({ data: key.data, algorithm: key.algorithm }));
+}
+
+/** Every binary OpenPGP packet header has its top bit set; SQLite, zstd and text never start so. */
+function assertLooksEncrypted(first: Bytes): void {
+  const head = Buffer.from(first.subarray(0, 32)).toString('latin1');
+  if (head.trimStart().startsWith('-----BEGIN PGP')) {
+    throw notEncrypted('the input is ASCII-armored; Stowage reads binary OpenPGP only (convert it with `gpg --dearmor`)');
+  }
+  if (((first[0] ?? 0) & 0x80) === 0) {
+    throw notEncrypted('the input is not encrypted: it does not start with an OpenPGP packet');
+  }
+}
+
+/** `first` followed by the rest of `reader`, pulled one chunk at a time. */
+function prepend(first: Bytes, reader: ReadableStreamDefaultReader<Bytes>): ReadableStream<Bytes> {
+  let pending: Bytes | undefined = first;
+  return new ReadableStream<Bytes>(
+    {
+      async pull(controller) {
+        if (pending !== undefined) {
+          controller.enqueue(pending);
+          pending = undefined;
+          return;
+        }
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function isTruncation(cause: unknown): boolean {
+  return /unexpected end|end of (packet|stream|input)/i.test(messageOf(cause));
+}
+
+function truncated(cause: unknown): CryptoError {
+  return new CryptoError(CryptoErrorCode.Integrity, `the encrypted data is truncated (${messageOf(cause)})`, { cause });
+}
+
+function notEncrypted(message: string, cause?: unknown): CryptoError {
+  return new CryptoError(CryptoErrorCode.NotEncrypted, message, cause === undefined ? {} : { cause });
+}
+
+/**
+ * Maps a failure of openpgp's `decrypt()` (message header and session key) to a CryptoError.
+ * `keyVerified`: the session key was checked (key wrap, or the passphrase quick check), so a
+ * failure to parse the data means corruption, not a wrong key.
+ */
+function sessionFailure(cause: unknown, keys: DecryptionKeys, message: Message<ReadableStream<Bytes>>, keyVerified: boolean): CryptoError {
+  const text = messageOf(cause);
+  const recipients = message.getEncryptionKeyIDs().map((id) => id.toHex().toUpperCase());
+  const context = { mode: keys.mode, recipientKeyIds: recipients, fingerprints: keys.fingerprints };
+  const wrongKey = (why: string) => new CryptoError(CryptoErrorCode.WrongKey, why, { context, cause });
+  if (/No encrypted data found/i.test(text)) return notEncrypted('the input is OpenPGP data but not an encrypted message', cause);
+  if (/No symmetrically encrypted session key packet/i.test(text)) {
+    return wrongKey(`this data was encrypted to public keys (key ids ${recipients.join(', ')}), not with a passphrase; decrypt it with a private key`);
+  }
+  if (/No public key encrypted session key packet/i.test(text)) {
+    return wrongKey('this data was encrypted with a passphrase, not to a public key; decrypt it with the passphrase');
+  }
+  if (/Session key decryption failed|No decryption key packets found/i.test(text)) {
+    return wrongKey(
+      keys.mode === 'passphrase'
+        ? 'wrong passphrase: it does not decrypt this data'
+        : `none of the private keys (${keys.fingerprints.join(', ')}) is a recipient of this data (recipient key ids: ${recipients.join(', ')})`,
+    );
+  }
+  if (isTruncation(cause)) return truncated(cause);
+  if (/Authentication tag mismatch|unable to authenticate|Modification detected/i.test(text)) {
+    return new CryptoError(CryptoErrorCode.Integrity, `the encrypted data failed its integrity check: it was modified or corrupted (${text})`, {
+      context,
+      cause,
+    });
+  }
+  // An unchecked passphrase-derived key that yields unparsable data may just be wrong.
+  if (!keyVerified) return wrongKey(`wrong passphrase, or the encrypted data is corrupt at its start (${text})`);
+  return new CryptoError(CryptoErrorCode.Integrity, `the encrypted data is corrupt (${text})`, { context, cause });
+}
