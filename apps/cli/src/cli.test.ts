@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +96,21 @@ describe('the stowage and seed commands, end to end', () => {
     const seed = run('db_backup', '--cleanup');
     expect(seed.code).toBe(0);
     expect(seed.stdout).toMatch(/removed 0 item\(s\)/);
+  });
+
+  it('key generate / show / check: a public-key host can encrypt but not decrypt, and says so', async () => {
+    const generated = run('stowage', 'key', 'generate', '--public-key', '--out', join(dir, 'ops'), '--json');
+    expect(generated.code).toBe(0);
+    const { fingerprint } = json(generated.stdout) as { fingerprint: string };
+    expect((await stat(join(dir, 'ops-private.asc'))).mode & 0o777).toBe(0o600);
+    const config = JSON.parse(await readFile(join(dir, 'stowage.config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(dir, 'pk.json'), JSON.stringify({ ...config, encryption: { mode: 'public-key', recipients: ['ops-public.asc'] } }));
+    const shown = run('stowage', 'key', 'show', '--config', 'pk.json');
+    expect(shown.stdout).toContain(fingerprint);
+    expect(shown.stdout + shown.stderr).not.toContain('PRIVATE KEY');
+    const check = run('stowage', 'key', 'check', '--config', 'pk.json', '--json');
+    expect(check.code).toBe(0);
+    expect(json(check.stdout)).toMatchObject({ canEncrypt: { ok: true }, canDecrypt: { ok: false, problem: expect.stringMatching(/only public keys, by design/) } });
   });
 
   it('exits 2 with path.to.key messages on an invalid config, and 1 with one line on an unknown backup', async () => {

@@ -3,6 +3,8 @@ import { TOOL_VERSION } from '@stowage/core';
 import { configPath, runBackup, runCleanup, runGuard, runProbe, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
+import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
+import { dirname } from 'node:path';
 import { Output } from './output.js';
 
 /** Adds the options every command takes. */
@@ -128,6 +130,32 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .command('probe')
     .description('write, read and delete a probe object at every destination; for S3, find what the endpoint supports')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runProbe(engine, out)));
+
+  const key = program.command('key').description('encryption keys: generate, show, check');
+  key
+    .command('generate')
+    .description('write a new passphrase file (600), or with --public-key an OpenPGP key pair')
+    .option('--public-key', 'generate a key pair: the public key for backup hosts, the private key for restore machines')
+    .option('--out <path>', 'where to write (a file; with --public-key a path prefix)')
+    .option('--user-id <text>', 'user id of the key pair', 'Stowage backups')
+    .action(async (options: { publicKey?: boolean; out?: string; userId?: string }, command: Command) => {
+      const g = globals(command);
+      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
+      try {
+        setExit(await runKeyGenerate(out, dirname(configPath(g)), options));
+      } catch (error) {
+        out.error(error);
+        setExit(exitCodeFor(error));
+      }
+    });
+  key
+    .command('show')
+    .description('the configured encryption mode and key fingerprints (never a secret)')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyShow(engine, out)));
+  key
+    .command('check')
+    .description('can this machine encrypt backups? decrypt them?')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyCheck(engine, out)));
 
   program
     .command('guard')
