@@ -75,7 +75,7 @@ class DecompressStream extends Transform {
     if (paused !== undefined) this.#decode(paused.input, paused.callback);
     // Releases a write callback that Transform held back because the reader was full; without
     // it a resumed decode that pushes nothing would leave the reader waiting forever.
-    if (paused === undefined) super._read(size);
+    super._read(size);
   }
 
   override _flush(callback: TransformCallback): void {

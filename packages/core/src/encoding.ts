@@ -42,7 +42,7 @@ export class Codec {
     const keys = encryption ? await this.encryptionKeys() : undefined;
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
-      encryption: keys ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-ocb' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints] } : null,
+      encryption: keys ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-gcm' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints] } : null,
     };
   }
 

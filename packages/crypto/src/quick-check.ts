@@ -4,6 +4,9 @@
  * carries no check of its own (gpg's symmetric messages have no encrypted session key at all), so
  * without this a wrong passphrase would decrypt to garbage and be reported as corruption. GnuPG
  * performs the same check. It is only an early hint: the MDC still authenticates everything.
+ * RFC 4880 §14 notes the check can be an oracle (Mister–Zuccherato) for a service that decrypts
+ * attacker-supplied data and reports this failure distinctly; Stowage decrypts its operators' own
+ * backups, where telling "wrong passphrase" from "corrupt backup" matters more.
  */
 import { createDecipheriv } from 'node:crypto';
 

@@ -3,8 +3,9 @@
  * bytes written go through a PassThrough bridged with `Readable.toWeb` (byte-counted, so
  * backpressure holds), the openpgp output is read chunk by chunk as the consumer pulls, so
  * memory stays constant whatever the size. Failures are mapped by the phase they happen in:
- * reading the message header (not_encrypted), unlocking the session key (wrong_key), or
- * streaming the data (integrity: nothing decrypted so far may be trusted).
+ * reading the message header (not_encrypted), unlocking the session key (wrong_key; passphrase
+ * keys are confirmed by the quick check of quick-check.ts), or streaming the data (integrity:
+ * nothing decrypted so far may be trusted).
  */
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
@@ -56,8 +57,9 @@ export function createEncryptStream(keys: EncryptionKeys): Duplex {
  * finished without error, and discard it otherwise. Errors are `CryptoError`s:
  * - `not_encrypted`: the input is empty, ASCII-armored, or not an OpenPGP encrypted message;
  * - `wrong_key`: wrong passphrase, no private key among the recipients, or passphrase data
- *   given to public-key keys (or the reverse). A wrong passphrase for data made by
- *   `gpg --symmetric` cannot be told from data corrupt at its very start, and reports `wrong_key`;
+ *   given to public-key keys (or the reverse). A passphrase is verified before any output with
+ *   the OpenPGP quick check, as gpg does, so this holds for `gpg --symmetric` data too (whose
+ *   session key is the passphrase's S2K itself); a damaged session-key packet also reads so;
  * - `integrity`: modified, corrupted or truncated data (MDC or AEAD tag failure).
  */
 export function createDecryptStream(keys: DecryptionKeys): Duplex {
