@@ -13,12 +13,12 @@ import { changedPages, writeDelta } from './delta.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
-import { PAGE_HASH_ALGORITHM } from './page-hashes.js';
+import { digestDatabaseFile, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
 import { confirmStored, stagedBody, type StagedArtifact } from './replica.js';
-import { takeSnapshot } from './snapshot.js';
+import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -107,26 +107,40 @@ async function takeBackup(
     engine.progress({ phase: 'snapshot', done: 0 });
     const snapshot = await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
     const facts = await withPrivateDatabase(stagedSnapshot, readFacts);
-    await writeFile(stagedHashes, snapshot.pageHashes, { mode: 0o600 });
     if (plan.parent && plan.parent.entry.manifest.source.pageSize !== snapshot.pageSize) {
       downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine);
     }
     const type = plan.type;
     const stagedFiles: StagedFile[] = [];
+    const encoded: EncodedFile[] = [];
+    const databaseEncoding = engine.codec.encodingFor('database');
+    let digest: FileDigest;
     let delta: Manifest['delta'];
-    if (plan.parent) {
-      const base = plan.parent.entry.manifest.source;
-      const pages = changedPages(plan.parent.pageHashes, snapshot.pageHashes);
-      await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: snapshot.sha256 }, pages);
-      stagedFiles.push(await stagedFile('delta', stagedDelta));
-      delta = { changedPages: pages.length, basePageCount: base.pageCount };
+    if (!plan.parent && databaseEncoding.length > 0) {
+      // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
+      const tap = new PageDigestStream(snapshot.pageSize);
+      const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
+      engine.progress({ phase: 'encode', done: 0 });
+      const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
+      digest = tap.result();
+      encoded.push({ role: 'database', path, encoding: databaseEncoding, ...stored, decodedSize: digest.size, decodedSha256: digest.sha256 });
     } else {
-      stagedFiles.push({ role: 'database', path: stagedSnapshot, size: snapshot.size, sha256: snapshot.sha256 });
+      digest = await digestDatabaseFile(stagedSnapshot, snapshot.pageSize);
+      if (plan.parent) {
+        const base = plan.parent.entry.manifest.source;
+        const pages = changedPages(plan.parent.pageHashes, digest.pageHashes);
+        await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: digest.sha256 }, pages);
+        stagedFiles.push(await stagedFile('delta', stagedDelta));
+        delta = { changedPages: pages.length, basePageCount: base.pageCount };
+      } else {
+        stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
+      }
     }
-    stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: snapshot.pageHashes.length, sha256: sha256Hex(snapshot.pageHashes) });
+    assertWholeSnapshot(config.source.database, snapshot, digest);
+    await writeFile(stagedHashes, digest.pageHashes, { mode: 0o600 });
+    stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: digest.pageHashes.length, sha256: sha256Hex(digest.pageHashes) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
-
-    const encoded = await encodeStaged(engine, stagedFiles);
+    encoded.push(...(await encodeStaged(engine, stagedFiles)));
     const encoding = await engine.codec.describe();
     const stage = (id: string): StagedArtifact[] =>
       encoded.map((file) => ({
@@ -180,8 +194,8 @@ async function takeBackup(
           sqliteVersion: facts.sqliteVersion,
           schemaHash: facts.schemaHash,
           tables: facts.tables,
-          size: snapshot.size,
-          snapshotSha256: snapshot.sha256,
+          size: digest.size,
+          snapshotSha256: digest.sha256,
           pageHashAlgorithm: PAGE_HASH_ALGORITHM,
           lockMs: Math.round(snapshot.lockMs),
         },
@@ -219,7 +233,7 @@ async function takeBackup(
           { context: { id, failures } },
         );
       }
-      if (type !== 'hot') await cacheForNextBackup(engine, id, snapshot.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
+      if (type !== 'hot') await cacheForNextBackup(engine, id, digest.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
       if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
@@ -319,9 +333,11 @@ function requiredReplicas(engine: Engine): number {
 async function storeReplica(destination: Destination, staged: StagedArtifact[], onBytes: (n: number) => void): Promise<ReplicaOutcome> {
   try {
     const ifNoneMatch = destination.adapter.capabilities.conditionalPut;
-    for (const item of staged) await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
     const methods = [];
-    for (const item of staged) methods.push(await confirmStored(destination, item.artifact, { deep: false }));
+    for (const item of staged) {
+      const stored = await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
+      methods.push(await confirmStored(destination, item.artifact, { deep: false, stored }));
+    }
     const now = new Date().toISOString();
     return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy: methods.every((m) => m === 'server-sha256') ? 'server-sha256' : 'sha256-readback' } };
   } catch (error) {

@@ -46,10 +46,13 @@ export class Codec {
     };
   }
 
-  /** Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes. */
-  async encodeFile(input: string, output: string, encoding: readonly EncodingName[]): Promise<{ size: number; sha256: string }> {
+  /**
+   * Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes.
+   * `tap` sees the plain bytes on the way (to hash them in the same pass).
+   */
+  async encodeFile(input: string, output: string, encoding: readonly EncodingName[], tap?: Duplex): Promise<{ size: number; sha256: string }> {
     const digest = new DigestStream();
-    const stages: Duplex[] = [];
+    const stages: Duplex[] = tap ? [tap] : [];
     for (const name of encoding) stages.push(name === 'zstd' ? createCompressStream({ level: this.config.compression.level }) : createEncryptStream(await this.encryptionKeys()));
     await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
     return { size: digest.size, sha256: digest.digest() };

@@ -1,5 +1,7 @@
-import { createHash, hash } from 'node:crypto';
+import { createHash, hash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /** Bytes kept of each page's SHA-256: 128 bits, far beyond any collision risk for a database. */
 export const PAGE_HASH_BYTES = 16;
@@ -13,31 +15,56 @@ export interface FileDigest {
 }
 
 /**
- * One read pass over a database file: its SHA-256 and the truncated SHA-256 of every page.
- * The read size is a multiple of every legal page size, so pages never straddle chunks except
- * at a short tail, which is carried over.
+ * A pass-through stream that computes a database file's SHA-256 and the truncated SHA-256 of every
+ * page, so that hashing can ride along another pass over the file (compression, upload).
+ * A short tail is carried over until the next chunk completes its page.
  */
-export async function digestDatabaseFile(path: string, pageSize: number): Promise<FileDigest> {
-  const whole = createHash('sha256');
-  const pageHashes: Buffer[] = [];
-  let size = 0;
-  let carry: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
-    whole.update(chunk);
-    size += chunk.length;
-    const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    const wholePages = Math.floor(data.length / pageSize);
+export class PageDigestStream extends Transform {
+  readonly #whole: Hash = createHash('sha256');
+  readonly #pages: Buffer[] = [];
+  #carry: Buffer = Buffer.alloc(0);
+  #size = 0;
+
+  constructor(readonly pageSize: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#whole.update(chunk);
+    this.#size += chunk.length;
+    const data = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
+    const wholePages = Math.floor(data.length / this.pageSize);
     const hashes = Buffer.allocUnsafe(wholePages * PAGE_HASH_BYTES);
     for (let i = 0; i < wholePages; i++) {
-      hash('sha256', data.subarray(i * pageSize, (i + 1) * pageSize), 'buffer').copy(hashes, i * PAGE_HASH_BYTES, 0, PAGE_HASH_BYTES);
+      hash('sha256', data.subarray(i * this.pageSize, (i + 1) * this.pageSize), 'buffer').copy(hashes, i * PAGE_HASH_BYTES, 0, PAGE_HASH_BYTES);
     }
-    pageHashes.push(hashes);
-    carry = Buffer.from(data.subarray(wholePages * pageSize));
+    this.#pages.push(hashes);
+    this.#carry = Buffer.from(data.subarray(wholePages * this.pageSize));
+    callback(null, chunk);
   }
-  if (carry.length) {
-    const tail = Buffer.allocUnsafe(PAGE_HASH_BYTES);
-    hash('sha256', carry, 'buffer').copy(tail, 0, 0, PAGE_HASH_BYTES);
-    pageHashes.push(tail);
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#carry.length) {
+      const tail = Buffer.allocUnsafe(PAGE_HASH_BYTES);
+      hash('sha256', this.#carry, 'buffer').copy(tail, 0, 0, PAGE_HASH_BYTES);
+      this.#pages.push(tail);
+    }
+    callback();
   }
-  return { size, sha256: whole.digest('hex'), pageHashes: Buffer.concat(pageHashes) };
+
+  /** The digest; call once the stream has finished. */
+  result(): FileDigest {
+    return { size: this.#size, sha256: this.#whole.digest('hex'), pageHashes: Buffer.concat(this.#pages) };
+  }
+}
+
+/** One read pass over a database file: its SHA-256 and the hash of every page. */
+export async function digestDatabaseFile(path: string, pageSize: number): Promise<FileDigest> {
+  const digest = new PageDigestStream(pageSize);
+  await pipeline(createReadStream(path, { highWaterMark: 4 << 20 }), digest, async (chunks: AsyncIterable<Buffer>) => {
+    for await (const _ of chunks) {
+      // the digest is the point
+    }
+  });
+  return digest.result();
 }

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
-import { digestStream, StorageError, StorageErrorCode, type PutBody } from '@stowage/storage';
+import { digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody } from '@stowage/storage';
 import type { Destination } from './engine.js';
 import type { Artifact, Replica } from './manifest.js';
 
@@ -15,11 +15,12 @@ export type VerifiedBy = Replica['verifiedBy'];
 /**
  * Confirms that `destination` holds exactly `artifact`'s bytes. With `deep` the bytes are read
  * back and hashed; otherwise a SHA-256 the backend reports for the stored object is trusted when
- * there is one, and the bytes are read back when there is not.
+ * there is one — `stored`, what `put` just returned (the local adapter hashes the bytes it wrote
+ * and fsynced), or else `stat` — and the bytes are read back when there is none.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
-export async function confirmStored(destination: Destination, artifact: Artifact, options: { deep: boolean }): Promise<VerifiedBy> {
-  const info = await destination.adapter.stat(artifact.key);
+export async function confirmStored(destination: Destination, artifact: Artifact, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
+  const info = !options.deep && options.stored?.checksums.sha256 ? options.stored : await destination.adapter.stat(artifact.key);
   if (!info) {
     throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
       context: { destination: destination.name, key: artifact.key },

@@ -14,10 +14,10 @@
  *
  * Both keep the source's page layout, which page-delta incrementals rely on.
  */
-import { copyFile, rm, stat } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { digestDatabaseFile, type FileDigest } from './page-hashes.js';
+import type { FileDigest } from './page-hashes.js';
 import { readSqliteHeader } from './sqlite-file.js';
 
 export interface SnapshotOptions {
@@ -25,7 +25,8 @@ export interface SnapshotOptions {
   busyTimeoutMs: number;
 }
 
-export interface Snapshot extends FileDigest {
+/** A consistent copy of the database in the staging folder (not yet hashed). */
+export interface Snapshot {
   path: string;
   pageSize: number;
   pageCount: number;
@@ -34,7 +35,7 @@ export interface Snapshot extends FileDigest {
   lockMs: number;
 }
 
-/** Copies a consistent image of the live database `source` to `target` and digests it. */
+/** Copies a consistent image of the live database `source` to `target`. */
 export async function takeSnapshot(source: string, target: string, options: SnapshotOptions): Promise<Snapshot> {
   await readSqliteHeader(source);
   let db: Database.Database;
@@ -67,15 +68,17 @@ export async function takeSnapshot(source: string, target: string, options: Snap
     db.close();
   }
   const header = await readSqliteHeader(target);
-  const digest = await digestDatabaseFile(target, header.pageSize);
-  const expected = header.pageCount * header.pageSize;
-  if (digest.size !== expected || (await stat(target)).size !== digest.size) {
-    await rm(target, { force: true });
+  return { path: target, pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs };
+}
+
+/** Checks that a snapshot's digest covers exactly the pages its header announces. */
+export function assertWholeSnapshot(source: string, snapshot: Snapshot, digest: FileDigest): void {
+  const expected = snapshot.pageCount * snapshot.pageSize;
+  if (digest.size !== expected) {
     throw new CoreError(CoreErrorCode.SourceUnreadable, `snapshot of ${source} is ${digest.size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`, {
       context: { source, size: digest.size, expected },
     });
   }
-  return { ...digest, path: target, pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs };
 }
 
 function sourceError(source: string, cause: unknown, options: SnapshotOptions): CoreError {
