@@ -2,7 +2,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { createDecryptStream, createEncryptStream, generateKeyPair, generatePassphrase, loadDecryptionKeys, loadEncryptionKeys, writeKeyFile } from '@stowage/crypto';
 import type { Engine } from '@stowage/core';
 import { ExitCode, UsageError } from './exit-codes.js';
 import type { Output } from './output.js';
@@ -12,6 +11,7 @@ import type { Output } from './output.js';
  * public half goes on backup hosts and private half (600) on restore machines only.
  */
 export async function runKeyGenerate(out: Output, baseDir: string, options: { publicKey?: boolean; out?: string; userId?: string }): Promise<ExitCode> {
+  const { generateKeyPair, generatePassphrase, writeKeyFile } = await import('@stowage/crypto');
   if (!options.publicKey) {
     const path = options.out ?? join(baseDir, 'stowage-passphrase.key');
     await writeKeyFile(path, `${generatePassphrase()}\n`);
@@ -53,6 +53,7 @@ export async function runKeyShow(engine: Engine, out: Output): Promise<ExitCode>
 export async function runKeyCheck(engine: Engine, out: Output): Promise<ExitCode> {
   const config = engine.config.encryption;
   if (!config) throw new UsageError('there is no encryption section in the config; nothing to check');
+  const { createDecryptStream, createEncryptStream, loadDecryptionKeys, loadEncryptionKeys } = await import('@stowage/crypto');
   const sample = Buffer.from(`stowage key check ${Date.now()}`);
   const encrypted: Buffer[] = [];
   const encrypt = await loadEncryptionKeys(config, { baseDir: engine.config.baseDir }).then(

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
-import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto';
+import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/config';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { DEFAULT_RETENTION, retentionRuleSchema, type RetentionPolicy } from './retention.js';

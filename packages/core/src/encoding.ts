@@ -8,14 +8,17 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createCompressStream, createDecompressStream } from '@stowage/compression';
-import { createDecryptStream, createEncryptStream, loadDecryptionKeys, loadEncryptionKeys, type DecryptionKeys, type EncryptionKeys } from '@stowage/crypto';
+import type { DecryptionKeys, EncryptionKeys } from '@stowage/crypto';
 import { DigestStream } from '@stowage/storage';
 import type { ResolvedConfig } from './config.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import type { Artifact, Manifest } from './manifest.js';
 
 export type EncodingName = 'zstd' | 'pgp';
+
+// Loaded on first use: a backup without encryption never loads openpgp, one stored as is never loads zstd.
+const crypto = () => import('@stowage/crypto');
+const compression = () => import('@stowage/compression');
 const EXTENSIONS: Record<EncodingName, string> = { zstd: '.zst', pgp: '.pgp' };
 
 /** `.zst.pgp` for `["zstd", "pgp"]`. */
@@ -53,7 +56,9 @@ export class Codec {
   async encodeFile(input: string, output: string, encoding: readonly EncodingName[], tap?: Duplex): Promise<{ size: number; sha256: string }> {
     const digest = new DigestStream();
     const stages: Duplex[] = tap ? [tap] : [];
-    for (const name of encoding) stages.push(name === 'zstd' ? createCompressStream({ level: this.config.compression.level }) : createEncryptStream(await this.encryptionKeys()));
+    for (const name of encoding) {
+      stages.push(name === 'zstd' ? (await compression()).createCompressStream({ level: this.config.compression.level }) : (await crypto()).createEncryptStream(await this.encryptionKeys()));
+    }
     await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
     return { size: digest.size, sha256: digest.digest() };
   }
@@ -73,20 +78,20 @@ export class Codec {
     }
     const stages: Duplex[] = [];
     for (const name of [...artifact.encoding].reverse()) {
-      if (name === 'zstd') stages.push(createDecompressStream());
-      else if (name === 'pgp') stages.push(createDecryptStream(await this.decryptionKeys()));
+      if (name === 'zstd') stages.push((await compression()).createDecompressStream());
+      else if (name === 'pgp') stages.push((await crypto()).createDecryptStream(await this.decryptionKeys()));
       else throw new CoreError(CoreErrorCode.NotABackup, `${artifact.key} uses an unknown encoding '${name}'`, { context: { key: artifact.key } });
     }
     return stages;
   }
 
   encryptionKeys(): Promise<EncryptionKeys> {
-    this.#encryption ??= loadEncryptionKeys(this.config.encryption, { baseDir: this.config.baseDir });
+    this.#encryption ??= crypto().then((m) => m.loadEncryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }));
     return this.#encryption;
   }
 
   decryptionKeys(): Promise<DecryptionKeys> {
-    this.#decryption ??= loadDecryptionKeys(this.config.encryption, { baseDir: this.config.baseDir });
+    this.#decryption ??= crypto().then((m) => m.loadDecryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }));
     return this.#decryption;
   }
 }

@@ -2,8 +2,6 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { composeAdapter, parseDestinationUrl, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
-import { ossStorageFactory } from '@stowage/storage-oss';
-import { s3StorageFactory } from '@stowage/storage-s3';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Codec } from './encoding.js';
@@ -49,9 +47,12 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** The built-in adapters: `file:`, `s3:` and `oss:`. */
+/** The built-in adapters: `file:`, and `s3:` and `oss:` loaded only when a destination uses them. */
 export function defaultRegistry(): StorageRegistry {
-  return new StorageRegistry().register(localStorageFactory).register(s3StorageFactory).register(ossStorageFactory);
+  return new StorageRegistry()
+    .register(localStorageFactory)
+    .registerLazy('s3', async () => (await import('@stowage/storage-s3')).s3StorageFactory as AdapterFactory<never>)
+    .registerLazy('oss', async () => (await import('@stowage/storage-oss')).ossStorageFactory as AdapterFactory<never>);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { bufferBody, digestStream } from '@stowage/storage';
-import { probeS3Endpoint, type S3ProbeResult } from '@stowage/storage-s3';
+import type { S3ProbeResult } from '@stowage/storage-s3';
 import type { Engine } from './engine.js';
 
 export interface DestinationProbe {
@@ -40,7 +40,7 @@ export async function probeDestinations(engine: Engine): Promise<DestinationProb
       } finally {
         await adapter.delete([key]).catch(() => undefined);
       }
-      const s3 = spec.url.startsWith('s3:') ? await probeS3Endpoint({ url: spec.url, options: spec.options }).catch(() => undefined) : undefined;
+      const s3 = spec.url.startsWith('s3:') ? await (await import('@stowage/storage-s3')).probeS3Endpoint({ url: spec.url, options: spec.options }).catch(() => undefined) : undefined;
       return {
         destination: destination.name,
         description: adapter.description,

@@ -68,6 +68,23 @@ describe('StorageRegistry', () => {
   });
 });
 
+describe('lazily registered schemes', () => {
+  it('load their factory on first use only, and once', async () => {
+    let loads = 0;
+    const { factory, opened } = recordingFactory('s3', z.object({}));
+    const registry = new StorageRegistry().registerLazy('s3', async () => {
+      loads++;
+      return factory as AdapterFactory<never>;
+    });
+    expect(registry.schemes()).toEqual(['s3']);
+    expect(loads).toBe(0);
+    await registry.open({ url: 's3://bucket/a' }, { baseDir });
+    await registry.open({ url: 's3://bucket/b' }, { baseDir });
+    expect(loads).toBe(1);
+    expect(opened).toHaveLength(2);
+  });
+});
+
 describe('parseDestinationUrl', () => {
   it('treats plain paths as local folders', () => {
     expect(parseDestinationUrl('backups', baseDir).href).toBe(pathToFileURL(resolve(baseDir, 'backups')).href);

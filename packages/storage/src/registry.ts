@@ -23,13 +23,24 @@ export interface DestinationSpec {
 export class StorageRegistry {
   readonly #factories = new Map<string, AdapterFactory<never>>();
 
+  readonly #lazy = new Map<string, () => Promise<AdapterFactory<never>>>();
+
   register<Options>(factory: AdapterFactory<Options>): this {
     this.#factories.set(factory.scheme.toLowerCase(), factory as unknown as AdapterFactory<never>);
     return this;
   }
 
+  /**
+   * Registers a scheme whose factory is loaded on first use, so that a config without, say, S3
+   * destinations never loads the AWS SDK.
+   */
+  registerLazy(scheme: string, load: () => Promise<AdapterFactory<never>>): this {
+    this.#lazy.set(scheme.toLowerCase(), load);
+    return this;
+  }
+
   schemes(): string[] {
-    return [...this.#factories.keys()].sort();
+    return [...new Set([...this.#factories.keys(), ...this.#lazy.keys()])].sort();
   }
 
   /**
@@ -40,6 +51,8 @@ export class StorageRegistry {
   async open(spec: DestinationSpec, context: { baseDir: string }): Promise<StorageAdapter> {
     const url = parseDestinationUrl(spec.url, context.baseDir);
     const scheme = url.protocol.slice(0, -1).toLowerCase();
+    const load = this.#lazy.get(scheme);
+    if (!this.#factories.has(scheme) && load) this.register(await load());
     const factory = this.#factories.get(scheme) as AdapterFactory<unknown> | undefined;
     if (!factory) {
       throw new StorageError(
