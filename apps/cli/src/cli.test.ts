@@ -124,6 +124,10 @@ describe('the stowage and seed commands, end to end', () => {
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect(json(missing.stdout)).toMatchObject({ ok: false, error: { code: 'stowage.backup.not_found' } });
     expect(run('stowage', 'frobnicate').code).toBe(2);
+    await writeFile(join(dir, 'ftp.json'), JSON.stringify({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'old', url: 'ftp://host/backups' }] }));
+    const ftp = run('stowage', 'list', '--config', 'ftp.json');
+    expect(ftp.code).toBe(2);
+    expect(ftp.stderr).toMatch(/unknown storage scheme 'ftp:'.*known: file:, oss:, s3:/);
   });
 
   it('ships a JSON schema of the config that matches the zod schema', async () => {

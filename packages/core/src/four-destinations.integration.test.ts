@@ -7,6 +7,7 @@ import { startS3rver, type S3rverProcess } from '@stowage/storage-s3/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
+import { openEngine } from './engine.js';
 import { probeDestinations } from './probe.js';
 import { restore } from './restore.js';
 import { sync } from './sync.js';
@@ -101,5 +102,42 @@ describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', ()
       const fromOne = await restore(ws.engine, { from: name, testMode: true });
       expect(await sha256File(fromOne.target!)).toBe(inc.manifest.source.snapshotSha256);
     }
+  });
+});
+
+describe('destination faults', () => {
+  it('wrong credentials and a missing bucket fail clearly, naming the destination, never printing the secret', async () => {
+    process.env.E2E_OSS_WRONG = 'wrong-secret-must-not-leak';
+    const faulty = await makeWorkspace({
+      config: {
+        destinations: [
+          { name: 'local', url: 'backups' },
+          { name: 'oss-wrong-key', url: 'oss://wms-backups/x', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_WRONG' } },
+          { ...s3Destination('s3-no-bucket', regionA), url: 's3://no-such-bucket/x' },
+        ],
+        quorum: 1,
+      },
+    });
+    try {
+      const result = await backup(faulty.engine, { type: 'full' });
+      expect(result.outcome).toBe('degraded');
+      const failures = Object.fromEntries(result.failures.map((f) => [f.destination, f]));
+      expect(failures['oss-wrong-key']).toMatchObject({ code: 'stowage.storage.permission_denied' });
+      expect(failures['s3-no-bucket']?.message).toMatch(/no-such-bucket/);
+      expect(JSON.stringify(result)).not.toContain('wrong-secret-must-not-leak');
+      expect(JSON.stringify(result)).not.toContain(ENV.E2E_OSS_SECRET);
+    } finally {
+      delete process.env.E2E_OSS_WRONG;
+      await faulty.dispose();
+    }
+  });
+
+  it('a destination that fails mid-upload and recovers is retried, and the backup is whole', async () => {
+    const retrying = await openEngine(ws.config, { retry: { baseDelayMs: 10 } });
+    oss.faults.failNext(2, 503);
+    const result = await backup(retrying, { type: 'full' });
+    expect(oss.faults.pending).toBe(0); // both injected 503s were met, and retried
+    expect(result.outcome).toBe('ok');
+    expect((await verify(ws.engine, { backup: result.manifest.id, deep: true }))[0]?.ok).toBe(true);
   });
 });
