@@ -127,7 +127,7 @@ describe('the stowage and seed commands, end to end', () => {
     await writeFile(join(dir, 'ftp.json'), JSON.stringify({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'old', url: 'ftp://host/backups' }] }));
     const ftp = run('stowage', 'list', '--config', 'ftp.json');
     expect(ftp.code).toBe(2);
-    expect(ftp.stderr).toMatch(/unknown storage scheme 'ftp:'.*known: file:, oss:, s3:/);
+    expect(ftp.stderr).toMatch(/destinations\.0 \(old\): unknown storage scheme 'ftp:'.*known: file:, oss:, s3:/);
   });
 
   it('ships a JSON schema of the config that matches the zod schema', async () => {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { composeAdapter, parseDestinationUrl, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { composeAdapter, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Codec } from './encoding.js';
@@ -85,8 +85,11 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   const registry = options.registry ?? defaultRegistry();
   await registerCustomAdapters(registry, config);
   const destinations: Destination[] = [];
-  for (const spec of config.destinations) {
-    const raw = await registry.open(spec, { baseDir: config.baseDir });
+  for (const [index, spec] of config.destinations.entries()) {
+    const raw = await registry.open(spec, { baseDir: config.baseDir }).catch((error: unknown) => {
+      if (!(error instanceof StorageError)) throw error;
+      throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, { context: { destination: spec.name, ...error.context }, cause: error });
+    });
     const adapter = composeAdapter(raw, {
       retry: options.retry ?? {},
       wrappers: (options.wrappers ?? []).map((wrap) => (inner: StorageAdapter) => wrap(inner, spec.name)),
