@@ -4,7 +4,10 @@ import { resolve } from 'node:path';
 import {
   backup,
   cleanup,
+  drill,
+  formatAge,
   probeDestinations,
+  status,
   sync,
   listBackups,
   loadConfig,
@@ -199,4 +202,26 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
     if (p.s3) out.say(`  S3 endpoint: sha256 ${p.s3.checksums.sha256.reported ? 'reported' : 'not reported'}, conditional writes ${p.s3.conditionalWrites ? 'enforced' : 'not enforced'}, aws-chunked uploads ${p.s3.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}; recommended options: ${JSON.stringify(p.s3.recommended)}`);
   }
   return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
+}
+
+export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string }): Promise<ExitCode> {
+  const result = await drill(engine, options);
+  out.result(result);
+  out.say(`drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto}), ${formatDuration(result.durationMs)} in all`);
+  for (const problem of result.problems) out.say(`  ${problem}`);
+  return result.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** `stowage status`: exit 0 when healthy, 1 when not — usable by monitoring and compose healthchecks. */
+export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> {
+  const s = await status(engine);
+  out.result(s);
+  out.say(`${s.healthy ? 'HEALTHY' : 'UNHEALTHY'} (RPO target ${s.targets.rpo}, RTO target ${s.targets.rto})`);
+  for (const [type, t] of Object.entries(s.types)) out.say(`  ${type.padEnd(11)} ${t.newest ?? '(none)'}${t.ageMs === null ? '' : `, ${formatAge(t.ageMs)} old`}`);
+  for (const d of s.destinations) out.say(`  ${d.name.padEnd(20)} ${d.reachable ? `newest ${d.newest ?? '(none)'}` : `UNREACHABLE: ${d.error}`}`);
+  out.say(`  last verify: ${s.lastVerify ? `${s.lastVerify.at} ${s.lastVerify.ok ? 'ok' : 'DAMAGE FOUND'}` : 'never'}`);
+  out.say(`  last drill:  ${s.lastDrill ? `${s.lastDrill.startedAt} ${s.lastDrill.ok ? 'ok' : 'FAILED'}, RTO ${formatDuration(s.lastDrill.rtoMs)}` : 'never'}`);
+  for (const problem of s.problems) out.warn(problem);
+  for (const warning of s.warnings) out.say(`  note: ${warning}`);
+  return s.healthy ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runBackup, runCleanup, runGuard, runProbe, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runBackup, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
@@ -116,6 +116,18 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .option('--dry-run', 'show what would be deleted, delete nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
     .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options)));
+
+  program
+    .command('status')
+    .description('newest backups against the RPO target, destinations, last verify and drill; exit 0 healthy, 1 unhealthy')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runStatus(engine, out)));
+
+  program
+    .command('drill')
+    .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
+    .option('--backup <ref>', 'backup id, latest or random', 'latest')
+    .option('--destination <name>', 'read from this destination (default: the last configured)')
+    .action((options: { backup?: string; destination?: string }, command: Command) => run(command, (engine, out) => runDrill(engine, out, options)));
 
   program
     .command('sync')

@@ -5,7 +5,7 @@ import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
 import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/config';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { DEFAULT_RETENTION, retentionRuleSchema, type RetentionPolicy } from './retention.js';
+import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy } from './retention.js';
 
 const retentionSchema = z
   .object({
@@ -65,6 +65,13 @@ export const configSchema = z
     encryption: encryptionConfigSchema
       .optional()
       .describe('AES-256 OpenPGP encryption: passphrase mode (passphraseFile or passphraseEnv) or public-key mode (recipients); secrets are never in the config'),
+    targets: z
+      .object({
+        rpo: durationSchema.default('1h').describe('Recovery point objective: the newest backup must be younger than this'),
+        rto: durationSchema.default('30m').describe('Recovery time objective: a drill must restore a usable database within this'),
+      })
+      .strict()
+      .default({ rpo: '1h', rto: '30m' }),
     quorum: z
       .union([z.literal('all'), z.number().int().min(1)])
       .default('all')
@@ -101,6 +108,7 @@ export interface ResolvedConfig {
   encryption?: EncryptionConfig;
   /** Module specifiers of custom adapters (relative ones already absolute). */
   adapters: string[];
+  targets: { rpo: string; rto: string };
   quorum: 'all' | number;
   maxChainLength: number;
   stateDir: string;
@@ -130,6 +138,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     compression: config.compression,
     ...(config.encryption === undefined ? {} : { encryption: config.encryption }),
     adapters: config.adapters.map((spec) => (spec.startsWith('.') || isAbsolute(spec) ? resolve(baseDir, spec) : spec)),
+    targets: config.targets,
     quorum: config.quorum,
     maxChainLength: config.maxChainLength,
     stateDir: resolve(baseDir, config.stateDir),

@@ -3,7 +3,9 @@ export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry 
 export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, type Destination, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
+export { drill, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
+export { formatAge, status, type Status } from './status.js';
 export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';

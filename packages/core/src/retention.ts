@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { byRecency, type CatalogEntry } from './catalog.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
 
-export const durationSchema = z.string().regex(/^\d+[hdw]$/, 'expected a duration such as 36h, 30d or 4w');
+export const durationSchema = z.string().regex(/^\d+[mhdw]$/, 'expected a duration such as 30m, 36h, 30d or 4w');
 
 /** A retention rule: a duration string (`30d`), or `{ maxAge?, keepLast? }`. */
 export const retentionRuleSchema = z.union([
@@ -26,7 +26,7 @@ export type RetentionPolicy = Record<BackupType, RetentionRule>;
 
 export const DEFAULT_RETENTION: RetentionPolicy = { full: '30d', incremental: '7d', hot: '3d' };
 
-const UNIT_MS = { h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
 export function durationMs(duration: string): number {
   const unit = duration.at(-1) as keyof typeof UNIT_MS;

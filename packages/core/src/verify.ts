@@ -2,6 +2,8 @@ import { isStowageError } from '@stowage/errors';
 import { findBackup, listBackups, type CatalogEntry } from './catalog.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { logOperation } from './oplog.js';
+import { writePrivateAtomic } from './private-fs.js';
+import { join } from 'node:path';
 import { confirmStored } from './replica.js';
 import { manifestKey } from './layout.js';
 
@@ -53,5 +55,16 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
       detail: artifacts.filter((a) => !a.ok).map((a) => a.problem).join('; '),
     });
   }
+  const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
+  await writePrivateAtomic(lastVerifyPath(engine), `${JSON.stringify({ at: engine.now().toISOString(), ok: problems.length === 0, backups: results.length, problems }, null, 2)}\n`);
   return results;
 }
+
+export interface VerifyRecord {
+  at: string;
+  ok: boolean;
+  backups: number;
+  problems: string[];
+}
+
+export const lastVerifyPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-verify.json');

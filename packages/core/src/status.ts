@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import { listBackups } from './catalog.js';
+import { lastDrill, type DrillResult } from './drill.js';
+import type { Engine } from './engine.js';
+import { BACKUP_TYPES, type BackupType } from './manifest.js';
+import { durationMs } from './retention.js';
+import { lastVerifyPath, type VerifyRecord } from './verify.js';
+
+export interface Status {
+  healthy: boolean;
+  at: string;
+  targets: { rpo: string; rto: string };
+  /** Age of the newest full or incremental backup against the RPO target. */
+  rpo: { newest: string | null; ageMs: number | null; ok: boolean };
+  types: Record<BackupType, { newest: string | null; createdAt: string | null; ageMs: number | null }>;
+  destinations: Array<{ name: string; newest: string | null; ageMs: number | null; reachable: boolean; error?: string }>;
+  lastVerify: VerifyRecord | null;
+  lastDrill: (DrillResult & { withinRto: boolean }) | null;
+  /** Why the installation is unhealthy (empty when healthy), then warnings. */
+  problems: string[];
+  warnings: string[];
+}
+
+/**
+ * `stowage status`: the newest committed backup of each type and its age against the RPO target,
+ * per destination the newest replica (or why it cannot be listed), the last verify and the last
+ * drill with its RTO against the target. Unhealthy when the RPO is breached, a destination is
+ * unreachable or behind, the last verify found damage, or the last drill failed or took too long.
+ */
+export async function status(engine: Engine): Promise<Status> {
+  const now = engine.now();
+  const rpoMs = durationMs(engine.config.targets.rpo);
+  const rtoMs = durationMs(engine.config.targets.rto);
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const age = (createdAt: string) => now.getTime() - Date.parse(createdAt);
+
+  const perDestination = await Promise.all(
+    engine.destinations.map(async (destination) => {
+      const errors: string[] = [];
+      const probe = { ...engine, warn: (message: string) => errors.push(message) };
+      const entries = await listBackups(probe, [destination]);
+      const newest = entries.at(-1);
+      return {
+        name: destination.name,
+        newest: newest?.manifest.id ?? null,
+        ageMs: newest ? age(newest.manifest.createdAt) : null,
+        reachable: errors.length === 0,
+        ...(errors.length ? { error: errors.join('; ') } : {}),
+        entries,
+      };
+    }),
+  );
+  const all = new Map(perDestination.flatMap((d) => d.entries.map((e) => [e.manifest.id, e] as const)));
+  const byTime = [...all.values()].sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
+  const types = Object.fromEntries(
+    BACKUP_TYPES.map((type) => {
+      const newest = byTime.filter((e) => e.manifest.type === type).at(-1);
+      return [type, { newest: newest?.manifest.id ?? null, createdAt: newest?.manifest.createdAt ?? null, ageMs: newest ? age(newest.manifest.createdAt) : null }];
+    }),
+  ) as Status['types'];
+
+  const point = byTime.filter((e) => e.manifest.type !== 'hot').at(-1);
+  const rpo = { newest: point?.manifest.id ?? null, ageMs: point ? age(point.manifest.createdAt) : null, ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs };
+  if (!point) problems.push('there is no full or incremental backup yet');
+  else if (!rpo.ok) problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatAge(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
+
+  for (const d of perDestination) {
+    if (!d.reachable) problems.push(`destination ${d.name} cannot be listed: ${d.error}`);
+    else if (point && !d.entries.some((e) => e.manifest.id === point.manifest.id)) problems.push(`destination ${d.name} does not hold the newest backup ${point.manifest.id}; run \`stowage sync\``);
+  }
+
+  const verifyText = await readFile(lastVerifyPath(engine), 'utf8').catch(() => undefined);
+  const lastVerify = verifyText === undefined ? null : (JSON.parse(verifyText) as VerifyRecord);
+  if (!lastVerify) warnings.push('no verify has run on this machine yet');
+  else if (!lastVerify.ok) problems.push(`the last verify (${lastVerify.at}) found damage: ${lastVerify.problems.slice(0, 3).join('; ')}`);
+
+  const drill = await lastDrill(engine);
+  const lastDrillStatus = drill ? { ...drill, withinRto: drill.ok && drill.rtoMs <= rtoMs } : null;
+  if (!drill) warnings.push('no restore drill has run on this machine yet; run `stowage drill`');
+  else if (!drill.ok) problems.push(`the last drill (${drill.startedAt}, ${drill.backupId} from ${drill.destination}) failed: ${drill.problems.join('; ')}`);
+  else if (drill.rtoMs > rtoMs) problems.push(`the last drill took ${formatAge(drill.rtoMs)} to a usable database, over the RTO target ${engine.config.targets.rto}`);
+
+  return {
+    healthy: problems.length === 0,
+    at: now.toISOString(),
+    targets: engine.config.targets,
+    rpo,
+    types,
+    destinations: perDestination.map(({ entries: _entries, ...d }) => d),
+    lastVerify,
+    lastDrill: lastDrillStatus,
+    problems,
+    warnings,
+  };
+}
+
+export function formatAge(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 172_800_000) return `${(ms / 3_600_000).toFixed(1)} h`;
+  return `${(ms / 86_400_000).toFixed(1)} d`;
+}
