@@ -5,6 +5,7 @@ import {
   backup,
   cleanup,
   drill,
+  verifyAudit,
   formatAge,
   probeDestinations,
   status,
@@ -224,4 +225,13 @@ export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> 
   for (const problem of s.problems) out.warn(problem);
   for (const warning of s.warnings) out.say(`  note: ${warning}`);
   return s.healthy ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** `stowage audit verify`: checks the hash chain of the audit log. */
+export async function runAuditVerify(engine: Engine, out: Output): Promise<ExitCode> {
+  const result = await verifyAudit(engine.logDir);
+  out.result({ ...result, logDir: engine.logDir });
+  out.say(`${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}`);
+  for (const problem of result.problems) out.say(`  ${problem}`);
+  return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runBackup, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runAuditVerify, runBackup, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
@@ -168,6 +168,13 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .command('check')
     .description('can this machine encrypt backups? decrypt them?')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyCheck(engine, out)));
+
+  program
+    .command('audit')
+    .description('the tamper-evident audit log')
+    .command('verify')
+    .description('check that no record was edited, deleted, reordered or cut off')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runAuditVerify(engine, out)));
 
   program
     .command('guard')

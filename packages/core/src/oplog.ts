@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { appendAudit } from './audit.js';
 import { appendPrivate } from './private-fs.js';
 
 /** One line of `backup.log` / `restore.log`: what happened, to which backup, how it ended. */
@@ -12,7 +13,7 @@ export interface OperationRecord {
 }
 
 /**
- * Appends a human-readable one-liner, e.g.
+ * Appends a human-readable one-liner (and the same facts, chained, to the audit log), e.g.
  * `2024-01-01T02:00:03.120Z backup full_backup_20240101_020000 ok 3.1s 1073741824B destinations=local`.
  * Never pass secrets in `detail`.
  */
@@ -25,6 +26,8 @@ export async function logOperation(logDir: string, file: 'backup.log' | 'restore
     `${(record.durationMs / 1000).toFixed(1)}s`,
     record.bytes === undefined ? '-' : `${record.bytes}B`,
   ];
-  if (record.detail) parts.push(record.detail.replace(/\s*\n\s*/g, ' '));
+  const detail = record.detail?.replace(/\s*\n\s*/g, ' ');
+  if (detail) parts.push(detail);
   await appendPrivate(join(logDir, file), `${parts.join(' ')}\n`);
+  await appendAudit(logDir, { ...record, ...(detail ? { detail } : {}) }, now);
 }

@@ -1,0 +1,504 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StowageError, systemErrorCode } from '@stowage/errors';
+import { bufferBody, isAlreadyExists, isObjectNotFound, type StorageAdapter } from '@stowage/storage';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { ensurePrivateDir, tempSibling } from './private-fs.js';
+
+/*
+ * Design: one lock per source (a file in the state folder) and one per destination repository
+ * (an object at the destination), so that cron, the daemon and a person at the console never run
+ * conflicting operations. A lock records who holds it; a process recognises its own by the random
+ * `id`. A lock is stale when its holder is provably gone (a dead pid on this host, or a reboot
+ * since), or when it was not renewed in time (source: `staleAfterMs` since the file's mtime;
+ * destination: the lease's `expiresAt`). Stale locks are taken over; `stowage unlock`
+ * (`breakLock`) handles the rest.
+ *
+ * The source lock file appears complete or not at all: it is written to a temp file and linked
+ * into place (link(2) fails atomically when the name is taken). A stale one is renamed aside and
+ * compared before it is deleted, so a lock created meanwhile is put back, not lost.
+ */
+
+/** Stable codes of lock errors. */
+export const LockErrorCode = {
+  /** Another process holds the lock (and, for `breakLock`, is still running). */
+  Held: 'stowage.lock.held',
+  /** A lock this process held was removed or taken over by another process. */
+  Lost: 'stowage.lock.lost',
+} as const;
+export type LockErrorCode = (typeof LockErrorCode)[keyof typeof LockErrorCode];
+
+/** An error about a source or destination lock; `code` is one of `LockErrorCode`. */
+export class LockError extends StowageError {
+  override readonly name: string = 'LockError';
+  declare readonly code: LockErrorCode;
+
+  constructor(code: LockErrorCode, message: string, options: { context?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** What a lock file or object holds: who took the lock, for what, since when. */
+export interface LockHolder {
+  /** Random id of this acquisition: how a process recognises its own lock. */
+  id: string;
+  host: string;
+  pid: number;
+  /** Linux boot id when the lock was taken: a lock from before a reboot is stale. */
+  bootId?: string;
+  /** `backup`, `cleanup`, `sync`, `restore`, … */
+  operation: string;
+  /** The command line, for people reading the lock. */
+  command?: string;
+  /** ISO 8601. */
+  startedAt: string;
+  /** End of the lease (destination locks), ISO 8601. */
+  expiresAt?: string;
+}
+
+/** A lock as found on disk or at a destination, by `readLocks` and `breakLock`. */
+export interface HeldLock {
+  kind: 'source' | 'destination';
+  /** `source`, or the destination's name. */
+  name: string;
+  /** Undefined when the lock cannot be parsed (such a lock is stale). */
+  holder?: LockHolder;
+  /** Why the lock is stale (holder gone, not renewed, lease expired); undefined when it may be in use. */
+  stale?: string;
+  /** True when the holder is known to run: a live pid on this host. */
+  alive: boolean;
+}
+
+/** A lock this process holds. Renewed in the background until released. */
+export interface Lock {
+  readonly kind: 'source' | 'destination';
+  /** `source`, or the destination's name. */
+  readonly name: string;
+  /** What the lock says now (a renewal moves `expiresAt`). */
+  readonly holder: LockHolder;
+  /** False when the destination has no conditional put: the lock is best effort (write, then read back). */
+  readonly exclusive: boolean;
+  /** The stale lock that was broken to take this one. */
+  readonly broke?: HeldLock;
+  /** Extends the lease (destination) or marks the lock alive (source); `stowage.lock.lost` when it is no longer ours. */
+  renew(): Promise<void>;
+  /** Stops renewing and removes the lock if it is still ours; true when it was removed. */
+  release(): Promise<boolean>;
+}
+
+/** Who wants a lock. */
+export interface LockRequest {
+  operation: string;
+  command?: string;
+}
+
+export interface LockOptions {
+  /** How long to wait (polling) for a held lock before failing with `stowage.lock.held`; default 0. */
+  waitMs?: number;
+  /** The clock (tests pass their own). */
+  now?: () => Date;
+  /** Called when a background renewal fails; `stowage.lock.lost` means another process has the lock now. */
+  onRenewFailed?: (error: unknown) => void;
+}
+
+export interface SourceLockOptions extends LockOptions {
+  /** A source lock not renewed for this long is stale (default 6 h); renewed every quarter of it while held. */
+  staleAfterMs?: number;
+}
+
+export interface DestinationLockOptions extends LockOptions {
+  /** Length of the lease (default 10 min); renewed every third of it while held. */
+  leaseMs?: number;
+  /** Without conditional put: how long to wait between writing the lock and reading it back (default 2 s). */
+  settleMs?: number;
+}
+
+/** A source lock not renewed for this long is stale. */
+export const DEFAULT_STALE_AFTER_MS = 6 * 3600_000;
+/** The lease of a destination lock. */
+export const DEFAULT_LEASE_MS = 10 * 60_000;
+/** The key of a destination's lock object. */
+export const DESTINATION_LOCK_KEY = 'locks/repository.lock';
+
+/** Where the source lock of a state folder lives. */
+export function sourceLockPath(stateDir: string): string {
+  return join(stateDir, 'locks', 'source.lock');
+}
+
+/**
+ * Takes the lock on the source of `stateDir`: a file `<stateDir>/locks/source.lock` (mode 600).
+ * A stale lock is taken over (`Lock.broke` says which); a live one is waited for up to
+ * `waitMs`, then `stowage.lock.held` names its holder.
+ */
+export async function acquireSourceLock(stateDir: string, request: LockRequest, options: SourceLockOptions = {}): Promise<Lock> {
+  const now = options.now ?? (() => new Date());
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const path = sourceLockPath(stateDir);
+  await ensurePrivateDir(dirname(path));
+  let holder = newHolder(request, now());
+  let raw = '';
+  const wait = waiter(options.waitMs);
+  let broke: HeldLock | undefined;
+  for (;;) {
+    holder = { ...holder, startedAt: now().toISOString() };
+    raw = `${JSON.stringify(holder, null, 2)}\n`;
+    if (await createExclusive(path, raw)) break;
+    const current = await readSource(path, now(), staleAfterMs);
+    if (current === undefined) continue;
+    if (current.stale !== undefined) {
+      if (await removeIfUnchanged(path, current.raw)) broke = current;
+      continue;
+    }
+    await wait(() => heldError(current, 'this source', 'stowage unlock', options.waitMs));
+  }
+  const lock: Lock = {
+    kind: 'source',
+    name: 'source',
+    holder,
+    exclusive: true,
+    ...(broke && { broke }),
+    async renew() {
+      if ((await readText(path)) !== raw) throw lostError('source', 'this source', await readSource(path, now(), staleAfterMs));
+      const time = now();
+      await utimes(path, time, time);
+    },
+    release: () => removeIfUnchanged(path, raw),
+  };
+  return keepAlive(lock, staleAfterMs / 4, options.onRenewFailed);
+}
+
+/**
+ * Takes the lock on a destination's repository: the object `locks/repository.lock`, created with
+ * a conditional put where the backend has one, holding a lease of `leaseMs`. An expired lease (or
+ * a holder gone from this host) is deleted and the lock taken; a live one is waited for up to
+ * `waitMs`. Without conditional put the lock is best effort (`exclusive: false`).
+ */
+export async function acquireDestinationLock(destination: { name: string; adapter: StorageAdapter }, request: LockRequest, options: DestinationLockOptions = {}): Promise<Lock> {
+  const { name, adapter } = destination;
+  const now = options.now ?? (() => new Date());
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const exclusive = adapter.capabilities.conditionalPut;
+  const wait = waiter(options.waitMs);
+  let holder = newHolder(request, now(), leaseMs);
+  let broke: HeldLock | undefined;
+
+  /** Writes our lock over `current` (undefined or stale); true when the lock is ours. */
+  const claim = async (current: HeldLock | undefined): Promise<boolean> => {
+    if (!exclusive) {
+      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)));
+      await sleep(options.settleMs ?? 2000);
+      return (await readDestination(adapter, name, now()))?.holder?.id === holder.id;
+    }
+    if (current) await adapter.delete([DESTINATION_LOCK_KEY]);
+    try {
+      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
+      return true;
+    } catch (error) {
+      if (isAlreadyExists(error)) return false;
+      throw error;
+    }
+  };
+
+  for (;;) {
+    const current = await readDestination(adapter, name, now());
+    // Ours already: a retried conditional put whose first attempt went through.
+    if (current?.holder?.id === holder.id) break;
+    if (current === undefined || current.stale !== undefined) {
+      holder = { ...holder, startedAt: now().toISOString(), expiresAt: new Date(now().getTime() + leaseMs).toISOString() };
+      if (await claim(current)) {
+        broke = current;
+        break;
+      }
+      continue;
+    }
+    const where = `destination ${name}`;
+    await wait(() => heldError(current, where, `stowage unlock --destination ${name}`, options.waitMs));
+  }
+
+  const lock: Lock = {
+    kind: 'destination',
+    name,
+    get holder() {
+      return holder;
+    },
+    exclusive,
+    ...(broke && { broke }),
+    async renew() {
+      const current = await readDestination(adapter, name, now());
+      if (current?.holder?.id !== holder.id) throw lostError(name, `destination ${name}`, current);
+      const renewed = { ...holder, expiresAt: new Date(now().getTime() + leaseMs).toISOString() };
+      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(renewed)));
+      holder = renewed;
+    },
+    async release() {
+      if ((await readDestination(adapter, name, now()))?.holder?.id !== holder.id) return false;
+      await adapter.delete([DESTINATION_LOCK_KEY]);
+      return true;
+    },
+  };
+  return keepAlive(lock, leaseMs / 3, options.onRenewFailed);
+}
+
+/** The locks currently present: the source's, then each destination's (for `stowage status` and `unlock`). */
+export async function readLocks(
+  stateDir: string,
+  destinations: ReadonlyArray<{ name: string; adapter: StorageAdapter }>,
+  options: { now?: () => Date; staleAfterMs?: number } = {},
+): Promise<HeldLock[]> {
+  const now = options.now?.() ?? new Date();
+  const source = await readSource(sourceLockPath(stateDir), now, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+  const others = await Promise.all(destinations.map((d) => readDestination(d.adapter, d.name, now)));
+  return [source, ...others].filter((lock) => lock !== undefined).map(({ kind, name, holder, stale, alive }) => ({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive }));
+}
+
+export interface BreakLockOptions {
+  /** Break the source lock. When neither `source` nor `destinations` is given, every lock is broken. */
+  source?: boolean;
+  /** Names of the destinations whose lock to break. */
+  destinations?: readonly string[];
+  /** Break a lock even when its holder runs on this host. */
+  force?: boolean;
+  now?: () => Date;
+  staleAfterMs?: number;
+}
+
+/**
+ * Removes locks for `stowage unlock` and returns what it removed. A lock whose holder is known to
+ * run (a live pid on this host) is refused with `stowage.lock.held` unless `force`; nothing is
+ * removed then.
+ */
+export async function breakLock(stateDir: string, destinations: ReadonlyArray<{ name: string; adapter: StorageAdapter }>, options: BreakLockOptions = {}): Promise<HeldLock[]> {
+  const everything = !options.source && options.destinations === undefined;
+  for (const wanted of options.destinations ?? []) {
+    if (!destinations.some((d) => d.name === wanted)) {
+      throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${wanted}'; configured: ${destinations.map((d) => d.name).join(', ')}`, { context: { name: wanted } });
+    }
+  }
+  const now = options.now?.() ?? new Date();
+  const path = sourceLockPath(stateDir);
+  const chosen = destinations.filter((d) => everything || options.destinations?.includes(d.name));
+  const found: Array<HeldLock & { raw?: string }> = [
+    ...(everything || options.source ? [await readSource(path, now, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS)] : []),
+    ...(await Promise.all(chosen.map((d) => readDestination(d.adapter, d.name, now)))),
+  ].filter((lock) => lock !== undefined);
+  const running = found.find((lock) => lock.alive && lock.stale === undefined);
+  if (running && !options.force) {
+    throw new LockError(LockErrorCode.Held, `${describeHolder(running.holder)} holds the lock on ${running.kind === 'source' ? 'this source' : `destination ${running.name}`} and is still running; stop it first, or pass --force`, {
+      context: { lock: running.name, holder: running.holder },
+    });
+  }
+  const removed: HeldLock[] = [];
+  for (const lock of found) {
+    if (lock.kind === 'source') {
+      if (lock.raw === undefined || !(await removeIfUnchanged(path, lock.raw))) continue;
+    } else {
+      await destinations.find((d) => d.name === lock.name)?.adapter.delete([DESTINATION_LOCK_KEY]);
+    }
+    const { kind, name, holder, stale, alive } = lock;
+    removed.push({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive });
+  }
+  return removed;
+}
+
+/** `backup, pid 1234 on host web1, since 2026-11-26T02:00:03Z` (or `an unreadable lock`). */
+export function describeHolder(holder: LockHolder | undefined): string {
+  if (!holder) return 'an unreadable lock';
+  return `${holder.operation}, pid ${holder.pid} on host ${holder.host}, since ${isoSeconds(holder.startedAt)}`;
+}
+
+// ——— internals ———
+
+const HOST = hostname();
+let bootIdMemo: string | null | undefined;
+
+function bootId(): string | undefined {
+  if (bootIdMemo === undefined) {
+    try {
+      bootIdMemo = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+    } catch {
+      bootIdMemo = null;
+    }
+  }
+  return bootIdMemo ?? undefined;
+}
+
+function newHolder(request: LockRequest, time: Date, leaseMs?: number): LockHolder {
+  const boot = bootId();
+  return {
+    id: randomBytes(12).toString('hex'),
+    host: HOST,
+    pid: process.pid,
+    ...(boot && { bootId: boot }),
+    operation: request.operation,
+    ...(request.command !== undefined && { command: request.command }),
+    startedAt: time.toISOString(),
+    ...(leaseMs !== undefined && { expiresAt: new Date(time.getTime() + leaseMs).toISOString() }),
+  };
+}
+
+function isoSeconds(iso: string): string {
+  return iso.replace(/\.\d+Z$/, 'Z');
+}
+
+function pidRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return systemErrorCode(error) !== 'ESRCH';
+  }
+}
+
+/** Judges a lock: stale when its holder is gone, its lease expired, or it was not renewed in time. */
+function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, renewedAt?: Date, staleAfterMs?: number): HeldLock {
+  const holder = parseHolder(text);
+  if (!holder) return { kind, name, stale: 'the lock cannot be read', alive: false };
+  const base = { kind, name, holder };
+  let alive = false;
+  if (holder.host === HOST) {
+    const boot = bootId();
+    if (holder.bootId && boot && holder.bootId !== boot) return { ...base, stale: `host ${HOST} has restarted since`, alive };
+    if (!pidRuns(holder.pid)) return { ...base, stale: `pid ${holder.pid} no longer runs on host ${HOST}`, alive };
+    alive = true;
+  }
+  if (holder.expiresAt !== undefined && Date.parse(holder.expiresAt) <= now.getTime()) return { ...base, stale: `its lease expired at ${isoSeconds(holder.expiresAt)}`, alive };
+  if (renewedAt && staleAfterMs !== undefined && now.getTime() - renewedAt.getTime() > staleAfterMs) {
+    return { ...base, stale: `not renewed since ${isoSeconds(renewedAt.toISOString())}`, alive };
+  }
+  return { ...base, alive };
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<LockHolder> | null;
+    const ok = typeof value?.id === 'string' && typeof value.host === 'string' && Number.isInteger(value.pid) && typeof value.operation === 'string' && typeof value.startedAt === 'string';
+    return ok ? (value as LockHolder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function readSource(path: string, now: Date, staleAfterMs: number): Promise<(HeldLock & { raw: string }) | undefined> {
+  try {
+    const [raw, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    return { ...judge('source', 'source', raw, now, info.mtime, staleAfterMs), raw };
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function readDestination(adapter: StorageAdapter, name: string, now: Date): Promise<HeldLock | undefined> {
+  let text: string;
+  try {
+    text = Buffer.concat(await (await adapter.get(DESTINATION_LOCK_KEY)).toArray()).toString('utf8');
+  } catch (error) {
+    if (isObjectNotFound(error)) return undefined;
+    throw error;
+  }
+  return judge('destination', name, text, now);
+}
+
+/** Creates `path` holding `text` unless it exists: written aside, then linked into place. */
+async function createExclusive(path: string, text: string): Promise<boolean> {
+  const temp = tempSibling(path, 'lock');
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.chmod(0o600);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(temp, path);
+    return true;
+  } catch (error) {
+    if (systemErrorCode(error) === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await unlink(temp);
+  }
+}
+
+/**
+ * Deletes `path` if it still holds `text`: renames it aside (only one process can), compares, and
+ * puts back a lock that changed in between. True when it deleted `text`.
+ */
+async function removeIfUnchanged(path: string, text: string): Promise<boolean> {
+  const aside = tempSibling(path, 'break');
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+  const same = (await readFile(aside, 'utf8')) === text;
+  if (!same) {
+    await link(aside, path).catch((error: unknown) => {
+      // A third process created a lock in the instant between: the displaced one is lost to its holder.
+      if (systemErrorCode(error) !== 'EEXIST') throw error;
+    });
+  }
+  await unlink(aside);
+  return same;
+}
+
+/** A function that waits one poll interval, or throws `fail()` once `waitMs` has passed. */
+function waiter(waitMs = 0): (fail: () => Error) => Promise<void> {
+  const deadline = performance.now() + waitMs;
+  const pollMs = Math.min(5000, Math.max(50, waitMs / 20));
+  return async (fail) => {
+    const left = deadline - performance.now();
+    if (left <= 0) throw fail();
+    await sleep(Math.min(pollMs, left));
+  };
+}
+
+function heldError(current: HeldLock, where: string, unlock: string, waitMs = 0): LockError {
+  const lease = current.holder?.expiresAt === undefined ? '' : ` (lease until ${isoSeconds(current.holder.expiresAt)})`;
+  const waited = waitMs > 0 ? `, after waiting ${Math.round(waitMs / 1000)} s` : '';
+  return new LockError(
+    LockErrorCode.Held,
+    `another stowage (${describeHolder(current.holder)}) holds the lock on ${where}${lease}${waited}; wait for it or, if it is gone, run \`${unlock}\``,
+    { context: { lock: current.name, holder: current.holder } },
+  );
+}
+
+function lostError(name: string, where: string, current: HeldLock | undefined): LockError {
+  const now = current ? `now held by another stowage (${describeHolder(current.holder)})` : 'removed';
+  return new LockError(LockErrorCode.Lost, `the lock on ${where} is no longer ours: it was ${now}`, { context: { lock: name, holder: current?.holder } });
+}
+
+/** Renews `lock` every `everyMs` until it is released; release waits for a renewal under way. */
+function keepAlive(lock: Lock, everyMs: number, onRenewFailed: ((error: unknown) => void) | undefined): Lock {
+  let pending: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    pending ??= lock
+      .renew()
+      .catch((error: unknown) => onRenewFailed?.(error))
+      .finally(() => (pending = undefined));
+  }, Math.min(Math.max(everyMs, 10), 2 ** 31 - 1));
+  timer.unref();
+  const release = lock.release.bind(lock);
+  return Object.defineProperty(lock, 'release', {
+    value: async () => {
+      clearInterval(timer);
+      await pending;
+      return release();
+    },
+  });
+}
