@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configJsonSchema } from '@stowage/core';
+import { acquireSourceLock, configJsonSchema } from '@stowage/core';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
@@ -111,6 +111,20 @@ describe('the stowage and seed commands, end to end', () => {
     const check = run('stowage', 'key', 'check', '--config', 'pk.json', '--json');
     expect(check.code).toBe(0);
     expect(json(check.stdout)).toMatchObject({ canEncrypt: { ok: true }, canDecrypt: { ok: false, problem: expect.stringMatching(/only public keys, by design/) } });
+  });
+
+  it('a held lock stops a second backup with who and since; unlock --force removes it', async () => {
+    const lock = await acquireSourceLock(join(dir, '.stowage'), { operation: 'backup', command: 'stowage backup (test)' });
+    try {
+      const blocked = run('stowage', 'backup');
+      expect(blocked.code).toBe(1);
+      expect(blocked.stderr).toMatch(new RegExp(`another stowage \\(backup, pid ${process.pid} on host .*, since .*\\) holds the lock on this source`));
+      expect(run('stowage', 'unlock', '--source').code).toBe(1); // the holder is alive
+      expect(run('stowage', 'unlock', '--source', '--force').stdout).toMatch(/removed the source lock/);
+      expect(run('stowage', 'backup').code).toBe(0);
+    } finally {
+      await lock.release();
+    }
   });
 
   it('exits 2 with path.to.key messages on an invalid config, and 1 with one line on an unknown backup', async () => {

@@ -1,11 +1,20 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { resolve } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDestinationUrl } from '@stowage/storage';
+import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat } from './schedule.js';
 import {
+  acquireDestinationLock,
+  acquireSourceLock,
   backup,
+  breakLock,
   cleanup,
+  describeHolder,
   drill,
   verifyAudit,
+  type Lock,
   formatAge,
   probeDestinations,
   status,
@@ -27,29 +36,56 @@ export interface GlobalOptions {
   config?: string;
   json?: boolean;
   quiet?: boolean;
+  wait?: string;
+}
+
+/** `--wait 30m` in ms (0 without it). */
+export function waitMs(wait: string | undefined): number {
+  if (wait === undefined) return 0;
+  if (!/^\d+[smhd]$/.test(wait)) throw new UsageError(`--wait: '${wait}' is not a duration (e.g. 30s, 10m, 1h)`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[wait.at(-1) as 's' | 'm' | 'h' | 'd'];
+  return Number(wait.slice(0, -1)) * unit;
 }
 
 export function configPath(globals: GlobalOptions): string {
   return resolve(globals.config || process.env.STOWAGE_CONFIG || 'stowage.config.json');
 }
 
+/**
+ * Which locks an operation takes: `exclusive` (the source and every destination: backup, cleanup,
+ * sync, a live restore) or `readers` (the destinations only, so cleanup cannot delete a chain
+ * mid-read: test-mode restores, drills). Cron, the daemon and a person at the console then never
+ * run conflicting operations.
+ */
+export type LockPolicy = { kind: 'exclusive' | 'readers'; operation: string; waitMs?: number };
+
 /** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
 export async function withEngine(
   program: string,
   globals: GlobalOptions,
-  fn: (engine: Engine, out: Output) => Promise<ExitCode>,
+  fn: (engine: Engine, out: Output) => Promise<number>,
+  locks?: LockPolicy,
   engineOptions: EngineOptions = {},
-): Promise<ExitCode> {
+): Promise<number> {
   const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, program);
   let engine: Engine | undefined;
+  const held: Lock[] = [];
   try {
     const config = await loadConfig(configPath(globals));
     engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
+    if (locks) {
+      const request = { operation: locks.operation, command: `${program} ${process.argv.slice(2).join(' ')}` };
+      const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
+      if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
+      for (const destination of engine.destinations) held.push(await acquireDestinationLock(destination, request, options));
+      for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
+    }
     return await fn(engine, out);
   } catch (error) {
     out.error(error);
     return exitCodeFor(error);
   } finally {
+    for (const lock of held.reverse()) await lock.release().catch(() => undefined);
     out.done();
     await engine?.close();
   }
@@ -234,4 +270,37 @@ export async function runAuditVerify(engine: Engine, out: Output): Promise<ExitC
   out.say(`${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}`);
   for (const problem of result.problems) out.say(`  ${problem}`);
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** `stowage unlock`: removes locks whose holder is gone (or, with --force, any). */
+export async function runUnlock(engine: Engine, out: Output, options: { source?: boolean; destination?: string[]; force?: boolean }): Promise<ExitCode> {
+  const removed = await breakLock(engine.config.stateDir, engine.destinations, {
+    ...(options.source ? { source: true } : {}),
+    ...(options.destination?.length ? { destinations: options.destination } : {}),
+    ...(options.force ? { force: true } : {}),
+  });
+  out.result({ ok: true, removed });
+  if (removed.length === 0) out.say('no locks were held');
+  for (const lock of removed) out.say(`removed the ${lock.kind} lock on ${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${lock.stale ? ` (${lock.stale})` : ''}`);
+  return ExitCode.Ok;
+}
+
+/** `stowage schedule print`: the schedules with this installation's real paths. */
+export async function runSchedulePrint(engine: Engine, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string }): Promise<ExitCode> {
+  const { config } = engine;
+  const script = await realpath(process.argv[1] ?? '');
+  const stowageCommand = script.endsWith('.ts') ? [process.execPath, '--import', 'tsx', script] : [process.execPath, script];
+  const localFolders = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).filter((url) => url.protocol === 'file:').map((url) => fileURLToPath(url));
+  const text = renderSchedule(options.format, {
+    schedules: DEFAULT_SCHEDULES,
+    timeZone: options.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    stowageCommand,
+    configPath: config.configPath,
+    workingDir: config.baseDir,
+    ...(options.log ? { logFile: resolve(options.log) } : {}),
+    mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, engine.logDir])],
+  });
+  out.result({ ok: true, format: options.format, text });
+  if (!out.options.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  return ExitCode.Ok;
 }

@@ -1,8 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runAuditVerify, runBackup, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
+import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
@@ -12,15 +13,16 @@ export function addGlobalOptions(command: Command): Command {
   return command
     .option('-c, --config <path>', 'config file (default: $STOWAGE_CONFIG or ./stowage.config.json)')
     .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
-    .option('-q, --quiet', 'print nothing but errors and warnings');
+    .option('-q, --quiet', 'print nothing but errors and warnings')
+    .option('--wait <duration>', 'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing');
 }
 
 /**
  * Parses argv with `build`'s commander program and runs the chosen action.
  * Commander's own errors (unknown option, missing argument) exit 2.
  */
-export async function runProgram(build: (setExit: (code: ExitCode) => void) => Command, argv: readonly string[]): Promise<ExitCode> {
-  let exit: ExitCode = ExitCode.Ok;
+export async function runProgram(build: (setExit: (code: number) => void) => Command, argv: readonly string[]): Promise<number> {
+  let exit: number = ExitCode.Ok;
   const program = build((code) => (exit = code));
   program.exitOverride();
   program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -36,14 +38,17 @@ export async function runProgram(build: (setExit: (code: ExitCode) => void) => C
   return exit;
 }
 
-export function stowageProgram(setExit: (code: ExitCode) => void): Command {
+export function stowageProgram(setExit: (code: number) => void): Command {
   const program = addGlobalOptions(new Command('stowage'))
     .description('Backup and disaster recovery for SQLite-backed applications')
     .version(TOOL_VERSION)
     .showHelpAfterError()
     .enablePositionalOptions();
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
-  const run = (command: Command, fn: Parameters<typeof withEngine>[2]) => withEngine('stowage', globals(command), fn).then(setExit);
+  const run = (command: Command, fn: Parameters<typeof withEngine>[2], locks?: Omit<LockPolicy, 'waitMs'>) => {
+    const g = globals(command);
+    return withEngine('stowage', g, fn, locks && { ...locks, waitMs: waitMs(g.wait) }).then(setExit);
+  };
 
   program
     .command('init')
@@ -67,7 +72,7 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .description('take a backup of the database and store it at every destination')
     .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'hot', 'incremental']).default('full'))
     .option('--reason <text>', 'why (recorded with hot backups)')
-    .action((options: { type: string; reason?: string }, command: Command) => run(command, (engine, out) => runBackup(engine, out, options)));
+    .action((options: { type: string; reason?: string }, command: Command) => run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }));
 
   program
     .command('list')
@@ -103,11 +108,15 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
     .option('--verify', 'check the database restored last against its backup')
     .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean }, command: Command) =>
-      run(command, (engine, out) => {
-        const { verify, ...rest } = options;
-        if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
-        return runRestore(engine, out, { ...rest, ...(backupRef === undefined && options.at === undefined ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
-      }),
+      run(
+        command,
+        (engine, out) => {
+          const { verify, ...rest } = options;
+          if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+          return runRestore(engine, out, { ...rest, ...(backupRef === undefined && options.at === undefined ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
+        },
+        options.verify ? undefined : { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore' },
+      ),
     );
 
   program
@@ -115,7 +124,7 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .description('delete backups past their retention (keeping every link a kept incremental needs) and leftovers of crashed backups')
     .option('--dry-run', 'show what would be deleted, delete nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
-    .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options)));
+    .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }));
 
   program
     .command('status')
@@ -127,14 +136,14 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
     .option('--backup <ref>', 'backup id, latest or random', 'latest')
     .option('--destination <name>', 'read from this destination (default: the last configured)')
-    .action((options: { backup?: string; destination?: string }, command: Command) => run(command, (engine, out) => runDrill(engine, out, options)));
+    .action((options: { backup?: string; destination?: string }, command: Command) => run(command, (engine, out) => runDrill(engine, out, options), { kind: 'readers', operation: 'drill' }));
 
   program
     .command('sync')
     .description('copy missing or damaged replicas from a healthy destination, so every destination holds every backup')
     .option('--dry-run', 'show the plan, copy nothing')
     .option('--deep', 'check replicas by reading them back')
-    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options)));
+    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }));
 
   program
     .command('destinations')
@@ -177,13 +186,33 @@ export function stowageProgram(setExit: (code: ExitCode) => void): Command {
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runAuditVerify(engine, out)));
 
   program
+    .command('unlock')
+    .description('remove locks left by a stowage that is gone (a dead pid, an expired lease); --force removes any')
+    .option('--source', 'only the lock on the source')
+    .option('--destination <name...>', 'only the locks at these destinations')
+    .option('--force', 'also remove a lock whose holder still runs')
+    .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) => run(command, (engine, out) => runUnlock(engine, out, options)));
+
+  program
+    .command('schedule')
+    .description('run Stowage on a schedule')
+    .command('print')
+    .description("print ready-to-paste schedules with this installation's paths: crontab, Windows schtasks (.bat), systemd units, docker compose")
+    .addOption(new Option('--format <format>', 'output format').choices([...SCHEDULE_FORMATS]).makeOptionMandatory())
+    .option('--time-zone <tz>', 'time zone of the schedules (default: this machine’s)')
+    .option('--log <file>', 'append output to this file (crontab)')
+    .action((options: { format: ScheduleFormat; timeZone?: string; log?: string }, command: Command) =>
+      run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
+    );
+
+  program
     .command('guard')
     .description('take a hot backup, run a command, pass its exit code through; on failure print the restore command')
     .option('--reason <text>', 'recorded with the hot backup (default: the command)')
     .argument('<command...>', 'the command to run, after --')
     .passThroughOptions()
     .action((commandLine: string[], options: { reason?: string }, command: Command) =>
-      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config })),
+      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), { kind: 'exclusive', operation: 'guard' }),
     );
 
   const addEverywhere = (command: Command): void => {

@@ -143,7 +143,7 @@ describe('crontab', () => {
       expect(run.status, run.stderr).toBe(0);
     }
     const runs = (await readFile(record, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; cwd: string });
-    expect(runs).toEqual(Object.values(JOB_ARGS).map((args) => ({ argv: [...args, '--config', options.configPath, '--quiet'], cwd: app })));
+    expect(runs).toEqual(Object.values(JOB_ARGS).map((args) => ({ argv: [...args, '--config', options.configPath, '--wait', '30m', '--quiet'], cwd: app })));
     expect((await readFile(options.logFile!, 'utf8')).match(/ran/g)).toHaveLength(5);
   });
 
@@ -151,7 +151,7 @@ describe('crontab', () => {
     const text = renderSchedule('crontab', { ...posixOptions, schedules: { full: '15 1 * * *' }, timeZone: undefined, logFile: undefined });
     expect(text).not.toMatch(/TZ=/);
     expect(text.split('\n').filter((line) => /^\d/.test(line))).toEqual([
-      "15 1 * * * cd '/srv/green house' && /usr/bin/node /opt/stowage/dist/bin/stowage.js backup --type full --config '/srv/green house/stowage 100\\%.json' --quiet",
+      "15 1 * * * cd '/srv/green house' && /usr/bin/node /opt/stowage/dist/bin/stowage.js backup --type full --config '/srv/green house/stowage 100\\%.json' --wait 30m --quiet",
     ]);
   });
 });
@@ -194,7 +194,7 @@ describe('schtasks', () => {
       expect(task['/ru']).toBe('SYSTEM');
       const run = task['/tr'] as string;
       expect(run.length).toBeLessThanOrEqual(261);
-      expect(windowsWords(run)).toEqual([...(windowsOptions.stowageCommand as string[]), ...args, '--config', windowsOptions.configPath]);
+      expect(windowsWords(run)).toEqual([...(windowsOptions.stowageCommand as string[]), ...args, '--config', windowsOptions.configPath, '--wait', '30m']);
     });
   });
 
@@ -202,7 +202,7 @@ describe('schtasks', () => {
     const [task] = tasks(renderSchedule('schtasks', { ...windowsOptions, schedules: { full: '0 2 * * *' }, logFile: 'C:\\Stowage Logs\\backup 100%.log' }));
     const run = task!['/tr'] as string;
     const inner = /^cmd \/c "(.*)"$/.exec(run)?.[1];
-    expect(windowsWords(inner!)).toEqual([...(windowsOptions.stowageCommand as string[]), 'backup', '--type', 'full', '--config', windowsOptions.configPath, '>>', 'C:\\Stowage Logs\\backup 100%.log', '2>&1']);
+    expect(windowsWords(inner!)).toEqual([...(windowsOptions.stowageCommand as string[]), 'backup', '--type', 'full', '--config', windowsOptions.configPath, '--wait', '30m', '>>', 'C:\\Stowage Logs\\backup 100%.log', '2>&1']);
   });
 
   it.each([
@@ -245,7 +245,7 @@ describe('systemd', () => {
       expect(service.Service).toMatchObject({ Type: ['oneshot'], Environment: ['TZ=Asia/Shanghai'], StandardOutput: ['append:/var/log/stowage.log'] });
       expect(service.Service!.WorkingDirectory).toEqual([posixOptions.workingDir]);
       const exec = systemdWords(service.Service!.ExecStart![0]!);
-      expect(exec).toEqual([...(posixOptions.stowageCommand as string[]), ...JOB_ARGS[job], '--config', posixOptions.configPath]);
+      expect(exec).toEqual([...(posixOptions.stowageCommand as string[]), ...JOB_ARGS[job], '--config', posixOptions.configPath, '--wait', '30m']);
       expect(isAbsolute(exec[0]!)).toBe(true);
 
       const timer = units.get(`/etc/systemd/system/stowage-${names[job]}.timer`)!;

@@ -76,7 +76,8 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
   for (const [what, path] of paths) {
     if (path !== undefined && !isAbsolute(path)) throw new UsageError(`${what} must be an absolute path for ${format}, not '${path}'`);
   }
-  const argv = (job: (typeof jobs)[number]) => [...command, ...job.args, '--config', options.configPath];
+  // Jobs that meet (the full and the incremental at 02:00) queue for the lock instead of failing.
+  const argv = (job: (typeof jobs)[number]) => [...command, ...job.args, '--config', options.configPath, '--wait', '30m'];
   const header = `Stowage ${TOOL_VERSION} schedule for ${options.configPath}`;
 
   switch (format) {

@@ -3,11 +3,11 @@
  * (`--type=full`, `--verify=FILE`, `--file=FILE --test-mode`, …), reading the same config as `stowage`.
  */
 import { Command, Option } from 'commander';
-import { runBackup, runCleanup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { waitMs, runBackup, runCleanup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { addGlobalOptions } from './program.js';
 
-export function dbBackupProgram(setExit: (code: ExitCode) => void): Command {
+export function dbBackupProgram(setExit: (code: number) => void): Command {
   return addGlobalOptions(new Command('db_backup'))
     .description('Back up the database (seed-compatible): --type=full|incremental|hot, --cleanup, --verify=FILE, --validate-data=FILE')
     .addOption(new Option('--type <type>', 'take a backup of this type').choices(['full', 'incremental', 'hot']))
@@ -24,12 +24,12 @@ export function dbBackupProgram(setExit: (code: ExitCode) => void): Command {
           if (options.cleanup) return runCleanup(engine, out, {});
           if (options.verify) return runVerify(engine, out, { backup: options.verify });
           return runValidate(engine, out, options.validateData!);
-        }),
+        }, options.type || options.cleanup ? { kind: 'exclusive', operation: options.type ? 'backup' : 'cleanup', waitMs: waitMs(options.wait) } : undefined),
       );
     });
 }
 
-export function dbRestoreProgram(setExit: (code: ExitCode) => void): Command {
+export function dbRestoreProgram(setExit: (code: number) => void): Command {
   return addGlobalOptions(new Command('db_restore'))
     .description('Restore the database (seed-compatible): --file=FILE [--test-mode], --list, --verify [--test-mode]')
     .option('--file <file>', 'restore this backup (a file name, path, id, or latest)')
@@ -49,7 +49,7 @@ export function dbRestoreProgram(setExit: (code: ExitCode) => void): Command {
             testMode: options.testMode ?? false,
             ...(options.target === undefined ? {} : { target: options.target }),
           });
-        }),
+        }, options.file ? { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore', waitMs: waitMs(options.wait) } : undefined),
       );
     });
 }

@@ -7,6 +7,17 @@ export { defaultRegistry, openEngine, type Destination, type Engine, type Engine
 export { drill, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { formatAge, status, type Status } from './status.js';
+export {
+  acquireDestinationLock,
+  acquireSourceLock,
+  breakLock,
+  describeHolder,
+  LockError,
+  LockErrorCode,
+  readLocks,
+  type HeldLock,
+  type Lock,
+} from './lock.js';
 export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
