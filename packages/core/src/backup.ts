@@ -13,7 +13,7 @@ import { changedPages, writeDelta } from './delta.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
-import { digestDatabaseFile, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
+import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
@@ -116,6 +116,7 @@ async function takeBackup(
     const databaseEncoding = engine.codec.encodingFor('database');
     let digest: FileDigest;
     let delta: Manifest['delta'];
+    let pages: number[] | undefined;
     if (!plan.parent && databaseEncoding.length > 0) {
       // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
       const tap = new PageDigestStream(snapshot.pageSize);
@@ -128,7 +129,7 @@ async function takeBackup(
       digest = await digestDatabaseFile(stagedSnapshot, snapshot.pageSize);
       if (plan.parent) {
         const base = plan.parent.entry.manifest.source;
-        const pages = changedPages(plan.parent.pageHashes, digest.pageHashes);
+        pages = changedPages(plan.parent.pageHashes, digest.pageHashes);
         await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: digest.sha256 }, pages);
         stagedFiles.push(await stagedFile('delta', stagedDelta));
         delta = { changedPages: pages.length, basePageCount: base.pageCount };
@@ -137,8 +138,10 @@ async function takeBackup(
       }
     }
     assertWholeSnapshot(config.source.database, snapshot, digest);
-    await writeFile(stagedHashes, digest.pageHashes, { mode: 0o600 });
-    stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: digest.pageHashes.length, sha256: sha256Hex(digest.pageHashes) });
+    // Incrementals store only the hashes of the pages they carry; fulls and hots the whole list.
+    const hashArtifact = pages ? encodePageHashDelta(digest.pageHashes, pages) : digest.pageHashes;
+    await writeFile(stagedHashes, hashArtifact, { mode: 0o600 });
+    stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: hashArtifact.length, sha256: sha256Hex(hashArtifact) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
     encoded.push(...(await encodeStaged(engine, stagedFiles)));
     const encoding = await engine.codec.describe();
@@ -197,6 +200,7 @@ async function takeBackup(
           size: digest.size,
           snapshotSha256: digest.sha256,
           pageHashAlgorithm: PAGE_HASH_ALGORITHM,
+          pageHashesSha256: sha256Hex(digest.pageHashes),
           lockMs: Math.round(snapshot.lockMs),
         },
         ...(delta === undefined ? {} : { delta }),

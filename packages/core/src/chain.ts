@@ -49,7 +49,7 @@ export async function materializeChain(engine: Engine, chain: readonly CatalogEn
   for (const link of deltas) {
     const deltaPath = tempSibling(path, 'delta');
     try {
-      sources.push(await fetchArtifact(engine, link, databaseArtifact(link.manifest), deltaPath, destinations));
+      sources.push(await fetchArtifact(engine, link, databaseArtifact(link.manifest), deltaPath, destinations, { decode: true, sync: false }));
       await applyDelta(path, deltaPath, { sha256: previous.source.snapshotSha256, name: previous.id }, link.manifest.id);
     } finally {
       await rm(deltaPath, { force: true });
@@ -57,7 +57,8 @@ export async function materializeChain(engine: Engine, chain: readonly CatalogEn
     previous = link.manifest;
   }
   if (deltas.length > 0) {
-    const { sha256 } = await digestStream(createReadStream(path));
+    await syncFile(path);
+    const { sha256 } = await digestStream(createReadStream(path, { highWaterMark: 4 << 20 }));
     if (sha256 !== previous.source.snapshotSha256) {
       throw new CoreError(CoreErrorCode.BackupCorrupt, `replaying the chain of ${previous.id} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup`, {
         context: { id: previous.id },
@@ -79,13 +80,12 @@ export async function fetchArtifact(
   artifact: Artifact,
   path: string,
   destinations: readonly Destination[],
-  options: { decode: boolean } = { decode: true },
+  options: { decode: boolean; sync?: boolean } = { decode: true },
 ): Promise<string> {
   return fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
     try {
       await transfer(engine, destination, entry.manifest.id, artifact, createWriteStream(path, { flags: 'wx', mode: 0o600 }), options.decode);
-      const handle = await open(path, 'r+');
-      await handle.sync().finally(() => handle.close());
+      if (options.sync ?? true) await syncFile(path);
     } catch (error) {
       await rm(path, { force: true });
       if (systemErrorCode(error) === 'ENOSPC') {
@@ -94,6 +94,11 @@ export async function fetchArtifact(
       throw error;
     }
   });
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  await handle.sync().finally(() => handle.close());
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */

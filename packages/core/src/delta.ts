@@ -9,7 +9,8 @@
  * All integers big-endian. Applying = write each page at index × pageSize, truncate to
  * pageCount × pageSize; the result's SHA-256 must equal the target SHA-256.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { PAGE_HASH_BYTES } from './page-hashes.js';
 
@@ -65,33 +66,42 @@ export async function writeDelta(snapshotPath: string, deltaPath: string, header
 /**
  * Applies the delta file at `deltaPath` to the database image at `imagePath`, whose SHA-256
  * must be `expectedBase`, which the delta's header names. A delta meant for another base is
- * refused before a byte is written.
+ * refused before a byte is written. The caller syncs the image once the chain is applied.
  */
 export async function applyDelta(imagePath: string, deltaPath: string, expectedBase: { sha256: string; name: string }, link: string): Promise<DeltaHeader> {
-  const delta = await open(deltaPath, 'r');
-  const image = await open(imagePath, 'r+');
+  // Synchronous I/O on purpose: thousands of scattered page writes into the page cache cost a few
+  // microseconds each this way, against a thread-pool round trip each when asynchronous.
+  const delta = openSync(deltaPath, 'r');
+  const image = openSync(imagePath, 'r+');
   try {
-    const header = await readHeader(delta, link);
+    const headerBytes = Buffer.alloc(HEADER_BYTES);
+    if (readSync(delta, headerBytes, 0, HEADER_BYTES, 0) !== HEADER_BYTES) throw corrupt(link, 'it is not a Stowage page delta');
+    const header = decodeHeader(headerBytes, link);
     if (header.baseSha256 !== expectedBase.sha256) {
       throw new CoreError(CoreErrorCode.ChainBroken, `delta ${link} was taken against another base than ${expectedBase.name}; the chain is inconsistent — restore ${expectedBase.name} or an earlier full backup`, {
         context: { link, base: expectedBase.name },
       });
     }
-    const record = Buffer.alloc(4 + header.pageSize);
-    let position = HEADER_BYTES;
-    for (let n = 0; n < header.changedPages; n++) {
-      const { bytesRead } = await delta.read(record, 0, record.length, position);
-      if (bytesRead !== record.length) throw corrupt(link, 'it ends early');
-      const index = record.readUInt32BE(0);
-      if (index >= header.pageCount) throw corrupt(link, `page ${index} is past its page count`);
-      await image.write(record, 4, header.pageSize, index * header.pageSize);
-      position += record.length;
+    const recordBytes = 4 + header.pageSize;
+    const perBlock = Math.max(1, Math.floor((4 << 20) / recordBytes));
+    const block = Buffer.alloc(perBlock * recordBytes);
+    for (let done = 0; done < header.changedPages; ) {
+      const count = Math.min(perBlock, header.changedPages - done);
+      const length = count * recordBytes;
+      if (readSync(delta, block, 0, length, HEADER_BYTES + done * recordBytes) !== length) throw corrupt(link, 'it ends early');
+      for (let i = 0; i < count; i++) {
+        const at = i * recordBytes;
+        const index = block.readUInt32BE(at);
+        if (index >= header.pageCount) throw corrupt(link, `page ${index} is past its page count`);
+        writeSync(image, block, at + 4, header.pageSize, index * header.pageSize);
+      }
+      done += count;
     }
-    await image.truncate(header.pageCount * header.pageSize);
-    await image.sync();
+    ftruncateSync(image, header.pageCount * header.pageSize);
     return header;
   } finally {
-    await Promise.all([delta.close(), image.close()]);
+    closeSync(delta);
+    closeSync(image);
   }
 }
 
@@ -108,10 +118,8 @@ function encodeHeader(h: DeltaHeader): Buffer {
   return b;
 }
 
-async function readHeader(file: FileHandle, link: string): Promise<DeltaHeader> {
-  const b = Buffer.alloc(HEADER_BYTES);
-  const { bytesRead } = await file.read(b, 0, HEADER_BYTES, 0);
-  if (bytesRead !== HEADER_BYTES || !b.subarray(0, 8).equals(MAGIC)) throw corrupt(link, 'it is not a Stowage page delta');
+function decodeHeader(b: Buffer, link: string): DeltaHeader {
+  if (!b.subarray(0, 8).equals(MAGIC)) throw corrupt(link, 'it is not a Stowage page delta');
   if (b.readUInt32BE(8) !== DELTA_VERSION) throw corrupt(link, `unknown delta version ${b.readUInt32BE(8)}`);
   return {
     pageSize: b.readUInt32BE(12),

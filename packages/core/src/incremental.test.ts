@@ -35,6 +35,8 @@ describe('page-delta incrementals', () => {
       expect(manifest.delta!.changedPages).toBeLessThan(manifest.source.pageCount / 2);
       expect(manifest.artifacts[0]!.key).toBe(`incremental/${manifest.id}.delta`);
       expect(manifest.artifacts[0]!.size).toBe(96 + manifest.delta!.changedPages * (manifest.source.pageSize + 4));
+      // Only the carried pages' hashes are stored with an incremental, not the whole list.
+      expect(manifest.artifacts.find((a) => a.role === 'page-hashes')!.size).toBe(16 + manifest.delta!.changedPages * 20);
       expect(bytes).toBeLessThan(manifest.source.size / 2);
     }
     // Grow by a lot, then shrink below the original size.

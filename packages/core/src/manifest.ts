@@ -61,6 +61,8 @@ export const manifestSchema = z.object({
     size: z.number().int().nonnegative(),
     snapshotSha256: sha256,
     pageHashAlgorithm: z.string(),
+    /** SHA-256 of the full page-hash list (a full's artifact; an incremental's list rebuilt through its chain). */
+    pageHashesSha256: sha256,
     /** How long writers were held off while the snapshot was taken, in ms. */
     lockMs: z.number().nonnegative(),
   }),

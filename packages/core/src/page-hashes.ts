@@ -68,3 +68,39 @@ export async function digestDatabaseFile(path: string, pageSize: number): Promis
   });
   return digest.result();
 }
+
+/*
+ * An incremental stores only the hashes of the pages it carries (a "page-hash delta"), not the
+ * whole list: the list of any backup is its full's list with every link's changes applied, and
+ * the manifest pins its SHA-256 (`source.pageHashesSha256`) so a rebuilt list is checked.
+ *   magic "STWPHD1\0" | u32 page count | u32 n | n × (u32 page index | 16-byte hash), big-endian
+ */
+const HASH_DELTA_MAGIC = Buffer.from('STWPHD1\0', 'latin1');
+
+/** The hash delta of `pages` (indexes into `hashes`, the new full list). */
+export function encodePageHashDelta(hashes: Buffer, pages: readonly number[]): Buffer {
+  const out = Buffer.alloc(16 + pages.length * (4 + PAGE_HASH_BYTES));
+  HASH_DELTA_MAGIC.copy(out, 0);
+  out.writeUInt32BE(hashes.length / PAGE_HASH_BYTES, 8);
+  out.writeUInt32BE(pages.length, 12);
+  pages.forEach((index, n) => {
+    const at = 16 + n * (4 + PAGE_HASH_BYTES);
+    out.writeUInt32BE(index, at);
+    hashes.copy(out, at + 4, index * PAGE_HASH_BYTES, (index + 1) * PAGE_HASH_BYTES);
+  });
+  return out;
+}
+
+/** Applies a hash delta to the parent's full list, giving the child's full list. */
+export function applyPageHashDelta(parent: Buffer, delta: Buffer): Buffer {
+  if (delta.length < 16 || !delta.subarray(0, 8).equals(HASH_DELTA_MAGIC)) throw new Error('not a page-hash delta');
+  const pageCount = delta.readUInt32BE(8);
+  const n = delta.readUInt32BE(12);
+  const out = Buffer.alloc(pageCount * PAGE_HASH_BYTES);
+  parent.copy(out, 0, 0, Math.min(parent.length, out.length));
+  for (let i = 0; i < n; i++) {
+    const at = 16 + i * (4 + PAGE_HASH_BYTES);
+    delta.copy(out, delta.readUInt32BE(at) * PAGE_HASH_BYTES, at + 4, at + 4 + PAGE_HASH_BYTES);
+  }
+  return out;
+}

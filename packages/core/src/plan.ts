@@ -1,7 +1,8 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { byRecency, listBackups, type CatalogEntry } from './catalog.js';
-import { fetchArtifactBytes } from './chain.js';
+import { fetchArtifactBytes, resolveChain } from './chain.js';
+import { applyPageHashDelta } from './page-hashes.js';
 import type { Engine } from './engine.js';
 import { artifactOf, type Artifact, type BackupType } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
@@ -50,12 +51,28 @@ export function downgradeToFull(plan: BackupPlan, why: string, engine: Engine): 
 
 const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');
 
-/** The parent's page hashes: from the local cache when it matches the manifest, else from a destination. */
+/**
+ * The parent's full page-hash list: from the local cache when it matches the manifest, else rebuilt
+ * from the destinations — its full's list with each link's hash delta applied — and checked
+ * against the SHA-256 its manifest pins.
+ */
 async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buffer | undefined> {
-  const artifact = artifactOf(entry.manifest, 'page-hashes');
+  const expected = entry.manifest.source.pageHashesSha256;
   const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
-  if (cached && sha256Hex(cached) === artifact.decodedSha256) return cached;
-  return readSmallArtifact(engine, entry, artifact);
+  if (cached && sha256Hex(cached) === expected) return cached;
+  try {
+    const [full, ...links] = await resolveChain(engine, entry, engine.destinations);
+    let list = await readSmallArtifact(engine, full!, artifactOf(full!.manifest, 'page-hashes'));
+    for (const link of links) {
+      const delta = list && (await readSmallArtifact(engine, link, artifactOf(link.manifest, 'page-hashes')));
+      list = list && delta && applyPageHashDelta(list, delta);
+    }
+    if (list && sha256Hex(list) === expected) return list;
+    if (list) engine.warn(`the page hashes rebuilt for ${entry.manifest.id} do not match its manifest`);
+  } catch (error) {
+    engine.warn(`cannot rebuild the page hashes of ${entry.manifest.id}: ${(error as Error).message}`);
+  }
+  return undefined;
 }
 
 /**
