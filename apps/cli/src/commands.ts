@@ -304,3 +304,12 @@ export async function runSchedulePrint(engine: Engine, out: Output, options: { f
   if (!out.options.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return ExitCode.Ok;
 }
+
+/** `stowage alert test`: a test message through every configured channel. */
+export async function runAlertTest(engine: Engine, out: Output): Promise<ExitCode> {
+  if (!engine.config.alerts) throw new UsageError('there is no alerts section in the config; add channels first');
+  const results = await engine.alerts.test();
+  out.result({ ok: results.every((r) => r.ok), channels: results });
+  for (const r of results) out.say(`${r.channel}: ${r.ok ? 'sent' : `FAILED — ${r.error}`}`);
+  return results.every((r) => r.ok) ? ExitCode.Ok : ExitCode.Failed;
+}

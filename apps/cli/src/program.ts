@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
-import { configPath, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
@@ -177,6 +177,13 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('check')
     .description('can this machine encrypt backups? decrypt them?')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyCheck(engine, out)));
+
+  program
+    .command('alert')
+    .description('alert channels')
+    .command('test')
+    .description('send a test message through every channel')
+    .action((_options: unknown, command: Command) => run(command, (engine, out) => runAlertTest(engine, out)));
 
   program
     .command('audit')

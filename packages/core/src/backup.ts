@@ -12,6 +12,7 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type
 import { changedPages, writeDelta } from './delta.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
+import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
 import { logOperation } from './oplog.js';
@@ -76,6 +77,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
         ...(result.manifest.fullBecause ? [`full-because="${result.manifest.fullBecause}"`] : []),
       ].join(' '),
     });
+    await alertOn(engine, result);
     return result;
   } catch (error) {
     await logOperation(engine.logDir, 'backup.log', {
@@ -85,8 +87,24 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
       durationMs: performance.now() - started,
       detail: (error as Error).message,
     }).catch(() => undefined);
+    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message })).catch(() => undefined);
     throw error;
   }
+}
+
+/** Raises or resolves the alerts a finished backup settles: failed, degraded, size anomaly. */
+async function alertOn(engine: Engine, result: BackupResult): Promise<void> {
+  const { manifest } = result;
+  if (result.outcome === 'failed') {
+    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: manifest.type, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }));
+  } else {
+    await engine.alerts.resolve('backup-failed', manifest.type);
+    if (result.outcome === 'degraded') await engine.alerts.raise((a, at) => a.backupDegraded({ ...at, backupId: manifest.id, missing: result.failures }));
+    else await engine.alerts.resolve('backup-degraded');
+  }
+  const findings = manifest.anomalies ?? [];
+  if (findings.length) await engine.alerts.raise((a, at) => a.sizeAnomaly({ ...at, type: manifest.type, backupId: manifest.id, findings }));
+  else await engine.alerts.resolve('size-anomaly', manifest.type);
 }
 
 async function takeBackup(
@@ -145,6 +163,15 @@ async function takeBackup(
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
     encoded.push(...(await encodeStaged(engine, stagedFiles)));
     const encoding = await engine.codec.describe();
+    const database = encoded.find((file) => file.role === 'database' || file.role === 'delta')!;
+    const anomalies = await sizeAnomalies(plan.history, {
+      type,
+      dbSize: digest.size,
+      pageCount: snapshot.pageCount,
+      tables: facts.tables,
+      encodedSize: database.size,
+      decodedSize: database.decodedSize,
+    });
     const stage = (id: string): StagedArtifact[] =>
       encoded.map((file) => ({
         path: file.path,
@@ -205,6 +232,7 @@ async function takeBackup(
         },
         ...(delta === undefined ? {} : { delta }),
         ...(files ? { files } : {}),
+        ...(anomalies.length ? { anomalies } : {}),
         encoding,
         artifacts: staged.map((s) => s.artifact),
         replicas: {},
@@ -247,6 +275,17 @@ async function takeBackup(
     const leftovers = (await readdir(engine.stagingDir)).filter((name) => name.startsWith(basename(stem)));
     await Promise.all(leftovers.map((name) => rm(join(engine.stagingDir, name), { force: true })));
   }
+}
+
+/**
+ * Compares this backup's size, pages, rows per table and compression ratio with the recent
+ * backups of its type (median/MAD bands, `@stowage/alerts`): a table losing most of its rows or
+ * data turning incompressible is worth a look before the backup ages out the good ones.
+ */
+async function sizeAnomalies(history: readonly Manifest[], current: Omit<BackupFacts, 'id'>): Promise<AnomalyFinding[]> {
+  const { detectAnomalies, factsOf } = await import('@stowage/alerts/anomaly');
+  const sameType = history.filter((m) => m.type === current.type).slice(-14);
+  return detectAnomalies({ id: 'new', ...current }, sameType.map(factsOf));
 }
 
 /** A staged file after encoding: the bytes to store, and what they decode to. */

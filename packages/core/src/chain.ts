@@ -1,5 +1,5 @@
 import { open, rm } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
@@ -83,8 +83,11 @@ export async function fetchArtifact(
   options: { decode: boolean; sync?: boolean } = { decode: true },
 ): Promise<string> {
   return fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
+    // The file is opened before anything can fail and closed before it is removed, so no partial
+    // (possibly decrypted) bytes can outlive a failed attempt.
+    const file = await open(path, 'wx', 0o600);
     try {
-      await transfer(engine, destination, entry.manifest.id, artifact, createWriteStream(path, { flags: 'wx', mode: 0o600 }), options.decode);
+      await transfer(engine, destination, entry.manifest.id, artifact, file.createWriteStream(), options.decode);
       if (options.sync ?? true) await syncFile(path);
     } catch (error) {
       await rm(path, { force: true });
@@ -92,6 +95,8 @@ export async function fetchArtifact(
         throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.decodedSize} bytes there`, { cause: error });
       }
       throw error;
+    } finally {
+      if (file.fd !== -1) await file.close(); // the stream closes it when the transfer ran
     }
   });
 }

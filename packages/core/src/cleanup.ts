@@ -51,6 +51,8 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   if (!dryRun) await removeStaleStaging(engine, result);
   result.bytesFreed = result.removed.reduce((sum, item) => sum + item.bytes, 0);
   if (!dryRun) {
+    if (result.failures.length) await engine.alerts.raise((a, at) => a.cleanupFailed({ ...at, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }));
+    else await engine.alerts.resolve('cleanup-failed');
     await logOperation(engine.logDir, 'backup.log', {
       operation: 'cleanup',
       outcome: result.failures.length ? 'failed' : 'ok',

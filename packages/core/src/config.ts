@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
+import { alertsConfigSchema, type AlertsConfig } from '@stowage/alerts/config';
 import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/config';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -72,6 +73,7 @@ export const configSchema = z
       })
       .strict()
       .default({ rpo: '1h', rto: '30m' }),
+    alerts: alertsConfigSchema.optional().describe('Alert channels (email, webhook) and how often a firing alert repeats'),
     quorum: z
       .union([z.literal('all'), z.number().int().min(1)])
       .default('all')
@@ -106,6 +108,7 @@ export interface ResolvedConfig {
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** The encryption section as written (validated); key files resolve against `baseDir`. */
   encryption?: EncryptionConfig;
+  alerts?: AlertsConfig;
   /** Module specifiers of custom adapters (relative ones already absolute). */
   adapters: string[];
   targets: { rpo: string; rto: string };
@@ -137,6 +140,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     retention: config.retention,
     compression: config.compression,
     ...(config.encryption === undefined ? {} : { encryption: config.encryption }),
+    ...(config.alerts === undefined ? {} : { alerts: config.alerts }),
     adapters: config.adapters.map((spec) => (spec.startsWith('.') || isAbsolute(spec) ? resolve(baseDir, spec) : spec)),
     targets: config.targets,
     quorum: config.quorum,

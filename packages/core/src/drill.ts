@@ -9,6 +9,8 @@ import { checksPassed, readFacts, runChecks, withPrivateDatabase } from './facts
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
 import { restoreFilesOfChain } from './restore-files.js';
+import { durationMs } from './retention.js';
+import { formatAge } from './status.js';
 
 export interface DrillResult {
   backupId: string;
@@ -74,6 +76,11 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
     problems,
   };
   await writePrivateAtomic(lastDrillPath(engine), `${JSON.stringify(result, null, 2)}\n`);
+  const target = engine.config.targets.rto;
+  if (!result.ok) await engine.alerts.raise((a, at) => a.drillFailed({ ...at, backupId: result.backupId, destination: result.destination, problems }));
+  else await engine.alerts.resolve('drill-failed');
+  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatAge(result.rtoMs), target }));
+  else if (result.ok) await engine.alerts.resolve('rto-exceeded');
   await logOperation(engine.logDir, 'restore.log', {
     operation: 'drill',
     backupId: result.backupId,

@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { composeAdapter, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
+import { Alerting } from './alerting.js';
 import { Codec } from './encoding.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 
@@ -41,6 +42,8 @@ export interface Engine {
   readonly stagingDir: string;
   /** Compression and encryption of artifacts, with the keys loaded on first use. */
   readonly codec: Codec;
+  /** Raises and resolves alerts (a no-op without an `alerts` section). */
+  readonly alerts: Alerting;
   now(): Date;
   progress(event: ProgressEvent): void;
   warn(message: string): void;
@@ -103,6 +106,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     logDir: config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs')),
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config),
+    alerts: new Alerting(config, (message) => options.onWarning?.(message), options.now ?? (() => new Date())),
     now: options.now ?? (() => new Date()),
     progress: (event) => options.onProgress?.(event),
     warn: (message) => options.onWarning?.(message),

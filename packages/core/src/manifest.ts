@@ -80,6 +80,10 @@ export const manifestSchema = z.object({
       warnings: z.array(z.string()),
     })
     .optional(),
+  /** Size anomalies against the recent backups of the same type (median/MAD bands), if any. */
+  anomalies: z
+    .array(z.object({ metric: z.string(), value: z.number(), median: z.number(), band: z.object({ low: z.number(), high: z.number() }), severity: z.enum(['critical', 'warning']), reason: z.string() }))
+    .optional(),
   /** How artifacts are encoded: compression and encryption (cipher, mode, key fingerprints — never a key). */
   encoding: z.object({
     compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),

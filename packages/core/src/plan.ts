@@ -4,7 +4,7 @@ import { byRecency, listBackups, type CatalogEntry } from './catalog.js';
 import { fetchArtifactBytes, resolveChain } from './chain.js';
 import { applyPageHashDelta } from './page-hashes.js';
 import type { Engine } from './engine.js';
-import { artifactOf, type Artifact, type BackupType } from './manifest.js';
+import { artifactOf, type Artifact, type BackupType, type Manifest } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
 import { sha256Hex } from '@stowage/storage';
 import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
@@ -17,6 +17,8 @@ export interface BackupPlan {
   parent?: { entry: CatalogEntry; pageHashes: Buffer };
   /** Set when an incremental was asked for but a full is taken. */
   fullBecause?: string;
+  /** Every committed backup seen while planning, oldest first (for size-anomaly bands). */
+  history: Manifest[];
 }
 
 /**
@@ -27,8 +29,9 @@ export interface BackupPlan {
 export async function planBackup(engine: Engine, requested: BackupType): Promise<BackupPlan> {
   const all = await listBackups(engine);
   const seq = all.reduce((max, e) => Math.max(max, e.manifest.seq + 1), 0);
-  if (requested !== 'incremental') return { type: requested, seq, chainLength: 0 };
-  const plan: BackupPlan = { type: 'full', seq, chainLength: 0 };
+  const history = all.map((e) => e.manifest);
+  if (requested !== 'incremental') return { type: requested, seq, chainLength: 0, history };
+  const plan: BackupPlan = { type: 'full', seq, chainLength: 0, history };
   const tip = all.filter((e) => e.manifest.type !== 'hot').sort(byRecency).at(-1);
   if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
@@ -36,7 +39,7 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   }
   const pageHashes = await loadPageHashes(engine, tip);
   if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
-  return { type: 'incremental', seq, chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes } };
+  return { type: 'incremental', seq, chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes }, history };
 }
 
 /** Turns the plan into a full backup, saying why. */

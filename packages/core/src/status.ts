@@ -64,6 +64,8 @@ export async function status(engine: Engine): Promise<Status> {
   const rpo = { newest: point?.manifest.id ?? null, ageMs: point ? age(point.manifest.createdAt) : null, ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs };
   if (!point) problems.push('there is no full or incremental backup yet');
   else if (!rpo.ok) problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatAge(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
+  if (rpo.ok) await engine.alerts.resolve('rpo-breached');
+  else await engine.alerts.raise((a, at) => a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatAge(rpo.ageMs), target: engine.config.targets.rpo }));
 
   for (const d of perDestination) {
     if (!d.reachable) problems.push(`destination ${d.name} cannot be listed: ${d.error}`);

@@ -56,6 +56,8 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
     });
   }
   const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
+  if (problems.length) await engine.alerts.raise((a, at) => a.verifyFailed({ ...at, problems }));
+  else await engine.alerts.resolve('verify-failed');
   await writePrivateAtomic(lastVerifyPath(engine), `${JSON.stringify({ at: engine.now().toISOString(), ok: problems.length === 0, backups: results.length, problems }, null, 2)}\n`);
   return results;
 }

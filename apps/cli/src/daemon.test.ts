@@ -1,0 +1,308 @@
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acquireSourceLock, backup, listBackups, openEngine, resolveConfig, type Engine } from '@stowage/core';
+import { createGreaterWmsDatabase } from '@stowage/fixtures';
+import { bufferBody } from '@stowage/storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireDaemonLock, Daemon, missedOnStart, nextRuns, recover, runJob, type Clock, type DaemonOptions, type NewestBackups } from './daemon.js';
+import { UsageError } from './exit-codes.js';
+import { DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
+
+const HOUR = 3_600_000;
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+/** A clock the test drives: `advance` lets time pass (timers fire), `step` sets the wall clock as NTP or a person would. */
+class TestClock implements Clock {
+  #wall: number;
+  #elapsed = 0;
+  #timers: Array<{ at: number; fn: () => void }> = [];
+
+  constructor(start: string) {
+    this.#wall = Date.parse(start);
+  }
+
+  now = () => new Date(this.#wall);
+
+  setTimer = (ms: number, fn: () => void) => {
+    const timer = { at: this.#elapsed + ms, fn };
+    this.#timers.push(timer);
+    return () => void (this.#timers = this.#timers.filter((t) => t !== timer));
+  };
+
+  /** Lets `ms` pass; each due timer fires in turn, followed by the jobs it started. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#elapsed + ms;
+    for (;;) {
+      const timer = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!timer) break;
+      this.#wall += timer.at - this.#elapsed;
+      this.#elapsed = timer.at;
+      this.#timers = this.#timers.filter((t) => t !== timer);
+      timer.fn();
+      await flush();
+    }
+    this.#wall += end - this.#elapsed;
+    this.#elapsed = end;
+    await flush();
+  }
+
+  step(ms: number): void {
+    this.#wall += ms;
+  }
+}
+
+/** A daemon on a test clock whose jobs are recorded; a job in `hold` runs until its gate opens. */
+function harness(start: string, options: Partial<DaemonOptions> = {}) {
+  const clock = new TestClock(start);
+  const logs: string[] = [];
+  const runs: Array<{ job: ScheduledJob; at: string }> = [];
+  const gates = new Map<ScheduledJob, { promise: Promise<void>; open: () => void }>();
+  let active = 0;
+  let maxActive = 0;
+  const daemon = new Daemon({
+    schedules: DEFAULT_SCHEDULES,
+    timeZone: 'UTC',
+    clock,
+    log: (message) => logs.push(message),
+    run: async (job) => {
+      runs.push({ job, at: clock.now().toISOString() });
+      maxActive = Math.max(maxActive, ++active);
+      await gates.get(job)?.promise;
+      active--;
+      return 'ok';
+    },
+    ...options,
+  });
+  const hold = (job: ScheduledJob) => {
+    let open = () => {};
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    gates.set(job, { promise, open });
+    return () => {
+      gates.delete(job);
+      open();
+    };
+  };
+  const count = (job: ScheduledJob) => runs.filter((r) => r.job === job).length;
+  return { clock, daemon, logs, runs, hold, count, maxActive: () => maxActive };
+}
+
+describe('planning', () => {
+  it('plans the default schedules in the configured time zone', () => {
+    const from = new Date('2026-11-25T10:00:00Z'); // Wednesday 18:00 in Shanghai
+    expect(nextRuns(DEFAULT_SCHEDULES, 'Asia/Shanghai', from)).toEqual({
+      full: new Date('2026-11-25T18:00:00Z'), // 02:00 Thursday in Shanghai
+      incremental: new Date('2026-11-25T11:00:00Z'),
+      cleanup: new Date('2026-11-28T19:00:00Z'), // Sunday 03:00 in Shanghai
+      verify: new Date('2026-11-25T20:30:00Z'),
+      drill: new Date('2026-11-29T21:00:00Z'), // Monday 05:00 in Shanghai
+    });
+    expect(nextRuns({ full: '0 2 * * *' }, 'UTC', from)).toEqual({ full: new Date('2026-11-26T02:00:00Z') });
+    expect(nextRuns({ incremental: '*/2 * * * * *' }, undefined, new Date('2026-11-25T10:00:00.500Z'))).toEqual({ incremental: new Date('2026-11-25T10:00:02Z') });
+  });
+
+  it('refuses invalid expressions, an unknown time zone and a schedule with every job off', () => {
+    expect(() => nextRuns({ full: '0 2 * *' }, undefined, new Date())).toThrow(UsageError);
+    expect(() => nextRuns({ drill: '0 2 * * * * *' }, undefined, new Date())).toThrow(/^schedules\.drill: '0 2 \* \* \* \* \*' is not a cron expression/);
+    expect(() => nextRuns(DEFAULT_SCHEDULES, 'Mars/Olympus_Mons', new Date())).toThrow(/^schedules\.timeZone: unknown time zone 'Mars\/Olympus_Mons'/);
+    expect(() => new Daemon({ schedules: {}, log: () => {}, run: async () => 'ok' })).toThrow(/every job is turned off/);
+  });
+
+  it('takes a missed full or incremental at once when the newest is older than its interval', () => {
+    const now = new Date('2026-11-26T10:00:00Z');
+    const ago = (hours: number) => new Date(now.getTime() - hours * HOUR);
+    const missed = (newest: NewestBackups, schedules: Partial<Record<ScheduledJob, string>> = DEFAULT_SCHEDULES) => missedOnStart(newest, schedules, now, 'UTC')?.job;
+    expect(missed({})).toBe('full');
+    expect(missedOnStart({}, DEFAULT_SCHEDULES, now, 'UTC')?.why).toBe('there is no full backup yet: running the full backup now');
+    expect(missed({ full: ago(30), fullOrIncremental: ago(0.5) })).toBe('full');
+    expect(missedOnStart({ full: ago(30), fullOrIncremental: ago(0.5) }, DEFAULT_SCHEDULES, now, 'UTC')?.why).toBe("missed: the newest full backup is 30.0 h old, more than the 24.0 h between runs of '0 2 * * *'; running the full backup now");
+    expect(missed({ full: ago(8), fullOrIncremental: ago(3) })).toBe('incremental');
+    expect(missed({ full: ago(8), fullOrIncremental: ago(0.4) })).toBeUndefined();
+    // Saturday: a weekday-only full from Friday 02:00 is not missed (72 h between Friday's and Monday's run).
+    expect(missedOnStart({ full: new Date('2026-11-27T02:00:00Z') }, { full: '0 2 * * 1-5' }, new Date('2026-11-28T10:00:00Z'), 'UTC')).toBeUndefined();
+    expect(missed({}, { incremental: '0 * * * *' })).toBe('incremental');
+    expect(missed({}, { verify: '0 4 * * *' })).toBeUndefined();
+  });
+});
+
+describe('the daemon on a controllable clock', () => {
+  it('runs a week of the default schedule in Asia/Shanghai, one job at a time', async () => {
+    const h = harness('2026-11-29T16:00:30Z', { timeZone: 'Asia/Shanghai' }); // Monday 00:00:30 in Shanghai
+    await h.daemon.start();
+    await h.clock.advance(7 * 24 * HOUR);
+    await h.daemon.stop(0);
+    expect({ full: h.count('full'), incremental: h.count('incremental'), cleanup: h.count('cleanup'), verify: h.count('verify'), drill: h.count('drill') }).toEqual({
+      full: 7,
+      incremental: 7 * 24 - 7, // at 02:00 the full waiting to run covers it
+      cleanup: 1,
+      verify: 7,
+      drill: 1,
+    });
+    expect(h.runs.filter((r) => r.job === 'full').map((r) => r.at.slice(11))).toEqual(Array(7).fill('18:00:00.000Z'));
+    expect(h.runs.find((r) => r.job === 'cleanup')?.at).toBe('2026-12-05T19:00:00.000Z');
+    expect(h.runs.find((r) => r.job === 'drill')?.at).toBe('2026-11-29T21:00:00.000Z');
+    expect(h.logs.filter((l) => l === 'incremental backup skipped: the full backup waiting to run covers it')).toHaveLength(7);
+    expect(h.logs.filter((l) => /^full backup ok \d+ ms$/.test(l))).toHaveLength(7);
+    expect(h.maxActive()).toBe(1);
+  });
+
+  it('queues a job that comes due while another runs, once, and logs the wait and the skip', async () => {
+    const h = harness('2026-11-26T01:59:00Z', { schedules: { full: '0 2 * * *', incremental: '0 * * * *' } });
+    const releaseFull = h.hold('full');
+    await h.daemon.start();
+    await h.clock.advance(60_000); // 02:00: the full starts
+    await h.clock.advance(2.5 * HOUR); // 03:00 and 04:00 come while it runs
+    expect(h.runs.map((r) => r.job)).toEqual(['full']);
+    expect(h.logs).toContain('incremental backup due while the full backup runs: queued');
+    expect(h.logs).toContain('incremental backup due again while still waiting to run: skipped');
+    releaseFull();
+    await flush();
+    expect(h.runs.map((r) => r.job)).toEqual(['full', 'incremental']);
+    expect(h.maxActive()).toBe(1);
+    await h.daemon.stop(0);
+  });
+
+  it('runs a job missed by a forward clock step once, not once per missed slot', async () => {
+    const h = harness('2026-11-26T10:30:00Z', { schedules: { incremental: '0 * * * *' } });
+    await h.daemon.start();
+    h.clock.step(5 * HOUR); // 15:30: 11:00 … 15:00 were skipped
+    await h.clock.advance(60_000);
+    expect(h.runs).toEqual([{ job: 'incremental', at: '2026-11-26T15:31:00.000Z' }]);
+    expect(h.logs).toContain('incremental backup was due at 2026-11-26T11:00:00Z, 4.5 h ago (a clock step or a sleeping machine): running it once');
+    await h.clock.advance(HOUR);
+    expect(h.runs.map((r) => r.at)).toEqual(['2026-11-26T15:31:00.000Z', '2026-11-26T16:00:00.000Z']);
+    await h.daemon.stop(0);
+  });
+
+  it('does not repeat runs after a backward clock step, and plans afresh after a large one', async () => {
+    const h = harness('2026-11-26T10:30:00Z', { schedules: { incremental: '0 * * * *' } });
+    await h.daemon.start();
+    await h.clock.advance(HOUR / 2); // 11:00 runs
+    h.clock.step(-HOUR); // back to 10:00
+    await h.clock.advance(1.5 * HOUR); // 11:30 again: 11:00 is not repeated
+    expect(h.runs.map((r) => r.at)).toEqual(['2026-11-26T11:00:00.000Z']);
+    expect(h.logs).toContain('the clock went back 59 min: runs already taken are not repeated');
+    await h.clock.advance(HOUR / 2);
+    expect(h.runs.map((r) => r.at)).toEqual(['2026-11-26T11:00:00.000Z', '2026-11-26T12:00:00.000Z']);
+
+    h.clock.step(-2 * 24 * HOUR); // a clock that was two days ahead is corrected
+    await h.clock.advance(HOUR);
+    expect(h.logs).toContain('the clock went back 48.0 h: planning every job afresh from 2026-11-24T12:01:00Z');
+    expect(h.runs.map((r) => r.at).slice(2)).toEqual(['2026-11-24T13:00:00.000Z']);
+    await h.daemon.stop(0);
+  });
+
+  it('takes a backup missed while it was down at once on start', async () => {
+    const newest = { full: new Date('2026-11-25T02:00:00Z'), fullOrIncremental: new Date('2026-11-26T09:00:00Z') };
+    const h = harness('2026-11-26T10:00:30Z', { newest: async () => newest });
+    await h.daemon.start();
+    await flush();
+    expect(h.runs).toEqual([{ job: 'full', at: '2026-11-26T10:00:30.000Z' }]);
+    expect(h.logs).toContain("missed: the newest full backup is 32.0 h old, more than the 24.0 h between runs of '0 2 * * *'; running the full backup now");
+    await h.daemon.stop(0);
+  });
+
+  it('on stop, drops queued jobs, lets the job under way finish within the grace, and starts nothing more', async () => {
+    const h = harness('2026-11-26T01:59:00Z', { schedules: { full: '0 2 * * *', incremental: '0 * * * *' } });
+    const releaseFull = h.hold('full');
+    await h.daemon.start();
+    await h.clock.advance(HOUR + 60_000); // the full runs from 02:00; the 03:00 incremental waits
+    const stopped = h.daemon.stop(60_000);
+    await flush();
+    expect(h.logs.slice(-2)).toEqual(['dropped the queued incremental backup', 'waiting up to 60 s for the full backup under way to finish']);
+    releaseFull();
+    await expect(stopped).resolves.toBe(true);
+    await h.clock.advance(24 * HOUR);
+    expect(h.runs.map((r) => r.job)).toEqual(['full']);
+  });
+
+  it('gives up on a job that outlives the grace', async () => {
+    const h = harness('2026-11-26T01:59:59Z', { schedules: { full: '0 2 * * *' } });
+    h.hold('full');
+    await h.daemon.start();
+    await h.clock.advance(1000);
+    const stopped = h.daemon.stop(30_000);
+    await h.clock.advance(30_000);
+    await expect(stopped).resolves.toBe(false);
+  });
+});
+
+describe('the daemon lock', () => {
+  let dir: string;
+  beforeAll(async () => (dir = await mkdtemp(join(tmpdir(), 'stowage-daemon-lock-'))));
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('admits one daemon per state folder and takes over the lock of one that is gone', async () => {
+    const first = await acquireDaemonLock(dir);
+    expect(first.path).toBe(join(dir, 'locks', 'daemon.lock'));
+    await expect(acquireDaemonLock(dir)).rejects.toMatchObject({ code: 'stowage.lock.held', message: expect.stringContaining(`another stowage daemon (pid ${process.pid} on host ${hostname()}`) });
+    await first.release();
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
+
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    await writeFile(first.path, JSON.stringify({ token: 'gone', pid: deadPid, host: hostname(), startedAt: '2026-11-26T02:00:00Z' }));
+    const second = await acquireDaemonLock(dir);
+    expect(second.tookOver).toBe(`pid ${deadPid} on host ${hostname()}, since 2026-11-26T02:00:00Z: pid ${deadPid} no longer runs`);
+    await second.release();
+  });
+});
+
+describe('jobs on an engine', () => {
+  let dir: string;
+  let engine: Engine;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-daemon-jobs-'));
+    createGreaterWmsDatabase(join(dir, 'db.sqlite3'), { seed: 5, scale: 0.3 });
+    engine = await openEngine(resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, join(dir, 'stowage.config.json')));
+  });
+  afterAll(async () => {
+    await engine.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('waits for a lock another stowage holds, logging it, or skips the run when the wait runs out', async () => {
+    const logs: string[] = [];
+    const other = await acquireSourceLock(engine.config.stateDir, { operation: 'backup', command: 'stowage backup' });
+    setTimeout(() => void other.release(), 300);
+    const line = await runJob(engine, 'full', { log: (m) => logs.push(m), lockWaitMs: 10_000, pollMs: 50 });
+    expect(line).toMatch(/^full_backup_\d{8}_\d{6}(_\d+)? ok$/);
+    expect(logs).toEqual([expect.stringMatching(/^full backup waits up to 10 s for a lock: another stowage \(backup, pid \d+ on host .*\) holds the lock on this source/)]);
+
+    const held = await acquireSourceLock(engine.config.stateDir, { operation: 'cleanup' });
+    try {
+      await expect(runJob(engine, 'incremental', { log: () => {}, lockWaitMs: 200, pollMs: 50 })).resolves.toMatch(/^skipped after waiting 0 s: another stowage \(cleanup, pid/);
+      const stopping = new AbortController();
+      stopping.abort();
+      await expect(runJob(engine, 'cleanup', { log: () => {}, signal: stopping.signal })).resolves.toBe('not started: the daemon is stopping');
+    } finally {
+      await held.release();
+    }
+    await expect(runJob(engine, 'verify', { log: () => {} })).resolves.toMatch(/^ok: 1 backup\(s\) intact$/);
+    await expect(runJob(engine, 'drill', { log: () => {} })).resolves.toMatch(/^of full_backup_\S+ from local ok, RTO /);
+  });
+
+  it('recovers from a run killed mid-way: stale locks, staging and scratch leftovers, an uncommitted artifact', async () => {
+    const { manifest } = await backup(engine, { type: 'full' });
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    await writeFile(join(engine.config.stateDir, 'locks', 'source.lock'), JSON.stringify({ id: 'x', host: hostname(), pid: deadPid, operation: 'backup', startedAt: '2026-11-26T02:00:00Z' }));
+    await mkdir(engine.stagingDir, { recursive: true });
+    await writeFile(join(engine.stagingDir, 'backup-0123456789ab.sqlite3'), 'half a snapshot');
+    await mkdir(join(engine.config.stateDir, 'drill-abc123'));
+    const local = engine.destinations[0]!;
+    await local.adapter.put('full/full_backup_20261126_020000.sqlite3.zst', bufferBody(Buffer.from('half an upload')));
+
+    const logs: string[] = [];
+    await recover(engine, { log: (m) => logs.push(m) });
+    expect(logs).toEqual([
+      `recovery: took over the stale lock on source (pid ${deadPid} no longer runs on host ${hostname()}) of backup, pid ${deadPid} on host ${hostname()}, since 2026-11-26T02:00:00Z`,
+      'recovery: removed 1 staging and 1 scratch leftover(s) of an interrupted run',
+      'recovery: deleted 1 artifact(s) of an interrupted backup that was never committed: local:full/full_backup_20261126_020000.sqlite3.zst',
+    ]);
+    expect(await readdir(engine.stagingDir)).toEqual([]);
+    expect((await readdir(engine.config.stateDir)).filter((name) => name.startsWith('drill-'))).toEqual([]);
+    expect(await readdir(join(engine.config.stateDir, 'locks'))).toEqual([]);
+    expect((await listBackups(engine)).map((e) => e.manifest.id)).toContain(manifest.id);
+    expect(await local.adapter.stat(manifest.artifacts[0]!.key)).toBeDefined();
+  });
+});
