@@ -25,7 +25,6 @@ import {
   type Engine,
   type EngineOptions,
   type Lock,
-  type ResolvedConfig,
 } from '@stowage/core';
 import { systemErrorCode } from '@stowage/errors';
 import { configPath, waitMs, type GlobalOptions } from './commands.js';
@@ -612,7 +611,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
   try {
     const config = await loadConfig(configPath(globals));
     // Read without depending on the type of the config's `schedules` section.
-    const { timeZone: configZone, ...fromConfig } = (config as ResolvedConfig & { schedules?: SchedulesConfig }).schedules ?? {};
+    const { timeZone: configZone, ...fromConfig } = config.schedules ?? {};
     const timeZone = options.timeZone ?? configZone;
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
     const chosen: Partial<Record<ScheduledJob, string | false>> = { ...DEFAULT_SCHEDULES, ...fromConfig, ...options.schedules };

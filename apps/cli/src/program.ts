@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { TOOL_VERSION } from '@stowage/core';
 import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { runDaemon } from './daemon.js';
 import { runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
@@ -211,6 +212,13 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .action((options: { format: ScheduleFormat; timeZone?: string; log?: string }, command: Command) =>
       run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
     );
+
+  program
+    .command('daemon')
+    .description('run the schedules of the config (backups, cleanup, verify, drill) until SIGTERM or SIGINT, one log line per event')
+    .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
+    .option('--grace <duration>', 'on SIGTERM, how long the job under way may take to finish before the daemon exits 1', '100s')
+    .action((options: { timeZone?: string; grace: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
 
   program
     .command('guard')

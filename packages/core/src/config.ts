@@ -17,6 +17,9 @@ const retentionSchema = z
   .strict();
 
 
+/** A job's cron expression (five fields, or six with seconds first), or false to turn the job off. */
+const cronSchema = z.union([z.string().min(1), z.literal(false)]);
+
 /**
  * `stowage.config.json`. Relative paths are relative to the config file's folder.
  * Secrets never go here: adapters take credentials from the environment.
@@ -81,6 +84,18 @@ export const configSchema = z
     maxChainLength: z.number().int().min(1).default(48).describe('Incrementals after which the next incremental is taken as a full backup'),
     stateDir: z.string().default('.stowage').describe('Local cache and staging folder (never the only copy of anything)'),
     logDir: z.string().optional().describe('Folder of backup.log and restore.log (default: logs/ in the first local destination)'),
+    schedules: z
+      .object({
+        full: cronSchema.optional().describe('Full backup (default 0 2 * * *: daily at 02:00)'),
+        incremental: cronSchema.optional().describe('Incremental backup (default 0 * * * *: hourly)'),
+        cleanup: cronSchema.optional().describe('Cleanup of expired backups (default 0 3 * * 0: Sunday 03:00)'),
+        verify: cronSchema.optional().describe('Verify of every backup (default 30 4 * * *: daily at 04:30)'),
+        drill: cronSchema.optional().describe('Restore drill (default 0 5 * * 1: Monday 05:00)'),
+        timeZone: z.string().min(1).optional().describe('IANA time zone of the expressions, e.g. Asia/Shanghai (default: the machine’s)'),
+      })
+      .strict()
+      .optional()
+      .describe('What `stowage daemon` runs when: a cron expression per job, or false to turn it off; jobs left out keep their default'),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -117,6 +132,8 @@ export interface ResolvedConfig {
   stateDir: string;
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
   logDir?: string;
+  /** `stowage daemon`'s schedules as written (the expressions are checked when the daemon starts). */
+  schedules?: { full?: string | false; incremental?: string | false; cleanup?: string | false; verify?: string | false; drill?: string | false; timeZone?: string };
 }
 
 /** Validates a parsed config; problems are reported one per line as `path.to.key: message`. */
@@ -147,6 +164,7 @@ export function resolveConfig(json: unknown, configPath: string): ResolvedConfig
     maxChainLength: config.maxChainLength,
     stateDir: resolve(baseDir, config.stateDir),
     ...(config.logDir === undefined ? {} : { logDir: resolve(baseDir, config.logDir) }),
+    ...(config.schedules === undefined ? {} : { schedules: config.schedules }),
   };
 }
 
