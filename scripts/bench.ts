@@ -1,71 +1,82 @@
 /*
- * `pnpm bench [--size-mb N] [--runs N]`: times Stowage against the tools people would otherwise use,
- * on the same machine in the same run, prints the ratios and rewrites docs/benchmarks.md.
+ * `pnpm bench [--size-mb N] [--runs N] [--sections a,b]`: times Stowage against the tools people would otherwise
+ * use, on the same machine in the same run, prints the ratios and rewrites docs/benchmarks.md.
  * A benchmark, not a test: missed targets are reported, never a failure.
  *
- * Env: BENCH_SIZE_MB (fixture size, default 1024), BENCH_RUNS (runs per command, default 2).
+ * Env: BENCH_SIZE_MB (fixture size, default 1024), BENCH_RUNS (runs per command, default 2),
+ * BENCH_SECTIONS (comma-separated names from SECTIONS, default all), BENCH_CHAIN_LENGTH (incremental, default 24).
  * Add a benchmark by writing a SectionFactory (see scripts/bench/full.ts) and listing it in SECTIONS.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { encryptedBackup } from './bench/encrypted.js';
 import { ensureFixture, warmUp } from './bench/fixture.js';
 import { fullBackupAndRestore } from './bench/full.js';
+import { incrementalBackups } from './bench/incremental.js';
 import { summarize, timeOnce, type Sample } from './bench/measure.js';
-import { machineInfo, renderDocument, renderSection, type Verdict } from './bench/report.js';
-import { runSection, type BenchContext, type SectionFactory } from './bench/section.js';
+import { replication } from './bench/replication.js';
+import { machineInfo, mergeSections, renderDocument, renderSection, type Verdict } from './bench/report.js';
+import { positive, runSection, type BenchContext, type SectionFactory } from './bench/section.js';
 
-const SECTIONS: SectionFactory[] = [
-  fullBackupAndRestore,
-  // later: incremental vs restic/borg, compression + encryption vs `zstd | gpg`, replication to S3
-];
-
-function positive(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!(Number.isFinite(n) && n > 0)) throw new Error(`${name} must be a positive number, got '${value}'`);
-  return n;
-}
+/** By the name that BENCH_SECTIONS / --sections selects them with. */
+const SECTIONS: Record<string, SectionFactory> = {
+  full: fullBackupAndRestore,
+  incremental: incrementalBackups,
+  encrypted: encryptedBackup,
+  replication,
+};
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== '--'),
-  options: { 'size-mb': { type: 'string' }, runs: { type: 'string' } },
+  options: { 'size-mb': { type: 'string' }, runs: { type: 'string' }, sections: { type: 'string' } },
 });
 const sizeMb = positive('--size-mb / BENCH_SIZE_MB', values['size-mb'] ?? process.env.BENCH_SIZE_MB, 1024);
 const runs = Math.round(positive('--runs / BENCH_RUNS', values.runs ?? process.env.BENCH_RUNS, 2));
+const selected = (values.sections ?? process.env.BENCH_SECTIONS ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+const unknown = selected.filter((name) => !(name in SECTIONS));
+if (unknown.length) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
+const factories = Object.entries(SECTIONS).filter(([name]) => selected.length === 0 || selected.includes(name));
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = await ensureFixture(root, sizeMb);
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
 const ctx: BenchContext = { root, work, fixture, stowage: [process.execPath, '--import', 'tsx', join(root, 'apps/cli/src/bin/stowage.ts')] };
+const docPath = join(root, 'docs/benchmarks.md');
 
 try {
-  console.log(`fixture ${fixture.path}: ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB; ${runs} run(s) per command`);
+  console.log(`fixture ${fixture.path}: ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB; ${runs} run(s) per command; sections: ${factories.map(([name]) => name).join(', ')}`);
   await warmUp(fixture.path);
-  const loadBefore = loadavg()[0]!;
 
   const startupSamples: Sample[] = [];
   for (let run = 0; run < runs; run++) startupSamples.push(await timeOnce({ label: 'stowage --version', argv: () => [...ctx.stowage, '--version'] }, root, work));
   const startup = summarize(startupSamples);
   console.log(`  CLI startup (stowage --version): ${startup.seconds.toFixed(2)} s, ${startup.rssMiB.toFixed(0)} MiB`);
 
-  const sections: string[] = [];
+  const previous = await readFile(docPath, 'utf8').catch(() => '');
+  const machine = await machineInfo(ctx);
+  const sections: Array<{ title: string; markdown: string }> = [];
   const verdicts: Verdict[] = [];
-  for (const factory of SECTIONS) {
+  for (const [name, factory] of factories) {
+    const loadBefore = loadavg()[0]!;
+    const date = new Date();
     const section = await factory(ctx);
-    console.log(`\n${section.title}`);
-    const rendered = renderSection(await runSection(section, ctx, runs), startup);
-    console.log(`\n${rendered.markdown}\n`);
-    sections.push(rendered.markdown);
-    verdicts.push(...rendered.verdicts);
+    try {
+      console.log(`\n${section.title} (${name})`);
+      const result = await runSection(section, ctx, runs);
+      const rendered = renderSection(result, startup, { date, runs, load: [loadBefore, loadavg()[0]!], fixtureBytes: fixture.bytes });
+      console.log(`\n${rendered.markdown}\n`);
+      sections.push(rendered);
+      verdicts.push(...rendered.verdicts);
+      // Written after every section, so a later one failing loses nothing measured before it.
+      await writeFile(docPath, renderDocument({ date: new Date(), machine, fixture, startup, sections: mergeSections(previous, sections) }));
+    } finally {
+      await section.dispose?.();
+    }
   }
 
-  const load: [number, number] = [loadBefore, loadavg()[0]!];
-  console.log(`load average: ${load[0].toFixed(2)} at the start, ${load[1].toFixed(2)} at the end`);
-  const doc = renderDocument({ date: new Date(), machine: await machineInfo(ctx), fixture, runs, load, startup, sections });
-  await writeFile(join(root, 'docs/benchmarks.md'), doc);
   const missed = verdicts.filter((v) => !v.met).length;
   console.log(`targets: ${verdicts.length - missed} met, ${missed} missed; wrote docs/benchmarks.md`);
 } finally {

@@ -13,6 +13,7 @@ export interface Fixture {
 }
 
 const SEED = 42;
+const genPyPath = (root: string) => resolve(root, '../shared/fixtures/greaterwms/gen.py');
 /** The TS generator's output per unit of `scale` (about 2.3 MB). */
 const TS_MIB_PER_SCALE = 2.3;
 
@@ -24,7 +25,7 @@ const TS_MIB_PER_SCALE = 2.3;
 export async function ensureFixture(root: string, sizeMb: number): Promise<Fixture> {
   const cache = join(root, '.bench');
   await mkdir(cache, { recursive: true });
-  const genPy = resolve(root, '../shared/fixtures/greaterwms/gen.py');
+  const genPy = genPyPath(root);
   const python = existsSync(genPy);
   const path = join(cache, python ? `greaterwms-${sizeMb}mb.sqlite3` : `greaterwms-ts-${sizeMb}mb.sqlite3`);
   const generator = python
@@ -46,14 +47,24 @@ export async function ensureFixture(root: string, sizeMb: number): Promise<Fixtu
   return { path, bytes: (await stat(path)).size, generator };
 }
 
+/**
+ * One simulated hour of warehouse work on `db` (about 1 % of its pages changed, scattered):
+ * `gen.py mutate --seed N`, deterministic per seed.
+ */
+export async function mutate(root: string, db: string, seed: number): Promise<void> {
+  const genPy = genPyPath(root);
+  if (!existsSync(genPy)) throw new Error(`${genPy} is missing: the incremental benchmarks mutate the fixture with it`);
+  await spawnInherit('python3', [genPy, 'mutate', '--db', db, '--seed', String(seed), '--no-report'], 'ignore');
+}
+
 /** Reads the whole file once so every timed run starts from the same warm page cache. */
 export async function warmUp(path: string): Promise<void> {
   await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), new Writable({ write: (_chunk, _encoding, done) => done() }));
 }
 
-function spawnInherit(file: string, args: string[]): Promise<void> {
+function spawnInherit(file: string, args: string[], stdout: 'inherit' | 'ignore' = 'inherit'): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(file, args, { stdio: ['ignore', stdout, 'inherit'] });
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} ${args.join(' ')} exited ${code}`))));
   });

@@ -1,33 +1,20 @@
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fresh } from './files.js';
 import { runOk, sh } from './measure.js';
 import type { BenchContext, Section } from './section.js';
+import { stowageRig } from './stowage.js';
 
 const CP_SYNC = 'cp "$1" "$2" && sync';
 
 /** Full backup vs `sqlite3 .backup` and `cp`+`sync`; restore vs `cp`+`sync`. One local destination. */
 export async function fullBackupAndRestore(ctx: BenchContext): Promise<Section> {
   const dir = join(ctx.work, 'full');
-  const configDir = join(dir, 'config');
-  const config = join(configDir, 'stowage.config.json');
-  const stateDir = join(configDir, '.stowage');
-  const backups = join(dir, 'backups');
   const out = join(dir, 'out');
   const copy = join(out, 'copy.sqlite3');
   const restored = join(out, 'restored.sqlite3');
-
-  await mkdir(configDir, { recursive: true });
   // Compression off: the references store the pages as they are (zstd and gpg get their own section).
-  const settings = { source: { database: ctx.fixture.path }, destinations: [{ name: 'local', url: backups }], compression: { algorithm: 'none' } };
-  await writeFile(config, `${JSON.stringify(settings, null, 2)}\n`);
-
-  const fresh = async (...folders: string[]) => {
-    for (const folder of folders) {
-      await rm(folder, { recursive: true, force: true });
-      await mkdir(folder, { recursive: true });
-    }
-  };
-  const stowage = (...args: string[]) => [...ctx.stowage, ...args, '--config', config];
+  const stowage = await stowageRig(ctx, join(dir, 'stowage'), { source: { database: ctx.fixture.path }, compression: { algorithm: 'none' } });
   let backupFile = '';
 
   return {
@@ -40,7 +27,7 @@ export async function fullBackupAndRestore(ctx: BenchContext): Promise<Section> 
       {
         operation: 'full backup',
         maxRssMiB: 200,
-        stowage: { label: 'stowage backup --type full', argv: () => stowage('backup', '--type', 'full'), before: () => fresh(backups, stateDir) },
+        stowage: { label: 'stowage backup --type full', argv: () => stowage.cli('backup', '--type', 'full'), before: stowage.reset },
         references: [
           { label: 'sqlite3 .backup', argv: () => ['sqlite3', ctx.fixture.path, `.backup ${JSON.stringify(copy)}`], before: () => fresh(out), maxRatio: 1.5 },
           { label: 'cp + sync', argv: () => sh(CP_SYNC, ctx.fixture.path, copy), before: () => fresh(out) },
@@ -50,14 +37,14 @@ export async function fullBackupAndRestore(ctx: BenchContext): Promise<Section> 
         operation: 'restore',
         maxRssMiB: 200,
         setup: async () => {
-          await fresh(backups, stateDir);
-          await runOk(stowage('backup', '--type', 'full'), ctx.root);
-          const names = await readdir(join(backups, 'full'));
+          await stowage.reset();
+          await runOk(stowage.cli('backup', '--type', 'full'), ctx.root);
+          const names = await readdir(join(stowage.backups, 'full'));
           const name = names.find((f) => f.endsWith('.sqlite3'));
-          if (!name) throw new Error(`no uncompressed backup (*.sqlite3) in ${join(backups, 'full')}, only: ${names.join(', ')}`);
-          backupFile = join(backups, 'full', name);
+          if (!name) throw new Error(`no uncompressed backup (*.sqlite3) in ${join(stowage.backups, 'full')}, only: ${names.join(', ')}`);
+          backupFile = join(stowage.backups, 'full', name);
         },
-        stowage: { label: 'stowage restore latest', argv: () => stowage('restore', 'latest', '--target', restored), before: () => fresh(out) },
+        stowage: { label: 'stowage restore latest', argv: () => stowage.cli('restore', 'latest', '--target', restored), before: () => fresh(out) },
         references: [{ label: 'cp + sync', argv: () => sh(CP_SYNC, backupFile, copy), before: () => fresh(out), maxRatio: 2 }],
       },
     ],

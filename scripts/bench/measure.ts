@@ -18,16 +18,29 @@ export interface Stats {
   samples: Sample[];
 }
 
-/** A command line to time; `before` runs untimed before every run (clean outputs, etc.). */
+/** A command line to time; `before` and `after` run untimed around every run (clean outputs, measure what it stored). */
 export interface Command {
   label: string;
   argv: () => string[];
   before?: () => Promise<void>;
+  after?: () => Promise<void>;
 }
 
 /** `sh -c script` with positional arguments, so paths never need quoting. */
 export function sh(script: string, ...args: string[]): string[] {
   return ['sh', '-c', script, 'sh', ...args];
+}
+
+/** `argv` followed by `sync`, so a reference pays for making its output durable as Stowage does with fsync. */
+export function synced(argv: string[]): string[] {
+  return sh('"$@" && sync', ...argv);
+}
+
+const found = new Map<string, Promise<boolean>>();
+/** Whether a program is on the PATH (asked once per program). */
+export function installed(program: string): Promise<boolean> {
+  if (!found.has(program)) found.set(program, run(sh('command -v "$1"', program), '/').then((r) => r.code === 0));
+  return found.get(program)!;
 }
 
 /** Runs a command to completion; returns its exit code and (the tail of) its stdout+stderr. */
@@ -66,6 +79,7 @@ export async function timeOnce(command: Command, cwd: string, scratch: string): 
   const figures = last.split(/\s+/).map(Number);
   if (figures.length !== 4 || !figures.every(Number.isFinite)) throw new Error(`cannot parse GNU time output '${last}' for ${command.label}`);
   const [seconds, kib, user, system] = figures as [number, number, number, number];
+  await command.after?.();
   return { seconds, cpuSeconds: user + system, rssMiB: kib / 1024 };
 }
 

@@ -5,7 +5,7 @@ import type { Stats } from './measure.js';
 import { runOk } from './measure.js';
 import type { BenchContext, SectionResult } from './section.js';
 
-const MiB = 1024 * 1024;
+import { MiB } from './files.js';
 
 export interface Verdict {
   target: string;
@@ -36,38 +36,76 @@ export async function machineInfo(ctx: BenchContext): Promise<string[]> {
 const s = (x: number) => x.toFixed(2);
 const mib = (x: number) => x.toFixed(0);
 
-/** A section as Markdown: results table, then each target met or missed. */
-export function renderSection(result: SectionResult, startup: Stats): { markdown: string; verdicts: Verdict[] } {
+/** When and how a section was measured: each section of the document may come from another invocation. */
+export interface SectionMeta {
+  date: Date;
+  runs: number;
+  /** 1-minute load average when the section started and ended. */
+  load: [number, number];
+  fixtureBytes: number;
+}
+
+/** A table cell: a `|` (even in a code span) would end it. */
+const cell = (text: string) => text.replaceAll('|', '\\|');
+const iso = (date: Date) => date.toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** A section as Markdown: when it was measured, results table, other figures, skipped references, then each target met or missed. */
+export function renderSection(result: SectionResult, startup: Stats, meta: SectionMeta): { title: string; markdown: string; verdicts: Verdict[] } {
+  const cores = availableParallelism();
+  const noisy = Math.max(...meta.load) > cores ? ' (other work was competing for the CPU: more noise than usual)' : '';
+  const measured = `_Measured ${iso(meta.date)} on the ${(meta.fixtureBytes / MiB).toFixed(1)} MiB fixture, ${meta.runs} run(s) per command; load average ${meta.load[0].toFixed(2)} at the start, ${meta.load[1].toFixed(2)} at the end, on ${cores} cores${noisy}._`;
   const rows = [
     '| Operation | Stowage (s) | Reference | Reference (s) | Ratio | Ratio excl. CLI startup | Stowage CPU (s) | Reference CPU (s) | Stowage peak RSS (MiB) | Reference peak RSS (MiB) |',
     '|---|--:|---|--:|--:|--:|--:|--:|--:|--:|',
   ];
   const verdicts: Verdict[] = [];
   for (const { case: c, stowage, references } of result.cases) {
+    if (references.length === 0) rows.push(`| ${c.operation} | ${s(stowage.seconds)} | — | | | | ${s(stowage.cpuSeconds)} | | ${mib(stowage.rssMiB)} | |`);
     for (const { reference, stats } of references) {
       const ratio = stowage.seconds / stats.seconds;
       const net = (stowage.seconds - startup.seconds) / stats.seconds; // noise can make it ≤ 0 on tiny fixtures
-      rows.push(`| ${c.operation} | ${s(stowage.seconds)} | \`${reference.label}\` | ${s(stats.seconds)} | ${ratio.toFixed(2)}× | ${net > 0 ? `${net.toFixed(2)}×` : '—'} | ${s(stowage.cpuSeconds)} | ${s(stats.cpuSeconds)} | ${mib(stowage.rssMiB)} | ${mib(stats.rssMiB)} |`);
+      rows.push(`| ${c.operation} | ${s(stowage.seconds)} | ${cell(`\`${reference.label}\``)} | ${s(stats.seconds)} | ${ratio.toFixed(2)}× | ${net > 0 ? `${net.toFixed(2)}×` : '—'} | ${s(stowage.cpuSeconds)} | ${s(stats.cpuSeconds)} | ${mib(stowage.rssMiB)} | ${mib(stats.rssMiB)} |`);
       if (reference.maxRatio !== undefined) {
         verdicts.push({ target: `${c.operation} ≤ ${reference.maxRatio}× \`${reference.label}\``, measured: `${ratio.toFixed(2)}×`, met: ratio <= reference.maxRatio });
       }
+    }
+    if (c.maxSeconds !== undefined) {
+      verdicts.push({ target: `${c.operation} ≤ ${c.maxSeconds} s`, measured: `${s(stowage.seconds)} s`, met: stowage.seconds <= c.maxSeconds });
     }
     if (c.maxRssMiB !== undefined) {
       verdicts.push({ target: `${c.operation} peak RSS ≤ ${c.maxRssMiB} MiB`, measured: `${mib(stowage.rssMiB)} MiB`, met: stowage.rssMiB <= c.maxRssMiB });
     }
   }
-  const targets = ['| Target | Measured | Result |', '|---|--:|---|', ...verdicts.map((v) => `| ${v.target} | ${v.measured} | ${v.met ? 'met' : '**missed**'} |`)];
-  const markdown = [`## ${result.section.title}`, '', result.section.about, '', ...rows, '', ...(verdicts.length ? targets : [])].join('\n');
-  return { markdown, verdicts };
+  const figures = result.figures.length ? ['', '| Figure | Value |', '|---|--:|', ...result.figures.map((f) => `| ${cell(f.name)} | ${cell(f.value)} |`)] : [];
+  verdicts.push(...result.figures.flatMap((f) => (f.target ? [f.target] : [])));
+  const skipped = result.skipped.length ? ['', ...result.skipped.map((line) => `- Skipped: ${line}.`)] : [];
+  const targets = verdicts.length ? ['', '| Target | Measured | Result |', '|---|--:|---|', ...verdicts.map((v) => `| ${cell(v.target)} | ${v.measured} | ${v.met ? 'met' : '**missed**'} |`)] : [];
+  const title = result.section.title;
+  const markdown = [`## ${title}`, '', measured, '', result.section.about, '', ...rows, ...figures, ...skipped, ...targets].join('\n');
+  return { title, markdown, verdicts };
+}
+
+/** Headings of the document that are not sections. */
+const FRAME = ['Machine and fixture', 'Method'];
+
+/**
+ * The sections of the new document: those of the previous one in their order, each replaced when it
+ * was measured again now, then the new ones. Running some sections alone keeps the others' figures.
+ */
+export function mergeSections(previous: string, fresh: Array<{ title: string; markdown: string }>): string[] {
+  const kept = previous
+    .split(/^(?=## )/m)
+    .slice(1)
+    .map((block) => ({ title: block.slice(3, block.indexOf('\n')).trim(), markdown: block.trim() }))
+    .filter((block) => !FRAME.includes(block.title));
+  const merged = kept.map((old) => fresh.find((f) => f.title === old.title) ?? old);
+  return [...merged, ...fresh.filter((f) => !kept.some((old) => old.title === f.title))].map((section) => section.markdown);
 }
 
 export interface DocumentInput {
   date: Date;
   machine: string[];
   fixture: { generator: string; bytes: number };
-  runs: number;
-  /** 1-minute load average when measuring started and ended. */
-  load: [number, number];
   startup: Stats;
   sections: string[];
 }
@@ -75,15 +113,14 @@ export interface DocumentInput {
 export function renderDocument(d: DocumentInput): string {
   return `# Benchmarks
 
-Generated by \`pnpm bench\` (\`scripts/bench.ts\`) on ${d.date.toISOString().replace(/\.\d+Z$/, 'Z')}; rerun it rather than editing this file.
+Generated by \`pnpm bench\` (\`scripts/bench.ts\`), last on ${iso(d.date)}; rerun it rather than editing this file.
+Each section says when it was measured, on which fixture, and how loaded the machine was.
 Ratios are Stowage's wall time over the reference's; a target is met when Stowage stays at or under it.
 
 ## Machine and fixture
 
 ${d.machine.map((line) => `- ${line}`).join('\n')}
 - Fixture: GreaterWMS database, ${(d.fixture.bytes / MiB).toFixed(1)} MiB (${d.fixture.bytes} bytes), rollback-journal mode, built by \`${d.fixture.generator}\`
-- Runs: ${d.runs} per command; wall and CPU (user + system) times are medians, peak RSS the highest seen
-- Load average (1 min) while measuring: ${d.load[0].toFixed(2)} at the start, ${d.load[1].toFixed(2)} at the end, on ${availableParallelism()} cores${Math.max(...d.load) > availableParallelism() ? ' — other work was competing for the CPU, so the ratios carry more noise than usual' : ''}
 - CLI startup: \`stowage --version\` takes ${s(d.startup.seconds)} s (peak RSS ${mib(d.startup.rssMiB)} MiB); the CLI runs from TypeScript source through tsx, whose transpiling a built CLI would not pay. "Ratio excl. CLI startup" subtracts it.
 
 ${d.sections.join('\n\n')}
@@ -94,12 +131,15 @@ ${d.sections.join('\n\n')}
   \`%M\` the peak resident set size, \`%U\` + \`%S\` the CPU seconds, of the command and its waited-for children. Targets are on wall time;
   CPU time is shown because it moves less than wall time when other work shares the machine.
   Stowage runs as \`node --import tsx apps/cli/src/bin/stowage.ts … --config <temp>/stowage.config.json\` from the repo root,
-  with one local destination in the same temporary folder.
+  with a local destination in the same temporary folder.
 - The fixture is built once and cached in \`.bench/\` (keyed by size). Before measuring, the whole fixture is read once, so every run
   sees a warm page cache (dropping the cache needs root); the file system is never cold for either side.
 - Before every timed command, its outputs from the previous run are deleted and \`sync\` runs untimed, so no command pays for another's
-  writeback. Stowage fsyncs what it writes; the references do so through \`sync\` (\`cp\`) or SQLite's own commit (\`sqlite3 .backup\`).
-- In each run Stowage and its references run back to back, in that order; runs repeat ${d.runs} times (\`BENCH_RUNS\` / \`--runs\`).
-- Fixture size: \`BENCH_SIZE_MB\` or \`--size-mb\` (default 1024).
+  writeback. Stowage fsyncs what it writes; the references do so through \`sync\` after the command, or SQLite's own commit (\`sqlite3 .backup\`).
+- In each run Stowage and its references run back to back, in that order; runs repeat \`BENCH_RUNS\` / \`--runs\` times (default 2).
+  Sizes (figures) are read from what the last run left behind.
+- A reference whose program is not installed is skipped, and its section says so.
+- Fixture size: \`BENCH_SIZE_MB\` or \`--size-mb\` (default 1024). Sections: \`BENCH_SECTIONS\` or \`--sections\`, comma-separated
+  (default all); a run of some sections replaces only their headings in this file and keeps the others.
 `;
 }

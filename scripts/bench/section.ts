@@ -1,5 +1,6 @@
 import type { Fixture } from './fixture.js';
-import { summarize, timeOnce, type Command, type Sample, type Stats } from './measure.js';
+import { installed, summarize, timeOnce, type Command, type Sample, type Stats } from './measure.js';
+import type { Verdict } from './report.js';
 
 /** What every section gets. */
 export interface BenchContext {
@@ -16,6 +17,8 @@ export interface BenchContext {
 export interface Reference extends Command {
   /** Target: Stowage takes at most this many times this reference's wall time. */
   maxRatio?: number;
+  /** Programs this reference needs: when one is not installed, the comparison is skipped and the report says so. */
+  tools?: string[];
 }
 
 /** One Stowage operation timed against one or more references, in the same run. */
@@ -27,6 +30,15 @@ export interface Case {
   references: Reference[];
   /** Target: Stowage's peak RSS stays at or under this many MiB. */
   maxRssMiB?: number;
+  /** Target: Stowage's wall time stays at or under this many seconds. */
+  maxSeconds?: number;
+}
+
+/** Something measured besides wall time (a size, a throughput), with its target if it has one. */
+export interface Figure {
+  name: string;
+  value: string;
+  target?: Verdict;
 }
 
 /** A heading in docs/benchmarks.md. Add a benchmark = add a section factory to bench.ts. */
@@ -35,9 +47,21 @@ export interface Section {
   /** A paragraph on what is compared and why. */
   about: string;
   cases: Case[];
+  /** Untimed, after the cases: sizes and throughputs, read from what the cases left behind. */
+  figures?: () => Promise<Figure[]>;
+  /** Stops what the factory started (servers, agents); runs even when the section failed. */
+  dispose?: () => Promise<void>;
 }
 
 export type SectionFactory = (ctx: BenchContext) => Promise<Section>;
+
+/** A positive number from a CLI option or environment variable, or the fallback when unset. */
+export function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!(Number.isFinite(n) && n > 0)) throw new Error(`${name} must be a positive number, got '${value}'`);
+  return n;
+}
 
 export interface CaseResult {
   case: Case;
@@ -48,14 +72,28 @@ export interface CaseResult {
 export interface SectionResult {
   section: Section;
   cases: CaseResult[];
+  figures: Figure[];
+  /** One line per reference not run, saying why. */
+  skipped: string[];
 }
 
 /** Runs every case: Stowage and its references alternate within each run, so drift hits all alike. */
 export async function runSection(section: Section, ctx: BenchContext, runs: number): Promise<SectionResult> {
   const cases: CaseResult[] = [];
+  const skipped: string[] = [];
   for (const c of section.cases) {
+    const usable: Reference[] = [];
+    for (const reference of c.references) {
+      const missing: string[] = [];
+      for (const tool of reference.tools ?? []) if (!(await installed(tool))) missing.push(`\`${tool}\``);
+      if (missing.length === 0) usable.push(reference);
+      else {
+        skipped.push(`${c.operation}: \`${reference.label}\` skipped, ${missing.join(' and ')} not installed`);
+        console.log(`  ${skipped.at(-1)}`);
+      }
+    }
     await c.setup?.();
-    const commands: Command[] = [c.stowage, ...c.references];
+    const commands: Command[] = [c.stowage, ...usable];
     const samples: Sample[][] = commands.map(() => []);
     for (let run = 1; run <= runs; run++) {
       for (const [i, command] of commands.entries()) {
@@ -65,7 +103,7 @@ export async function runSection(section: Section, ctx: BenchContext, runs: numb
       }
     }
     const [stowage, ...references] = samples.map(summarize);
-    cases.push({ case: c, stowage: stowage!, references: c.references.map((reference, i) => ({ reference, stats: references[i]! })) });
+    cases.push({ case: c, stowage: stowage!, references: usable.map((reference, i) => ({ reference, stats: references[i]! })) });
   }
-  return { section, cases };
+  return { section, cases, figures: (await section.figures?.()) ?? [], skipped };
 }
