@@ -86,8 +86,6 @@ export const systemClock: Clock = {
   },
 };
 
-/** The `schedules` section of the config: a cron expression per job, `false` to turn a job off. */
-
 /** When the newest backups were taken: a full, and a full or incremental (either is a recovery point). */
 export interface NewestBackups {
   full?: Date | undefined;

@@ -1,0 +1,97 @@
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startOssTestServer } from '../../packages/oss-test-server/src/index.js';
+import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
+import { ensureFixture, mutate } from './fixture.js';
+import { runOk } from './measure.js';
+import type { BenchContext, Section } from './section.js';
+import { stowageRig } from './stowage.js';
+
+const BACKUPS = 30;
+const FULL_EVERY = 10;
+const VERIFY_FIXTURE_MB = 16;
+/** Credentials go to the CLI through environment variables named in the config, as in production. */
+const ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', BENCH_S3_KEY: 'S3RVER', BENCH_S3_SECRET: 'S3RVER', BENCH_OSS_ID: 'oss-bench-id', BENCH_OSS_SECRET: 'oss-bench-secret' };
+const BUCKET = 'backups';
+
+/**
+ * Issue 5. One full backup to local + two S3 endpoints (s3rver) + OSS (the OSS test server) vs to local only;
+ * then non-deep `verify --all` of 30 backups at those four destinations.
+ */
+export async function replication(ctx: BenchContext): Promise<Section> {
+  const dir = join(ctx.work, 'replication');
+  Object.assign(process.env, ENV);
+  const servers = await Promise.all([startS3rver(), startS3rver(), startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] })]);
+  const [regionA, regionB, oss] = servers;
+  const dispose = async () => void (await Promise.all([regionA.stop(), regionB.stop(), oss.close()]));
+  try {
+    // s3rver lets an unsigned request create a bucket.
+    for (const server of [regionA, regionB]) {
+      const response = await fetch(`${server.endpoint}/${BUCKET}`, { method: 'PUT' });
+      if (!response.ok) throw new Error(`creating bucket ${BUCKET} at ${server.endpoint}: HTTP ${response.status}`);
+    }
+    const s3 = (name: string, server: S3rverProcess, prefix: string) => ({
+      name,
+      url: `s3://${BUCKET}/${prefix}`,
+      options: { endpoint: server.endpoint, forcePathStyle: true, accessKeyIdEnv: 'BENCH_S3_KEY', secretAccessKeyEnv: 'BENCH_S3_SECRET' },
+    });
+    const remotes = (prefix: string) => [
+      s3('s3-eu-west-1', regionA, prefix),
+      s3('s3-ap-southeast-1', regionB, prefix),
+      {
+        name: 'oss-cn-hangzhou',
+        url: `oss://${BUCKET}/${prefix}`,
+        options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'BENCH_OSS_ID', accessKeySecretEnv: 'BENCH_OSS_SECRET' },
+      },
+    ];
+    const source = { database: ctx.fixture.path };
+    const four = await stowageRig(ctx, join(dir, 'four'), { source }, remotes('full'));
+    const local = await stowageRig(ctx, join(dir, 'local'), { source });
+    const small = join(dir, 'small.sqlite3');
+    const verifying = await stowageRig(ctx, join(dir, 'verify'), { source: { database: small } }, remotes('verify'));
+
+    return {
+      title: 'Replication to four destinations',
+      about:
+        'Default config (zstd level 3). A full backup of the fixture to four destinations — local, two S3 endpoints (two s3rver processes on ' +
+        'this machine) and Aliyun OSS (the OSS test server, in the bench process) — against the same backup to the local destination only: ' +
+        'staging once and uploading in parallel should cost little over one destination. Then `stowage verify --all` without `--deep` ' +
+        `(size and the destination's checksum of every artifact, no read-back) over ${BACKUPS} backups at those four destinations, taken on the ` +
+        `${VERIFY_FIXTURE_MB} MiB fixture (a full every ${FULL_EVERY}, incrementals between with \`gen.py mutate\`), against \`verify --all --deep\`. ` +
+        'Last, the same two verifies over the full backups of the first case, to show how their cost grows with the bytes stored. ' +
+        'The servers run on the same 2 cores as Stowage, so the four-destination figures include their work.',
+      cases: [
+        {
+          operation: 'full backup, 4 destinations',
+          // Backups accumulate on both sides (a reset could not empty the servers), so the third case finds every replica.
+          stowage: { label: 'stowage backup --type full (local, 2× S3, OSS)', argv: () => four.cli('backup', '--type', 'full') },
+          references: [{ label: 'stowage backup --type full (local only)', argv: () => local.cli('backup', '--type', 'full'), maxRatio: 1.3 }],
+        },
+        {
+          operation: `verify --all, ${BACKUPS} backups × 4 destinations`,
+          maxSeconds: 10,
+          setup: async () => {
+            await verifying.reset();
+            await copyFile((await ensureFixture(ctx.root, VERIFY_FIXTURE_MB)).path, small);
+            for (let i = 0; i < BACKUPS; i++) {
+              if (i > 0) await mutate(ctx.root, small, i);
+              await runOk(verifying.cli('backup', '--type', i % FULL_EVERY === 0 ? 'full' : 'incremental'), ctx.root);
+              if ((i + 1) % FULL_EVERY === 0) console.log(`  ${i + 1}/${BACKUPS} small backups taken`);
+            }
+          },
+          stowage: { label: 'stowage verify --all', argv: () => verifying.cli('verify', '--all') },
+          references: [{ label: 'stowage verify --all --deep', argv: () => verifying.cli('verify', '--all', '--deep') }],
+        },
+        {
+          operation: 'verify --all, the full backups of the first case × 4 destinations',
+          stowage: { label: 'stowage verify --all', argv: () => four.cli('verify', '--all') },
+          references: [{ label: 'stowage verify --all --deep', argv: () => four.cli('verify', '--all', '--deep') }],
+        },
+      ],
+      dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
