@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatePassphrase, writeKeyFile } from '@stowage/crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,7 +24,8 @@ describe('the audit log', () => {
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     const text = await readFile(path, 'utf8');
     expect(text).not.toContain(passphrase);
-    const records = text.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    const lines = text.trim().split('\n');
+    const records = lines.map((line) => JSON.parse(line) as AuditRecord);
     expect(records.map((r) => [r.seq, r.operation, r.outcome])).toEqual([
       [1, 'backup-full', 'ok'],
       [2, 'verify', 'ok'],
@@ -32,8 +33,11 @@ describe('the audit log', () => {
     ]);
     expect(records[0]).toMatchObject({ backupId: manifest.id, pid: process.pid, host: expect.any(String), user: expect.any(String) });
     expect(await verifyAudit(logDir)).toEqual({ ok: true, records: 3, problems: [] });
+    // A copy went to the destination with the backup, its own record included.
+    const copies = await readdir(join(ws.backups, 'audit'));
+    expect(copies).toHaveLength(1);
+    expect(await readFile(join(ws.backups, 'audit', copies[0]!), 'utf8')).toBe(`${lines[0]}\n`);
 
-    const lines = text.trim().split('\n');
     const tamper = async (next: string[], raw?: string) => {
       await writeFile(path, raw ?? `${next.join('\n')}\n`);
       const result = await verifyAudit(logDir);

@@ -10,6 +10,7 @@ import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { changedPages, writeDelta } from './delta.js';
+import { AUDIT_FILE } from './audit.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
@@ -78,6 +79,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
       ].join(' '),
     });
     await alertOn(engine, result);
+    await copyAuditLog(engine, result.committed);
     return result;
   } catch (error) {
     await logOperation(engine.logDir, 'backup.log', {
@@ -90,6 +92,22 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
     await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message })).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Leaves a copy of the audit log (this backup's record included) at every destination that
+ * committed the backup, as `audit/<host>.audit.jsonl`, so tampering on this host can be compared
+ * against copies elsewhere. A failed copy is a warning.
+ */
+async function copyAuditLog(engine: Engine, committed: readonly string[]): Promise<void> {
+  const log = await readFile(join(engine.logDir, AUDIT_FILE)).catch(() => undefined);
+  if (!log) return;
+  const key = `audit/${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}.audit.jsonl`;
+  await Promise.all(
+    engine.destinations
+      .filter((d) => committed.includes(d.name))
+      .map((d) => d.adapter.put(key, bufferBody(log)).catch((error: unknown) => engine.warn(`could not copy the audit log to ${d.name}: ${(error as Error).message}`))),
+  );
 }
 
 /** Raises or resolves the alerts a finished backup settles: failed, degraded, size anomaly. */
