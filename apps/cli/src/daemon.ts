@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { once } from 'node:events';
+import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cron } from 'croner';
@@ -30,6 +31,7 @@ import { systemErrorCode } from '@stowage/errors';
 import { configPath, waitMs, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
+import { serveMetrics } from './metrics.js';
 import { DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
 
 /*
@@ -582,6 +584,8 @@ export interface DaemonCommandOptions {
   timeZone?: string;
   /** `--grace`: how long SIGTERM/SIGINT waits for the job under way, e.g. `100s` (the default), `5m`. */
   grace?: string;
+  /** `--metrics-listen HOST:PORT`: serve Prometheus metrics at /metrics while the daemon runs. */
+  metricsListen?: string;
   /** Engine options (tests inject faults). */
   engineOptions?: EngineOptions;
 }
@@ -604,6 +608,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     process.exit(ExitCode.Failed);
   };
   let lock: DaemonLock | undefined;
+  let metrics: Server | undefined;
   let engine: Engine | undefined;
   try {
     const config = await loadConfig(configPath(globals));
@@ -618,6 +623,10 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });
     lock = await acquireDaemonLock(config.stateDir);
+    if (options.metricsListen) {
+      metrics = await serveMetrics(open, options.metricsListen);
+      log(`metrics at http://${options.metricsListen}/metrics`);
+    }
     process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
     log(`stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`);
     if (lock.tookOver) log(`took over the daemon lock of a daemon that is gone (${lock.tookOver})`);
@@ -637,6 +646,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     return exitCodeFor(error);
   } finally {
     process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+    await new Promise((resolve) => (metrics ? metrics.close(resolve) : resolve(undefined)));
     await lock?.release();
     await engine?.close();
   }

@@ -3,6 +3,7 @@ import { TOOL_VERSION } from '@stowage/core';
 import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
+import { renderMetrics, writeMetricsFile } from './metrics.js';
 import { runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
@@ -218,7 +219,20 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('run the schedules of the config (backups, cleanup, verify, drill) until SIGTERM or SIGINT, one log line per event')
     .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
     .option('--grace <duration>', 'on SIGTERM, how long the job under way may take to finish before the daemon exits 1', '100s')
-    .action((options: { timeZone?: string; grace: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464')
+    .action((options: { timeZone?: string; grace: string; metricsListen?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
+
+  program
+    .command('metrics')
+    .description('Prometheus metrics (text format) on stdout, or --textfile PATH for node_exporter’s textfile collector')
+    .option('--textfile <path>', 'write them atomically to this file')
+    .action((options: { textfile?: string }, command: Command) =>
+      run(command, async (engine) => {
+        if (options.textfile) await writeMetricsFile(engine, options.textfile);
+        else process.stdout.write(await renderMetrics(engine));
+        return ExitCode.Ok;
+      }),
+    );
 
   program
     .command('guard')

@@ -39,6 +39,12 @@ export class Alerting {
     await alerter.resolve(alertKey(kind, subject));
   }
 
+  /** The alerts firing now (none without an `alerts` section). */
+  async firing(): Promise<Array<{ key: string; title: string; since: Date }>> {
+    const alerter = await this.#load();
+    return alerter ? alerter.firing() : [];
+  }
+
   /** `stowage alert test`: one message through every channel. */
   async test(): Promise<Array<{ channel: string; ok: boolean; error?: string }>> {
     const alerter = await this.#load();

@@ -45,7 +45,8 @@ export async function status(engine: Engine): Promise<Status> {
         name: destination.name,
         newest: newest?.manifest.id ?? null,
         ageMs: newest ? age(newest.manifest.createdAt) : null,
-        reachable: errors.length === 0,
+        // A skipped unreadable manifest is a warning; only a failed listing makes a destination unreachable.
+        reachable: !errors.some((message) => message.includes('could not be listed')),
         ...(errors.length ? { error: errors.join('; ') } : {}),
         entries,
       };
