@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,6 +126,36 @@ describe('the stowage and seed commands, end to end', () => {
       expect(run('stowage', 'backup').code).toBe(0);
     } finally {
       await lock.release();
+    }
+  });
+
+  it('a lock held for hours raises a lock-held alert through the webhook', async () => {
+    const received: Array<{ key: string; title: string }> = [];
+    const hook = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString())).on('end', () => {
+        received.push((JSON.parse(body) as { alert: { key: string; title: string } }).alert);
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const config = JSON.parse(await readFile(join(dir, 'stowage.config.json'), 'utf8')) as Record<string, unknown>;
+    const { port } = hook.address() as { port: number };
+    await writeFile(join(dir, 'hooked.json'), JSON.stringify({ ...config, alerts: { channels: [{ type: 'webhook', url: `http://127.0.0.1:${port}/alerts` }] } }));
+    const lock = await acquireSourceLock(join(dir, '.stowage'), { operation: 'backup' });
+    const path = join(dir, '.stowage', 'locks', 'source.lock');
+    const held = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    await writeFile(path, JSON.stringify({ ...held, startedAt: new Date(Date.now() - 3 * 3_600_000).toISOString() }));
+    try {
+      // Asynchronously: the webhook server lives in this process and must keep answering.
+      const child = spawn(TSX, [join(REPO, 'apps/cli/src/bin/stowage.ts'), 'backup', '--config', 'hooked.json'], { cwd: dir, stdio: 'ignore' });
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).toBe(1);
+      expect(received.map((alert) => alert.key)).toContain('lock-held:source');
+    } finally {
+      await lock.release();
+      await rm(path, { force: true });
+      hook.close();
     }
   });
 

@@ -8,6 +8,7 @@ import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat } from './schedu
 import {
   acquireDestinationLock,
   acquireSourceLock,
+  LockErrorCode,
   backup,
   breakLock,
   cleanup,
@@ -29,6 +30,7 @@ import {
   type Engine,
   type EngineOptions,
 } from '@stowage/core';
+import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
 
@@ -82,6 +84,7 @@ export async function withEngine(
     }
     return await fn(engine, out);
   } catch (error) {
+    if (engine) await alertOnLongHeldLock(engine, error).catch(() => undefined);
     out.error(error);
     return exitCodeFor(error);
   } finally {
@@ -312,4 +315,14 @@ export async function runAlertTest(engine: Engine, out: Output): Promise<ExitCod
   out.result({ ok: results.every((r) => r.ok), channels: results });
   for (const r of results) out.say(`${r.channel}: ${r.ok ? 'sent' : `FAILED — ${r.error}`}`);
   return results.every((r) => r.ok) ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** A lock that has been held longer than `alerts.lockHeldMinutes` (a hung or forgotten run) raises an alert. */
+async function alertOnLongHeldLock(engine: Engine, error: unknown): Promise<void> {
+  if (!isStowageError(error, LockErrorCode.Held) || !engine.config.alerts) return;
+  const { lock, holder } = error.context as { lock?: string; holder?: { startedAt?: string } & Parameters<typeof describeHolder>[0] };
+  const startedAt = holder?.startedAt ? Date.parse(holder.startedAt) : Number.NaN;
+  const heldMs = Date.now() - startedAt;
+  if (!lock || !holder || !(heldMs > engine.config.alerts.lockHeldMinutes * 60_000)) return;
+  await engine.alerts.raise((a, at) => a.lockHeld({ ...at, since: new Date(startedAt), lock, holder: describeHolder(holder), heldFor: formatAge(heldMs) }));
 }
