@@ -123,6 +123,7 @@ describe('the stowage and seed commands, end to end', () => {
       expect(blocked.stderr).toMatch(new RegExp(`another stowage \\(backup, pid ${process.pid} on host .*, since .*\\) holds the lock on this source`));
       expect(run('stowage', 'unlock', '--source').code).toBe(1); // the holder is alive
       expect(run('stowage', 'unlock', '--source', '--force').stdout).toMatch(/removed the source lock/);
+      expect(await readFile(join(dir, 'backups', 'logs', 'audit.jsonl'), 'utf8')).toMatch(/"operation":"lock-break".*"detail":"source:source held by backup, pid \d+/);
       expect(run('stowage', 'backup').code).toBe(0);
     } finally {
       await lock.release();

@@ -8,6 +8,7 @@ import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat } from './schedu
 import {
   acquireDestinationLock,
   acquireSourceLock,
+  appendAudit,
   LockErrorCode,
   backup,
   breakLock,
@@ -283,6 +284,9 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
     ...(options.force ? { force: true } : {}),
   });
   out.result({ ok: true, removed });
+  for (const lock of removed) {
+    await appendAudit(engine.logDir, { operation: 'lock-break', outcome: 'ok', durationMs: 0, detail: `${lock.kind}:${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${options.force ? ' (forced)' : ''}` });
+  }
   if (removed.length === 0) out.say('no locks were held');
   for (const lock of removed) out.say(`removed the ${lock.kind} lock on ${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${lock.stale ? ` (${lock.stale})` : ''}`);
   return ExitCode.Ok;

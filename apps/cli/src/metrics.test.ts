@@ -46,6 +46,7 @@ describe('Prometheus metrics', () => {
       expect(samples['stowage_last_success_timestamp_seconds{type="full"}']).toBeGreaterThan(Date.now() / 1000 - 120);
       expect(samples['stowage_destination_bytes{destination="local"}']).toBeGreaterThan(100_000);
       expect(samples['stowage_destination_up{destination="local"}']).toBe(1);
+      expect(samples['stowage_replica_verified{destination="local"}']).toBe(1);
       expect(samples.stowage_rpo_age_seconds).toBeLessThan(120);
       expect(samples.stowage_last_verify_ok).toBe(1);
       expect(samples.stowage_last_drill_ok).toBe(1);

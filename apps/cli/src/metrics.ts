@@ -22,14 +22,16 @@ export function metricsRegistry(engine: Engine): { registry: Registry; refresh: 
   const rpoTarget = gauge('stowage_rpo_target_seconds', 'The RPO target');
   const healthy = gauge('stowage_healthy', '1 when stowage status is healthy');
   const problems = gauge('stowage_problems', 'Problems stowage status reports (each would fire an alert)');
+  const verified = gauge('stowage_replica_verified', '1 when the newest backup is committed and verified at the destination', ['destination']);
   const firing = gauge('stowage_alerts_firing', 'Alerts firing now, by key', ['alert']);
 
   const refresh = async () => {
     const s = await status(engine);
     for (const [type, t] of Object.entries(s.types)) if (t.createdAt) lastSuccess.set({ type }, Date.parse(t.createdAt) / 1000);
-    for (const entry of await listBackups(engine)) {
-      lastSize.set({ type: entry.manifest.type }, entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0));
-    }
+    const all = await listBackups(engine);
+    for (const entry of all) lastSize.set({ type: entry.manifest.type }, entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0));
+    const newest = all.at(-1);
+    for (const destination of engine.destinations) verified.set({ destination: destination.name }, newest?.destinations.includes(destination.name) && newest.manifest.replicas[destination.name] ? 1 : 0);
     for (const d of s.destinations) {
       reachable.set({ destination: d.name }, d.reachable ? 1 : 0);
       if (d.ageMs !== null) newestAt.set({ destination: d.name }, (Date.now() - d.ageMs) / 1000);

@@ -5,6 +5,7 @@ import { startSmtp } from '@stowage/alerts/testing';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
+import { cleanup } from './cleanup.js';
 import { drill } from './drill.js';
 import { openEngine } from './engine.js';
 import { status } from './status.js';
@@ -58,12 +59,18 @@ describe('alerts by email, end to end', () => {
     await writeFile(stored, bytes);
     await verify(ws.engine, { all: true });
     await drill(ws.engine, { destination: 'offsite' });
+    // A cleanup that cannot delete, and a drill slower than an RTO target of 0 minutes.
+    const stuck = await openEngine({ ...ws.config, retention: { full: '1h', incremental: '1h', hot: '1h' } }, { retry: false, now: () => clock.now, wrappers: [(a) => withChaos(a, { delete: { fail: 'always' } })] });
+    clock.now = new Date(2024, 5, 6, 3, 0, 0);
+    expect((await cleanup(stuck, {})).failures.length).toBeGreaterThan(0);
+    const impatient = await openEngine({ ...ws.config, targets: { rpo: '1h', rto: '0m' } }, { retry: false, now: () => clock.now });
+    expect((await drill(impatient, { destination: 'local' })).ok).toBe(true);
     // RPO breached: two hours without a backup.
     clock.now = new Date(2024, 5, 6, 4, 0, 0);
     expect((await status(ws.engine)).healthy).toBe(false);
 
     const got = subjects();
-    for (const expected of [/full backup failed/i, /is missing at offsite/i, /looks unusual: table:stocklist/i, /verify/i, /drill/i, /RPO/i]) {
+    for (const expected of [/full backup failed/i, /is missing at offsite/i, /looks unusual: table:stocklist/i, /verify/i, /drill .* failed/i, /cleanup/i, /RTO|recovery time|took/i, /RPO/i]) {
       expect(got.some((subject) => expected.test(subject)), `${expected} in ${JSON.stringify(got)}`).toBe(true);
     }
     const failedMail = smtp.mails.find((mail) => /full backup failed/i.test(mail.subject ?? ''))!;

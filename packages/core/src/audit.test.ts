@@ -4,6 +4,7 @@ import { generatePassphrase, writeKeyFile } from '@stowage/crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AUDIT_FILE, verifyAudit, type AuditRecord } from './audit.js';
 import { backup } from './backup.js';
+import { openEngine } from './engine.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { verify } from './verify.js';
@@ -49,5 +50,21 @@ describe('the audit log', () => {
     expect((await tamper([lines[0]!, lines[2]!])).problems[0]).toMatch(/^line 2: record 3 where 2 was expected/);
     expect((await tamper([lines[0]!, lines[2]!, lines[1]!])).ok).toBe(false);
     expect((await tamper([], text.slice(0, -20))).problems[0]).toMatch(/line 3: the last record is cut short/);
+  });
+});
+
+describe('config changes', () => {
+  it('are noted in the audit log once per change, by hash only', async () => {
+    ws = await makeWorkspace();
+    const logDir = join(ws.backups, 'logs');
+    const operations = async () => (await readFile(join(logDir, AUDIT_FILE), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as AuditRecord).outcome);
+    await writeFile(ws.config.configPath, '{"source":{"database":"db.sqlite3"},"destinations":[{"name":"local","url":"backups"}]}');
+    await (await openEngine(ws.config)).close();
+    await (await openEngine(ws.config)).close();
+    expect(await operations()).toEqual(['first-seen']);
+    await writeFile(ws.config.configPath, '{"source":{"database":"db.sqlite3"},"destinations":[{"name":"local","url":"backups"}],"quorum":1}');
+    await (await openEngine(ws.config)).close();
+    expect(await operations()).toEqual(['first-seen', 'changed']);
+    expect((await verifyAudit(logDir)).ok).toBe(true);
   });
 });

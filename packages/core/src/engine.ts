@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -5,6 +7,8 @@ import { composeAdapter, parseDestinationUrl, StorageError, StorageRegistry, typ
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Alerting } from './alerting.js';
+import { appendAudit } from './audit.js';
+import { writePrivateAtomic } from './private-fs.js';
 import { Codec } from './encoding.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 
@@ -100,10 +104,12 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     destinations.push({ name: spec.name, adapter });
   }
   const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
+  const logDir = config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs'));
+  await auditConfigChange(config, logDir);
   return {
     config,
     destinations,
-    logDir: config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs')),
+    logDir,
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config),
     alerts: new Alerting(config, (message) => options.onWarning?.(message), options.now ?? (() => new Date())),
@@ -126,4 +132,24 @@ export function selectDestinations(engine: Engine, name: string | undefined): re
     });
   }
   return found;
+}
+
+/**
+ * Notes in the audit log when the config file changed since the last run on this machine (its
+ * SHA-256 is kept in the state folder). Only the hash is recorded, never the content.
+ */
+async function auditConfigChange(config: ResolvedConfig, logDir: string): Promise<void> {
+  const text = await readFile(config.configPath).catch(() => undefined);
+  if (!text) return;
+  const hash = createHash('sha256').update(text).digest('hex');
+  const seenPath = join(config.stateDir, 'status', 'config.sha256');
+  const seen = await readFile(seenPath, 'utf8').catch(() => undefined);
+  if (seen?.trim() === hash) return;
+  await appendAudit(logDir, {
+    operation: 'config-change',
+    outcome: seen === undefined ? 'first-seen' : 'changed',
+    durationMs: 0,
+    detail: `config=${config.configPath} sha256=${hash}`,
+  }).catch(() => undefined);
+  await writePrivateAtomic(seenPath, `${hash}\n`).catch(() => undefined);
 }

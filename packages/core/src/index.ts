@@ -1,4 +1,4 @@
-export { AUDIT_FILE, verifyAudit, type AuditRecord, type AuditVerification } from './audit.js';
+export { appendAudit, AUDIT_FILE, verifyAudit, type AuditRecord, type AuditVerification } from './audit.js';
 export { backup, type BackupOptions, type BackupResult, type DestinationFailure } from './backup.js';
 export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
 export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';

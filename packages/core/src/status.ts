@@ -61,6 +61,12 @@ export async function status(engine: Engine): Promise<Status> {
     }),
   ) as Status['types'];
 
+  for (const type of BACKUP_TYPES) {
+    const newest = byTime.filter((e) => e.manifest.type === type).at(-1);
+    for (const finding of newest?.manifest.anomalies ?? []) {
+      (finding.severity === 'critical' ? problems : warnings).push(`${newest!.manifest.id} looks unusual: ${finding.reason}`);
+    }
+  }
   const point = byTime.filter((e) => e.manifest.type !== 'hot').at(-1);
   const rpo = { newest: point?.manifest.id ?? null, ageMs: point ? age(point.manifest.createdAt) : null, ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs };
   if (!point) problems.push('there is no full or incremental backup yet');
