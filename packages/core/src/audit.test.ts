@@ -28,16 +28,18 @@ describe('the audit log', () => {
     const lines = text.trim().split('\n');
     const records = lines.map((line) => JSON.parse(line) as AuditRecord);
     expect(records.map((r) => [r.seq, r.operation, r.outcome])).toEqual([
-      [1, 'backup-full', 'ok'],
-      [2, 'verify', 'ok'],
-      [3, 'restore-test', 'ok'],
+      [1, 'key-use', 'encrypt'],
+      [2, 'backup-full', 'ok'],
+      [3, 'verify', 'ok'],
+      [4, 'key-use', 'decrypt'],
+      [5, 'restore-test', 'ok'],
     ]);
-    expect(records[0]).toMatchObject({ backupId: manifest.id, pid: process.pid, host: expect.any(String), user: expect.any(String) });
-    expect(await verifyAudit(logDir)).toEqual({ ok: true, records: 3, problems: [] });
+    expect(records[1]).toMatchObject({ backupId: manifest.id, pid: process.pid, host: expect.any(String), user: expect.any(String) });
+    expect(await verifyAudit(logDir)).toEqual({ ok: true, records: 5, problems: [] });
     // A copy went to the destination with the backup, its own record included.
     const copies = await readdir(join(ws.backups, 'audit'));
     expect(copies).toHaveLength(1);
-    expect(await readFile(join(ws.backups, 'audit', copies[0]!), 'utf8')).toBe(`${lines[0]}\n`);
+    expect(await readFile(join(ws.backups, 'audit', copies[0]!), 'utf8')).toBe(`${lines[0]}\n${lines[1]}\n`);
 
     const tamper = async (next: string[], raw?: string) => {
       await writeFile(path, raw ?? `${next.join('\n')}\n`);
@@ -45,11 +47,11 @@ describe('the audit log', () => {
       await writeFile(path, text);
       return result;
     };
-    const edited = (await tamper([lines[0]!, lines[1]!.replace('"outcome":"ok"', '"outcome":"failed"'), lines[2]!])).problems;
+    const edited = (await tamper([lines[0]!, lines[1]!.replace('"outcome":"ok"', '"outcome":"failed"'), ...lines.slice(2)])).problems;
     expect(edited[0]).toMatch(/^line 2: record 2 was edited/);
-    expect((await tamper([lines[0]!, lines[2]!])).problems[0]).toMatch(/^line 2: record 3 where 2 was expected/);
-    expect((await tamper([lines[0]!, lines[2]!, lines[1]!])).ok).toBe(false);
-    expect((await tamper([], text.slice(0, -20))).problems[0]).toMatch(/line 3: the last record is cut short/);
+    expect((await tamper([lines[0]!, ...lines.slice(2)])).problems[0]).toMatch(/^line 2: record 3 where 2 was expected/);
+    expect((await tamper([lines[0]!, lines[2]!, lines[1]!, ...lines.slice(3)])).ok).toBe(false);
+    expect((await tamper([], text.slice(0, -20))).problems[0]).toMatch(/line 5: the last record is cut short/);
   });
 });
 

@@ -29,7 +29,11 @@ export class Codec {
   #encryption: Promise<EncryptionKeys> | undefined;
   #decryption: Promise<DecryptionKeys> | undefined;
 
-  constructor(readonly config: ResolvedConfig) {}
+  /** `onKeyUse` is told (for the audit log) when keys are loaded: mode and fingerprints, never a secret. */
+  constructor(
+    readonly config: ResolvedConfig,
+    private readonly onKeyUse: (use: 'encrypt' | 'decrypt', keys: { mode: string; fingerprints: readonly string[] }) => Promise<void> = async () => undefined,
+  ) {}
 
   /** The encodings a new artifact of `role` gets under this config. */
   encodingFor(role: Artifact['role']): EncodingName[] {
@@ -86,12 +90,16 @@ export class Codec {
   }
 
   encryptionKeys(): Promise<EncryptionKeys> {
-    this.#encryption ??= crypto().then((m) => m.loadEncryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }));
+    this.#encryption ??= crypto()
+      .then((m) => m.loadEncryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }))
+      .then(async (keys) => (await this.onKeyUse('encrypt', keys), keys));
     return this.#encryption;
   }
 
   decryptionKeys(): Promise<DecryptionKeys> {
-    this.#decryption ??= crypto().then((m) => m.loadDecryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }));
+    this.#decryption ??= crypto()
+      .then((m) => m.loadDecryptionKeys(this.config.encryption, { baseDir: this.config.baseDir }))
+      .then(async (keys) => (await this.onKeyUse('decrypt', keys), keys));
     return this.#decryption;
   }
 }

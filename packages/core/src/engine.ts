@@ -111,7 +111,9 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     destinations,
     logDir,
     stagingDir: join(config.stateDir, 'staging'),
-    codec: new Codec(config),
+    codec: new Codec(config, (use, keys) =>
+      appendAudit(logDir, { operation: 'key-use', outcome: use, durationMs: 0, detail: `mode=${keys.mode}${keys.fingerprints.length ? ` keys=${keys.fingerprints.join(',')}` : ''}` }).catch(() => undefined),
+    ),
     alerts: new Alerting(config, (message) => options.onWarning?.(message), options.now ?? (() => new Date())),
     now: options.now ?? (() => new Date()),
     progress: (event) => options.onProgress?.(event),
