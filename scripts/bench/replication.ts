@@ -56,7 +56,8 @@ export async function replication(ctx: BenchContext): Promise<Section> {
         'Default config (zstd level 3). A full backup of the fixture to four destinations — local, two S3 endpoints (two s3rver processes on ' +
         'this machine) and Aliyun OSS (the OSS test server, in the bench process) — against the same backup to the local destination only: ' +
         'staging once and uploading in parallel should cost little over one destination. Then `stowage verify --all` without `--deep` ' +
-        `(size and the destination's checksum of every artifact, no read-back) over ${BACKUPS} backups at those four destinations, taken on the ` +
+        "(size, and the SHA-256 the destination reports, read back only where it reports none — here none does: the local adapter's stat " +
+        `hashes the file, OSS reports CRC-64, s3rver no checksum) over ${BACKUPS} backups at those four destinations, taken on the ` +
         `${VERIFY_FIXTURE_MB} MiB fixture (a full every ${FULL_EVERY}, incrementals between with \`gen.py mutate\`), against \`verify --all --deep\`. ` +
         'Last, the same two verifies over the full backups of the first case, to show how their cost grows with the bytes stored. ' +
         'The servers run on the same 2 cores as Stowage, so the four-destination figures include their work.',

@@ -80,7 +80,11 @@ export async function withEngine(
       const request = { operation: locks.operation, command: `${program} ${process.argv.slice(2).join(' ')}` };
       const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
       if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
-      for (const destination of engine.destinations) held.push(await acquireDestinationLock(destination, request, options));
+      // In parallel: on a backend without conditional writes each lock waits for its write to settle.
+      const results = await Promise.allSettled(engine.destinations.map((destination) => acquireDestinationLock(destination, request, options)));
+      for (const result of results) if (result.status === 'fulfilled') held.push(result.value);
+      const refused = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (refused) throw refused.reason;
       for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
     }
     return await fn(engine, out);

@@ -190,6 +190,10 @@ async function takeBackup(
       encodedSize: database.size,
       decodedSize: database.decodedSize,
     });
+    // Destinations that report CRC-64 (OSS) are verified without a download when we know it too.
+    if (engine.destinations.some((d) => d.adapter.capabilities.serverChecksums.includes('crc64ecma'))) {
+      for (const file of encoded) file.crc64ecma = await crc64OfFile(file.path);
+    }
     const stage = (id: string): StagedArtifact[] =>
       encoded.map((file) => ({
         path: file.path,
@@ -199,6 +203,7 @@ async function takeBackup(
           encoding: file.encoding,
           size: file.size,
           sha256: file.sha256,
+          ...(file.crc64ecma ? { crc64ecma: file.crc64ecma } : {}),
           decodedSize: file.decodedSize,
           decodedSha256: file.decodedSha256,
         },
@@ -315,6 +320,14 @@ interface EncodedFile {
   sha256: string;
   decodedSize: number;
   decodedSha256: string;
+  crc64ecma?: string;
+}
+
+async function crc64OfFile(path: string): Promise<string> {
+  const { Crc64Ecma } = await import('@stowage/storage-oss/crc64');
+  const crc = new Crc64Ecma();
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) crc.update(chunk);
+  return crc.digest();
 }
 
 /** Compresses and encrypts each staged file as the config says (page hashes are never encrypted). */
@@ -400,7 +413,8 @@ async function storeReplica(destination: Destination, staged: StagedArtifact[], 
       methods.push(await confirmStored(destination, item.artifact, { deep: false, stored }));
     }
     const now = new Date().toISOString();
-    return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy: methods.every((m) => m === 'server-sha256') ? 'server-sha256' : 'sha256-readback' } };
+    const verifiedBy = methods.includes('sha256-readback') ? 'sha256-readback' : methods.includes('server-crc64ecma') ? 'server-crc64ecma' : 'server-sha256';
+    return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy } };
   } catch (error) {
     if (isAlreadyExists(error)) return { kind: 'name-taken' };
     await destination.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined);

@@ -74,7 +74,16 @@ describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', ()
       expect(result.outcome).toBe('ok');
       expect(result.committed.sort()).toEqual(['local', 'oss-cn-hangzhou', 's3-ap-southeast-1', 's3-eu-west-1']);
     }
+    expect(full.manifest.replicas['oss-cn-hangzhou']?.verifiedBy).toBe('server-crc64ecma');
+    expect(full.manifest.artifacts.every((a) => /^\d+$/.test(a.crc64ecma ?? ''))).toBe(true);
+    // Non-deep verify compares OSS's CRC-64 with the manifest's: no download from OSS.
+    const before = oss.requests.length;
     expect((await verify(ws.engine, { all: true })).every((v) => v.ok)).toBe(true);
+    const during = oss.requests.slice(before);
+    expect(during.some((r) => r.operation === 'HeadObject')).toBe(true);
+    const downloads = during.filter((r) => r.operation === 'GetObject').map((r) => r.key ?? '');
+    expect(downloads.length).toBeGreaterThan(0);
+    expect(downloads.every((key) => key.endsWith('.manifest.json'))).toBe(true); // manifests only, no artifact bytes
 
     // Alter the delta at region A behind Stowage's back (same size, one byte flipped).
     const client = s3Client(regionA.endpoint);

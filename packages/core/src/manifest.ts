@@ -19,6 +19,8 @@ export const artifactSchema = z.object({
   encoding: z.array(z.string()),
   size: z.number().int().nonnegative(),
   sha256,
+  /** CRC-64/ECMA of the stored bytes (unsigned decimal), when a destination reports that checksum (OSS). */
+  crc64ecma: z.string().regex(/^\d+$/).optional(),
   decodedSize: z.number().int().nonnegative(),
   decodedSha256: sha256,
 });
@@ -27,7 +29,7 @@ export type Artifact = z.infer<typeof artifactSchema>;
 export const replicaSchema = z.object({
   committedAt: z.iso.datetime(),
   /** How the stored bytes were confirmed before the manifest was written. */
-  verifiedBy: z.enum(['sha256-readback', 'server-sha256']),
+  verifiedBy: z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']),
   verifiedAt: z.iso.datetime(),
 });
 export type Replica = z.infer<typeof replicaSchema>;

@@ -35,6 +35,10 @@ export async function confirmStored(destination: Destination, artifact: Artifact
     if (info.checksums.sha256 !== artifact.sha256) throw mismatch('SHA-256 reported by the destination differs');
     return 'server-sha256';
   }
+  if (!options.deep && info.checksums.crc64ecma && artifact.crc64ecma) {
+    if (info.checksums.crc64ecma !== artifact.crc64ecma) throw mismatch('CRC-64 reported by the destination differs');
+    return 'server-crc64ecma';
+  }
   const read = await digestStream(await destination.adapter.get(artifact.key));
   if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);
   if (read.sha256 !== artifact.sha256) throw mismatch('SHA-256 of the bytes read back differs');
