@@ -1,4 +1,4 @@
-import { copyFile, mkdir, open, stat } from 'node:fs/promises';
+import { copyFile, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { bytes, fresh } from './files.js';
 import { mutate } from './fixture.js';

@@ -1,4 +1,5 @@
 import { isStowageError } from '@stowage/errors';
+import { UsageError } from './exit-codes.js';
 import type { ProgressEvent } from '@stowage/core';
 
 export interface OutputOptions {
@@ -42,7 +43,7 @@ export class Output {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`${this.program}: error: ${message}\n`);
     if (this.options.json) {
-      const code = isStowageError(error) || (error as { code?: unknown })?.code ? String((error as { code: unknown }).code) : 'stowage.unexpected';
+      const code = isStowageError(error) || error instanceof UsageError ? error.code : 'stowage.unexpected';
       process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message } }, null, 2)}\n`);
     }
   }

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { waitMs, runBackup, runCleanup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
-import { ExitCode, UsageError } from './exit-codes.js';
+import { UsageError } from './exit-codes.js';
 import { addGlobalOptions } from './program.js';
 
 export function dbBackupProgram(setExit: (code: number) => void): Command {

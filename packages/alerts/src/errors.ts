@@ -16,11 +16,6 @@ export const AlertsErrorCode = {
 export type AlertsErrorCode = (typeof AlertsErrorCode)[keyof typeof AlertsErrorCode];
 
 /** An error of `@stowage/alerts`; `code` is one of `AlertsErrorCode`. */
-export class AlertsError extends StowageError {
+export class AlertsError extends StowageError<AlertsErrorCode> {
   override readonly name: string = 'AlertsError';
-  declare readonly code: AlertsErrorCode;
-
-  constructor(code: AlertsErrorCode, message: string, options: { context?: Record<string, unknown>; cause?: unknown } = {}) {
-    super(code, message, options);
-  }
 }

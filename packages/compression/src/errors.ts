@@ -10,17 +10,8 @@ export const CompressionErrorCode = {
 export type CompressionErrorCode = (typeof CompressionErrorCode)[keyof typeof CompressionErrorCode];
 
 /** An error of `@stowage/compression`; `code` is one of `CompressionErrorCode`. */
-export class CompressionError extends StowageError {
+export class CompressionError extends StowageError<CompressionErrorCode> {
   override readonly name: string = 'CompressionError';
-  declare readonly code: CompressionErrorCode;
-
-  constructor(
-    code: CompressionErrorCode,
-    message: string,
-    options: { context?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
 /**

@@ -26,11 +26,6 @@ export const CoreErrorCode = {
 export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
 
 /** An error of the backup engine; `code` is one of `CoreErrorCode`. */
-export class CoreError extends StowageError {
+export class CoreError extends StowageError<CoreErrorCode> {
   override readonly name: string = 'CoreError';
-  declare readonly code: CoreErrorCode;
-
-  constructor(code: CoreErrorCode, message: string, options: { context?: Record<string, unknown>; cause?: unknown } = {}) {
-    super(code, message, options);
-  }
 }

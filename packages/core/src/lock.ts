@@ -33,13 +33,8 @@ export const LockErrorCode = {
 export type LockErrorCode = (typeof LockErrorCode)[keyof typeof LockErrorCode];
 
 /** An error about a source or destination lock; `code` is one of `LockErrorCode`. */
-export class LockError extends StowageError {
+export class LockError extends StowageError<LockErrorCode> {
   override readonly name: string = 'LockError';
-  declare readonly code: LockErrorCode;
-
-  constructor(code: LockErrorCode, message: string, options: { context?: Record<string, unknown>; cause?: unknown } = {}) {
-    super(code, message, options);
-  }
 }
 
 /** What a lock file or object holds: who took the lock, for what, since when. */

@@ -1,11 +1,8 @@
-import { access, chmod, chown, constants, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { access, chmod, chown, constants, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import Database from 'better-sqlite3';
-import { systemErrorCode } from '@stowage/errors';
-import { DigestStream, digestStream } from '@stowage/storage';
+import { digestStream } from '@stowage/storage';
 import { findBackup, findBackupAt } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
 import { restoreFilesOfChain } from './restore-files.js';

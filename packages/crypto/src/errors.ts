@@ -25,17 +25,8 @@ export type CryptoErrorCode = (typeof CryptoErrorCode)[keyof typeof CryptoErrorC
  * An error of `@stowage/crypto`; `code` is one of `CryptoErrorCode`. Messages and context name
  * files, environment variables, key ids and fingerprints, never a passphrase or key material.
  */
-export class CryptoError extends StowageError {
+export class CryptoError extends StowageError<CryptoErrorCode> {
   override readonly name: string = 'CryptoError';
-  declare readonly code: CryptoErrorCode;
-
-  constructor(
-    code: CryptoErrorCode,
-    message: string,
-    options: { context?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
 /** True when `error` is a CryptoError, optionally with one of the given codes. */

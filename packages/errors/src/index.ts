@@ -4,16 +4,21 @@
  * that says what went wrong and what to do, a `context` object with the facts (never a secret),
  * and the underlying `cause` when there is one. Callers branch on `code`, never on the message.
  */
-export class StowageError extends Error {
+export interface StowageErrorOptions {
+  context?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/**
+ * A package's error class narrows the codes: `class CryptoError extends StowageError<CryptoErrorCode>`,
+ * with nothing else to write but its `name`.
+ */
+export class StowageError<Code extends string = string> extends Error {
   override readonly name: string = 'StowageError';
-  readonly code: string;
+  readonly code: Code;
   readonly context: Readonly<Record<string, unknown>>;
 
-  constructor(
-    code: string,
-    message: string,
-    options: { context?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: Code, message: string, options: StowageErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.context = Object.freeze({ ...options.context });

@@ -22,15 +22,6 @@ export const FileSetErrorCode = {
 export type FileSetErrorCode = (typeof FileSetErrorCode)[keyof typeof FileSetErrorCode];
 
 /** An error of `@stowage/filesets`; `code` is one of `FileSetErrorCode`. */
-export class FileSetError extends StowageError {
+export class FileSetError extends StowageError<FileSetErrorCode> {
   override readonly name: string = 'FileSetError';
-  declare readonly code: FileSetErrorCode;
-
-  constructor(
-    code: FileSetErrorCode,
-    message: string,
-    options: { context?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super(code, message, options);
-  }
 }

@@ -18,17 +18,8 @@ export const StorageErrorCode = {
 export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];
 
 /** An error from a storage adapter or wrapper; `code` is one of `StorageErrorCode`. */
-export class StorageError extends StowageError {
+export class StorageError extends StowageError<StorageErrorCode> {
   override readonly name: string = 'StorageError';
-  declare readonly code: StorageErrorCode;
-
-  constructor(
-    code: StorageErrorCode,
-    message: string,
-    options: { context?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super(code, message, options);
-  }
 }
 
 function guard(code: StorageErrorCode) {
