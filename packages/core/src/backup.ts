@@ -19,7 +19,7 @@ import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDiges
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
-import { confirmStored, stagedBody, type StagedArtifact } from './replica.js';
+import { commitManifest, confirmStored, stagedBody, type StagedArtifact } from './replica.js';
 import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -214,6 +214,9 @@ async function takeBackup(
     const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
 
     for (let sequence = 0; ; sequence++) {
+      if (sequence >= MAX_NAME_ATTEMPTS) {
+        throw new CoreError(CoreErrorCode.ReplicationFailed, `no free backup name for ${backupId(type, createdAt, 0)} after ${MAX_NAME_ATTEMPTS} tries: a destination reports every name as taken; check it with \`stowage destinations probe\``);
+      }
       const id = backupId(type, createdAt, sequence);
       if (await nameTaken(engine.destinations, type, id)) continue;
       onId(id);
@@ -273,10 +276,12 @@ async function takeBackup(
             return;
           }
           try {
-            await destination.adapter.put(manifestKey(type, id), bufferBody(`${JSON.stringify(manifest, null, 2)}\n`));
+            await commitManifest(destination, manifest);
             committed.push(destination.name);
           } catch (error) {
             failures.push({ destination: destination.name, ...describe(error) });
+            // Not committed here: what this run wrote is withdrawn (a replica elsewhere stays; sync copies it later).
+            await destination.adapter.delete([manifestKey(type, id), ...staged.map((s) => s.artifact.key)]).catch(() => undefined);
           }
         }),
       );
@@ -396,6 +401,9 @@ async function archiveFileSets(engine: Engine, config: FileSetsConfig, plan: Bac
 }
 
 type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
+
+/** Names tried (`_1`, `_2`, …) before a destination that reports every name taken is given up on. */
+const MAX_NAME_ATTEMPTS = 100;
 
 /** How many destinations must commit a backup for it to succeed (`quorum`, default all). */
 function requiredReplicas(engine: Engine): number {

@@ -42,29 +42,29 @@ describe('retention and cleanup', () => {
     // As of day 2 12:00 everything is young enough, except nothing: no deletion.
     expect((await cleanup(ws.engine, { dryRun: true, asOf: at(2, 12) })).removed).toEqual([]);
 
-    // As of day 8 04:00: inc1a/inc1b are > 1 day old, hot3 > 1 day; full1 is 7 days old (> 5d).
-    // full8 and inc8a are young. Nothing needs the day-1 chain any more.
+    // As of day 8 04:00: inc1a/inc1b are > 1 day old; full1 is 7 days old (> 5d); hot3 is > 1 day old but
+    // the newest hot backup. full8 and inc8a are young. Nothing needs the day-1 chain any more.
     const plan = await cleanup(ws.engine, { dryRun: true, asOf: at(8, 4) });
-    expect(plan.removed.map((r) => r.what).sort()).toEqual([ids.full1, ids.inc1a, ids.inc1b, ids.hot3].sort());
+    expect(plan.removed.map((r) => r.what).sort()).toEqual([ids.full1, ids.inc1a, ids.inc1b].sort());
     expect(plan.bytesFreed).toBeGreaterThan(0);
     expect((await listBackups(ws.engine)).length).toBe(6); // dry run deleted nothing
 
     // With incrementals kept 10 days, inc1b stays and keeps inc1a and full1 (its chain) with it.
     const longer = await openEngine({ ...ws.config, retention: { ...ws.config.retention, incremental: '10d' } }, { retry: false });
     const chained = await cleanup(longer, { dryRun: true, asOf: at(8, 4) });
-    expect(chained.removed.map((r) => r.what)).toEqual([ids.hot3]);
+    expect(chained.removed.map((r) => r.what)).toEqual([]);
     expect(chained.kept.find((k) => k.id === ids.full1)?.why).toBe(`needed by ${ids.inc1b}`);
 
     const done = await cleanup(ws.engine, { asOf: at(8, 4) });
-    expect(done.removed).toHaveLength(4);
-    expect((await listBackups(ws.engine)).map((e) => e.manifest.id)).toEqual([ids.full8, ids.inc8a]);
+    expect(done.removed).toHaveLength(3);
+    expect((await listBackups(ws.engine)).map((e) => e.manifest.id)).toEqual([ids.hot3, ids.full8, ids.inc8a]);
     expect(existsSync(join(ws.backups, 'full', `${ids.full1}.sqlite3`))).toBe(false);
     expect(await readFile(join(ws.backups, 'logs', 'backup.log'), 'utf8')).toMatch(/ cleanup - ok [\d.]+s \d+B removed=local:/);
     const restored = await restore(ws.engine, { backup: ids.inc8a!, testMode: true });
     expect(restored.chain).toEqual([ids.full8, ids.inc8a]);
   });
 
-  it('never deletes the newest backup, and honours keepLast and per-destination overrides', async () => {
+  it('never deletes the newest backup of any type, and honours keepLast and per-destination overrides', async () => {
     const clock = { now: at(1) };
     ws = await makeWorkspace({
       engine: { now: () => clock.now },
@@ -79,11 +79,13 @@ describe('retention and cleanup', () => {
     const ids = await history(ws, clock);
     const result = await cleanup(ws.engine, { asOf: at(60) });
     const removedAt = (d: string) => result.removed.filter((r) => r.destination === d).map((r) => r.what).sort();
-    // local: the two newest fulls kept (keepLast 2); incrementals 1h → gone except the newest backup inc8a, which needs full8.
-    expect(removedAt('local')).toEqual([ids.inc1a, ids.inc1b, ids.hot3].sort());
-    // archive keeps fulls a year; only incrementals and hot go, and inc8a stays as the newest.
-    expect(removedAt('archive')).toEqual([ids.inc1a, ids.inc1b, ids.hot3].sort());
-    expect(result.kept.find((k) => k.destination === 'local' && k.id === ids.inc8a)?.why).toBe('the newest backup is always kept');
+    // local: the two newest fulls kept (keepLast 2); incrementals 1h → gone except the newest, inc8a, which needs full8;
+    // hot3 is past its hour but the only (so the newest) hot backup.
+    expect(removedAt('local')).toEqual([ids.inc1a, ids.inc1b].sort());
+    // archive keeps fulls a year; only the older incrementals go.
+    expect(removedAt('archive')).toEqual([ids.inc1a, ids.inc1b].sort());
+    expect(result.kept.find((k) => k.destination === 'local' && k.id === ids.inc8a)?.why).toBe('the newest incremental backup is always kept');
+    expect(result.kept.find((k) => k.destination === 'local' && k.id === ids.hot3)?.why).toBe('the newest hot backup is always kept');
   });
 
   it('removes orphaned artifacts older than an hour, and a crash mid-cleanup leaves no committed backup with missing parts', async () => {
@@ -96,7 +98,7 @@ describe('retention and cleanup', () => {
     await writeFile(fresh, 'a backup still running');
     await utimes(old, new Date(Date.now() - 2 * 3_600_000), new Date(Date.now() - 2 * 3_600_000));
 
-    // The second delete call fails: the first backup to go (hot3, newest first) loses its manifest, its artifacts stay.
+    // The second delete call fails: the first backup to go (inc1b, newest first) loses its manifest, its artifacts stay.
     const crashing = await openEngine(ws.config, { retry: false, wrappers: [(a) => withChaos(a, { delete: { fail: [2] } })] });
     const crashed = await cleanup(crashing, { asOf: at(9) });
     expect(crashed.failures).toHaveLength(1);
@@ -104,14 +106,14 @@ describe('retention and cleanup', () => {
     for (const entry of await listBackups(ws.engine)) {
       for (const artifact of entry.manifest.artifacts) expect(existsSync(join(ws.backups, artifact.key))).toBe(true);
     }
-    expect(listed).not.toContain(ids.hot3);
-    expect(listed).toContain(ids.inc1b);
+    expect(listed).not.toContain(ids.inc1b);
+    expect(listed).toContain(ids.inc1a);
 
     // Artifacts written by the test harness just now are not orphans yet; the old one is.
     const again = await cleanup(ws.engine, { asOf: at(9) });
     expect(again.removed.find((r) => r.what === 'full/full_backup_20231231_020000.sqlite3')).toMatchObject({ kind: 'orphan' });
     expect(existsSync(old)).toBe(false);
     expect(existsSync(fresh)).toBe(true);
-    expect((await readdir(join(ws.backups, 'hot'))).filter((f) => f.startsWith(ids.hot3!))).not.toEqual([]); // young leftovers wait for the grace period
+    expect((await readdir(join(ws.backups, 'incremental'))).filter((f) => f.startsWith(ids.inc1b!))).not.toEqual([]); // young leftovers wait for the grace period
   });
 });

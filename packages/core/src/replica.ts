@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
-import { digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody } from '@stowage/storage';
+import { bufferBody, digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody } from '@stowage/storage';
 import type { Destination } from './engine.js';
-import type { Artifact, Replica } from './manifest.js';
+import { manifestKey } from './layout.js';
+import type { Artifact, Manifest, Replica } from './manifest.js';
 
 /** An artifact staged in a local file, ready to be stored at any number of destinations. */
 export interface StagedArtifact {
@@ -19,7 +20,7 @@ export type VerifiedBy = Replica['verifiedBy'];
  * and fsynced), or else `stat` — and the bytes are read back when there is none.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
-export async function confirmStored(destination: Destination, artifact: Artifact, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
+export async function confirmStored(destination: Destination, artifact: Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma'>, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
   const info = !options.deep && options.stored?.checksums.sha256 ? options.stored : await destination.adapter.stat(artifact.key);
   if (!info) {
     throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
@@ -43,6 +44,18 @@ export async function confirmStored(destination: Destination, artifact: Artifact
   if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);
   if (read.sha256 !== artifact.sha256) throw mismatch('SHA-256 of the bytes read back differs');
   return 'sha256-readback';
+}
+
+/**
+ * Writes `manifest` at `destination` — the step that commits the backup there — and confirms it
+ * as stored (never trusting the write alone), so a torn or lost manifest write is a failure here
+ * rather than a committed-looking backup that no one can read later.
+ */
+export async function commitManifest(destination: Destination, manifest: Manifest): Promise<void> {
+  const key = manifestKey(manifest.type, manifest.id);
+  const body = bufferBody(`${JSON.stringify(manifest, null, 2)}\n`);
+  await destination.adapter.put(key, body);
+  await confirmStored(destination, { key, size: body.size, sha256: body.sha256 }, { deep: false });
 }
 
 /** A rewindable put body over a staged file whose size and hash are already known. */

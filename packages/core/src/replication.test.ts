@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bufferBody, type StorageAdapter } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
@@ -70,6 +71,33 @@ describe('replication to several destinations', () => {
     expect(repaired.actions).toMatchObject([{ destination: 'primary', problem: 'damaged', outcome: 'repaired' }]);
     expect(await sha256File(damaged)).toBe(manifest.source.snapshotSha256);
     expect((await verify(ws.engine, { all: true, deep: true })).every((v) => v.ok)).toBe(true);
+  });
+
+  it('does not count a destination whose manifest write was lost as committed, and withdraws what it wrote there', async () => {
+    ws = await makeWorkspace({ config: { destinations, quorum: 2 } });
+    // region-c acknowledges the manifest but keeps only half of it (a torn write).
+    const torn = (adapter: StorageAdapter): StorageAdapter => ({
+      description: adapter.description,
+      capabilities: adapter.capabilities,
+      get: (key, options) => adapter.get(key, options),
+      stat: (key, options) => adapter.stat(key, options),
+      list: (prefix, options) => adapter.list(prefix, options),
+      delete: (keys, options) => adapter.delete(keys, options),
+      put: async (key, body, options) => {
+        const info = await adapter.put(key, body, options);
+        if (key.endsWith('.manifest.json')) await adapter.put(key, bufferBody('{"format":'), { ...options, ifNoneMatch: false });
+        return info;
+      },
+    });
+    const lossy = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'region-c' ? torn(a) : a)] });
+    const result = await backup(lossy, { type: 'full' });
+    expect(result.outcome).toBe('degraded');
+    expect(result.committed.sort()).toEqual(['primary', 'region-b']);
+    expect(result.failures).toMatchObject([{ destination: 'region-c', code: 'stowage.storage.checksum_mismatch' }]);
+    expect(await readdir(join(ws.dir, 'region-c', 'full'))).toEqual([]);
+    const repaired = await sync(ws.engine);
+    expect(repaired.actions).toMatchObject([{ destination: 'region-c', problem: 'missing', outcome: 'repaired' }]);
+    expect(await sha256File((await restore(ws.engine, { from: 'region-c', testMode: true })).target!)).toBe(result.manifest.source.snapshotSha256);
   });
 
   it('rejects a quorum larger than the destinations', async () => {

@@ -1,8 +1,8 @@
 /*
  * Retention planning: which backups a destination keeps and which may go. A backup is kept when it
  * is younger than its type's `maxAge` or among the `keepLast` newest of its type; every link that
- * a kept incremental replays is kept too; and the newest backup is never deleted, so a stopped
- * schedule cannot age a destination down to nothing.
+ * a kept incremental replays is kept too; and the newest backup of each type is never deleted, so a
+ * stopped schedule cannot age a destination down to nothing.
  */
 import { z } from 'zod';
 import { byRecency, type CatalogEntry } from './catalog.js';
@@ -53,8 +53,10 @@ export function planRetention(entries: readonly CatalogEntry[], policy: Retentio
       else if (keepLast !== undefined && index >= ofType.length - keepLast) why.set(entry.manifest.id, `one of the newest ${keepLast}`);
     });
   }
-  const newest = sorted.at(-1);
-  if (newest && !why.has(newest.manifest.id)) why.set(newest.manifest.id, 'the newest backup is always kept');
+  for (const type of BACKUP_TYPES) {
+    const newest = sorted.findLast((e) => e.manifest.type === type);
+    if (newest && !why.has(newest.manifest.id)) why.set(newest.manifest.id, `the newest ${type} backup is always kept`);
+  }
   // Keep every link a kept incremental replays, newest first so that chains are followed to the end.
   const byId = new Map(sorted.map((e) => [e.manifest.id, e]));
   for (const entry of [...sorted].reverse()) {

@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bufferBody } from '@stowage/storage';
 import { listBackups, type CatalogEntry } from './catalog.js';
 import { fetchArtifact } from './chain.js';
 import type { Destination, Engine } from './engine.js';
-import { manifestKey } from './layout.js';
 import type { Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { confirmStored, stagedBody } from './replica.js';
+import { commitManifest, confirmStored, stagedBody } from './replica.js';
 
 export interface SyncAction {
   backupId: string;
@@ -104,6 +102,6 @@ async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destina
   }
   const now = new Date().toISOString();
   const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: { committedAt: now, verifiedAt: now, verifiedBy: 'sha256-readback' } } };
-  await target.adapter.put(manifestKey(manifest.type, manifest.id), bufferBody(`${JSON.stringify(manifest, null, 2)}\n`));
+  await commitManifest(target, manifest);
   return [...sources].join(',');
 }
