@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
-import type { Destination, Engine } from './engine.js';
+import type { Destination, DestinationFailure, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
@@ -34,11 +34,7 @@ export interface BackupOptions {
   reason?: string;
 }
 
-export interface DestinationFailure {
-  destination: string;
-  code: string;
-  message: string;
-}
+export type { DestinationFailure };
 
 export interface BackupResult {
   /**
@@ -264,7 +260,7 @@ async function takeBackup(
         if (outcome.kind === 'stored') manifest.replicas[engine.destinations[i]!.name] = outcome.replica;
       }
       const committed: string[] = [];
-      const failures: DestinationFailure[] = [];
+      const failures: DestinationFailure[] = [...engine.unavailable];
       await Promise.all(
         engine.destinations.map(async (destination, i) => {
           const outcome = outcomes[i]!;
@@ -291,7 +287,7 @@ async function takeBackup(
       if (type !== 'hot') await cacheForNextBackup(engine, id, digest.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
-      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
+      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.config.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
@@ -397,10 +393,11 @@ async function archiveFileSets(engine: Engine, config: FileSetsConfig, plan: Bac
 
 type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
 
-/** How many destinations must commit a backup for it to succeed (`quorum`, default all). */
+/** How many destinations must commit a backup for it to succeed (`quorum`, default all configured). */
 function requiredReplicas(engine: Engine): number {
   const { quorum } = engine.config;
-  return quorum === 'all' ? engine.destinations.length : Math.min(quorum, engine.destinations.length);
+  const configured = engine.config.destinations.length;
+  return quorum === 'all' ? configured : Math.min(quorum, configured);
 }
 
 /** Stores and verifies every artifact at one destination; never throws. */

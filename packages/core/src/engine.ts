@@ -38,10 +38,24 @@ export interface EngineOptions {
   onWarning?: (message: string) => void;
 }
 
+/** A destination that failed (or was left out of) an operation, and why. */
+export interface DestinationFailure {
+  destination: string;
+  /** A stable error code (`stowage.storage.no_space`, `stowage.storage.unavailable`, …). */
+  code: string;
+  message: string;
+}
+
 /** A config brought to life: destinations opened, folders known. Close it when done. */
 export interface Engine {
   readonly config: ResolvedConfig;
+  /** The destinations this run works on: every configured one, less `unavailable`. */
   readonly destinations: readonly Destination[];
+  /**
+   * Configured destinations left out of this run because their lock could not be taken (read-only,
+   * full, unreachable): a backup counts them as failed destinations, other operations skip them.
+   */
+  readonly unavailable: readonly DestinationFailure[];
   readonly logDir: string;
   readonly stagingDir: string;
   /** Compression and encryption of artifacts, with the keys loaded on first use. */
@@ -109,6 +123,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   return {
     config,
     destinations,
+    unavailable: [],
     logDir,
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config, (use, keys) =>
@@ -122,6 +137,23 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
       await Promise.all(destinations.map((d) => d.adapter.close?.()));
     },
   };
+}
+
+/**
+ * The same engine without the destinations in `unavailable` (each warned about by name), for a run
+ * that could not lock them. Closing either closes every destination.
+ * @throws CoreError `stowage.destination.none_available` when no destination would be left.
+ */
+export function withoutDestinations(engine: Engine, unavailable: readonly DestinationFailure[]): Engine {
+  if (unavailable.length === 0) return engine;
+  const names = new Set(unavailable.map((f) => f.destination));
+  if (engine.destinations.every((d) => names.has(d.name))) {
+    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `no destination can be used: ${unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`, {
+      context: { unavailable },
+    });
+  }
+  for (const failure of unavailable) engine.warn(`destination ${failure.destination} is left out of this run: ${failure.message}`);
+  return { ...engine, destinations: engine.destinations.filter((d) => !names.has(d.name)), unavailable: [...engine.unavailable, ...unavailable] };
 }
 
 /** The destinations to use: all, or the one named (an unknown name is a usage error). */
