@@ -23,6 +23,7 @@ import {
   status,
   sync,
   listBackups,
+  restorableFrom,
   loadConfig,
   openEngine,
   withoutDestinations,
@@ -114,8 +115,13 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
   return { ok: ExitCode.Ok, degraded: ExitCode.Degraded, failed: ExitCode.Failed }[result.outcome];
 }
 
+/**
+ * `stowage list`: committed backups, the destinations holding each, and which of those can restore
+ * it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
+ */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
-  const entries = (await listBackups(engine)).filter((e) => !options.type || e.manifest.type === options.type);
+  const catalog = await listBackups(engine);
+  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, restorable: restorableFrom(e, catalog) }));
   out.result({
     ok: true,
     backups: entries.map((e) => ({
@@ -125,13 +131,15 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
       size: e.manifest.source.size,
       reason: e.manifest.reason,
       destinations: e.destinations,
+      restorableFrom: e.restorable,
       files: e.manifest.artifacts.map((a) => a.key),
     })),
   });
   if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
   for (const e of entries) {
     const m = e.manifest;
-    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${e.destinations.join(',')}${m.reason ? `  "${m.reason}"` : ''}`);
+    const where = e.destinations.map((name) => (e.restorable.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
+    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`);
   }
   return ExitCode.Ok;
 }

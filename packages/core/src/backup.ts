@@ -214,7 +214,14 @@ async function takeBackup(
       if (await nameTaken(engine.destinations, type, id)) continue;
       onId(id);
       const staged = stage(id);
-      const outcomes = await Promise.all(engine.destinations.map((d) => storeReplica(d, staged, onBytes)));
+      const outcomes = await Promise.all(
+        engine.destinations.map((d): Promise<ReplicaOutcome> | ReplicaOutcome => {
+          // An incremental is stored only where its whole chain is committed: it must be restorable from there alone.
+          const incomplete = plan.chainIncompleteAt.find((f) => f.destination === d.name);
+          if (incomplete) return { kind: 'failed', error: new CoreError(CoreErrorCode.ChainBroken, incomplete.message, { context: { destination: d.name } }) };
+          return storeReplica(d, staged, onBytes);
+        }),
+      );
       if (outcomes.some((o) => o.kind === 'name-taken')) {
         // Another backup claimed this name between our check and our upload: step aside.
         await Promise.all(
