@@ -160,6 +160,10 @@ export function withoutDestinations(engine: Engine, unavailable: readonly Destin
 export function selectDestinations(engine: Engine, name: string | undefined): readonly Destination[] {
   if (name === undefined) return engine.destinations;
   const found = engine.destinations.filter((d) => d.name === name);
+  const unavailable = engine.unavailable.find((f) => f.destination === name);
+  if (unavailable) {
+    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `destination ${name} cannot be used now: ${unavailable.message}`, { context: { name, code: unavailable.code } });
+  }
   if (found.length === 0) {
     throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${name}'; configured: ${engine.destinations.map((d) => d.name).join(', ')}`, {
       context: { name },

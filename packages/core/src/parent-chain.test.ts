@@ -3,6 +3,7 @@ import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulateWarehouseActivity, writeSampleMedia } from '@stowage/fixtures';
+import type { StorageAdapter } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
@@ -116,6 +117,34 @@ describe('an incremental is built only on a restorable parent', () => {
       }
     },
   );
+});
+
+describe('at destinations that report no checksum', () => {
+  /** The adapter as an S3-compatible endpoint without checksums shows it: sizes only. */
+  const noChecksums = (inner: StorageAdapter): StorageAdapter => ({
+    ...inner,
+    capabilities: { ...inner.capabilities, serverChecksums: [] },
+    put: (key, body, options) => inner.put(key, body, options).then((info) => ({ ...info, checksums: {} })),
+    get: (key, options) => inner.get(key, options),
+    stat: async (key, options) => {
+      const info = await inner.stat(key, options);
+      return info && { ...info, checksums: {} };
+    },
+    list: (prefix, options) => inner.list(prefix, options),
+    delete: (keys, options) => inner.delete(keys, options),
+  });
+
+  it('a small artifact of the chain is read back: a flipped byte in the parent delta at every destination → a full', async () => {
+    const { dir, engine } = await copyOfTemplate({ wrappers: [noChecksums] });
+    try {
+      const key = artifact(inc1, 'delta').key;
+      for (const root of Object.values(DESTINATIONS)) await DAMAGES.flipped!(join(dir, root, key));
+      const next = await backup(engine, { type: 'incremental' });
+      expect(next.manifest).toMatchObject({ type: 'full', fullBecause: expect.stringMatching(/SHA-256 of the bytes read back differs/) });
+    } finally {
+      await engine.close();
+    }
+  });
 });
 
 describe('an incremental is committed at a destination only with its whole chain', () => {

@@ -73,6 +73,10 @@ describe('one region down does not stop backups', () => {
       expect(checked).toMatchObject({ ok: true });
       expect(checked!.artifacts.every((a) => a.destination === 'local')).toBe(true);
       expect((await restore(run, { testMode: true })).source).toBe('local');
+      await expect(verify(run, { all: true, destination: 'frozen' })).rejects.toMatchObject({
+        code: 'stowage.destination.none_available',
+        message: expect.stringMatching(/^destination frozen cannot be used now: its lock cannot be taken: .*EROFS/),
+      });
     } finally {
       await engine.close();
     }
