@@ -27,6 +27,7 @@ import {
   loadConfig,
   openEngine,
   withoutDestinations,
+  requireDestinations,
   restore,
   validate,
   verify,
@@ -66,6 +67,9 @@ export function configPath(globals: GlobalOptions): string {
  */
 export type LockPolicy = { kind: 'exclusive' | 'readers'; operation: string; waitMs?: number };
 
+/** Lock operations that take a backup (`stowage backup`, `db_backup --type`, `guard`). */
+export const BACKUP_OPERATIONS: readonly string[] = ['backup', 'guard'];
+
 /** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
 export async function withEngine(
   program: string,
@@ -88,6 +92,8 @@ export async function withEngine(
       held.push(...taken);
       for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
       engine = withoutDestinations(engine, unavailable);
+      // A backup with no destination left fails by itself, so that the failure is logged and alerted.
+      if (!BACKUP_OPERATIONS.includes(locks.operation)) requireDestinations(engine);
     }
     return await fn(engine, out);
   } catch (error) {

@@ -23,6 +23,7 @@ import {
   LockErrorCode,
   openEngine,
   withoutDestinations,
+  requireDestinations,
   TOOL_VERSION,
   verify,
   type Engine,
@@ -30,7 +31,7 @@ import {
   type Lock,
 } from '@stowage/core';
 import { systemErrorCode } from '@stowage/errors';
-import { configPath, waitMs, type GlobalOptions } from './commands.js';
+import { BACKUP_OPERATIONS, configPath, waitMs, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
 import { serveMetrics } from './metrics.js';
@@ -418,7 +419,9 @@ async function takeLocks(engine: Engine, job: ScheduledJob | 'recovery', options
     const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => patiently(() => acquireDestinationLock(destination, request, lockOptions), options));
     held.push(...locks);
     for (const lock of held) if (lock.broke) options.log(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
-    return { held, engine: withoutDestinations(engine, unavailable) };
+    const usable = withoutDestinations(engine, unavailable);
+    if (!BACKUP_OPERATIONS.includes(operation)) requireDestinations(usable);
+    return { held, engine: usable };
   } catch (error) {
     await releaseAll(held);
     throw error;

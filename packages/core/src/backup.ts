@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
-import type { Destination, DestinationFailure, Engine } from './engine.js';
+import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
@@ -129,6 +129,7 @@ async function takeBackup(
   onId: (id: string) => void,
 ): Promise<BackupResult> {
   const { config } = engine;
+  requireDestinations(engine);
   await ensurePrivateDir(engine.stagingDir);
   const stem = join(engine.stagingDir, `backup-${randomBytes(6).toString('hex')}`);
   const stagedSnapshot = `${stem}.sqlite3`;

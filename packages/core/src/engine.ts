@@ -142,18 +142,20 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
 /**
  * The same engine without the destinations in `unavailable` (each warned about by name), for a run
  * that could not lock them. Closing either closes every destination.
- * @throws CoreError `stowage.destination.none_available` when no destination would be left.
  */
 export function withoutDestinations(engine: Engine, unavailable: readonly DestinationFailure[]): Engine {
   if (unavailable.length === 0) return engine;
   const names = new Set(unavailable.map((f) => f.destination));
-  if (engine.destinations.every((d) => names.has(d.name))) {
-    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `no destination can be used: ${unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`, {
-      context: { unavailable },
-    });
-  }
   for (const failure of unavailable) engine.warn(`destination ${failure.destination} is left out of this run: ${failure.message}`);
   return { ...engine, destinations: engine.destinations.filter((d) => !names.has(d.name)), unavailable: [...engine.unavailable, ...unavailable] };
+}
+
+/** @throws CoreError `stowage.destination.none_available`, naming each destination and why, when the run has none left. */
+export function requireDestinations(engine: Engine): void {
+  if (engine.destinations.length > 0) return;
+  throw new CoreError(CoreErrorCode.NoDestinationAvailable, `no destination can be used: ${engine.unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`, {
+    context: { unavailable: engine.unavailable },
+  });
 }
 
 /** The destinations to use: all, or the one named (an unknown name is a usage error). */

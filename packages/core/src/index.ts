@@ -4,7 +4,7 @@ export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry 
 export { restorableFrom } from './chain.js';
 export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
-export { defaultRegistry, openEngine, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
+export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
 export { drill, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { formatAge, status, type Status } from './status.js';

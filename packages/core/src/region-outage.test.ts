@@ -5,7 +5,7 @@ import { withChaos } from '@stowage/storage-testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { backup } from './backup.js';
 import { cleanup } from './cleanup.js';
-import { openEngine, withoutDestinations, type Engine } from './engine.js';
+import { openEngine, requireDestinations, withoutDestinations, type Engine } from './engine.js';
 import { acquireDestinationLock, acquireDestinationLocks, type Lock } from './lock.js';
 import { restore } from './restore.js';
 import { sync } from './sync.js';
@@ -95,10 +95,13 @@ describe('one region down does not stop backups', () => {
       expect(result).toMatchObject({ outcome: 'failed', committed: ['local'], failures: [{ destination: 'frozen' }] });
       await Promise.all(held.map((lock) => lock.release()));
       held = [];
-      await expect(lockedEngine(allFrozen, 'backup')).rejects.toMatchObject({
-        code: 'stowage.destination.none_available',
-        message: expect.stringMatching(/no destination can be used: local: its lock cannot be taken: .*EROFS.*; frozen: /),
-      });
+      const raised: string[] = [];
+      vi.spyOn(allFrozen.alerts, 'raise').mockImplementation(async (build) => void raised.push(build(Alerts, { where: 'test', since: new Date() }).title));
+      const nothingLocked = await lockedEngine(allFrozen, 'backup');
+      const none = { code: 'stowage.destination.none_available', message: expect.stringMatching(/^no destination can be used: local: its lock cannot be taken: .*EROFS.*; frozen: /) };
+      expect(() => requireDestinations(nothingLocked)).toThrow(expect.objectContaining(none));
+      await expect(backup(nothingLocked, { type: 'full' })).rejects.toMatchObject(none);
+      expect(raised).toEqual([expect.stringMatching(/full backup failed/i)]);
     } finally {
       await engine.close();
       await allFrozen.close();
