@@ -19,7 +19,7 @@ import { makeWorkspace } from './test/harness.js';
  * An incremental is built only on a parent whose whole chain is restorable, and committed at a
  * destination only when that destination holds the whole chain. The matrix damages each kind of
  * stored file of the chain (the full's database image, the parent's delta, its page-hash list, its
- * file-set archive) by flipping a byte, truncating or deleting it, at every destination or at one.
+ * file-set archive and index) by flipping a byte, truncating or deleting it, at every destination or at one.
  */
 
 const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
@@ -64,6 +64,7 @@ const KINDS: Array<[string, () => Artifact]> = [
   ["the parent's delta", () => artifact(inc1, 'delta')],
   ["the parent's page-hash list", () => artifact(inc1, 'page-hashes')],
   ["the parent's file-set archive", () => artifact(inc1, 'files')],
+  ["the parent's file-set index", () => artifact(inc1, 'files-index')],
 ];
 const DAMAGES: Record<string, (path: string) => Promise<void>> = {
   flipped: async (path) => {
