@@ -7,6 +7,7 @@ import { parseDestinationUrl } from '@stowage/storage';
 import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat } from './schedule.js';
 import {
   acquireDestinationLock,
+  acquireDestinationLocks,
   acquireSourceLock,
   appendAudit,
   LockErrorCode,
@@ -22,8 +23,11 @@ import {
   status,
   sync,
   listBackups,
+  restorableFrom,
   loadConfig,
   openEngine,
+  withoutDestinations,
+  requireDestinations,
   restore,
   validate,
   verify,
@@ -57,10 +61,14 @@ export function configPath(globals: GlobalOptions): string {
 /**
  * Which locks an operation takes: `exclusive` (the source and every destination: backup, cleanup,
  * sync, a live restore) or `readers` (the destinations only, so cleanup cannot delete a chain
- * mid-read: test-mode restores, drills). Cron, the daemon and a person at the console then never
+ * mid-read: verify, test-mode restores, drills). A destination whose lock cannot be taken (read-only,
+ * full, unreachable) is left out of the run with a warning naming it. Cron, the daemon and a person at the console then never
  * run conflicting operations.
  */
 export type LockPolicy = { kind: 'exclusive' | 'readers'; operation: string; waitMs?: number };
+
+/** Lock operations that take a backup (`stowage backup`, `db_backup --type`, `guard`). */
+export const BACKUP_OPERATIONS: readonly string[] = ['backup', 'guard'];
 
 /** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
 export async function withEngine(
@@ -80,12 +88,12 @@ export async function withEngine(
       const request = { operation: locks.operation, command: `${program} ${process.argv.slice(2).join(' ')}` };
       const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
       if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
-      // In parallel: on a backend without conditional writes each lock waits for its write to settle.
-      const results = await Promise.allSettled(engine.destinations.map((destination) => acquireDestinationLock(destination, request, options)));
-      for (const result of results) if (result.status === 'fulfilled') held.push(result.value);
-      const refused = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-      if (refused) throw refused.reason;
+      const { locks: taken, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => acquireDestinationLock(destination, request, options));
+      held.push(...taken);
       for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
+      engine = withoutDestinations(engine, unavailable);
+      // A backup with no destination left fails by itself, so that the failure is logged and alerted.
+      if (!BACKUP_OPERATIONS.includes(locks.operation)) requireDestinations(engine);
     }
     return await fn(engine, out);
   } catch (error) {
@@ -113,8 +121,13 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
   return { ok: ExitCode.Ok, degraded: ExitCode.Degraded, failed: ExitCode.Failed }[result.outcome];
 }
 
+/**
+ * `stowage list`: committed backups, the destinations holding each, and which of those can restore
+ * it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
+ */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
-  const entries = (await listBackups(engine)).filter((e) => !options.type || e.manifest.type === options.type);
+  const catalog = await listBackups(engine);
+  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, restorable: restorableFrom(e, catalog) }));
   out.result({
     ok: true,
     backups: entries.map((e) => ({
@@ -124,13 +137,15 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
       size: e.manifest.source.size,
       reason: e.manifest.reason,
       destinations: e.destinations,
+      restorableFrom: e.restorable,
       files: e.manifest.artifacts.map((a) => a.key),
     })),
   });
   if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
   for (const e of entries) {
     const m = e.manifest;
-    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${e.destinations.join(',')}${m.reason ? `  "${m.reason}"` : ''}`);
+    const where = e.destinations.map((name) => (e.restorable.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
+    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`);
   }
   return ExitCode.Ok;
 }
@@ -138,7 +153,7 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
 export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
-  out.result({ ok: results.every((r) => r.ok), backups: results });
+  out.result({ ok: results.every((r) => r.ok), backups: results, skipped: engine.unavailable });
   for (const r of results) {
     out.say(`${r.backupId}: ${r.ok ? 'OK' : 'DAMAGED'} (${r.artifacts.length} artifact copies checked)`);
     for (const a of r.artifacts.filter((x) => !x.ok)) out.say(`  ${a.destination}: ${a.problem}`);
@@ -195,7 +210,7 @@ export function parseTime(text: string): Date {
 
 export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
   const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
-  out.result({ ok: result.failures.length === 0, ...result });
+  out.result({ ok: result.failures.length === 0, ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
   out.say(`${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`);
@@ -228,8 +243,8 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
 export async function runSync(engine: Engine, out: Output, options: { dryRun?: boolean; deep?: boolean }): Promise<ExitCode> {
   const result = await sync(engine, options);
   const failed = result.actions.filter((a) => a.outcome === 'failed');
-  out.result({ ok: failed.length === 0, ...result });
-  if (result.actions.length === 0) out.say('every destination holds a good copy of every backup');
+  out.result({ ok: failed.length === 0, ...result, skipped: engine.unavailable });
+  if (result.actions.length === 0) out.say(`every ${engine.unavailable.length ? 'reachable ' : ''}destination holds a good copy of every backup`);
   for (const a of result.actions) {
     const what = a.problem === 'missing' ? 'missing' : `damaged (${a.detail})`;
     const done = { planned: 'would copy it there', repaired: `copied from ${a.from}`, failed: `FAILED: ${a.message}` }[a.outcome];

@@ -4,7 +4,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquireSourceLock, backup, listBackups, openEngine, resolveConfig, type Engine } from '@stowage/core';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
-import { bufferBody } from '@stowage/storage';
+import { bufferBody, StorageErrorCode } from '@stowage/storage';
+import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireDaemonLock, Daemon, missedOnStart, nextRuns, recover, runJob, type Clock, type DaemonOptions, type NewestBackups } from './daemon.js';
 import { UsageError } from './exit-codes.js';
@@ -280,6 +281,20 @@ describe('jobs on an engine', () => {
     }
     await expect(runJob(engine, 'verify', { log: () => {} })).resolves.toMatch(/^ok: 1 backup\(s\) intact$/);
     await expect(runJob(engine, 'drill', { log: () => {} })).resolves.toMatch(/^of full_backup_\S+ from local ok, RTO /);
+  });
+
+  it('runs a backup job with one region read-only: the region is left out, the backup is degraded (quorum 1), not stopped', async () => {
+    const warnings: string[] = [];
+    const config = resolveConfig({ source: { database: 'db.sqlite3' }, quorum: 1, destinations: [{ name: 'local', url: 'backups' }, { name: 'frozen', url: 'frozen' }] }, join(dir, 'stowage.config.json'));
+    const readOnly = { put: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied }, delete: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied } };
+    const twoRegions = await openEngine(config, { retry: false, onWarning: (m) => warnings.push(m), wrappers: [(a, name) => (name === 'frozen' ? withChaos(a, readOnly) : a)] });
+    try {
+      await expect(runJob(twoRegions, 'full', { log: () => {} })).resolves.toMatch(/^full_backup_\S+ degraded$/);
+      expect(warnings).toContainEqual(expect.stringMatching(/^destination frozen is left out of this run: its lock cannot be taken: chaos: injected stowage.storage.permission_denied/));
+      await expect(runJob(twoRegions, 'verify', { log: () => {} })).resolves.toMatch(/^ok: \d+ backup\(s\) intact$/);
+    } finally {
+      await twoRegions.close();
+    }
   });
 
   it('recovers from a run killed mid-way: stale locks, staging and scratch leftovers, an uncommitted artifact', async () => {

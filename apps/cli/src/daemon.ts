@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Cron } from 'croner';
 import {
   acquireDestinationLock,
+  acquireDestinationLocks,
   acquireSourceLock,
   backup,
   cleanup,
@@ -21,6 +22,8 @@ import {
   LockError,
   LockErrorCode,
   openEngine,
+  withoutDestinations,
+  requireDestinations,
   TOOL_VERSION,
   verify,
   type Engine,
@@ -28,7 +31,7 @@ import {
   type Lock,
 } from '@stowage/core';
 import { systemErrorCode } from '@stowage/errors';
-import { configPath, waitMs, type GlobalOptions } from './commands.js';
+import { BACKUP_OPERATIONS, configPath, waitMs, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
 import { serveMetrics } from './metrics.js';
@@ -350,15 +353,16 @@ export interface JobRunOptions {
  */
 export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunOptions): Promise<string> {
   let held: Lock[];
+  let usable: Engine;
   try {
-    held = await takeLocks(engine, job, { ...options, log: (message) => options.log(`${TITLES[job]} ${message}`) });
+    ({ held, engine: usable } = await takeLocks(engine, job, { ...options, log: (message) => options.log(`${TITLES[job]} ${message}`) }));
   } catch (error) {
     if (options.signal?.aborted) return 'not started: the daemon is stopping';
     if (error instanceof LockError && error.code === LockErrorCode.Held) return `skipped after waiting ${formatAge(options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)}: ${error.message}`;
     throw error;
   }
   try {
-    return await OPERATIONS[job](engine);
+    return await OPERATIONS[job](usable);
   } finally {
     await releaseAll(held);
   }
@@ -373,14 +377,14 @@ export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunO
  */
 export async function recover(engine: Engine, options: JobRunOptions): Promise<void> {
   const log = (message: string) => options.log(`recovery: ${message}`);
-  const held = await takeLocks(engine, 'recovery', { ...options, log });
+  const { held, engine: usable } = await takeLocks(engine, 'recovery', { ...options, log });
   try {
-    const { stagingDir, config } = engine;
+    const { stagingDir, config } = usable;
     const staged = (await readdir(stagingDir).catch(() => [] as string[])).map((name) => join(stagingDir, name));
     const scratch = (await readdir(config.stateDir)).filter((name) => name.startsWith('drill-')).map((name) => join(config.stateDir, name));
     await Promise.all([...staged, ...scratch].map((path) => rm(path, { recursive: true, force: true })));
     const orphans: string[] = [];
-    for (const destination of engine.destinations) {
+    for (const destination of usable.destinations) {
       if (!held.some((lock) => lock.kind === 'destination' && lock.name === destination.name && lock.exclusive)) continue;
       const keys: string[] = [];
       const committed = new Set<string>();
@@ -401,23 +405,27 @@ export async function recover(engine: Engine, options: JobRunOptions): Promise<v
   }
 }
 
-async function takeLocks(engine: Engine, job: ScheduledJob | 'recovery', options: JobRunOptions): Promise<Lock[]> {
+/**
+ * Takes a job's locks; a destination whose lock cannot be taken (read-only, full, unreachable) is
+ * left out of the run (`engine` is the engine without it), so one region down stops no job.
+ */
+async function takeLocks(engine: Engine, job: ScheduledJob | 'recovery', options: JobRunOptions): Promise<{ held: Lock[]; engine: Engine }> {
   const { kind, operation } = LOCKS[job];
   const request = { operation, command: `stowage daemon (${job})` };
   const lockOptions = { onRenewFailed: (error: unknown) => options.log(`lost a lock: ${(error as Error).message}`) };
-  const takers = [
-    ...(kind === 'exclusive' ? [() => acquireSourceLock(engine.config.stateDir, request, lockOptions)] : []),
-    ...engine.destinations.map((destination) => () => acquireDestinationLock(destination, request, lockOptions)),
-  ];
   const held: Lock[] = [];
   try {
-    for (const take of takers) held.push(await patiently(take, options));
+    if (kind === 'exclusive') held.push(await patiently(() => acquireSourceLock(engine.config.stateDir, request, lockOptions), options));
+    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => patiently(() => acquireDestinationLock(destination, request, lockOptions), options));
+    held.push(...locks);
+    for (const lock of held) if (lock.broke) options.log(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
+    const usable = withoutDestinations(engine, unavailable);
+    if (!BACKUP_OPERATIONS.includes(operation)) requireDestinations(usable);
+    return { held, engine: usable };
   } catch (error) {
     await releaseAll(held);
     throw error;
   }
-  for (const lock of held) if (lock.broke) options.log(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
-  return held;
 }
 
 /** Takes a lock, trying again while another stowage holds it (logged once) for up to `lockWaitMs`. */

@@ -90,7 +90,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--destination <name>', 'only this destination')
     .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum')
     .action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean }, command: Command) =>
-      run(command, (engine, out) => runVerify(engine, out, { ...options, ...(backupRef === undefined ? {} : { backup: backupRef }) })),
+      run(command, (engine, out) => runVerify(engine, out, { ...options, ...(backupRef === undefined ? {} : { backup: backupRef }) }), { kind: 'readers', operation: 'verify' }),
     );
 
   program

@@ -24,7 +24,7 @@ export function dbBackupProgram(setExit: (code: number) => void): Command {
           if (options.cleanup) return runCleanup(engine, out, {});
           if (options.verify) return runVerify(engine, out, { backup: options.verify });
           return runValidate(engine, out, options.validateData!);
-        }, options.type || options.cleanup ? { kind: 'exclusive', operation: options.type ? 'backup' : 'cleanup', waitMs: waitMs(options.wait) } : undefined),
+        }, options.type || options.cleanup ? { kind: 'exclusive', operation: options.type ? 'backup' : 'cleanup', waitMs: waitMs(options.wait) } : options.verify ? { kind: 'readers', operation: 'verify', waitMs: waitMs(options.wait) } : undefined),
       );
     });
 }

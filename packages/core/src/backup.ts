@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
-import type { Destination, Engine } from './engine.js';
+import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
@@ -34,11 +34,7 @@ export interface BackupOptions {
   reason?: string;
 }
 
-export interface DestinationFailure {
-  destination: string;
-  code: string;
-  message: string;
-}
+export type { DestinationFailure };
 
 export interface BackupResult {
   /**
@@ -133,6 +129,7 @@ async function takeBackup(
   onId: (id: string) => void,
 ): Promise<BackupResult> {
   const { config } = engine;
+  requireDestinations(engine);
   await ensurePrivateDir(engine.stagingDir);
   const stem = join(engine.stagingDir, `backup-${randomBytes(6).toString('hex')}`);
   const stagedSnapshot = `${stem}.sqlite3`;
@@ -221,7 +218,14 @@ async function takeBackup(
       if (await nameTaken(engine.destinations, type, id)) continue;
       onId(id);
       const staged = stage(id);
-      const outcomes = await Promise.all(engine.destinations.map((d) => storeReplica(d, staged, onBytes)));
+      const outcomes = await Promise.all(
+        engine.destinations.map((d): Promise<ReplicaOutcome> | ReplicaOutcome => {
+          // An incremental is stored only where its whole chain is committed: it must be restorable from there alone.
+          const incomplete = plan.chainIncompleteAt.find((f) => f.destination === d.name);
+          if (incomplete) return { kind: 'failed', error: new CoreError(CoreErrorCode.ChainBroken, incomplete.message, { context: { destination: d.name } }) };
+          return storeReplica(d, staged, onBytes);
+        }),
+      );
       if (outcomes.some((o) => o.kind === 'name-taken')) {
         // Another backup claimed this name between our check and our upload: step aside.
         await Promise.all(
@@ -267,7 +271,7 @@ async function takeBackup(
         if (outcome.kind === 'stored') manifest.replicas[engine.destinations[i]!.name] = outcome.replica;
       }
       const committed: string[] = [];
-      const failures: DestinationFailure[] = [];
+      const failures: DestinationFailure[] = [...engine.unavailable];
       await Promise.all(
         engine.destinations.map(async (destination, i) => {
           const outcome = outcomes[i]!;
@@ -296,7 +300,7 @@ async function takeBackup(
       if (type !== 'hot') await cacheForNextBackup(engine, id, digest.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
-      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
+      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.config.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
@@ -405,10 +409,11 @@ type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken
 /** Names tried (`_1`, `_2`, …) before a destination that reports every name taken is given up on. */
 const MAX_NAME_ATTEMPTS = 100;
 
-/** How many destinations must commit a backup for it to succeed (`quorum`, default all). */
+/** How many destinations must commit a backup for it to succeed (`quorum`, default all configured). */
 function requiredReplicas(engine: Engine): number {
   const { quorum } = engine.config;
-  return quorum === 'all' ? engine.destinations.length : Math.min(quorum, engine.destinations.length);
+  const configured = engine.config.destinations.length;
+  return quorum === 'all' ? configured : Math.min(quorum, configured);
 }
 
 /** Stores and verifies every artifact at one destination; never throws. */

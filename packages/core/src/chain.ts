@@ -36,6 +36,21 @@ export async function resolveChain(engine: Engine, entry: CatalogEntry, destinat
 }
 
 /**
+ * The destinations from which `entry` can be restored alone: those holding the manifest of every
+ * link of its chain, judged from a catalog listing (`listBackups`) without further reads.
+ */
+export function restorableFrom(entry: CatalogEntry, catalog: readonly CatalogEntry[]): string[] {
+  const byId = new Map(catalog.map((e) => [e.manifest.id, e]));
+  let holders = entry.destinations;
+  for (let link: CatalogEntry | undefined = entry, steps = 0; link?.manifest.parent != null && steps < 10_000; steps++) {
+    link = byId.get(link.manifest.parent);
+    const linkHolders = link?.destinations ?? [];
+    holders = holders.filter((name) => linkHolders.includes(name));
+  }
+  return holders;
+}
+
+/**
  * Writes the database of the last backup of `chain` to `path`: the full image, then each delta in
  * order, every artifact checked against its SHA-256 while it is read (falling back to the next
  * destination on any error), and the result checked against the snapshot SHA-256.

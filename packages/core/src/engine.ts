@@ -38,10 +38,24 @@ export interface EngineOptions {
   onWarning?: (message: string) => void;
 }
 
+/** A destination that failed (or was left out of) an operation, and why. */
+export interface DestinationFailure {
+  destination: string;
+  /** A stable error code (`stowage.storage.no_space`, `stowage.storage.unavailable`, …). */
+  code: string;
+  message: string;
+}
+
 /** A config brought to life: destinations opened, folders known. Close it when done. */
 export interface Engine {
   readonly config: ResolvedConfig;
+  /** The destinations this run works on: every configured one, less `unavailable`. */
   readonly destinations: readonly Destination[];
+  /**
+   * Configured destinations left out of this run because their lock could not be taken (read-only,
+   * full, unreachable): a backup counts them as failed destinations, other operations skip them.
+   */
+  readonly unavailable: readonly DestinationFailure[];
   readonly logDir: string;
   readonly stagingDir: string;
   /** Compression and encryption of artifacts, with the keys loaded on first use. */
@@ -109,6 +123,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   return {
     config,
     destinations,
+    unavailable: [],
     logDir,
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config, (use, keys) =>
@@ -124,10 +139,33 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   };
 }
 
+/**
+ * The same engine without the destinations in `unavailable` (each warned about by name), for a run
+ * that could not lock them. Closing either closes every destination.
+ */
+export function withoutDestinations(engine: Engine, unavailable: readonly DestinationFailure[]): Engine {
+  if (unavailable.length === 0) return engine;
+  const names = new Set(unavailable.map((f) => f.destination));
+  for (const failure of unavailable) engine.warn(`destination ${failure.destination} is left out of this run: ${failure.message}`);
+  return { ...engine, destinations: engine.destinations.filter((d) => !names.has(d.name)), unavailable: [...engine.unavailable, ...unavailable] };
+}
+
+/** @throws CoreError `stowage.destination.none_available`, naming each destination and why, when the run has none left. */
+export function requireDestinations(engine: Engine): void {
+  if (engine.destinations.length > 0) return;
+  throw new CoreError(CoreErrorCode.NoDestinationAvailable, `no destination can be used: ${engine.unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`, {
+    context: { unavailable: engine.unavailable },
+  });
+}
+
 /** The destinations to use: all, or the one named (an unknown name is a usage error). */
 export function selectDestinations(engine: Engine, name: string | undefined): readonly Destination[] {
   if (name === undefined) return engine.destinations;
   const found = engine.destinations.filter((d) => d.name === name);
+  const unavailable = engine.unavailable.find((f) => f.destination === name);
+  if (unavailable) {
+    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `destination ${name} cannot be used now: ${unavailable.message}`, { context: { name, code: unavailable.code } });
+  }
   if (found.length === 0) {
     throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${name}'; configured: ${engine.destinations.map((d) => d.name).join(', ')}`, {
       context: { name },

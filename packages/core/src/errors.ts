@@ -16,6 +16,7 @@ export const CoreErrorCode = {
   NotABackup: 'stowage.backup.not_a_backup',
   EncryptionMismatch: 'stowage.backup.encryption_mismatch',
   ReplicationFailed: 'stowage.backup.replication_failed',
+  NoDestinationAvailable: 'stowage.destination.none_available',
   RestoreTargetMissing: 'stowage.restore.target_missing',
   RestoreTargetNotWritable: 'stowage.restore.target_not_writable',
   RestoreCheckFailed: 'stowage.restore.check_failed',

@@ -121,9 +121,9 @@ describe('page-delta incrementals', () => {
     await rm(join(ws.backups, 'incremental', `${inc1.manifest.id}.manifest.json`));
     await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.chain_broken', message: expect.stringContaining(inc1.manifest.id) });
     expect(await sha256File(ws.database)).toBe(live);
-    // The next incremental builds on what is still committed.
+    // The next incremental is never built on a chain that cannot be restored: a full is taken, saying why.
     const next = await backup(ws.engine, { type: 'incremental' });
-    expect(next.manifest.parent).toBe(inc2.manifest.id);
+    expect(next.manifest).toMatchObject({ type: 'full', parent: null, fullBecause: expect.stringContaining(inc1.manifest.id) });
   });
 
   it('keep their order when the clock goes backwards, and restore --at picks by time', async () => {

@@ -1,14 +1,16 @@
 export { appendAudit, AUDIT_FILE, verifyAudit, type AuditRecord, type AuditVerification } from './audit.js';
-export { backup, type BackupOptions, type BackupResult, type DestinationFailure } from './backup.js';
+export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
+export { restorableFrom } from './chain.js';
 export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
-export { defaultRegistry, openEngine, type Destination, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
+export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
 export { drill, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { formatAge, status, type Status } from './status.js';
 export {
   acquireDestinationLock,
+  acquireDestinationLocks,
   acquireSourceLock,
   breakLock,
   describeHolder,

@@ -4,8 +4,9 @@ import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/prom
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StowageError, systemErrorCode } from '@stowage/errors';
+import { isStowageError, StowageError, systemErrorCode } from '@stowage/errors';
 import { bufferBody, isAlreadyExists, isObjectNotFound, type StorageAdapter } from '@stowage/storage';
+import type { DestinationFailure } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ensurePrivateDir, tempSibling } from './private-fs.js';
 
@@ -236,6 +237,33 @@ export async function acquireDestinationLock(destination: { name: string; adapte
     },
   };
   return keepAlive(lock, leaseMs / 3, options.onRenewFailed);
+}
+
+/**
+ * Takes the lock of every destination at once with `acquire` (e.g. `acquireDestinationLock`). A
+ * destination whose lock cannot be taken because it is read-only, full or unreachable is returned
+ * in `unavailable` (the run goes on without it); a lock held by another stowage (or lost) fails the
+ * whole acquisition, releasing what was taken, since the operations would conflict.
+ */
+export async function acquireDestinationLocks<D extends { name: string }>(
+  destinations: readonly D[],
+  acquire: (destination: D) => Promise<Lock>,
+): Promise<{ locks: Lock[]; unavailable: DestinationFailure[] }> {
+  // In parallel: on a backend without conditional writes each lock waits for its write to settle.
+  const results = await Promise.allSettled(destinations.map(acquire));
+  const locks = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const conflict = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof LockError);
+  if (conflict) {
+    await Promise.all(locks.map((lock) => lock.release().catch(() => undefined)));
+    throw conflict.reason;
+  }
+  const unavailable = results.flatMap((r, i) => {
+    if (r.status === 'fulfilled') return [];
+    const error = r.reason as Error;
+    const code = isStowageError(error) ? error.code : 'stowage.storage.unavailable';
+    return [{ destination: destinations[i]!.name, code, message: `its lock cannot be taken: ${error.message}` }];
+  });
+  return { locks, unavailable };
 }
 
 /** The locks currently present: the source's, then each destination's (for `stowage status` and `unlock`). */

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { byRecency, listBackups, type CatalogEntry } from './catalog.js';
 import { fetchArtifactBytes, resolveChain } from './chain.js';
 import { applyPageHashDelta } from './page-hashes.js';
-import type { Engine } from './engine.js';
+import type { Destination, DestinationFailure, Engine } from './engine.js';
+import { CoreErrorCode } from './errors.js';
+import { confirmStored } from './replica.js';
+import { copyReplica } from './sync.js';
 import { artifactOf, type Artifact, type BackupType, type Manifest } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
 import { sha256Hex } from '@stowage/storage';
@@ -17,29 +20,42 @@ export interface BackupPlan {
   parent?: { entry: CatalogEntry; pageHashes: Buffer };
   /** Set when an incremental was asked for but a full is taken. */
   fullBecause?: string;
+  /**
+   * Destinations where the parent's chain is incomplete and could not be completed: the
+   * incremental is not stored there (it would not be restorable from there alone).
+   */
+  chainIncompleteAt: DestinationFailure[];
   /** Every committed backup seen while planning, oldest first (for size-anomaly bands). */
   history: Manifest[];
 }
 
 /**
  * Decides what to take. An incremental's parent is the newest committed full or incremental; with
- * none, a chain at `maxChainLength`, or the parent's page hashes unreadable, a full is taken instead
- * and the plan says why. Everything comes from the destinations; the local cache only saves a download.
+ * none, a chain at `maxChainLength`, or a parent that `assessParent` finds unusable, a full is
+ * taken instead and the plan says why. A destination missing links of a usable chain receives them
+ * first from one that has them (as `sync` copies). Everything comes from the destinations; the
+ * local cache only saves a download.
  */
 export async function planBackup(engine: Engine, requested: BackupType): Promise<BackupPlan> {
   const all = await listBackups(engine);
   const seq = all.reduce((max, e) => Math.max(max, e.manifest.seq + 1), 0);
   const history = all.map((e) => e.manifest);
-  if (requested !== 'incremental') return { type: requested, seq, chainLength: 0, history };
-  const plan: BackupPlan = { type: 'full', seq, chainLength: 0, history };
+  const plan: BackupPlan = { type: requested, seq, chainLength: 0, chainIncompleteAt: [], history };
+  if (requested !== 'incremental') return plan;
   const tip = all.filter((e) => e.manifest.type !== 'hot').sort(byRecency).at(-1);
   if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
     return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
   }
+  const parent = await assessParent(engine, tip);
+  if (!parent.usable) return downgradeToFull(plan, parent.why, engine);
   const pageHashes = await loadPageHashes(engine, tip);
   if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
-  return { type: 'incremental', seq, chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes }, history };
+  const chainIncompleteAt = await completeChainEverywhere(engine, parent.links);
+  if (chainIncompleteAt.length === engine.destinations.length) {
+    return downgradeToFull(plan, `the chain of ${tip.manifest.id} is complete at no destination (${chainIncompleteAt.map((f) => `${f.destination}: ${f.message}`).join('; ')})`, engine);
+  }
+  return { ...plan, type: 'incremental', chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes }, chainIncompleteAt };
 }
 
 /** Turns the plan into a full backup, saying why. */
@@ -48,8 +64,100 @@ export function downgradeToFull(plan: BackupPlan, why: string, engine: Engine): 
   plan.type = 'full';
   plan.chainLength = 0;
   delete plan.parent;
+  plan.chainIncompleteAt = [];
   plan.fullBecause = why;
   return plan;
+}
+
+/** One link of a parent's chain and, per destination, whether it is intact there. */
+export interface ChainLink {
+  entry: CatalogEntry;
+  /** Destinations holding the link's manifest and every artifact intact. */
+  intactAt: Destination[];
+  /** Why the link is missing or damaged, by destination name. */
+  problems: Map<string, string>;
+}
+
+/**
+ * The one place that decides whether `tip` may be the parent of an incremental: its whole chain,
+ * full first, must be restorable — every link's manifest readable and every artifact (database
+ * image or delta, page-hash list, file-set archive and index) intact at some destination, checked
+ * at each destination by size and the checksum the destination reports (`stat`, no download),
+ * or where it reports none by reading back artifacts up to `READ_BACK_LIMIT` and by size above.
+ * Returns why not, or each link with the destinations it is intact at.
+ */
+export async function assessParent(engine: Engine, tip: CatalogEntry): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
+  let chain: CatalogEntry[];
+  try {
+    chain = await resolveChain(engine, tip, engine.destinations);
+  } catch (error) {
+    return { usable: false, why: `the chain of ${tip.manifest.id} cannot be read: ${(error as Error).message}` };
+  }
+  const links = await Promise.all(
+    chain.map(async (entry): Promise<ChainLink> => {
+      const found = await Promise.all(
+        engine.destinations.map((destination) =>
+          entry.destinations.includes(destination.name) ? firstDamage(destination, entry.manifest.artifacts) : `${entry.manifest.id} is not committed there`,
+        ),
+      );
+      const problems = new Map(engine.destinations.flatMap((d, i) => (found[i] === undefined ? [] : [[d.name, found[i]] as const])));
+      return { entry, intactAt: engine.destinations.filter((d) => !problems.has(d.name)), problems };
+    }),
+  );
+  const lost = links.find((link) => link.intactAt.length === 0);
+  if (lost) {
+    const where = [...lost.problems].map(([destination, problem]) => `${destination}: ${problem}`).join('; ');
+    return { usable: false, why: `${lost.entry.manifest.id} in the chain of ${tip.manifest.id} has no intact copy at any destination (${where})` };
+  }
+  return { usable: true, links };
+}
+
+/** Artifacts up to this size are read back where the destination reports no checksum; larger ones are checked by size. */
+export const READ_BACK_LIMIT = 16 << 20;
+
+/** The first artifact missing or damaged at `destination`, described; undefined when all are intact. */
+async function firstDamage(destination: Destination, artifacts: readonly Artifact[]): Promise<string | undefined> {
+  const reported = destination.adapter.capabilities.serverChecksums;
+  for (const artifact of artifacts) {
+    try {
+      if (reported.includes('sha256') || (artifact.crc64ecma && reported.includes('crc64ecma')) || artifact.size <= READ_BACK_LIMIT) {
+        await confirmStored(destination, artifact, { deep: false });
+        continue;
+      }
+      const info = await destination.adapter.stat(artifact.key);
+      if (!info) return `${artifact.key} is missing`;
+      if (info.size !== artifact.size) return `${artifact.key} has ${info.size} bytes, ${artifact.size} expected`;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Copies the links each destination lacks (or holds damaged) from one where they are intact,
+ * oldest first, as `sync` does, so the incremental can be committed everywhere. Returns the
+ * destinations where that failed: the incremental is not stored there.
+ */
+async function completeChainEverywhere(engine: Engine, links: readonly ChainLink[]): Promise<DestinationFailure[]> {
+  const incomplete: DestinationFailure[] = [];
+  await Promise.all(
+    engine.destinations.map(async (destination) => {
+      for (const link of links) {
+        const problem = link.problems.get(destination.name);
+        if (problem === undefined) continue;
+        try {
+          const from = await copyReplica(engine, link.entry, link.intactAt, destination);
+          engine.warn(`copied ${link.entry.manifest.id} to ${destination.name} from ${from} (${problem}) to complete the chain there`);
+        } catch (error) {
+          const message = `the chain is incomplete there: ${problem}; copying ${link.entry.manifest.id} there failed: ${(error as Error).message}`;
+          incomplete.push({ destination: destination.name, code: CoreErrorCode.ChainBroken, message });
+          return;
+        }
+      }
+    }),
+  );
+  return incomplete;
 }
 
 const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');

@@ -86,8 +86,11 @@ async function firstProblem(destination: Destination, manifest: Manifest, deep: 
   return undefined;
 }
 
-/** Copies every artifact of `entry` from a healthy destination to `target`, verifies it there, then writes the manifest. */
-async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination): Promise<string> {
+/**
+ * Copies every artifact of `entry` from a healthy destination to `target`, verifies it there, then
+ * writes the manifest. Returns the destination(s) the bytes came from.
+ */
+export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination): Promise<string> {
   await ensurePrivateDir(engine.stagingDir);
   const sources = new Set<string>();
   for (const artifact of entry.manifest.artifacts) {

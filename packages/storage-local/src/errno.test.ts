@@ -1,4 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -61,6 +63,16 @@ describe('LocalStorage maps file-system errors', () => {
     failures.set('write', 'ENOSPC');
     await expect(storage.put('big', bufferBody('payload'))).rejects.toMatchObject({ code: StorageErrorCode.NoSpace });
     expect(await readdir(dir)).toEqual(['existing']);
+  });
+
+  it('says a full disk with the numbers, also for a body streamed from a file (not "operation aborted")', async () => {
+    const source = join(dir, 'staged');
+    await writeFile(source, Buffer.alloc(300_000, 1));
+    const body = { size: 300_000, sha256: createHash('sha256').update(Buffer.alloc(300_000, 1)).digest('hex'), open: () => createReadStream(source, { highWaterMark: 4096 }) };
+    failures.set('write', 'ENOSPC');
+    const error = await storage.put('big', body).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: StorageErrorCode.NoSpace, context: { errno: 'ENOSPC', key: 'big', needed: 300_000, free: expect.any(Number) } });
+    expect((error as Error).message).toMatch(new RegExp(`^disk full at ${dir}: needed 300000 bytes for 'big', free \\d+ bytes$`));
   });
 
   it('maps errors of listing, deleting and creating folders too', async () => {

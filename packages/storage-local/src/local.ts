@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, opendir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, mkdir, open, opendir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ import {
   assertValidPrefix,
   destroyOnAbort,
   digestStream,
+  isNoSpace,
   objectNotFound,
   throwIfAborted,
   type Capabilities,
@@ -107,8 +108,20 @@ export class LocalStorage implements StorageAdapter {
       return info;
     } catch (error) {
       await rm(temp, { force: true }).catch(() => undefined); // best effort; the first error is the one to report
-      throw this.#storageError(error, 'put', key);
+      const mapped = this.#storageError(error, 'put', key);
+      throw isNoSpace(mapped) ? await this.#diskFull(mapped, key, body.size, folder) : mapped;
     }
+  }
+
+  /** A full disk, said with the numbers: what the object needed and what the file system has free. */
+  async #diskFull(error: StorageError, key: string, needed: number, folder: string): Promise<StorageError> {
+    const free = await statfs(folder)
+      .catch(() => statfs(this.root))
+      .then((fs) => fs.bavail * fs.bsize, () => undefined);
+    return new StorageError(StorageErrorCode.NoSpace, `disk full at ${this.root}: needed ${needed} bytes for '${key}', free ${free ?? 'unknown'} bytes`, {
+      context: { ...error.context, needed, free },
+      cause: error.cause,
+    });
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
@@ -181,7 +194,10 @@ export class LocalStorage implements StorageAdapter {
     try {
       await file.chmod(FILE_MODE);
       const meter = new DigestStream();
-      await pipeline(body.open(), meter, (chunks: AsyncIterable<Buffer>) => writeAll(file, chunks), { signal });
+      // When writing fails (ENOSPC), pipeline() reports the source's abort instead: keep the write's error.
+      let writeError: unknown;
+      const write = (chunks: AsyncIterable<Buffer>) => writeAll(file, chunks).catch((error: unknown) => Promise.reject((writeError = error)));
+      await pipeline(body.open(), meter, write, { signal }).catch((error: unknown) => Promise.reject(writeError ?? error));
       const sha256 = meter.digest();
       assertBodyMatches(key, body, { size: meter.size, sha256 });
       if (this.#fsync) await file.sync();
