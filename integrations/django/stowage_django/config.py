@@ -89,9 +89,14 @@ def effective_config(settings) -> EffectiveConfig:
         base_dir = os.path.abspath(os.fspath(app.get('base_dir') or getattr(settings, 'BASE_DIR', None) or os.path.dirname(database)))
     if not os.path.isdir(base_dir):
         raise SettingsError(f"the base folder {base_dir} (STOWAGE['base_dir'], else BASE_DIR) does not exist")
-    options = json.loads(json.dumps(options, default=_json_path))
+    try:
+        options = json.loads(json.dumps(options, default=_json_path))
+    except TypeError as error:
+        raise SettingsError(str(error)) from error
 
     source = options.pop('source', None) or {}
+    if not isinstance(source, dict):
+        raise SettingsError("STOWAGE['source'] must be a dict such as {'busyTimeoutMs': 10000}")
     declared = source.pop('database', None)
     if declared is not None and os.path.abspath(os.path.join(base_dir, declared)) != database:
         raise SettingsError(f"the Stowage config names the database {declared}, but DATABASES['default'] is {database}: remove source.database, Django's setting is used")
@@ -115,22 +120,29 @@ def write_config(effective: EffectiveConfig) -> str:
     """Writes the config (mode 600, atomically, only when it changed); returns its path."""
     text = json.dumps(effective.config, indent=2, sort_keys=True) + '\n'
     try:
-        with open(effective.path, encoding='utf-8') as existing:
-            if existing.read() == text:
-                return effective.path
-    except FileNotFoundError:
-        pass
-    fd, temp = tempfile.mkstemp(prefix=CONFIG_FILE_NAME + '.', dir=effective.base_dir)  # mkstemp creates it 600
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, effective.path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+        if _read_text(effective.path) == text:
+            return effective.path
+        fd, temp = tempfile.mkstemp(prefix=CONFIG_FILE_NAME + '.', dir=effective.base_dir)  # mkstemp creates it 600
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, effective.path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError as error:
+        raise SettingsError(f"cannot write the Stowage config {effective.path}: {error.strerror}; the base folder (STOWAGE['base_dir'], else BASE_DIR) must be writable") from error
     return effective.path
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding='utf-8') as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
 
 
 def _read_config_file(path: str) -> Dict[str, Any]:
@@ -190,5 +202,5 @@ def _email_channel(settings, env: Dict[str, str]) -> Optional[Dict[str, Any]]:
         channel.update(user=user, passwordEnv=PASSWORD_ENV)
         env[PASSWORD_ENV] = password
     if getattr(settings, 'EMAIL_TIMEOUT', None):
-        channel['timeoutMs'] = int(settings.EMAIL_TIMEOUT * 1000)
+        channel['timeoutMs'] = max(100, min(300_000, int(settings.EMAIL_TIMEOUT * 1000)))  # the CLI's bounds
     return channel

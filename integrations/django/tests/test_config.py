@@ -72,6 +72,11 @@ class TranslationTest(unittest.TestCase):
             write_config(effective_config(settings))
         self.assertEqual(json.loads(Path(path).read_text())['retention'], {'full': '60d'})
         self.assertEqual(sorted(os.listdir(self.base)), ['.stowage-django.json', 'media'])  # no temporary file left
+        os.unlink(path)
+        os.mkdir(path)
+        with self.assertRaisesRegex(SettingsError, 'cannot write the Stowage config .*: Is a directory'):
+            write_config(effective)
+        self.assertEqual(sorted(os.listdir(self.base)), ['.stowage-django.json', 'media'])
 
     def test_defaults_without_a_stowage_dict(self):
         with override_settings(ADMINS=[], MEDIA_ROOT=''):
@@ -102,6 +107,8 @@ class TranslationTest(unittest.TestCase):
             ({'STOWAGE': {'source': {'database': 'other.sqlite3'}}}, "names the database other.sqlite3, but DATABASES"),
             ({'STOWAGE': {'config_file': 'x.json', 'retention': {}}}, 'move retention there'),
             ({'STOWAGE': ['not', 'a', 'dict']}, 'STOWAGE must be a dict'),
+            ({'STOWAGE': {'source': 'db.sqlite3'}}, r"STOWAGE\['source'\] must be a dict"),
+            ({'STOWAGE': {'retention': {'full': object()}}}, 'STOWAGE holds a object, which has no JSON form'),
         ]
         for overrides, message in cases:
             with self.subTest(message), override_settings(**overrides), self.assertRaisesRegex(SettingsError, message):
