@@ -73,7 +73,7 @@ def cli_version(command: Sequence[str]) -> Tuple[int, int, int]:
 
 def supports(command: Sequence[str], subcommand: str, option: str) -> bool:
     """Whether `stowage SUBCOMMAND --help` lists OPTION (for options newer CLIs add)."""
-    return re.search(rf'(^|[\s,]){re.escape(option)}\b', _probe(command, subcommand, '--help')) is not None
+    return re.search(rf'(^|[\s,]){re.escape(option)}(?![\w-])', _probe(command, subcommand, '--help')) is not None
 
 
 def parse_output(text: str) -> Optional[Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], List[str]]]:
@@ -117,16 +117,17 @@ def run(settings, args: Sequence[str], *, stdout, stderr, positional: Sequence[s
     except OSError as error:
         raise CliUnavailable(f"cannot run the Stowage CLI {command[0]}: {error.strerror}: {INSTALL_HINT}", 'stowage.E002') from error
     collected: List[str] = []
-    reader = threading.Thread(target=lambda: collected.append(child.stdout.read()), daemon=True)
-    reader.start()
-    try:
-        for line in child.stderr:
-            (stderr if _WARNING_OR_ERROR.match(line) else stdout).write(line.rstrip('\n'))
-        reader.join()
-        exit_code = child.wait()
-    except KeyboardInterrupt:
-        child.wait()  # the terminal's Ctrl-C reached the CLI too: let it stop cleanly
-        raise
+    with child:
+        reader = threading.Thread(target=lambda: collected.append(child.stdout.read()), daemon=True)
+        reader.start()
+        try:
+            for line in child.stderr:
+                (stderr if _WARNING_OR_ERROR.match(line) else stdout).write(line.rstrip('\n'))
+            reader.join()
+        except KeyboardInterrupt:
+            child.wait()  # the terminal's Ctrl-C reached the CLI too: let it stop cleanly
+            raise
+    exit_code = child.returncode
     parsed = parse_output(''.join(collected))
     if parsed is None:
         cli_version(command)  # an old or foreign program says so here

@@ -9,19 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from django.conf import settings
+from django.test import override_settings
 
-settings.configure()
-warnings.filterwarnings('ignore', 'Overriding setting DATABASES')  # the translation reads DATABASES, nothing connects
-
-from django.test import override_settings  # noqa: E402
-
-from stowage_django.cli import parse_output  # noqa: E402
-from stowage_django.config import PASSWORD_ENV, SettingsError, effective_config, write_config  # noqa: E402
-from stowage_django.migrate import describe_plan  # noqa: E402
+from stowage_django.cli import parse_output
+from stowage_django.config import PASSWORD_ENV, SettingsError, effective_config, write_config
+from stowage_django.migrate import describe_plan
 
 
-class TranslationTest(unittest.TestCase):
+class SettingsCase(unittest.TestCase):
+    """A project folder with a media folder, and settings naming its database, mail and admins."""
+
     def setUp(self):
+        warnings.filterwarnings('ignore', 'Overriding setting DATABASES')  # the translation reads DATABASES, nothing connects
         self.dir = tempfile.TemporaryDirectory()
         self.base = Path(self.dir.name)
         (self.base / 'media').mkdir()
@@ -44,6 +43,8 @@ class TranslationTest(unittest.TestCase):
         self.settings.disable()
         self.dir.cleanup()
 
+
+class TranslationTest(SettingsCase):
     def test_database_media_and_email_from_django_the_rest_from_stowage(self):
         with override_settings(STOWAGE={'destinations': [{'name': 'nas', 'url': self.base / 'nas'}], 'retention': {'hot': '1d'}, 'hot_backup_before_migrate': True}):
             effective = effective_config(settings)
