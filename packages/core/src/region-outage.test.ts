@@ -108,23 +108,27 @@ describe('one region down does not stop backups', () => {
     }
   });
 
-  it('an unreachable S3 endpoint (connection refused) is left out the same way', async () => {
+  it('unreachable S3 and OSS endpoints (connection refused) are left out the same way', async () => {
     process.env.STOWAGE_TEST_DOWN_KEY = 'key';
     process.env.STOWAGE_TEST_DOWN_SECRET = 'secret';
-    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const keys = { accessKeyIdEnv: 'STOWAGE_TEST_DOWN_KEY' };
     ws = await makeWorkspace({
       config: {
         quorum: 1,
         destinations: [
           { name: 'local', url: 'backups' },
-          { name: 's3-down', url: 's3://bucket/stowage', options: { endpoint, forcePathStyle: true, region: 'us-east-1', maxAttempts: 1, accessKeyIdEnv: 'STOWAGE_TEST_DOWN_KEY', secretAccessKeyEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
+          { name: 's3-down', url: 's3://bucket/stowage', options: { ...keys, endpoint: `http://127.0.0.1:${await closedPort()}`, forcePathStyle: true, region: 'us-east-1', maxAttempts: 1, secretAccessKeyEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
+          { name: 'oss-down', url: 'oss://bucket/stowage', options: { ...keys, endpoint: `http://127.0.0.1:${await closedPort()}`, secure: false, region: 'cn-hangzhou', accessKeySecretEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
         ],
       },
     });
     const run = await lockedEngine(ws.engine, 'backup');
     const result = await backup(run, { type: 'full' });
     expect(result).toMatchObject({ outcome: 'degraded', committed: ['local'] });
-    expect(result.failures).toEqual([{ destination: 's3-down', code: StorageErrorCode.Transient, message: expect.stringMatching(/its lock cannot be taken: .*ECONNREFUSED/) }]);
-    expect(ws.warnings).toContainEqual(expect.stringMatching(/destination s3-down is left out of this run/));
+    expect(result.failures).toEqual([
+      { destination: 's3-down', code: StorageErrorCode.Transient, message: expect.stringMatching(/its lock cannot be taken: .*ECONNREFUSED/) },
+      { destination: 'oss-down', code: StorageErrorCode.Transient, message: expect.stringMatching(/its lock cannot be taken: .*ECONNREFUSED/) },
+    ]);
+    expect(ws.warnings).toContainEqual(expect.stringMatching(/destination oss-down is left out of this run/));
   });
 });
