@@ -19,7 +19,7 @@ import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDiges
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
-import { commitManifest, confirmStored, stagedBody, type StagedArtifact } from './replica.js';
+import { commitManifest, confirmedReplica, confirmStored, stagedBody, type StagedArtifact, type VerifiedBy } from './replica.js';
 import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -420,14 +420,12 @@ function requiredReplicas(engine: Engine): number {
 async function storeReplica(destination: Destination, staged: StagedArtifact[], onBytes: (n: number) => void): Promise<ReplicaOutcome> {
   try {
     const ifNoneMatch = destination.adapter.capabilities.conditionalPut;
-    const methods = [];
+    const methods = new Map<string, VerifiedBy>();
     for (const item of staged) {
       const stored = await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
-      methods.push(await confirmStored(destination, item.artifact, { deep: false, stored }));
+      methods.set(item.artifact.key, await confirmStored(destination, item.artifact, { deep: false, stored }));
     }
-    const now = new Date().toISOString();
-    const verifiedBy = methods.includes('sha256-readback') ? 'sha256-readback' : methods.includes('server-crc64ecma') ? 'server-crc64ecma' : 'server-sha256';
-    return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy } };
+    return { kind: 'stored', replica: confirmedReplica(methods, new Date()) };
   } catch (error) {
     if (isAlreadyExists(error)) return { kind: 'name-taken' };
     await destination.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined);

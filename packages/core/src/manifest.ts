@@ -26,10 +26,19 @@ export const artifactSchema = z.object({
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
+const verifyMethod = z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']);
+
 export const replicaSchema = z.object({
   committedAt: z.iso.datetime(),
-  /** How the stored bytes were confirmed before the manifest was written. */
-  verifiedBy: z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']),
+  /**
+   * How the stored bytes were confirmed before the manifest was written — the check that ran:
+   * `sha256-readback` (downloaded and hashed), `server-sha256` / `server-crc64ecma` (the checksum
+   * the destination computed over the bytes it stores; the local adapter re-reads the file after
+   * fsync). When artifacts were confirmed differently, this is the database artifact's method and
+   * `verifiedByArtifact` names each.
+   */
+  verifiedBy: verifyMethod,
+  verifiedByArtifact: z.record(z.string(), verifyMethod).optional(),
   verifiedAt: z.iso.datetime(),
 });
 export type Replica = z.infer<typeof replicaSchema>;
