@@ -95,11 +95,24 @@ export const manifestSchema = z.object({
   anomalies: z
     .array(z.object({ metric: z.string(), value: z.number(), median: z.number(), band: z.object({ low: z.number(), high: z.number() }), severity: z.enum(['critical', 'warning']), reason: z.string() }))
     .optional(),
-  /** How artifacts are encoded: compression and encryption (cipher, mode, key fingerprints — never a key). */
+  /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */
   encoding: z.object({
     compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),
     encryption: z
-      .object({ cipher: z.literal('AES-256'), format: z.string(), mode: z.enum(['passphrase', 'public-key']), fingerprints: z.array(z.string()) })
+      .object({
+        cipher: z.literal('AES-256'),
+        format: z.string(),
+        mode: z.enum(['passphrase', 'public-key']),
+        /** Public-key mode: the recipients' primary key fingerprints. */
+        fingerprints: z.array(z.string()),
+        /**
+         * Passphrase mode: a salted scrypt check of the passphrase, truncated so that it reveals
+         * nothing useful (see @stowage/crypto verifier.ts). Absent in manifests of older versions.
+         */
+        passphraseVerifier: z
+          .object({ kdf: z.literal('scrypt'), logN: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string(), check: z.string() })
+          .optional(),
+      })
       .nullable(),
   }),
   artifacts: z.array(artifactSchema).min(1),

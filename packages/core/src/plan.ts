@@ -7,6 +7,7 @@ import type { Destination, DestinationFailure, Engine } from './engine.js';
 import { CoreErrorCode } from './errors.js';
 import { confirmStored } from './replica.js';
 import { copyReplica } from './sync.js';
+import { chainIn, chainKeyProblem } from './key-match.js';
 import { artifactOf, type Artifact, type BackupType, type Manifest } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
 import { sha256Hex } from '@stowage/storage';
@@ -47,6 +48,8 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
     return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
   }
+  const keyMismatch = await chainKeyProblem(engine, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
+  if (keyMismatch) return downgradeToFull(plan, keyMismatch, engine);
   const parent = await assessParent(engine, tip);
   if (!parent.usable) return downgradeToFull(plan, parent.why, engine);
   const pageHashes = await loadPageHashes(engine, tip);
