@@ -10,7 +10,7 @@ import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { changedPages, writeDelta } from './delta.js';
-import { AUDIT_FILE } from './audit.js';
+import { AUDIT_FILE, auditCopyKey, auditHead } from './audit.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
@@ -98,7 +98,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
 async function copyAuditLog(engine: Engine, committed: readonly string[]): Promise<void> {
   const log = await readFile(join(engine.logDir, AUDIT_FILE)).catch(() => undefined);
   if (!log) return;
-  const key = `audit/${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}.audit.jsonl`;
+  const key = auditCopyKey();
   await Promise.all(
     engine.destinations
       .filter((d) => committed.includes(d.name))
@@ -233,6 +233,7 @@ async function takeBackup(
         );
         continue;
       }
+      const auditAnchor = await auditHead(engine.logDir);
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
         version: MANIFEST_VERSION,
@@ -246,6 +247,7 @@ async function takeBackup(
         ...(options.reason === undefined ? {} : { reason: options.reason }),
         tool: { name: 'stowage', version: TOOL_VERSION },
         host: hostname(),
+        ...(auditAnchor ? { audit: auditAnchor } : {}),
         source: {
           path: config.source.database,
           pageSize: snapshot.pageSize,

@@ -1,4 +1,4 @@
-export { appendAudit, AUDIT_FILE, verifyAudit, type AuditRecord, type AuditVerification } from './audit.js';
+export { appendAudit, AUDIT_FILE, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
 export { restorableFrom } from './chain.js';

@@ -61,6 +61,8 @@ export const manifestSchema = z.object({
   reason: z.string().optional(),
   tool: z.object({ name: z.literal('stowage'), version: z.string() }),
   host: z.string(),
+  /** The head of `host`'s audit log when this backup was committed; absent in older manifests. */
+  audit: z.object({ seq: z.number().int().positive(), hash: sha256 }).optional(),
   source: z.object({
     path: z.string(),
     pageSize: z.number().int().positive(),
