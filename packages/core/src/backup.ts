@@ -177,7 +177,7 @@ async function takeBackup(
     stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: hashArtifact.length, sha256: sha256Hex(hashArtifact) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
     encoded.push(...(await encodeStaged(engine, stagedFiles)));
-    const encoding = await engine.codec.describe();
+    const encoding = await engine.codec.describe(plan.history);
     const database = encoded.find((file) => file.role === 'database' || file.role === 'delta')!;
     const anomalies = await sizeAnomalies(plan.history, {
       type,

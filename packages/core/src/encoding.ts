@@ -47,13 +47,19 @@ export class Codec {
 
   /**
    * What the manifest says about encoding: algorithms and which key — recipients' fingerprints, or
-   * a passphrase verifier (one already matched in this run is reused, so a chain shares one salt
-   * and is checked with one scrypt) — never a secret.
+   * a passphrase verifier — never a secret. The newest verifier among `recent` manifests is reused
+   * when it matches, so every backup made with one passphrase carries the same verifier and a
+   * catalog is checked with one scrypt per passphrase.
    */
-  async describe(): Promise<Manifest['encoding']> {
+  async describe(recent: readonly Manifest[] = []): Promise<Manifest['encoding']> {
     const { compression, encryption } = this.config;
     const keys = encryption ? await this.encryptionKeys() : undefined;
-    const verifier = keys?.mode === 'passphrase' ? (this.#matchedVerifier ?? (await (await crypto()).createPassphraseVerifier(keys))) : undefined;
+    let verifier: PassphraseVerifier | undefined;
+    if (keys?.mode === 'passphrase') {
+      const previous = recent.findLast((m) => m.encoding.encryption?.passphraseVerifier)?.encoding.encryption?.passphraseVerifier;
+      if (previous && !this.#matchedVerifier) await this.passphraseMatches(previous).catch(() => false);
+      verifier = this.#matchedVerifier ?? (await (await crypto()).createPassphraseVerifier(keys));
+    }
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
       encryption: keys

@@ -69,7 +69,9 @@ async function probeOnce(engine: Engine, entry: CatalogEntry): Promise<string | 
 
 async function recipientProblem(engine: Engine, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
   if (side === 'encrypt') {
-    const { fingerprints } = await engine.codec.encryptionKeys();
+    const keys = await engine.codec.encryptionKeys().catch((error: Error) => error);
+    if (keys instanceof Error) return `the recipients of ${id} cannot be compared: ${keys.message}`;
+    const { fingerprints } = keys;
     const same = recorded.length === fingerprints.length && recorded.every((f) => fingerprints.includes(f));
     return same ? undefined : `${id} is encrypted to ${recorded.join(', ')}, and this config encrypts to ${fingerprints.join(', ')}`;
   }
@@ -95,11 +97,8 @@ export function chainIn(catalog: ReadonlyMap<string, CatalogEntry>, entry: Catal
  * key did not encrypt — a restore would need two keys at once. Undefined when every link matches.
  */
 export async function chainKeyProblem(engine: Engine, chain: readonly CatalogEntry[]): Promise<string | undefined> {
-  for (const link of chain) {
-    const problem = await keyProblem(engine, link, 'encrypt');
-    if (problem) return `the current key cannot decrypt the chain of ${chain.at(-1)!.manifest.id}: ${problem}`;
-  }
-  return undefined;
+  const problem = (await Promise.all(chain.map((link) => keyProblem(engine, link, 'encrypt')))).find((p) => p !== undefined);
+  return problem && `the current key cannot decrypt the chain of ${chain.at(-1)!.manifest.id}: ${problem}`;
 }
 
 /**

@@ -61,6 +61,8 @@ describe('key changes never leave a chain that cannot be restored', () => {
     // Same passphrase: an incremental, sharing the chain's verifier (one scrypt checks the chain).
     const inc = await incrementalAfterActivity(await fresh(), 1);
     expect(inc).toMatchObject({ type: 'incremental', parent: full.id, encoding: { encryption: { passphraseVerifier: verifier } } });
+    const hot = (await backup(await fresh(), { type: 'hot' })).manifest;
+    expect(hot.encoding.encryption?.passphraseVerifier).toEqual(verifier); // one verifier per passphrase, not per backup
 
     await setPassphrase(newPassphrase);
     ws.warnings.length = 0;
@@ -79,6 +81,7 @@ describe('key changes never leave a chain that cannot be restored', () => {
     const checks = await checkChainKeys(await fresh(), await listBackups(ws.engine));
     expect(checks).toEqual([
       { chain: full.id, newest: inc.id, checked: 'decrypted', ok: false, problem: `${inc.id} was encrypted with another passphrase` },
+      { chain: hot.id, newest: hot.id, checked: 'decrypted', ok: false, problem: `${hot.id} was encrypted with another passphrase` },
       { chain: rotated.id, newest: next.id, checked: 'decrypted', ok: true },
     ]);
     expect((await verify(await fresh(), { all: true })).every((r) => r.ok)).toBe(true);
