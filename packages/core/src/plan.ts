@@ -32,8 +32,8 @@ export interface BackupPlan {
 
 /**
  * Decides what to take. An incremental's parent is the newest committed full or incremental; with
- * none, a chain at `maxChainLength`, or a parent that `assessParent` finds unusable, a full is
- * taken instead and the plan says why. A destination missing links of a usable chain receives them
+ * none, a chain at `maxChainLength`, a link the current key did not encrypt (`chainKeyProblem`),
+ * or a parent that `assessParent` finds unusable, a full is taken instead and the plan says why. A destination missing links of a usable chain receives them
  * first from one that has them (as `sync` copies). Everything comes from the destinations; the
  * local cache only saves a download.
  */
