@@ -16,7 +16,7 @@ import {
   cleanup,
   describeHolder,
   drill,
-  verifyAudit,
+  verifyAuditTrail,
   type Lock,
   formatAge,
   probeDestinations,
@@ -286,11 +286,11 @@ export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> 
   return s.healthy ? ExitCode.Ok : ExitCode.Failed;
 }
 
-/** `stowage audit verify`: checks the hash chain of the audit log. */
+/** `stowage audit verify`: checks the hash chain of the audit log, and the log against the manifests' anchors and the destination copies. */
 export async function runAuditVerify(engine: Engine, out: Output): Promise<ExitCode> {
-  const result = await verifyAudit(engine.logDir);
+  const result = await verifyAuditTrail(engine);
   out.result({ ...result, logDir: engine.logDir });
-  out.say(`${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}`);
+  out.say(`${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}; checked against ${result.anchors.manifests} manifest(s) and ${result.anchors.copies} destination copy(ies)`);
   for (const problem of result.problems) out.say(`  ${problem}`);
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }

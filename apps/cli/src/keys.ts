@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import type { Engine } from '@stowage/core';
+import { checkChainKeys, listBackups, type Engine } from '@stowage/core';
 import { ExitCode, UsageError } from './exit-codes.js';
 import type { Output } from './output.js';
 
@@ -49,7 +49,11 @@ export async function runKeyShow(engine: Engine, out: Output): Promise<ExitCode>
   return ExitCode.Ok;
 }
 
-/** `stowage key check`: can this machine encrypt backups? decrypt them? (a round trip of a sample) */
+/**
+ * `stowage key check`: can this machine encrypt backups? decrypt them? A round trip of a sample,
+ * then the newest backup of every chain decrypted at its start (see `checkChainKeys`).
+ * Exit 1: cannot encrypt, or a chain mixes keys; exit 3: a chain needs another (rotated) key.
+ */
 export async function runKeyCheck(engine: Engine, out: Output): Promise<ExitCode> {
   const config = engine.config.encryption;
   if (!config) throw new UsageError('there is no encryption section in the config; nothing to check');
@@ -76,8 +80,17 @@ export async function runKeyCheck(engine: Engine, out: Output): Promise<ExitCode
     },
     (error: Error) => ({ ok: false as const, problem: error.message }),
   );
-  out.result({ ok: encrypt.ok, canEncrypt: encrypt, canDecrypt: decrypt });
+  const chains = await checkChainKeys(engine, await listBackups(engine));
+  // A chain wholly under another (rotated) key restores with that key: listed, exit 3. A chain
+  // mixing keys restores with no single key: exit 1.
+  const code = !encrypt.ok || chains.some((c) => c.mixed) ? ExitCode.Failed : chains.some((c) => !c.ok) ? ExitCode.Degraded : ExitCode.Ok;
+  out.result({ ok: code === ExitCode.Ok, canEncrypt: encrypt, canDecrypt: decrypt, chains });
   out.say(`can encrypt: ${encrypt.ok ? 'yes' : `NO — ${encrypt.problem}`}`);
   out.say(`can decrypt: ${decrypt.ok ? 'yes' : `no — ${decrypt.problem}`}`);
-  return encrypt.ok ? ExitCode.Ok : ExitCode.Failed;
+  for (const c of chains) {
+    const what = c.checked === 'decrypted' ? 'decrypts here' : 'encrypted to the configured recipients';
+    out.say(`chain ${c.chain} (newest ${c.newest}): ${c.ok ? what : `NO — ${[c.problem, c.mixed].filter(Boolean).join('; ')}`}`);
+  }
+  if (chains.length === 0) out.say('no backups yet: nothing stored to check against');
+  return code;
 }

@@ -1,8 +1,9 @@
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatePassphrase, writeKeyFile } from '@stowage/crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AUDIT_FILE, verifyAudit, type AuditRecord } from './audit.js';
+import { AUDIT_FILE, auditCopyKey, verifyAudit, verifyAuditTrail, type AuditRecord } from './audit.js';
 import { backup } from './backup.js';
 import { openEngine } from './engine.js';
 import { restore } from './restore.js';
@@ -70,3 +71,68 @@ describe('config changes', () => {
     expect((await verifyAudit(logDir)).ok).toBe(true);
   });
 });
+
+describe('the audit log anchored off-host', () => {
+  it('finds a removed tail, a rewritten log, and a damaged, truncated or missing copy at a destination', async () => {
+    ws = await makeWorkspace({ config: { destinations: [{ name: 'local', url: 'backups' }, { name: 'remote', url: 'remote' }] } });
+    const unanchored = (await backup(ws.engine, { type: 'full' })).manifest;
+    expect(unanchored.audit).toBeUndefined(); // the log was empty
+    await verify(ws.engine, { all: true });
+    const first = (await backup(ws.engine, { type: 'full' })).manifest;
+    const second = (await backup(ws.engine, { type: 'full' })).manifest;
+    const path = join(ws.backups, 'logs', AUDIT_FILE);
+    const log = await readFile(path, 'utf8');
+    const lines = log.trim().split('\n');
+    // Each manifest anchors the log's head at commit: the record before the backup's own.
+    const seqOf = (id: string) => lines.map((l) => JSON.parse(l) as AuditRecord).find((r) => r.backupId === id && r.operation === 'backup-full')!.seq;
+    expect(first.audit).toEqual({ seq: seqOf(first.id) - 1, hash: (JSON.parse(lines[seqOf(first.id) - 2]!) as AuditRecord).hash });
+    expect(second.audit?.seq).toBe(seqOf(second.id) - 1);
+    expect(await verifyAuditTrail(ws.engine)).toEqual({ ok: true, records: lines.length, problems: [], anchors: { manifests: 2, copies: 2 } });
+
+    const copyPath = join(ws.dir, 'remote', auditCopyKey());
+    const copy = await readFile(copyPath);
+    const problemsAfter = async (change: () => Promise<void>) => {
+      await change();
+      const result = await verifyAuditTrail(ws.engine);
+      await writeFile(path, log);
+      await writeFile(copyPath, copy);
+      expect(result.ok).toBe(!result.problems.length);
+      return result.problems;
+    };
+
+    // The local log's tail removed at a line boundary: its own chain is intact, the anchors are not.
+    const cut = lines.slice(0, second.audit!.seq - 1);
+    expect(await verifyAudit(join(ws.backups, 'logs'))).toMatchObject({ ok: true });
+    const truncated = await problemsAfter(() => writeFile(path, `${cut.join('\n')}\n`));
+    expect(truncated).toContain(`the log ends at record ${cut.length}, but backup ${second.id} recorded record ${second.audit!.seq} as its head at commit: the records after ${cut.length} were removed`);
+    expect(truncated).toContain(`the local log ends at record ${cut.length}, but the copy at remote holds records up to ${lines.length}: the local log lost its tail`);
+
+    // The whole log rewritten with fresh hashes (a chain that checks out on its own).
+    const rewritten = await problemsAfter(() => writeFile(path, rechain(lines, (r) => (r.seq === 2 ? { ...r, outcome: 'failed' } : r))));
+    expect(rewritten).toContain(`record ${first.audit!.seq} differs from the one backup ${first.id} recorded at commit: the log was rewritten`);
+    expect(rewritten).toContain('record 2 differs between the local log and the copy at remote');
+
+    const flipped = Buffer.from(copy);
+    flipped[Math.floor(copy.length / 2)]! ^= 0x01;
+    expect((await problemsAfter(() => writeFile(copyPath, flipped)))[0]).toMatch(/^the audit copy at remote is damaged: line \d+: /);
+    expect(await problemsAfter(() => writeFile(copyPath, copy.subarray(0, copy.length - 10)))).toContain(`the audit copy at remote is damaged: line ${lines.length}: the last record is cut short (the file was truncated)`);
+    const copyLines = copy.toString('utf8').trim().split('\n');
+    expect(await problemsAfter(() => writeFile(copyPath, `${copyLines.slice(0, second.audit!.seq - 1).join('\n')}\n`))).toEqual([
+      `the audit copy at remote ends at record ${second.audit!.seq - 1}, but backup ${second.id} there recorded record ${second.audit!.seq}: the copy was truncated or replaced by an older one`,
+    ]);
+    expect(await problemsAfter(() => rm(copyPath))).toEqual([`the audit copy ${auditCopyKey()} is missing at remote, which holds 3 backup(s) of this host`]);
+  });
+});
+
+/** The log's records changed by `edit`, each re-hashed and re-linked as a careful forger would. */
+function rechain(lines: readonly string[], edit: (record: AuditRecord) => AuditRecord): string {
+  let prev = '0'.repeat(64);
+  return lines
+    .map((line) => {
+      const { hash: _old, ...body } = { ...edit(JSON.parse(line) as AuditRecord), prev };
+      const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+      prev = hash;
+      return `${JSON.stringify({ ...body, hash })}\n`;
+    })
+    .join('');
+}

@@ -10,7 +10,7 @@ import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { changedPages, writeDelta } from './delta.js';
-import { AUDIT_FILE } from './audit.js';
+import { AUDIT_FILE, auditCopyKey, auditHead } from './audit.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
@@ -19,7 +19,7 @@ import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDiges
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
-import { commitManifest, confirmStored, stagedBody, type StagedArtifact } from './replica.js';
+import { commitManifest, confirmedReplica, confirmStored, stagedBody, type StagedArtifact, type VerifiedBy } from './replica.js';
 import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -98,7 +98,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
 async function copyAuditLog(engine: Engine, committed: readonly string[]): Promise<void> {
   const log = await readFile(join(engine.logDir, AUDIT_FILE)).catch(() => undefined);
   if (!log) return;
-  const key = `audit/${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}.audit.jsonl`;
+  const key = auditCopyKey();
   await Promise.all(
     engine.destinations
       .filter((d) => committed.includes(d.name))
@@ -177,7 +177,7 @@ async function takeBackup(
     stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: hashArtifact.length, sha256: sha256Hex(hashArtifact) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
     encoded.push(...(await encodeStaged(engine, stagedFiles)));
-    const encoding = await engine.codec.describe();
+    const encoding = await engine.codec.describe(plan.history);
     const database = encoded.find((file) => file.role === 'database' || file.role === 'delta')!;
     const anomalies = await sizeAnomalies(plan.history, {
       type,
@@ -233,6 +233,7 @@ async function takeBackup(
         );
         continue;
       }
+      const auditAnchor = await auditHead(engine.logDir);
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
         version: MANIFEST_VERSION,
@@ -246,6 +247,7 @@ async function takeBackup(
         ...(options.reason === undefined ? {} : { reason: options.reason }),
         tool: { name: 'stowage', version: TOOL_VERSION },
         host: hostname(),
+        ...(auditAnchor ? { audit: auditAnchor } : {}),
         source: {
           path: config.source.database,
           pageSize: snapshot.pageSize,
@@ -420,14 +422,12 @@ function requiredReplicas(engine: Engine): number {
 async function storeReplica(destination: Destination, staged: StagedArtifact[], onBytes: (n: number) => void): Promise<ReplicaOutcome> {
   try {
     const ifNoneMatch = destination.adapter.capabilities.conditionalPut;
-    const methods = [];
+    const methods = new Map<string, VerifiedBy>();
     for (const item of staged) {
       const stored = await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
-      methods.push(await confirmStored(destination, item.artifact, { deep: false, stored }));
+      methods.set(item.artifact.key, await confirmStored(destination, item.artifact, { deep: false, stored }));
     }
-    const now = new Date().toISOString();
-    const verifiedBy = methods.includes('sha256-readback') ? 'sha256-readback' : methods.includes('server-crc64ecma') ? 'server-crc64ecma' : 'server-sha256';
-    return { kind: 'stored', replica: { committedAt: now, verifiedAt: now, verifiedBy } };
+    return { kind: 'stored', replica: confirmedReplica(methods, new Date()) };
   } catch (error) {
     if (isAlreadyExists(error)) return { kind: 'name-taken' };
     await destination.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined);

@@ -8,7 +8,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { DecryptionKeys, EncryptionKeys } from '@stowage/crypto';
+import type { DecryptionKeys, EncryptionKeys, PassphraseVerifier } from '@stowage/crypto';
 import { DigestStream } from '@stowage/storage';
 import type { ResolvedConfig } from './config.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -28,6 +28,8 @@ export const encodedSuffix = (encoding: readonly string[]) => encoding.map((name
 export class Codec {
   #encryption: Promise<EncryptionKeys> | undefined;
   #decryption: Promise<DecryptionKeys> | undefined;
+  readonly #verifierMatches = new Map<string, Promise<boolean>>();
+  #matchedVerifier: PassphraseVerifier | undefined;
 
   /** `onKeyUse` is told (for the audit log) when keys are loaded: mode and fingerprints, never a secret. */
   constructor(
@@ -43,14 +45,45 @@ export class Codec {
     return names;
   }
 
-  /** What the manifest says about encoding: algorithms and key fingerprints, never a secret. */
-  async describe(): Promise<Manifest['encoding']> {
+  /**
+   * What the manifest says about encoding: algorithms and which key — recipients' fingerprints, or
+   * a passphrase verifier — never a secret. The newest verifier among `recent` manifests is reused
+   * when it matches, so every backup made with one passphrase carries the same verifier and a
+   * catalog is checked with one scrypt per passphrase.
+   */
+  async describe(recent: readonly Manifest[] = []): Promise<Manifest['encoding']> {
     const { compression, encryption } = this.config;
     const keys = encryption ? await this.encryptionKeys() : undefined;
+    let verifier: PassphraseVerifier | undefined;
+    if (keys?.mode === 'passphrase') {
+      const previous = recent.findLast((m) => m.encoding.encryption?.passphraseVerifier)?.encoding.encryption?.passphraseVerifier;
+      if (previous && !this.#matchedVerifier) await this.passphraseMatches(previous).catch(() => false);
+      verifier = this.#matchedVerifier ?? (await (await crypto()).createPassphraseVerifier(keys));
+    }
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
-      encryption: keys ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-gcm' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints] } : null,
+      encryption: keys
+        ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-gcm' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints], ...(verifier ? { passphraseVerifier: verifier } : {}) }
+        : null,
     };
+  }
+
+  /**
+   * Whether the configured passphrase is the one `verifier` was made from; each verifier is checked
+   * once per engine. Rejects (TypeError) a verifier with parameters outside the accepted bounds.
+   */
+  passphraseMatches(verifier: PassphraseVerifier): Promise<boolean> {
+    const id = JSON.stringify(verifier);
+    let match = this.#verifierMatches.get(id);
+    if (!match) {
+      match = this.encryptionKeys().then(async (keys) => {
+        const matches = await (await crypto()).matchesPassphraseVerifier(keys, verifier);
+        if (matches) this.#matchedVerifier ??= verifier;
+        return matches;
+      });
+      this.#verifierMatches.set(id, match);
+    }
+    return match;
   }
 
   /**

@@ -1,7 +1,8 @@
-export { appendAudit, AUDIT_FILE, verifyAudit, type AuditRecord, type AuditVerification } from './audit.js';
+export { appendAudit, AUDIT_FILE, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
 export { restorableFrom } from './chain.js';
+export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';

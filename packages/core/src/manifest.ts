@@ -26,10 +26,19 @@ export const artifactSchema = z.object({
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
+const verifyMethod = z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']);
+
 export const replicaSchema = z.object({
   committedAt: z.iso.datetime(),
-  /** How the stored bytes were confirmed before the manifest was written. */
-  verifiedBy: z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']),
+  /**
+   * How the stored bytes were confirmed before the manifest was written — the check that ran:
+   * `sha256-readback` (downloaded and hashed), `server-sha256` / `server-crc64ecma` (the checksum
+   * the destination computed over the bytes it stores; the local adapter re-reads the file after
+   * fsync). When artifacts were confirmed differently, this is the database artifact's method and
+   * `verifiedByArtifact` names each.
+   */
+  verifiedBy: verifyMethod,
+  verifiedByArtifact: z.record(z.string(), verifyMethod).optional(),
   verifiedAt: z.iso.datetime(),
 });
 export type Replica = z.infer<typeof replicaSchema>;
@@ -52,6 +61,8 @@ export const manifestSchema = z.object({
   reason: z.string().optional(),
   tool: z.object({ name: z.literal('stowage'), version: z.string() }),
   host: z.string(),
+  /** The head of `host`'s audit log when this backup was committed; absent in older manifests. */
+  audit: z.object({ seq: z.number().int().positive(), hash: sha256 }).optional(),
   source: z.object({
     path: z.string(),
     pageSize: z.number().int().positive(),
@@ -86,11 +97,24 @@ export const manifestSchema = z.object({
   anomalies: z
     .array(z.object({ metric: z.string(), value: z.number(), median: z.number(), band: z.object({ low: z.number(), high: z.number() }), severity: z.enum(['critical', 'warning']), reason: z.string() }))
     .optional(),
-  /** How artifacts are encoded: compression and encryption (cipher, mode, key fingerprints — never a key). */
+  /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */
   encoding: z.object({
     compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),
     encryption: z
-      .object({ cipher: z.literal('AES-256'), format: z.string(), mode: z.enum(['passphrase', 'public-key']), fingerprints: z.array(z.string()) })
+      .object({
+        cipher: z.literal('AES-256'),
+        format: z.string(),
+        mode: z.enum(['passphrase', 'public-key']),
+        /** Public-key mode: the recipients' primary key fingerprints. */
+        fingerprints: z.array(z.string()),
+        /**
+         * Passphrase mode: a salted scrypt check of the passphrase, truncated so that it reveals
+         * nothing useful (see @stowage/crypto verifier.ts). Absent in manifests of older versions.
+         */
+        passphraseVerifier: z
+          .object({ kdf: z.literal('scrypt'), logN: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string(), check: z.string() })
+          .optional(),
+      })
       .nullable(),
   }),
   artifacts: z.array(artifactSchema).min(1),

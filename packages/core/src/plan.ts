@@ -7,6 +7,7 @@ import type { Destination, DestinationFailure, Engine } from './engine.js';
 import { CoreErrorCode } from './errors.js';
 import { confirmStored } from './replica.js';
 import { copyReplica } from './sync.js';
+import { chainIn, chainKeyProblem } from './key-match.js';
 import { artifactOf, type Artifact, type BackupType, type Manifest } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
 import { sha256Hex } from '@stowage/storage';
@@ -31,8 +32,8 @@ export interface BackupPlan {
 
 /**
  * Decides what to take. An incremental's parent is the newest committed full or incremental; with
- * none, a chain at `maxChainLength`, or a parent that `assessParent` finds unusable, a full is
- * taken instead and the plan says why. A destination missing links of a usable chain receives them
+ * none, a chain at `maxChainLength`, a link the current key did not encrypt (`chainKeyProblem`),
+ * or a parent that `assessParent` finds unusable, a full is taken instead and the plan says why. A destination missing links of a usable chain receives them
  * first from one that has them (as `sync` copies). Everything comes from the destinations; the
  * local cache only saves a download.
  */
@@ -47,6 +48,8 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
     return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
   }
+  const keyMismatch = await chainKeyProblem(engine, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
+  if (keyMismatch) return downgradeToFull(plan, keyMismatch, engine);
   const parent = await assessParent(engine, tip);
   if (!parent.usable) return downgradeToFull(plan, parent.why, engine);
   const pageHashes = await loadPageHashes(engine, tip);

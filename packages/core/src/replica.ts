@@ -16,8 +16,9 @@ export type VerifiedBy = Replica['verifiedBy'];
 /**
  * Confirms that `destination` holds exactly `artifact`'s bytes. With `deep` the bytes are read
  * back and hashed; otherwise a SHA-256 the backend reports for the stored object is trusted when
- * there is one — `stored`, what `put` just returned (the local adapter hashes the bytes it wrote
- * and fsynced), or else `stat` — and the bytes are read back when there is none.
+ * there is one — `stored`, what `put` just returned (computed by the destination over the stored
+ * bytes: the local adapter re-reads its file after fsync), or else `stat` — and the bytes are
+ * read back when there is none. Returns the method that ran.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
 export async function confirmStored(destination: Destination, artifact: Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma'>, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
@@ -56,6 +57,21 @@ export async function commitManifest(destination: Destination, manifest: Manifes
   const body = bufferBody(`${JSON.stringify(manifest, null, 2)}\n`);
   await destination.adapter.put(key, body);
   await confirmStored(destination, { key, size: body.size, sha256: body.sha256 }, { deep: false });
+}
+
+/**
+ * The replica record of artifacts just confirmed, each by the method that ran (`methods` by key,
+ * database artifact first): one method when all agree, else each artifact's.
+ */
+export function confirmedReplica(methods: ReadonlyMap<string, VerifiedBy>, at: Date): Replica {
+  const distinct = new Set(methods.values());
+  const now = at.toISOString();
+  return {
+    committedAt: now,
+    verifiedAt: now,
+    verifiedBy: methods.values().next().value!,
+    ...(distinct.size > 1 ? { verifiedByArtifact: Object.fromEntries(methods) } : {}),
+  };
 }
 
 /** A rewindable put body over a staged file whose size and hash are already known. */

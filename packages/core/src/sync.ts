@@ -7,7 +7,7 @@ import type { Destination, Engine } from './engine.js';
 import type { Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { commitManifest, confirmStored, stagedBody } from './replica.js';
+import { commitManifest, confirmedReplica, confirmStored, stagedBody, type VerifiedBy } from './replica.js';
 
 export interface SyncAction {
   backupId: string;
@@ -93,18 +93,18 @@ async function firstProblem(destination: Destination, manifest: Manifest, deep: 
 export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination): Promise<string> {
   await ensurePrivateDir(engine.stagingDir);
   const sources = new Set<string>();
+  const methods = new Map<string, VerifiedBy>();
   for (const artifact of entry.manifest.artifacts) {
     const path = join(engine.stagingDir, `sync-${randomBytes(6).toString('hex')}`);
     try {
       sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
-      await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
-      await confirmStored(target, artifact, { deep: false });
+      const stored = await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
+      methods.set(artifact.key, await confirmStored(target, artifact, { deep: false, stored }));
     } finally {
       await rm(path, { force: true });
     }
   }
-  const now = new Date().toISOString();
-  const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: { committedAt: now, verifiedAt: now, verifiedBy: 'sha256-readback' } } };
+  const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: confirmedReplica(methods, new Date()) } };
   await commitManifest(target, manifest);
   return [...sources].join(',');
 }

@@ -6,6 +6,8 @@ import { writePrivateAtomic } from './private-fs.js';
 import { join } from 'node:path';
 import { confirmStored } from './replica.js';
 import { manifestKey } from './layout.js';
+import { resolveChain } from './chain.js';
+import { chainIn, mixedKeyProblem } from './key-match.js';
 
 export interface ArtifactCheck {
   destination: string;
@@ -24,11 +26,13 @@ export interface BackupVerification {
  * Checks every artifact of the chosen backups at every destination holding them (or the one
  * named) against the manifest: size and the SHA-256 the destination reports, or with `deep` (and
  * wherever the destination reports no checksum) by reading the bytes back and hashing them.
+ * A chain that mixes keys this machine cannot restore together is reported too.
  */
 export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<BackupVerification[]> {
   const started = performance.now();
   const destinations = selectDestinations(engine, options.destination);
   const entries: CatalogEntry[] = options.all ? await listBackups(engine, destinations) : [await findBackup(engine, options.backup ?? 'latest', destinations)];
+  const catalog = new Map(entries.map((e) => [e.manifest.id, e]));
   const results: BackupVerification[] = [];
   for (const entry of entries) {
     const artifacts: ArtifactCheck[] = [];
@@ -45,6 +49,8 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
         }
       }
     }
+    const mixedKeys = await mixedKeyProblem(engine, options.all ? chainIn(catalog, entry) : await resolveChain(engine, entry, destinations).catch(() => [entry]));
+    if (mixedKeys) artifacts.push({ destination: 'this machine', key: manifestKey(entry.manifest.type, entry.manifest.id), ok: false, problem: mixedKeys });
     const result = { backupId: entry.manifest.id, ok: artifacts.every((a) => a.ok), artifacts };
     results.push(result);
     await logOperation(engine.logDir, 'backup.log', {

@@ -24,8 +24,10 @@ export { createDecryptStream, createEncryptStream } from './streams.js';
 export {
   checkKeys,
   describeKeys,
+  probeDecryption,
   type KeyCheckOutcome,
   type KeyCheckReport,
   type KeyDescription,
   type RecipientDescription,
 } from './inspect.js';
+export { createPassphraseVerifier, matchesPassphraseVerifier, VERIFIER_LIMITS, type PassphraseVerifier } from './verifier.js';

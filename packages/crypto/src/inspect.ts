@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { isStowageError } from '@stowage/errors';
 import type { Key } from 'openpgp';
 import { parseEncryptionConfig } from './config.js';
-import { CryptoError, CryptoErrorCode } from './errors.js';
+import { CryptoError, CryptoErrorCode, isCryptoError } from './errors.js';
 import { fingerprintOf, loadDecryptionKeys, loadEncryptionKeys, parseKeys, type EncryptionKeys, type DecryptionKeys, type EncryptionMode, type LoadKeysOptions } from './keys.js';
 import { readPublicKeyFile, resolvePath, type SecretSource } from './secrets.js';
 import { createDecryptStream, createEncryptStream } from './streams.js';
@@ -140,6 +140,24 @@ async function roundTrip(encryptionKeys: EncryptionKeys, decryptionKeys: Decrypt
         : `private key ${decryptionKeys.fingerprints.join(', ')} decrypts a probe encrypted to the recipients`;
     return { ok: true, detail };
   } catch (error) {
+    return failure(error);
+  }
+}
+
+/**
+ * Whether `keys` unlock the OpenPGP message that `head` begins — its first bytes suffice (64 KiB
+ * is plenty): the session key is decrypted, and a passphrase confirmed by the quick check, before
+ * any data. A message cut short after that is fine here; `wrong_key` (or `not_encrypted`) is not.
+ */
+export async function probeDecryption(keys: DecryptionKeys, head: Uint8Array): Promise<KeyCheckOutcome> {
+  const detail = keys.mode === 'passphrase' ? 'the passphrase decrypts it' : `private key ${keys.fingerprints.join(', ')} decrypts it`;
+  try {
+    await pipeline(Readable.from([head]), createDecryptStream(keys), async (plain: AsyncIterable<Buffer>) => {
+      for await (const chunk of plain) if (chunk.length > 0) return;
+    });
+    return { ok: true, detail };
+  } catch (error) {
+    if (isCryptoError(error, CryptoErrorCode.Integrity)) return { ok: true, detail };
     return failure(error);
   }
 }

@@ -220,8 +220,8 @@ export async function loadDecryptionKeys(config: unknown, options: LoadKeysOptio
 
 /**
  * Fingerprints of the keys (uppercase hex, as gpg prints them) for the manifest; empty in
- * passphrase mode, which has no public identifier (a hash of the passphrase would be a
- * brute-force oracle, so none is recorded).
+ * passphrase mode, which has no public identifier (a plain hash of the passphrase would be a
+ * brute-force oracle; manifests record a salted, slow, truncated verifier instead, see verifier.ts).
  */
 export function keyFingerprints(keys: EncryptionKeys | DecryptionKeys): string[] {
   return [...keys.fingerprints];

@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, type PutBody } from '@stowage/storage';
 import { describeStorageAdapter } from '@stowage/storage-testkit';
 import { localStorageFactory } from './factory.js';
@@ -102,6 +102,27 @@ describe('LocalStorage on disk', () => {
     await storage.put('db', bufferBody('original'));
     await writeFile(join(root, 'db'), 'tampered');
     expect(await storage.stat('db')).toMatchObject({ size: 8, checksums: { sha256: sha256Hex('tampered') } });
+  });
+
+  it('put reads the file back after fsync: a write the disk got wrong fails the put instead of echoing the sent SHA-256', async () => {
+    const probe = await open(join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const write = handleProto.write;
+    // The file system stores one bit differently from what it was given, and says all went well.
+    const spy = vi.spyOn(handleProto, 'write').mockImplementation(function (this: FileHandle, buffer: unknown, ...rest: unknown[]) {
+      const damaged = Buffer.from(buffer as Buffer);
+      damaged[0]! ^= 1;
+      return (write as (...args: unknown[]) => Promise<unknown>).call(this, damaged, ...rest);
+    } as typeof write);
+    try {
+      await expect(storage.put('db', bufferBody('original'))).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch, message: expect.stringContaining('reads back differently') });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await filesBelow(root)).toEqual([]);
+    const info = await storage.put('db', bufferBody('original'));
+    expect(info.checksums.sha256).toBe(sha256Hex('original'));
   });
 
   it('treats folders as no object, and refuses keys that clash with a folder or an object', async () => {

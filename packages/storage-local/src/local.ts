@@ -188,9 +188,13 @@ export class LocalStorage implements StorageAdapter {
     }
   }
 
-  /** Writes the body to a new 0600 file, checks it against the body's size and SHA-256 and fsyncs it. */
+  /**
+   * Writes the body to a new 0600 file, checks it against the body's size and SHA-256, fsyncs it,
+   * then reads the file back and reports the SHA-256 of what it holds: the checksum `put` returns
+   * is an independent check of the stored bytes, not an echo of the bytes that were sent.
+   */
   async #writeFile(path: string, key: string, body: PutBody, signal: AbortSignal | undefined): Promise<ObjectInfo> {
-    const file = await open(path, 'wx', FILE_MODE);
+    const file = await open(path, 'wx+', FILE_MODE);
     try {
       await file.chmod(FILE_MODE);
       const meter = new DigestStream();
@@ -198,11 +202,17 @@ export class LocalStorage implements StorageAdapter {
       let writeError: unknown;
       const write = (chunks: AsyncIterable<Buffer>) => writeAll(file, chunks).catch((error: unknown) => Promise.reject((writeError = error)));
       await pipeline(body.open(), meter, write, { signal }).catch((error: unknown) => Promise.reject(writeError ?? error));
-      const sha256 = meter.digest();
-      assertBodyMatches(key, body, { size: meter.size, sha256 });
+      const sent = { size: meter.size, sha256: meter.digest() };
+      assertBodyMatches(key, body, sent);
       if (this.#fsync) await file.sync();
       const { mtime } = await file.stat();
-      return { key, size: meter.size, modified: mtime, checksums: { sha256 } };
+      const stored = await digestStream(new FileRangeStream(file, 0, Infinity, (error) => this.#storageError(error, 'put', key), { keepOpen: true }));
+      if (stored.size !== sent.size || stored.sha256 !== sent.sha256) {
+        throw new StorageError(StorageErrorCode.ChecksumMismatch, `'${key}' at ${this.description} reads back differently from what was written (${stored.size} of ${sent.size} bytes)`, {
+          context: { key, sent, stored },
+        });
+      }
+      return { key, size: stored.size, modified: mtime, checksums: { sha256: stored.sha256 } };
     } finally {
       await file.close();
     }
@@ -285,16 +295,20 @@ async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-/** The bytes `[offset, offset + length)` of an open file (fewer at its end); closes the file when done. */
+/** The bytes `[offset, offset + length)` of an open file (fewer at its end); closes the file when done unless `keepOpen`. */
 class FileRangeStream extends Readable {
   readonly #file: FileHandle;
   readonly #end: number;
   readonly #mapError: (error: unknown) => unknown;
   #position: number;
 
-  constructor(file: FileHandle, offset: number, length: number, mapError: (error: unknown) => unknown) {
+  readonly #keepOpen: boolean;
+
+  /** `keepOpen`: the caller closes the file (it goes on using it). */
+  constructor(file: FileHandle, offset: number, length: number, mapError: (error: unknown) => unknown, options: { keepOpen?: boolean } = {}) {
     super({ highWaterMark: READ_CHUNK_BYTES });
     this.#file = file;
+    this.#keepOpen = options.keepOpen ?? false;
     this.#position = offset;
     this.#end = offset + length;
     this.#mapError = mapError;
@@ -316,6 +330,7 @@ class FileRangeStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#keepOpen) return callback(error);
     this.#file.close().then(
       () => callback(error),
       (closeError: unknown) => callback(error ?? (closeError as Error)),

@@ -1,0 +1,167 @@
+/*
+ * Which key each backup was encrypted with, against the keys of this machine. A chain is restored
+ * with one set of keys, so an incremental is built only on a chain encrypted exactly as this
+ * config encrypts now, and verify and `key check` report a chain that mixes keys.
+ * Manifests name the key: the recipients' fingerprints, or a passphrase verifier. Passphrase-mode
+ * manifests of older versions have no verifier: the first 64 KiB of their database artifact are
+ * decrypted instead (the session key and the quick check come before any data).
+ */
+import type { CatalogEntry } from './catalog.js';
+import type { Engine } from './engine.js';
+import { databaseArtifact } from './manifest.js';
+
+/** `encrypt`: encrypted as this config encrypts now; `decrypt`: decryptable with this machine's keys. */
+export type KeySide = 'encrypt' | 'decrypt';
+
+const PROBE_BYTES = 64 * 1024;
+const probes = new WeakMap<Engine, Map<string, Promise<string | undefined>>>();
+
+/** Why the artifacts of `entry` do not match this machine's keys on `side`; undefined when they do. */
+export async function keyProblem(engine: Engine, entry: CatalogEntry, side: KeySide): Promise<string | undefined> {
+  const { id } = entry.manifest;
+  const recorded = entry.manifest.encoding.encryption;
+  const current = engine.config.encryption;
+  if (!recorded) return current ? `${id} is not encrypted, and this config encrypts` : undefined;
+  if (!current) return `${id} is encrypted (${recorded.mode} mode), and this config has no encryption section`;
+  if (recorded.mode !== current.mode) return `${id} was encrypted in ${recorded.mode} mode, and this config uses ${current.mode} mode`;
+  if (recorded.mode === 'public-key') return recipientProblem(engine, id, recorded.fingerprints, side);
+  if (recorded.passphraseVerifier) {
+    // A verifier with parameters outside the accepted bounds is not trusted: the probe decides.
+    const matches = await engine.codec.passphraseMatches(recorded.passphraseVerifier).catch(() => undefined);
+    if (matches !== undefined) return matches ? undefined : `${id} was encrypted with another passphrase`;
+  }
+  return probeDecryption(engine, entry);
+}
+
+/**
+ * Decrypts the start of the database artifact of `entry` with this machine's keys (once per
+ * engine and backup): undefined when it opens, else why not.
+ */
+export function probeDecryption(engine: Engine, entry: CatalogEntry): Promise<string | undefined> {
+  const done = probes.get(engine) ?? new Map<string, Promise<string | undefined>>();
+  probes.set(engine, done);
+  let probe = done.get(entry.manifest.id);
+  if (!probe) {
+    probe = probeOnce(engine, entry);
+    done.set(entry.manifest.id, probe);
+  }
+  return probe;
+}
+
+async function probeOnce(engine: Engine, entry: CatalogEntry): Promise<string | undefined> {
+  const { id } = entry.manifest;
+  const artifact = databaseArtifact(entry.manifest);
+  if (!artifact.encoding.includes('pgp')) return undefined; // nothing to decrypt; keyProblem compares with the config
+  const keys = await engine.codec.decryptionKeys().catch((error: Error) => error);
+  if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
+  for (const destination of engine.destinations.filter((d) => entry.destinations.includes(d.name))) {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of await destination.adapter.get(artifact.key, { range: { offset: 0, length: PROBE_BYTES } })) chunks.push(chunk as Buffer);
+    } catch {
+      continue; // another destination may serve it
+    }
+    const outcome = await (await import('@stowage/crypto')).probeDecryption(keys, Buffer.concat(chunks));
+    return outcome.ok ? undefined : `${id} does not decrypt with this machine's key (${outcome.message})`;
+  }
+  return `the key of ${id} cannot be checked: ${artifact.key} cannot be read at any destination`;
+}
+
+async function recipientProblem(engine: Engine, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
+  if (side === 'encrypt') {
+    const keys = await engine.codec.encryptionKeys().catch((error: Error) => error);
+    if (keys instanceof Error) return `the recipients of ${id} cannot be compared: ${keys.message}`;
+    const { fingerprints } = keys;
+    const same = recorded.length === fingerprints.length && recorded.every((f) => fingerprints.includes(f));
+    return same ? undefined : `${id} is encrypted to ${recorded.join(', ')}, and this config encrypts to ${fingerprints.join(', ')}`;
+  }
+  const keys = await engine.codec.decryptionKeys().catch((error: Error) => error);
+  if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
+  return recorded.some((f) => keys.fingerprints.includes(f)) ? undefined : `${id} is encrypted to ${recorded.join(', ')}; this machine's private keys are ${keys.fingerprints.join(', ')}`;
+}
+
+/** The chain of `entry` (full first) as far as `catalog` holds it. */
+export function chainIn(catalog: ReadonlyMap<string, CatalogEntry>, entry: CatalogEntry): CatalogEntry[] {
+  const chain = [entry];
+  for (let parent = entry.manifest.parent; parent !== null && chain.length <= catalog.size; ) {
+    const link = catalog.get(parent);
+    if (!link) break;
+    chain.unshift(link);
+    parent = link.manifest.parent;
+  }
+  return chain;
+}
+
+/**
+ * Why the next incremental must not be built on `chain` (full first): a link that this config's
+ * key did not encrypt — a restore would need two keys at once. Undefined when every link matches.
+ */
+export async function chainKeyProblem(engine: Engine, chain: readonly CatalogEntry[]): Promise<string | undefined> {
+  const problem = (await Promise.all(chain.map((link) => keyProblem(engine, link, 'encrypt')))).find((p) => p !== undefined);
+  return problem && `the current key cannot decrypt the chain of ${chain.at(-1)!.manifest.id}: ${problem}`;
+}
+
+/**
+ * For verify: why `chain` (full first) cannot be restored here because it mixes keys — some links
+ * open with this machine's keys and others do not, or links were encrypted to different keys.
+ * A chain wholly under another key (a rotated one) is not a mix; `key check` reports it.
+ */
+export async function mixedKeyProblem(engine: Engine, chain: readonly CatalogEntry[]): Promise<string | undefined> {
+  if (chain.length < 2) return undefined;
+  const problems = await Promise.all(chain.map((link) => keyProblem(engine, link, decryptsHere(engine) ? 'decrypt' : 'encrypt')));
+  const failing = problems.filter((p): p is string => p !== undefined);
+  const recordedKeys = new Set(chain.map(({ manifest: { encoding } }) => keyLabel(encoding.encryption)).filter((label) => label !== undefined));
+  if (failing.length === 0 || (failing.length === chain.length && recordedKeys.size <= 1)) return undefined;
+  return `the chain of ${chain.at(-1)!.manifest.id} mixes keys, so this machine cannot restore it: ${failing.join('; ')}. Take a full backup now; restoring this chain needs every key it was encrypted with`;
+}
+
+/** True when this machine is set up to decrypt (a passphrase, or a private key); a public-key-only host is not. */
+export function decryptsHere(engine: Engine): boolean {
+  const encryption = engine.config.encryption;
+  return encryption?.mode === 'passphrase' || encryption?.privateKeyFile !== undefined || encryption?.privateKeyEnv !== undefined;
+}
+
+/** Which key a manifest records; undefined when a passphrase manifest has no verifier (older versions). */
+function keyLabel(encryption: CatalogEntry['manifest']['encoding']['encryption']): string | undefined {
+  if (!encryption) return 'none';
+  if (encryption.mode === 'public-key') return `public-key:${[...encryption.fingerprints].sort().join(',')}`;
+  const verifier = encryption.passphraseVerifier;
+  return verifier && `passphrase:${verifier.salt}:${verifier.check}`;
+}
+
+/** What `key check` found for one chain. */
+export interface ChainKeyCheck {
+  /** The chain's first backup (its full, or a hot backup alone). */
+  chain: string;
+  newest: string;
+  /** `decrypted`: the newest backup's start was decrypted here; `recipients`: compared with the configured recipients (a host holding only public keys). */
+  checked: 'decrypted' | 'recipients';
+  ok: boolean;
+  problem?: string;
+  /** Set when the chain mixes keys (see `mixedKeyProblem`). */
+  mixed?: string;
+}
+
+/**
+ * For `key check`: the newest backup of every chain in `catalog` (oldest first) is decrypted at
+ * its start with this machine's keys — on a host holding only public keys, compared with the
+ * configured recipients instead — and every chain is checked for mixed keys. Newest chain last.
+ */
+export async function checkChainKeys(engine: Engine, catalog: readonly CatalogEntry[]): Promise<ChainKeyCheck[]> {
+  const byId = new Map(catalog.map((e) => [e.manifest.id, e]));
+  const chains = new Map<string, CatalogEntry[]>();
+  for (const entry of catalog) {
+    const chain = chainIn(byId, entry);
+    chains.delete(chain[0]!.manifest.id); // re-inserted, so the chain of the newest backup ends the list
+    chains.set(chain[0]!.manifest.id, chain);
+  }
+  const checked = decryptsHere(engine) ? 'decrypted' : 'recipients';
+  return Promise.all(
+    [...chains.values()].map(async (chain) => {
+      const newest = chain.at(-1)!;
+      const problem = checked === 'decrypted' ? ((await keyProblem(engine, newest, 'decrypt')) ?? (await probeDecryption(engine, newest))) : await keyProblem(engine, newest, 'encrypt');
+      const mixed = await mixedKeyProblem(engine, chain);
+      return { chain: chain[0]!.manifest.id, newest: newest.manifest.id, checked, ok: !problem && !mixed, ...(problem ? { problem } : {}), ...(mixed ? { mixed } : {}) };
+    }),
+  );
+}
