@@ -9,11 +9,13 @@ import { listBackups } from './catalog.js';
 import { cleanup } from './cleanup.js';
 import { openEngine } from './engine.js';
 import { restore } from './restore.js';
+import { verify, type BackupVerification } from './verify.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 
+const problemsOf = (results: BackupVerification[]) => results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => a.problem));
 const at = (day: number, hour = 2) => new Date(2024, 0, day, hour, 0, 0);
 
 /** Backups on a controllable clock: a full on day 1 and day 8, incrementals in between, a hot on day 3. */
@@ -42,10 +44,11 @@ describe('retention and cleanup', () => {
     // As of day 2 12:00 everything is young enough, except nothing: no deletion.
     expect((await cleanup(ws.engine, { dryRun: true, asOf: at(2, 12) })).removed).toEqual([]);
 
-    // As of day 8 04:00: inc1a/inc1b are > 1 day old; full1 is 7 days old (> 5d); hot3 is > 1 day old but
-    // the newest hot backup. full8 and inc8a are young. Nothing needs the day-1 chain any more.
+    // As of day 8 04:00: inc1a/inc1b are > 1 day old; full1 is 7 days old (> 5d); hot3 is > 1 day old
+    // but the newest hot backup. full8 and inc8a are young. Nothing needs the day-1 chain any more.
     const plan = await cleanup(ws.engine, { dryRun: true, asOf: at(8, 4) });
     expect(plan.removed.map((r) => r.what).sort()).toEqual([ids.full1, ids.inc1a, ids.inc1b].sort());
+    expect(plan.kept.find((k) => k.id === ids.hot3)?.why).toBe('the newest hot backup is always kept');
     expect(plan.bytesFreed).toBeGreaterThan(0);
     expect((await listBackups(ws.engine)).length).toBe(6); // dry run deleted nothing
 
@@ -64,7 +67,7 @@ describe('retention and cleanup', () => {
     expect(restored.chain).toEqual([ids.full8, ids.inc8a]);
   });
 
-  it('never deletes the newest backup of any type, and honours keepLast and per-destination overrides', async () => {
+  it('never deletes the newest backup of a type, and honours keepLast and per-destination overrides', async () => {
     const clock = { now: at(1) };
     ws = await makeWorkspace({
       engine: { now: () => clock.now },
@@ -79,8 +82,7 @@ describe('retention and cleanup', () => {
     const ids = await history(ws, clock);
     const result = await cleanup(ws.engine, { asOf: at(60) });
     const removedAt = (d: string) => result.removed.filter((r) => r.destination === d).map((r) => r.what).sort();
-    // local: the two newest fulls kept (keepLast 2); incrementals 1h → gone except the newest, inc8a, which needs full8;
-    // hot3 is past its hour but the only (so the newest) hot backup.
+    // local: the two newest fulls kept (keepLast 2); incrementals and hot 1h → gone except the newest of each, inc8a (which needs full8) and hot3.
     expect(removedAt('local')).toEqual([ids.inc1a, ids.inc1b].sort());
     // archive keeps fulls a year; only the older incrementals go.
     expect(removedAt('archive')).toEqual([ids.inc1a, ids.inc1b].sort());
@@ -108,12 +110,16 @@ describe('retention and cleanup', () => {
     }
     expect(listed).not.toContain(ids.inc1b);
     expect(listed).toContain(ids.inc1a);
+    // verify says to finish the job, not to copy the half-removed backup back.
+    expect(problemsOf(await verify(ws.engine, { all: true }))).toEqual([expect.stringMatching(new RegExp(`cleanup was interrupted while removing ${ids.inc1b} at local .*rerun \`stowage cleanup\``))]);
 
+    // The rerun finishes the interrupted removal (recorded before it began), whatever the age of what it left.
     // Artifacts written by the test harness just now are not orphans yet; the old one is.
     const again = await cleanup(ws.engine, { asOf: at(9) });
+    expect(again.removed.filter((r) => r.why === `left by an interrupted removal of ${ids.inc1b}`).length).toBeGreaterThan(0);
+    expect((await readdir(join(ws.backups, 'incremental'))).filter((f) => f.startsWith(ids.inc1b!))).toEqual([]);
     expect(again.removed.find((r) => r.what === 'full/full_backup_20231231_020000.sqlite3')).toMatchObject({ kind: 'orphan' });
     expect(existsSync(old)).toBe(false);
     expect(existsSync(fresh)).toBe(true);
-    expect((await readdir(join(ws.backups, 'incremental'))).filter((f) => f.startsWith(ids.inc1b!))).not.toEqual([]); // young leftovers wait for the grace period
   });
 });
