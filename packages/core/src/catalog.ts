@@ -1,7 +1,8 @@
 import { isObjectNotFound } from '@stowage/storage';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
+import { describeVanished, readHistory, vanishedBackups } from './history.js';
+import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, stampOfId, typeOfId } from './layout.js';
 import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
 
 /** A committed backup and the destinations that hold its manifest. */
@@ -94,10 +95,14 @@ export async function readCatalog(engine: Engine, destinations: readonly Destina
  * repairs them).
  */
 export async function listBackups(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry[]> {
+  return (await readReportedCatalog(engine, destinations)).entries;
+}
+
+async function readReportedCatalog(engine: Engine, destinations: readonly Destination[]): Promise<Catalog> {
   const catalog = await readCatalog(engine, destinations);
   for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
   for (const damaged of catalog.damaged) engine.warn(`damaged manifest, backup ${damaged.id} left out: ${damaged.problem}; \`stowage sync\` repairs it from a good copy`);
-  return catalog.entries;
+  return catalog;
 }
 
 /** Oldest first: by sequence number (clock-independent), then time, then id. */
@@ -111,8 +116,12 @@ export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
  */
 export async function findBackup(engine: Engine, reference: string, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
   if (reference === 'latest') {
-    const all = await listBackups(engine, destinations);
-    const newest = all.at(-1);
+    const catalog = await readReportedCatalog(engine, destinations);
+    const newest = catalog.entries.at(-1);
+    // A newer backup gone from every destination searched is said, not silently skipped.
+    for (const vanished of vanishedBackups(await readHistory(engine), catalog, destinations.map((d) => d.name))) {
+      if (!newest || stampOfId(vanished.id) > stampOfId(newest.manifest.id)) engine.warn(`${describeVanished(vanished)}; \`stowage verify --all\` reports it`);
+    }
     if (!newest) {
       throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
     }

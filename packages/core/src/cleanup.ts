@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ObjectInfo } from '@stowage/storage';
 import { readCatalog, type Catalog, type DamagedManifest } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
-import { readHistory, recordRemoval, type BackupHistory } from './history.js';
+import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory } from './history.js';
 import { FOLDERS, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
@@ -45,8 +45,10 @@ export interface CleanupResult {
  * is recorded in the audit log before it starts, so a rerun finishes an interrupted one.
  * Nothing is deleted because it could not be read: a damaged manifest is repaired from a good copy
  * or reported (its backup, and everything it may replay, kept); an artifact is an orphan only when
- * no destination holds any manifest file for its backup and it is older than an hour (crashed
- * backups); orphans are left alone while a destination cannot be listed. Stale staging files go too.
+ * no destination holds any manifest file for its backup, this host has no record of committing it,
+ * and it is older than an hour (crashed backups); orphans are left alone while a destination cannot
+ * be listed. A backup recorded as committed whose manifest is nowhere is reported and kept.
+ * Stale staging files go too.
  */
 export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?: Date } = {}): Promise<CleanupResult> {
   const started = performance.now();
@@ -56,6 +58,10 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   const catalog = await readCatalog(engine);
   const history = await readHistory(engine);
   await repairManifests(engine, catalog, dryRun, result);
+  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+    const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
+    result.damaged.push({ id: vanished.id, destination: vanished.expectedAt.join(','), key, problem: `${describeVanished(vanished)}; whatever is left of it is kept` });
+  }
   const unlisted = new Map(catalog.unlisted.map((u) => [u.destination, u.message]));
   if (unlisted.size) engine.warn(`orphaned artifacts are left alone while ${[...unlisted.keys()].join(', ')} cannot be listed (it may hold their manifests)`);
   for (const destination of engine.destinations) {
@@ -119,7 +125,7 @@ async function cleanDestination(
   result: CleanupResult,
 ): Promise<void> {
   const here = catalog.entries.filter((e) => e.destinations.includes(destination.name));
-  const unreadableHere = result.damaged.filter((d) => d.destination === destination.name).map((d) => d.id);
+  const unreadableHere = result.damaged.filter((d) => d.destination.split(',').includes(destination.name)).map((d) => d.id);
   const policy: RetentionPolicy = { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination.name)?.retention) };
   const decisions = planRetention(here, policy, asOf, unreadableHere);
   for (const decision of decisions.filter((d) => d.keep)) result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
@@ -147,8 +153,9 @@ async function cleanDestination(
     if (!typeOfId(id) || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
     let why: string;
     if (history.removedByCleanup.has(`${destination.name}:${id}`)) why = `left by an interrupted removal of ${id}`;
-    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS) why = 'artifact without a manifest at any destination (a crashed backup)';
-    else continue; // real time above, whatever --as-of says
+    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS) {
+      why = 'artifact without a manifest at any destination (a crashed backup)'; // real time, whatever --as-of says
+    } else continue;
     garbage.push(info);
     result.removed.push({ destination: destination.name, what: info.key, kind: 'orphan', bytes: info.size, why });
   }

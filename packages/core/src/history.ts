@@ -7,8 +7,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { appendAudit, AUDIT_FILE, type AuditRecord } from './audit.js';
+import type { Catalog } from './catalog.js';
 import type { Engine } from './engine.js';
-import { typeOfId } from './layout.js';
+import { manifestKey, typeOfId } from './layout.js';
 
 export interface RecordedBackup {
   /** Destinations it should still be at: committed there (by backup or sync) and not removed by cleanup since. */
@@ -75,3 +76,29 @@ function parseRecord(line: string): AuditRecord | undefined {
     return undefined;
   }
 }
+
+export interface VanishedBackup {
+  id: string;
+  /** Where this host recorded it as committed (and cleanup did not remove it). */
+  expectedAt: string[];
+  recordedIn: string;
+}
+
+/**
+ * Backups this host recorded as committed at some of the catalog's destinations, of which none holds
+ * any manifest file for it (readable or not). Empty while a destination cannot be listed.
+ */
+export function vanishedBackups(history: BackupHistory, catalog: Catalog, destinations: readonly string[]): VanishedBackup[] {
+  if (catalog.unlisted.length) return [];
+  const present = new Set([...catalog.entries.map((e) => e.manifest.id), ...catalog.damaged.map((d) => d.id)]);
+  const vanished: VanishedBackup[] = [];
+  for (const [id, recorded] of history.backups) {
+    const expectedAt = destinations.filter((name) => recorded.destinations.has(name));
+    if (expectedAt.length && !present.has(id)) vanished.push({ id, expectedAt, recordedIn: recorded.recordedIn });
+  }
+  return vanished;
+}
+
+/** One line on a vanished backup, naming its manifest and where it was. */
+export const describeVanished = (v: VanishedBackup) =>
+  `${manifestKey(typeOfId(v.id)!, v.id)}: this host recorded ${v.id} as committed at ${v.expectedAt.join(', ')} (${v.recordedIn}), but none of them holds it any more`;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCatalog, type CatalogEntry } from './catalog.js';
-import { readHistory } from './history.js';
+import { describeVanished, readHistory, vanishedBackups } from './history.js';
 import { fetchArtifact } from './chain.js';
 import type { Destination, Engine } from './engine.js';
 import type { Manifest } from './manifest.js';
@@ -40,7 +40,8 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
   const actions: SyncAction[] = [];
   const catalog = await readCatalog(engine);
   for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
-  const { removedByCleanup } = await readHistory(engine);
+  const history = await readHistory(engine);
+  const { removedByCleanup } = history;
   const unlisted = new Set(catalog.unlisted.map((u) => u.destination));
   for (const entry of catalog.entries) {
     const { id } = entry.manifest;
@@ -76,6 +77,9 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
     }
   }
   const readable = new Set(catalog.entries.map((e) => e.manifest.id));
+  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+    actions.push({ backupId: vanished.id, destination: vanished.expectedAt.join(','), problem: 'missing', detail: describeVanished(vanished), outcome: options.dryRun ? 'planned' : 'failed', message: 'no destination holds a copy to repair it from' });
+  }
   for (const damaged of catalog.damaged.filter((d) => !readable.has(d.id))) {
     actions.push({ backupId: damaged.id, destination: damaged.destination, problem: 'damaged', detail: damaged.problem, outcome: options.dryRun ? 'planned' : 'failed', message: `no destination holds a readable manifest of ${damaged.id}` });
   }

@@ -1,7 +1,7 @@
 import { isStowageError } from '@stowage/errors';
 import { findBackup, readCatalog, type Catalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
 import { selectDestinations, type Destination, type Engine } from './engine.js';
-import { readHistory, type BackupHistory } from './history.js';
+import { describeVanished, readHistory, vanishedBackups, type BackupHistory } from './history.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { writePrivateAtomic } from './private-fs.js';
@@ -84,15 +84,9 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
     if (readable.has(id) || !chosen(id)) continue; // reported with the backup above
     await record({ backupId: id, ok: false, artifacts: [{ destination, key: manifestKey(typeOfId(id)!, id), ok: false, problem: interruptedProblem(destination, id, left) }] });
   }
-  if (catalog.unlisted.length === 0) {
-    const present = new Set([...readable, ...catalog.damaged.map((d) => d.id)]);
-    const names = new Set(destinations.map((d) => d.name));
-    for (const [id, recorded] of history.backups) {
-      const expectedAt = [...recorded.destinations].filter((name) => names.has(name));
-      if (present.has(id) || expectedAt.length === 0 || !chosen(id)) continue;
-      const key = manifestKey(typeOfId(id)!, id);
-      await record({ backupId: id, ok: false, artifacts: [{ destination: expectedAt.join(','), key, ok: false, problem: `this host recorded ${id} as committed at ${expectedAt.join(', ')} (${recorded.recordedIn}), but no destination holds it any more` }] });
-    }
+  for (const vanished of vanishedBackups(history, catalog, destinations.map((d) => d.name)).filter((v) => chosen(v.id))) {
+    const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
+    await record({ backupId: vanished.id, ok: false, artifacts: [{ destination: vanished.expectedAt.join(','), key, ok: false, problem: describeVanished(vanished) }] });
   }
   if (results.length === 0 && reference !== undefined) await findBackup(engine, reference, destinations); // throws: not found
   const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
