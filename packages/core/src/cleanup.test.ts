@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { withChaos } from '@stowage/storage-testkit';
@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
 import { cleanup } from './cleanup.js';
+import { parseManifest, serializeManifest } from './manifest.js';
 import { openEngine } from './engine.js';
 import { restore } from './restore.js';
 import { verify, type BackupVerification } from './verify.js';
@@ -122,4 +123,47 @@ describe('retention and cleanup', () => {
     expect(existsSync(old)).toBe(false);
     expect(existsSync(fresh)).toBe(true);
   });
+
+  it('never deletes a backup whose manifest it cannot read: a flipped byte in the newest incremental manifest is damage (issue 10 #1)', async () => {
+    const clock = { now: at(1) };
+    ws = await makeWorkspace({ engine: { now: () => clock.now }, config: { retention: { full: '1d', incremental: '1d', hot: '1d' } } });
+    const ids = await history(ws, clock);
+    const path = join(ws.backups, 'incremental', `${ids.inc8a}.manifest.json`);
+    const bytes = await readFile(path);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    await writeFile(path, bytes);
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    for (const folder of ['full', 'incremental', 'hot']) for (const name of await readdir(join(ws.backups, folder))) await utimes(join(ws.backups, folder, name), old, old);
+
+    const result = await cleanup(ws.engine, { asOf: at(30) });
+    expect(result.damaged).toEqual([expect.objectContaining({ destination: 'local', key: `incremental/${ids.inc8a}.manifest.json`, problem: expect.stringContaining('no destination holds a good copy') })]);
+    // Nothing of inc8a went as an orphan; the newest incremental that can be read (inc1b) and its chain stay too.
+    expect((await readdir(join(ws.backups, 'incremental'))).filter((f) => f.startsWith(ids.inc8a!)).length).toBeGreaterThan(1);
+    expect(result.removed).toEqual([]);
+    expect(result.kept.find((k) => k.id === ids.inc1b)?.why).toBe('the newest incremental backup is always kept');
+    expect(result.kept.find((k) => k.id === ids.full8)?.why).toBe('the newest full backup is always kept');
+  });
+
+  it('reports a manifest naming a key outside the destination as such, and counts only bytes actually freed', async () => {
+    const clock = { now: at(1) };
+    ws = await makeWorkspace({ engine: { now: () => clock.now }, config: { retention: { full: '1d', incremental: '1d', hot: '1d' } } });
+    const ids = await history(ws, clock);
+    const path = join(ws.backups, 'incremental', `${ids.inc8a}.manifest.json`);
+    const manifest = parseManifest(await readFile(path, 'utf8'), path);
+    await writeFile(path, serializeManifest({ ...manifest, artifacts: manifest.artifacts.map((a, i) => (i === 0 ? { ...a, key: '../x' } : a)) }));
+    expect(problemsOf(await verify(ws.engine, { backup: ids.inc8a! }))).toEqual([expect.stringContaining("manifest refers to a key outside the destination ('../x')")]);
+    await writeFile(path, serializeManifest(manifest));
+
+    // inc1b's delta is already gone: the bytes freed are what was stored, not what the manifest lists.
+    const inc1b = (await listBackups(ws.engine)).find((e) => e.manifest.id === ids.inc1b)!.manifest;
+    const delta = inc1b.artifacts.find((a) => a.role === 'delta')!;
+    await rm(join(ws.backups, delta.key));
+    const plan = await cleanup(ws.engine, { dryRun: true, asOf: at(30) });
+    const stored = async (key: string) => (await stat(join(ws.backups, key)).catch(() => undefined))?.size ?? 0;
+    const inc1bBytes = (await Promise.all([`incremental/${ids.inc1b}.manifest.json`, ...inc1b.artifacts.map((a) => a.key)].map(stored))).reduce((a, b) => a + b, 0);
+    expect(plan.removed.find((r) => r.what === ids.inc1b)?.bytes).toBe(inc1bBytes);
+    const done = await cleanup(ws.engine, { asOf: at(30) });
+    expect(done.bytesFreed).toBe(plan.bytesFreed);
+  });
 });
+
