@@ -210,12 +210,15 @@ export function parseTime(text: string): Date {
 
 export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
   const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
-  out.result({ ok: result.failures.length === 0, ...result, skipped: engine.unavailable });
+  const ok = result.failures.length === 0 && result.damaged.length === 0;
+  out.result({ ok, ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
+  for (const r of result.repaired) out.say(`${result.dryRun ? 'would repair' : 'repaired'} the damaged manifest of ${r.id} at ${r.destination} from ${r.from}`);
   out.say(`${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`);
+  for (const d of result.damaged) out.warn(`damaged manifest ${d.key} at ${d.destination}: ${d.problem}`);
   for (const failure of result.failures) out.warn(`cleanup of ${failure.destination} failed: ${failure.message}`);
-  return result.failures.length ? ExitCode.Failed : ExitCode.Ok;
+  return ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { isObjectNotFound } from '@stowage/storage';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
+import { describeVanished, readHistory, vanishedBackups } from './history.js';
+import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, stampOfId, typeOfId } from './layout.js';
 import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
 
 /** A committed backup and the destinations that hold its manifest. */
@@ -23,19 +24,41 @@ export async function readManifest(destination: Destination, id: string): Promis
   if (!type) return undefined;
   const key = manifestKey(type, id);
   try {
-    return parseManifest((await readObjectBytes(destination, key)).toString('utf8'), `${destination.name}:${key}`);
+    const manifest = parseManifest((await readObjectBytes(destination, key)).toString('utf8'), `${destination.name}:${key}`);
+    if (manifest.id !== id) {
+      throw new CoreError(CoreErrorCode.NotABackup, `${destination.name}:${key} is damaged: it holds the manifest of ${manifest.id}`, { context: { destination: destination.name, key } });
+    }
+    return manifest;
   } catch (error) {
     if (isObjectNotFound(error)) return undefined;
     throw error;
   }
 }
 
+/** A manifest file that exists but cannot be read or is not a valid manifest of its backup: damage, never an absence. */
+export interface DamagedManifest {
+  id: string;
+  destination: string;
+  key: string;
+  problem: string;
+}
+
+/** What the destinations hold: committed backups, damaged manifests, and destinations that could not be listed. */
+export interface Catalog {
+  /** Oldest first. */
+  entries: CatalogEntry[];
+  damaged: DamagedManifest[];
+  unlisted: Array<{ destination: string; message: string }>;
+}
+
 /**
- * Every committed backup at the given destinations, oldest first. A destination that cannot be
- * listed is reported through `engine.warn` and skipped, so one region down does not hide the rest.
+ * Reads every manifest at the given destinations. A destination that cannot be listed is recorded
+ * in `unlisted` (one region down does not hide the rest); a manifest that cannot be read or parsed
+ * is recorded in `damaged`, so that no caller mistakes it for a backup that was never committed.
  */
-export async function listBackups(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry[]> {
+export async function readCatalog(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<Catalog> {
   const byId = new Map<string, CatalogEntry>();
+  const catalog: Catalog = { entries: [], damaged: [], unlisted: [] };
   await Promise.all(
     destinations.map(async (destination) => {
       try {
@@ -43,8 +66,9 @@ export async function listBackups(engine: Engine, destinations: readonly Destina
           for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
             if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
             const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
+            if (typeOfId(id) !== type) continue;
             const manifest = await readManifest(destination, id).catch((error: unknown) => {
-              engine.warn(`${destination.name}: skipping unreadable manifest ${info.key}: ${(error as Error).message}`);
+              catalog.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message });
               return undefined;
             });
             if (!manifest) continue;
@@ -54,13 +78,31 @@ export async function listBackups(engine: Engine, destinations: readonly Destina
           }
         }
       } catch (error) {
-        engine.warn(`destination ${destination.name} could not be listed: ${(error as Error).message}`);
+        catalog.unlisted.push({ destination: destination.name, message: (error as Error).message });
       }
     }),
   );
   const order = new Map(destinations.map((d, i) => [d.name, i]));
   for (const entry of byId.values()) entry.destinations.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-  return [...byId.values()].sort(byRecency);
+  catalog.entries = [...byId.values()].sort(byRecency);
+  catalog.damaged.sort((a, b) => a.id.localeCompare(b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
+  return catalog;
+}
+
+/**
+ * Every committed backup at the given destinations, oldest first. Unlisted destinations and
+ * damaged manifests are reported through `engine.warn` (`verify` reports them as damage, `sync`
+ * repairs them).
+ */
+export async function listBackups(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry[]> {
+  return (await readReportedCatalog(engine, destinations)).entries;
+}
+
+async function readReportedCatalog(engine: Engine, destinations: readonly Destination[]): Promise<Catalog> {
+  const catalog = await readCatalog(engine, destinations);
+  for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
+  for (const damaged of catalog.damaged) engine.warn(`damaged manifest, backup ${damaged.id} left out: ${damaged.problem}; \`stowage sync\` repairs it from a good copy`);
+  return catalog;
 }
 
 /** Oldest first: by sequence number (clock-independent), then time, then id. */
@@ -74,8 +116,12 @@ export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
  */
 export async function findBackup(engine: Engine, reference: string, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
   if (reference === 'latest') {
-    const all = await listBackups(engine, destinations);
-    const newest = all.at(-1);
+    const catalog = await readReportedCatalog(engine, destinations);
+    const newest = catalog.entries.at(-1);
+    // A newer backup gone from every destination searched is said, not silently skipped.
+    for (const vanished of vanishedBackups(await readHistory(engine), catalog, destinations.map((d) => d.name))) {
+      if (!newest || stampOfId(vanished.id) > stampOfId(newest.manifest.id)) engine.warn(`${describeVanished(vanished)}; \`stowage verify --all\` reports it`);
+    }
     if (!newest) {
       throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
     }

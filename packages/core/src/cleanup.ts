@@ -1,11 +1,14 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { listBackups, type CatalogEntry } from './catalog.js';
+import type { ObjectInfo } from '@stowage/storage';
+import { readCatalog, type Catalog, type DamagedManifest } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
-import { FOLDERS, manifestKey, MANIFEST_SUFFIX } from './layout.js';
+import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory } from './history.js';
+import { FOLDERS, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { planRetention, type RetentionPolicy } from './retention.js';
+import { copyReplica, healthyHolders } from './sync.js';
 
 /** Artifacts without a manifest younger than this may belong to a backup still running. */
 export const ORPHAN_GRACE_MS = 3_600_000;
@@ -22,8 +25,14 @@ export interface CleanupItem {
 export interface CleanupResult {
   dryRun: boolean;
   asOf: string;
+  /** What was removed (or, with `dryRun`, would be), with the bytes it actually held. */
   removed: CleanupItem[];
   kept: Array<{ destination: string; id: string; why: string }>;
+  /** Damaged manifests rewritten (or, with `dryRun`, to be rewritten) from a destination holding a good copy. */
+  repaired: Array<{ destination: string; id: string; from: string }>;
+  /** Damaged manifests no good copy could repair: reported, and their backups (and all they may need) kept. */
+  damaged: DamagedManifest[];
+  /** Bytes the removed objects held (only what was stored and deleted counts). */
   bytesFreed: number;
   /** Destinations that could not be cleaned, with the reason. */
   failures: Array<{ destination: string; message: string }>;
@@ -32,18 +41,37 @@ export interface CleanupResult {
 /**
  * Applies retention at every destination (with its overrides). A backup goes manifest first,
  * artifacts after, and newest first within a chain, so a crash mid-cleanup never leaves a
- * committed backup with missing parts or a committed incremental without its parent.
- * Also removes orphans: artifacts without a manifest older than an hour (crashed backups) and
- * stale staging files.
+ * committed backup with missing parts or a committed incremental without its parent; each removal
+ * is recorded in the audit log before it starts, so a rerun finishes an interrupted one.
+ * Nothing is deleted because it could not be read: a damaged manifest is repaired from a good copy
+ * or reported (its backup, and everything it may replay, kept); an artifact is an orphan only when
+ * no destination holds any manifest file for its backup, this host has no record of committing it,
+ * and it is older than an hour (crashed backups); orphans are left alone while a destination cannot
+ * be listed. A backup recorded as committed whose manifest is nowhere is reported and kept.
+ * Stale staging files go too.
  */
 export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?: Date } = {}): Promise<CleanupResult> {
   const started = performance.now();
   const dryRun = options.dryRun ?? false;
   const asOf = options.asOf ?? engine.now();
-  const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], bytesFreed: 0, failures: [] };
+  const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], repaired: [], damaged: [], bytesFreed: 0, failures: [] };
+  const catalog = await readCatalog(engine);
+  const history = await readHistory(engine);
+  await repairManifests(engine, catalog, dryRun, result);
+  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+    const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
+    result.damaged.push({ id: vanished.id, destination: vanished.expectedAt.join(','), key, problem: `${describeVanished(vanished)}; whatever is left of it is kept` });
+  }
+  const unlisted = new Map(catalog.unlisted.map((u) => [u.destination, u.message]));
+  if (unlisted.size) engine.warn(`orphaned artifacts are left alone while ${[...unlisted.keys()].join(', ')} cannot be listed (it may hold their manifests)`);
   for (const destination of engine.destinations) {
+    const unreachable = unlisted.get(destination.name);
+    if (unreachable !== undefined) {
+      result.failures.push({ destination: destination.name, message: `could not be listed: ${unreachable}` });
+      continue;
+    }
     try {
-      await cleanDestination(engine, destination, asOf, dryRun, result);
+      await cleanDestination(engine, destination, { catalog, history, asOf, dryRun }, result);
     } catch (error) {
       result.failures.push({ destination: destination.name, message: (error as Error).message });
     }
@@ -51,45 +79,87 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   if (!dryRun) await removeStaleStaging(engine, result);
   result.bytesFreed = result.removed.reduce((sum, item) => sum + item.bytes, 0);
   if (!dryRun) {
-    if (result.failures.length) await engine.alerts.raise((a, at) => a.cleanupFailed({ ...at, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }));
+    const problems = [...result.failures.map((f) => `${f.destination}: ${f.message}`), ...result.damaged.map((d) => d.problem)];
+    if (problems.length) await engine.alerts.raise((a, at) => a.cleanupFailed({ ...at, error: problems.join('; ') }));
     else await engine.alerts.resolve('cleanup-failed');
     await logOperation(engine.logDir, 'backup.log', {
       operation: 'cleanup',
-      outcome: result.failures.length ? 'failed' : 'ok',
+      outcome: problems.length ? 'failed' : 'ok',
       durationMs: performance.now() - started,
       bytes: result.bytesFreed,
-      detail: `removed=${result.removed.map((r) => `${r.destination}:${r.what}`).join(',') || '-'}${result.failures.length ? ` failed=${result.failures.map((f) => f.destination).join(',')}` : ''}`,
+      detail: [
+        `removed=${result.removed.map((r) => `${r.destination}:${r.what}`).join(',') || '-'}`,
+        ...(result.repaired.length ? [`repaired=${result.repaired.map((r) => `${r.destination}:${r.id}`).join(',')}`] : []),
+        ...(result.damaged.length ? [`damaged=${result.damaged.map((d) => `${d.destination}:${d.key}`).join(',')}`] : []),
+        ...(result.failures.length ? [`failed=${result.failures.map((f) => f.destination).join(',')}`] : []),
+      ].join(' '),
     });
   }
   return result;
 }
 
-async function cleanDestination(engine: Engine, destination: Destination, asOf: Date, dryRun: boolean, result: CleanupResult): Promise<void> {
-  const entries = await listBackups(engine, [destination]);
+/** Rewrites each damaged manifest from a destination whose copy of the backup checks out; the rest go to `result.damaged`. */
+async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean, result: CleanupResult): Promise<void> {
+  for (const damaged of catalog.damaged) {
+    const entry = catalog.entries.find((e) => e.manifest.id === damaged.id);
+    const healthy = entry ? await healthyHolders(engine, entry) : [];
+    const target = engine.destinations.find((d) => d.name === damaged.destination)!;
+    if (!entry || healthy.length === 0) {
+      result.damaged.push({ ...damaged, problem: `${damaged.problem}; no destination holds a good copy of ${damaged.id}, so it is kept with everything it may need` });
+      continue;
+    }
+    try {
+      const from = dryRun ? healthy.map((d) => d.name).join(',') : await copyReplica(engine, entry, healthy, target);
+      if (!dryRun) entry.destinations.push(target.name);
+      result.repaired.push({ destination: damaged.destination, id: damaged.id, from });
+    } catch (error) {
+      result.damaged.push({ ...damaged, problem: `${damaged.problem}; repairing it from ${healthy.map((d) => d.name).join(', ')} failed: ${(error as Error).message}` });
+    }
+  }
+}
+
+async function cleanDestination(
+  engine: Engine,
+  destination: Destination,
+  { catalog, history, asOf, dryRun }: { catalog: Catalog; history: BackupHistory; asOf: Date; dryRun: boolean },
+  result: CleanupResult,
+): Promise<void> {
+  const here = catalog.entries.filter((e) => e.destinations.includes(destination.name));
+  const unreadableHere = result.damaged.filter((d) => d.destination.split(',').includes(destination.name)).map((d) => d.id);
   const policy: RetentionPolicy = { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination.name)?.retention) };
-  const decisions = planRetention(entries, policy, asOf);
+  const decisions = planRetention(here, policy, asOf, unreadableHere);
   for (const decision of decisions.filter((d) => d.keep)) result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
+  const stored = new Map<string, ObjectInfo>();
+  for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.set(info.key, info);
+  const storedBytes = (keys: readonly string[]) => keys.reduce((sum, key) => sum + (stored.get(key)?.size ?? 0), 0);
   // Newest first: an incremental goes before the backup it replays.
   for (const decision of decisions.filter((d) => !d.keep).reverse()) {
     const { manifest } = decision.entry;
-    result.removed.push({ destination: destination.name, what: manifest.id, kind: 'backup', bytes: backupBytes(decision.entry), why: decision.why });
-    if (dryRun) continue;
-    await destination.adapter.delete([manifestKey(manifest.type, manifest.id)]);
-    await destination.adapter.delete(manifest.artifacts.map((a) => a.key));
-  }
-  const committed = new Set(entries.map((e) => e.manifest.id));
-  const doomed = new Set(decisions.filter((d) => !d.keep).map((d) => d.entry.manifest.id));
-  for (const type of BACKUP_TYPES) {
-    const orphans = [];
-    for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
-      const id = info.key.slice(info.key.lastIndexOf('/') + 1).split('.')[0] ?? '';
-      if (committed.has(id) || doomed.has(id) || info.key.endsWith(MANIFEST_SUFFIX)) continue;
-      if (Date.now() - info.modified.getTime() < ORPHAN_GRACE_MS) continue; // real time, whatever --as-of says
-      orphans.push(info);
-      result.removed.push({ destination: destination.name, what: info.key, kind: 'orphan', bytes: info.size, why: 'artifact without a manifest (a crashed backup)' });
+    const keys = [manifestKey(manifest.type, manifest.id), ...manifest.artifacts.map((a) => a.key)];
+    if (!dryRun) {
+      await recordRemoval(engine, destination.name, manifest.id);
+      await destination.adapter.delete(keys.slice(0, 1));
+      await destination.adapter.delete(keys.slice(1));
     }
-    if (!dryRun && orphans.length) await destination.adapter.delete(orphans.map((o) => o.key));
+    result.removed.push({ destination: destination.name, what: manifest.id, kind: 'backup', bytes: storedBytes(keys), why: decision.why });
+    for (const key of keys) stored.delete(key);
   }
+  // Objects of a backup without a manifest: left by an interrupted removal here, or by a crashed backup.
+  const manifestHere = new Set([...here.map((e) => e.manifest.id), ...catalog.damaged.filter((d) => d.destination === destination.name).map((d) => d.id)]);
+  const manifestAnywhere = new Set([...catalog.entries.map((e) => e.manifest.id), ...catalog.damaged.map((d) => d.id)]);
+  const garbage: ObjectInfo[] = [];
+  for (const info of stored.values()) {
+    const id = info.key.slice(info.key.lastIndexOf('/') + 1).split('.')[0] ?? '';
+    if (!typeOfId(id) || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
+    let why: string;
+    if (history.removedByCleanup.has(`${destination.name}:${id}`)) why = `left by an interrupted removal of ${id}`;
+    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS) {
+      why = 'artifact without a manifest at any destination (a crashed backup)'; // real time, whatever --as-of says
+    } else continue;
+    garbage.push(info);
+    result.removed.push({ destination: destination.name, what: info.key, kind: 'orphan', bytes: info.size, why });
+  }
+  if (!dryRun && garbage.length) await destination.adapter.delete(garbage.map((o) => o.key));
 }
 
 async function removeStaleStaging(engine: Engine, result: CleanupResult): Promise<void> {
@@ -102,8 +172,6 @@ async function removeStaleStaging(engine: Engine, result: CleanupResult): Promis
     result.removed.push({ destination: 'staging', what: path, kind: 'orphan', bytes: info.size, why: 'staging file of a crashed backup' });
   }
 }
-
-const backupBytes = (entry: CatalogEntry) => entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0);
 
 function definedOnly<T extends object>(value: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;

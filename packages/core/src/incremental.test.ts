@@ -8,6 +8,7 @@ import { checkWriterInvariants, simulateWarehouseActivity, startWriterProcess } 
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
+import { parseManifest, serializeManifest } from './manifest.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { validate } from './validate.js';
@@ -113,7 +114,7 @@ describe('page-delta incrementals', () => {
     // A delta pointed at the wrong base (its manifest edited to name the full as parent).
     const manifestPath = join(ws.backups, 'incremental', `${inc2.manifest.id}.manifest.json`);
     const original = await readFile(manifestPath, 'utf8');
-    await writeFile(manifestPath, original.replace(`"parent": "${inc1.manifest.id}"`, `"parent": "${full.manifest.id}"`));
+    await writeFile(manifestPath, serializeManifest({ ...parseManifest(original, manifestPath), parent: full.manifest.id })); // consistent, checksum and all
     await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.chain_broken', message: expect.stringContaining(inc2.manifest.id) });
     await writeFile(manifestPath, original);
 

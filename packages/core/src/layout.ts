@@ -22,6 +22,9 @@ export function typeOfId(id: string): BackupType | undefined {
   return match[1] === 'inc' ? 'incremental' : (match[1] as BackupType);
 }
 
+/** `20240101_020000[_N]`: the time part of a backup id, which sorts as the time does. */
+export const stampOfId = (id: string) => id.split('_').slice(2).join('_');
+
 /**
  * The backup id in a user's reference: an id, an artifact or manifest file name, or a path such
  * as `backups/full/full_backup_20240101_020000.sqlite3`. Undefined when none is recognisable.

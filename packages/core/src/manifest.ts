@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { sha256Hex } from '@stowage/storage';
 import { CoreError, CoreErrorCode } from './errors.js';
+import { FOLDERS } from './layout.js';
 
 export const BACKUP_TYPES = ['full', 'incremental', 'hot'] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
@@ -14,7 +16,7 @@ export const artifactSchema = z.object({
   /** What it holds: the database image, or the page-hash list used by incrementals. */
   role: z.enum(['database', 'delta', 'page-hashes', 'files', 'files-index']),
   /** Key relative to the destination root, e.g. `full/full_backup_20240101_020000.sqlite3`. */
-  key: z.string(),
+  key: z.string().refine(isInsideDestination, { error: (issue) => `manifest refers to a key outside the destination ('${String(issue.input)}')` }),
   /** Encodings applied in order (empty = stored as is). */
   encoding: z.array(z.string()),
   size: z.number().int().nonnegative(),
@@ -119,8 +121,30 @@ export const manifestSchema = z.object({
   }),
   artifacts: z.array(artifactSchema).min(1),
   replicas: z.record(z.string(), replicaSchema),
+  /** SHA-256 of the manifest's compact JSON without this field (see `serializeManifest`); absent in older manifests. */
+  checksum: sha256.optional(),
+}).superRefine((manifest, context) => {
+  // A manifest may only name its own backup's objects, so a damaged or hostile one can never make
+  // cleanup delete (or restore read) another backup's data.
+  const own = `${FOLDERS[manifest.type]}/${manifest.id}.`;
+  manifest.artifacts.forEach((artifact, index) => {
+    if (isInsideDestination(artifact.key) && !artifact.key.startsWith(own)) {
+      context.addIssue({ code: 'custom', path: ['artifacts', index, 'key'], message: `'${artifact.key}' is not an object of backup ${manifest.id}` });
+    }
+  });
 });
 export type Manifest = z.infer<typeof manifestSchema>;
+
+/** A relative key with no `..`, empty or absolute segments and no backslashes. */
+function isInsideDestination(key: string): boolean {
+  return key.length > 0 && !key.includes('\\') && key.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+
+/** The manifest's JSON as stored, with a checksum over its content so that any damage is noticed. */
+export function serializeManifest(manifest: Manifest): string {
+  const { checksum: _, ...body } = manifest;
+  return `${JSON.stringify({ ...body, checksum: sha256Hex(JSON.stringify(body)) }, null, 2)}\n`;
+}
 
 /** Parses manifest JSON, throwing `not_a_backup` with the first problems when it is not one. */
 export function parseManifest(text: string, where: string): Manifest {
@@ -129,6 +153,10 @@ export function parseManifest(text: string, where: string): Manifest {
     json = JSON.parse(text);
   } catch (cause) {
     throw new CoreError(CoreErrorCode.NotABackup, `${where} is not a Stowage manifest (not JSON)`, { context: { where }, cause });
+  }
+  const { checksum, ...body } = (json ?? {}) as Record<string, unknown>;
+  if (checksum !== undefined && checksum !== sha256Hex(JSON.stringify(body))) {
+    throw new CoreError(CoreErrorCode.NotABackup, `${where} is damaged: its content does not match its checksum`, { context: { where } });
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {

@@ -3,7 +3,7 @@ import { pipeline, Transform } from 'node:stream';
 import { bufferBody, digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody } from '@stowage/storage';
 import type { Destination } from './engine.js';
 import { manifestKey } from './layout.js';
-import type { Artifact, Manifest, Replica } from './manifest.js';
+import { serializeManifest, type Artifact, type Manifest, type Replica } from './manifest.js';
 
 /** An artifact staged in a local file, ready to be stored at any number of destinations. */
 export interface StagedArtifact {
@@ -54,7 +54,7 @@ export async function confirmStored(destination: Destination, artifact: Pick<Art
  */
 export async function commitManifest(destination: Destination, manifest: Manifest): Promise<void> {
   const key = manifestKey(manifest.type, manifest.id);
-  const body = bufferBody(`${JSON.stringify(manifest, null, 2)}\n`);
+  const body = bufferBody(serializeManifest(manifest));
   await destination.adapter.put(key, body);
   await confirmStored(destination, { key, size: body.size, sha256: body.sha256 }, { deep: false });
 }

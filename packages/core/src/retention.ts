@@ -1,11 +1,13 @@
 /*
  * Retention planning: which backups a destination keeps and which may go. A backup is kept when it
  * is younger than its type's `maxAge` or among the `keepLast` newest of its type; every link that
- * a kept incremental replays is kept too; and the newest backup of each type is never deleted, so a
- * stopped schedule cannot age a destination down to nothing.
+ * a kept incremental replays is kept too; the newest backup of each type is never deleted, so a
+ * stopped schedule cannot age a destination down to nothing; and a backup whose manifest cannot be
+ * read keeps everything it might replay (its parent is written in the manifest that cannot be read).
  */
 import { z } from 'zod';
 import { byRecency, type CatalogEntry } from './catalog.js';
+import { stampOfId, typeOfId } from './layout.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
 
 export const durationSchema = z.string().regex(/^\d+[mhdw]$/, 'expected a duration such as 30m, 36h, 30d or 4w');
@@ -39,8 +41,11 @@ export interface RetentionDecision {
   why: string;
 }
 
-/** Decides, for the backups at one destination, which to keep under `policy` as of `asOf`. */
-export function planRetention(entries: readonly CatalogEntry[], policy: RetentionPolicy, asOf: Date): RetentionDecision[] {
+/**
+ * Decides, for the backups at one destination, which to keep under `policy` as of `asOf`.
+ * `unreadable`: ids of backups whose manifest exists there but cannot be read.
+ */
+export function planRetention(entries: readonly CatalogEntry[], policy: RetentionPolicy, asOf: Date, unreadable: readonly string[] = []): RetentionDecision[] {
   const sorted = [...entries].sort(byRecency);
   const why = new Map<string, string>();
   for (const type of BACKUP_TYPES) {
@@ -56,6 +61,12 @@ export function planRetention(entries: readonly CatalogEntry[], policy: Retentio
   for (const type of BACKUP_TYPES) {
     const newest = sorted.findLast((e) => e.manifest.type === type);
     if (newest && !why.has(newest.manifest.id)) why.set(newest.manifest.id, `the newest ${type} backup is always kept`);
+  }
+  // An unreadable incremental may replay any full or incremental back to the newest full before it.
+  for (const id of unreadable.filter((u) => typeOfId(u) === 'incremental')) {
+    const before = sorted.filter((e) => e.manifest.type !== 'hot' && stampOfId(e.manifest.id) <= stampOfId(id));
+    const full = before.findLastIndex((e) => e.manifest.type === 'full');
+    for (const entry of before.slice(Math.max(0, full))) if (!why.has(entry.manifest.id)) why.set(entry.manifest.id, `possibly needed by ${id}, whose manifest cannot be read`);
   }
   // Keep every link a kept incremental replays, newest first so that chains are followed to the end.
   const byId = new Map(sorted.map((e) => [e.manifest.id, e]));

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { listBackups, type CatalogEntry } from './catalog.js';
+import { readCatalog, type CatalogEntry } from './catalog.js';
+import { describeVanished, readHistory, vanishedBackups } from './history.js';
 import { fetchArtifact } from './chain.js';
 import type { Destination, Engine } from './engine.js';
 import type { Manifest } from './manifest.js';
@@ -28,31 +29,42 @@ export interface SyncResult {
 
 /**
  * Repairs replication: every committed backup is brought to every destination that lacks it or
- * holds a damaged copy, from a destination whose copy checks out (verified on both ends), oldest
- * first so that a chain's parents arrive before its incrementals. The manifest goes last.
+ * holds a damaged copy (an artifact missing or different, or an unreadable manifest), from a
+ * destination whose copy checks out (verified on both ends), oldest first so that a chain's parents
+ * arrive before its incrementals. The manifest goes last. A replica that cleanup removed (by
+ * retention at that destination) is not brought back; a manifest unreadable everywhere is a failure.
  */
 export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: boolean } = {}): Promise<SyncResult> {
   const started = performance.now();
   const deep = options.deep ?? false;
   const actions: SyncAction[] = [];
-  for (const entry of await listBackups(engine)) {
+  const catalog = await readCatalog(engine);
+  for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
+  const history = await readHistory(engine);
+  const { removedByCleanup } = history;
+  const unlisted = new Set(catalog.unlisted.map((u) => u.destination));
+  for (const entry of catalog.entries) {
+    const { id } = entry.manifest;
     const healthy: Destination[] = [];
     const broken: SyncAction[] = [];
-    for (const destination of engine.destinations) {
-      if (!entry.destinations.includes(destination.name)) {
-        broken.push({ backupId: entry.manifest.id, destination: destination.name, problem: 'missing', outcome: 'planned' });
-        continue;
+    for (const destination of engine.destinations.filter((d) => !unlisted.has(d.name))) {
+      const damagedManifest = catalog.damaged.find((d) => d.id === id && d.destination === destination.name);
+      if (damagedManifest) {
+        broken.push({ backupId: id, destination: destination.name, problem: 'damaged', detail: damagedManifest.problem, outcome: 'planned' });
+      } else if (!entry.destinations.includes(destination.name)) {
+        if (!removedByCleanup.has(`${destination.name}:${id}`)) broken.push({ backupId: id, destination: destination.name, problem: 'missing', outcome: 'planned' });
+      } else {
+        const problem = await firstProblem(destination, entry.manifest, deep);
+        if (problem === undefined) healthy.push(destination);
+        else broken.push({ backupId: id, destination: destination.name, problem: 'damaged', detail: problem, outcome: 'planned' });
       }
-      const problem = await firstProblem(destination, entry.manifest, deep);
-      if (problem === undefined) healthy.push(destination);
-      else broken.push({ backupId: entry.manifest.id, destination: destination.name, problem: 'damaged', detail: problem, outcome: 'planned' });
     }
     for (const action of broken) {
       actions.push(action);
       if (options.dryRun) continue;
       if (healthy.length === 0) {
         action.outcome = 'failed';
-        action.message = `no destination holds a good copy of ${entry.manifest.id}`;
+        action.message = `no destination holds a good copy of ${id}`;
         continue;
       }
       try {
@@ -64,6 +76,13 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
       }
     }
   }
+  const readable = new Set(catalog.entries.map((e) => e.manifest.id));
+  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+    actions.push({ backupId: vanished.id, destination: vanished.expectedAt.join(','), problem: 'missing', detail: describeVanished(vanished), outcome: options.dryRun ? 'planned' : 'failed', message: 'no destination holds a copy to repair it from' });
+  }
+  for (const damaged of catalog.damaged.filter((d) => !readable.has(d.id))) {
+    actions.push({ backupId: damaged.id, destination: damaged.destination, problem: 'damaged', detail: damaged.problem, outcome: options.dryRun ? 'planned' : 'failed', message: `no destination holds a readable manifest of ${damaged.id}` });
+  }
   if (!options.dryRun) {
     await logOperation(engine.logDir, 'backup.log', {
       operation: 'sync',
@@ -73,6 +92,13 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
     });
   }
   return { dryRun: options.dryRun ?? false, actions };
+}
+
+/** The destinations holding `entry` whose every artifact checks out. */
+export async function healthyHolders(engine: Engine, entry: CatalogEntry, deep = false): Promise<Destination[]> {
+  const holders = engine.destinations.filter((d) => entry.destinations.includes(d.name));
+  const problems = await Promise.all(holders.map((d) => firstProblem(d, entry.manifest, deep)));
+  return holders.filter((_, i) => problems[i] === undefined);
 }
 
 async function firstProblem(destination: Destination, manifest: Manifest, deep: boolean): Promise<string | undefined> {
@@ -87,14 +113,15 @@ async function firstProblem(destination: Destination, manifest: Manifest, deep: 
 }
 
 /**
- * Copies every artifact of `entry` from a healthy destination to `target`, verifies it there, then
- * writes the manifest. Returns the destination(s) the bytes came from.
+ * Copies every artifact of `entry` that `target` lacks or holds damaged from a healthy destination,
+ * verifies it there, then writes the manifest. Returns where the bytes came from.
  */
 export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination): Promise<string> {
   await ensurePrivateDir(engine.stagingDir);
   const sources = new Set<string>();
   const methods = new Map<string, VerifiedBy>();
   for (const artifact of entry.manifest.artifacts) {
+    if (await confirmStored(target, artifact, { deep: false }).then(() => true, () => false)) continue;
     const path = join(engine.stagingDir, `sync-${randomBytes(6).toString('hex')}`);
     try {
       sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
@@ -106,5 +133,5 @@ export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: 
   }
   const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: confirmedReplica(methods, new Date()) } };
   await commitManifest(target, manifest);
-  return [...sources].join(',');
+  return [...sources].join(',') || entry.destinations.join(','); // only the manifest was rewritten
 }
