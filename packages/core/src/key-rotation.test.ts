@@ -46,6 +46,7 @@ async function dropVerifier(manifest: Manifest): Promise<void> {
   const path = join(ws.backups, manifestKey(manifest.type, manifest.id));
   const stored = JSON.parse(await readFile(path, 'utf8')) as Manifest;
   delete stored.encoding.encryption!.passphraseVerifier;
+  delete stored.checksum; // older versions wrote neither
   await writeFile(path, `${JSON.stringify(stored, null, 2)}\n`);
 }
 

@@ -47,6 +47,8 @@ interface Modelled {
   replicas: Set<string>;
 }
 
+/** SOAK_TRACE=<file>: a line per operation (and what cleanup did), written before it runs, so a hang names its operation. */
+const trace = (line: string) => process.env.SOAK_TRACE && appendFileSync(process.env.SOAK_TRACE, `${line}\n`);
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** A put that reports success for the whole body but leaves only a prefix stored (a lost write). */
@@ -116,7 +118,12 @@ describe('fault-injection soak', () => {
       engine: { registry, now },
     });
     // The faulty engine: each operation draws a fault per destination.
+    // The faulty engine: before each operation every destination draws its fault, and its adapter is
+    // wrapped afresh (chaos counters start over; the torn writer has its own seeded stream), so a run
+    // depends on the seed alone, not on the order in which parallel uploads happen to call in.
     const faults = new Map<string, Fault>();
+    const inner = new Map<string, StorageAdapter>();
+    const active = new Map<string, StorageAdapter>();
     const faulty: Engine = await openEngine(ws.config, {
       registry,
       now,
@@ -124,22 +131,16 @@ describe('fault-injection soak', () => {
       onWarning: () => undefined,
       wrappers: [
         (adapter, name) => {
-          let current: { fault: Fault; adapter: StorageAdapter } | undefined;
-          const active = (): StorageAdapter => {
-            const fault = faults.get(name) ?? 'none';
-            if (current?.fault !== fault) {
-              current = { fault, adapter: fault === 'torn-write' ? tornWrites(adapter, rng) : withChaos(adapter, chaosPlan(fault, rng)) };
-            }
-            return current.adapter;
-          };
+          inner.set(name, adapter);
+          const current = () => active.get(name) ?? adapter;
           return {
             description: adapter.description,
             capabilities: adapter.capabilities,
-            put: (key, body, options) => active().put(key, body, options),
-            get: (key, options) => active().get(key, options),
-            stat: (key, options) => active().stat(key, options),
-            list: (prefix, options) => active().list(prefix, options),
-            delete: (keys, options) => active().delete(keys, options),
+            put: (key, body, options) => current().put(key, body, options),
+            get: (key, options) => current().get(key, options),
+            stat: (key, options) => current().stat(key, options),
+            list: (prefix, options) => current().list(prefix, options),
+            delete: (keys, options) => current().delete(keys, options),
           };
         },
       ],
@@ -196,15 +197,15 @@ describe('fault-injection soak', () => {
 
     for (let op = 1; op <= OPS; op++) {
       clock += rng.int(10, 180) * 60_000;
-      faults.clear();
       for (const destination of DESTINATIONS) {
         const fault: Fault = rng.random() < 0.3 ? rng.pick(FAULTS) : 'none';
+        const adapter = inner.get(destination)!;
         faults.set(destination, fault);
+        active.set(destination, fault === 'torn-write' ? tornWrites(adapter, new Rng(`torn:${op}:${destination}`, SEED)) : withChaos(adapter, chaosPlan(fault, rng)));
         injected[fault]++;
       }
       const roll = rng.random();
-      // SOAK_TRACE=<file>: one line per operation, written before it runs (a hang names its operation).
-      if (process.env.SOAK_TRACE) appendFileSync(process.env.SOAK_TRACE, `op ${op} roll=${roll.toFixed(3)} faults=${[...faults.values()].join(',')}\n`);
+      trace(`op ${op} roll=${roll.toFixed(3)} faults=${[...faults.values()].join(',')}`);
       const touched = new Set<string>();
       if (roll < 0.15) {
         count('activity');
@@ -261,6 +262,7 @@ describe('fault-injection soak', () => {
         const keep = mustKeep();
         try {
           const result = await cleanup(faulty, {});
+          trace(`cleanup ${JSON.stringify({ removed: result.removed, failures: result.failures })}`);
           for (const item of result.removed) {
             if (item.kind !== 'backup') continue;
             if (keep.has(item.what)) violate(op, `cleanup removed ${item.what} at ${item.destination}, the newest of its type`);

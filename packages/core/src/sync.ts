@@ -121,7 +121,11 @@ export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: 
   const sources = new Set<string>();
   const methods = new Map<string, VerifiedBy>();
   for (const artifact of entry.manifest.artifacts) {
-    if (await confirmStored(target, artifact, { deep: false }).then(() => true, () => false)) continue;
+    const present = await confirmStored(target, artifact, { deep: false }).catch(() => undefined);
+    if (present) {
+      methods.set(artifact.key, present);
+      continue;
+    }
     const path = join(engine.stagingDir, `sync-${randomBytes(6).toString('hex')}`);
     try {
       sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
