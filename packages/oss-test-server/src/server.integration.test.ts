@@ -641,10 +641,16 @@ describe('archive storage classes', () => {
     expect(md5Hex(server.object(BUCKET, 'tiered')!.bytes)).toBe(md5Hex(bytes));
   });
 
-  it('CopyObject: a missing source is NoSuchKey; a bit flipped in the copy shows in its honest CRC-64', async () => {
+  it('CopyObject: a missing source is NoSuchKey; x-oss-copy-source-if-match; a flipped bit shows in the honest CRC-64', async () => {
     await expect(oss().copy('to', 'absent')).rejects.toMatchObject({ status: 404, code: 'NoSuchKey' });
     const bytes = randomBytes(100);
     await oss().put('src', bytes);
+    const { etag } = server.object(BUCKET, 'src')!;
+    await expect(
+      oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': '"0123"' } }),
+    ).rejects.toMatchObject({ status: 412, code: 'PreconditionFailed' });
+    await oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': etag } });
+    expect(server.object(BUCKET, 'src')).toMatchObject({ storageClass: 'IA' });
     server.faults.add({ fault: { kind: 'flip-byte' } });
     const copied = await oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'Archive' } });
     expect(headersOf(copied)['x-oss-hash-crc64ecma']).not.toBe(crc64(bytes));

@@ -403,6 +403,12 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       const source = bucketOf(sourceBucket).objects.get(sourceKey);
       if (!source) throw ossErrors.noSuchKey(sourceKey);
       assertReadable(source, sourceKey);
+      const ifMatch = header(ex.req.headers, 'x-oss-copy-source-if-match');
+      if (ifMatch !== undefined && unquote(ifMatch) !== unquote(source.etag)) {
+        throw new OssError(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold.', {
+          Condition: 'x-oss-copy-source-if-match',
+        });
+      }
       const directive = header(ex.req.headers, 'x-oss-metadata-directive') ?? 'COPY';
       if (directive !== 'COPY' && directive !== 'REPLACE') {
         throw ossErrors.invalidArgument('Invalid metadata directive.', 'x-oss-metadata-directive', directive);
