@@ -51,6 +51,8 @@ for (const signatureVersion of ['v1', 'v4'] as const) {
       const storage = adapter({ signatureVersion, ...(signatureVersion === 'v4' ? { partSize: 1024 * 1024 } : {}) });
       return { adapter: storage, cleanup: () => removeAll(storage.prefix) };
     },
+    // The slowest expedited thaw (Cold Archive): one hour.
+    completeThaws: () => server.clock.advance(60 * 60 * 1000),
   });
 }
 
