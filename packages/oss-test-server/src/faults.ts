@@ -10,7 +10,7 @@ export type OssFault =
   /** Handle the request normally after a pause (for client timeouts). */
   | { kind: 'delay'; ms: number }
   /**
-   * Writes only (PutObject, UploadPart, CompleteMultipartUpload): store the first `keep` bytes
+   * Writes only (PutObject, CopyObject, UploadPart, CompleteMultipartUpload): store the first `keep` bytes
    * (default half) of what was received, answer 200 and report the checksums of what was stored.
    */
   | { kind: 'truncate'; keep?: number }
@@ -32,6 +32,8 @@ export type OssOperation =
   | 'ListMultipartUploads'
   | 'DeleteMultipleObjects'
   | 'PutObject'
+  | 'CopyObject'
+  | 'RestoreObject'
   | 'GetObject'
   | 'HeadObject'
   | 'GetObjectMeta'
@@ -54,7 +56,7 @@ export interface OssFaultRule {
   times?: number;
 }
 
-const WRITES: readonly OssOperation[] = ['PutObject', 'UploadPart', 'CompleteMultipartUpload'];
+const WRITES: readonly OssOperation[] = ['PutObject', 'CopyObject', 'UploadPart', 'CompleteMultipartUpload'];
 const DEFAULT_OPERATIONS: Partial<Record<OssFault['kind'], readonly OssOperation[]>> = {
   truncate: WRITES,
   'flip-byte': WRITES,

@@ -526,3 +526,134 @@ describe('read faults', () => {
     await expect(buffer(result.stream as Readable)).rejects.toMatchObject({ code: 'ECONNRESET' });
   });
 });
+
+describe('archive storage classes', () => {
+  const oss = () => client();
+  const MINUTE = 60_000;
+  const HOUR = 60 * MINUTE;
+  const DAY = 24 * HOUR;
+  beforeEach(() => emptyBucket(oss()));
+  /** RestoreObject through ali-oss, which passes the options on as the request's XML. */
+  const restore = (key: string, options: { type?: string; Days?: number; JobParameters?: string } = {}) =>
+    oss().restore(key, options as Parameters<OSS['restore']>[1]) as unknown as Promise<{ res: OSS.NormalSuccessResponse }>;
+  const restoreHeader = async (key: string) => headersOf(await oss().head(key))['x-oss-restore'];
+
+  it('an Archive object is readable only between a completed restore and its expiry', async () => {
+    const bytes = randomBytes(5000);
+    await oss().put('frozen', bytes, { headers: { 'x-oss-storage-class': 'Archive' } });
+    await expect(oss().get('frozen')).rejects.toMatchObject({ status: 403, code: 'InvalidObjectState' });
+    expect(await restoreHeader('frozen')).toBeUndefined();
+
+    expect((await restore('frozen', { Days: 2 })).res.status).toBe(202);
+    expect(lastRequest()).toMatchObject({ operation: 'RestoreObject', status: 202 });
+    expect(await restoreHeader('frozen')).toBe('ongoing-request="true"');
+    await expect(oss().get('frozen')).rejects.toMatchObject({ status: 403, code: 'InvalidObjectState' });
+    await expect(restore('frozen', { Days: 2 })).rejects.toMatchObject({ status: 409, code: 'RestoreAlreadyInProgress' });
+
+    server.clock.advance(MINUTE);
+    const { readyAt, expiresAt } = server.object(BUCKET, 'frozen')!.restore!;
+    expect(expiresAt.getTime() - readyAt.getTime()).toBe(2 * DAY);
+    expect(await restoreHeader('frozen')).toBe(`ongoing-request="false", expiry-date="${expiresAt.toUTCString()}"`);
+    expect(md5Hex((await oss().get('frozen')).content)).toBe(md5Hex(bytes));
+    const [listed] = (await oss().listV2({ prefix: 'frozen' }, {})).objects as unknown as {
+      storageClass: string;
+      restoreInfo: { ongoingRequest: boolean; expiryDate: Date };
+    }[];
+    expect(listed).toMatchObject({ storageClass: 'Archive', restoreInfo: { ongoingRequest: false, expiryDate: new Date(expiresAt.toUTCString()) } });
+
+    // A restore of a restored object answers 200 (ali-oss expects only 202) and extends its life.
+    server.clock.advance(DAY);
+    await expect(restore('frozen', { Days: 2 })).rejects.toMatchObject({ status: 200 });
+    const extended = server.object(BUCKET, 'frozen')!.restore!.expiresAt;
+    expect(extended.getTime() - server.clock.now().getTime()).toBeGreaterThan(2 * DAY - MINUTE);
+    expect(extended.getTime()).toBeGreaterThan(expiresAt.getTime());
+
+    server.clock.advance(2 * DAY);
+    await expect(oss().get('frozen')).rejects.toMatchObject({ status: 403, code: 'InvalidObjectState' });
+    expect(await restoreHeader('frozen')).toBeUndefined();
+  });
+
+  it('Cold Archive restores take the time of their priority, which can be raised but not lowered', async () => {
+    await oss().put('cold', Buffer.from('cold bytes'), { headers: { 'x-oss-storage-class': 'ColdArchive' } });
+    await restore('cold', { type: 'ColdArchive', JobParameters: 'Bulk', Days: 30 });
+    expect(server.object(BUCKET, 'cold')!.restore).toMatchObject({ tier: 'Bulk' });
+    await expect(restore('cold', { type: 'ColdArchive', JobParameters: 'Bulk' })).rejects.toMatchObject({
+      status: 409,
+      code: 'RestoreAlreadyInProgress',
+    });
+    server.clock.advance(30 * MINUTE);
+    expect((await restore('cold', { type: 'ColdArchive', JobParameters: 'Expedited' })).res.status).toBe(202);
+    await expect(restore('cold', { type: 'ColdArchive', JobParameters: 'Standard' })).rejects.toMatchObject({
+      status: 400,
+      code: 'InvalidArgument',
+    });
+    server.clock.advance(HOUR - MINUTE);
+    expect(await restoreHeader('cold')).toBe('ongoing-request="true"');
+    server.clock.advance(MINUTE);
+    expect(String((await oss().get('cold')).content)).toBe('cold bytes');
+    const { readyAt, expiresAt } = server.object(BUCKET, 'cold')!.restore!;
+    expect(expiresAt.getTime() - readyAt.getTime()).toBe(30 * DAY);
+  });
+
+  it('refuses restores of hot objects, bad Days and bad priorities', async () => {
+    await oss().put('hot', Buffer.from('x'), { headers: { 'x-oss-storage-class': 'IA' } });
+    await expect(restore('hot')).rejects.toMatchObject({ status: 400, code: 'OperationNotSupported' });
+    await oss().put('archive', Buffer.from('x'), { headers: { 'x-oss-storage-class': 'Archive' } });
+    await expect(restore('archive', { Days: 8 })).rejects.toMatchObject({ status: 400, code: 'InvalidArgument' });
+    await oss().put('deep', Buffer.from('x'), { headers: { 'x-oss-storage-class': 'DeepColdArchive' } });
+    await expect(restore('deep', { type: 'DeepColdArchive', JobParameters: 'Bulk' })).rejects.toMatchObject({
+      code: 'InvalidArgument',
+    });
+    await expect(restore('deep', { type: 'DeepColdArchive', Days: 366 })).rejects.toMatchObject({ code: 'InvalidArgument' });
+    await expect(restore('absent')).rejects.toMatchObject({ status: 404, code: 'NoSuchKey' });
+    expect(server.object(BUCKET, 'deep')!.restore).toBeUndefined();
+  });
+
+  it('CopyObject onto the same key changes the storage class and keeps bytes, ETag, CRC-64 and metadata', async () => {
+    const bytes = randomBytes(3000);
+    await oss().put('tiered', bytes, { headers: { 'x-oss-meta-note': 'kept', 'x-oss-storage-class': 'Standard' } });
+    const before = server.object(BUCKET, 'tiered')!;
+    const copied = await oss().copy('tiered', 'tiered', {
+      headers: { 'x-oss-storage-class': 'Archive', 'x-oss-metadata-directive': 'COPY' },
+    });
+    expect(lastRequest()).toMatchObject({ operation: 'CopyObject', status: 200 });
+    expect(copied.data).toMatchObject({ etag: before.etag });
+    expect(headersOf(copied)['x-oss-hash-crc64ecma']).toBe(crc64(bytes));
+    expect(server.object(BUCKET, 'tiered')).toMatchObject({
+      storageClass: 'Archive',
+      etag: before.etag,
+      crc64: before.crc64,
+      meta: { 'x-oss-meta-note': 'kept' },
+    });
+    expect(headersOf(await oss().head('tiered'))).toMatchObject({ 'x-oss-storage-class': 'Archive', 'x-oss-hash-crc64ecma': crc64(bytes) });
+
+    // A frozen source cannot be copied; a restored one can, and the copy is not restored.
+    await expect(oss().copy('tiered', 'tiered', { headers: { 'x-oss-storage-class': 'Standard' } })).rejects.toMatchObject({
+      status: 403,
+      code: 'InvalidObjectState',
+    });
+    await restore('tiered');
+    server.clock.advance(MINUTE);
+    await oss().copy('thawed-copy', 'tiered', { headers: { 'x-oss-storage-class': 'ColdArchive' } });
+    expect(server.object(BUCKET, 'thawed-copy')).toMatchObject({ storageClass: 'ColdArchive', restore: undefined });
+    await oss().copy('tiered', 'tiered', { meta: { note: 'replaced' }, headers: {} } as unknown as OSS.CopyObjectOptions);
+    expect(server.object(BUCKET, 'tiered')).toMatchObject({ storageClass: 'Standard', meta: { 'x-oss-meta-note': 'replaced' } });
+    expect(md5Hex(server.object(BUCKET, 'tiered')!.bytes)).toBe(md5Hex(bytes));
+  });
+
+  it('CopyObject: a missing source is NoSuchKey; x-oss-copy-source-if-match; a flipped bit shows in the honest CRC-64', async () => {
+    await expect(oss().copy('to', 'absent')).rejects.toMatchObject({ status: 404, code: 'NoSuchKey' });
+    const bytes = randomBytes(100);
+    await oss().put('src', bytes);
+    const { etag } = server.object(BUCKET, 'src')!;
+    await expect(
+      oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': '"0123"' } }),
+    ).rejects.toMatchObject({ status: 412, code: 'PreconditionFailed' });
+    await oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': etag } });
+    expect(server.object(BUCKET, 'src')).toMatchObject({ storageClass: 'IA' });
+    server.faults.add({ fault: { kind: 'flip-byte' } });
+    const copied = await oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'Archive' } });
+    expect(headersOf(copied)['x-oss-hash-crc64ecma']).not.toBe(crc64(bytes));
+    expect(server.object(BUCKET, 'src')!.crc64).toBe(crc64(server.object(BUCKET, 'src')!.bytes));
+  });
+});

@@ -12,6 +12,11 @@
  *
  * Every request body is read in full before the request is handled, which makes each write one
  * synchronous step: `x-oss-forbid-overwrite` is atomic, as on OSS.
+ *
+ * Cold classes (Archive, ColdArchive, DeepColdArchive): GetObject, and CopyObject from such a
+ * source, fail with 403 InvalidObjectState until a RestoreObject has completed. Restores are
+ * timed by the server's own thaw clock, which tests move forward with `clock.advance`, so an
+ * hours-long Cold Archive thaw takes no time at all; signatures are checked against real time.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -25,10 +30,12 @@ import {
   type QueryParameter,
   type SignatureVersion,
 } from './auth.js';
+import { crc64 as crc64Of } from './crc64.js';
 import { OssError, ossErrors } from './errors.js';
 import { OssFaults, type OssFault, type OssOperation } from './faults.js';
 import {
   Bucket,
+  RESTORE_TIERS,
   STORAGE_CLASSES,
   compareUtf8,
   md5,
@@ -36,6 +43,7 @@ import {
   newPart,
   newUploadId,
   normalObject,
+  type RestoreTier,
   type StorageClass,
   type StoredObject,
   type StoredPart,
@@ -78,6 +86,15 @@ export interface OssObjectSnapshot {
   storageClass: StorageClass;
   type: 'Normal' | 'Multipart';
   meta: Record<string, string>;
+  /** The latest restore of a cold object, as `Date`s on the thaw clock. */
+  restore: { tier: RestoreTier; readyAt: Date; expiresAt: Date } | undefined;
+}
+
+/** The clock restores are timed by: real time plus however far tests moved it. */
+export interface ThawClock {
+  now(): Date;
+  /** Moves the clock `ms` forward: restores under way finish, restored copies expire. */
+  advance(ms: number): void;
 }
 
 export interface OssTestServer {
@@ -88,6 +105,8 @@ export interface OssTestServer {
   readonly region: string;
   /** Pending fault rules; add some to make the next requests fail or store the wrong bytes. */
   readonly faults: OssFaults;
+  /** Times restores of cold objects (see `RESTORE_DURATIONS`). */
+  readonly clock: ThawClock;
   /** Every request so far, oldest first. */
   readonly requests: readonly OssRequestRecord[];
   /** Creates an empty bucket. */
@@ -119,8 +138,21 @@ interface Exchange {
 const OWNER_ID = '1300000000000000';
 const MAX_KEYS_LIMIT = 1000;
 const MAX_PARTS = 10_000;
-/** Storage classes whose objects must be restored before they can be read. */
-const COLD_CLASSES: ReadonlySet<StorageClass> = new Set(['Archive', 'ColdArchive', 'DeepColdArchive']);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/**
+ * How long a restore takes, per cold class and priority: the upper end of what Aliyun documents
+ * (Archive about a minute whatever the priority; Cold Archive 1 h / 2–5 h / 5–12 h; Deep Cold
+ * Archive 12 h / 48 h, no Bulk). The classes not listed need no restore.
+ */
+export const RESTORE_DURATIONS: Readonly<Partial<Record<StorageClass, Partial<Record<RestoreTier, number>>>>> = {
+  Archive: { Expedited: MINUTE, Standard: MINUTE, Bulk: MINUTE },
+  ColdArchive: { Expedited: HOUR, Standard: 5 * HOUR, Bulk: 12 * HOUR },
+  DeepColdArchive: { Expedited: 12 * HOUR, Standard: 48 * HOUR },
+};
+/** The longest a restored copy stays readable, in days, per cold class (the shortest is 1). */
+const MAX_RESTORE_DAYS: Readonly<Partial<Record<StorageClass, number>>> = { Archive: 7, ColdArchive: 365, DeepColdArchive: 365 };
 const RESPONSE_OVERRIDES: Readonly<Record<string, string>> = {
   'response-content-type': 'Content-Type',
   'response-content-language': 'Content-Language',
@@ -142,6 +174,14 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
   const buckets = new Map<string, Bucket>();
   const faults = new OssFaults();
   const requests: OssRequestRecord[] = [];
+  let clockOffset = 0;
+  const clock: ThawClock = {
+    now: () => new Date(Date.now() + clockOffset),
+    advance(ms) {
+      if (!(ms >= 0)) throw new RangeError('the thaw clock only moves forward');
+      clockOffset += ms;
+    },
+  };
 
   const createBucket = (name: string) => {
     if (!/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name)) {
@@ -238,7 +278,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
           textElement('EncodingType', q.get('encoding-type')),
           textElement('IsTruncated', page.truncated),
           page.truncated ? textElement('NextMarker', encode(page.last ?? '')) : '',
-          ...listingEntries(page.entries, encode, true),
+          ...listingEntries(page.entries, encode, true, restoreInfo),
         ),
       );
     },
@@ -268,7 +308,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
           textElement('IsTruncated', page.truncated),
           page.truncated ? textElement('NextContinuationToken', Buffer.from(page.last ?? '').toString('base64url')) : '',
           textElement('KeyCount', page.entries.length),
-          ...listingEntries(page.entries, encode, q.get('fetch-owner') === 'true'),
+          ...listingEntries(page.entries, encode, q.get('fetch-owner') === 'true', restoreInfo),
         ),
       );
     },
@@ -356,9 +396,90 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       });
     },
 
+    CopyObject(ex) {
+      const bucket = bucketOf(ex.bucketName);
+      checkObjectName(ex.key);
+      const { bucketName: sourceBucket, key: sourceKey } = copySource(header(ex.req.headers, 'x-oss-copy-source')!);
+      const source = bucketOf(sourceBucket).objects.get(sourceKey);
+      if (!source) throw ossErrors.noSuchKey(sourceKey);
+      assertReadable(source, sourceKey);
+      const ifMatch = header(ex.req.headers, 'x-oss-copy-source-if-match');
+      if (ifMatch !== undefined && unquote(ifMatch) !== unquote(source.etag)) {
+        throw new OssError(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold.', {
+          Condition: 'x-oss-copy-source-if-match',
+        });
+      }
+      const directive = header(ex.req.headers, 'x-oss-metadata-directive') ?? 'COPY';
+      if (directive !== 'COPY' && directive !== 'REPLACE') {
+        throw ossErrors.invalidArgument('Invalid metadata directive.', 'x-oss-metadata-directive', directive);
+      }
+      checkOverwrite(ex, bucket);
+      const attributes = objectAttributes(ex);
+      const kept = directive === 'COPY' ? { contentType: source.contentType, meta: { ...source.meta } } : {};
+      const bytes = applyWriteFault(source.bytes, ex.fault);
+      const object: StoredObject = {
+        ...source,
+        ...attributes,
+        ...kept,
+        ...(bytes === source.bytes ? {} : { bytes, crc64: crc64Of(bytes) }),
+        lastModified: new Date(Math.floor(Date.now() / 1000) * 1000),
+        restore: undefined,
+      };
+      bucket.objects.set(ex.key, object);
+      replyXml(
+        ex,
+        element('CopyObjectResult', textElement('LastModified', object.lastModified.toISOString()), textElement('ETag', object.etag)),
+        { ETag: object.etag, ...crcHeader(object.crc64, ex.fault) },
+      );
+    },
+
+    RestoreObject(ex) {
+      const object = objectOf(ex);
+      const durations = RESTORE_DURATIONS[object.storageClass];
+      if (!durations) {
+        throw new OssError(400, 'OperationNotSupported', 'The operation is not supported for this resource.', { Key: ex.key });
+      }
+      const request = ex.body.length === 0 ? undefined : parseBody(ex, 'RestoreRequest');
+      const daysText = request === undefined ? '1' : childText(request, 'Days') ?? '1';
+      const maxDays = MAX_RESTORE_DAYS[object.storageClass]!;
+      const days = /^\d{1,3}$/.test(daysText.trim()) ? Number(daysText) : NaN;
+      if (!(days >= 1 && days <= maxDays)) {
+        throw ossErrors.invalidArgument(`The Days must be an integer from 1 to ${maxDays}.`, 'Days', daysText);
+      }
+      const jobParameters = request === undefined ? undefined : childrenNamed(request, 'JobParameters')[0];
+      const tierText = (jobParameters && childText(jobParameters, 'Tier')) ?? 'Standard';
+      const duration = durations[tierText as RestoreTier];
+      if (duration === undefined) throw ossErrors.invalidArgument('The Tier is invalid.', 'Tier', tierText);
+      const tier = tierText as RestoreTier;
+      const now = clock.now().getTime();
+      const state = restoreState(object);
+      if (state === 'restored') {
+        // A restored copy's life is extended, as OSS does for a repeated request.
+        object.restore!.expiresAt = Math.max(object.restore!.expiresAt, now + days * DAY);
+        reply(ex, 200, {});
+        return;
+      }
+      if (state === 'ongoing') {
+        const current = object.restore!;
+        const faster = RESTORE_TIERS.indexOf(tier) < RESTORE_TIERS.indexOf(current.tier);
+        if (!faster) {
+          if (tier === current.tier) {
+            throw new OssError(409, 'RestoreAlreadyInProgress', 'The restore operation is in progress.', { Key: ex.key });
+          }
+          throw ossErrors.invalidArgument('The priority of a restore in progress can only be raised.', 'Tier', tier);
+        }
+        const readyAt = Math.min(current.readyAt, now + duration);
+        object.restore = { tier, readyAt, expiresAt: readyAt + (current.expiresAt - current.readyAt) };
+        reply(ex, 202, {});
+        return;
+      }
+      object.restore = { tier, readyAt: now + duration, expiresAt: now + duration + days * DAY };
+      reply(ex, 202, {});
+    },
+
     GetObject(ex) {
       const object = objectOf(ex);
-      if (COLD_CLASSES.has(object.storageClass)) throw ossErrors.invalidObjectState(ex.key);
+      assertReadable(object, ex.key);
       const headers = objectHeaders(object, ex.fault);
       for (const [name, value] of queryOf(ex)) {
         const overridden = RESPONSE_OVERRIDES[name];
@@ -513,6 +634,29 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
     return upload;
   }
 
+  /** Where a cold object's restore stands now; an expired restore is forgotten. */
+  function restoreState(object: StoredObject): 'frozen' | 'ongoing' | 'restored' {
+    const { restore } = object;
+    const now = clock.now().getTime();
+    if (restore === undefined) return 'frozen';
+    if (now < restore.readyAt) return 'ongoing';
+    if (now < restore.expiresAt) return 'restored';
+    object.restore = undefined;
+    return 'frozen';
+  }
+
+  function assertReadable(object: StoredObject, key: string): void {
+    if (RESTORE_DURATIONS[object.storageClass] && restoreState(object) !== 'restored') throw ossErrors.invalidObjectState(key);
+  }
+
+  /** `x-oss-restore` (and a listing's RestoreInfo) of a cold object a restore was asked for. */
+  function restoreInfo(object: StoredObject): string | undefined {
+    const state = restoreState(object);
+    if (state === 'frozen') return undefined;
+    if (state === 'ongoing') return 'ongoing-request="true"';
+    return `ongoing-request="false", expiry-date="${new Date(object.restore!.expiresAt).toUTCString()}"`;
+  }
+
   function checkOverwrite(ex: Exchange, bucket: Bucket): void {
     const forbid = header(ex.req.headers, 'x-oss-forbid-overwrite');
     if (forbid?.toLowerCase() === 'true' && bucket.objects.has(ex.key)) throw ossErrors.fileAlreadyExists(ex.key);
@@ -536,7 +680,9 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
   }
 
   function objectHeaders(object: StoredObject, fault: OssFault | undefined): Record<string, string> {
+    const restore = restoreInfo(object);
     return {
+      ...(restore === undefined ? {} : { 'x-oss-restore': restore }),
       'Content-Type': object.contentType,
       ETag: object.etag,
       'Last-Modified': object.lastModified.toUTCString(),
@@ -568,7 +714,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       const body = await readBody(req);
       const target = parseTarget(req);
       Object.assign(record, { bucket: target.bucket, key: target.key });
-      const operation = operationOf(record.method, target);
+      const operation = operationOf(record.method, target, header(req.headers, 'x-oss-copy-source') !== undefined);
       record.operation = operation;
       const fault = faults.take(operation);
       if (fault?.kind === 'delay') await sleep(fault.ms);
@@ -613,13 +759,24 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
     port,
     region,
     faults,
+    clock,
     requests,
     createBucket,
     object(bucket, key) {
       const object = storedBucket(bucket).objects.get(key);
       if (!object) return undefined;
-      const { bytes, etag, crc64, contentType, lastModified, storageClass, type, meta } = object;
-      return { bytes: Buffer.from(bytes), etag, crc64, contentType, lastModified, storageClass, type, meta: { ...meta } };
+      const { bytes, etag, crc64, contentType, lastModified, storageClass, type, meta, restore } = object;
+      return {
+        bytes: Buffer.from(bytes),
+        etag,
+        crc64,
+        contentType,
+        lastModified,
+        storageClass,
+        type,
+        meta: { ...meta },
+        restore: restore && { tier: restore.tier, readyAt: new Date(restore.readyAt), expiresAt: new Date(restore.expiresAt) },
+      };
     },
     keys: (bucket) => [...storedBucket(bucket).objects.keys()].sort(compareUtf8),
     uploads: (bucket) =>
@@ -672,6 +829,7 @@ function decodeComponent(text: string, plusIsSpace: boolean): string {
 function operationOf(
   method: string,
   target: { bucket: string | undefined; key: string; query: readonly QueryParameter[] },
+  copy: boolean,
 ): OssOperation {
   const names = new Set(target.query.map(([name]) => name));
   const subresources = [...names].filter((name) => SIGNED_SUBRESOURCES.has(name) && !(name in RESPONSE_OVERRIDES));
@@ -688,7 +846,7 @@ function operationOf(
   } else {
     if ((method === 'GET' || method === 'HEAD') && only('objectMeta')) return 'GetObjectMeta';
     if (method === 'PUT' && only('partNumber', 'uploadId')) return 'UploadPart';
-    if (method === 'PUT' && only()) return 'PutObject';
+    if (method === 'PUT' && only()) return copy ? 'CopyObject' : 'PutObject';
     if (method === 'GET' && only('uploadId')) return 'ListParts';
     if (method === 'GET' && only()) return 'GetObject';
     if (method === 'HEAD' && only()) return 'HeadObject';
@@ -696,9 +854,19 @@ function operationOf(
     if (method === 'DELETE' && only()) return 'DeleteObject';
     if (method === 'POST' && only('uploads')) return 'InitiateMultipartUpload';
     if (method === 'POST' && only('uploadId')) return 'CompleteMultipartUpload';
+    if (method === 'POST' && only('restore')) return 'RestoreObject';
   }
   const what = subresources.length === 0 ? '' : `?${subresources.join('&')}`;
   throw ossErrors.notImplemented(`${method} on ${target.key === '' ? 'a bucket' : 'an object'}${what ? ` with ${what}` : ''}`);
+}
+
+/** Bucket and key of an `x-oss-copy-source: /<bucket>/<URL-encoded key>` header. */
+function copySource(text: string): { bucketName: string; key: string } {
+  const match = /^\/([^/?]+)\/([^?]+)$/.exec(text);
+  if (!match) {
+    throw ossErrors.invalidArgument('The x-oss-copy-source header is invalid (versions are not implemented).', 'x-oss-copy-source', text);
+  }
+  return { bucketName: match[1]!, key: decodeComponent(match[2]!, false) };
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -746,6 +914,7 @@ function listingEntries(
   entries: ReturnType<Bucket['list']>['entries'],
   encode: (text: string) => string,
   withOwner: boolean,
+  restoreInfo: (object: StoredObject) => string | undefined,
 ): string[] {
   return entries.map((entry) =>
     entry.kind === 'prefix'
@@ -758,6 +927,7 @@ function listingEntries(
           textElement('Type', entry.object.type),
           textElement('Size', entry.object.bytes.length),
           textElement('StorageClass', entry.object.storageClass),
+          textElement('RestoreInfo', restoreInfo(entry.object)),
           withOwner ? element('Owner', textElement('ID', OWNER_ID), textElement('DisplayName', OWNER_ID)) : '',
         ),
   );

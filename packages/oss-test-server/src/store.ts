@@ -20,6 +20,20 @@ export interface StoredObject {
   type: 'Normal' | 'Multipart';
   /** `x-oss-meta-*` headers, lower-case names. */
   meta: Record<string, string>;
+  /** The latest RestoreObject of an object in a cold class, on the server's thaw clock (ms). */
+  restore?: Restore;
+}
+
+/** Restore priorities, fastest first. */
+export const RESTORE_TIERS = ['Expedited', 'Standard', 'Bulk'] as const;
+export type RestoreTier = (typeof RESTORE_TIERS)[number];
+
+export interface Restore {
+  tier: RestoreTier;
+  /** When the restored copy becomes readable. */
+  readyAt: number;
+  /** When it stops being readable (the object is frozen again). */
+  expiresAt: number;
 }
 
 export interface StoredPart {

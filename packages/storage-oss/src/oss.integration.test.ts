@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import OSS from 'ali-oss';
 import { crc64Reference, startOssTestServer, type OssOperation, type OssTestServer } from '@stowage/oss-test-server';
@@ -50,6 +51,8 @@ for (const signatureVersion of ['v1', 'v4'] as const) {
       const storage = adapter({ signatureVersion, ...(signatureVersion === 'v4' ? { partSize: 1024 * 1024 } : {}) });
       return { adapter: storage, cleanup: () => removeAll(storage.prefix) };
     },
+    // The slowest expedited thaw (Cold Archive): one hour.
+    completeThaws: () => server.clock.advance(60 * 60 * 1000),
   });
 }
 
@@ -57,6 +60,11 @@ for (const signatureVersion of ['v1', 'v4'] as const) {
 const storedKeys = (storage: OssStorage) => server.keys(BUCKET).filter((key) => key.startsWith(storage.prefix));
 const uploadsOf = (storage: OssStorage) => server.uploads(BUCKET).filter((upload) => upload.key.startsWith(storage.prefix));
 const operationsSince = (start: number) => server.requests.slice(start).map((request) => request.operation);
+const collect = async <T>(items: AsyncIterable<T>) => {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+};
 const readAll = async (storage: StorageAdapter, key: string, range?: { offset: number; length?: number }) =>
   buffer(await storage.get(key, range ? { range } : {}));
 
@@ -264,16 +272,136 @@ describe('OssStorage against the OSS test server', () => {
       await expect(buffer(stream)).rejects.toMatchObject({ name: 'StorageError', code: StorageErrorCode.Transient });
     });
 
-    it('an Archive object must be restored before it can be read; stat still works', async () => {
+    it('an Archive object must be thawed before it can be read; stat still works', async () => {
       const cold = adapter({ storageClass: 'Archive' });
       await cold.put('frozen', bufferBody('x'));
       expect(server.object(BUCKET, `${cold.prefix}frozen`)?.storageClass).toBe('Archive');
-      expect(await cold.stat('frozen')).toMatchObject({ size: 1 });
+      expect(await cold.stat('frozen')).toMatchObject({ size: 1, storageClass: 'Archive', archive: { state: 'archived' } });
       await expect(cold.get('frozen')).rejects.toMatchObject({
-        code: StorageErrorCode.Unavailable,
-        message: expect.stringContaining('must be restored'),
+        code: StorageErrorCode.ObjectArchived,
+        message: expect.stringContaining('must be thawed (restored) before it can be read'),
+        context: { storageClass: 'Archive', state: 'archived' },
       });
       await cold.close();
+    });
+  });
+
+  describe('archive tiers', () => {
+    const MINUTE = 60_000;
+    const DAY = 24 * 60 * MINUTE;
+
+    it('tiers to Archive by a verified copy, refuses reads, thaws, and then reads byte-exact', async () => {
+      const bytes = randomBytes(3 * PART + 17); // a multipart object: its CRC-64 is combined from the parts'
+      const stored = await storage.put('full.bin', bufferBody(bytes));
+      expect(await storage.stat('full.bin')).toMatchObject({ storageClass: 'Standard' });
+      expect((await storage.stat('full.bin'))!.archive).toBeUndefined();
+
+      const start = server.requests.length;
+      const tiered = await storage.setStorageClass('full.bin', 'Archive');
+      expect(operationsSince(start)).toEqual(['HeadObject', 'CopyObject', 'HeadObject']);
+      expect(tiered).toMatchObject({
+        size: bytes.length,
+        storageClass: 'Archive',
+        archive: { state: 'archived' },
+        checksums: { crc64ecma: stored.checksums.crc64ecma },
+      });
+      // Idempotent: already in the class, nothing is copied.
+      const again = server.requests.length;
+      await storage.setStorageClass('full.bin', 'Archive');
+      expect(operationsSince(again)).toEqual(['HeadObject']);
+
+      await expect(readAll(storage, 'full.bin')).rejects.toMatchObject({
+        code: StorageErrorCode.ObjectArchived,
+        context: { key: 'full.bin', state: 'archived' },
+      });
+      await expect(storage.setStorageClass('full.bin', 'Standard')).rejects.toMatchObject({ code: StorageErrorCode.ObjectArchived });
+
+      const thawing = await storage.requestThaw('full.bin', { days: 30, tier: 'bulk' });
+      expect(thawing.archive).toEqual({ state: 'thawing' });
+      // Archive restores last at most 7 days: the request was capped, not refused (and Archive has no priorities).
+      const { readyAt, expiresAt } = server.object(BUCKET, `${storage.prefix}full.bin`)!.restore!;
+      expect(expiresAt.getTime() - readyAt.getTime()).toBe(7 * DAY);
+      await expect(readAll(storage, 'full.bin')).rejects.toMatchObject({
+        code: StorageErrorCode.ObjectArchived,
+        message: expect.stringContaining('is being thawed'),
+        context: { state: 'thawing' },
+      });
+      const repeat = server.requests.length;
+      expect((await storage.requestThaw('full.bin', { days: 1 })).archive).toEqual({ state: 'thawing' });
+      expect(operationsSince(repeat)).toEqual(['HeadObject']);
+      const [listed] = await collect(storage.list('full'));
+      expect(listed).toMatchObject({ storageClass: 'Archive', archive: { state: 'thawing' } });
+
+      server.clock.advance(MINUTE);
+      const readable = await storage.stat('full.bin');
+      expect(readable!.archive).toEqual({ state: 'readable', thawExpires: new Date(expiresAt.toUTCString()) });
+      expect((await collect(storage.list('full')))[0]!.archive).toEqual(readable!.archive);
+      expect(sha256Hex(await readAll(storage, 'full.bin'))).toBe(sha256Hex(bytes));
+
+      // Back to a hot class once thawed: a plain readable object again.
+      const hot = await storage.setStorageClass('full.bin', 'IA');
+      expect(hot).toMatchObject({ storageClass: 'IA', checksums: { crc64ecma: stored.checksums.crc64ecma } });
+      expect(hot.archive).toBeUndefined();
+
+      server.clock.advance(8 * DAY);
+      expect(sha256Hex(await readAll(storage, 'full.bin'))).toBe(sha256Hex(bytes));
+    });
+
+    it('a thaw expires: the object is archived again', async () => {
+      await storage.put('k', bufferBody('payload'));
+      await storage.setStorageClass('k', 'ColdArchive');
+      await storage.requestThaw('k', { days: 2, tier: 'expedited' });
+      expect(server.object(BUCKET, `${storage.prefix}k`)!.restore).toMatchObject({ tier: 'Expedited' });
+      server.clock.advance(60 * MINUTE);
+      expect((await storage.stat('k'))!.archive!.state).toBe('readable');
+      server.clock.advance(2 * DAY);
+      expect((await storage.stat('k'))!.archive).toEqual({ state: 'archived' });
+      await expect(storage.get('k')).rejects.toMatchObject({ code: StorageErrorCode.ObjectArchived });
+    });
+
+    it('a copy whose CRC-64 differs from the original is reported as checksum_mismatch', async () => {
+      await storage.put('k', bufferBody(randomBytes(5000)));
+      server.faults.add({ fault: { kind: 'flip-byte' }, operations: ['CopyObject'] });
+      await expect(storage.setStorageClass('k', 'Archive')).rejects.toMatchObject({
+        code: StorageErrorCode.ChecksumMismatch,
+        message: expect.stringContaining('upload'),
+      });
+    });
+
+    it('a thaw request racing another one, or one finished meanwhile, is not an error', async () => {
+      await storage.put('k', bufferBody('x'));
+      await storage.setStorageClass('k', 'Archive');
+      server.faults.add({ fault: { kind: 'error', status: 409, code: 'RestoreAlreadyInProgress' }, operations: ['RestoreObject'] });
+      await expect(storage.requestThaw('k', { days: 1 })).resolves.toMatchObject({ archive: { state: 'archived' } });
+    });
+
+    it('refuses what cannot be done, with the code callers check', async () => {
+      await storage.put('hot', bufferBody('x'));
+      await expect(storage.requestThaw('hot', { days: 1 })).rejects.toMatchObject({
+        code: StorageErrorCode.Unsupported,
+        message: expect.stringContaining('needs no thaw'),
+      });
+      await expect(storage.setStorageClass('hot', 'GLACIER')).rejects.toMatchObject({ code: StorageErrorCode.Unsupported });
+      await expect(storage.setStorageClass('absent', 'Archive')).rejects.toMatchObject({ code: StorageErrorCode.ObjectNotFound });
+      await expect(storage.requestThaw('absent', { days: 1 })).rejects.toMatchObject({ code: StorageErrorCode.ObjectNotFound });
+      await expect(storage.requestThaw('hot', { days: 0 })).rejects.toThrow(RangeError);
+      expect(storage.capabilities.archiveClasses).toEqual(['Archive', 'ColdArchive', 'DeepColdArchive']);
+    });
+
+    it('a copy conditional on the ETag seen first: an object replaced in between is left as it is', async () => {
+      await storage.put('k', bufferBody('old'));
+      server.faults.add({ fault: { kind: 'delay', ms: 300 }, operations: ['CopyObject'] });
+      const tiering = storage.setStorageClass('k', 'Archive');
+      const outcome = expect(tiering).rejects.toMatchObject({
+        code: StorageErrorCode.Unavailable,
+        message: expect.stringContaining('was replaced while'),
+      });
+      while (!server.requests.some((request) => request.operation === 'CopyObject')) await sleep(5);
+      const writer = adapter({ prefix: storage.prefix });
+      await writer.put('k', bufferBody('new'));
+      await writer.close();
+      await outcome;
+      expect(server.object(BUCKET, `${storage.prefix}k`)).toMatchObject({ storageClass: 'Standard', bytes: Buffer.from('new') });
     });
   });
 

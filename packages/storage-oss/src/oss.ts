@@ -12,6 +12,7 @@ import {
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
+  objectArchived,
   objectNotFound,
   throwIfAborted,
   type Capabilities,
@@ -20,6 +21,8 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type ThawOptions,
+  type ThawTier,
 } from '@stowage/storage';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
 
@@ -35,6 +38,11 @@ import { crc64ecma, crc64ecmaCombine } from './crc64.js';
  * PutObject with Content-MD5; a larger one is a multipart upload with up to `parallel` parts in
  * flight, each with Content-MD5 and its own CRC-64 checked against the server's, the whole
  * object's CRC combined from the parts' CRCs. Any failure aborts the multipart upload.
+ *
+ * Archive tiers: `setStorageClass` is a CopyObject onto the same key, conditional on the ETag
+ * seen by a HEAD just before (so a concurrent replacement is never re-tiered by mistake), and the
+ * CRC-64 a HEAD reports afterwards must equal the one before. `requestThaw` is a RestoreObject;
+ * HEAD's `x-oss-restore` (a listing's RestoreInfo) tells archived, thawing and readable apart.
  *
  * Aborting destroys the request bodies in flight (ali-oss has no cancellation of its own).
  * Errors are mapped from OSS error codes and HTTP statuses; their messages and causes are
@@ -87,11 +95,20 @@ interface RequestOptions {
 
 /** The part of the ali-oss client this adapter uses, typed after ali-oss 6's source. */
 interface AliOssClient {
+  copy(name: string, sourceName: string, options: RequestOptions): Promise<{ res: AliResponse }>;
+  restore(name: string, options: { type: string; Days: number; JobParameters?: string }): Promise<{ res: AliResponse }>;
   putStream(name: string, stream: Readable, options: RequestOptions & { contentLength: number }): Promise<{ res: AliResponse }>;
   head(name: string): Promise<{ res: AliResponse }>;
   getStream(name: string, options: RequestOptions): Promise<{ stream: Readable; res: AliResponse }>;
   listV2(query: Record<string, string | number>): Promise<{
-    objects: { name: string; lastModified: string; etag: string; size: number }[];
+    objects: {
+      name: string;
+      lastModified: string;
+      etag: string;
+      size: number;
+      storageClass?: string;
+      restoreInfo?: { ongoingRequest: boolean; expiryDate?: Date };
+    }[];
     isTruncated: boolean;
     nextContinuationToken: string | null;
   }>;
@@ -131,8 +148,14 @@ const LIST_PAGE = 1000;
 const DELETE_BATCH = 1000;
 const CRC_HEADER = 'x-oss-hash-crc64ecma';
 const OCTET_STREAM = 'application/octet-stream';
-/** Storage classes whose objects must be restored before they can be read. */
-const COLD_CLASSES = new Set(['Archive', 'ColdArchive', 'DeepColdArchive']);
+/** Storage classes whose objects must be restored before they can be read, and how many days a restore lasts at most. */
+const MAX_THAW_DAYS: Readonly<Record<string, number>> = { Archive: 7, ColdArchive: 365, DeepColdArchive: 365 };
+const ARCHIVE_CLASSES = Object.keys(MAX_THAW_DAYS);
+/** Classes `setStorageClass` moves objects to. */
+const STORAGE_CLASSES = new Set(['Standard', 'IA', ...ARCHIVE_CLASSES]);
+/** The largest object one CopyObject copies (larger ones need UploadPartCopy, not implemented). */
+const MAX_COPY_SIZE = 5 * 1024 ** 3;
+const THAW_TIERS: Readonly<Record<ThawTier, string>> = { expedited: 'Expedited', standard: 'Standard', bulk: 'Bulk' };
 const PERMISSION_CODES = new Set([
   'AccessDenied',
   'SignatureDoesNotMatch',
@@ -163,6 +186,7 @@ export class OssStorage implements StorageAdapter {
     conditionalPut: true,
     rangeReads: true,
     maxParallelism: 16,
+    archiveClasses: ARCHIVE_CLASSES,
   };
   /** The bucket objects are stored in. */
   readonly bucket: string;
@@ -411,13 +435,9 @@ export class OssStorage implements StorageAdapter {
     } catch (headError) {
       return this.#error(headError, 'get', key);
     }
-    const storageClass = head.headers['x-oss-storage-class'] ?? '';
-    if (!COLD_CLASSES.has(storageClass)) return error;
-    return new StorageError(
-      StorageErrorCode.Unavailable,
-      `'${key}' at ${this.description} is in the ${storageClass} storage class and must be restored before it can be read`,
-      { context: { key, storageClass } },
-    );
+    const info = this.#infoOf(key, head);
+    if (info.archive === undefined || info.archive.state === 'readable') return error;
+    return objectArchived(key, this.description, info.storageClass!, info.archive.state);
   }
 
   async stat(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
@@ -429,14 +449,128 @@ export class OssStorage implements StorageAdapter {
       if (error instanceof StorageError && error.code === StorageErrorCode.ObjectNotFound) return undefined;
       throw error;
     }
+    return this.#infoOf(key, res);
+  }
+
+  /** The facts a HEAD answer gives about `key`. */
+  #infoOf(key: string, res: AliResponse): ObjectInfo {
     const crc = res.headers[CRC_HEADER];
+    const storageClass = res.headers['x-oss-storage-class'];
     return {
       key,
       size: Number(res.headers['content-length']),
       modified: new Date(res.headers['last-modified'] ?? Number.NaN),
       ...etagOf(res.headers.etag),
       checksums: crc === undefined ? {} : { crc64ecma: crc },
+      ...classFacts(storageClass, parseRestore(res.headers['x-oss-restore'])),
     };
+  }
+
+  /**
+   * CopyObject onto the same key with the new class, if the ETag is still the one a HEAD just
+   * saw; then a HEAD must report the original size and CRC-64 and the new class.
+   */
+  async setStorageClass(key: string, storageClass: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+    const name = this.#nameOf(key);
+    if (!STORAGE_CLASSES.has(storageClass)) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `OSS has no storage class '${storageClass}' (use one of ${[...STORAGE_CLASSES].join(', ')})`,
+        { context: { key, storageClass } },
+      );
+    }
+    const before = await this.stat(key, options);
+    if (!before) throw objectNotFound(key, this.description);
+    if (before.storageClass === storageClass) return before;
+    if (before.archive !== undefined && before.archive.state !== 'readable') {
+      throw objectArchived(key, this.description, before.storageClass!, before.archive.state);
+    }
+    if (before.size > MAX_COPY_SIZE) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `'${key}' at ${this.description} is larger than 5 GiB, which one CopyObject cannot re-tier; use a bucket lifecycle rule`,
+        { context: { key, size: before.size } },
+      );
+    }
+    try {
+      await this.#call(
+        'setStorageClass',
+        key,
+        () =>
+          this.#client.copy(name, name, {
+            headers: {
+              'x-oss-storage-class': storageClass,
+              'x-oss-metadata-directive': 'COPY',
+              ...(before.etag === undefined ? {} : { 'x-oss-copy-source-if-match': `"${before.etag}"` }),
+            },
+          }),
+        options.signal,
+      );
+    } catch (error) {
+      if (!(error instanceof StorageError && error.context.ossCode === 'PreconditionFailed')) throw error;
+      throw new StorageError(
+        StorageErrorCode.Unavailable,
+        `'${key}' at ${this.description} was replaced while it was being moved to ${storageClass}; ` +
+          'the new object was left as it is: check it, then try again',
+        { context: { key, storageClass }, cause: error },
+      );
+    }
+    const after = await this.stat(key, options);
+    if (!after) throw objectNotFound(key, this.description);
+    const [was, now] = [before.checksums.crc64ecma, after.checksums.crc64ecma];
+    if (was === undefined || now !== was || after.size !== before.size) {
+      throw checksumMismatch(
+        key,
+        `the ${storageClass} copy of '${key}' at ${this.description} has ${after.size} bytes with CRC-64 ${now ?? 'unknown'}, ` +
+          `but the original had ${before.size} bytes with CRC-64 ${was ?? 'unknown'}; the copy replaced it, so upload ` +
+          `'${key}' again from another copy`,
+      );
+    }
+    if (after.storageClass !== storageClass) {
+      throw new StorageError(
+        StorageErrorCode.Unavailable,
+        `${this.description} kept '${key}' in ${after.storageClass ?? 'an unreported class'} instead of ${storageClass}`,
+        { context: { key, storageClass } },
+      );
+    }
+    return after;
+  }
+
+  /**
+   * RestoreObject for `days` (capped at what the class allows: 7 for Archive, 365 otherwise);
+   * an object already thawing or readable is left as it is.
+   */
+  async requestThaw(key: string, options: ThawOptions): Promise<ObjectInfo> {
+    const name = this.#nameOf(key);
+    const { tier = 'standard', days, signal } = options;
+    if (!Number.isSafeInteger(days) || days < 1) throw new RangeError(`days must be a positive integer, not ${days}`);
+    const info = await this.stat(key, { ...(signal && { signal }) });
+    if (!info) throw objectNotFound(key, this.description);
+    if (info.archive === undefined) {
+      throw new StorageError(
+        StorageErrorCode.Unsupported,
+        `'${key}' at ${this.description} is in the ${info.storageClass ?? 'Standard'} storage class, which needs no thaw`,
+        { context: { key, storageClass: info.storageClass } },
+      );
+    }
+    if (info.archive.state !== 'archived') return info;
+    const storageClass = info.storageClass!;
+    await this.#call(
+      'requestThaw',
+      key,
+      () =>
+        this.#client
+          .restore(name, { type: storageClass, Days: Math.min(days, MAX_THAW_DAYS[storageClass]!), JobParameters: THAW_TIERS[tier] })
+          .catch((error: AliError) => {
+            // Someone else's thaw got there first: 409 while under way, 200 once done (ali-oss expects only 202).
+            if (error.status === 200 || error.code === 'RestoreAlreadyInProgress') return undefined;
+            throw error;
+          }),
+      signal,
+    );
+    const after = await this.stat(key, { ...(signal && { signal }) });
+    if (!after) throw objectNotFound(key, this.description);
+    return after;
   }
 
   /** ListObjectsV2, 1,000 keys a page; folder placeholders (keys ending in `/`) are not objects here. */
@@ -459,6 +593,10 @@ export class OssStorage implements StorageAdapter {
           modified: new Date(object.lastModified),
           ...etagOf(object.etag),
           checksums: {},
+          ...classFacts(
+            object.storageClass,
+            object.restoreInfo && { ongoing: object.restoreInfo.ongoingRequest, expires: object.restoreInfo.expiryDate },
+          ),
         };
       }
       if (page.isTruncated && !page.nextContinuationToken) {
@@ -547,6 +685,7 @@ function storageCodeOf(
   if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
   if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
   if (ossCode === 'InvalidObjectName') return StorageErrorCode.InvalidKey;
+  if (ossCode === 'InvalidObjectState') return StorageErrorCode.ObjectArchived;
   if ((ossCode !== undefined && PERMISSION_CODES.has(ossCode)) || status === 401 || status === 403) {
     return StorageErrorCode.PermissionDenied;
   }
@@ -648,6 +787,29 @@ function checksumMismatch(key: string, message: string): StorageError {
 
 function md5Base64(bytes: Buffer): string {
   return createHash('md5').update(bytes).digest('base64');
+}
+
+/** A restore as `x-oss-restore` or a listing's RestoreInfo describes it. */
+interface RestoreFacts {
+  ongoing: boolean;
+  expires: Date | undefined;
+}
+
+/** `ongoing-request="true"`, or `ongoing-request="false", expiry-date="<HTTP date>"`. */
+function parseRestore(header: string | undefined): RestoreFacts | undefined {
+  if (header === undefined) return undefined;
+  const expiry = /expiry-date="([^"]+)"/.exec(header)?.[1];
+  return { ongoing: /ongoing-request="true"/.test(header), expires: expiry === undefined ? undefined : new Date(expiry) };
+}
+
+/** `storageClass`, and `archive` for an object in an archive class. */
+function classFacts(storageClass: string | undefined, restore: RestoreFacts | undefined): Pick<ObjectInfo, 'storageClass' | 'archive'> {
+  if (storageClass === undefined) return {};
+  if (!(storageClass in MAX_THAW_DAYS)) return { storageClass };
+  if (restore === undefined) return { storageClass, archive: { state: 'archived' } };
+  if (restore.ongoing) return { storageClass, archive: { state: 'thawing' } };
+  const thawExpires = restore.expires !== undefined && !Number.isNaN(restore.expires.getTime()) ? restore.expires : undefined;
+  return { storageClass, archive: { state: 'readable', ...(thawExpires && { thawExpires }) } };
 }
 
 /** `{ etag }` without OSS's quotes, or nothing. */

@@ -33,7 +33,7 @@ describe('toStorageError', () => {
     ['an SDK response checksum mismatch', new Error('Checksum mismatch: expected "a" but received "b" in response header "x-amz-checksum-crc32".'), StorageErrorCode.ChecksumMismatch],
     ['NotImplemented', serviceError('NotImplemented', 501), StorageErrorCode.Unsupported],
     ['KeyTooLongError', serviceError('KeyTooLongError', 400), StorageErrorCode.InvalidKey],
-    ['InvalidObjectState (archived)', serviceError('InvalidObjectState', 403), StorageErrorCode.Unavailable],
+    ['InvalidObjectState (archived)', serviceError('InvalidObjectState', 403), StorageErrorCode.ObjectArchived],
     ['an AbortError', Object.assign(new Error('Request aborted'), { name: 'AbortError' }), StorageErrorCode.Aborted],
     ['InvalidArgument', serviceError('InvalidArgument', 400), StorageErrorCode.Unavailable],
   ];

@@ -101,7 +101,7 @@ export function toStorageError(error: unknown, op: S3Operation): StorageError {
   }
   if (s3Code === 'InvalidObjectState') {
     return make(
-      StorageErrorCode.Unavailable,
+      StorageErrorCode.ObjectArchived,
       `${subject} failed: the object is archived (GLACIER or DEEP_ARCHIVE) and must be restored before it can be read`,
     );
   }

@@ -26,6 +26,11 @@ export interface StorageAdapterSuiteOptions {
   create: () => Promise<AdapterUnderTest>;
   /** Timeout of each test in ms, for slow remote backends (default: vitest's `testTimeout`). */
   timeoutMs?: number;
+  /**
+   * For adapters with `capabilities.archiveClasses`: makes every thaw under way (requested with
+   * the `expedited` tier) finish, e.g. by moving a test server's clock. Required by those adapters.
+   */
+  completeThaws?: (adapter: StorageAdapter) => Promise<void> | void;
 }
 
 /**
@@ -38,6 +43,10 @@ export interface StorageAdapterSuiteOptions {
  * `rangeReads` only says they are cheap). With `conditionalPut` `ifNoneMatch` must be honoured atomically, without it
  * it must be refused as `unsupported`; a stat checksum is compared whenever one is reported and
  * required when `serverChecksums` includes `sha256`.
+ *
+ * Archive tiers: with `archiveClasses`, an object moved to the first archive class must refuse
+ * `get` with `object_archived` until a thaw finishes (`completeThaws`), then read byte-exact;
+ * without, the adapter must not offer `setStorageClass` or `requestThaw` nor report thaw states.
  *
  * Range semantics checked: `{ offset, length }` yields those bytes; a range reaching past the end
  * yields the bytes up to the end. Ranges starting at or past the end are not checked (backends differ).
@@ -253,6 +262,55 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         await storage.delete(['x']);
         await storage.delete(['x']);
         expect(await listAll(storage, '')).toEqual([]);
+      });
+    });
+
+    describe('archive tiers', () => {
+      it('archive classes (per capabilities): tier, refuse reads, thaw, read byte-exact; otherwise none offered', async ({ storage }) => {
+        const bytes = randomBytes(70_000);
+        const before = await storage.put('tier/a.bin', bufferBody(bytes));
+        const hot = await storage.stat('tier/a.bin');
+        expect(hot?.archive, 'a freshly put object is not archived').toBeUndefined();
+        const [archiveClass] = storage.capabilities.archiveClasses ?? [];
+        if (archiveClass === undefined) {
+          expect([storage.setStorageClass, storage.requestThaw]).toEqual([undefined, undefined]);
+          return;
+        }
+        const { setStorageClass, requestThaw } = storage;
+        if (!setStorageClass || !requestThaw || !options.completeThaws) {
+          throw new Error('an adapter with archiveClasses needs setStorageClass, requestThaw and the suite option completeThaws');
+        }
+        const archived = await setStorageClass.call(storage, 'tier/a.bin', archiveClass);
+        expect(archived).toMatchObject({ key: 'tier/a.bin', size: bytes.length, storageClass: archiveClass, archive: { state: 'archived' } });
+        expectChecksumsOf(archived, bytes);
+        for (const algorithm of Object.keys(before.checksums) as (keyof ObjectInfo['checksums'])[]) {
+          if (archived.checksums[algorithm] !== undefined) expect(archived.checksums[algorithm]).toBe(before.checksums[algorithm]);
+        }
+        expect(await storage.stat('tier/a.bin')).toMatchObject({ storageClass: archiveClass, archive: { state: 'archived' } });
+        await expect(setStorageClass.call(storage, 'tier/a.bin', archiveClass), 'idempotent').resolves.toMatchObject({
+          archive: { state: 'archived' },
+        });
+        await expect(readObject(storage, 'tier/a.bin')).rejects.toMatchObject({ code: StorageErrorCode.ObjectArchived });
+
+        const thawing = await requestThaw.call(storage, 'tier/a.bin', { days: 2, tier: 'expedited' });
+        expect(['thawing', 'readable']).toContain(thawing.archive?.state);
+        await expect(requestThaw.call(storage, 'tier/a.bin', { days: 2 }), 'idempotent').resolves.toMatchObject({
+          key: 'tier/a.bin',
+        });
+        await options.completeThaws(storage);
+        const readable = await storage.stat('tier/a.bin');
+        expect(readable?.archive?.state).toBe('readable');
+        if (readable?.archive?.thawExpires) expect(readable.archive.thawExpires.getTime()).toBeGreaterThan(Date.now());
+        expect(sha256Hex(await readObject(storage, 'tier/a.bin'))).toBe(sha256Hex(bytes));
+
+        await storage.put('tier/hot', bufferBody('x'));
+        await expect(requestThaw.call(storage, 'tier/hot', { days: 1 })).rejects.toMatchObject({ code: StorageErrorCode.Unsupported });
+        await expect(setStorageClass.call(storage, 'tier/absent', archiveClass)).rejects.toMatchObject({
+          code: StorageErrorCode.ObjectNotFound,
+        });
+        await expect(requestThaw.call(storage, 'tier/absent', { days: 1 })).rejects.toMatchObject({
+          code: StorageErrorCode.ObjectNotFound,
+        });
       });
     });
 

@@ -1,5 +1,5 @@
 export { describeStorageAdapter, type AdapterUnderTest, type StorageAdapterSuiteOptions } from './conformance.js';
-export { MemoryStorage } from './memory.js';
+export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export {
   withChaos,
   type ChaosAdapter,

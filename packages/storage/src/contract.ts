@@ -63,8 +63,49 @@ export interface StorageAdapter {
   /** Deletes the given keys. Missing keys are not an error (idempotent). */
   delete(keys: readonly string[], options?: { signal?: AbortSignal }): Promise<void>;
 
+  /**
+   * Moves the object to `storageClass` (one of `capabilities.archiveClasses`, or the backend's
+   * hot class) in place: a server-side copy onto the same key, so the bytes never leave the
+   * backend. The adapter checks the backend's checksum of the copy against the original's and
+   * resolves with the object's facts afterwards.
+   *
+   * Idempotent: an object already in `storageClass` is left as it is (no request is made). An
+   * object in an archive class can only be copied once it is readable (thaw it first).
+   *
+   * @throws `object_not_found`; `object_archived` when the object is archived and not thawed;
+   *   `unsupported` for a class the backend does not know; `checksum_mismatch` when the copy's
+   *   checksum differs (the original bytes are then gone only if the backend replaced them:
+   *   the message says so); `permission_denied`, `transient`, `aborted`.
+   */
+  setStorageClass?(key: string, storageClass: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
+
+  /**
+   * Asks the backend to thaw an archived object, making it readable for `options.days` days;
+   * resolves with the object's facts after the request (`archive.state` is then `thawing` or,
+   * on a backend that thaws at once, `readable`).
+   *
+   * Idempotent: a thaw already under way, or an object already readable, is not an error (a
+   * readable object keeps its thaw; no new request is made). `tier` is a hint on backends
+   * whose thaw speed is fixed for the class.
+   *
+   * @throws `object_not_found`; `unsupported` when the object is not in an archive class;
+   *   `permission_denied`, `transient`, `aborted`.
+   */
+  requestThaw?(key: string, options: ThawOptions): Promise<ObjectInfo>;
+
   /** Releases connections and handles. The adapter is unusable afterwards. */
   close?(): Promise<void>;
+}
+
+/** How fast a thaw should be: faster tiers cost more (S3 and OSS Cold Archive name them alike). */
+export type ThawTier = 'expedited' | 'standard' | 'bulk';
+
+export interface ThawOptions {
+  /** Default `standard`. */
+  tier?: ThawTier;
+  /** How long the thawed copy stays readable, in whole days (at least 1; the backend caps it). */
+  days: number;
+  signal?: AbortSignal;
 }
 
 /** A rewindable body for `put`: the same bytes every time `open()` is called. */
@@ -107,6 +148,24 @@ export interface ObjectInfo {
   modified: Date;
   etag?: string;
   checksums: ObjectChecksums;
+  /** The backend's storage class, in its own spelling (`Archive`, `DEEP_ARCHIVE`), when it reports one. */
+  storageClass?: string;
+  /**
+   * Present only for an object in an archive class (see `Capabilities.archiveClasses`), when
+   * the adapter learned its state (`stat` always; `list` when the listing says it).
+   */
+  archive?: ArchiveStatus;
+}
+
+/**
+ * Whether an archived object can be read: `archived` (frozen; `get` fails with
+ * `object_archived`), `thawing` (a thaw was requested and is under way), `readable` (thawed,
+ * until `thawExpires`, after which it is `archived` again).
+ */
+export interface ArchiveStatus {
+  state: 'archived' | 'thawing' | 'readable';
+  /** When a thawed copy stops being readable (only with `readable`). */
+  thawExpires?: Date;
 }
 
 export type ChecksumAlgorithm = keyof ObjectChecksums;
@@ -120,4 +179,10 @@ export interface Capabilities {
   readonly rangeReads: boolean;
   /** How many requests the backend handles well at once (a hint for the limit wrapper). */
   readonly maxParallelism: number;
+  /**
+   * Storage classes whose objects must be thawed before `get` (e.g. `Archive`, `ColdArchive`).
+   * Absent or empty: the backend has none. When non-empty, the adapter implements
+   * `setStorageClass` and `requestThaw` and reports `storageClass` and `archive` in `stat`.
+   */
+  readonly archiveClasses?: readonly string[];
 }

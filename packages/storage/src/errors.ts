@@ -14,6 +14,8 @@ export const StorageErrorCode = {
   InvalidConfig: 'stowage.storage.invalid_config',
   UnknownScheme: 'stowage.storage.unknown_scheme',
   Unavailable: 'stowage.storage.unavailable',
+  /** The object is in an archive storage class and not thawed: request a thaw, wait, then read. */
+  ObjectArchived: 'stowage.storage.object_archived',
 } as const;
 export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];
 
@@ -33,6 +35,7 @@ export const isChecksumMismatch = guard(StorageErrorCode.ChecksumMismatch);
 export const isPermissionDenied = guard(StorageErrorCode.PermissionDenied);
 export const isNoSpace = guard(StorageErrorCode.NoSpace);
 export const isAborted = guard(StorageErrorCode.Aborted);
+export const isObjectArchived = guard(StorageErrorCode.ObjectArchived);
 
 export function objectNotFound(key: string, where: string, cause?: unknown): StorageError {
   return new StorageError(StorageErrorCode.ObjectNotFound, `no object '${key}' at ${where}`, {
@@ -51,4 +54,22 @@ export function abortedError(key: string | undefined, cause?: unknown): StorageE
 /** Throws `aborted` when `signal` has aborted; adapters call it before they start work. */
 export function throwIfAborted(signal: AbortSignal | undefined, key?: string): void {
   if (signal?.aborted) throw abortedError(key, signal.reason);
+}
+
+/** `get` (or a copy) of an object in an archive class that is not readable yet. */
+export function objectArchived(
+  key: string,
+  where: string,
+  storageClass: string,
+  state: 'archived' | 'thawing',
+  cause?: unknown,
+): StorageError {
+  const what =
+    state === 'thawing'
+      ? `is being thawed from the ${storageClass} storage class and is not readable yet; wait for the thaw to finish`
+      : `is in the ${storageClass} storage class and must be thawed (restored) before it can be read`;
+  return new StorageError(StorageErrorCode.ObjectArchived, `'${key}' at ${where} ${what}`, {
+    context: { key, where, storageClass, state },
+    cause,
+  });
 }

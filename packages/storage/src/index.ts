@@ -1,4 +1,5 @@
 export type {
+  ArchiveStatus,
   Capabilities,
   ChecksumAlgorithm,
   GetOptions,
@@ -7,6 +8,8 @@ export type {
   PutBody,
   PutOptions,
   StorageAdapter,
+  ThawOptions,
+  ThawTier,
 } from './contract.js';
 export {
   StorageError,
@@ -16,9 +19,11 @@ export {
   isAlreadyExists,
   isChecksumMismatch,
   isNoSpace,
+  isObjectArchived,
   isObjectNotFound,
   isPermissionDenied,
   isTransient,
+  objectArchived,
   objectNotFound,
   throwIfAborted,
 } from './errors.js';

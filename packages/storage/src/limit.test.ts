@@ -32,6 +32,8 @@ function busyAdapter() {
     async *list() {
       yield await busy('list', info('a'));
     },
+    setStorageClass: (key) => busy('setStorageClass', info(key)),
+    requestThaw: (key) => busy('requestThaw', info(key)),
   };
   return { adapter, state };
 }
@@ -50,6 +52,14 @@ describe('withConcurrencyLimit', () => {
     );
     expect(state.started).toHaveLength(24);
     expect(state.maxInFlight).toBe(3);
+  });
+
+  it('limits the archive operations too', async () => {
+    const { adapter, state } = busyAdapter();
+    const limited = withConcurrencyLimit(adapter, 1);
+    await Promise.all([limited.setStorageClass!('a', 'Archive'), limited.requestThaw!('a', { days: 1 }), limited.stat('a')]);
+    expect(state.maxInFlight).toBe(1);
+    expect(state.started.sort()).toEqual(['requestThaw', 'setStorageClass', 'stat']);
   });
 
   it('holds the slot of a get until its stream has ended', async () => {

@@ -46,6 +46,10 @@ export function withConcurrencyLimit(inner: StorageAdapter, limit: number): Stor
     put: (key, body, opts) => slots.run(() => inner.put(key, body, opts)),
     stat: (key, opts) => slots.run(() => inner.stat(key, opts)),
     delete: (keys, opts) => slots.run(() => inner.delete(keys, opts)),
+    ...(inner.setStorageClass && {
+      setStorageClass: (key, storageClass, opts) => slots.run(() => inner.setStorageClass!(key, storageClass, opts)),
+    }),
+    ...(inner.requestThaw && { requestThaw: (key, opts) => slots.run(() => inner.requestThaw!(key, opts)) }),
     async get(key, opts) {
       const release = await slots.acquire();
       try {

@@ -50,6 +50,16 @@ function scriptedAdapter(outcomes: unknown[]) {
       step();
       yield info(`${prefix}2`);
     },
+    async setStorageClass(key) {
+      calls.push('setStorageClass');
+      step();
+      return info(key);
+    },
+    async requestThaw(key) {
+      calls.push('requestThaw');
+      step();
+      return info(key);
+    },
   };
   return { adapter, calls, putBodies };
 }
@@ -91,6 +101,21 @@ describe('withRetry', () => {
     const { adapter, calls } = scriptedAdapter([...errors]);
     await expect(withRetry(adapter, { ...noWait, attempts: 3 }).stat('k')).rejects.toBe(errors[2]);
     expect(calls).toHaveLength(3);
+  });
+
+  it('forwards and retries the archive operations (idempotent by contract)', async () => {
+    const { adapter, calls } = scriptedAdapter([transient(1), undefined, transient(2)]);
+    const retrying = withRetry(adapter, noWait);
+    await retrying.setStorageClass!('k', 'Archive');
+    await retrying.requestThaw!('k', { days: 1 });
+    expect(calls).toEqual(['setStorageClass', 'setStorageClass', 'requestThaw', 'requestThaw']);
+  });
+
+  it('offers no archive operations when the adapter has none', () => {
+    const { adapter } = scriptedAdapter([]);
+    const { setStorageClass: _, requestThaw: __, ...plain } = adapter;
+    const retrying = withRetry(plain);
+    expect([retrying.setStorageClass, retrying.requestThaw]).toEqual([undefined, undefined]);
   });
 
   it('passes any other error through at once', async () => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GetOptions, ObjectInfo, PutBody, PutOptions, StorageAdapter } from './contract.js';
+import type { GetOptions, ObjectInfo, PutBody, PutOptions, StorageAdapter, ThawOptions } from './contract.js';
 import { abortedError, isTransient } from './errors.js';
 
 export interface RetryOptions {
@@ -48,6 +48,14 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
     get: (key: string, opts?: GetOptions) => run('get', key, opts?.signal, () => inner.get(key, opts)),
     stat: (key, opts) => run('stat', key, opts?.signal, () => inner.stat(key, opts)),
     delete: (keys, opts) => run('delete', undefined, opts?.signal, () => inner.delete(keys, opts)),
+    // Both are idempotent by contract, so retrying them is safe.
+    ...(inner.setStorageClass && {
+      setStorageClass: (key: string, storageClass: string, opts?: { signal?: AbortSignal }) =>
+        run('setStorageClass', key, opts?.signal, () => inner.setStorageClass!(key, storageClass, opts)),
+    }),
+    ...(inner.requestThaw && {
+      requestThaw: (key: string, opts: ThawOptions) => run('requestThaw', key, opts.signal, () => inner.requestThaw!(key, opts)),
+    }),
     list(prefix, opts) {
       return {
         async *[Symbol.asyncIterator]() {
