@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { StorageAdapter } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +9,7 @@ import type { Manifest } from './manifest.js';
 import { sync } from './sync.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { listBackups } from './catalog.js';
+import { manifestKey } from './layout.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
@@ -96,5 +99,14 @@ describe('the verification method a manifest records is the one that ran', () =>
     expect(atMixed?.manifest.replicas.mixed?.verifiedBy).toBe('server-sha256');
     expect(atMixed?.manifest.replicas.mixed?.verifiedByArtifact?.[keys.find((k) => k.endsWith('.pagehash'))!]).toBe('sha256-readback');
     expect(artifactReads(reads, 'mixed')).toEqual([keys.find((k) => k.endsWith('.pagehash'))]);
+
+    // Only the manifest lost at `blind`: sync rewrites it and records how the artifacts already there were confirmed.
+    await rm(join(ws.dir, 'blind', manifestKey(manifest.type, manifest.id)));
+    const again = await openEngine(ws.config, { retry: false, wrappers: [observed(reads, blind)] });
+    expect((await sync(again)).actions.map((a) => [a.destination, a.outcome])).toEqual([['blind', 'repaired']]);
+    await again.close();
+    expect(artifactReads(reads, 'blind')).toEqual([...keys].sort());
+    const [rewritten] = await listBackups(ws.engine, ws.engine.destinations.filter((d) => d.name === 'blind'));
+    expect(rewritten?.manifest.replicas.blind).toMatchObject({ verifiedBy: 'sha256-readback' });
   });
 });
