@@ -1,5 +1,4 @@
 import { Command, CommanderError, Option } from 'commander';
-import { TOOL_VERSION } from '@stowage/core';
 import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
@@ -9,6 +8,7 @@ import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
+import { CLI_VERSION } from './version.js';
 
 /** Adds the options every command takes. */
 export function addGlobalOptions(command: Command): Command {
@@ -43,7 +43,7 @@ export async function runProgram(build: (setExit: (code: number) => void) => Com
 export function stowageProgram(setExit: (code: number) => void): Command {
   const program = addGlobalOptions(new Command('stowage'))
     .description('Backup and disaster recovery for SQLite-backed applications')
-    .version(TOOL_VERSION)
+    .version(CLI_VERSION)
     .showHelpAfterError()
     .enablePositionalOptions();
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
