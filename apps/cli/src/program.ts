@@ -208,9 +208,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('print')
     .description("print ready-to-paste schedules with this installation's paths: crontab, Windows schtasks (.bat), systemd units, docker compose")
     .addOption(new Option('--format <format>', 'output format').choices([...SCHEDULE_FORMATS]).makeOptionMandatory())
-    .option('--time-zone <tz>', 'time zone of the schedules (default: this machine’s)')
+    .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
     .option('--log <file>', 'append output to this file (crontab)')
-    .action((options: { format: ScheduleFormat; timeZone?: string; log?: string }, command: Command) =>
+    .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
+    .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
       run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
     );
 
