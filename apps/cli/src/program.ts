@@ -26,8 +26,12 @@ export function addGlobalOptions(command: Command): Command {
 export async function runProgram(build: (setExit: (code: number) => void) => Command, argv: readonly string[]): Promise<number> {
   let exit: number = ExitCode.Ok;
   const program = build((code) => (exit = code));
-  program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  // On every subcommand: commander copies these settings only to commands created after them.
+  const override = (command: Command): void => {
+    command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    command.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
