@@ -78,14 +78,16 @@ SQL
   version="$("${stowage[@]}" --version)"
   say "  stowage --version: $version, $(startup_seconds "${stowage[@]}" --version) s (best of 5)"
 
-  "${stowage[@]}" init --database db.sqlite3 --destination backups >/dev/null
-  # The custom adapter packed from templates/storage-adapter, by package name, as a second destination.
+  "${stowage[@]}" init --config stowage.config.yaml --database db.sqlite3 --destination backups >/dev/null || fail "stowage init"
+  grep -q '^# ' stowage.config.yaml && grep -q 'path: "media"' stowage.config.yaml || { cat stowage.config.yaml; fail "init wrote no commented YAML with the media folder"; }
+  # The custom adapter packed from templates/storage-adapter, by package name, as a second destination
+  # (edited with the yaml package the CLI installs, keeping init's comments).
   "$node" -e '
-    const fs = require("fs"); const path = "stowage.config.json";
-    const config = JSON.parse(fs.readFileSync(path, "utf8"));
-    config.adapters = ["@stowage/storage-adapter-template"];
-    config.destinations.push({ name: "custom", url: "example:./custom-backups" });
-    fs.writeFileSync(path, JSON.stringify(config, null, 2));'
+    const fs = require("fs"); const { parseDocument } = require("yaml"); const path = "stowage.config.yaml";
+    const doc = parseDocument(fs.readFileSync(path, "utf8"));
+    doc.set("adapters", ["@stowage/storage-adapter-template"]);
+    doc.addIn(["destinations"], { name: "custom", url: "example:./custom-backups" });
+    fs.writeFileSync(path, doc.toString());'
 
   "${db_backup[@]}" --type=full >/dev/null || fail "db_backup --type=full"
   sqlite3 db.sqlite3 "UPDATE stock_stocklistmodel SET onhand_stock = onhand_stock + 1 WHERE id % 50 = 0;"

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,8 +56,9 @@ export function waitMs(wait: string | undefined): number {
   return Number(wait.slice(0, -1)) * unit;
 }
 
+/** --config, else $STOWAGE_CONFIG, else ./stowage.config.yaml when it exists, else ./stowage.config.json. */
 export function configPath(globals: GlobalOptions): string {
-  return resolve(globals.config || process.env.STOWAGE_CONFIG || 'stowage.config.json');
+  return resolve(globals.config || process.env.STOWAGE_CONFIG || (existsSync('stowage.config.yaml') ? 'stowage.config.yaml' : 'stowage.config.json'));
 }
 
 /**

@@ -13,7 +13,7 @@ import { CLI_VERSION } from './version.js';
 /** Adds the options every command takes. */
 export function addGlobalOptions(command: Command): Command {
   return command
-    .option('-c, --config <path>', 'config file (default: $STOWAGE_CONFIG or ./stowage.config.json)')
+    .option('-c, --config <path>', 'config file, YAML or JSON (default: $STOWAGE_CONFIG, else ./stowage.config.yaml or ./stowage.config.json)')
     .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
     .option('-q, --quiet', 'print nothing but errors and warnings')
     .option('--wait <duration>', 'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing');
@@ -58,7 +58,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
 
   program
     .command('init')
-    .description('write a starting stowage.config.json')
+    .description('write a starting config: commented YAML for a .yaml path (--config stowage.config.yaml), else JSON')
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
     .option('--force', 'overwrite an existing config')
