@@ -107,6 +107,8 @@ export interface DocumentInput {
   machine: string[];
   fixture: { generator: string; bytes: number };
   startup: Stats;
+  /** `node dist/stowage.js --version`: the bundled bin that the packed CLI installs. */
+  installedStartup?: Stats;
   sections: string[];
 }
 
@@ -122,7 +124,7 @@ Ratios are Stowage's wall time over the reference's; a target is met when Stowag
 ${d.machine.map((line) => `- ${line}`).join('\n')}
 - Fixture: GreaterWMS database, ${(d.fixture.bytes / MiB).toFixed(1)} MiB (${d.fixture.bytes} bytes), rollback-journal mode, built by \`${d.fixture.generator}\`
 - CLI startup: \`stowage --version\` takes ${s(d.startup.seconds)} s (peak RSS ${mib(d.startup.rssMiB)} MiB); the CLI runs from TypeScript source through tsx, whose transpiling a built CLI would not pay. "Ratio excl. CLI startup" subtracts it.
-
+${d.installedStartup ? `- CLI startup, installed: the built bin (\`node apps/cli/dist/stowage.js --version\`, as the packed CLI installs it) takes ${s(d.installedStartup.seconds)} s (peak RSS ${mib(d.installedStartup.rssMiB)} MiB)\n` : ''}
 ${d.sections.join('\n\n')}
 
 ## Method

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDestinationUrl } from '@stowage/storage';
-import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat } from './schedule.js';
+import { configSchedules, renderSchedule, type ScheduleFormat } from './schedule.js';
+import { CLI_VERSION } from './version.js';
 import {
   acquireDestinationLock,
   acquireDestinationLocks,
@@ -54,8 +56,9 @@ export function waitMs(wait: string | undefined): number {
   return Number(wait.slice(0, -1)) * unit;
 }
 
+/** --config, else $STOWAGE_CONFIG, else ./stowage.config.yaml when it exists, else ./stowage.config.json. */
 export function configPath(globals: GlobalOptions): string {
-  return resolve(globals.config || process.env.STOWAGE_CONFIG || 'stowage.config.json');
+  return resolve(globals.config || process.env.STOWAGE_CONFIG || (existsSync('stowage.config.yaml') ? 'stowage.config.yaml' : 'stowage.config.json'));
 }
 
 /**
@@ -314,16 +317,25 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
   return ExitCode.Ok;
 }
 
-/** `stowage schedule print`: the schedules with this installation's real paths. */
-export async function runSchedulePrint(engine: Engine, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string }): Promise<ExitCode> {
+/**
+ * `stowage schedule print`: the config's schedules and time zone with this installation's absolute
+ * paths (node and the installed bin: cron's PATH may not hold node), or `npx -y @stowage/cli@<version>`.
+ */
+export async function runSchedulePrint(engine: Engine, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
   const { config } = engine;
   const script = await realpath(process.argv[1] ?? '');
-  const stowageCommand = script.endsWith('.ts') ? [process.execPath, '--import', 'tsx', script] : [process.execPath, script];
+  const nodeDir = dirname(process.execPath);
+  const stowageCommand = options.npx
+    ? [join(nodeDir, 'npx'), '-y', `@stowage/cli@${CLI_VERSION}`]
+    : script.endsWith('.ts') ? [process.execPath, '--import', 'tsx', script] : [process.execPath, script];
+  const { schedules, timeZone } = configSchedules(config.schedules, { timeZone: options.timeZone });
   const localFolders = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).filter((url) => url.protocol === 'file:').map((url) => fileURLToPath(url));
   const text = renderSchedule(options.format, {
-    schedules: DEFAULT_SCHEDULES,
-    timeZone: options.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    schedules,
+    timeZone: timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     stowageCommand,
+    // npx and the bins it runs start with `#!/usr/bin/env node`.
+    ...(options.npx ? { searchPath: [nodeDir, '/usr/bin', '/bin'] } : {}),
     configPath: config.configPath,
     workingDir: config.baseDir,
     ...(options.log ? { logFile: resolve(options.log) } : {}),

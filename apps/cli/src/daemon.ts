@@ -35,7 +35,7 @@ import { BACKUP_OPERATIONS, configPath, waitMs, type GlobalOptions } from './com
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
 import { serveMetrics } from './metrics.js';
-import { DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
+import { configSchedules, DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
 
 /*
  * `stowage daemon`: runs the config's schedules in one long-lived process.
@@ -620,12 +620,8 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
   let engine: Engine | undefined;
   try {
     const config = await loadConfig(configPath(globals));
-    // Read without depending on the type of the config's `schedules` section.
-    const { timeZone: configZone, ...fromConfig } = config.schedules ?? {};
-    const timeZone = options.timeZone ?? configZone;
+    const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
-    const chosen: Partial<Record<ScheduledJob, string | false>> = { ...DEFAULT_SCHEDULES, ...fromConfig, ...options.schedules };
-    const schedules = Object.fromEntries(Object.entries(chosen).filter(([, expression]) => typeof expression === 'string')) as Partial<Record<ScheduledJob, string>>;
     const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait) };
     const open = await openEngine(config, { onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;

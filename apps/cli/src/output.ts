@@ -1,5 +1,6 @@
 import { isStowageError } from '@stowage/errors';
 import { UsageError } from './exit-codes.js';
+import { nativeModuleFailure } from './native.js';
 import type { ProgressEvent } from '@stowage/core';
 
 export interface OutputOptions {
@@ -40,10 +41,11 @@ export class Output {
 
   error(error: unknown): void {
     this.#progress?.clear();
-    const message = error instanceof Error ? error.message : String(error);
+    const native = nativeModuleFailure(error);
+    const message = native ?? (error instanceof Error ? error.message : String(error));
     process.stderr.write(`${this.program}: error: ${message}\n`);
     if (this.options.json) {
-      const code = isStowageError(error) || error instanceof UsageError ? error.code : 'stowage.unexpected';
+      const code = native ? 'stowage.runtime.native_module' : isStowageError(error) || error instanceof UsageError ? error.code : 'stowage.unexpected';
       process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message } }, null, 2)}\n`);
     }
   }

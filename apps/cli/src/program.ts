@@ -1,5 +1,4 @@
 import { Command, CommanderError, Option } from 'commander';
-import { TOOL_VERSION } from '@stowage/core';
 import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
@@ -9,11 +8,12 @@ import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
+import { CLI_VERSION } from './version.js';
 
 /** Adds the options every command takes. */
 export function addGlobalOptions(command: Command): Command {
   return command
-    .option('-c, --config <path>', 'config file (default: $STOWAGE_CONFIG or ./stowage.config.json)')
+    .option('-c, --config <path>', 'config file, YAML or JSON (default: $STOWAGE_CONFIG, else ./stowage.config.yaml or ./stowage.config.json)')
     .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
     .option('-q, --quiet', 'print nothing but errors and warnings')
     .option('--wait <duration>', 'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing');
@@ -26,8 +26,12 @@ export function addGlobalOptions(command: Command): Command {
 export async function runProgram(build: (setExit: (code: number) => void) => Command, argv: readonly string[]): Promise<number> {
   let exit: number = ExitCode.Ok;
   const program = build((code) => (exit = code));
-  program.exitOverride();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  // On every subcommand: commander copies these settings only to commands created after them.
+  const override = (command: Command): void => {
+    command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    command.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
@@ -43,7 +47,7 @@ export async function runProgram(build: (setExit: (code: number) => void) => Com
 export function stowageProgram(setExit: (code: number) => void): Command {
   const program = addGlobalOptions(new Command('stowage'))
     .description('Backup and disaster recovery for SQLite-backed applications')
-    .version(TOOL_VERSION)
+    .version(CLI_VERSION)
     .showHelpAfterError()
     .enablePositionalOptions();
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
@@ -54,7 +58,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
 
   program
     .command('init')
-    .description('write a starting stowage.config.json')
+    .description('write a starting config: commented YAML for a .yaml path (--config stowage.config.yaml), else JSON')
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
     .option('--force', 'overwrite an existing config')
@@ -208,9 +212,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('print')
     .description("print ready-to-paste schedules with this installation's paths: crontab, Windows schtasks (.bat), systemd units, docker compose")
     .addOption(new Option('--format <format>', 'output format').choices([...SCHEDULE_FORMATS]).makeOptionMandatory())
-    .option('--time-zone <tz>', 'time zone of the schedules (default: this machine’s)')
+    .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
     .option('--log <file>', 'append output to this file (crontab)')
-    .action((options: { format: ScheduleFormat; timeZone?: string; log?: string }, command: Command) =>
+    .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
+    .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
       run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
     );
 

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { Cron } from 'croner';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from './exit-codes.js';
-import { DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
+import { configSchedules, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
 
 const posixOptions: ScheduleOptions = {
   schedules: DEFAULT_SCHEDULES,
@@ -103,6 +103,18 @@ function systemdUnits(text: string): Map<string, Record<string, Record<string, s
   }
   return units;
 }
+
+describe('configSchedules', () => {
+  it("takes the config's expressions and zone over the defaults, false turning a job off, then the overrides", () => {
+    expect(configSchedules({ full: '0 1 * * *', drill: false, timeZone: 'Asia/Shanghai' })).toEqual({
+      schedules: { ...DEFAULT_SCHEDULES, full: '0 1 * * *', drill: undefined },
+      timeZone: 'Asia/Shanghai',
+    });
+    expect(configSchedules({ full: '0 1 * * *', timeZone: 'Asia/Shanghai' }, { schedules: { full: false }, timeZone: 'UTC' }).schedules.full).toBeUndefined();
+    expect(configSchedules({ timeZone: 'Asia/Shanghai' }, { timeZone: 'UTC' }).timeZone).toBe('UTC');
+    expect(configSchedules(undefined)).toEqual({ schedules: DEFAULT_SCHEDULES, timeZone: undefined });
+  });
+});
 
 describe('the default schedule', () => {
   it('is the seed schedule plus verify and drill, all valid cron', () => {
@@ -272,6 +284,34 @@ describe('systemd', () => {
     expect(usageError('systemd', { schedules: { cleanup: '0 3 1 * 0' } }).message).toBe(
       "the cleanup schedule '0 3 1 * 0' cannot be expressed for systemd: cron runs when either the day of month or the day of week matches; use crontab or a simpler expression",
     );
+  });
+
+  it('passes systemd-analyze verify', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-units-'));
+    try {
+      const script = join(dir, 'stowage.js');
+      await writeFile(script, '');
+      const text = renderSchedule('systemd', { ...posixOptions, stowageCommand: [process.execPath, script], configPath: join(dir, 'stowage.config.json'), workingDir: dir, logFile: join(dir, 'stowage 100%.log'), searchPath: [dirname(process.execPath), '/usr/bin'] });
+      const files: string[] = [];
+      for (const [path, unit] of text.split(/^# ==> /m).slice(1).map((chunk) => chunk.split(' <==\n'))) {
+        files.push(join(dir, basename(path!)));
+        await writeFile(files.at(-1)!, unit!);
+      }
+      expect(files).toHaveLength(10);
+      const verify = spawnSync('systemd-analyze', ['verify', '--man=no', ...files], { encoding: 'utf8' });
+      expect(verify.error, 'systemd-analyze is installed (.ci/run installs systemd)').toBeUndefined();
+      expect(verify.stderr.split('\n').filter((line) => line.includes(dir))).toEqual([]);
+      expect(verify.status, verify.stderr).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sets PATH when asked (npx and its bins need node there)', () => {
+    const units = systemdUnits(renderSchedule('systemd', { ...posixOptions, searchPath: ['/opt/node 24/bin', '/usr/bin'] }));
+    expect(units.get('/etc/systemd/system/stowage-backup-full.service')?.Service?.Environment).toEqual(['TZ=Asia/Shanghai', '"PATH=/opt/node 24/bin:/usr/bin"']);
+    expect(renderSchedule('crontab', { ...posixOptions, searchPath: ['/opt/node/bin', '/usr/bin', '/bin'] })).toContain('\nPATH=/opt/node/bin:/usr/bin:/bin\n');
+    expect(usageError('crontab', { searchPath: ['bin'] }).message).toBe("a PATH folder must be an absolute path for crontab, not 'bin'");
   });
 
   it('runs the service as the given user', () => {

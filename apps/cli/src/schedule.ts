@@ -19,6 +19,20 @@ export const DEFAULT_SCHEDULES: Readonly<Record<ScheduledJob, string>> = {
   drill: '0 5 * * 1',
 };
 
+/**
+ * The schedules a config runs: its `schedules` section over `DEFAULT_SCHEDULES` (`false` turns a job
+ * off), then `overrides`; the time zone is the override's, else the config's, else undefined (the machine's).
+ */
+export function configSchedules(
+  section: Partial<Record<ScheduledJob, string | false>> & { timeZone?: string } = {},
+  overrides: { schedules?: Partial<Record<ScheduledJob, string | false>>; timeZone?: string | undefined } = {},
+): { schedules: Partial<Record<ScheduledJob, string>>; timeZone: string | undefined } {
+  const { timeZone, ...fromConfig } = section;
+  const chosen: Partial<Record<ScheduledJob, string | false>> = { ...DEFAULT_SCHEDULES, ...fromConfig, ...overrides.schedules };
+  const schedules = Object.fromEntries(Object.entries(chosen).filter(([, expression]) => typeof expression === 'string')) as Partial<Record<ScheduledJob, string>>;
+  return { schedules, timeZone: overrides.timeZone ?? timeZone };
+}
+
 /** What each job runs, and the name of its task or unit. */
 const JOBS: Readonly<Record<ScheduledJob, { title: string; name: string; args: readonly string[] }>> = {
   full: { title: 'full backup', name: 'backup-full', args: ['backup', '--type', 'full'] },
@@ -35,6 +49,8 @@ export interface ScheduleOptions {
   timeZone?: string;
   /** How to run stowage, absolute: the installed bin, or `[node binary, script]` (safer: cron's PATH may lack node). */
   stowageCommand: string | readonly string[];
+  /** crontab, systemd: the PATH jobs run with (absolute folders), when the command needs more than cron's. */
+  searchPath?: readonly string[];
   /** The config file, absolute. */
   configPath: string;
   /** The application's folder, absolute: jobs run there (compose mounts it). */
@@ -71,6 +87,7 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
     ['the config path', options.configPath],
     ['the working folder', format === 'schtasks' ? undefined : options.workingDir],
     ['the log file', format === 'compose' ? undefined : options.logFile],
+    ...(options.searchPath ?? []).map((p): [string, string] => ['a PATH folder', p]),
     ...(options.mounts ?? []).map((m): [string, string] => ['a mount', m]),
   ];
   for (const [what, path] of paths) {
@@ -89,6 +106,7 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
         ...(options.timeZone === undefined
           ? []
           : ['# CRON_TZ sets the schedule zone for cronie (RHEL, Fedora, Arch); Debian and Ubuntu cron use the system zone.', `CRON_TZ=${options.timeZone}`, `TZ=${options.timeZone}`]),
+        ...(options.searchPath === undefined ? [] : [`PATH=${options.searchPath.join(':')}`]),
         ...jobs.flatMap((job) => [
           `# ${job.title}`,
           `${job.expression} cd ${shQuote(options.workingDir)} && ${[...argv(job), '--quiet'].map(shQuote).join(' ')}${log}`.replace(/%/g, '\\%'),
@@ -126,6 +144,7 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
           ...(options.user === undefined ? [] : [`User=${options.user}`]),
           `WorkingDirectory=${systemdEscape(options.workingDir)}`,
           ...(options.timeZone === undefined ? [] : [`Environment=TZ=${options.timeZone}`]),
+          ...(options.searchPath === undefined ? [] : [`Environment=${systemdQuote(`PATH=${options.searchPath.join(':')}`)}`]),
           `ExecStart=${argv(job).map(systemdQuote).join(' ')}`,
           ...(options.logFile === undefined ? [] : [`StandardOutput=append:${systemdEscape(options.logFile)}`]),
           '',

@@ -4,6 +4,7 @@ import { systemErrorCode } from '@stowage/errors';
 import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
 import { alertsConfigSchema, type AlertsConfig } from '@stowage/alerts/config';
 import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/config';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy } from './retention.js';
@@ -178,13 +179,35 @@ export async function loadConfig(configPath: string): Promise<ResolvedConfig> {
     }
     throw new CoreError(CoreErrorCode.ConfigInvalid, `cannot read config ${configPath}: ${(cause as Error).message}`, { context: { configPath }, cause });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new CoreError(CoreErrorCode.ConfigInvalid, `config ${configPath} is not valid JSON: ${(cause as Error).message}`, { context: { configPath }, cause });
-  }
+  const json = parseConfigText(text, configPath);
   return resolveConfig(json, configPath);
+}
+
+/**
+ * A config file's data: YAML for `.yaml`/`.yml` (comments allowed), JSON otherwise. A syntax error
+ * names the file, the line and the column.
+ */
+export function parseConfigText(text: string, configPath: string): unknown {
+  const invalid = (what: string, line: number, column: number, message: string, cause: unknown) =>
+    new CoreError(CoreErrorCode.ConfigInvalid, `${configPath}:${line}:${column}: not valid ${what}: ${message}`, { context: { configPath, line, column }, cause });
+  if (/\.ya?ml$/i.test(configPath)) {
+    const document = parseDocument(text, { uniqueKeys: true });
+    const [error] = document.errors;
+    if (error) {
+      const { line, col } = error.linePos?.[0] ?? { line: 1, col: 1 };
+      throw invalid('YAML', line, col, error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), error);
+    }
+    return document.toJS() as unknown;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    // Node 20 says "at position N", Node 22+ also "(line L column C)": report line and column alike.
+    const message = (cause as Error).message.replace(/\s*\(line \d+ column \d+\)$/, '');
+    const position = Number(/at position (\d+)/.exec(message)?.[1] ?? text.length);
+    const before = text.slice(0, position).split('\n');
+    throw invalid('JSON', before.length, before.at(-1)!.length + 1, message.replace(/ in JSON at position \d+$/, ''), cause);
+  }
 }
 
 /** The JSON schema of the config file, generated from the zod schema (shipped with the CLI). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { composeAdapter, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
 import { localStorageFactory } from '@stowage/storage-local';
@@ -77,6 +77,30 @@ export function defaultRegistry(): StorageRegistry {
 }
 
 /**
+ * Where a custom adapter named by package is looked for: the config's folder (and its parents), then
+ * Stowage's own install (which also reaches packages installed beside a global `npm i -g`), then the
+ * global modules folder of the running node.
+ */
+function adapterSearchFrom(baseDir: string): string[] {
+  const prefix = dirname(dirname(process.execPath));
+  const globalModules = process.platform === 'win32' ? join(dirname(process.execPath), 'node_modules') : join(prefix, 'lib', 'node_modules');
+  return [join(baseDir, 'stowage.config.json'), fileURLToPath(import.meta.url), join(globalModules, 'stowage.config.json')];
+}
+
+function resolveAdapter(spec: string, baseDir: string): string {
+  if (isAbsolute(spec)) return spec;
+  const searched = adapterSearchFrom(baseDir);
+  for (const from of searched) {
+    try {
+      return createRequire(from).resolve(spec);
+    } catch {
+      // not installed there; try the next place
+    }
+  }
+  throw new Error(`not installed in ${baseDir}, beside Stowage or in the global modules (${dirname(searched[2]!)}); install it with npm there`);
+}
+
+/**
  * Registers the custom adapters a config names: each module exports an `AdapterFactory` as its
  * default export or as `storageAdapterFactory` (see templates/storage-adapter).
  */
@@ -84,8 +108,7 @@ async function registerCustomAdapters(registry: StorageRegistry, config: Resolve
   for (const [index, spec] of config.adapters.entries()) {
     let module: Record<string, unknown>;
     try {
-      const url = isAbsolute(spec) ? pathToFileURL(spec).href : pathToFileURL(createRequire(join(config.baseDir, 'stowage.config.json')).resolve(spec)).href;
-      module = (await import(url)) as Record<string, unknown>;
+      module = (await import(pathToFileURL(resolveAdapter(spec, config.baseDir)).href)) as Record<string, unknown>;
     } catch (cause) {
       throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: cannot load '${spec}': ${(cause as Error).message}`, { context: { spec }, cause });
     }

@@ -115,6 +115,14 @@ describe('custom adapters named in the config', () => {
     expect(await sha256File(restored.target!)).toBe(manifest.source.snapshotSha256);
   });
 
+  it('are found by package name beside Stowage when the config folder does not have them', async () => {
+    ws = await makeWorkspace({ config: { adapters: ['@stowage/storage-adapter-template'], destinations: [{ name: 'offsite', url: 'example:offsite' }] } });
+    expect(ws.engine.destinations.map((d) => d.name)).toEqual(['offsite']);
+    await expect(makeWorkspace({ config: { adapters: ['stowage-adapter-not-installed'] } })).rejects.toThrow(
+      /adapters\.0: cannot load 'stowage-adapter-not-installed': not installed in .*, beside Stowage or in the global modules \(.*\); install it with npm there/,
+    );
+  });
+
   it('name the module when it exports no factory', async () => {
     const notAdapter = fileURLToPath(new URL('./layout.ts', import.meta.url));
     await expect(makeWorkspace({ config: { adapters: [notAdapter] } })).rejects.toThrow(/adapters\.0: .*exports no storage adapter factory/);

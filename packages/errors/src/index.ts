@@ -4,6 +4,8 @@
  * that says what went wrong and what to do, a `context` object with the facts (never a secret),
  * and the underlying `cause` when there is one. Callers branch on `code`, never on the message.
  */
+const BRAND = Symbol.for('@stowage/errors.StowageError');
+
 export interface StowageErrorOptions {
   context?: Record<string, unknown>;
   cause?: unknown;
@@ -15,6 +17,21 @@ export interface StowageErrorOptions {
  */
 export class StowageError<Code extends string = string> extends Error {
   override readonly name: string = 'StowageError';
+
+  /**
+   * `instanceof` also accepts an error made by another copy of this class — the bundled CLI loading
+   * a custom adapter that throws `StorageError` from its own `@stowage/storage` — when it carries the
+   * shared brand and a class of the same name is on its prototype chain (bundles keep class names).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
+    for (let proto: unknown = Object.getPrototypeOf(value); proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+      if ((proto as { constructor?: { name?: string } }).constructor?.name === this.name) return true;
+    }
+    return false;
+  }
+
   readonly code: Code;
   readonly context: Readonly<Record<string, unknown>>;
 
@@ -28,6 +45,9 @@ export class StowageError<Code extends string = string> extends Error {
     return { code: this.code, message: this.message, context: this.context };
   }
 }
+
+/** Marks StowageErrors across copies of this package (see `StowageError[Symbol.hasInstance]`). */
+Object.defineProperty(StowageError.prototype, BRAND, { value: true });
 
 /** True when `error` is a StowageError, optionally with one of the given codes. */
 export function isStowageError(error: unknown, ...codes: string[]): error is StowageError {

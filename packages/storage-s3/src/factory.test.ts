@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageErrorCode, StorageRegistry } from '@stowage/storage';
 import { s3StorageFactory, parseS3Url } from './factory.js';
@@ -170,5 +171,18 @@ describe('s3StorageFactory', () => {
     expect(() => new S3Storage({ client: storage.client, bucket: 'bucket', prefix: '/abs' })).toThrow(
       expect.objectContaining({ code: StorageErrorCode.InvalidConfig }),
     );
+  });
+});
+
+describe('the SDK Node-version warning', () => {
+  it('is not printed when a client is created (it would be on every S3 command under Node 20)', () => {
+    const env = { ...process.env };
+    delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const script = `import { createS3Client } from ${JSON.stringify(new URL('./factory.ts', import.meta.url).href)};
+createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', partSizeMiB: 16, queueSize: 4, listApi: 'v2', listPageSize: 1000, maxParallelism: 8 }).destroy();
+console.log('created');`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    expect(child.stdout).toBe('created\n');
+    expect(child.stderr).not.toMatch(/NodeVersionSupportWarning|AWS SDK/);
   });
 });

@@ -79,6 +79,9 @@ export function createS3Client(options: S3DestinationOptions): S3Client {
       ...(sessionToken !== undefined && { sessionToken }),
     };
   }
+  // The SDK warns on Node < 22 from every process that creates a client (its support for Node 20
+  // ends in January 2027): Stowage supports Node 20 and says so once, in the README, not per command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client(config);
 }
 

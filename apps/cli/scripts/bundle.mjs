@@ -1,0 +1,39 @@
+// Bundles the three bins into dist/ with esbuild: one file per bin plus shared chunks, so that
+// `stowage --version` reads a few files instead of ~500 (zod alone is 230). Native modules and the
+// big SDKs loaded only when a destination or encryption needs them stay external; they are listed
+// in this package's dependencies (checked below). The chunks sit directly in dist/, beside the
+// library build, so `../package.json` and `../stowage.config.schema.json` resolve as from src/.
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const cliDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'));
+const cli = readJson(join(cliDir, 'package.json'));
+const core = readJson(join(cliDir, '../../packages/core/package.json'));
+
+/** Left out of the bundle; each must be a dependency of @stowage/cli. */
+const EXTERNAL = ['better-sqlite3', 'zstd-napi', '@aws-sdk/client-s3', '@aws-sdk/crc64-nvme', 'ali-oss', 'openpgp', 'nodemailer'];
+const workspace = readdirSync(join(cliDir, '../../packages')).map((dir) => readJson(join(cliDir, '../../packages', dir, 'package.json')));
+for (const name of EXTERNAL) {
+  const wanted = workspace.map((pkg) => pkg.dependencies?.[name]).find(Boolean);
+  if (cli.dependencies?.[name] !== wanted) throw new Error(`apps/cli/package.json: add "${name}": "${wanted}" to dependencies (it stays outside the bundle)`);
+}
+
+await build({
+  entryPoints: ['stowage', 'db_backup', 'db_restore'].map((bin) => join(cliDir, 'src/bin', `${bin}.ts`)),
+  outdir: join(cliDir, 'dist'),
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: EXTERNAL,
+  // Keeps class names: StowageError's instanceof across package copies compares them.
+  keepNames: true,
+  define: { __STOWAGE_CORE_VERSION__: JSON.stringify(core.version) },
+  // CommonJS dependencies (commander, prom-client) call require() for Node built-ins.
+  banner: { js: "import { createRequire as __stowageRequire } from 'node:module'; const require = __stowageRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
