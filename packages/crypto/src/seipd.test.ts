@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CryptoErrorCode, isCryptoError } from './errors.js';
 import { DecryptionKeys, EncryptionKeys, OPENPGP_CONFIG, generateKeyPair, type GeneratedKeyPair } from './keys.js';
 import { quickCheck, scanForSeipd } from './quick-check.js';
+import { createEncryptStream } from './streams.js';
 import { decrypt, encrypt } from './test/helpers.js';
 
 // The native SEIPDv1 writer (seipd.ts), read back by openpgp.js; gpg reads it in gpg-interop.test.ts.
@@ -54,6 +55,23 @@ describe('native SEIPDv1 messages', () => {
     const plain = randomBytes(size);
     const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
     const { output, error } = await decrypt(encrypted, DecryptionKeys.fromPassphrase(PASSPHRASE), 4099);
+    expect(error).toBeUndefined();
+    expect(output.equals(plain)).toBe(true);
+  });
+
+  it('does not depend on a written buffer once its write has completed (writers may reuse it)', async () => {
+    const plain = randomBytes(CHUNK + 70_000);
+    const stream = createEncryptStream(EncryptionKeys.fromPassphrase(PASSPHRASE));
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reused = Buffer.alloc(10_000);
+    for (let offset = 0; offset < plain.length; offset += reused.length) {
+      const length = plain.copy(reused, 0, offset, offset + reused.length);
+      await new Promise<void>((resolve, reject) => stream.write(reused.subarray(0, length), (error) => (error ? reject(error) : resolve())));
+      reused.fill(0xee);
+    }
+    await new Promise((resolve) => stream.end(resolve));
+    const { output, error } = await decrypt(Buffer.concat(chunks), DecryptionKeys.fromPassphrase(PASSPHRASE));
     expect(error).toBeUndefined();
     expect(output.equals(plain)).toBe(true);
   });

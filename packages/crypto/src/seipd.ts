@@ -106,7 +106,7 @@ class SeipdEncryptStream extends Transform {
 /**
  * Writes one new-format packet of unknown length (RFC 4880 §4.2.2.4): the body is gathered until
  * a full partial chunk is there, which is then emitted behind its partial length header; `end()`
- * emits the rest behind a definite length header. Emits pieces of the written buffers, no copies.
+ * emits the rest behind a definite length header. Only the bytes held back are copied.
  */
 class PartialPacketWriter {
   readonly #emit: (bytes: Buffer) => void;
@@ -132,7 +132,8 @@ class PartialPacketWriter {
       bytes = bytes.subarray(take);
     }
     if (bytes.length > 0) {
-      this.#pieces.push(bytes);
+      // A copy: a writer may reuse its buffer once its write has completed.
+      this.#pieces.push(Buffer.from(bytes));
       this.#length += bytes.length;
     }
   }
