@@ -48,16 +48,19 @@ const VARIANTS: Record<string, Variant> = {
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === '--child') {
-  // One run of one variant: prints seconds and peak RSS (MiB) as JSON.
+  // One run of one variant: prints wall and CPU seconds and peak RSS (MiB) as JSON.
   const [name, input, output] = args as [string, string, string];
   const variant = VARIANTS[name]!;
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await pipeline([
     createReadStream(input, { highWaterMark: MiB }),
     ...variant.stages(),
     variant.keep ? createWriteStream(output) : new Writable({ write: (_chunk, _encoding, callback) => callback() }),
   ]);
-  console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, rssMiB: process.resourceUsage().maxRSS / 1024 }));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(JSON.stringify({ seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssMiB: process.resourceUsage().maxRSS / 1024 }));
 } else {
   const runs = Number(args[args.indexOf('--runs') + 1] ?? 3) || 3;
   const dir = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
@@ -66,21 +69,27 @@ if (mode === '--child') {
   const size = (await stat(file)).size;
   const outputOf = (name: string) => join(dir, `${name.replace(/[^a-z0-9]+/gi, '_')}.out`);
   const inputOf = (variant: Variant) => (variant.input === 'plain' ? file : outputOf(variant.input));
-  const results = new Map<string, { seconds: number[]; rss: number[] }>(Object.keys(VARIANTS).map((name) => [name, { seconds: [], rss: [] }]));
+  const results = new Map<string, { seconds: number[]; cpuSeconds: number[]; rss: number[] }>(Object.keys(VARIANTS).map((name) => [name, { seconds: [], cpuSeconds: [], rss: [] }]));
   const loadBefore = loadavg()[0]!;
   for (let run = 0; run < runs; run++) {
     for (const [name, variant] of Object.entries(VARIANTS)) {
       const line = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, inputOf(variant), outputOf(name)], { encoding: 'utf8' });
-      const { seconds, rssMiB } = JSON.parse(line.trim().split('\n').at(-1)!) as { seconds: number; rssMiB: number };
-      results.get(name)!.seconds.push(seconds);
-      results.get(name)!.rss.push(rssMiB);
+      const { seconds, cpuSeconds, rssMiB } = JSON.parse(line.trim().split('\n').at(-1)!) as { seconds: number; cpuSeconds: number; rssMiB: number };
+      const result = results.get(name)!;
+      result.seconds.push(seconds);
+      result.cpuSeconds.push(cpuSeconds);
+      result.rss.push(rssMiB);
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   console.log(`${(size / MiB).toFixed(0)} MiB from ${file}; ${runs} interleaved runs; load average ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
-  for (const [name, { seconds, rss }] of results) {
+  // CPU time (all threads, of the pipeline only) is far less disturbed by a loaded machine than wall time.
+  for (const [name, { seconds, cpuSeconds, rss }] of results) {
     const rates = seconds.map((s) => size / MiB / s);
-    console.log(`${name.padEnd(38)} ${median(rates).toFixed(0).padStart(5)} MiB/s of plaintext, peak RSS ${median(rss).toFixed(0)} MiB (runs: ${rates.map((r) => r.toFixed(0)).join(', ')})`);
+    const perCpu = cpuSeconds.map((s) => size / MiB / s);
+    console.log(
+      `${name.padEnd(38)} ${median(rates).toFixed(0).padStart(5)} MiB/s, ${median(perCpu).toFixed(0).padStart(5)} MiB per CPU-second, peak RSS ${median(rss).toFixed(0)} MiB (wall runs: ${rates.map((r) => r.toFixed(0)).join(', ')})`,
+    );
   }
   for (const name of ['zstd -3, 1 worker', 'zstd -3, 2 workers']) console.log(`ratio of ${name}: ${(size / (await stat(outputOf(name))).size).toFixed(3)}`);
   await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { CryptoErrorCode, isCryptoError } from './errors.js';
 import { DecryptionKeys, EncryptionKeys, OPENPGP_CONFIG, generateKeyPair, type GeneratedKeyPair } from './keys.js';
 import { quickCheck, scanForSeipd } from './quick-check.js';
 import { createEncryptStream } from './streams.js';
-import { decrypt, encrypt } from './test/helpers.js';
+import { decrypt, encrypt, throughReusedBuffer } from './test/helpers.js';
 
 // The native SEIPDv1 writer (seipd.ts), read back by openpgp.js; gpg reads it in gpg-interop.test.ts.
 
@@ -61,17 +61,9 @@ describe('native SEIPDv1 messages', () => {
 
   it('does not depend on a written buffer once its write has completed (writers may reuse it)', async () => {
     const plain = randomBytes(CHUNK + 70_000);
-    const stream = createEncryptStream(EncryptionKeys.fromPassphrase(PASSPHRASE));
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const reused = Buffer.alloc(10_000);
-    for (let offset = 0; offset < plain.length; offset += reused.length) {
-      const length = plain.copy(reused, 0, offset, offset + reused.length);
-      await new Promise<void>((resolve, reject) => stream.write(reused.subarray(0, length), (error) => (error ? reject(error) : resolve())));
-      reused.fill(0xee);
-    }
-    await new Promise((resolve) => stream.end(resolve));
-    const { output, error } = await decrypt(Buffer.concat(chunks), DecryptionKeys.fromPassphrase(PASSPHRASE));
+    const encrypted = await throughReusedBuffer(plain, createEncryptStream(EncryptionKeys.fromPassphrase(PASSPHRASE)));
+    expect(encrypted.error).toBeUndefined();
+    const { output, error } = await decrypt(encrypted.output, DecryptionKeys.fromPassphrase(PASSPHRASE));
     expect(error).toBeUndefined();
     expect(output.equals(plain)).toBe(true);
   });
