@@ -23,7 +23,9 @@ export class BridgeDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#input.write(chunk, encoding, callback);
+    // A copy: `input` completes the write once the chunk is queued, long before openpgp.js
+    // reads it, and a writer may reuse its buffer as soon as the write has completed.
+    this.#input.write(Buffer.from(chunk), encoding, callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {

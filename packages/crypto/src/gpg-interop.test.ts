@@ -72,6 +72,27 @@ describe('Stowage encrypts, gpg decrypts', () => {
     expect(result.stdout.equals(plain)).toBe(true);
   });
 
+  // The native SEIPDv1 writer (seipd.ts) streams partial-length chunks of 2^18 bytes.
+  it.each([0, 1, (1 << 18) - 47, (1 << 18) - 6, 3 * (1 << 18) + 7])('gpg reads %i bytes written by the native SEIPDv1 writer', async (size) => {
+    const data = randomBytes(size);
+    const encrypted = await encrypt(data, EncryptionKeys.fromPassphrase(PASSPHRASE));
+    const { gpg } = await gnupg();
+    const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--decrypt'], encrypted);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.equals(data)).toBe(true);
+  });
+
+  it('gpg rejects a tampered or truncated Stowage message', async () => {
+    const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
+    const flipped = Buffer.from(encrypted);
+    flipped[150_000]! ^= 0x01;
+    for (const damaged of [flipped, encrypted.subarray(0, encrypted.length - 1)]) {
+      const { gpg } = await gnupg();
+      const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--decrypt'], damaged);
+      expect(result.code).not.toBe(0);
+    }
+  });
+
   it('AEAD output is not readable by gpg 2.2/2.4, as documented', async () => {
     const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE, { aead: true }));
     const { gpg } = await gnupg();

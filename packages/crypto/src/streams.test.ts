@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CryptoErrorCode, isCryptoError } from './errors.js';
 import { DecryptionKeys, EncryptionKeys, generateKeyPair, type GeneratedKeyPair } from './keys.js';
 import { createDecryptStream, createEncryptStream } from './streams.js';
-import { cleanup, decrypt, encrypt, through } from './test/helpers.js';
+import { cleanup, decrypt, encrypt, through, throughReusedBuffer } from './test/helpers.js';
 
 const PASSPHRASE = 'streams-test-passphrase';
 
@@ -72,6 +72,15 @@ describe('round trips', () => {
     expect(output.equals(small)).toBe(true);
     const encrypted = await encrypt(small, toBoth);
     expect((await decrypt(encrypted, opsKeys, 1)).output.equals(small)).toBe(true);
+  });
+
+  it('AEAD encryption and decryption do not depend on a written buffer once its write has completed', async () => {
+    const small = plain.subarray(0, 300_000);
+    const encrypted = await throughReusedBuffer(small, createEncryptStream(EncryptionKeys.fromPassphrase(PASSPHRASE, { aead: true })));
+    expect(encrypted.error).toBeUndefined();
+    const { output, error } = await throughReusedBuffer(encrypted.output, createDecryptStream(DecryptionKeys.fromPassphrase(PASSPHRASE)));
+    expect(error).toBeUndefined();
+    expect(output.equals(small)).toBe(true);
   });
 
   it('uses a fresh session key each time', async () => {

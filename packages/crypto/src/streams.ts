@@ -15,7 +15,8 @@ import type { Message } from 'openpgp';
 import { BridgeDuplex } from './bridge.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
 import { quickCheck, scanForSeipd, type SeipdScan } from './quick-check.js';
-import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type EncryptionKeys } from './keys.js';
+import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type EncryptionKeys, type EncryptionMaterial } from './keys.js';
+import { createSeipdEncryptStream } from './seipd.js';
 
 type Bytes = Uint8Array<ArrayBufferLike>;
 
@@ -24,16 +25,26 @@ type Bytes = Uint8Array<ArrayBufferLike>;
  * fresh random session key, SEIPDv1 with MDC (`gpg --decrypt` reads it), or RFC 9580 SEIPDv2
  * AEAD-GCM when `keys.aead` is set (not readable by gpg 2.2/2.4). In passphrase mode the session
  * key is wrapped with an iterated+salted S2K of the passphrase; in public-key mode it is encrypted
- * to every recipient, and any one of their private keys decrypts. Use it in `stream.pipeline`.
+ * to every recipient, and any one of their private keys decrypts. SEIPDv1 is written natively
+ * (seipd.ts, several times openpgp.js's speed); AEAD goes through openpgp.js. Use it in
+ * `stream.pipeline`.
  */
 export function createEncryptStream(keys: EncryptionKeys): Duplex {
   const material = encryptionMaterial(keys);
+  return keys.aead ? createOpenpgpEncryptStream(material, true) : createSeipdEncryptStream(material);
+}
+
+/**
+ * The same message made by openpgp.js end to end (SEIPDv2 GCM when `aead`); `createEncryptStream`
+ * uses it for AEAD only, the benchmark and the tests to compare with the native SEIPDv1 path.
+ */
+export function createOpenpgpEncryptStream(material: EncryptionMaterial, aead: boolean): Duplex {
   const input = new PassThrough();
   async function* encrypted(): AsyncGenerator<Buffer> {
     const message = await openpgp.createMessage({ binary: toWeb(input), format: 'binary' });
     // An explicit session key pins AES-256 (openpgp would otherwise fall back to the recipients'
     // common preference) and selects SEIPDv2 exactly when an AEAD algorithm is named.
-    const sessionKey: openpgp.SessionKey = { data: randomBytes(32), algorithm: 'aes256', ...(keys.aead ? { aeadAlgorithm: 'gcm' as const } : {}) };
+    const sessionKey: openpgp.SessionKey = { data: randomBytes(32), algorithm: 'aes256', ...(aead ? { aeadAlgorithm: 'gcm' as const } : {}) };
     const output = await openpgp.encrypt({
       message,
       format: 'binary',

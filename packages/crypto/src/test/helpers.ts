@@ -51,6 +51,29 @@ export async function through(input: Buffer, stages: Duplex[], chunkSize = 64 * 
   }
 }
 
+/**
+ * Writes `input` to `stream` through one 10 000-byte buffer that is overwritten as soon as each
+ * write completes (as some producers do), and collects the output.
+ */
+export async function throughReusedBuffer(input: Buffer, stream: Duplex): Promise<Outcome> {
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const finished = new Promise<unknown>((resolve) => {
+    stream.on('error', resolve);
+    stream.on('end', () => resolve(undefined));
+  });
+  const reused = Buffer.alloc(10_000);
+  for (let offset = 0; offset < input.length; offset += reused.length) {
+    const length = input.copy(reused, 0, offset, offset + reused.length);
+    const error = await new Promise<Error | null | undefined>((resolve) => stream.write(reused.subarray(0, length), resolve));
+    if (error) break;
+    reused.fill(0xee);
+  }
+  stream.end();
+  const error = await finished;
+  return { output: Buffer.concat(chunks), error };
+}
+
 export async function encrypt(plain: Buffer, keys: EncryptionKeys): Promise<Buffer> {
   const { output, error } = await through(plain, [createEncryptStream(keys)]);
   if (error !== undefined) throw error;
