@@ -32,3 +32,4 @@ export { takeSnapshot, type Snapshot } from './snapshot.js';
 export { validate, type Validation } from './validate.js';
 export { verify, type ArtifactCheck, type BackupVerification } from './verify.js';
 export { TOOL_VERSION } from './version.js';
+export { CRASH_POINTS, crashPoint, type CrashPointName } from '@stowage/storage';

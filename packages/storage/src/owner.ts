@@ -11,7 +11,7 @@ import { systemErrorCode } from '@stowage/errors';
 
 /** Who created a temp file, as read back from its name. */
 export interface TempOwner {
-  /** The host name, reduced to `[A-Za-z0-9-]`. */
+  /** The host name, reduced to `[A-Za-z0-9.]` (a `-` ends the prefix before a token, so a host has none). */
   host: string;
   pid: number;
   /** Start time of the pid in clock ticks since boot (Linux `/proc/<pid>/stat`); 0 where unknown. */
@@ -19,9 +19,10 @@ export interface TempOwner {
 }
 
 /** This host's name as it appears in owner tokens. */
-export const TOKEN_HOST = hostname().replace(/[^A-Za-z0-9-]/g, '-') || 'host';
+export const TOKEN_HOST = hostname().replace(/[^A-Za-z0-9.]/g, '.') || 'host';
 
-const TOKEN = /([A-Za-z0-9-]+)_(\d+)_(\d+)_[0-9a-f]{8}(?=$|[./])/;
+/** A token follows a `-` (`stowage-tmp-`, `backup-`, …) and ends the name or comes before a `.suffix`. */
+const TOKEN = /-([A-Za-z0-9.]+)_(\d+)_(\d+)_[0-9a-f]{8}(?=$|\.)/;
 
 /** Start time of `pid` in clock ticks since boot, or 0 off Linux or when it cannot be read. */
 export function pidStartTicks(pid: number): number {
