@@ -313,6 +313,26 @@ describe('the crash matrix', () => {
     expect(CRASH_POINTS.filter((step) => !covered.has(step))).toEqual([]);
   });
 
+  it('rolls an interrupted restore back when its restored data is gone, and says so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
+    try {
+      await cp(template, dir, { recursive: true });
+      const killed = await runCli(dir, OPERATIONS.restore.argv, { STOWAGE_CRASH_AT: 'restore.set-moved-in' });
+      expect(killed.signal).toBe('SIGKILL');
+      expect(await treeHash(join(dir, 'media'))).toBe(before.latestMedia); // the file sets were switched, the database not yet
+      for (const name of (await readdir(dir)).filter((n) => n.startsWith('.db.sqlite3.stowage-restore-'))) await rm(join(dir, name));
+      const next = await runCli(dir, ['list']);
+      expect(next.code).toBe(0);
+      expect(next.stderr).toMatch(/restore of \S+ was interrupted and its restored data is gone; rolled it back/);
+      expect(await sha256(join(dir, 'db.sqlite3'))).toBe(before.dbSha);
+      expect(await treeHash(join(dir, 'media'))).toBe(before.media);
+      expect((await readdir(dir)).filter((n) => n.includes('damaged_'))).toEqual([]);
+      expect(await leftovers(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a SIGKILL after any commit step, at random times, or with a writer on the database loses nothing and leaves nothing the next command does not repair', async () => {
     const started = performance.now();
     const outcomes = await inBatches(cases(), 3, runCase);

@@ -33,8 +33,11 @@ export interface RestoreJournal {
   owner: string;
   backupId: string;
   startedAt: string;
-  /** The restored database file, the live path it goes to, and the name the old one keeps. */
-  database?: { restored: string; live: string; aside: string };
+  /**
+   * The restored database file (and its inode: once the live path has it, the switch is done), the
+   * live path it goes to, and the name the old one keeps.
+   */
+  database?: { restored: string; ino: number; live: string; aside: string };
   /** The staged file sets: their work folder and the renames that put them in place. */
   files?: { workDir: string; moves: SetMove[] };
   /** Written to `recordPath` once the switch is done (what `restore --verify` reads). */
@@ -142,13 +145,18 @@ function ownerIsGone(journal: RestoreJournal): boolean {
 
 const exists = async (path: string): Promise<boolean> => (await lstat(path).catch(() => undefined)) !== undefined;
 
-/** Every step not yet done still has what it needs. */
+/** Every step not yet done still has what it needs: the restored database and staged files are all there or in place. */
 async function canComplete(journal: RestoreJournal): Promise<boolean> {
   for (const move of journal.files?.moves ?? []) {
     if (!(await exists(move.from)) && !(await exists(move.to))) return false;
   }
   const db = journal.database;
-  return !db || (await exists(db.restored)) || (await exists(db.live));
+  return !db || (await exists(db.restored)) || (await switched(db));
+}
+
+/** The live path holds the restored file. */
+async function switched(db: NonNullable<RestoreJournal['database']>): Promise<boolean> {
+  return (await lstat(db.live).catch(() => undefined))?.ino === db.ino;
 }
 
 /** The renames, each skipped when already done. Returns the previous database's new names. */
@@ -176,9 +184,10 @@ async function freeName(path: string): Promise<string> {
   return name;
 }
 
-async function switchDatabase({ restored, live, aside }: NonNullable<RestoreJournal['database']>): Promise<string[]> {
+async function switchDatabase(db: NonNullable<RestoreJournal['database']>): Promise<string[]> {
+  const { restored, live, aside } = db;
   const kept: string[] = [];
-  if (!(await exists(restored))) {
+  if (await switched(db)) {
     for (const suffix of ['', ...SIDECARS]) if (await exists(aside + suffix)) kept.push(aside + suffix);
     return kept;
   }
@@ -200,19 +209,27 @@ async function switchDatabase({ restored, live, aside }: NonNullable<RestoreJour
   return kept;
 }
 
-/** Undoes the renames done so far, newest first: the previous database and files go back. */
+/**
+ * Undoes what was done, newest first, so the previous database and files are back: a switched
+ * database is renamed back from its kept name, sidecars put back; restored files are removed and
+ * what they replaced is renamed back. Then the restored data still staged is removed.
+ */
 async function rollBack(journal: RestoreJournal): Promise<void> {
   const db = journal.database;
-  if (db && (await exists(db.restored)) && (await exists(db.aside))) {
-    // Not switched yet: the live path still holds the old file; put back any sidecar already unlinked.
+  if (db && (await exists(db.aside))) {
+    if ((await switched(db)) || !(await exists(db.live))) await rename(db.aside, db.live);
     for (const suffix of SIDECARS) {
-      if ((await exists(db.aside + suffix)) && !(await exists(db.live + suffix))) await link(db.aside + suffix, db.live + suffix);
+      if (await exists(db.aside + suffix)) {
+        await rm(db.live + suffix, { force: true });
+        await link(db.aside + suffix, db.live + suffix);
+      }
     }
     for (const suffix of ['', ...SIDECARS]) await rm(db.aside + suffix, { force: true });
+    await fsyncDir(dirname(db.live));
   }
   for (const move of [...(journal.files?.moves ?? [])].reverse()) {
-    if ((await exists(move.from)) || !(await exists(move.to)) || !(await exists(move.aside))) continue;
-    await rename(move.to, move.from);
+    if ((await exists(move.from)) || !(await exists(move.aside))) continue;
+    await rm(move.to, { recursive: true, force: true });
     await rename(move.aside, move.to);
   }
   if (db) await rm(db.restored, { force: true });

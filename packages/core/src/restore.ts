@@ -148,7 +148,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
           owner: ownerToken(),
           backupId,
           startedAt: engine.now().toISOString(),
-          ...(target && temp ? { database: { restored: temp, live: target, aside: `${target}.damaged_${stamp}` } } : {}),
+          ...(target && temp ? { database: { restored: temp, ino: (await stat(temp)).ino, live: target, aside: `${target}.damaged_${stamp}` } } : {}),
           ...(staged ? { files: { workDir, moves: staged.moves } } : {}),
           ...(record ? { record } : {}),
         });
