@@ -45,6 +45,22 @@ describe('the live switch of a restore', () => {
     expect((await readdir(ws.dir)).filter((name) => name.includes('damaged_') && !name.startsWith('db.sqlite3.damaged_20240102_030405'))).toEqual([]);
   });
 
+  it('refuses to switch while a writer keeps the live database locked, changing nothing', async () => {
+    ws = await makeWorkspace({ config: { source: { database: 'db.sqlite3', busyTimeoutMs: 300 } } });
+    const { manifest } = await backup(ws.engine, { type: 'full' });
+    const app = new Database(ws.database);
+    app.exec('BEGIN EXCLUSIVE');
+    try {
+      const live = await sha256File(ws.database);
+      await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({ code: 'stowage.source.locked', message: expect.stringMatching(/stayed locked by another program for 300 ms; stop the application/) });
+      expect(await sha256File(ws.database)).toBe(live);
+      expect((await readdir(ws.dir)).filter((name) => name.includes('stowage-') || name.includes('damaged_'))).toEqual([]);
+      expect(existsSync(`${ws.config.stateDir}/restore-journal.json`)).toBe(false);
+    } finally {
+      app.close();
+    }
+  });
+
   it('takes a WAL database aside with its log, so the kept copy has every committed transaction', async () => {
     ws = await makeWorkspace({ journalMode: 'wal' });
     const { manifest } = await backup(ws.engine, { type: 'full' });

@@ -95,7 +95,15 @@ export async function recoverInterruptedRestore(engine: Engine): Promise<void> {
     const journal = await readJournal(path);
     if (!journal || !ownerIsGone(journal)) return;
     const started = performance.now();
-    const guard = journal.database && lockLive(journal.database.live, engine.config.source.busyTimeoutMs);
+    let guard: Database.Database | undefined;
+    try {
+      // Only while the old database is still live: once switched, the application may use the new one again.
+      if (journal.database && !(await switched(journal.database))) guard = lockLive(journal.database.live, engine.config.source.busyTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof CoreError)) throw error;
+      engine.warn(`a restore of ${journal.backupId} was interrupted and cannot be finished yet: ${error.message}; the next command tries again`);
+      return;
+    }
     let outcome: 'completed' | 'rolled-back';
     try {
       if (await canComplete(journal)) {
@@ -271,7 +279,7 @@ function lockLive(path: string, busyTimeoutMs: number): Database.Database | unde
   } catch (error) {
     db.close();
     if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-      throw new CoreError(CoreErrorCode.SourceLocked, `the live database ${path} stayed locked by another program for ${busyTimeoutMs} ms; stop the application, then restore again (nothing was changed)`, { context: { path }, cause: error });
+      throw new CoreError(CoreErrorCode.SourceLocked, `the live database ${path} stayed locked by another program for ${busyTimeoutMs} ms; stop the application and try again`, { context: { path }, cause: error });
     }
     return undefined; // not a database SQLite can lock (damaged): nothing can write to it either
   }
