@@ -22,7 +22,7 @@ export async function restoreFilesOfChain(
   targetDir: string,
   only: readonly string[] | undefined,
 ): Promise<RestoreFilesResult> {
-  return withFileArchives(engine, chain, destinations, only, (archives) => restoreFileSets({ archives, targetDir, ...(only ? { only } : {}) }));
+  return withFileArchives(engine, chain, destinations, only, (archives) => restoreFileSets({ archives, targetDir, workDir: join(targetDir, `.stowage-restore-${ownerToken()}`), ...(only ? { only } : {}) }));
 }
 
 /**
