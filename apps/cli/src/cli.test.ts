@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,6 +179,30 @@ describe('the stowage and seed commands, end to end', () => {
     const ftp = run('stowage', 'list', '--config', 'ftp.json');
     expect(ftp.code).toBe(2);
     expect(ftp.stderr).toMatch(/destinations\.0 \(old\): unknown storage scheme 'ftp:'.*known: file:, oss:, s3:/);
+  });
+
+  it('a live restore needs a named backup and --yes off a terminal; the seed form is its own consent; mode and owner are kept', async () => {
+    const database = join(dir, 'db.sqlite3');
+    await chmod(database, 0o644);
+    const before = await sha256File(database);
+    const bare = run('stowage', 'restore');
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/name the backup to restore over the live data/);
+    const unconfirmed = run('stowage', 'restore', 'latest');
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toMatch(/replaces the database .*db\.sqlite3; pass --yes to confirm/);
+    expect(await sha256File(database)).toBe(before);
+
+    const list = json(run('stowage', 'list', '--json').stdout) as { backups: Array<{ id: string; type: string }> };
+    const full = list.backups.find((b) => b.type === 'full')!.id;
+    const seed = run('db_restore', `--file=backups/full/${full}.sqlite3`);
+    expect(seed.code).toBe(0);
+    expect(seed.stdout).toMatch(/the previous database was moved aside: .*db\.sqlite3\.damaged_\d{8}_\d{6}/);
+    expect((await stat(database)).mode & 0o777).toBe(0o644);
+    const confirmed = run('stowage', 'restore', 'latest', '--yes', '--json');
+    expect(confirmed.code).toBe(0);
+    expect((await stat(database)).mode & 0o777).toBe(0o644);
+    expect(json(confirmed.stdout).movedAside).toHaveLength(1);
   });
 
   it('ships a JSON schema of the config that matches the zod schema', async () => {

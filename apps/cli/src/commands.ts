@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { constants as osConstants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
@@ -36,6 +38,7 @@ import {
   verifyRestored,
   type Engine,
   type EngineOptions,
+  type RestorePlan,
 } from '@stowage/core';
 import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
@@ -175,12 +178,16 @@ export async function runValidate(engine: Engine, out: Output, reference: string
 export async function runRestore(
   engine: Engine,
   out: Output,
-  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string },
+  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean },
 ): Promise<ExitCode> {
-  const { at, only, ...rest } = options;
+  const { at, only, yes, ...rest } = options;
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
+  if (!options.testMode && options.backup === undefined && at === undefined) {
+    throw new UsageError('name the backup to restore over the live data: an id, a file, `latest`, or --at TIME (or add --test-mode to restore into scratch)');
+  }
   const r = await restore(engine, {
     ...rest,
+    ...(yes ? {} : { confirm: confirmOnTerminal }),
     ...(at === undefined ? {} : { at: parseTime(at) }),
     ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
   });
@@ -199,6 +206,23 @@ export async function runRestoreVerify(engine: Engine, out: Output, options: { t
   out.result(v);
   out.say(`${v.target} (restored from ${v.backupId}): ${v.ok ? 'OK' : 'PROBLEM'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'as in the backup' : 'DIFFERS from the backup'}, ${v.unchangedSinceRestore ? 'unchanged since the restore' : 'changed since the restore'}`);
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/**
+ * Asks on the terminal whether a restore may replace the live data, naming the backup and what
+ * it replaces. Without a terminal there is no one to ask: `--yes` is required.
+ */
+async function confirmOnTerminal(plan: RestorePlan): Promise<boolean> {
+  if (plan.sets.length === 0 && !(plan.target && existsSync(plan.target))) return true; // replaces nothing
+  const what = [plan.target && `the database ${plan.target}`, plan.sets.length && `the file sets ${plan.sets.join(', ')} in ${plan.targetDir}`].filter(Boolean).join(' and ');
+  if (!process.stdin.isTTY) throw new UsageError(`restoring ${plan.backupId} replaces ${what}; pass --yes to confirm (there is no terminal to ask on)`);
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`Replace ${what} with backup ${plan.backupId} (taken ${new Date(plan.createdAt).toLocaleString()})? What is there now is kept aside. [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    prompt.close();
+  }
 }
 
 /** Parses `--at`: an ISO time, or `YYYY-MM-DD[ HH:MM[:SS]]` in local time. */

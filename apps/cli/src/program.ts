@@ -113,13 +113,15 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--at <time>', 'the newest backup taken at or before this time')
     .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
     .option('--verify', 'check the database restored last against its backup')
-    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean }, command: Command) =>
+    .option('-y, --yes', 'replace the live data without asking (required without a terminal)')
+    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean }, command: Command) =>
       run(
         command,
         (engine, out) => {
           const { verify, ...rest } = options;
           if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
-          return runRestore(engine, out, { ...rest, ...(backupRef === undefined && options.at === undefined ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
+          const defaultLatest = backupRef === undefined && options.at === undefined && options.testMode;
+          return runRestore(engine, out, { ...rest, ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
         },
         options.verify ? undefined : { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore' },
       ),

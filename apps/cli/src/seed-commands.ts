@@ -44,8 +44,10 @@ export function dbRestoreProgram(setExit: (code: number) => void): Command {
           if (actions !== 1) throw new UsageError('give exactly one of --file=FILE, --list, --verify');
           if (options.list) return runList(engine, out, {});
           if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+          // The seed's `--file=FILE` names the backup explicitly: it is the consent, in scripts too.
           return runRestore(engine, out, {
             backup: options.file!,
+            yes: true,
             testMode: options.testMode ?? false,
             ...(options.target === undefined ? {} : { target: options.target }),
           });

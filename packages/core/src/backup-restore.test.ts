@@ -112,8 +112,12 @@ describe('restore', () => {
     expect(existsSync(`${ws.database}-wal`)).toBe(false);
     expect(existsSync(`${ws.database}-journal`)).toBe(false);
     const aside = `${ws.database}.damaged_20240601_123000`;
-    expect(result.movedAside).toEqual([aside, `${aside}-journal`, `${aside}-wal`]);
+    // The sidecars SQLite still had travel with the old file under the same stamp; SQLite itself
+    // discarded the unreadable ones while the switch held the database locked.
+    expect(result.movedAside![0]).toBe(aside);
+    expect(result.movedAside!.every((path) => /\.damaged_20240601_123000(-journal|-wal|-shm)?$/.test(path))).toBe(true);
     expect(await sha256File(aside)).toBe(damaged);
+    expect(execFileSync('sqlite3', [aside, 'PRAGMA integrity_check'], { encoding: 'utf8' }).trim()).toBe('ok');
     expect(tableRowCounts(ws.database)).toEqual(manifest.source.tables);
     const check = await verifyRestored(ws.engine);
     expect(check).toMatchObject({ ok: true, unchangedSinceRestore: true });

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { bufferBody, digestStream, isAlreadyExists, sha256Hex } from '@stowage/storage';
+import { bufferBody, crashPoint, digestStream, isAlreadyExists, ownerToken, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
 import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -131,7 +130,7 @@ async function takeBackup(
   const { config } = engine;
   requireDestinations(engine);
   await ensurePrivateDir(engine.stagingDir);
-  const stem = join(engine.stagingDir, `backup-${randomBytes(6).toString('hex')}`);
+  const stem = join(engine.stagingDir, `backup-${ownerToken()}`);
   const stagedSnapshot = `${stem}.sqlite3`;
   const stagedDelta = `${stem}.delta`;
   const stagedHashes = `${stem}.pagehash`;
@@ -139,6 +138,7 @@ async function takeBackup(
     const plan = await planBackup(engine, options.type);
     engine.progress({ phase: 'snapshot', done: 0 });
     const snapshot = await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
+    crashPoint('backup.snapshot-staged');
     const facts = await withPrivateDatabase(stagedSnapshot, readFacts);
     if (plan.parent && plan.parent.entry.manifest.source.pageSize !== snapshot.pageSize) {
       downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine);
@@ -226,6 +226,7 @@ async function takeBackup(
           return storeReplica(d, staged, onBytes);
         }),
       );
+      crashPoint('backup.artifacts-stored');
       if (outcomes.some((o) => o.kind === 'name-taken')) {
         // Another backup claimed this name between our check and our upload: step aside.
         await Promise.all(
@@ -283,6 +284,7 @@ async function takeBackup(
           }
           try {
             await commitManifest(destination, manifest);
+            crashPoint('backup.manifest-written');
             committed.push(destination.name);
           } catch (error) {
             failures.push({ destination: destination.name, ...describe(error) });
@@ -300,6 +302,7 @@ async function takeBackup(
         );
       }
       if (type !== 'hot') await cacheForNextBackup(engine, id, digest.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
+      crashPoint('backup.cache-written');
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
       if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.config.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);

@@ -9,7 +9,7 @@ import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { applyDelta } from './delta.js';
 import { databaseArtifact, type Artifact } from './manifest.js';
-import { tempSibling } from './private-fs.js';
+import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
 
 /**
@@ -114,11 +114,6 @@ export async function fetchArtifact(
       if (file.fd !== -1) await file.close(); // the stream closes it when the transfer ran
     }
   });
-}
-
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
-  await handle.sync().finally(() => handle.close());
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */

@@ -1,6 +1,6 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ObjectInfo } from '@stowage/storage';
+import { crashPoint, type ObjectInfo } from '@stowage/storage';
 import { readCatalog, type Catalog, type DamagedManifest } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory } from './history.js';
@@ -139,7 +139,9 @@ async function cleanDestination(
     if (!dryRun) {
       await recordRemoval(engine, destination.name, manifest.id);
       await destination.adapter.delete(keys.slice(0, 1));
+      crashPoint('cleanup.manifest-deleted');
       await destination.adapter.delete(keys.slice(1));
+      crashPoint('cleanup.artifacts-deleted');
     }
     result.removed.push({ destination: destination.name, what: manifest.id, kind: 'backup', bytes: storedBytes(keys), why: decision.why });
     for (const key of keys) stored.delete(key);

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findBackup, listBackups, type CatalogEntry } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
@@ -7,7 +7,7 @@ import { selectDestinations } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase } from './facts.js';
 import { logOperation } from './oplog.js';
-import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
+import { ownedScratchDir, writePrivateAtomic } from './private-fs.js';
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
 import { formatAge } from './status.js';
@@ -36,8 +36,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const startedAt = engine.now().toISOString();
   const destination: Destination = options.destination ? selectDestinations(engine, options.destination)[0]! : engine.destinations.at(-1)!;
   const entry = await chooseBackup(engine, destination, options.backup ?? 'latest', options.random ?? Math.random);
-  await ensurePrivateDir(engine.config.stateDir);
-  const scratch = await mkdtemp(join(engine.config.stateDir, 'drill-'));
+  const scratch = await ownedScratchDir(engine.config.stateDir, 'drill');
   const problems: string[] = [];
   let rtoMs = 0;
   let chainLength = 0;

@@ -10,6 +10,7 @@ import { Alerting } from './alerting.js';
 import { appendAudit } from './audit.js';
 import { writePrivateAtomic } from './private-fs.js';
 import { Codec } from './encoding.js';
+import { repairAfterCrash } from './leftovers.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 
 /** One configured destination, its adapter already wrapped (retry, limits). */
@@ -143,7 +144,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
   const logDir = config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs'));
   await auditConfigChange(config, logDir);
-  return {
+  const engine: Engine = {
     config,
     destinations,
     unavailable: [],
@@ -160,6 +161,8 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
       await Promise.all(destinations.map((d) => d.adapter.close?.()));
     },
   };
+  await repairAfterCrash(engine);
+  return engine;
 }
 
 /**

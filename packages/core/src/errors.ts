@@ -21,6 +21,7 @@ export const CoreErrorCode = {
   RestoreTargetNotWritable: 'stowage.restore.target_not_writable',
   RestoreCheckFailed: 'stowage.restore.check_failed',
   RestoreNoRecord: 'stowage.restore.no_record',
+  RestoreCancelled: 'stowage.restore.cancelled',
   ValidationFailed: 'stowage.validate.failed',
   NoSpace: 'stowage.local.no_space',
 } as const;

@@ -25,10 +25,11 @@ export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from '.
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
 export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';
-export { restore, verifyRestored, type RestoreOptions, type RestoreResult, type RestoreVerification } from './restore.js';
+export { restore, verifyRestored, type RestoreOptions, type RestorePlan, type RestoreResult, type RestoreVerification } from './restore.js';
 export { probeDestinations, type DestinationProbe } from './probe.js';
 export { sync, type SyncAction, type SyncResult } from './sync.js';
 export { takeSnapshot, type Snapshot } from './snapshot.js';
 export { validate, type Validation } from './validate.js';
 export { verify, type ArtifactCheck, type BackupVerification } from './verify.js';
 export { TOOL_VERSION } from './version.js';
+export { CRASH_POINTS, crashPoint, type CrashPointName } from '@stowage/storage';

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { link, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError, StowageError, systemErrorCode } from '@stowage/errors';
-import { bufferBody, isAlreadyExists, isObjectNotFound, type StorageAdapter } from '@stowage/storage';
+import { bootId, bufferBody, crashPoint, isAlreadyExists, isObjectNotFound, ownerGone, pidStartTicks, TOKEN_HOST, type StorageAdapter } from '@stowage/storage';
 import type { DestinationFailure } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ensurePrivateDir, tempSibling } from './private-fs.js';
@@ -44,6 +43,8 @@ export interface LockHolder {
   id: string;
   host: string;
   pid: number;
+  /** Start time of the pid (clock ticks since boot, Linux): a later process reusing the pid is not the holder. */
+  pidStart?: number;
   /** Linux boot id when the lock was taken: a lock from before a reboot is stale. */
   bootId?: string;
   /** `backup`, `cleanup`, `sync`, `restore`, … */
@@ -151,6 +152,7 @@ export async function acquireSourceLock(stateDir: string, request: LockRequest, 
     }
     await wait(() => heldError(current, 'this source', 'stowage unlock', options.waitMs));
   }
+  crashPoint('lock.source-taken');
   const lock: Lock = {
     kind: 'source',
     name: 'source',
@@ -162,7 +164,11 @@ export async function acquireSourceLock(stateDir: string, request: LockRequest, 
       const time = now();
       await utimes(path, time, time);
     },
-    release: () => removeIfUnchanged(path, raw),
+    async release() {
+      const removed = await removeIfUnchanged(path, raw);
+      crashPoint('lock.source-released');
+      return removed;
+    },
   };
   return keepAlive(lock, staleAfterMs / 4, options.onRenewFailed);
 }
@@ -215,6 +221,7 @@ export async function acquireDestinationLock(destination: { name: string; adapte
     await wait(() => heldError(current, where, `stowage unlock --destination ${name}`, options.waitMs));
   }
 
+  crashPoint('lock.destination-taken');
   const lock: Lock = {
     kind: 'destination',
     name,
@@ -233,6 +240,7 @@ export async function acquireDestinationLock(destination: { name: string; adapte
     async release() {
       if ((await readDestination(adapter, name, now()))?.holder?.id !== holder.id) return false;
       await adapter.delete([DESTINATION_LOCK_KEY]);
+      crashPoint('lock.destination-released');
       return true;
     },
   };
@@ -336,18 +344,6 @@ export function describeHolder(holder: LockHolder | undefined): string {
 // ——— internals ———
 
 const HOST = hostname();
-let bootIdMemo: string | null | undefined;
-
-function bootId(): string | undefined {
-  if (bootIdMemo === undefined) {
-    try {
-      bootIdMemo = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
-    } catch {
-      bootIdMemo = null;
-    }
-  }
-  return bootIdMemo ?? undefined;
-}
 
 function newHolder(request: LockRequest, time: Date, leaseMs?: number): LockHolder {
   const boot = bootId();
@@ -355,6 +351,7 @@ function newHolder(request: LockRequest, time: Date, leaseMs?: number): LockHold
     id: randomBytes(12).toString('hex'),
     host: HOST,
     pid: process.pid,
+    pidStart: pidStartTicks(process.pid),
     ...(boot && { bootId: boot }),
     operation: request.operation,
     ...(request.command !== undefined && { command: request.command }),
@@ -367,15 +364,6 @@ function isoSeconds(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
 }
 
-function pidRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return systemErrorCode(error) !== 'ESRCH';
-  }
-}
-
 /** Judges a lock: stale when its holder is gone, its lease expired, or it was not renewed in time. */
 function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, renewedAt?: Date, staleAfterMs?: number): HeldLock {
   const holder = parseHolder(text);
@@ -385,7 +373,8 @@ function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, re
   if (holder.host === HOST) {
     const boot = bootId();
     if (holder.bootId && boot && holder.bootId !== boot) return { ...base, stale: `host ${HOST} has restarted since`, alive };
-    if (!pidRuns(holder.pid)) return { ...base, stale: `pid ${holder.pid} no longer runs on host ${HOST}`, alive };
+    const gone = ownerGone({ host: TOKEN_HOST, pid: holder.pid, startTicks: holder.pidStart ?? 0 });
+    if (gone) return { ...base, stale: gone, alive };
     alive = true;
   }
   if (holder.expiresAt !== undefined && Date.parse(holder.expiresAt) <= now.getTime()) return { ...base, stale: `its lease expired at ${isoSeconds(holder.expiresAt)}`, alive };

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { restoreFileSets, type RestoreFilesResult } from '@stowage/filesets';
+import { restoreFileSets, stageFileSets, type RestoreFilesOptions, type RestoreFilesResult, type StagedFileSets } from '@stowage/filesets';
+import { ownerToken } from '@stowage/storage';
 import type { CatalogEntry } from './catalog.js';
 import { fetchArtifact } from './chain.js';
 import type { Destination, Engine } from './engine.js';
@@ -22,6 +22,33 @@ export async function restoreFilesOfChain(
   targetDir: string,
   only: readonly string[] | undefined,
 ): Promise<RestoreFilesResult> {
+  return withFileArchives(engine, chain, destinations, only, (archives) => restoreFileSets({ archives, targetDir, workDir: join(targetDir, `.stowage-restore-${ownerToken()}`), ...(only ? { only } : {}) }));
+}
+
+/**
+ * Like `restoreFilesOfChain`, but stops before the renames (see `stageFileSets`): the sets are
+ * rebuilt in `workDir`, and what they replace is to go under `asideDir`.
+ */
+export async function stageFilesOfChain(
+  engine: Engine,
+  chain: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  where: { targetDir: string; workDir: string; asideDir: string },
+  only: readonly string[] | undefined,
+): Promise<StagedFileSets> {
+  return withFileArchives(engine, chain, destinations, only, (archives) =>
+    stageFileSets({ archives, targetDir: where.targetDir, workDir: where.workDir, ...(only ? { only } : {}) }, where.asideDir),
+  );
+}
+
+/** Fetches the archives the file sets of `chain` need into the staging folder, runs `use` on them, removes them. */
+async function withFileArchives<T>(
+  engine: Engine,
+  chain: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  only: readonly string[] | undefined,
+  use: (archives: RestoreFilesOptions['archives']) => Promise<T>,
+): Promise<T> {
   const links: CatalogEntry[] = [];
   for (const link of [...chain].reverse()) {
     if (!link.manifest.files) break;
@@ -41,15 +68,11 @@ export async function restoreFilesOfChain(
   const paths: string[] = [];
   try {
     for (const link of links) {
-      const path = join(engine.stagingDir, `files-${randomBytes(6).toString('hex')}.tar`);
+      const path = join(engine.stagingDir, `files-${ownerToken()}.tar`);
       paths.push(path);
       await fetchArtifact(engine, link, artifactOf(link.manifest, 'files'), path, destinations);
     }
-    return await restoreFileSets({
-      archives: paths.map((path) => async () => createReadStream(path)),
-      targetDir,
-      ...(only ? { only } : {}),
-    });
+    return await use(paths.map((path) => async () => createReadStream(path)));
   } finally {
     await Promise.all(paths.map((path) => rm(path, { force: true })));
   }

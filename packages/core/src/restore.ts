@@ -1,18 +1,20 @@
 import { access, chmod, chown, constants, readFile, rename, rm, stat } from 'node:fs/promises';
+import { crashPoint, ownerToken } from '@stowage/storage';
 import { createReadStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestStream } from '@stowage/storage';
 import { findBackup, findBackupAt } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
-import { restoreFilesOfChain } from './restore-files.js';
+import { restoreFilesOfChain, stageFilesOfChain } from './restore-files.js';
+import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import type { Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
-import { ensurePrivateDir, fsyncDir, localStamp, tempSibling, writePrivateAtomic } from './private-fs.js';
+import { ensurePrivateDir, localStamp, syncFile, tempSibling, writePrivateAtomic } from './private-fs.js';
 
 export interface RestoreOptions {
   /** `latest` (default), a backup id, or a backup file name/path. */
@@ -27,6 +29,22 @@ export interface RestoreOptions {
   from?: string;
   /** Restore only these: `database` and/or file-set names (default: everything the backup holds). */
   only?: readonly string[];
+  /**
+   * Asked before anything is fetched, outside test mode: may this backup replace what is at the
+   * target? False cancels (`stowage.restore.cancelled`, nothing changed).
+   */
+  confirm?: (plan: RestorePlan) => Promise<boolean>;
+}
+
+/** What a restore is about to replace, for `RestoreOptions.confirm`. */
+export interface RestorePlan {
+  backupId: string;
+  createdAt: string;
+  /** The database file to be replaced, when the database is restored. */
+  target?: string;
+  /** File sets to be replaced, under `targetDir`. */
+  sets: string[];
+  targetDir: string;
 }
 
 export interface RestoreResult {
@@ -59,9 +77,11 @@ interface RestoreRecord {
 
 /**
  * Restores a backup (DESIGN.md §6): fetch and check the bytes into a temporary file beside the
- * target, run integrity and foreign-key checks, move the current database (and any -journal,
- * -wal, -shm that SQLite could replay onto the new file) aside as `<name>.damaged_<stamp>`, then
- * rename the restored file into place. Any failure before the rename leaves the target as it was.
+ * target, run integrity and foreign-key checks, rebuild the file sets beside theirs, then switch
+ * database and file sets as one journaled unit (restore-journal.ts): the current database (with
+ * any -journal, -wal, -shm) is kept as `<name>.damaged_<stamp>`, replaced files go to
+ * `.stowage-pre-restore-<stamp>/`. Any failure before the switch leaves the target as it was; a
+ * crash during it is finished by the next command.
  */
 export async function restore(engine: Engine, options: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
@@ -79,11 +99,17 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
     }
     const target = wantDatabase ? await resolveTarget(engine, options.target, testMode) : undefined;
     const temp = target && tempSibling(target, 'restore');
+    const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
+    const workDir = join(targetDir, `.stowage-restore-${ownerToken()}`);
+    const setNames = wantFiles ? (sets ?? Object.keys(entry.manifest.files?.sets ?? {})) : [];
+    if (!testMode && options.confirm && !(await options.confirm({ backupId, createdAt: entry.manifest.createdAt, ...(target ? { target } : {}), sets: setNames, targetDir }))) {
+      throw new CoreError(CoreErrorCode.RestoreCancelled, `restore of ${backupId} cancelled; nothing was changed`, { context: { backupId } });
+    }
     try {
       const chain = await resolveChain(engine, entry, destinations);
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
-      if (temp) {
+      if (target && temp) {
         sources.push(...(await materializeChain(engine, chain, temp, destinations)));
         checks = await withPrivateDatabase(temp, runChecks);
         if (!checksPassed(checks)) {
@@ -91,30 +117,45 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
             context: { backupId, checks },
           });
         }
-      }
-      // File sets before the database swap: a failure there leaves the live database as it was.
-      let files: RestoreResult['files'];
-      if (wantFiles) {
-        const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
-        await ensurePrivateDir(targetDir);
-        const restored = await restoreFilesOfChain(engine, chain, destinations, targetDir, sets);
-        files = { targetDir, sets: restored.sets.map((set) => set.name), ...(restored.movedAside ? { movedAside: restored.movedAside } : {}) };
-      }
-      let movedAside: string[] = [];
-      if (target && temp) {
         await keepOwnership(target, temp);
-        movedAside = testMode ? await discardOld(target) : await moveAside(target, engine.now());
-        await rename(temp, target);
-        await fsyncDir(dirname(target));
-        const record: RestoreRecord = {
+        await syncFile(temp);
+        crashPoint('restore.temp-written');
+      }
+      const record = target && {
+        path: restoreRecordPath(engine, testMode),
+        text: `${JSON.stringify({ backupId, target, restoredAt: engine.now().toISOString(), snapshotSha256: entry.manifest.source.snapshotSha256, schemaHash: entry.manifest.source.schemaHash, tables: entry.manifest.source.tables } satisfies RestoreRecord, null, 2)}\n`,
+      };
+      let files: RestoreResult['files'];
+      let movedAside: string[] = [];
+      if (testMode) {
+        // A scratch copy: replaced outright, no journal.
+        if (wantFiles) {
+          await ensurePrivateDir(targetDir);
+          const restored = await restoreFilesOfChain(engine, chain, destinations, targetDir, sets);
+          files = { targetDir, sets: restored.sets.map((set) => set.name) };
+        }
+        if (target && temp && record) {
+          await Promise.all(SIDECARS.map((suffix) => rm(target + suffix, { force: true })));
+          await rename(temp, target);
+          await writePrivateAtomic(record.path, record.text);
+        }
+      } else {
+        const stamp = await freeStamp(engine.now(), target, targetDir);
+        const staged = wantFiles ? await stageFilesOfChain(engine, chain, destinations, { targetDir, workDir, asideDir: join(targetDir, `.stowage-pre-restore-${stamp}`) }, sets) : undefined;
+        if (staged) crashPoint('restore.files-staged');
+        movedAside = await switchRestore(engine, {
+          version: 1,
+          owner: ownerToken(),
           backupId,
-          target,
-          restoredAt: engine.now().toISOString(),
-          snapshotSha256: entry.manifest.source.snapshotSha256,
-          schemaHash: entry.manifest.source.schemaHash,
-          tables: entry.manifest.source.tables,
-        };
-        await writePrivateAtomic(restoreRecordPath(engine, testMode), `${JSON.stringify(record, null, 2)}\n`);
+          startedAt: engine.now().toISOString(),
+          ...(target && temp ? { database: { restored: temp, ino: (await stat(temp)).ino, live: target, aside: `${target}.damaged_${stamp}` } } : {}),
+          ...(staged ? { files: { workDir, moves: staged.moves } } : {}),
+          ...(record ? { record } : {}),
+        });
+        if (staged) {
+          const aside = join(targetDir, `.stowage-pre-restore-${stamp}`);
+          files = { targetDir, sets: staged.sets.map((set) => set.name), ...((await stat(aside).catch(() => undefined)) ? { movedAside: aside } : {}) };
+        }
       }
       const source = [...new Set(sources)].join(',') || chain.at(-1)!.destinations[0]!;
       const result: RestoreResult = {
@@ -139,7 +180,8 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       });
       return result;
     } finally {
-      if (temp) await rm(temp, { force: true });
+      // Once the switch is journaled, what is left belongs to the journal: the next command finishes it.
+      if ((await pendingRestorePaths(engine.config.stateDir)).length === 0) await Promise.all([temp && rm(temp, { force: true }), rm(workDir, { recursive: true, force: true })]);
     }
   } catch (error) {
     await logOperation(engine.logDir, 'restore.log', {
@@ -180,26 +222,18 @@ async function keepOwnership(target: string, temp: string): Promise<void> {
   if (process.getuid?.() === 0) await chown(temp, previous.uid, previous.gid);
 }
 
-const SIDECARS = ['-journal', '-wal', '-shm'];
-
-/** Moves the current database and its sidecars aside as `<name>.damaged_<stamp>[-wal…]`. */
-async function moveAside(target: string, now: Date): Promise<string[]> {
-  const exists = async (p: string) => (await stat(p).catch(() => undefined)) !== undefined;
-  let aside = `${target}.damaged_${localStamp(now)}`;
-  for (let n = 1; await exists(aside); n++) aside = `${target}.damaged_${localStamp(now)}_${n}`;
-  const moved: string[] = [];
-  for (const suffix of ['', ...SIDECARS]) {
-    if (!(await exists(target + suffix))) continue;
-    await rename(target + suffix, aside + suffix);
-    moved.push(aside + suffix);
-  }
-  return moved;
-}
-
-/** In test mode the previous scratch copy is simply replaced, sidecars included. */
-async function discardOld(target: string): Promise<string[]> {
-  await Promise.all(SIDECARS.map((suffix) => rm(target + suffix, { force: true })));
-  return [];
+/**
+ * A stamp (`YYYYMMDD_HHMMSS`, `_1`, `_2`… when taken) under which neither `<db>.damaged_<stamp>`
+ * (nor its sidecars) nor `.stowage-pre-restore-<stamp>` exists yet.
+ */
+async function freeStamp(now: Date, target: string | undefined, targetDir: string): Promise<string> {
+  const taken = async (stamp: string) => {
+    const paths = [join(targetDir, `.stowage-pre-restore-${stamp}`), ...(target ? ['', ...SIDECARS].map((suffix) => `${target}.damaged_${stamp}${suffix}`) : [])];
+    return (await Promise.all(paths.map((p) => stat(p).then(() => true, () => false)))).some(Boolean);
+  };
+  let stamp = localStamp(now);
+  for (let n = 1; await taken(stamp); n++) stamp = `${localStamp(now)}_${n}`;
+  return stamp;
 }
 
 function restoreRecordPath(engine: Engine, testMode: boolean): string {

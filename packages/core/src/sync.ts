@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crashPoint, ownerToken } from '@stowage/storage';
 import { readCatalog, type CatalogEntry } from './catalog.js';
 import { describeVanished, readHistory, vanishedBackups } from './history.js';
 import { fetchArtifact } from './chain.js';
@@ -126,16 +126,18 @@ export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: 
       methods.set(artifact.key, present);
       continue;
     }
-    const path = join(engine.stagingDir, `sync-${randomBytes(6).toString('hex')}`);
+    const path = join(engine.stagingDir, `sync-${ownerToken()}`);
     try {
       sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
       const stored = await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
       methods.set(artifact.key, await confirmStored(target, artifact, { deep: false, stored }));
+      crashPoint('sync.artifact-copied');
     } finally {
       await rm(path, { force: true });
     }
   }
   const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: confirmedReplica(methods, new Date()) } };
   await commitManifest(target, manifest);
+  crashPoint('sync.manifest-written');
   return [...sources].join(',') || entry.destinations.join(','); // only the manifest was rewritten
 }

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findBackup } from './catalog.js';
 import type { Engine } from './engine.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import { logOperation } from './oplog.js';
-import { ensurePrivateDir } from './private-fs.js';
+import { ownedScratchDir } from './private-fs.js';
 import { materializeChain, resolveChain } from './chain.js';
 
 export interface Validation {
@@ -24,8 +24,7 @@ export interface Validation {
 export async function validate(engine: Engine, reference: string): Promise<Validation> {
   const started = performance.now();
   const entry = await findBackup(engine, reference);
-  await ensurePrivateDir(engine.config.stateDir);
-  const scratch = await mkdtemp(join(engine.config.stateDir, 'validate-'));
+  const scratch = await ownedScratchDir(engine.config.stateDir, 'validate');
   try {
     const path = join(scratch, 'db.sqlite3');
     const chain = await resolveChain(engine, entry, engine.destinations);

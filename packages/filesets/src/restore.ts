@@ -6,11 +6,13 @@
  * chain's indexes in order: deletions and type changes first, then folders, links and files in
  * path order, each file taken only from a member whose SHA-256 equals its index entry. Only when
  * the whole chain is applied are the sets renamed into place (whatever they replace is moved
- * aside, never deleted), and then modes and mtimes are set, deepest first.
+ * aside, never deleted), and then modes and mtimes are set, deepest first. `stageFileSets` stops
+ * before the renames and returns them, so a caller can switch the sets together with a database
+ * under its own journal; `restoreFileSets` does it all.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream, type Stats } from 'node:fs';
-import { chmod, lstat, lutimes, mkdir, mkdtemp, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, lutimes, mkdir, mkdtemp, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, join, resolve } from 'node:path';
 import { FileSetError, FileSetErrorCode } from './errors.js';
@@ -39,6 +41,25 @@ export interface RestoreFilesOptions {
   targetDir: string;
   /** Restore only these sets (default: every set of the last archive). */
   only?: readonly string[];
+  /** Work folder to create for spooling and staging (default `<targetDir>/.stowage-restore-<random>`); it must not exist. */
+  workDir?: string;
+}
+
+/** One rename that puts a staged entry in place: whatever is at `to` goes to `aside` first. */
+export interface SetMove {
+  from: string;
+  to: string;
+  aside: string;
+}
+
+/** File sets rebuilt in a work folder, ready to be renamed into place. */
+export interface StagedFileSets {
+  workDir: string;
+  targetDir: string;
+  sets: RestoredSet[];
+  /** The renames, in order; `aside` paths lie under `asideDir`. */
+  moves: SetMove[];
+  index: FileSetIndex;
 }
 
 /** One restored set. */
@@ -76,12 +97,41 @@ interface Spooled {
  * `stowage.files.corrupt`, `stowage.files.chain_broken` or `stowage.files.unknown_set`.
  */
 export async function restoreFileSets(options: RestoreFilesOptions): Promise<RestoreFilesResult> {
+  const targetDir = resolve(options.targetDir);
+  const asideDir = join(targetDir, `.stowage-pre-restore-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`);
+  const staged = await stageFileSets(options, asideDir);
+  try {
+    let movedAside: string | undefined;
+    for (const move of staged.moves) {
+      if ((await lstatIfAny(move.to)) !== undefined) {
+        movedAside ??= await mkdtemp(`${asideDir}-`);
+        const aside = join(movedAside, move.aside.slice(asideDir.length));
+        await mkdir(dirname(aside), { recursive: true, mode: 0o700 });
+        await rename(move.to, aside);
+      }
+      await rename(move.from, move.to);
+    }
+    await finishFileSets(staged.workDir);
+    return { index: staged.index, sets: staged.sets, movedAside };
+  } finally {
+    await rm(staged.workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Rebuilds the sets in a work folder under `targetDir` (see `restoreFileSets`) and returns the
+ * renames that put them in place, whatever they replace going under `asideDir`; the target's
+ * folders that the sets go into are checked (and created) first. The caller performs the renames,
+ * then calls `finishFileSets`. On error the work folder is removed and the target is untouched.
+ */
+export async function stageFileSets(options: RestoreFilesOptions, asideDir: string): Promise<StagedFileSets> {
   if (options.archives.length === 0) {
     throw new FileSetError(FileSetErrorCode.ChainBroken, 'No archives to restore from: give the chain, full backup first');
   }
   const targetDir = resolve(options.targetDir);
   await mkdir(targetDir, { recursive: true });
-  const work = await mkdtemp(join(targetDir, '.stowage-restore-'));
+  const work = options.workDir ?? (await mkdtemp(join(targetDir, '.stowage-restore-')));
+  if (options.workDir) await mkdir(work, { mode: 0o700 });
   try {
     const tree = join(work, 'tree');
     await mkdir(tree);
@@ -107,16 +157,37 @@ export async function restoreFileSets(options: RestoreFilesOptions): Promise<Res
       }
       return { name, set, location: set.kind === 'folder' ? join(targetDir, set.path) : targetDir };
     });
-    const movedAside = await placeSets(targetDir, tree, sets);
-    for (const { set, location } of sets) await applyMetadata(location, set.entries);
+    const moves = await planMoves(targetDir, tree, asideDir, sets);
+    await writeFile(join(work, METADATA_FILE), JSON.stringify(sets.map(({ set, location }) => ({ location, entries: set.entries }))), { mode: 0o600 });
     return {
+      workDir: work,
+      targetDir,
       index: final,
       sets: sets.map(({ name, set, location }) => ({ name, kind: set.kind, location, ...summarizeSet(set) })),
-      movedAside,
+      moves,
     };
-  } finally {
+  } catch (error) {
     await rm(work, { recursive: true, force: true });
+    throw error;
   }
+}
+
+const METADATA_FILE = 'metadata.json';
+
+/**
+ * Once a staged restore's renames are done: sets the restored entries' modes and mtimes (deepest
+ * first, so no rename can touch a final mtime) from what `stageFileSets` recorded in the work
+ * folder, then removes the work folder. Safe to repeat; a work folder already gone is a no-op.
+ */
+export async function finishFileSets(workDir: string): Promise<void> {
+  const text = await readFile(join(workDir, METADATA_FILE), 'utf8').catch((error: unknown) => {
+    if (isGone(error)) return undefined;
+    throw error;
+  });
+  if (text !== undefined) {
+    for (const { location, entries } of JSON.parse(text) as Array<{ location: string; entries: FileSetEntry[] }>) await applyMetadata(location, entries);
+  }
+  await rm(workDir, { recursive: true, force: true });
 }
 
 /**
@@ -314,25 +385,15 @@ async function lstatIfAny(location: string): Promise<Stats | undefined> {
 }
 
 /**
- * Renames the staged sets into place, whatever was there going to a `.stowage-pre-restore-*`
- * folder. Every destination's folders are checked (and created) before the first rename.
+ * The renames that put the staged sets into place, whatever is there going under `asideDir`.
+ * Every destination's folders are checked (and created) now, before any rename.
  */
-async function placeSets(targetDir: string, tree: string, sets: ReadonlyArray<{ name: string; set: SetIndex }>): Promise<string | undefined> {
+async function planMoves(targetDir: string, tree: string, asideDir: string, sets: ReadonlyArray<{ name: string; set: SetIndex }>): Promise<SetMove[]> {
   const moves = sets.flatMap(({ name, set }) =>
     set.kind === 'folder'
       ? [{ staged: join(tree, name), relative: set.path }]
       : set.entries.map((entry) => ({ staged: join(tree, name, entry.path), relative: entry.path })),
   );
   for (const { relative } of moves) await ensureRealFolders(targetDir, parentOf(relative));
-  let aside: string | undefined;
-  for (const { staged, relative } of moves) {
-    const location = join(targetDir, relative);
-    if ((await lstatIfAny(location)) !== undefined) {
-      aside ??= await mkdtemp(join(targetDir, `.stowage-pre-restore-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}-`));
-      await ensureRealFolders(aside, parentOf(relative));
-      await rename(location, join(aside, relative));
-    }
-    await rename(staged, location);
-  }
-  return aside;
+  return moves.map(({ staged, relative }) => ({ from: staged, to: join(targetDir, relative), aside: join(asideDir, relative) }));
 }

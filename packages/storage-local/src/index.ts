@@ -1,2 +1,2 @@
-export { LocalStorage, type LocalStorageOptions } from './local.js';
+export { LocalStorage, removeDeadTemporaries, type LocalStorageOptions } from './local.js';
 export { localStorageFactory } from './factory.js';

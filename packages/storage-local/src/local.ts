@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, opendir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, mkdir, open, opendir, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,10 +12,13 @@ import {
   assertBodyMatches,
   assertValidKey,
   assertValidPrefix,
+  crashPoint,
   destroyOnAbort,
   digestStream,
+  isDeadOwnersTemp,
   isNoSpace,
   objectNotFound,
+  ownerToken,
   throwIfAborted,
   type Capabilities,
   type GetOptions,
@@ -28,7 +30,7 @@ import {
 
 /*
  * Design: an object is a file at `<root>/<key>`. A put writes a hidden temp file in the target
- * folder (`.<name>.stowage-tmp-<random>`), hashing and counting on the way, checks the body,
+ * folder (`.<name>.stowage-tmp-<owner token>`: host, pid, start time; see `removeDeadTemporaries`), hashing and counting on the way, checks the body,
  * fsyncs, then makes it visible in one step: rename(2), or link(2) for `ifNoneMatch` since link
  * fails atomically when the name is taken. Folders are 0700 and files 0600 whatever the umask.
  */
@@ -89,10 +91,11 @@ export class LocalStorage implements StorageAdapter {
     const path = this.#pathOf(key);
     throwIfAborted(options.signal, key);
     const folder = dirname(path);
-    const temp = join(folder, `.${basename(path)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+    const temp = join(folder, `.${basename(path)}${TEMP_MARKER}${ownerToken()}`);
     try {
       await this.#createFolder(folder);
       const info = await this.#writeFile(temp, key, body, options.signal);
+      crashPoint('local.temp-written');
       if (options.ifNoneMatch) {
         await link(temp, path).catch((error: unknown) => {
           if (systemErrorCode(error) !== 'EEXIST') throw error;
@@ -100,9 +103,11 @@ export class LocalStorage implements StorageAdapter {
             context: { key },
           });
         });
+        crashPoint('local.linked');
         await unlink(temp);
       } else {
         await rename(temp, path);
+        crashPoint('local.renamed');
       }
       if (this.#fsync) await syncFolder(folder);
       return info;
@@ -273,6 +278,25 @@ export class LocalStorage implements StorageAdapter {
       { context: { key, operation, errno }, cause: error },
     );
   }
+}
+
+/**
+ * Removes the temp files that dead processes left below `root` (a put killed before its rename),
+ * never one whose owner may still run. Returns the paths removed.
+ */
+export async function removeDeadTemporaries(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  const entries = await readdir(root, { withFileTypes: true, recursive: true }).catch((error: unknown) => {
+    if (isNotAnObject(error)) return [];
+    throw error;
+  });
+  for (const entry of entries) {
+    if (!entry.isFile() || !isTempName(entry.name) || !isDeadOwnersTemp(entry.name)) continue;
+    const path = join(entry.parentPath, entry.name);
+    await rm(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
 }
 
 function isTempName(name: string): boolean {

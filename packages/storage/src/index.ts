@@ -33,3 +33,5 @@ export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
 export { composeAdapter, type CompositionOptions } from './compose.js';
 export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec } from './registry.js';
+export { bootId, isDeadOwnersTemp, ownerGone, ownerOf, ownerToken, pidRuns, pidStartTicks, TOKEN_HOST, type TempOwner } from './owner.js';
+export { CRASH_POINTS, crashPoint, type CrashPointName } from './crash.js';
