@@ -63,16 +63,24 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
       const problem = absentReplicaProblem(destination, entry, catalog.damaged, history, interrupted);
       if (problem) artifacts.push({ destination: destination.name, key: manifestKey(type, id), ok: false, problem });
     }
-    for (const destination of destinations.filter((d) => entry.destinations.includes(d.name))) {
-      for (const artifact of entry.manifest.artifacts) {
-        try {
-          await confirmStored(destination, artifact, { deep: options.deep ?? false });
-          artifacts.push({ destination: destination.name, key: artifact.key, ok: true });
-        } catch (error) {
-          artifacts.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
-        }
-      }
-    }
+    // Destinations are checked at once (each is a separate server); a destination's artifacts one by one.
+    const checked = await Promise.all(
+      destinations
+        .filter((d) => entry.destinations.includes(d.name))
+        .map(async (destination) => {
+          const checks: ArtifactCheck[] = [];
+          for (const artifact of entry.manifest.artifacts) {
+            try {
+              await confirmStored(destination, artifact, { deep: options.deep ?? false });
+              checks.push({ destination: destination.name, key: artifact.key, ok: true });
+            } catch (error) {
+              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
+            }
+          }
+          return checks;
+        }),
+    );
+    artifacts.push(...checked.flat());
     const mixedKeys = await mixedKeyProblem(engine, chainIn(byId, entry));
     if (mixedKeys) artifacts.push({ destination: 'this machine', key: manifestKey(type, id), ok: false, problem: mixedKeys });
     await record({ backupId: id, ok: artifacts.every((a) => a.ok), artifacts });

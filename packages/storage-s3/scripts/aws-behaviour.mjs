@@ -17,8 +17,8 @@
 // Conditional writes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-requests.html):
 // - PutObject and CompleteMultipartUpload honour `If-None-Match: *` (412 PreconditionFailed when the
 //   key exists) and `If-Match: <etag>` (412 when it differs, 404 NoSuchKey when there is no object);
-//   HeadObject and GetObject honour `If-Match` (412). Writes to one key are serialised, so a
-//   condition and the write it guards are atomic, as on AWS.
+//   HeadObject and GetObject honour `If-Match` (412). Writes and deletes of one key are serialised,
+//   so a condition and the write it guards are atomic, as on AWS.
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -187,7 +187,14 @@ export function addAwsBehaviour(server, features) {
   }
 
   async function completeMultipartUpload(ctx, bucket, key, next) {
-    if (!features.checksums) return serialised(bucket, key, async () => (await checkConditions(ctx, bucket, key), await next()));
+    /** Completes the upload if its conditions hold, then runs `after` before the next write to the key. */
+    const conditionalWrite = (after = async () => {}) =>
+      serialised(bucket, key, async () => {
+        await checkConditions(ctx, bucket, key);
+        await next();
+        await after();
+      });
+    if (!features.checksums) return conditionalWrite();
     const { uploadId } = ctx.query;
     const settings = await uploadSettings(bucket, uploadId);
     const { algorithm, type } = settings;
@@ -220,9 +227,7 @@ export function addAwsBehaviour(server, features) {
         throw new S3Error('BadDigest', `The ${ALGORITHMS[algorithm].name} you specified did not match the calculated checksum.`);
       }
     }
-    await serialised(bucket, key, async () => {
-      await checkConditions(ctx, bucket, key);
-      await next();
+    await conditionalWrite(async () => {
       const path = store.getResourcePath(bucket, key, 'metadata.json');
       const metadata = JSON.parse(await readFile(path, 'utf8'));
       for (const other of Object.keys(ALGORITHMS)) delete metadata[header(other)];
@@ -254,6 +259,7 @@ export function addAwsBehaviour(server, features) {
     const copy = 'x-amz-copy-source' in ctx.headers;
     if (method === 'PUT' && !copy && params.length === 0) return putObject;
     if (method === 'POST' && 'uploadId' in query) return completeMultipartUpload;
+    if (method === 'DELETE' && params.length === 0) return (_ctx, b, k, next) => serialised(b, k, next);
     if ((method === 'GET' || method === 'HEAD') && params.length === 0) return readObject;
     if (!features.checksums) return undefined;
     if (method === 'POST' && 'uploads' in query) return createMultipartUpload;
