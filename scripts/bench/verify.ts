@@ -1,4 +1,4 @@
-import { copyFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startOssTestServer, type OssTestServer } from '../../packages/oss-test-server/src/index.js';
 import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
@@ -72,7 +72,9 @@ export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
         const ossGets = ossArtifactGets(oss, ossFrom);
         const total = s3.reduce((sum, { bytes }) => sum + bytes, 0);
         const [nvme, sha] = s3;
+        const inside = await verifyMs(rig.backups);
         return [
+          { name: 'time inside that `verify --all` (its audit record: CLI startup and config loading excluded)', value: `${(inside / 1000).toFixed(2)} s` },
           {
             name: 'artifact bytes downloaded by one `verify --all`',
             value:
@@ -104,4 +106,12 @@ async function artifactTraffic(server: S3rverProcess, from: number): Promise<{ b
 /** GetObject requests for artifacts in the OSS server's records, from record `from` on. */
 function ossArtifactGets(oss: OssTestServer, from: number): number {
   return oss.requests.slice(from).filter((r) => r.operation === 'GetObject' && isArtifact(r.key)).length;
+}
+
+/** How long the last `verify` took by its own account: the duration in its last audit record (logs of the first local destination). */
+async function verifyMs(localBackups: string): Promise<number> {
+  const records = (await readFile(join(localBackups, 'logs', 'audit.jsonl'), 'utf8')).split('\n').filter(Boolean);
+  const last = records.map((line) => JSON.parse(line) as { operation: string; durationMs: number }).findLast((r) => r.operation === 'verify');
+  if (!last) throw new Error('no verify record in the audit log');
+  return last.durationMs;
 }
