@@ -25,7 +25,7 @@ export interface BackupVerification {
 
 /**
  * Checks every artifact of the chosen backups at every destination holding them (or the one
- * named) against the manifest: size and the SHA-256 the destination reports, or with `deep` (and
+ * named) against the manifest: size and the checksum the destination reports (SHA-256, CRC-64), or with `deep` (and
  * wherever the destination reports no checksum) by reading the bytes back and hashing them.
  * Also reports, whatever backup is chosen: damaged manifests (an unreadable manifest is damage,
  * never an absence), backups this host recorded as committed that no destination holds any more,
