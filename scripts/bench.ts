@@ -4,7 +4,8 @@
  * A benchmark, not a test: missed targets are reported, never a failure.
  *
  * Env: BENCH_SIZE_MB (fixture size, default 1024), BENCH_RUNS (runs per command, default 2),
- * BENCH_SECTIONS (comma-separated names from SECTIONS, default all), BENCH_CHAIN_LENGTH (incremental, default 24).
+ * BENCH_SECTIONS (comma-separated names from SECTIONS, default all), BENCH_CHAIN_LENGTH (incremental, default 24),
+ * BENCH_GEN_PY (the shared fixture generator gen.py, default ../shared/fixtures/greaterwms/gen.py beside the repo).
  * Add a benchmark by writing a SectionFactory (see scripts/bench/full.ts) and listing it in SECTIONS.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { fullBackupAndRestore } from './bench/full.js';
 import { incrementalBackups } from './bench/incremental.js';
 import { summarize, timeOnce, type Sample } from './bench/measure.js';
 import { replication } from './bench/replication.js';
+import { zeroEgressVerify } from './bench/verify.js';
 import { machineInfo, mergeSections, renderDocument, renderSection, type Verdict } from './bench/report.js';
 import { positive, runSection, type BenchContext, type SectionFactory } from './bench/section.js';
 
@@ -27,6 +29,7 @@ const SECTIONS: Record<string, SectionFactory> = {
   incremental: incrementalBackups,
   encrypted: encryptedBackup,
   replication,
+  verify: zeroEgressVerify,
 };
 
 const { values } = parseArgs({

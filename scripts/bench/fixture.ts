@@ -13,7 +13,8 @@ export interface Fixture {
 }
 
 const SEED = 42;
-const genPyPath = (root: string) => resolve(root, '../shared/fixtures/greaterwms/gen.py');
+/** The shared generator: `BENCH_GEN_PY`, else beside the repo (a git worktree elsewhere sets the variable). */
+const genPyPath = (root: string) => resolve(process.env.BENCH_GEN_PY ?? resolve(root, '../shared/fixtures/greaterwms/gen.py'));
 /** The TS generator's output per unit of `scale` (about 2.3 MB). */
 const TS_MIB_PER_SCALE = 2.3;
 

@@ -187,9 +187,10 @@ async function takeBackup(
       encodedSize: database.size,
       decodedSize: database.decodedSize,
     });
-    // Destinations that report CRC-64 (OSS) are verified without a download when we know it too.
-    if (engine.destinations.some((d) => d.adapter.capabilities.serverChecksums.includes('crc64ecma'))) {
-      for (const file of encoded) file.crc64ecma = await crc64OfFile(file.path);
+    // Destinations that report a CRC-64 (OSS: ECMA, S3: NVME) are verified without a download when we know it too.
+    const reported = new Set(engine.destinations.flatMap((d) => d.adapter.capabilities.serverChecksums));
+    if (reported.has('crc64ecma') || reported.has('crc64nvme')) {
+      for (const file of encoded) Object.assign(file, await crc64sOfFile(file.path, reported));
     }
     const stage = (id: string): StagedArtifact[] =>
       encoded.map((file) => ({
@@ -201,6 +202,7 @@ async function takeBackup(
           size: file.size,
           sha256: file.sha256,
           ...(file.crc64ecma ? { crc64ecma: file.crc64ecma } : {}),
+          ...(file.crc64nvme ? { crc64nvme: file.crc64nvme } : {}),
           decodedSize: file.decodedSize,
           decodedSha256: file.decodedSha256,
         },
@@ -335,13 +337,18 @@ interface EncodedFile {
   decodedSize: number;
   decodedSha256: string;
   crc64ecma?: string;
+  crc64nvme?: string;
 }
 
-async function crc64OfFile(path: string): Promise<string> {
-  const { Crc64Ecma } = await import('@stowage/storage-oss/crc64');
-  const crc = new Crc64Ecma();
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) crc.update(chunk);
-  return crc.digest();
+/** The CRC-64s of a file that the destinations report (`reported`), in one read. */
+async function crc64sOfFile(path: string, reported: ReadonlySet<string>): Promise<{ crc64ecma?: string; crc64nvme?: string }> {
+  const ecma = reported.has('crc64ecma') ? new (await import('@stowage/storage-oss/crc64')).Crc64Ecma() : undefined;
+  const nvme = reported.has('crc64nvme') ? new (await import('@stowage/storage-s3/checksums')).Crc64NvmeAccumulator() : undefined;
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
+    ecma?.update(chunk);
+    nvme?.update(chunk);
+  }
+  return { ...(ecma && { crc64ecma: ecma.digest() }), ...(nvme && { crc64nvme: await nvme.digestBase64() }) };
 }
 
 /** Compresses and encrypts each staged file as the config says (page hashes are never encrypted). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { startS3rver, type S3rverProcess } from '@stowage/storage-s3/testing';
@@ -25,35 +26,49 @@ let ws: Workspace;
 
 const s3Client = (endpoint: string) =>
   new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
-const s3Destination = (name: string, server: S3rverProcess) => ({
+const s3Destination = (name: string, server: S3rverProcess, options: Record<string, unknown> = {}) => ({
   name,
   url: 's3://backups/greaterwms',
-  options: { endpoint: server.endpoint, forcePathStyle: true, accessKeyIdEnv: 'E2E_S3_KEY', secretAccessKeyEnv: 'E2E_S3_SECRET' },
+  options: { endpoint: server.endpoint, forcePathStyle: true, accessKeyIdEnv: 'E2E_S3_KEY', secretAccessKeyEnv: 'E2E_S3_SECRET', ...options },
 });
+/** Requests for artifact bytes (not manifests) in a server's request log since `from`. */
+const artifactDownloads = async (server: S3rverProcess, from: number) =>
+  (await server.requests()).slice(from).filter((r) => r.method === 'GET' && r.path.startsWith('/backups/greaterwms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'));
 
-beforeAll(async () => {
-  Object.assign(process.env, ENV);
-  [regionA, regionB, oss] = await Promise.all([startS3rver(), startS3rver(), startOssTestServer({ accessKeyId: ENV.E2E_OSS_ID, accessKeySecret: ENV.E2E_OSS_SECRET, buckets: ['wms-backups'] })]);
-  for (const server of [regionA, regionB]) await s3Client(server.endpoint).send(new CreateBucketCommand({ Bucket: 'backups' }));
-  ws = await makeWorkspace({
-    config: {
-      destinations: [
-        { name: 'local', url: 'backups' },
-        s3Destination('s3-eu-west-1', regionA),
-        s3Destination('s3-ap-southeast-1', regionB),
-        { name: 'oss-cn-hangzhou', url: 'oss://wms-backups/greaterwms', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_SECRET' } },
-      ],
-    },
+/**
+ * The same scenario against S3 servers that behave as AWS does (flexible checksums and conditional
+ * writes, configured as the probe recommends: one region CRC-64/NVME, the other SHA-256) and against
+ * plain s3rver (neither; the adapter's defaults for a custom endpoint).
+ */
+const VARIANTS = [
+  { label: 'S3 with checksums and conditional writes', aws: true, regionA: { checksumMode: 'crc64nvme', conditionalWrites: true }, regionB: { checksumMode: 'sha256', conditionalWrites: true } },
+  { label: 'plain s3rver', aws: false, regionA: {}, regionB: {} },
+] as const;
+
+describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, Aliyun OSS): $label', (variant) => {
+  beforeAll(async () => {
+    Object.assign(process.env, ENV);
+    const features = { checksums: variant.aws, conditionalWrites: variant.aws };
+    [regionA, regionB, oss] = await Promise.all([startS3rver(features), startS3rver(features), startOssTestServer({ accessKeyId: ENV.E2E_OSS_ID, accessKeySecret: ENV.E2E_OSS_SECRET, buckets: ['wms-backups'] })]);
+    for (const server of [regionA, regionB]) await s3Client(server.endpoint).send(new CreateBucketCommand({ Bucket: 'backups' }));
+    ws = await makeWorkspace({
+      config: {
+        destinations: [
+          { name: 'local', url: 'backups' },
+          s3Destination('s3-eu-west-1', regionA, variant.regionA),
+          s3Destination('s3-ap-southeast-1', regionB, variant.regionB),
+          { name: 'oss-cn-hangzhou', url: 'oss://wms-backups/greaterwms', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_SECRET' } },
+        ],
+      },
+    });
   });
-});
 
-afterAll(async () => {
-  await ws?.dispose();
-  await Promise.all([regionA?.stop(), regionB?.stop(), oss?.close()]);
-  for (const name of Object.keys(ENV)) delete process.env[name];
-});
+  afterAll(async () => {
+    await ws?.dispose();
+    await Promise.all([regionA?.stop(), regionB?.stop(), oss?.close()]);
+    for (const name of Object.keys(ENV)) delete process.env[name];
+  });
 
-describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', () => {
   it('are probed: a round trip everywhere, and what each S3 endpoint supports', async () => {
     const probes = await probeDestinations(ws.engine);
     expect(probes.map((p) => [p.destination, p.ok])).toEqual([
@@ -63,7 +78,9 @@ describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', ()
       ['oss-cn-hangzhou', true],
     ]);
     expect(probes.find((p) => p.destination === 'oss-cn-hangzhou')?.roundTrip.serverChecksums).toContain('crc64ecma');
-    expect(probes.find((p) => p.destination === 's3-eu-west-1')?.s3).toMatchObject({ conditionalWrites: false, recommended: { checksumMode: 'none' } });
+    expect(probes.find((p) => p.destination === 's3-eu-west-1')?.s3).toMatchObject(
+      variant.aws ? { conditionalWrites: true, recommended: { checksumMode: 'crc64nvme', conditionalWrites: true } } : { conditionalWrites: false, recommended: { checksumMode: 'none' } },
+    );
   });
 
   it('replicates and verifies everywhere, restores through a fallback, and sync repairs the damaged replica', async () => {
@@ -76,14 +93,23 @@ describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', ()
     }
     expect(full.manifest.replicas['oss-cn-hangzhou']?.verifiedBy).toBe('server-crc64ecma');
     expect(full.manifest.artifacts.every((a) => /^\d+$/.test(a.crc64ecma ?? ''))).toBe(true);
-    // Non-deep verify compares OSS's CRC-64 with the manifest's: no download from OSS.
+    // S3 replicas: verified from what the endpoint reports (CRC-64/NVME, SHA-256), or read back without checksums.
+    expect([full.manifest.replicas['s3-eu-west-1']?.verifiedBy, full.manifest.replicas['s3-ap-southeast-1']?.verifiedBy]).toEqual(
+      variant.aws ? ['server-crc64nvme', 'server-sha256'] : ['sha256-readback', 'sha256-readback'],
+    );
+    expect(full.manifest.artifacts.every((a) => (a.crc64nvme !== undefined) === variant.aws)).toBe(true);
+    // Non-deep verify compares OSS's CRC-64 (and S3's checksums) with the manifest's: no artifact download.
     const before = oss.requests.length;
+    const s3Before = await Promise.all([regionA, regionB].map(async (server) => (await server.requests()).length));
     expect((await verify(ws.engine, { all: true })).every((v) => v.ok)).toBe(true);
     const during = oss.requests.slice(before);
     expect(during.some((r) => r.operation === 'HeadObject')).toBe(true);
     const downloads = during.filter((r) => r.operation === 'GetObject').map((r) => r.key ?? '');
     expect(downloads.length).toBeGreaterThan(0);
     expect(downloads.every((key) => key.endsWith('.manifest.json'))).toBe(true); // manifests only, no artifact bytes
+    const s3Downloads = await Promise.all([regionA, regionB].map((server, i) => artifactDownloads(server, s3Before[i]!)));
+    if (variant.aws) expect(s3Downloads).toEqual([[], []]);
+    else expect(s3Downloads.map((list) => list.length)).toEqual([4, 4]); // two backups × (database or delta, page hashes)
 
     // Alter the delta at region A behind Stowage's back (same size, one byte flipped).
     const client = s3Client(regionA.endpoint);
@@ -111,10 +137,35 @@ describe('one backup, four destinations (local, two S3 regions, Aliyun OSS)', ()
       const fromOne = await restore(ws.engine, { from: name, testMode: true });
       expect(await sha256File(fromOne.target!)).toBe(inc.manifest.source.snapshotSha256);
     }
-  });
 });
 
-describe('destination faults', () => {
+  if (variant.aws) {
+    it('a byte flipped in the stored object on the server is found by verify --deep; after repair HeadObject reports the manifest\'s checksum', async () => {
+      const full = await backup(ws.engine, { type: 'full' });
+      const artifact = full.manifest.artifacts.find((a) => a.role === 'database')!;
+      const head = () => s3Client(regionA.endpoint).send(new HeadObjectCommand({ Bucket: 'backups', Key: `greaterwms/${artifact.key}`, ChecksumMode: 'ENABLED' }));
+      expect((await head()).ChecksumCRC64NVME).toBe(artifact.crc64nvme);
+      // Bit rot behind the API: the stored checksum stays what was verified at upload, as on AWS.
+      const stored = join(regionA.directory, 'backups', 'greaterwms', `${artifact.key}._S3rver_object`);
+      const bytes = await readFile(stored);
+      bytes[bytes.length >> 1]! ^= 0x01;
+      await writeFile(stored, bytes);
+      expect((await verify(ws.engine, { backup: full.manifest.id }))[0]!.ok).toBe(true); // the server's own checksum cannot see it
+      const deep = await verify(ws.engine, { backup: full.manifest.id, deep: true });
+      expect(deep[0]!.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 's3-eu-west-1', key: artifact.key, problem: expect.stringContaining('do not match the checksum the endpoint reports') }]);
+
+      const repaired = await sync(ws.engine, { deep: true });
+      expect(repaired.actions).toMatchObject([{ backupId: full.manifest.id, destination: 's3-eu-west-1', problem: 'damaged', outcome: 'repaired' }]);
+      expect((await head()).ChecksumCRC64NVME).toBe(artifact.crc64nvme);
+      const from = (await regionA.requests()).length;
+      const problems = async (deep: boolean) => (await verify(ws.engine, { backup: full.manifest.id, deep }))[0]!.artifacts.filter((a) => !a.ok);
+      expect(await problems(false)).toEqual([]);
+      expect(await artifactDownloads(regionA, from)).toEqual([]);
+      expect(await problems(true)).toEqual([]);
+    });
+  }
+
+  if (!variant.aws) describe('destination faults', () => {
   it('wrong credentials and a missing bucket fail clearly, naming the destination, never printing the secret', async () => {
     process.env.E2E_OSS_WRONG = 'wrong-secret-must-not-leak';
     const faulty = await makeWorkspace({
@@ -149,4 +200,5 @@ describe('destination faults', () => {
     expect(result.outcome).toBe('ok');
     expect((await verify(ws.engine, { backup: result.manifest.id, deep: true }))[0]?.ok).toBe(true);
   });
+});
 });

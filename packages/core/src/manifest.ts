@@ -23,18 +23,20 @@ export const artifactSchema = z.object({
   sha256,
   /** CRC-64/ECMA of the stored bytes (unsigned decimal), when a destination reports that checksum (OSS). */
   crc64ecma: z.string().regex(/^\d+$/).optional(),
+  /** Full-object CRC-64/NVME of the stored bytes (base64, as S3 reports it), when a destination reports that checksum (S3). */
+  crc64nvme: z.string().regex(/^[A-Za-z0-9+/]{11}=$/).optional(),
   decodedSize: z.number().int().nonnegative(),
   decodedSha256: sha256,
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 
-const verifyMethod = z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma']);
+const verifyMethod = z.enum(['sha256-readback', 'server-sha256', 'server-crc64ecma', 'server-crc64nvme']);
 
 export const replicaSchema = z.object({
   committedAt: z.iso.datetime(),
   /**
    * How the stored bytes were confirmed before the manifest was written — the check that ran:
-   * `sha256-readback` (downloaded and hashed), `server-sha256` / `server-crc64ecma` (the checksum
+   * `sha256-readback` (downloaded and hashed), `server-sha256` / `server-crc64ecma` / `server-crc64nvme` (the checksum
    * the destination computed over the bytes it stores; the local adapter re-reads the file after
    * fsync). When artifacts were confirmed differently, this is the database artifact's method and
    * `verifiedByArtifact` names each.

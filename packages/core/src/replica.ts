@@ -17,11 +17,12 @@ export type VerifiedBy = Replica['verifiedBy'];
  * Confirms that `destination` holds exactly `artifact`'s bytes. With `deep` the bytes are read
  * back and hashed; otherwise a SHA-256 the backend reports for the stored object is trusted when
  * there is one — `stored`, what `put` just returned (computed by the destination over the stored
- * bytes: the local adapter re-reads its file after fsync), or else `stat` — and the bytes are
- * read back when there is none. Returns the method that ran.
+ * bytes: the local adapter re-reads its file after fsync), or else `stat` — then a CRC-64 it
+ * reports (OSS: ECMA, S3: NVME) that the manifest also records, and the bytes are read back when
+ * there is neither. Returns the method that ran.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
-export async function confirmStored(destination: Destination, artifact: Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma'>, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
+export async function confirmStored(destination: Destination, artifact: Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma' | 'crc64nvme'>, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
   const info = !options.deep && options.stored?.checksums.sha256 ? options.stored : await destination.adapter.stat(artifact.key);
   if (!info) {
     throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
@@ -40,6 +41,10 @@ export async function confirmStored(destination: Destination, artifact: Pick<Art
   if (!options.deep && info.checksums.crc64ecma && artifact.crc64ecma) {
     if (info.checksums.crc64ecma !== artifact.crc64ecma) throw mismatch('CRC-64 reported by the destination differs');
     return 'server-crc64ecma';
+  }
+  if (!options.deep && info.checksums.crc64nvme && artifact.crc64nvme) {
+    if (info.checksums.crc64nvme !== artifact.crc64nvme) throw mismatch('CRC-64/NVME reported by the destination differs');
+    return 'server-crc64nvme';
   }
   const read = await digestStream(await destination.adapter.get(artifact.key));
   if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);

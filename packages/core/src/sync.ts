@@ -68,7 +68,7 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
         continue;
       }
       try {
-        action.from = await copyReplica(engine, entry, healthy, engine.destinations.find((d) => d.name === action.destination)!);
+        action.from = await copyReplica(engine, entry, healthy, engine.destinations.find((d) => d.name === action.destination)!, deep);
         action.outcome = 'repaired';
       } catch (error) {
         action.outcome = 'failed';
@@ -113,15 +113,17 @@ async function firstProblem(destination: Destination, manifest: Manifest, deep: 
 }
 
 /**
- * Copies every artifact of `entry` that `target` lacks or holds damaged from a healthy destination,
- * verifies it there, then writes the manifest. Returns where the bytes came from.
+ * Copies every artifact of `entry` that `target` lacks or holds damaged (checked as `deep` says:
+ * damage only a read-back sees is repaired only by a deep repair) from a healthy destination,
+ * verifies it there, then writes the manifest, recording how each artifact was confirmed.
+ * Returns where the bytes came from.
  */
-export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination): Promise<string> {
+export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination, deep = false): Promise<string> {
   await ensurePrivateDir(engine.stagingDir);
   const sources = new Set<string>();
   const methods = new Map<string, VerifiedBy>();
   for (const artifact of entry.manifest.artifacts) {
-    const present = await confirmStored(target, artifact, { deep: false }).catch(() => undefined);
+    const present = await confirmStored(target, artifact, { deep }).catch(() => undefined);
     if (present) {
       methods.set(artifact.key, present);
       continue;

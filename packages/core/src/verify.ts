@@ -25,7 +25,7 @@ export interface BackupVerification {
 
 /**
  * Checks every artifact of the chosen backups at every destination holding them (or the one
- * named) against the manifest: size and the SHA-256 the destination reports, or with `deep` (and
+ * named) against the manifest: size and the checksum the destination reports (SHA-256, CRC-64), or with `deep` (and
  * wherever the destination reports no checksum) by reading the bytes back and hashing them.
  * Also reports, whatever backup is chosen: damaged manifests (an unreadable manifest is damage,
  * never an absence), backups this host recorded as committed that no destination holds any more,
@@ -63,16 +63,24 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
       const problem = absentReplicaProblem(destination, entry, catalog.damaged, history, interrupted);
       if (problem) artifacts.push({ destination: destination.name, key: manifestKey(type, id), ok: false, problem });
     }
-    for (const destination of destinations.filter((d) => entry.destinations.includes(d.name))) {
-      for (const artifact of entry.manifest.artifacts) {
-        try {
-          await confirmStored(destination, artifact, { deep: options.deep ?? false });
-          artifacts.push({ destination: destination.name, key: artifact.key, ok: true });
-        } catch (error) {
-          artifacts.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
-        }
-      }
-    }
+    // Destinations are checked at once (each is a separate server); a destination's artifacts one by one.
+    const checked = await Promise.all(
+      destinations
+        .filter((d) => entry.destinations.includes(d.name))
+        .map(async (destination) => {
+          const checks: ArtifactCheck[] = [];
+          for (const artifact of entry.manifest.artifacts) {
+            try {
+              await confirmStored(destination, artifact, { deep: options.deep ?? false });
+              checks.push({ destination: destination.name, key: artifact.key, ok: true });
+            } catch (error) {
+              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
+            }
+          }
+          return checks;
+        }),
+    );
+    artifacts.push(...checked.flat());
     const mixedKeys = await mixedKeyProblem(engine, chainIn(byId, entry));
     if (mixedKeys) artifacts.push({ destination: 'this machine', key: manifestKey(type, id), ok: false, problem: mixedKeys });
     await record({ backupId: id, ok: artifacts.every((a) => a.ok), artifacts });

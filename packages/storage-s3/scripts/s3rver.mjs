@@ -4,6 +4,7 @@
 // closes, so it never outlives the process that spawned it.
 //
 //   node --openssl-legacy-provider scripts/s3rver.mjs --directory DIR [--port N]
+//        [--no-checksums] [--no-conditional-writes] [--request-log FILE]
 //
 // s3rver encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ (OpenSSL 3) only
 // offers with --openssl-legacy-provider: without it every paginated listing answers 500.
@@ -12,15 +13,28 @@
 // 501). This launcher adds both over s3rver's own upload folder, signature check included, so that
 // the adapter's clean-up of failed multipart uploads is exercised for real. It also fixes two races
 // of s3rver's file store (below) that made tests flaky.
+//
+// It also behaves as AWS documents for flexible checksums and conditional writes (see
+// aws-behaviour.mjs); `--no-checksums` and `--no-conditional-writes` turn those off, leaving
+// s3rver's own behaviour (no checksums, conditions ignored). `--request-log FILE` appends one JSON
+// line per request: { method, path, status, bytesOut } (bytesOut: response body bytes sent).
+import { appendFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import S3rver from 's3rver';
 import authentication from 's3rver/lib/middleware/authentication.js';
 import S3Error from 's3rver/lib/models/error.js';
+import { addAwsBehaviour } from './aws-behaviour.mjs';
 
 const { values } = parseArgs({
-  options: { directory: { type: 'string' }, port: { type: 'string', default: '0' } },
+  options: {
+    directory: { type: 'string' },
+    port: { type: 'string', default: '0' },
+    'no-checksums': { type: 'boolean', default: false },
+    'no-conditional-writes': { type: 'boolean', default: false },
+    'request-log': { type: 'string' },
+  },
 });
 if (!values.directory) {
   process.stderr.write('usage: s3rver.mjs --directory DIR [--port N]\n');
@@ -87,22 +101,46 @@ async function listMultipartUploads(ctx, bucket) {
   };
 }
 
+const aws = addAwsBehaviour(server, { checksums: !values['no-checksums'], conditionalWrites: !values['no-conditional-writes'] });
+
 // Koa composes its middleware when the server starts listening: insert ours just before s3rver's
-// router (the last middleware), after its logging, error handling and XML encoding.
+// router (the last middleware), after its logging, error handling and XML encoding. Requests are
+// checked for a valid signature before anything of theirs is looked at.
 server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
   const [, bucket, ...keyParts] = ctx.path.split('/');
-  const key = keyParts.join('/');
+  const key = decodeURIComponent(keyParts.join('/'));
   const abort = ctx.method === 'DELETE' && bucket && key && 'uploadId' in ctx.query;
   const list = ctx.method === 'GET' && bucket && !key && 'uploads' in ctx.query;
-  if (!abort && !list) return next();
+  const handler = aws?.handlerFor(ctx, bucket, key);
+  if (!abort && !list && !handler) return next();
   ctx.params = { bucket, key: key || undefined };
   await checkSignature(ctx, async () => {
     if (!(await ctx.app.store.getBucket(bucket))) {
       throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
     }
+    if (handler) return handler(ctx, bucket, key, next);
     await (abort ? abortMultipartUpload(ctx, bucket) : listMultipartUploads(ctx, bucket));
   });
 });
+
+const requestLog = values['request-log'];
+if (requestLog) {
+  server.middleware.unshift(async (ctx, next) => {
+    let bytesOut = 0;
+    const { res } = ctx;
+    const count = (write) =>
+      function (chunk, ...rest) {
+        if (chunk && typeof chunk !== 'function') bytesOut += Buffer.byteLength(chunk);
+        return write.call(this, chunk, ...rest);
+      };
+    res.write = count(res.write);
+    res.end = count(res.end);
+    res.once('finish', () => {
+      appendFileSync(requestLog, `${JSON.stringify({ method: ctx.method, path: ctx.path, status: res.statusCode, bytesOut })}\n`);
+    });
+    await next();
+  });
+}
 
 const { port } = await server.run();
 process.stdout.write(`${JSON.stringify({ port })}\n`);

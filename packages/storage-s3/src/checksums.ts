@@ -3,9 +3,10 @@ import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 
 /**
  * Which checksum the adapter sends with every upload and expects the endpoint to verify and report:
- * `sha256` (`x-amz-checksum-sha256`; multipart objects get a composite checksum of the parts),
- * `crc64nvme` (full-object CRC-64/NVME, also for multipart objects) or `none` (the endpoint does not
- * support S3 flexible checksums; the engine then verifies by reading the object back).
+ * `crc64nvme` (full-object CRC-64/NVME, also for multipart objects, so `stat` reports it for every
+ * object), `sha256` (`x-amz-checksum-sha256`; multipart objects get a composite checksum of the parts,
+ * checked at upload but not the object's SHA-256, so `stat` reports none for them) or `none` (the
+ * endpoint does not support S3 flexible checksums; the engine then verifies by reading the object back).
  */
 export type ChecksumMode = 'sha256' | 'crc64nvme' | 'none';
 

@@ -116,7 +116,10 @@ export function toStorageError(error: unknown, op: S3Operation): StorageError {
   }
   // The SDK's own check of a response checksum (full GetObject on AWS) throws a plain Error.
   const sdkChecksumMismatch = typeof sdk.message === 'string' && sdk.message.startsWith('Checksum mismatch');
-  if ((s3Code !== undefined && CORRUPTED.has(s3Code)) || sdkChecksumMismatch) {
+  if (sdkChecksumMismatch) {
+    return make(StorageErrorCode.ChecksumMismatch, `${subject} failed: the bytes read do not match the checksum the endpoint reports for the object (${because})`);
+  }
+  if (s3Code !== undefined && CORRUPTED.has(s3Code)) {
     return make(StorageErrorCode.ChecksumMismatch, `${subject} failed: the endpoint received different bytes than were sent (${because})`);
   }
   if (s3Code === 'NotImplemented' || status === 501) {

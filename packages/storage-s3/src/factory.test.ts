@@ -132,8 +132,8 @@ describe('s3StorageFactory', () => {
   it('defaults to SHA-256 checksums and conditional writes on AWS', async () => {
     const storage = await openS3('s3://bucket/backups', { region: 'eu-west-1' });
     expect(storage).toBeInstanceOf(S3Storage);
-    expect(storage).toMatchObject({ bucket: 'bucket', prefix: 'backups', checksumMode: 'sha256', description: 's3://bucket/backups in eu-west-1' });
-    expect(storage.capabilities).toEqual({ serverChecksums: ['sha256'], conditionalPut: true, rangeReads: true, maxParallelism: 8 });
+    expect(storage).toMatchObject({ bucket: 'bucket', prefix: 'backups', checksumMode: 'crc64nvme', description: 's3://bucket/backups in eu-west-1' });
+    expect(storage.capabilities).toEqual({ serverChecksums: ['crc64nvme'], conditionalPut: true, rangeReads: true, maxParallelism: 8 });
     expect(await storage.client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
     expect(storage.client.config.forcePathStyle).toBe(false);
   });

@@ -22,7 +22,7 @@ export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
       bucket,
       prefix,
       description: `s3://${bucket}/${prefix}${custom ? ` at ${new URL(options.endpoint!).origin}` : options.region ? ` in ${options.region}` : ''}`,
-      checksumMode: options.checksumMode ?? (custom ? 'none' : 'sha256'),
+      checksumMode: options.checksumMode ?? (custom ? 'none' : 'crc64nvme'),
       conditionalWrites: options.conditionalWrites ?? !custom,
       storageClass: options.storageClass,
       sse: options.sse,

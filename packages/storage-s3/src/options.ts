@@ -46,7 +46,7 @@ const destinationOptions = z
     partSizeMiB: z.int().min(5).max(5120).default(16),
     /** Parts of one upload in flight at once (default 4). */
     queueSize: z.int().min(1).max(64).default(4),
-    /** Default `sha256` for AWS, `none` with a custom endpoint (run the probe to see what it supports). */
+    /** Default `crc64nvme` for AWS (full-object, so multipart objects too), `none` with a custom endpoint (run the probe). */
     checksumMode: z.enum(['sha256', 'crc64nvme', 'none']).optional(),
     /** The SDK's own setting; default `WHEN_REQUIRED` with a custom endpoint, the SDK's default for AWS. */
     requestChecksumCalculation: z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']).optional(),

@@ -107,7 +107,7 @@ class Probe {
         listV2Pagination,
         cleanedUp,
         recommended: {
-          checksumMode: usable(sha256) ? 'sha256' : usable(crc64nvme) ? 'crc64nvme' : 'none',
+          checksumMode: usable(crc64nvme) ? 'crc64nvme' : usable(sha256) ? 'sha256' : 'none',
           conditionalWrites,
           listApi: listV2Pagination ? 'v2' : 'v1',
           requestChecksumCalculation: awsChunkedUploads ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',

@@ -6,6 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import {
   CreateBucketCommand,
   DeleteObjectsCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -30,19 +31,24 @@ process.env.STOWAGE_TEST_S3_WRONG_SECRET = 'wrong-secret-do-not-print';
 const BUCKET = 'stowage-test';
 const MiB = 1024 * 1024;
 
+/** The test server as AWS behaves (flexible checksums, conditional writes). */
 let server: S3rverProcess;
-/** A plain SDK client for setting up and inspecting the bucket behind the adapters' backs. */
+/** The same with both switched off: s3rver's own behaviour, as older S3-compatible stores have it. */
+let plainServer: S3rverProcess;
+/** Plain SDK clients for setting up and inspecting the buckets behind the adapters' backs. */
 let admin: S3Client;
+let plainAdmin: S3Client;
 const registry = new StorageRegistry().register(s3StorageFactory);
 
 beforeAll(async () => {
-  server = await startS3rver();
-  admin = await adminClientWithBucket(server.endpoint);
+  [server, plainServer] = await Promise.all([startS3rver(), startS3rver({ checksums: false, conditionalWrites: false })]);
+  [admin, plainAdmin] = await Promise.all([adminClientWithBucket(server.endpoint), adminClientWithBucket(plainServer.endpoint)]);
 });
 
 afterAll(async () => {
   admin?.destroy();
-  await server?.stop();
+  plainAdmin?.destroy();
+  await Promise.all([server?.stop(), plainServer?.stop()]);
 });
 
 /** A plain SDK client for the s3rver at `endpoint`, after creating the test bucket there. */
@@ -77,19 +83,19 @@ async function openS3(prefix: string, options: Record<string, unknown> = {}, buc
 /** A fresh prefix for one test. */
 const freshPrefix = (label: string) => `${label}/${randomUUID()}`;
 
-async function objectKeysUnder(prefix: string): Promise<string[]> {
-  const page = await admin.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+async function objectKeysUnder(prefix: string, client = admin): Promise<string[]> {
+  const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
   return (page.Contents ?? []).map((object) => object.Key!);
 }
 
-async function multipartUploadsUnder(prefix: string): Promise<string[]> {
-  const out = await admin.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }));
+async function multipartUploadsUnder(prefix: string, client = admin): Promise<string[]> {
+  const out = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }));
   return (out.Uploads ?? []).map((upload) => upload.Key!);
 }
 
-async function deletePrefix(prefix: string): Promise<void> {
-  for (let keys = await objectKeysUnder(prefix); keys.length > 0; keys = await objectKeysUnder(prefix)) {
-    await admin.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
+async function deletePrefix(prefix: string, client = admin): Promise<void> {
+  for (let keys = await objectKeysUnder(prefix, client); keys.length > 0; keys = await objectKeysUnder(prefix, client)) {
+    await client.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
   }
 }
 
@@ -197,13 +203,24 @@ function emulateFlexibleChecksums(storage: S3Storage, tamper?: (reported: string
 }
 
 describeStorageAdapter({
-  name: 'S3Storage on s3rver',
+  name: 'S3Storage on plain s3rver (no checksums, no conditional writes)',
   timeoutMs: 120_000,
   async create() {
     const prefix = freshPrefix('conformance');
-    return { adapter: await openS3(prefix), cleanup: () => deletePrefix(`${prefix}/`) };
+    return { adapter: await openS3(prefix, { endpoint: plainServer.endpoint }), cleanup: () => deletePrefix(`${prefix}/`, plainAdmin) };
   },
 });
+
+for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
+  describeStorageAdapter({
+    name: `S3Storage on the AWS-like test server (checksumMode ${checksumMode}, conditional writes)`,
+    timeoutMs: 120_000,
+    async create() {
+      const prefix = freshPrefix(`conformance-${checksumMode}`);
+      return { adapter: await openS3(prefix, { checksumMode, conditionalWrites: true }), cleanup: () => deletePrefix(`${prefix}/`) };
+    },
+  });
+}
 
 describe('S3Storage on s3rver', () => {
   describe('verification of what was stored (DESIGN.md §5 trap)', () => {
@@ -224,10 +241,10 @@ describe('S3Storage on s3rver', () => {
     });
 
     // The adapter never hands the SDK a stream, so to see the trap the client is made to stream each
-    // request body; the SDK then sends it aws-chunked, and s3rver stores the framing and answers 200.
+    // request body; the SDK then sends it aws-chunked, and plain s3rver stores the framing and answers 200.
     it('catches an object stored with aws-chunked framing, deletes it and rejects with checksum_mismatch', async () => {
       const prefix = freshPrefix('aws-chunked');
-      const storage = await openS3(prefix, { requestChecksumCalculation: 'WHEN_SUPPORTED', partSizeMiB: 5 });
+      const storage = await openS3(prefix, { endpoint: plainServer.endpoint, requestChecksumCalculation: 'WHEN_SUPPORTED', partSizeMiB: 5 });
       streamRequestBodies(storage);
       try {
         for (const [key, size] of [['single.bin', 3_145_851], ['multipart.bin', 12 * MiB]] as const) {
@@ -237,11 +254,11 @@ describe('S3Storage on s3rver', () => {
           expect((error as StorageError).context.storedSize).toBeGreaterThan(size);
           expect(await storage.stat(key)).toBeUndefined();
         }
-        expect(await objectKeysUnder(`${prefix}/`)).toEqual([]);
-        expect(await multipartUploadsUnder(`${prefix}/`)).toEqual([]);
+        expect(await objectKeysUnder(`${prefix}/`, plainAdmin)).toEqual([]);
+        expect(await multipartUploadsUnder(`${prefix}/`, plainAdmin)).toEqual([]);
       } finally {
         await storage.close();
-        await deletePrefix(`${prefix}/`);
+        await deletePrefix(`${prefix}/`, plainAdmin);
       }
     });
   });
@@ -413,8 +430,6 @@ describe('S3Storage on s3rver', () => {
       const sha = await openS3(prefix, { checksumMode: 'sha256' });
       const crc = await openS3(prefix, { checksumMode: 'crc64nvme' });
       const sent = [plain, sha, crc].map((storage) => recordHeaders(storage, 'PutObjectCommand'));
-      emulateFlexibleChecksums(sha);
-      emulateFlexibleChecksums(crc);
       try {
         const bytes = Buffer.from('backup bytes');
         for (const storage of [plain, sha, crc]) await storage.put('a', bufferBody(bytes));
@@ -512,12 +527,11 @@ describe('S3Storage on s3rver', () => {
     });
   });
 
-  describe('flexible checksums (an endpoint that supports them, emulated in the client)', () => {
+  describe('flexible checksums (the AWS-like test server)', () => {
     for (const [mode, partSizeMiB] of [['sha256', 5], ['crc64nvme', 5]] as const) {
       it(`${mode}: verifies the reported checksum of single and multipart uploads and reports full-object checksums`, async () => {
         const prefix = freshPrefix(`checksums-${mode}`);
         const storage = await openS3(prefix, { checksumMode: mode, partSizeMiB });
-        emulateFlexibleChecksums(storage);
         try {
           const small = randomBytes(1000);
           const info = await storage.put('small', bufferBody(small));
@@ -528,12 +542,19 @@ describe('S3Storage on s3rver', () => {
           const big = randomBytes(11 * MiB);
           const bigInfo = await storage.put('big', bufferBody(big));
           expect(bigInfo.size).toBe(big.length);
-          // A composite SHA-256 is checked against the parts but is not the object's SHA-256.
-          if (mode === 'sha256') expect(bigInfo.checksums).toEqual({});
-          else {
+          const bigStat = await storage.stat('big');
+          if (mode === 'sha256') {
+            // The composite SHA-256 matched the parts' at upload: put reports the object's SHA-256 it proves;
+            // stat has only the composite, which is not the object's SHA-256.
+            expect(bigInfo.checksums).toEqual({ sha256: sha256Hex(big) });
+            expect(bigStat!.checksums).toEqual({});
+            const head = await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${prefix}/big`, ChecksumMode: 'ENABLED' }));
+            expect([head.ChecksumType, head.ChecksumSHA256?.endsWith('-3')]).toEqual(['COMPOSITE', true]);
+          } else {
             const crc = new Crc64Nvme();
             crc.update(big);
             expect(bigInfo.checksums).toEqual({ crc64nvme: Buffer.from(await crc.digest()).toString('base64') });
+            expect(bigStat!.checksums).toEqual(bigInfo.checksums);
           }
         } finally {
           await storage.close();
@@ -562,7 +583,7 @@ describe('S3Storage on s3rver', () => {
 
     it('checksumMode sha256 against an endpoint that reports no checksums fails loudly, pointing at the option', async () => {
       const prefix = freshPrefix('checksums-unsupported');
-      const storage = await openS3(prefix, { checksumMode: 'sha256' });
+      const storage = await openS3(prefix, { endpoint: plainServer.endpoint, checksumMode: 'sha256' });
       try {
         await expect(storage.put('a', bufferBody('x'))).rejects.toMatchObject({
           code: StorageErrorCode.Unsupported,
@@ -570,15 +591,35 @@ describe('S3Storage on s3rver', () => {
         });
       } finally {
         await storage.close();
-        await deletePrefix(`${prefix}/`);
+        await deletePrefix(`${prefix}/`, plainAdmin);
       }
     });
   });
 
   describe('probeS3Endpoint', () => {
-    it('finds out what s3rver supports, suggests options for it and leaves nothing behind', async () => {
-      const prefix = freshPrefix('probe');
+    it('finds out what the AWS-like server supports and recommends CRC-64/NVME and conditional writes', async () => {
+      const prefix = freshPrefix('probe-aws');
       const storage = await openS3(prefix);
+      try {
+        const result = await probeS3Endpoint(storage);
+        expect(result).toEqual({
+          target: storage.description,
+          checksums: { sha256: { reported: true, enforced: true }, crc64nvme: { reported: true, enforced: true } },
+          conditionalWrites: true,
+          awsChunkedUploads: true,
+          listV2Pagination: true,
+          cleanedUp: true,
+          recommended: { checksumMode: 'crc64nvme', conditionalWrites: true, listApi: 'v2', requestChecksumCalculation: 'WHEN_SUPPORTED' },
+        });
+        expect(await objectKeysUnder(`${prefix}/`)).toEqual([]);
+      } finally {
+        await storage.close();
+      }
+    });
+
+    it('finds out what plain s3rver supports, suggests options for it and leaves nothing behind', async () => {
+      const prefix = freshPrefix('probe');
+      const storage = await openS3(prefix, { endpoint: plainServer.endpoint });
       try {
         await storage.put('existing', bufferBody('x'));
         const result = await probeS3Endpoint(storage);
@@ -591,15 +632,15 @@ describe('S3Storage on s3rver', () => {
           cleanedUp: true,
           recommended: { checksumMode: 'none', conditionalWrites: false, listApi: 'v2', requestChecksumCalculation: 'WHEN_REQUIRED' },
         });
-        expect(await objectKeysUnder(`${prefix}/`)).toEqual([`${prefix}/existing`]);
+        expect(await objectKeysUnder(`${prefix}/`, plainAdmin)).toEqual([`${prefix}/existing`]);
       } finally {
         await storage.close();
-        await deletePrefix(`${prefix}/`);
+        await deletePrefix(`${prefix}/`, plainAdmin);
       }
     });
 
     it('takes a destination URL and options, and reports an unreachable bucket as an error', async () => {
-      const options = { endpoint: server.endpoint, accessKeyIdEnv: 'STOWAGE_TEST_S3_KEY', secretAccessKeyEnv: 'STOWAGE_TEST_S3_SECRET' };
+      const options = { endpoint: plainServer.endpoint, accessKeyIdEnv: 'STOWAGE_TEST_S3_KEY', secretAccessKeyEnv: 'STOWAGE_TEST_S3_SECRET' };
       const result = await probeS3Endpoint({ url: `s3://${BUCKET}/${freshPrefix('probe-url')}`, options });
       expect(result.recommended.checksumMode).toBe('none');
       await expect(probeS3Endpoint({ url: 's3://no-such-bucket/x', options })).rejects.toMatchObject({
@@ -609,7 +650,7 @@ describe('S3Storage on s3rver', () => {
       await expect(probeS3Endpoint({ url: `s3://${BUCKET}`, options: { ...options, secretAccessKey: 'x' } })).rejects.toMatchObject({
         code: StorageErrorCode.InvalidConfig,
       });
-      expect((await objectKeysUnder('')).filter((key) => key.includes('.stowage-probe-'))).toEqual([]);
+      expect((await objectKeysUnder('', plainAdmin)).filter((key) => key.includes('.stowage-probe-'))).toEqual([]);
     });
   });
 });

@@ -90,7 +90,7 @@ export interface S3StorageOptions {
   prefix?: string;
   /** For messages (default `s3://<bucket>/<prefix>`); must not contain a secret. */
   description?: string;
-  /** The checksum sent with each upload and expected back from HeadObject (default `sha256`). */
+  /** The checksum sent with each upload and expected back from HeadObject (default `crc64nvme`). */
   checksumMode?: ChecksumMode;
   /** The endpoint enforces `If-None-Match: *` on writes (default true, as AWS does). */
   conditionalWrites?: boolean;
@@ -166,7 +166,7 @@ export class S3Storage implements StorageAdapter {
     this.prefix = prefix;
     this.#root = prefix === '' ? '' : `${prefix}/`;
     this.description = options.description ?? `s3://${options.bucket}/${prefix}`;
-    this.checksumMode = options.checksumMode ?? 'sha256';
+    this.checksumMode = options.checksumMode ?? 'crc64nvme';
     this.#partSize = partSize;
     this.#queueSize = Math.max(1, options.queueSize ?? 4);
     this.#listApi = options.listApi ?? 'v2';
@@ -189,7 +189,8 @@ export class S3Storage implements StorageAdapter {
    * Uploads `body` (one PutObject up to `partSize`, a multipart upload above), then confirms with
    * HeadObject that the endpoint stored exactly `body.size` bytes and, unless `checksumMode` is
    * `none`, reports the checksum that was sent. Resolves to the stored object's facts, with only
-   * the checksums the endpoint reported.
+   * the checksums the endpoint reported (for a multipart upload in `sha256` mode, whose composite
+   * checksum matched, the object's SHA-256 that the composite proves).
    */
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
     const objectKey = this.#objectKey(key);
@@ -507,7 +508,11 @@ export class S3Storage implements StorageAdapter {
         { context: { key, bucket: this.bucket, sentSize: body.size, storedSize: head.ContentLength, contentEncoding: head.ContentEncoding } },
       );
     }
-    return infoFromHead(key, head);
+    const info = infoFromHead(key, head);
+    // A composite SHA-256 that matches the one computed from the parts proves the stored bytes are
+    // the body's, whose SHA-256 readParts checked: report it (a later stat cannot).
+    if (this.checksumMode === 'sha256' && info.checksums.sha256 === undefined && reported !== undefined) info.checksums.sha256 = body.sha256;
+    return info;
   }
 
   /** Throws when the bucket does not exist (a HeadBucket 404); remembers a bucket once seen. */

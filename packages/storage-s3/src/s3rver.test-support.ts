@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,8 +11,30 @@ export interface S3rverProcess {
   readonly endpoint: string;
   /** The folder s3rver stores its buckets in. */
   readonly directory: string;
+  /** Every request answered so far, oldest first. */
+  requests(): Promise<S3rverRequest[]>;
   /** Stops the process (SIGTERM, SIGKILL after 5 s) and removes its folder. */
   stop(): Promise<void>;
+}
+
+/** One request as the launcher logged it. */
+export interface S3rverRequest {
+  method: string;
+  /** `/<bucket>/<key>`, as sent (URL-encoded). */
+  path: string;
+  status: number;
+  /** Response body bytes sent. */
+  bytesOut: number;
+}
+
+/** What the test server does beyond s3rver's own behaviour (each on unless turned off). */
+export interface S3rverOptions {
+  /** Run with --openssl-legacy-provider (default true; see startS3rver). */
+  legacyOpenSsl?: boolean;
+  /** Flexible checksums as AWS documents them (`x-amz-checksum-*`, BadDigest); default true. */
+  checksums?: boolean;
+  /** `If-None-Match: *` and `If-Match` on writes (and If-Match on reads); default true. */
+  conditionalWrites?: boolean;
 }
 
 const LAUNCHER = fileURLToPath(new URL('../scripts/s3rver.mjs', import.meta.url));
@@ -21,11 +43,19 @@ const LAUNCHER = fileURLToPath(new URL('../scripts/s3rver.mjs', import.meta.url)
  * Starts s3rver in a child process on 127.0.0.1 and a port the OS picks, over a new temp folder.
  * The child runs with NODE_OPTIONS=--openssl-legacy-provider (s3rver's ListObjectsV2 continuation
  * tokens use DES), which a vitest worker cannot switch on for itself, unless `legacyOpenSsl` is
- * false; it exits when this process goes away, since it watches its stdin.
+ * false; it exits when this process goes away, since it watches its stdin. The server behaves as
+ * AWS documents for flexible checksums and conditional writes unless `checksums` or
+ * `conditionalWrites` is false (see scripts/aws-behaviour.mjs), and logs every request.
  */
-export async function startS3rver(options: { legacyOpenSsl?: boolean } = {}): Promise<S3rverProcess> {
-  const directory = await mkdtemp(join(tmpdir(), 'stowage-s3rver-'));
-  const child = spawn(process.execPath, [LAUNCHER, '--directory', directory], {
+export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverProcess> {
+  const folder = await mkdtemp(join(tmpdir(), 'stowage-s3rver-'));
+  const directory = join(folder, 'data');
+  const requestLog = join(folder, 'requests.jsonl');
+  await mkdir(directory);
+  const args = [LAUNCHER, '--directory', directory, '--request-log', requestLog];
+  if (options.checksums === false) args.push('--no-checksums');
+  if (options.conditionalWrites === false) args.push('--no-conditional-writes');
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, NODE_OPTIONS: options.legacyOpenSsl === false ? '' : '--openssl-legacy-provider' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -40,7 +70,11 @@ export async function startS3rver(options: { legacyOpenSsl?: boolean } = {}): Pr
       await exited;
       clearTimeout(killer);
     }
-    await rm(directory, { recursive: true, force: true });
+    await rm(folder, { recursive: true, force: true });
+  };
+  const requests = async (): Promise<S3rverRequest[]> => {
+    const text = await readFile(requestLog, 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as S3rverRequest);
   };
 
   try {
@@ -56,7 +90,7 @@ export async function startS3rver(options: { legacyOpenSsl?: boolean } = {}): Pr
       });
       child.once('error', reject);
     });
-    return { endpoint: `http://127.0.0.1:${port}`, directory, stop };
+    return { endpoint: `http://127.0.0.1:${port}`, directory, requests, stop };
   } catch (error) {
     await stop();
     throw error;

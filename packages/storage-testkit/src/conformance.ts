@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { expect, describe, test } from 'vitest';
+import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import {
   StorageErrorCode,
   bufferBody,
@@ -41,8 +42,9 @@ export interface StorageAdapterSuiteOptions {
  * No test is ever skipped: tests that depend on a capability read it from `adapter.capabilities`
  * and check the behaviour the contract asks for either way (ranges are honoured by every adapter;
  * `rangeReads` only says they are cheap). With `conditionalPut` `ifNoneMatch` must be honoured atomically, without it
- * it must be refused as `unsupported`; a stat checksum is compared whenever one is reported and
- * required when `serverChecksums` includes `sha256`.
+ * it must be refused as `unsupported`; a checksum is compared with the bytes whenever one is
+ * reported (CRC-64/ECMA only checked for its form), and `stat` must report every algorithm listed
+ * in `serverChecksums`.
  *
  * Archive tiers: with `archiveClasses`, an object moved to the first archive class must refuse
  * `get` with `object_archived` until a thaw finishes (`completeThaws`), then read byte-exact;
@@ -88,8 +90,12 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
           const key = `round-trip/${size}.bin`;
           const info = await storage.put(key, body);
           expect(info).toMatchObject({ key, size });
-          expectChecksumsOf(info, bytes);
+          await expectChecksumsOf(info, bytes);
           expect(streamsSettled()).toBe(true);
+          // What `serverChecksums` promises, stat reports without a download, for every size.
+          const stat = await storage.stat(key);
+          for (const algorithm of storage.capabilities.serverChecksums) expect(stat!.checksums[algorithm], `reported ${algorithm}`).toBeDefined();
+          await expectChecksumsOf(stat!, bytes);
           const read = await readObject(storage, key);
           expect(read.length).toBe(size);
           expect(sha256Hex(read)).toBe(sha256Hex(bytes));
@@ -148,8 +154,8 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         expect(info).toMatchObject({ key: 'a/b/c.bin', size: 3000 });
         expect(info!.modified).toBeInstanceOf(Date);
         expect(Math.abs(info!.modified.getTime() - Date.now())).toBeLessThan(24 * 3600_000);
-        if (storage.capabilities.serverChecksums.includes('sha256')) expect(info!.checksums.sha256).toBeDefined();
-        expectChecksumsOf(info!, bytes);
+        for (const algorithm of storage.capabilities.serverChecksums) expect(info!.checksums[algorithm], `reported ${algorithm}`).toBeDefined();
+        await expectChecksumsOf(info!, bytes);
       });
 
       it('stat of a missing object is undefined and get rejects with object_not_found', async ({ storage }) => {
@@ -350,11 +356,17 @@ async function listAll(storage: StorageAdapter, prefix: string): Promise<string[
   return keys.sort();
 }
 
-/** Every checksum the adapter reported must be right. */
-function expectChecksumsOf(info: ObjectInfo, bytes: Buffer): void {
-  const { sha256, md5 } = info.checksums;
+/** Every checksum the adapter reported must be right (CRC-64/ECMA only as to its form). */
+async function expectChecksumsOf(info: ObjectInfo, bytes: Buffer): Promise<void> {
+  const { sha256, md5, crc64nvme, crc64ecma } = info.checksums;
   if (sha256 !== undefined) expect(sha256, 'reported SHA-256').toBe(sha256Hex(bytes));
   if (md5 !== undefined) expect(md5, 'reported MD5').toBe(createHash('md5').update(bytes).digest('hex'));
+  if (crc64nvme !== undefined) {
+    const crc = new Crc64Nvme();
+    crc.update(bytes);
+    expect(crc64nvme, 'reported CRC-64/NVME').toBe(Buffer.from(await crc.digest()).toString('base64'));
+  }
+  if (crc64ecma !== undefined) expect(crc64ecma, 'reported CRC-64/ECMA').toMatch(/^\d+$/);
 }
 
 /**

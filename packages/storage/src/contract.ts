@@ -171,7 +171,11 @@ export interface ArchiveStatus {
 export type ChecksumAlgorithm = keyof ObjectChecksums;
 
 export interface Capabilities {
-  /** Checksums `stat` returns without downloading; verification falls back to a read-back. */
+  /**
+   * Checksums `stat` reports without a download, which the engine compares with the manifest's to
+   * verify a replica (the conformance suite requires them for objects of up to 5 MiB); an object
+   * that `stat` reports none of them for is verified by a read-back.
+   */
   readonly serverChecksums: readonly ChecksumAlgorithm[];
   /** `put` honours `ifNoneMatch` atomically (usable for locks and collision-free names). */
   readonly conditionalPut: boolean;
