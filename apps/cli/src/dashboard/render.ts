@@ -171,20 +171,22 @@ function renderSizes(d: Dashboard): string {
   const bottom = height - 24;
   const max = Math.max(1, ...shown.map((b) => Math.max(b.size, b.storedBytes)));
   const y = (bytes: number) => bottom - (bytes / max) * (bottom - top);
-  const bars = shown.map((b) => bar(b, x(b.createdAt), y, bottom)).join('');
+  const width = Math.min(12, Math.max(2, (PLOT / Math.max(1, shown.length)) * 0.6));
+  const bars = shown.map((b) => bar(b, x(b.createdAt), width, y, bottom)).join('');
   const line = shown.map((b, i) => `${i ? 'L' : 'M'}${x(b.createdAt).toFixed(1)},${y(b.size).toFixed(1)}`).join('');
+  const dots = shown.length <= 100 ? shown.map((b) => `<circle class="db-point" cx="${x(b.createdAt).toFixed(1)}" cy="${y(b.size).toFixed(1)}" r="2.5"/>`).join('') : '';
   const axis = [0, 0.5, 1].map((f) => `<line class="grid" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y(max * f)}" y2="${y(max * f)}"/><text class="tick" x="${LEFT - 8}" y="${y(max * f) + 4}" text-anchor="end">${formatBytes(max * f)}</text>`).join('');
   const xTicks = ticks.map((t) => `<text class="tick" x="${x(t)}" y="${height - 6}" text-anchor="middle">${t.slice(5, 10)}</text>`).join('');
   const anomalies = shown.filter((b) => b.anomalies.length).length;
-  return `<svg id="sizes" viewBox="0 0 ${W} ${height}" width="100%" role="img" aria-label="stored bytes per backup and database size">${axis}${xTicks}${bars}${line ? `<path class="db-size" d="${line}"/>` : ''}</svg>
+  return `<svg id="sizes" viewBox="0 0 ${W} ${height}" width="100%" role="img" aria-label="stored bytes per backup and database size">${axis}${xTicks}${bars}${line ? `<path class="db-size" d="${line}"/>` : ''}${dots}</svg>
 ${legend([...Object.entries(TYPE_COLORS).map(([type, color]) => `<i style="background:${color}"></i>stored (${type})`), '<i class="line"></i>database size', `<b class="anomaly-key">▲</b>size anomaly (${anomalies})`])}`;
 }
 
-function bar(b: DashboardBackup, cx: number, y: (bytes: number) => number, bottom: number): string {
+function bar(b: DashboardBackup, cx: number, width: number, y: (bytes: number) => number, bottom: number): string {
   const top = y(b.storedBytes);
   const title = `${b.id}: ${formatBytes(b.storedBytes)} stored, database ${formatBytes(b.size)}${b.anomalies.length ? ` — ${b.anomalies.join('; ')}` : ''}`;
   const marker = b.anomalies.length ? `<path class="anomaly" d="M${cx},${top - 12}l5,9h-10z" data-backup="${e(b.id)}"><title>${e(title)}</title></path>` : '';
-  return `<rect class="bar" x="${(cx - 1.5).toFixed(1)}" y="${top.toFixed(1)}" width="3" height="${Math.max(1, bottom - top).toFixed(1)}" fill="${TYPE_COLORS[b.type]}" data-backup="${e(b.id)}" data-type="${b.type}" data-stored="${b.storedBytes}" data-db-size="${b.size}" data-anomaly="${b.anomalies.length > 0}"><title>${e(title)}</title></rect>${marker}`;
+  return `<rect class="bar" x="${(cx - width / 2).toFixed(1)}" y="${top.toFixed(1)}" width="${width.toFixed(1)}" height="${Math.max(1, bottom - top).toFixed(1)}" fill="${TYPE_COLORS[b.type]}" data-backup="${e(b.id)}" data-type="${b.type}" data-stored="${b.storedBytes}" data-db-size="${b.size}" data-anomaly="${b.anomalies.length > 0}"><title>${e(title)}</title></rect>${marker}`;
 }
 
 function renderMatrix(d: Dashboard): string {
@@ -206,8 +208,8 @@ function renderMatrix(d: Dashboard): string {
 function matrixCell(cell: ReplicaCell): string {
   const how = cell.verifiedBy && cell.verifiedAt ? `${cell.verifiedBy}, ${when(cell.verifiedAt)}` : '';
   const title = `${cell.backupId} at ${cell.destination}: ${cell.state}${how ? ` (${how})` : ''}${cell.problem ? ` — ${cell.problem}` : ''}`;
-  const detail = how ? `<small>${e(how)}</small>` : cell.problem ? `<small>${e(cell.problem)}</small>` : '';
-  return `<td class="cell ${cell.state}" data-destination="${e(cell.destination)}" data-state="${cell.state}" title="${e(title)}">${STATE_LABELS[cell.state]}${detail ? `<br>${detail}` : ''}</td>`;
+  const detail = how || (cell.state === 'archived' ? 'readable after a thaw' : cell.problem);
+  return `<td class="cell ${cell.state}" data-destination="${e(cell.destination)}" data-state="${cell.state}" title="${e(title)}">${STATE_LABELS[cell.state]}${detail ? `<small>${e(detail)}</small>` : ''}</td>`;
 }
 
 function renderDrills(d: Dashboard): string {
@@ -261,10 +263,11 @@ svg text{font-size:11px;fill:#4b5563}
 svg .lane{font-size:12px;fill:#111827}
 .grid{stroke:#e5e7eb}
 .lane-line{stroke:#d1d5db}
-.mark{stroke:#fff;stroke-width:1}
+.mark{stroke:#fff;stroke-width:.5}
 .mark.missing{stroke:#f59e0b;stroke-width:2}
 .mark.damaged{fill:#dc2626;stroke:#7f1d1d;stroke-width:2}
 .mark.unverified{fill:#9ca3af}
+.mark.archived{opacity:.6}
 .run.failed{stroke:#dc2626;stroke-width:2.5}
 .run.degraded{fill:#f59e0b}
 .db-size{fill:none;stroke:#111827;stroke-width:1.5}
@@ -284,6 +287,9 @@ td{padding:3px 8px;border-bottom:1px solid #f3f4f6;vertical-align:top}
 td.num{text-align:right;white-space:nowrap}
 td.id{font-family:ui-monospace,monospace}
 td small{color:#6b7280}
+td.cell{white-space:nowrap;max-width:240px}
+td.cell small{display:block;overflow:hidden;text-overflow:ellipsis}
+.db-point{fill:#111827}
 td.detail{max-width:420px;word-break:break-word}
 tr.bad td{background:#fef2f2}
 .cell.verified{background:#f0fdf4;color:#166534}
