@@ -20,6 +20,7 @@ import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server
 import { withChaos } from '@stowage/storage-testkit';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDaemon } from '../daemon.js';
 import { buildDashboard } from './model.js';
 import { renderDashboard } from './render.js';
 import { serveDashboard } from './server.js';
@@ -311,6 +312,12 @@ describe('safe by default', () => {
       await new Promise((done) => server.close(done));
     }
   }, 120_000);
+
+  it('`daemon --http` refuses a non-loopback address without a token, and a token without --http', async () => {
+    const refused = await runDaemon({ config: configPath }, { http: '0.0.0.0:0' });
+    expect(refused).toBe(2);
+    expect(await runDaemon({ config: configPath }, { authTokenEnv: 'DASHBOARD_TOKEN' })).toBe(2);
+  });
 
   it('on loopback, answers only requests addressed to a loopback name (no DNS rebinding)', async () => {
     const server = await serveDashboard(engine, { listen: '127.0.0.1:0' });
