@@ -9,15 +9,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { request as httpRequest, type Server } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { backup, drill, listBackups, loadConfig, openEngine, verify, type Engine, type Manifest } from '@stowage/core';
+import { backup, drill, listBackups, loadConfig, openEngine, resolveConfig, verify, type Engine, type Manifest } from '@stowage/core';
+import { bufferBody } from '@stowage/storage';
 import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
-import { withChaos } from '@stowage/storage-testkit';
+import { MemoryStorage, withChaos } from '@stowage/storage-testkit';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDaemon } from '../daemon.js';
@@ -337,9 +337,11 @@ describe('safe by default', () => {
 
 describe('speed', () => {
   it('renders 1,000 backups × 4 destinations in under a second', async () => {
+    // In memory (MemoryStorage behind each destination): disk and this shared machine's I/O stay out of it.
     const root = await mkdtemp(join(tmpdir(), 'stowage-dashboard-big-'));
     const template = (await listBackups(engine)).find((e) => e.manifest.id === ids.inc1)!.manifest;
     const names = ['local', 'nas', 's3-eu', 'oss-hangzhou'];
+    const stores = new Map(names.map((name) => [name, new MemoryStorage(name)]));
     const start = Date.now() - 1000 * 3600_000;
     const stamp = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
     let parent: string | null = null;
@@ -365,12 +367,12 @@ describe('speed', () => {
       if (type !== 'hot') parent = id;
       // The archive holds every backup but the newest 10; the others all of them.
       for (const name of names.filter((n) => n !== 'oss-hangzhou' || i < 990)) {
-        mkdirSync(join(root, name, type), { recursive: true });
-        writeFileSync(join(root, name, type, `${id}.manifest.json`), JSON.stringify(manifest));
+        await stores.get(name)!.put(`${type}/${id}.manifest.json`, bufferBody(JSON.stringify(manifest)));
       }
     }
     const big = await openEngine(
-      (await import('@stowage/core')).resolveConfig({ source: { database: 'db.sqlite3' }, destinations: names.map((name) => ({ name, url: name })), retention: { full: '365d', incremental: '365d', hot: '365d' } }, join(root, 'stowage.config.json')),
+      resolveConfig({ source: { database: 'db.sqlite3' }, destinations: names.map((name) => ({ name, url: name })), retention: { full: '365d', incremental: '365d', hot: '365d' } }, join(root, 'stowage.config.json')),
+      { wrappers: [(_adapter, name) => stores.get(name)!] },
     );
     let server: Server | undefined;
     try {
@@ -402,5 +404,5 @@ describe('speed', () => {
       await big.close();
       await rm(root, { recursive: true, force: true });
     }
-  }, 240_000);
+  }, 180_000);
 });
