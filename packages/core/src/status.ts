@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { listBackups, type CatalogEntry } from './catalog.js';
+import { readReportedCatalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
 import { lastDrill, type DrillResult } from './drill.js';
 import type { Engine } from './engine.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
@@ -21,10 +21,11 @@ export interface Status {
   warnings: string[];
 }
 
-/** One destination's committed backups, and the warnings its listing raised (unreadable manifests, a failed listing). */
+/** One destination's committed backups, its damaged manifests, and the warnings its listing raised. */
 export interface DestinationListing {
   name: string;
   entries: CatalogEntry[];
+  damaged: DamagedManifest[];
   errors: string[];
 }
 
@@ -33,8 +34,8 @@ export function listEachDestination(engine: Engine): Promise<DestinationListing[
   return Promise.all(
     engine.destinations.map(async (destination) => {
       const errors: string[] = [];
-      const entries = await listBackups({ ...engine, warn: (message: string) => errors.push(message) }, [destination]);
-      return { name: destination.name, entries, errors };
+      const { entries, damaged } = await readReportedCatalog({ ...engine, warn: (message: string) => errors.push(message) }, [destination]);
+      return { name: destination.name, entries, damaged, errors };
     }),
   );
 }

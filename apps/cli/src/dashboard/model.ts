@@ -104,7 +104,7 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   const listings = await listEachDestination(engine);
   const [s, firing, drills, audit] = await Promise.all([status(engine, listings), engine.alerts.firing(), drillHistory(engine), readAuditRecords(engine.logDir)]);
   const perDestination = listings.map((l) => l.entries);
-  const unreadable = listings.map((l) => unreadableManifests(l.errors));
+  const unreadable = listings.map((l) => new Map(l.damaged.map((d) => [d.id, d.problem])));
   const backups = mergeListings(engine, perDestination);
   const lastVerified = new Map((s.lastVerify?.replicas ?? []).map((r) => [`${r.backupId}\u0000${r.destination}`, r]));
 
@@ -162,19 +162,6 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
     drills: drills.map((d) => ({ ...d, withinRto: d.ok && d.rtoMs <= rtoMs })),
     audit: audit.slice(-(options.auditRecords ?? 50)).reverse(),
   };
-}
-
-/**
- * The manifests a listing skipped as unreadable, by backup id, from the catalog's warnings
- * (`<destination>: skipping unreadable manifest <key>: <why>`).
- */
-function unreadableManifests(warnings: readonly string[]): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const warning of warnings) {
-    const match = /skipping unreadable manifest (?:.*\/)?([^/]+)\.manifest\.json: (.*)$/s.exec(warning);
-    if (match) found.set(match[1]!, match[2]!);
-  }
-  return found;
 }
 
 /** The catalog across destinations, from the per-destination listings (no second read). */
