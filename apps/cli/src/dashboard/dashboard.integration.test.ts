@@ -404,5 +404,5 @@ describe('speed', () => {
       await big.close();
       await rm(root, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000);
 });
