@@ -23,7 +23,7 @@ export {
 } from './lock.js';
 export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
-export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
+export { BACKUP_TYPES, manifestSchema, parseManifest, serializeManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
 export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';
 export { restore, verifyRestored, type RestoreOptions, type RestoreResult, type RestoreVerification } from './restore.js';
 export { probeDestinations, type DestinationProbe } from './probe.js';

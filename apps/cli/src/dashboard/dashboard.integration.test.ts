@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { backup, drill, listBackups, loadConfig, openEngine, resolveConfig, verify, type Engine, type Manifest } from '@stowage/core';
+import { backup, drill, listBackups, loadConfig, openEngine, resolveConfig, serializeManifest, verify, type Engine, type Manifest } from '@stowage/core';
 import { bufferBody } from '@stowage/storage';
 import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
@@ -367,7 +367,7 @@ describe('speed', () => {
       if (type !== 'hot') parent = id;
       // The archive holds every backup but the newest 10; the others all of them.
       for (const name of names.filter((n) => n !== 'oss-hangzhou' || i < 990)) {
-        await stores.get(name)!.put(`${type}/${id}.manifest.json`, bufferBody(JSON.stringify(manifest)));
+        await stores.get(name)!.put(`${type}/${id}.manifest.json`, bufferBody(serializeManifest(manifest)));
       }
     }
     const big = await openEngine(
