@@ -35,6 +35,7 @@ import {
   validate,
   verify,
   verifyRestored,
+  type CatalogEntry,
   type Engine,
   type EngineOptions,
   type RestorePlan,
@@ -126,30 +127,33 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
   return { ok: ExitCode.Ok, degraded: ExitCode.Degraded, failed: ExitCode.Failed }[result.outcome];
 }
 
+/** One backup as `stowage list --json` (and the status page's `/api/backups`) show it; `catalog` is every committed backup. */
+export function backupSummary(e: CatalogEntry, catalog: readonly CatalogEntry[]) {
+  return {
+    id: e.manifest.id,
+    type: e.manifest.type,
+    createdAt: e.manifest.createdAt,
+    size: e.manifest.source.size,
+    reason: e.manifest.reason,
+    destinations: e.destinations,
+    restorableFrom: restorableFrom(e, catalog),
+    files: e.manifest.artifacts.map((a) => a.key),
+  };
+}
+export type BackupSummary = ReturnType<typeof backupSummary>;
+
 /**
  * `stowage list`: committed backups, the destinations holding each, and which of those can restore
  * it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
  */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
   const catalog = await listBackups(engine);
-  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, restorable: restorableFrom(e, catalog) }));
-  out.result({
-    ok: true,
-    backups: entries.map((e) => ({
-      id: e.manifest.id,
-      type: e.manifest.type,
-      createdAt: e.manifest.createdAt,
-      size: e.manifest.source.size,
-      reason: e.manifest.reason,
-      destinations: e.destinations,
-      restorableFrom: e.restorable,
-      files: e.manifest.artifacts.map((a) => a.key),
-    })),
-  });
+  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, summary: backupSummary(e, catalog) }));
+  out.result({ ok: true, backups: entries.map((e) => e.summary) });
   if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
   for (const e of entries) {
     const m = e.manifest;
-    const where = e.destinations.map((name) => (e.restorable.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
+    const where = e.destinations.map((name) => (e.summary.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
     out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`);
   }
   return ExitCode.Ok;

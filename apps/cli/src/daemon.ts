@@ -35,7 +35,8 @@ import { BACKUP_OPERATIONS, configPath, waitMs, type GlobalOptions } from './com
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { formatBytes, formatDuration, Output } from './output.js';
 import { serveMetrics } from './metrics.js';
-import { configSchedules, DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
+import { serveDashboard } from './dashboard/server.js';
+import { configSchedules, type ScheduledJob } from './schedule.js';
 
 /*
  * `stowage daemon`: runs the config's schedules in one long-lived process.
@@ -594,6 +595,10 @@ export interface DaemonCommandOptions {
   grace?: string;
   /** `--metrics-listen HOST:PORT`: serve Prometheus metrics at /metrics while the daemon runs. */
   metricsListen?: string;
+  /** `--http HOST:PORT`: serve the status page while the daemon runs. */
+  http?: string;
+  /** `--auth-token-env NAME`: the status page's bearer token (needed for an address beyond loopback). */
+  authTokenEnv?: string;
   /** Engine options (tests inject faults). */
   engineOptions?: EngineOptions;
 }
@@ -617,8 +622,10 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
   };
   let lock: DaemonLock | undefined;
   let metrics: Server | undefined;
+  let page: Server | undefined;
   let engine: Engine | undefined;
   try {
+    if (options.authTokenEnv && !options.http) throw new UsageError('--auth-token-env goes with --http HOST:PORT (the status page)');
     const config = await loadConfig(configPath(globals));
     const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
@@ -630,6 +637,10 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     if (options.metricsListen) {
       metrics = await serveMetrics(open, options.metricsListen);
       log(`metrics at http://${options.metricsListen}/metrics`);
+    }
+    if (options.http) {
+      page = await serveDashboard(open, { listen: options.http, flag: '--http', ...(options.authTokenEnv ? { authTokenEnv: options.authTokenEnv } : {}) });
+      log(`status page at http://${options.http}/`);
     }
     process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
     log(`stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`);
@@ -651,6 +662,8 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
   } finally {
     process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
     await new Promise((resolve) => (metrics ? metrics.close(resolve) : resolve(undefined)));
+    page?.closeAllConnections();
+    await new Promise((resolve) => (page ? page.close(resolve) : resolve(undefined)));
     await lock?.release();
     await engine?.close();
   }

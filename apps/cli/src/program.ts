@@ -9,6 +9,8 @@ import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
+import { runReport, runServe } from './dashboard/commands.js';
+import { DEFAULT_LISTEN } from './dashboard/server.js';
 
 /** Adds the options every command takes. */
 export function addGlobalOptions(command: Command): Command {
@@ -227,7 +229,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
     .option('--grace <duration>', 'on SIGTERM, how long the job under way may take to finish before the daemon exits 1', '100s')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464')
-    .action((options: { timeZone?: string; grace: string; metricsListen?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
+    .option('--http <host:port>', 'serve the status page (as `stowage serve`), e.g. 127.0.0.1:8787')
+    .option('--auth-token-env <name>', 'with --http beyond loopback: environment variable holding the bearer token')
+    .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
 
   program
     .command('metrics')
@@ -240,6 +244,19 @@ export function stowageProgram(setExit: (code: number) => void): Command {
         return ExitCode.Ok;
       }),
     );
+
+  program
+    .command('serve')
+    .description('a read-only status page (health, backup timeline, sizes, replica matrix, drills, audit) and its JSON API under /api/')
+    .option('--listen <host:port>', 'where to listen; an address beyond loopback needs --auth-token-env', DEFAULT_LISTEN)
+    .option('--auth-token-env <name>', 'environment variable holding a bearer token that every request must present')
+    .action((options: { listen: string; authTokenEnv?: string }, command: Command) => run(command, (engine, out) => runServe(engine, out, options)));
+
+  program
+    .command('report')
+    .description('the status page as one self-contained HTML file (no network needed to open it); with --json its data')
+    .option('--html <file>', 'write the page here')
+    .action((options: { html?: string }, command: Command) => run(command, (engine, out) => runReport(engine, out, options)));
 
   program
     .command('guard')

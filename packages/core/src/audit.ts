@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { isObjectNotFound } from '@stowage/storage';
 import { listBackups, readObjectBytes } from './catalog.js';
 import type { Engine } from './engine.js';
+import { readJsonLines } from './json-lines.js';
 import { appendPrivate } from './private-fs.js';
 
 export const AUDIT_FILE = 'audit.jsonl';
@@ -62,6 +63,9 @@ export async function appendAudit(logDir: string, entry: AuditEntry, now = new D
   };
   await appendPrivate(path, `${JSON.stringify({ ...body, hash: hashOf(body) })}\n`);
 }
+
+/** Every record of the audit log, oldest first, unchecked (a damaged line is skipped; `verifyAudit` reports it). */
+export const readAuditRecords = (logDir: string) => readJsonLines<AuditRecord>(join(logDir, AUDIT_FILE));
 
 export interface AuditVerification {
   ok: boolean;

@@ -98,7 +98,8 @@ export async function listBackups(engine: Engine, destinations: readonly Destina
   return (await readReportedCatalog(engine, destinations)).entries;
 }
 
-async function readReportedCatalog(engine: Engine, destinations: readonly Destination[]): Promise<Catalog> {
+/** `readCatalog`, with unlisted destinations and damaged manifests also reported through `engine.warn`. */
+export async function readReportedCatalog(engine: Engine, destinations: readonly Destination[]): Promise<Catalog> {
   const catalog = await readCatalog(engine, destinations);
   for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
   for (const damaged of catalog.damaged) engine.warn(`damaged manifest, backup ${damaged.id} left out: ${damaged.problem}; \`stowage sync\` repairs it from a good copy`);

@@ -126,8 +126,7 @@ async function cleanDestination(
 ): Promise<void> {
   const here = catalog.entries.filter((e) => e.destinations.includes(destination.name));
   const unreadableHere = result.damaged.filter((d) => d.destination.split(',').includes(destination.name)).map((d) => d.id);
-  const policy: RetentionPolicy = { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination.name)?.retention) };
-  const decisions = planRetention(here, policy, asOf, unreadableHere);
+  const decisions = planRetention(here, retentionPolicyOf(engine, destination.name), asOf, unreadableHere);
   for (const decision of decisions.filter((d) => d.keep)) result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
   const stored = new Map<string, ObjectInfo>();
   for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.set(info.key, info);
@@ -173,6 +172,11 @@ async function removeStaleStaging(engine: Engine, result: CleanupResult): Promis
     await rm(path, { force: true });
     result.removed.push({ destination: 'staging', what: path, kind: 'orphan', bytes: info.size, why: 'staging file of a crashed backup' });
   }
+}
+
+/** The retention policy of one destination: the config's, with that destination's overrides. */
+export function retentionPolicyOf(engine: Engine, destination: string): RetentionPolicy {
+  return { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination)?.retention) };
 }
 
 function definedOnly<T extends object>(value: T | undefined): Partial<T> {

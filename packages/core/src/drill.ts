@@ -6,8 +6,9 @@ import type { Destination, Engine } from './engine.js';
 import { selectDestinations } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase } from './facts.js';
+import { readJsonLines } from './json-lines.js';
 import { logOperation } from './oplog.js';
-import { ownedScratchDir, writePrivateAtomic } from './private-fs.js';
+import { appendPrivate, ownedScratchDir, writePrivateAtomic } from './private-fs.js';
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
 import { formatAge } from './status.js';
@@ -75,6 +76,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
     problems,
   };
   await writePrivateAtomic(lastDrillPath(engine), `${JSON.stringify(result, null, 2)}\n`);
+  await appendPrivate(drillHistoryPath(engine), `${JSON.stringify(result)}\n`);
   const target = engine.config.targets.rto;
   if (!result.ok) await engine.alerts.raise((a, at) => a.drillFailed({ ...at, backupId: result.backupId, destination: result.destination, problems }));
   else await engine.alerts.resolve('drill-failed');
@@ -100,6 +102,12 @@ async function chooseBackup(engine: Engine, destination: Destination, reference:
 }
 
 export const lastDrillPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-drill.json');
+
+/** Every drill run on this machine, one JSON line each (for the status page's drill history). */
+export const drillHistoryPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'drills.jsonl');
+
+/** The drills recorded on this machine, oldest first; a damaged line is skipped. */
+export const drillHistory = (engine: Engine) => readJsonLines<DrillResult>(drillHistoryPath(engine));
 
 /** The last drill recorded on this machine, if any. */
 export async function lastDrill(engine: Engine): Promise<DrillResult | undefined> {

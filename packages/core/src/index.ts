@@ -1,14 +1,14 @@
-export { appendAudit, AUDIT_FILE, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
+export { appendAudit, AUDIT_FILE, readAuditRecords, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
-export { findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
+export { byRecency, findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
 export { restorableFrom } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
-export { cleanup, type CleanupItem, type CleanupResult } from './cleanup.js';
+export { cleanup, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
-export { drill, lastDrill, type DrillResult } from './drill.js';
+export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
-export { formatAge, status, type Status } from './status.js';
+export { formatAge, listEachDestination, status, type DestinationListing, type Status } from './status.js';
 export {
   acquireDestinationLock,
   acquireDestinationLocks,
@@ -23,13 +23,13 @@ export {
 } from './lock.js';
 export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
-export { BACKUP_TYPES, manifestSchema, parseManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
+export { BACKUP_TYPES, manifestSchema, parseManifest, serializeManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
 export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';
 export { restore, verifyRestored, type RestoreOptions, type RestorePlan, type RestoreResult, type RestoreVerification } from './restore.js';
 export { probeDestinations, type DestinationProbe } from './probe.js';
 export { sync, type SyncAction, type SyncResult } from './sync.js';
 export { takeSnapshot, type Snapshot } from './snapshot.js';
 export { validate, type Validation } from './validate.js';
-export { verify, type ArtifactCheck, type BackupVerification } from './verify.js';
+export { verify, type ArtifactCheck, type BackupVerification, type ReplicaVerification, type VerifyRecord } from './verify.js';
 export { TOOL_VERSION } from './version.js';
 export { CRASH_POINTS, crashPoint, type CrashPointName } from '@stowage/storage';

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { listBackups } from './catalog.js';
+import { readReportedCatalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
 import { lastDrill, type DrillResult } from './drill.js';
 import type { Engine } from './engine.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
@@ -21,13 +21,32 @@ export interface Status {
   warnings: string[];
 }
 
+/** One destination's committed backups, its damaged manifests, and the warnings its listing raised. */
+export interface DestinationListing {
+  name: string;
+  entries: CatalogEntry[];
+  damaged: DamagedManifest[];
+  errors: string[];
+}
+
+/** Lists every destination on its own, in parallel, collecting each one's warnings. */
+export function listEachDestination(engine: Engine): Promise<DestinationListing[]> {
+  return Promise.all(
+    engine.destinations.map(async (destination) => {
+      const errors: string[] = [];
+      const { entries, damaged } = await readReportedCatalog({ ...engine, warn: (message: string) => errors.push(message) }, [destination]);
+      return { name: destination.name, entries, damaged, errors };
+    }),
+  );
+}
+
 /**
  * `stowage status`: the newest committed backup of each type and its age against the RPO target,
  * per destination the newest replica (or why it cannot be listed), the last verify and the last
- * drill with its RTO against the target. Unhealthy when the RPO is breached, a destination is
+ * drill with its RTO against the target (from `listings` when the caller has them). Unhealthy when the RPO is breached, a destination is
  * unreachable or behind, the last verify found damage, or the last drill failed or took too long.
  */
-export async function status(engine: Engine): Promise<Status> {
+export async function status(engine: Engine, listings?: readonly DestinationListing[]): Promise<Status> {
   const now = engine.now();
   const rpoMs = durationMs(engine.config.targets.rpo);
   const rtoMs = durationMs(engine.config.targets.rto);
@@ -35,23 +54,18 @@ export async function status(engine: Engine): Promise<Status> {
   const warnings: string[] = [];
   const age = (createdAt: string) => now.getTime() - Date.parse(createdAt);
 
-  const perDestination = await Promise.all(
-    engine.destinations.map(async (destination) => {
-      const errors: string[] = [];
-      const probe = { ...engine, warn: (message: string) => errors.push(message) };
-      const entries = await listBackups(probe, [destination]);
-      const newest = entries.at(-1);
-      return {
-        name: destination.name,
-        newest: newest?.manifest.id ?? null,
-        ageMs: newest ? age(newest.manifest.createdAt) : null,
-        // A skipped unreadable manifest is a warning; only a failed listing makes a destination unreachable.
-        reachable: !errors.some((message) => message.includes('could not be listed')),
-        ...(errors.length ? { error: errors.join('; ') } : {}),
-        entries,
-      };
-    }),
-  );
+  const perDestination = (listings ?? (await listEachDestination(engine))).map(({ name, entries, errors }) => {
+    const newest = entries.at(-1);
+    return {
+      name,
+      newest: newest?.manifest.id ?? null,
+      ageMs: newest ? age(newest.manifest.createdAt) : null,
+      // A skipped unreadable manifest is a warning; only a failed listing makes a destination unreachable.
+      reachable: !errors.some((message) => message.includes('could not be listed')),
+      ...(errors.length ? { error: errors.join('; ') } : {}),
+      entries,
+    };
+  });
   const all = new Map(perDestination.flatMap((d) => d.entries.map((e) => [e.manifest.id, e] as const)));
   const byTime = [...all.values()].sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
   const types = Object.fromEntries(

@@ -6,7 +6,7 @@ import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { writePrivateAtomic } from './private-fs.js';
 import { join } from 'node:path';
-import { confirmStored } from './replica.js';
+import { confirmStored, type VerifiedBy } from './replica.js';
 import { FOLDERS, idFromReference, manifestKey, typeOfId } from './layout.js';
 import { chainIn, mixedKeyProblem } from './key-match.js';
 
@@ -14,6 +14,8 @@ export interface ArtifactCheck {
   destination: string;
   key: string;
   ok: boolean;
+  /** How the artifact was confirmed, when it was. */
+  verifiedBy?: VerifiedBy;
   problem?: string;
 }
 
@@ -71,8 +73,8 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
           const checks: ArtifactCheck[] = [];
           for (const artifact of entry.manifest.artifacts) {
             try {
-              await confirmStored(destination, artifact, { deep: options.deep ?? false });
-              checks.push({ destination: destination.name, key: artifact.key, ok: true });
+              const verifiedBy = await confirmStored(destination, artifact, { deep: options.deep ?? false });
+              checks.push({ destination: destination.name, key: artifact.key, ok: true, verifiedBy });
             } catch (error) {
               checks.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
             }
@@ -105,7 +107,8 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
   const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
   if (problems.length) await engine.alerts.raise((a, at) => a.verifyFailed({ ...at, problems }));
   else await engine.alerts.resolve('verify-failed');
-  await writePrivateAtomic(lastVerifyPath(engine), `${JSON.stringify({ at: engine.now().toISOString(), ok: problems.length === 0, backups: results.length, problems }, null, 2)}\n`);
+  const lastVerify: VerifyRecord = { at: engine.now().toISOString(), ok: problems.length === 0, backups: results.length, problems, replicas: results.flatMap((r) => replicaResults(r, destinations.map((d) => d.name))) };
+  await writePrivateAtomic(lastVerifyPath(engine), `${JSON.stringify(lastVerify, null, 2)}\n`);
   return results;
 }
 
@@ -144,6 +147,34 @@ export interface VerifyRecord {
   ok: boolean;
   backups: number;
   problems: string[];
+  /** Per replica checked: intact or not, and how its artifacts were confirmed (absent in records of older versions). */
+  replicas?: ReplicaVerification[];
+}
+
+export interface ReplicaVerification {
+  backupId: string;
+  destination: string;
+  ok: boolean;
+  /** The methods that confirmed its artifacts, e.g. `server-sha256` (absent when none was confirmed). */
+  verifiedBy?: string;
+  problem?: string;
+}
+
+/** One result per destination whose replica of the backup was checked (a chain-wide key problem is no replica's). */
+function replicaResults(result: BackupVerification, destinations: readonly string[]): ReplicaVerification[] {
+  return destinations.flatMap((destination) => {
+    const checks = result.artifacts.filter((a) => a.destination === destination);
+    if (checks.length === 0) return [];
+    const methods = [...new Set(checks.flatMap((a) => (a.verifiedBy ? [a.verifiedBy] : [])))];
+    const failed = checks.find((a) => !a.ok);
+    return [{
+      backupId: result.backupId,
+      destination,
+      ok: !failed,
+      ...(methods.length ? { verifiedBy: methods.join('+') } : {}),
+      ...(failed?.problem ? { problem: failed.problem } : {}),
+    }];
+  });
 }
 
 export const lastVerifyPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-verify.json');
