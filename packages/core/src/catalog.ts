@@ -1,3 +1,4 @@
+import { isStowageError } from '@stowage/errors';
 import { isObjectNotFound } from '@stowage/storage';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -41,6 +42,8 @@ export interface DamagedManifest {
   destination: string;
   key: string;
   problem: string;
+  /** The stable code of the error that made it unreadable, when it had one (e.g. `stowage.storage.object_archived`). */
+  code?: string;
 }
 
 /** What the destinations hold: committed backups, damaged manifests, and destinations that could not be listed. */
@@ -68,7 +71,7 @@ export async function readCatalog(engine: Engine, destinations: readonly Destina
             const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
             if (typeOfId(id) !== type) continue;
             const manifest = await readManifest(destination, id).catch((error: unknown) => {
-              catalog.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message });
+              catalog.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message, ...(isStowageError(error) ? { code: error.code } : {}) });
               return undefined;
             });
             if (!manifest) continue;

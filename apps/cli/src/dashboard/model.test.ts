@@ -46,7 +46,7 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 /** An engine whose `archive` destination answers every read as an archived object (S3 Glacier, OSS Archive). */
 function openWithArchive(): Promise<Engine> {
-  const archived = () => new StorageError(StorageErrorCode.Unavailable, "'x' at oss://bucket/ is in the Archive storage class and must be restored before it can be read");
+  const archived = () => new StorageError(StorageErrorCode.ObjectArchived, "'x' at oss://bucket/ is in the Archive storage class and must be restored before it can be read");
   return openEngine(config, { retry: false, wrappers: [(adapter, name) => (name === 'archive' ? withChaos(adapter, { get: { fail: 'always', error: archived } }) : adapter)] });
 }
 

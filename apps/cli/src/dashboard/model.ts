@@ -21,12 +21,12 @@ import {
   type Engine,
   type Status,
 } from '@stowage/core';
+import { StorageErrorCode } from '@stowage/storage';
 import { backupSummary, type BackupSummary } from '../commands.js';
 
 /** Storage classes whose objects must be thawed before they can be read (S3 and OSS). */
 const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE', 'Archive', 'ColdArchive', 'DeepColdArchive']);
 /** How the S3 and OSS adapters say an object is in an archive class (readable only after a thaw). */
-const ARCHIVED_MESSAGE = /must be restored before it can be read/;
 
 /**
  * A replica's state in the matrix: `verified` (checksums confirmed: by the last verify, else when it
@@ -104,7 +104,7 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   const listings = await listEachDestination(engine);
   const [s, firing, drills, audit] = await Promise.all([status(engine, listings), engine.alerts.firing(), drillHistory(engine), readAuditRecords(engine.logDir)]);
   const perDestination = listings.map((l) => l.entries);
-  const unreadable = listings.map((l) => new Map(l.damaged.map((d) => [d.id, d.problem])));
+  const unreadable = listings.map((l) => new Map(l.damaged.map((d) => [d.id, d])));
   const backups = mergeListings(engine, perDestination);
   const lastVerified = new Map((s.lastVerify?.replicas ?? []).map((r) => [`${r.backupId}\u0000${r.destination}`, r]));
 
@@ -123,7 +123,7 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
       const recorded = own?.manifest.replicas[destination.name];
       let cell: ReplicaCell;
       const unreadableWhy = unreadable[index]!.get(id);
-      if (unreadableWhy) cell = { backupId: id, destination: destination.name, state: ARCHIVED_MESSAGE.test(unreadableWhy) ? 'archived' : 'damaged', problem: unreadableWhy };
+      if (unreadableWhy) cell = { backupId: id, destination: destination.name, state: unreadableWhy.code === StorageErrorCode.ObjectArchived ? 'archived' : 'damaged', problem: unreadableWhy.problem };
       else if (!own) cell = { backupId: id, destination: destination.name, state: kept.has(id) ? 'missing' : 'pruned' };
       else if (checked && !checked.ok) cell = { backupId: id, destination: destination.name, state: 'damaged', ...(checked.problem ? { problem: checked.problem } : {}) };
       else if (checked?.verifiedBy) cell = { backupId: id, destination: destination.name, state: archiveClass ? 'archived' : 'verified', verifiedBy: checked.verifiedBy, verifiedAt: s.lastVerify!.at };
