@@ -27,6 +27,8 @@ const DAY = 86_400_000;
 
 type Operation = 'backup-full' | 'backup-incremental' | 'backup-hot' | 'cleanup' | 'sync' | 'restore';
 
+/** The crash points an operation names for itself (`restore.…`), in the order it meets them. */
+const stepsOf = (prefix: string): CrashPointName[] => CRASH_POINTS.filter((step) => step.startsWith(`${prefix}.`));
 /** Steps every operation passes: its locks, and the local adapter's put of the destination lock. */
 const COMMON: CrashPointName[] = ['lock.source-taken', 'lock.destination-taken', 'local.temp-written', 'local.linked', 'lock.destination-released', 'lock.source-released'];
 const BACKUP_STEPS: CrashPointName[] = [...COMMON, 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];
@@ -35,24 +37,9 @@ const OPERATIONS: Record<Operation, { argv: string[]; steps: CrashPointName[] }>
   'backup-full': { argv: ['backup', '--type', 'full'], steps: [...BACKUP_STEPS, 'backup.cache-written'] },
   'backup-incremental': { argv: ['backup', '--type', 'incremental'], steps: [...BACKUP_STEPS, 'backup.cache-written'] },
   'backup-hot': { argv: ['backup', '--type', 'hot'], steps: BACKUP_STEPS },
-  cleanup: { argv: ['cleanup'], steps: [...COMMON, 'cleanup.manifest-deleted', 'cleanup.artifacts-deleted'] },
-  sync: { argv: ['sync'], steps: [...COMMON, 'local.renamed', 'sync.artifact-copied', 'sync.manifest-written'] },
-  restore: {
-    argv: ['restore', 'latest', '--yes'],
-    steps: [
-      ...COMMON,
-      'restore.temp-written',
-      'restore.files-staged',
-      'restore.journal-written',
-      'restore.set-moved-aside',
-      'restore.set-moved-in',
-      'restore.db-linked-aside',
-      'restore.sidecars-unlinked',
-      'restore.db-renamed-in',
-      'restore.metadata-applied',
-      'restore.journal-removed',
-    ],
-  },
+  cleanup: { argv: ['cleanup'], steps: [...COMMON, ...stepsOf('cleanup')] },
+  sync: { argv: ['sync'], steps: [...COMMON, 'local.renamed', ...stepsOf('sync')] },
+  restore: { argv: ['restore', 'latest', '--yes'], steps: [...COMMON, ...stepsOf('restore')] },
 };
 
 interface Case {

@@ -62,7 +62,7 @@ function tornWrites(inner: StorageAdapter, rng: Rng): StorageAdapter {
     delete: (keys, options) => inner.delete(keys, options),
     async put(key, body, options) {
       const info = await inner.put(key, body, options);
-      if (body.size > 1 && !key.startsWith("locks/")) {
+      if (body.size > 1 && !key.startsWith('locks/')) {
         const chunks: Buffer[] = [];
         for await (const chunk of body.open() as AsyncIterable<Buffer>) chunks.push(chunk);
         const kept = Buffer.concat(chunks).subarray(0, rng.int(0, body.size - 1));
