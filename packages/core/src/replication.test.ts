@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bufferBody, type StorageAdapter } from '@stowage/storage';
-import { withChaos } from '@stowage/storage-testkit';
+import { forwarding, withChaos } from '@stowage/storage-testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
@@ -76,19 +76,14 @@ describe('replication to several destinations', () => {
   it('does not count a destination whose manifest write was lost as committed, and withdraws what it wrote there', async () => {
     ws = await makeWorkspace({ config: { destinations, quorum: 2 } });
     // region-c acknowledges the manifest but keeps only half of it (a torn write).
-    const torn = (adapter: StorageAdapter): StorageAdapter => ({
-      description: adapter.description,
-      capabilities: adapter.capabilities,
-      get: (key, options) => adapter.get(key, options),
-      stat: (key, options) => adapter.stat(key, options),
-      list: (prefix, options) => adapter.list(prefix, options),
-      delete: (keys, options) => adapter.delete(keys, options),
-      put: async (key, body, options) => {
-        const info = await adapter.put(key, body, options);
-        if (key.endsWith('.manifest.json')) await adapter.put(key, bufferBody('{"format":'), { ...options, ifNoneMatch: false });
-        return info;
-      },
-    });
+    const torn = (adapter: StorageAdapter): StorageAdapter =>
+      forwarding(adapter, {
+        put: async (key, body, options) => {
+          const info = await adapter.put(key, body, options);
+          if (key.endsWith('.manifest.json')) await adapter.put(key, bufferBody('{"format":'), { ...options, ifNoneMatch: false });
+          return info;
+        },
+      });
     const lossy = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'region-c' ? torn(a) : a)] });
     const result = await backup(lossy, { type: 'full' });
     expect(result.outcome).toBe('degraded');

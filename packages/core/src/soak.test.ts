@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import { Rng, simulateWarehouseActivity } from '@stowage/fixtures';
 import { z } from 'zod';
 import type { StorageAdapter } from '@stowage/storage';
-import { MemoryStorage, withChaos, type ChaosPlan } from '@stowage/storage-testkit';
+import { forwarding, MemoryStorage, withChaos, type ChaosPlan } from '@stowage/storage-testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
@@ -53,13 +53,7 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 
 /** A put that reports success for the whole body but leaves only a prefix stored (a lost write). */
 function tornWrites(inner: StorageAdapter, rng: Rng): StorageAdapter {
-  return {
-    description: inner.description,
-    capabilities: inner.capabilities,
-    list: (prefix, options) => inner.list(prefix, options),
-    get: (key, options) => inner.get(key, options),
-    stat: (key, options) => inner.stat(key, options),
-    delete: (keys, options) => inner.delete(keys, options),
+  return forwarding(inner, {
     async put(key, body, options) {
       const info = await inner.put(key, body, options);
       if (body.size > 1 && !key.startsWith('locks/')) {
@@ -70,7 +64,7 @@ function tornWrites(inner: StorageAdapter, rng: Rng): StorageAdapter {
       }
       return info;
     },
-  };
+  });
 }
 
 function chaosPlan(fault: Fault, rng: Rng): ChaosPlan {
@@ -133,15 +127,13 @@ describe('fault-injection soak', () => {
         (adapter, name) => {
           inner.set(name, adapter);
           const current = () => active.get(name) ?? adapter;
-          return {
-            description: adapter.description,
-            capabilities: adapter.capabilities,
+          return forwarding(adapter, {
             put: (key, body, options) => current().put(key, body, options),
             get: (key, options) => current().get(key, options),
             stat: (key, options) => current().stat(key, options),
             list: (prefix, options) => current().list(prefix, options),
             delete: (keys, options) => current().delete(keys, options),
-          };
+          });
         },
       ],
     });

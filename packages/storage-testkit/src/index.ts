@@ -1,4 +1,5 @@
 export { describeStorageAdapter, type AdapterUnderTest, type StorageAdapterSuiteOptions } from './conformance.js';
+export { forwarding, type AdapterOperations } from './forwarding.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export {
   withChaos,
