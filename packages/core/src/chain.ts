@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
 import { DigestStream, digestStream } from '@stowage/storage';
-import { findBackup, type CatalogEntry } from './catalog.js';
+import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { applyDelta } from './delta.js';
@@ -14,14 +14,14 @@ import { dirname } from 'node:path';
 
 /**
  * The chain of a backup, full first: a full or hot backup alone, or an incremental preceded by
- * every link back to its full. A missing link is an error naming it.
+ * every link back to its full, each read through the run's catalog. A missing link is an error naming it.
  */
-export async function resolveChain(engine: Engine, entry: CatalogEntry, destinations: readonly Destination[]): Promise<CatalogEntry[]> {
+export async function resolveChain(catalog: ManifestCatalog, entry: CatalogEntry, destinations: readonly Destination[]): Promise<CatalogEntry[]> {
   const chain = [entry];
   for (let link = entry; link.manifest.parent !== null; ) {
     const parentId = link.manifest.parent;
     try {
-      link = await findBackup(engine, parentId, destinations);
+      link = await findInCatalog(catalog, parentId, destinations);
     } catch (cause) {
       throw new CoreError(
         CoreErrorCode.ChainBroken,

@@ -55,7 +55,7 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   const dryRun = options.dryRun ?? false;
   const asOf = options.asOf ?? engine.now();
   const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], repaired: [], damaged: [], bytesFreed: 0, failures: [] };
-  const catalog = await readCatalog(engine);
+  const catalog = await readCatalog(engine.destinations);
   const history = await readHistory(engine);
   await repairManifests(engine, catalog, dryRun, result);
   for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {

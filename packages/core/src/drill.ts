@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findBackup, listBackups, type CatalogEntry } from './catalog.js';
+import { formatDuration } from '@stowage/alerts';
+import { catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
 import type { Destination, Engine } from './engine.js';
 import { selectDestinations } from './engine.js';
@@ -11,7 +12,7 @@ import { logOperation } from './oplog.js';
 import { appendPrivate, ownedScratchDir, writePrivateAtomic } from './private-fs.js';
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
-import { formatAge } from './status.js';
+import { findBackup } from './find.js';
 
 export interface DrillResult {
   backupId: string;
@@ -36,13 +37,14 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const started = performance.now();
   const startedAt = engine.now().toISOString();
   const destination: Destination = options.destination ? selectDestinations(engine, options.destination)[0]! : engine.destinations.at(-1)!;
-  const entry = await chooseBackup(engine, destination, options.backup ?? 'latest', options.random ?? Math.random);
+  const catalog = catalogOf(engine);
+  const entry = await chooseBackup(engine, catalog, destination, options.backup ?? 'latest', options.random ?? Math.random);
   const scratch = await ownedScratchDir(engine.config.stateDir, 'drill');
   const problems: string[] = [];
   let rtoMs = 0;
   let chainLength = 0;
   try {
-    const chain = await resolveChain(engine, entry, [destination]);
+    const chain = await resolveChain(catalog, entry, [destination]);
     chainLength = chain.length;
     const path = join(scratch, 'db.sqlite3');
     await materializeChain(engine, chain, path, [destination]);
@@ -80,7 +82,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const target = engine.config.targets.rto;
   if (!result.ok) await engine.alerts.raise((a, at) => a.drillFailed({ ...at, backupId: result.backupId, destination: result.destination, problems }));
   else await engine.alerts.resolve('drill-failed');
-  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatAge(result.rtoMs), target }));
+  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatDuration(result.rtoMs), target }));
   else if (result.ok) await engine.alerts.resolve('rto-exceeded');
   await logOperation(engine.logDir, 'restore.log', {
     operation: 'drill',
@@ -93,9 +95,9 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   return result;
 }
 
-async function chooseBackup(engine: Engine, destination: Destination, reference: string, random: () => number): Promise<CatalogEntry> {
-  if (reference !== 'random') return findBackup(engine, reference, [destination]);
-  const all = await listBackups(engine, [destination]);
+async function chooseBackup(engine: Engine, catalog: ManifestCatalog, destination: Destination, reference: string, random: () => number): Promise<CatalogEntry> {
+  if (reference !== 'random') return findBackup(engine, catalog, reference, [destination]);
+  const all = await catalog.list([destination]);
   const pick = all[Math.floor(random() * all.length)];
   if (!pick) throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups at ${destination.name} to drill; take one with \`stowage backup --type full\``);
   return pick;

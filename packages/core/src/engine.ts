@@ -12,19 +12,9 @@ import { writePrivateAtomic } from './private-fs.js';
 import { Codec } from './encoding.js';
 import { repairAfterCrash } from './leftovers.js';
 import { CoreError, CoreErrorCode } from './errors.js';
+import type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 
-/** One configured destination, its adapter already wrapped (retry, limits). */
-export interface Destination {
-  name: string;
-  adapter: StorageAdapter;
-}
-
-export interface ProgressEvent {
-  /** `snapshot`, `hash`, `upload`, `verify`, `download`, `check`. */
-  phase: string;
-  done: number;
-  total?: number;
-}
+export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 
 export interface EngineOptions {
   /** Adapter factories by scheme (default: the built-in ones). */
@@ -37,14 +27,6 @@ export interface EngineOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Warnings worth a line on stderr (a fallback to another destination, a skipped destination). */
   onWarning?: (message: string) => void;
-}
-
-/** A destination that failed (or was left out of) an operation, and why. */
-export interface DestinationFailure {
-  destination: string;
-  /** A stable error code (`stowage.storage.no_space`, `stowage.storage.unavailable`, …). */
-  code: string;
-  message: string;
 }
 
 /** A config brought to life: destinations opened, folders known. Close it when done. */

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError, StowageError, systemErrorCode } from '@stowage/errors';
 import { bootId, bufferBody, crashPoint, isAlreadyExists, isObjectNotFound, ownerGone, pidStartTicks, TOKEN_HOST, type StorageAdapter } from '@stowage/storage';
-import type { DestinationFailure } from './engine.js';
+import type { DestinationFailure } from './destination.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ensurePrivateDir, tempSibling } from './private-fs.js';
 

@@ -4,7 +4,8 @@ import { createReadStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestStream } from '@stowage/storage';
-import { findBackup, findBackupAt } from './catalog.js';
+import { catalogOf, findBackupAt } from './catalog.js';
+import { findBackup } from './find.js';
 import { materializeChain, resolveChain } from './chain.js';
 import { restoreFilesOfChain, stageFilesOfChain } from './restore-files.js';
 import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.js';
@@ -89,7 +90,8 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
   let backupId: string | undefined;
   try {
     const destinations = selectDestinations(engine, options.from);
-    const entry = options.at === undefined ? await findBackup(engine, options.backup ?? 'latest', destinations) : await findBackupAt(engine, options.at, destinations);
+    const catalog = catalogOf(engine);
+    const entry = options.at === undefined ? await findBackup(engine, catalog, options.backup ?? 'latest', destinations) : await findBackupAt(catalog, options.at, destinations);
     backupId = entry.manifest.id;
     const wantDatabase = options.only === undefined || options.only.includes('database');
     const sets = options.only?.filter((name) => name !== 'database');
@@ -106,7 +108,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       throw new CoreError(CoreErrorCode.RestoreCancelled, `restore of ${backupId} cancelled; nothing was changed`, { context: { backupId } });
     }
     try {
-      const chain = await resolveChain(engine, entry, destinations);
+      const chain = await resolveChain(catalog, entry, destinations);
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
       if (target && temp) {
