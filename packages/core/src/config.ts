@@ -114,6 +114,11 @@ export const configSchema = z
 
 export type ConfigFile = z.input<typeof configSchema>;
 
+/** What reads or writes the state folder needs of a run (an `Engine` is one). */
+export interface StateFolder {
+  readonly config: Pick<ResolvedConfig, 'stateDir'>;
+}
+
 /** A validated config with every path made absolute. */
 export interface ResolvedConfig {
   configPath: string;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { formatDuration } from '@stowage/alerts';
 import { catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
+import type { StateFolder } from './config.js';
 import type { Destination, Engine } from './engine.js';
 import { selectDestinations } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -103,16 +104,16 @@ async function chooseBackup(engine: Engine, catalog: ManifestCatalog, destinatio
   return pick;
 }
 
-export const lastDrillPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-drill.json');
+export const lastDrillPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'last-drill.json');
 
 /** Every drill run on this machine, one JSON line each (for the status page's drill history). */
-export const drillHistoryPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'drills.jsonl');
+export const drillHistoryPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'drills.jsonl');
 
 /** The drills recorded on this machine, oldest first; a damaged line is skipped. */
-export const drillHistory = (engine: Engine) => readJsonLines<DrillResult>(drillHistoryPath(engine));
+export const drillHistory = (engine: StateFolder) => readJsonLines<DrillResult>(drillHistoryPath(engine));
 
 /** The last drill recorded on this machine, if any. */
-export async function lastDrill(engine: Engine): Promise<DrillResult | undefined> {
+export async function lastDrill(engine: StateFolder): Promise<DrillResult | undefined> {
   const text = await readFile(lastDrillPath(engine), 'utf8').catch(() => undefined);
   return text === undefined ? undefined : (JSON.parse(text) as DrillResult);
 }

@@ -27,7 +27,7 @@ export interface BackupHistory {
 const REMOVAL = 'cleanup-remove';
 
 /** Records, before anything is deleted, that cleanup removes backup `id` from `destination`. */
-export async function recordRemoval(engine: Engine, destination: string, id: string): Promise<void> {
+export async function recordRemoval(engine: Pick<Engine, 'logDir' | 'now'>, destination: string, id: string): Promise<void> {
   await appendAudit(engine.logDir, { operation: REMOVAL, backupId: id, outcome: 'started', durationMs: 0, detail: `destination=${destination}` }, engine.now());
 }
 

@@ -31,7 +31,7 @@ export interface DestinationListing {
 }
 
 /** Every destination's listing on its own (from the run's catalog, read in parallel), with each one's warnings. */
-export function listEachDestination(engine: Engine, catalog: ManifestCatalog = catalogOf(engine)): Promise<DestinationListing[]> {
+export function listEachDestination(engine: Pick<Engine, 'destinations' | 'warn'>, catalog: ManifestCatalog = catalogOf(engine)): Promise<DestinationListing[]> {
   return Promise.all(
     engine.destinations.map(async (destination) => {
       const listing = await catalog.read([destination]);

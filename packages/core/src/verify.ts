@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { confirmStored, type VerifiedBy } from './replica.js';
 import { FOLDERS, idFromReference, manifestKey, typeOfId } from './layout.js';
 import { chainIn, mixedKeyProblem } from './key-match.js';
+import type { StateFolder } from './config.js';
 
 export interface ArtifactCheck {
   destination: string;
@@ -179,4 +180,4 @@ function replicaResults(result: BackupVerification, destinations: readonly strin
   });
 }
 
-export const lastVerifyPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-verify.json');
+export const lastVerifyPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'last-verify.json');
