@@ -69,20 +69,24 @@ export class ManifestCatalog {
   readonly #manifests = new Map<string, Promise<Manifest | undefined>>();
   readonly #warned = new Set<string>();
 
+  readonly #onWarning: (message: string) => void;
+
   /**
-   * @param destinations the run's destinations, in the order of preference.
-   * @param warn where warnings go (unlisted destinations, damaged manifests), each said once.
+   * @param destinations the run's destinations, in the order of preference (the default of every method).
+   * @param onWarning where warnings go (unlisted destinations, damaged manifests, unreadable lookups), each said once.
    */
   constructor(
     readonly destinations: readonly Destination[],
-    private readonly onWarning: (message: string) => void,
-  ) {}
+    onWarning: (message: string) => void,
+  ) {
+    this.#onWarning = onWarning;
+  }
 
   /** Says `message` unless this catalog said it already. */
   warn(message: string): void {
     if (this.#warned.has(message)) return;
     this.#warned.add(message);
-    this.onWarning(message);
+    this.#onWarning(message);
   }
 
   /**
