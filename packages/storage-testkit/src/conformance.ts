@@ -55,7 +55,7 @@ export interface StorageAdapterSuiteOptions {
  */
 export function describeStorageAdapter(options: StorageAdapterSuiteOptions): void {
   const it = test.extend<{ storage: StorageAdapter }>({
-    // eslint-disable-next-line no-empty-pattern -- vitest fixtures require a destructuring pattern
+    // biome-ignore lint/correctness/noEmptyPattern: vitest fixtures require a destructuring pattern
     storage: async ({}, use) => {
       const { adapter, cleanup } = await options.create();
       try {
