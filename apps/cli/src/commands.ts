@@ -255,7 +255,7 @@ export async function runCleanup(engine: Engine, out: Output, options: { dryRun?
  * `stowage guard -- CMD…`: a hot backup before a risky operation. The command's exit code is passed
  * through; when it fails, the exact command that restores the hot backup is printed.
  */
-export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string }): Promise<ExitCode> {
+export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string | undefined }): Promise<ExitCode> {
   const [program, ...args] = commandLine;
   if (!program) throw new UsageError('give the command to guard after --, e.g. stowage guard -- python manage.py migrate');
   const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });

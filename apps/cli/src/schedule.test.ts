@@ -114,6 +114,10 @@ describe('configSchedules', () => {
     expect(configSchedules({ timeZone: 'Asia/Shanghai' }, { timeZone: 'UTC' }).timeZone).toBe('UTC');
     expect(configSchedules(undefined)).toEqual({ schedules: DEFAULT_SCHEDULES, timeZone: undefined });
   });
+
+  it('keeps the default of a job whose key is present but undefined', () => {
+    expect(configSchedules({ full: undefined, verify: false }).schedules).toEqual({ ...DEFAULT_SCHEDULES, verify: undefined });
+  });
 });
 
 describe('the default schedule', () => {

@@ -179,6 +179,6 @@ export function retentionPolicyOf(engine: Engine, destination: string): Retentio
   return { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination)?.retention) };
 }
 
-function definedOnly<T extends object>(value: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+function definedOnly<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

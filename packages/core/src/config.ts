@@ -7,7 +7,7 @@ import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/c
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy } from './retention.js';
+import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy, type RetentionRule } from './retention.js';
 
 const retentionSchema = z
   .object({
@@ -124,7 +124,7 @@ export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
   source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
-  destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
+  destinations: Array<{ name: string; url: string; options?: Record<string, unknown> | undefined; retention?: Partial<Record<keyof RetentionPolicy, RetentionRule | undefined>> | undefined }>;
   retention: RetentionPolicy;
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** The encryption section as written (validated); key files resolve against `baseDir`. */
@@ -139,7 +139,14 @@ export interface ResolvedConfig {
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
   logDir?: string;
   /** `stowage daemon`'s schedules as written (the expressions are checked when the daemon starts). */
-  schedules?: { full?: string | false; incremental?: string | false; cleanup?: string | false; verify?: string | false; drill?: string | false; timeZone?: string };
+  schedules?: {
+    full?: string | false | undefined;
+    incremental?: string | false | undefined;
+    cleanup?: string | false | undefined;
+    verify?: string | false | undefined;
+    drill?: string | false | undefined;
+    timeZone?: string | undefined;
+  };
 }
 
 /** Validates a parsed config; problems are reported one per line as `path.to.key: message`. */

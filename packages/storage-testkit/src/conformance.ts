@@ -67,7 +67,7 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
     },
   });
 
-  describe(`storage adapter contract: ${options.name}`, { timeout: options.timeoutMs }, () => {
+  describe(`storage adapter contract: ${options.name}`, options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }, () => {
     describe('keys', () => {
       it('rejects invalid keys and prefixes with invalid_key on every operation', async ({ storage }) => {
         const invalid = expect.objectContaining({ code: StorageErrorCode.InvalidKey });
