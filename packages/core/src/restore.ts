@@ -77,7 +77,7 @@ interface RestoreRecord {
 }
 
 /**
- * Restores a backup (DESIGN.md §6): fetch and check the bytes into a temporary file beside the
+ * Restores a backup: fetch and check the bytes into a temporary file beside the
  * target, run integrity and foreign-key checks, rebuild the file sets beside theirs, then switch
  * database and file sets as one journaled unit (restore-journal.ts): the current database (with
  * any -journal, -wal, -shm) is kept as `<name>.damaged_<stamp>`, replaced files go to
