@@ -103,11 +103,12 @@ export async function withEngine(
     }
     return await fn(engine, out);
   } catch (error) {
-    if (engine) await alertOnLongHeldLock(engine, error).catch(() => undefined);
+    if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
     out.error(error);
     return exitCodeFor(error);
   } finally {
-    for (const lock of held.reverse()) await lock.release().catch(() => undefined);
+    // A lock left behind blocks the next run until it is broken as stale: say so.
+    for (const lock of held.reverse()) await lock.release().catch((cause: unknown) => out.warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
     out.done();
     await engine?.close();
   }

@@ -262,6 +262,7 @@ export async function acquireDestinationLocks<D extends { name: string }>(
   const locks = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const conflict = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof LockError);
   if (conflict) {
+    // Best effort: the conflict is the error to report; a lock left behind is broken as stale later.
     await Promise.all(locks.map((lock) => lock.release().catch(() => undefined)));
     throw conflict.reason;
   }

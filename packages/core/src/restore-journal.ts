@@ -20,7 +20,7 @@ import { crashPoint, ownerGone, ownerOf } from '@stowage/storage';
 import type { ResolvedConfig } from './config.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { acquireSourceLock, describeHolder, LockError, type LockHolder } from './lock.js';
-import { logOperation } from './oplog.js';
+import { logOperation, warnUnrecorded } from './oplog.js';
 import { fsyncDir, writePrivateAtomic } from './private-fs.js';
 
 /** What the journal needs of a run (an `Engine` is one): the config (state folder, source), the log folder, a warning channel. */
@@ -131,7 +131,9 @@ export async function recoverInterruptedRestore(engine: JournalRun): Promise<voi
         ? `a restore of ${journal.backupId} was interrupted; completed it now${aside ? ` (the previous database is ${aside})` : ''}`
         : `a restore of ${journal.backupId} was interrupted and its restored data is gone; rolled it back: the previous database and files are in place again`,
     );
-    await logOperation(engine.logDir, 'restore.log', { operation: 'restore-recovery', backupId: journal.backupId, outcome: 'ok', durationMs: performance.now() - started, detail: outcome }).catch(() => undefined);
+    await logOperation(engine.logDir, 'restore.log', { operation: 'restore-recovery', backupId: journal.backupId, outcome: 'ok', durationMs: performance.now() - started, detail: outcome }).catch(
+      warnUnrecorded(engine.warn, 'the restore recovery in restore.log and the audit log'),
+    );
   } finally {
     await lock.release();
   }

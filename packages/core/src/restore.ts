@@ -13,7 +13,7 @@ import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import type { Manifest } from './manifest.js';
-import { logOperation } from './oplog.js';
+import { logOperation, warnUnrecorded } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
 import { ensurePrivateDir, localStamp, syncFile, tempSibling, writePrivateAtomic } from './private-fs.js';
 
@@ -192,7 +192,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       outcome: 'failed',
       durationMs: performance.now() - started,
       detail: (error as Error).message,
-    }).catch(() => undefined);
+    }).catch(warnUnrecorded(engine.warn, 'the failed restore in restore.log and the audit log'));
     throw error;
   }
 }
