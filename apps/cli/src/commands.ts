@@ -76,6 +76,43 @@ export type LockPolicy = { kind: 'exclusive' | 'readers'; operation: string; wai
 /** Lock operations that take a backup (`stowage backup`, `db_backup --type`, `guard`). */
 export const BACKUP_OPERATIONS: readonly string[] = ['backup', 'guard'];
 
+/**
+ * Takes the locks of `policy` on `engine`'s source and destinations (each through `persist`, which
+ * may try again while another stowage holds it; default: once, waiting `policy.waitMs`). Returns
+ * the locks and the engine without the destinations whose lock cannot be taken (each warned of by
+ * the engine); a stale lock taken over is warned of. On failure nothing stays locked.
+ */
+export async function takeLocks(
+  engine: Engine,
+  policy: LockPolicy,
+  options: { command: string; warn: (message: string) => void; persist?: (take: () => Promise<Lock>) => Promise<Lock> },
+): Promise<{ held: Lock[]; engine: Engine }> {
+  const request = { operation: policy.operation, command: options.command };
+  const lockOptions = { waitMs: policy.waitMs ?? 0, onRenewFailed: (error: unknown) => options.warn(`lost a lock: ${(error as Error).message}`) };
+  const persist = options.persist ?? ((take) => take());
+  const held: Lock[] = [];
+  try {
+    if (policy.kind === 'exclusive') held.push(await persist(() => acquireSourceLock(engine.config.stateDir, request, lockOptions)));
+    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => persist(() => acquireDestinationLock(destination, request, lockOptions)));
+    held.push(...locks);
+    for (const lock of held) if (lock.broke) options.warn(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
+    const usable = withoutDestinations(engine, unavailable);
+    // A backup with no destination left fails by itself, so that the failure is logged and alerted.
+    if (!BACKUP_OPERATIONS.includes(policy.operation)) requireDestinations(usable);
+    return { held, engine: usable };
+  } catch (error) {
+    await releaseLocks(held, options.warn);
+    throw error;
+  }
+}
+
+/** Releases locks, newest first. One that cannot be released is warned of: it blocks the next run until it is broken as stale. */
+export async function releaseLocks(locks: readonly Lock[], warn: (message: string) => void): Promise<void> {
+  for (const lock of [...locks].reverse()) {
+    await lock.release().catch((cause: unknown) => warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
+  }
+}
+
 /** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
 export async function withEngine(
   program: string,
@@ -91,15 +128,9 @@ export async function withEngine(
     const config = await loadConfig(configPath(globals));
     engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
     if (locks) {
-      const request = { operation: locks.operation, command: `${program} ${process.argv.slice(2).join(' ')}` };
-      const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
-      if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
-      const { locks: taken, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => acquireDestinationLock(destination, request, options));
-      held.push(...taken);
-      for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
-      engine = withoutDestinations(engine, unavailable);
-      // A backup with no destination left fails by itself, so that the failure is logged and alerted.
-      if (!BACKUP_OPERATIONS.includes(locks.operation)) requireDestinations(engine);
+      const taken = await takeLocks(engine, locks, { command: `${program} ${process.argv.slice(2).join(' ')}`, warn: (m) => out.warn(m) });
+      held.push(...taken.held);
+      engine = taken.engine;
     }
     return await fn(engine, out);
   } catch (error) {
@@ -107,8 +138,7 @@ export async function withEngine(
     out.error(error);
     return exitCodeFor(error);
   } finally {
-    // A lock left behind blocks the next run until it is broken as stale: say so.
-    for (const lock of held.reverse()) await lock.release().catch((cause: unknown) => out.warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
+    await releaseLocks(held, (m) => out.warn(m));
     out.done();
     await engine?.close();
   }

@@ -9,7 +9,7 @@ import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const DAEMON_MODULE = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+const DAEMON_MODULE = fileURLToPath(new URL('./daemon/index.ts', import.meta.url));
 
 /** A daemon process, as `stowage daemon` runs it, with its output so far. */
 interface DaemonProcess {

@@ -7,7 +7,7 @@ import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { bufferBody, StorageErrorCode } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireDaemonLock, Daemon, missedOnStart, nextRuns, recover, runJob, type Clock, type DaemonOptions, type NewestBackups } from './daemon.js';
+import { acquireDaemonLock, Daemon, missedOnStart, nextRuns, recover, runJob, type Clock, type DaemonOptions, type NewestBackups } from './daemon/index.js';
 import { UsageError } from './exit-codes.js';
 import { DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
 
@@ -242,10 +242,17 @@ describe('the daemon lock', () => {
     expect(await readdir(join(dir, 'locks'))).toEqual([]);
 
     const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
-    await writeFile(first.path, JSON.stringify({ token: 'gone', pid: deadPid, host: hostname(), startedAt: '2026-11-26T02:00:00Z' }));
+    await writeFile(first.path, JSON.stringify({ id: 'gone', pid: deadPid, host: hostname(), operation: 'daemon', startedAt: '2026-11-26T02:00:00Z' }));
     const second = await acquireDaemonLock(dir);
-    expect(second.tookOver).toBe(`pid ${deadPid} on host ${hostname()}, since 2026-11-26T02:00:00Z: pid ${deadPid} no longer runs`);
+    expect(second.tookOver).toBe(`pid ${deadPid} on host ${hostname()}, since 2026-11-26T02:00:00Z: pid ${deadPid} no longer runs on host ${hostname()}`);
     await second.release();
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
+
+    // Torn or foreign content is no lock: taken over, never trusted.
+    await writeFile(first.path, '{"pid": 1, "ho');
+    const third = await acquireDaemonLock(dir);
+    expect(third.tookOver).toBe('an unreadable lock: the lock cannot be read');
+    await third.release();
   });
 });
 

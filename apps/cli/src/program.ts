@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
-import { runDaemon } from './daemon.js';
+import { runDaemon } from './daemon/index.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
 import { runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';

@@ -4,7 +4,7 @@ import { crashPoint, type ObjectInfo } from '@stowage/storage';
 import { readCatalog, type Catalog, type DamagedManifest } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory } from './history.js';
-import { FOLDERS, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
+import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { planRetention, type RetentionPolicy } from './retention.js';
@@ -146,21 +146,63 @@ async function cleanDestination(
     for (const key of keys) stored.delete(key);
   }
   // Objects of a backup without a manifest: left by an interrupted removal here, or by a crashed backup.
-  const manifestHere = new Set([...here.map((e) => e.manifest.id), ...catalog.damaged.filter((d) => d.destination === destination.name).map((d) => d.id)]);
-  const manifestAnywhere = new Set([...catalog.entries.map((e) => e.manifest.id), ...catalog.damaged.map((d) => d.id)]);
-  const garbage: ObjectInfo[] = [];
-  for (const info of stored.values()) {
-    const id = info.key.slice(info.key.lastIndexOf('/') + 1).split('.')[0] ?? '';
-    if (!typeOfId(id) || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
-    let why: string;
-    if (history.removedByCleanup.has(`${destination.name}:${id}`)) why = `left by an interrupted removal of ${id}`;
-    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS) {
-      why = 'artifact without a manifest at any destination (a crashed backup)'; // real time, whatever --as-of says
-    } else continue;
-    garbage.push(info);
-    result.removed.push({ destination: destination.name, what: info.key, kind: 'orphan', bytes: info.size, why });
+  const garbage = findOrphans(destination.name, stored.values(), { catalog, history, graceMs: ORPHAN_GRACE_MS });
+  for (const { info, why } of garbage) result.removed.push({ destination: destination.name, what: info.key, kind: 'orphan', bytes: info.size, why });
+  if (!dryRun && garbage.length) await destination.adapter.delete(garbage.map((o) => o.info.key));
+}
+
+/**
+ * Deletes, at each of `destinations`, the objects of backups without a manifest there that are
+ * garbage by `cleanup`'s rules (left by an interrupted removal, or of a backup with no manifest at
+ * any destination and no record of a commit), however young: for a caller holding the exclusive
+ * locks of the source and these destinations, under which no backup or sync can be writing
+ * (`stowage daemon`'s recovery after a crash). Returns what it removed.
+ */
+export async function removeOrphans(engine: Engine, destinations: readonly Destination[]): Promise<CleanupItem[]> {
+  if (destinations.length === 0) return [];
+  const [catalog, history] = await Promise.all([readCatalog(engine), readHistory(engine)]);
+  const removed: CleanupItem[] = [];
+  for (const destination of destinations) {
+    if (catalog.unlisted.some((u) => u.destination === destination.name)) continue;
+    const stored: ObjectInfo[] = [];
+    for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.push(info);
+    const garbage = findOrphans(destination.name, stored, { catalog, history, graceMs: 0 });
+    if (garbage.length) await destination.adapter.delete(garbage.map((o) => o.info.key));
+    removed.push(...garbage.map(({ info, why }) => ({ destination: destination.name, what: info.key, kind: 'orphan' as const, bytes: info.size, why })));
   }
-  if (!dryRun && garbage.length) await destination.adapter.delete(garbage.map((o) => o.key));
+  return removed;
+}
+
+/** Why an orphan is garbage: a crashed backup's artifact (committed nowhere), or what an interrupted removal left. */
+export const ORPHAN_CRASHED = 'artifact without a manifest at any destination (a crashed backup)';
+
+/**
+ * The stored objects at one destination that belong to a backup without a manifest there and are
+ * garbage: left by an interrupted removal of it here, or (when every destination could be listed)
+ * of a backup with no manifest file anywhere and no record of a commit, older than `graceMs`
+ * (measured in real time, whatever `--as-of` says). Nothing is garbage because it could not be
+ * read: a damaged manifest counts as present.
+ */
+function findOrphans(
+  destination: string,
+  stored: Iterable<ObjectInfo>,
+  { catalog, history, graceMs }: { catalog: Catalog; history: BackupHistory; graceMs: number },
+): Array<{ info: ObjectInfo; why: string }> {
+  const manifestHere = new Set([
+    ...catalog.entries.filter((e) => e.destinations.includes(destination)).map((e) => e.manifest.id),
+    ...catalog.damaged.filter((d) => d.destination === destination).map((d) => d.id),
+  ]);
+  const manifestAnywhere = new Set([...catalog.entries.map((e) => e.manifest.id), ...catalog.damaged.map((d) => d.id)]);
+  const garbage: Array<{ info: ObjectInfo; why: string }> = [];
+  for (const info of stored) {
+    const id = idFromReference(info.key);
+    if (id === undefined || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
+    if (history.removedByCleanup.has(`${destination}:${id}`)) garbage.push({ info, why: `left by an interrupted removal of ${id}` });
+    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= graceMs) {
+      garbage.push({ info, why: ORPHAN_CRASHED });
+    }
+  }
+  return garbage;
 }
 
 async function removeStaleStaging(engine: Engine, result: CleanupResult): Promise<void> {

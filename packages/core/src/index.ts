@@ -4,7 +4,7 @@ export { byRecency, catalogOf, findBackupAt, listBackups, ManifestCatalog, readM
 export { findBackup } from './find.js';
 export { restorableFrom } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
-export { cleanup, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
+export { cleanup, ORPHAN_CRASHED, removeOrphans, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
@@ -16,6 +16,7 @@ export { formatDuration as formatAge } from '@stowage/alerts';
 export {
   acquireDestinationLock,
   acquireDestinationLocks,
+  acquireLockFile,
   acquireSourceLock,
   breakLock,
   describeHolder,

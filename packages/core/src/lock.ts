@@ -132,9 +132,27 @@ export function sourceLockPath(stateDir: string): string {
  * `waitMs`, then `stowage.lock.held` names its holder.
  */
 export async function acquireSourceLock(stateDir: string, request: LockRequest, options: SourceLockOptions = {}): Promise<Lock> {
+  return acquireLockFile(sourceLockPath(stateDir), request, { ...options, name: 'source', where: 'this source', unlock: 'stowage unlock' });
+}
+
+export interface LockFileOptions extends SourceLockOptions {
+  /** `Lock.name` of the lock (e.g. `source`, `daemon`). */
+  name: string;
+  /** What the lock guards, for messages (`this source`). */
+  where: string;
+  /** The command that removes the lock if its holder is gone, for messages. */
+  unlock: string;
+}
+
+/**
+ * Takes a lock that is a file on this machine, as the source lock is (and the daemon's
+ * `locks/daemon.lock`): created exclusively, renewed by its mtime, taken over when stale, waited
+ * for up to `waitMs` when held, then `stowage.lock.held` names its holder.
+ */
+export async function acquireLockFile(path: string, request: LockRequest, options: LockFileOptions): Promise<Lock> {
   const now = options.now ?? (() => new Date());
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const path = sourceLockPath(stateDir);
+  const { name, where } = options;
   await ensurePrivateDir(dirname(path));
   let holder = newHolder(request, now());
   let raw = '';
@@ -144,23 +162,23 @@ export async function acquireSourceLock(stateDir: string, request: LockRequest, 
     holder = { ...holder, startedAt: now().toISOString() };
     raw = `${JSON.stringify(holder, null, 2)}\n`;
     if (await createExclusive(path, raw)) break;
-    const current = await readSource(path, now(), staleAfterMs);
+    const current = await readSource(path, now(), staleAfterMs, name);
     if (current === undefined) continue;
     if (current.stale !== undefined) {
       if (await removeIfUnchanged(path, current.raw)) broke = current;
       continue;
     }
-    await wait(() => heldError(current, 'this source', 'stowage unlock', options.waitMs));
+    await wait(() => heldError(current, where, options.unlock, options.waitMs));
   }
   crashPoint('lock.source-taken');
   const lock: Lock = {
     kind: 'source',
-    name: 'source',
+    name,
     holder,
     exclusive: true,
     ...(broke && { broke }),
     async renew() {
-      if ((await readText(path)) !== raw) throw lostError('source', 'this source', await readSource(path, now(), staleAfterMs));
+      if ((await readText(path)) !== raw) throw lostError(name, where, await readSource(path, now(), staleAfterMs, name));
       const time = now();
       await utimes(path, time, time);
     },
@@ -404,10 +422,10 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function readSource(path: string, now: Date, staleAfterMs: number): Promise<(HeldLock & { raw: string }) | undefined> {
+async function readSource(path: string, now: Date, staleAfterMs: number, name = 'source'): Promise<(HeldLock & { raw: string }) | undefined> {
   try {
     const [raw, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { ...judge('source', 'source', raw, now, info.mtime, staleAfterMs), raw };
+    return { ...judge('source', name, raw, now, info.mtime, staleAfterMs), raw };
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return undefined;
     throw error;

@@ -6,15 +6,14 @@ import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Output } from '../output.js';
 import { buildDashboard } from './model.js';
 import { renderDashboard } from './render.js';
-import { serveDashboard, type ServeOptions } from './server.js';
+import { serveDashboard, serverUrl, type ServeOptions } from './server.js';
 
 /** `stowage serve`: the status page until SIGINT or SIGTERM. */
 export async function runServe(engine: Engine, out: Output, options: ServeOptions): Promise<ExitCode> {
   const server = await serveDashboard(engine, options);
-  const address = server.address() as { address: string; port: number };
-  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
-  out.say(`status page at http://${host}:${address.port}/ (read-only${options.authTokenEnv ? `, bearer token from $${options.authTokenEnv}` : ', this machine only'}); Ctrl-C stops it`);
-  out.result({ ok: true, url: `http://${host}:${address.port}/` });
+  const url = serverUrl(server);
+  out.say(`status page at ${url} (read-only${options.authTokenEnv ? `, bearer token from $${options.authTokenEnv}` : ', this machine only'}); Ctrl-C stops it`);
+  out.result({ ok: true, url });
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);

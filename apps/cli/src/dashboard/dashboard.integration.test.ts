@@ -20,7 +20,7 @@ import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server
 import { MemoryStorage, withChaos } from '@stowage/storage-testkit';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDaemon } from '../daemon.js';
+import { runDaemon } from '../daemon/index.js';
 import { buildDashboard } from './model.js';
 import { renderDashboard } from './render.js';
 import { serveDashboard } from './server.js';

@@ -1,6 +1,7 @@
 /*
  * `stowage serve`: the status page over HTTP, read-only (GET and HEAD only; nothing here can
- * start a restore or change a destination).
+ * start a restore or change a destination), with its JSON API under /api and the Prometheus
+ * metrics at /metrics.
  *
  * Safe by default: it binds to loopback, and then answers only requests addressed to a loopback
  * name (a web page elsewhere cannot reach it through DNS rebinding). Any other address needs a
@@ -13,6 +14,7 @@ import { isIP } from 'node:net';
 import { listBackups, status, type Engine } from '@stowage/core';
 import { backupSummary } from '../commands.js';
 import { UsageError } from '../exit-codes.js';
+import { renderMetrics } from '../metrics.js';
 import { buildDashboard } from './model.js';
 import { contentSecurityPolicy, renderDashboard } from './render.js';
 
@@ -72,6 +74,7 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
       const catalog = await listBackups(engine);
       return json({ ok: true, backups: catalog.map((e) => backupSummary(e, catalog)) });
     },
+    '/metrics': async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: await renderMetrics(engine) }),
   };
   const server = createServer((request, response) => {
     handle(request, response, routes, token).catch((error: unknown) => {
@@ -86,6 +89,12 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
     server.listen(port, host, resolve);
   });
   return server;
+}
+
+/** `http://127.0.0.1:8787/` (`http://[::1]:8787/`): where a listening server answers. */
+export function serverUrl(server: Server): string {
+  const { address, port } = server.address() as { address: string; port: number };
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}/`;
 }
 
 const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(value, null, 2)}\n` });
