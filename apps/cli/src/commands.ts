@@ -26,7 +26,7 @@ import {
   status,
   sync,
   listBackups,
-  restorableFrom,
+  restorableFromEach,
   loadConfig,
   openEngine,
   withoutDestinations,
@@ -159,7 +159,7 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
 }
 
 /** One backup as `stowage list --json` (and the status page's `/api/backups`) show it; `catalog` is every committed backup. */
-export function backupSummary(e: CatalogEntry, catalog: readonly CatalogEntry[]) {
+export function backupSummary(e: CatalogEntry, restorable: ReadonlyMap<string, string[]>) {
   return {
     id: e.manifest.id,
     type: e.manifest.type,
@@ -167,11 +167,17 @@ export function backupSummary(e: CatalogEntry, catalog: readonly CatalogEntry[])
     size: e.manifest.source.size,
     reason: e.manifest.reason,
     destinations: e.destinations,
-    restorableFrom: restorableFrom(e, catalog),
+    restorableFrom: restorable.get(e.manifest.id) ?? [],
     files: e.manifest.artifacts.map((a) => a.key),
   };
 }
 export type BackupSummary = ReturnType<typeof backupSummary>;
+
+/** The `list --json` summary of every backup of `catalog`, in its order (restorability judged once for all). */
+export function backupSummaries(catalog: readonly CatalogEntry[]): BackupSummary[] {
+  const restorable = restorableFromEach(catalog);
+  return catalog.map((e) => backupSummary(e, restorable));
+}
 
 /**
  * `stowage list`: committed backups, the destinations holding each, and which of those can restore
@@ -179,7 +185,8 @@ export type BackupSummary = ReturnType<typeof backupSummary>;
  */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
   const catalog = await listBackups(engine);
-  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, summary: backupSummary(e, catalog) }));
+  const restorable = restorableFromEach(catalog);
+  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, summary: backupSummary(e, restorable) }));
   out.result({ ok: true, backups: entries.map((e) => e.summary) });
   if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
   for (const e of entries) {

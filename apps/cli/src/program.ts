@@ -229,7 +229,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--time-zone <tz>', 'time zone of the schedules (default: schedules.timeZone in the config, else this machine’s)')
     .option('--grace <duration>', 'on SIGTERM, how long the job under way may take to finish before the daemon exits 1', '100s')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464')
-    .option('--http <host:port>', 'serve the status page (as `stowage serve`), e.g. 127.0.0.1:8787')
+    .option('--http <host:port>', 'serve the status page, its /api and /metrics (as `stowage serve`), e.g. 127.0.0.1:8787')
     .option('--auth-token-env <name>', 'with --http beyond loopback: environment variable holding the bearer token')
     .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
 

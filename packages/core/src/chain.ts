@@ -43,12 +43,41 @@ export async function resolveChain(catalog: ManifestCatalog, entry: CatalogEntry
  * link of its chain, judged from a catalog listing (`listBackups`) without further reads.
  */
 export function restorableFrom(entry: CatalogEntry, catalog: readonly CatalogEntry[]): string[] {
+  return restorableFromEach([...catalog, entry]).get(entry.manifest.id) ?? [];
+}
+
+/**
+ * `restorableFrom` of every backup of `catalog` at once, by id, in time linear in the catalog:
+ * each link's holders are those of its own that also hold its parent's chain. A chain with a
+ * link missing from the catalog, or that loops, is restorable nowhere.
+ */
+export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string, string[]> {
   const byId = new Map(catalog.map((e) => [e.manifest.id, e]));
-  let holders = entry.destinations;
-  for (let link: CatalogEntry | undefined = entry, steps = 0; link?.manifest.parent != null && steps < 10_000; steps++) {
-    link = byId.get(link.manifest.parent);
-    const linkHolders = link?.destinations ?? [];
-    holders = holders.filter((name) => linkHolders.includes(name));
+  const holders = new Map<string, string[]>();
+  for (const entry of catalog) {
+    // Walk up to a link already judged (or the chain's root), then judge the links on the way down.
+    const pending: CatalogEntry[] = [];
+    const seen = new Set<string>();
+    let above: string[] | undefined;
+    for (let link: CatalogEntry | undefined = entry; ; link = byId.get(link.manifest.parent)) {
+      if (!link || seen.has(link.manifest.id)) {
+        above = [];
+        break;
+      }
+      const known = holders.get(link.manifest.id);
+      if (known) {
+        above = known;
+        break;
+      }
+      pending.push(link);
+      seen.add(link.manifest.id);
+      if (link.manifest.parent === null) break;
+    }
+    for (const link of pending.reverse()) {
+      const own = above === undefined ? link.destinations : link.destinations.filter((name) => above!.includes(name));
+      holders.set(link.manifest.id, own);
+      above = own;
+    }
   }
   return holders;
 }

@@ -2,7 +2,7 @@ export { appendAudit, AUDIT_FILE, readAuditRecords, verifyAudit, verifyAuditTrai
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { byRecency, catalogOf, findBackupAt, listBackups, ManifestCatalog, readManifest, type CatalogEntry } from './catalog.js';
 export { findBackup } from './find.js';
-export { restorableFrom } from './chain.js';
+export { restorableFrom, restorableFromEach } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, ORPHAN_CRASHED, removeOrphans, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';

@@ -17,12 +17,14 @@ import {
   TOOL_VERSION,
   type AuditRecord,
   type CatalogEntry,
+  type DestinationListing,
   type DrillResult,
   type Engine,
   type Status,
+  type ReplicaVerification,
 } from '@stowage/core';
 import { StorageErrorCode } from '@stowage/storage';
-import { backupSummary, type BackupSummary } from '../commands.js';
+import { backupSummaries, type BackupSummary } from '../commands.js';
 
 /** Storage classes whose objects must be thawed before they can be read (S3 and OSS). */
 const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE', 'Archive', 'ColdArchive', 'DeepColdArchive']);
@@ -108,40 +110,33 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   const backups = mergeListings(engine, perDestination);
   const lastVerified = new Map((s.lastVerify?.replicas ?? []).map((r) => [`${r.backupId}\u0000${r.destination}`, r]));
 
-  const replicas: ReplicaCell[] = [];
-  const destinations: DestinationHealth[] = engine.destinations.map((destination, index) => {
-    const held = new Map(perDestination[index]!.map((e) => [e.manifest.id, e]));
-    const kept = new Set(planRetention(backups, retentionPolicyOf(engine, destination.name), now).filter((d) => d.keep).map((d) => d.entry.manifest.id));
-    const spec = engine.config.destinations.find((d) => d.name === destination.name);
-    const storageClass = spec?.options?.storageClass;
-    const archiveClass = typeof storageClass === 'string' && ARCHIVE_CLASSES.has(storageClass) ? storageClass : null;
-    let newestVerified: CatalogEntry | undefined;
-    for (const entry of backups) {
-      const id = entry.manifest.id;
-      const own = held.get(id);
-      const checked = lastVerified.get(`${id}\u0000${destination.name}`);
-      const recorded = own?.manifest.replicas[destination.name];
-      let cell: ReplicaCell;
-      const unreadableWhy = unreadable[index]!.get(id);
-      if (unreadableWhy) cell = { backupId: id, destination: destination.name, state: unreadableWhy.code === StorageErrorCode.ObjectArchived ? 'archived' : 'damaged', problem: unreadableWhy.problem };
-      else if (!own) cell = { backupId: id, destination: destination.name, state: kept.has(id) ? 'missing' : 'pruned' };
-      else if (checked && !checked.ok) cell = { backupId: id, destination: destination.name, state: 'damaged', ...(checked.problem ? { problem: checked.problem } : {}) };
-      else if (checked?.verifiedBy) cell = { backupId: id, destination: destination.name, state: archiveClass ? 'archived' : 'verified', verifiedBy: checked.verifiedBy, verifiedAt: s.lastVerify!.at };
-      else if (recorded) cell = { backupId: id, destination: destination.name, state: archiveClass ? 'archived' : 'verified', verifiedBy: recorded.verifiedBy, verifiedAt: recorded.verifiedAt };
-      else cell = { backupId: id, destination: destination.name, state: 'unverified' };
-      replicas.push(cell);
-      if (entry.manifest.type !== 'hot' && cell.verifiedAt) newestVerified = entry;
-    }
-    const ageMs = newestVerified ? now.getTime() - Date.parse(newestVerified.manifest.createdAt) : null;
+  // One pass over backup × destination: each cell from what is already in memory (maps by id).
+  const columns = engine.destinations.map((destination, index) => {
+    const storageClass = engine.config.destinations.find((d) => d.name === destination.name)?.options?.storageClass;
     return {
       name: destination.name,
-      archiveClass,
-      verifiedRpo: { backupId: newestVerified?.manifest.id ?? null, ageMs, ok: ageMs !== null && ageMs <= durationMs(engine.config.targets.rpo) },
+      held: new Map(perDestination[index]!.map((e) => [e.manifest.id, e])),
+      unreadable: unreadable[index]!,
+      kept: new Set(planRetention(backups, retentionPolicyOf(engine, destination.name), now).filter((d) => d.keep).map((d) => d.entry.manifest.id)),
+      archiveClass: typeof storageClass === 'string' && ARCHIVE_CLASSES.has(storageClass) ? storageClass : null,
+      newestVerified: undefined as CatalogEntry | undefined,
     };
   });
-  // Rows of the matrix by backup, destinations in config order.
-  const byBackup = new Map<string, ReplicaCell[]>();
-  for (const cell of replicas) byBackup.set(cell.backupId, [...(byBackup.get(cell.backupId) ?? []), cell]);
+  const replicas: ReplicaCell[] = [];
+  for (const entry of backups) {
+    const id = entry.manifest.id;
+    for (const column of columns) {
+      const cell = replicaCell(id, column.name, column.held.get(id), column.unreadable.get(id), column.kept.has(id), column.archiveClass, lastVerified.get(`${id}\u0000${column.name}`), s.lastVerify?.at);
+      replicas.push(cell);
+      if (entry.manifest.type !== 'hot' && cell.verifiedAt) column.newestVerified = entry;
+    }
+  }
+  const rpoMs = durationMs(engine.config.targets.rpo);
+  const destinations: DestinationHealth[] = columns.map(({ name, archiveClass, newestVerified }) => {
+    const ageMs = newestVerified ? now.getTime() - Date.parse(newestVerified.manifest.createdAt) : null;
+    return { name, archiveClass, verifiedRpo: { backupId: newestVerified?.manifest.id ?? null, ageMs, ok: ageMs !== null && ageMs <= rpoMs } };
+  });
+  const summaries = backupSummaries(backups);
 
   const since = now.getTime() - days * 86_400_000;
   const rtoMs = durationMs(engine.config.targets.rto);
@@ -152,16 +147,38 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
     status: s,
     firing: firing.map((a) => ({ key: a.key, title: a.title, since: a.since.toISOString() })),
     destinations,
-    backups: backups.map((e) => ({
-      ...backupSummary(e, backups),
+    backups: backups.map((e, i) => ({
+      ...summaries[i]!,
       storedBytes: e.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
       anomalies: (e.manifest.anomalies ?? []).map((a) => a.reason),
     })),
-    replicas: backups.flatMap((e) => byBackup.get(e.manifest.id) ?? []),
+    replicas,
     runs: audit.filter((r) => r.operation.startsWith('backup-') && Date.parse(r.time) >= since).map(toRun),
     drills: drills.map((d) => ({ ...d, withinRto: d.ok && d.rtoMs <= rtoMs })),
     audit: audit.slice(-(options.auditRecords ?? 50)).reverse(),
   };
+}
+
+/** One cell of the matrix (see `ReplicaState`): what the destination's own manifest, its listing and the last verify say. */
+function replicaCell(
+  backupId: string,
+  destination: string,
+  own: CatalogEntry | undefined,
+  unreadable: DestinationListing['damaged'][number] | undefined,
+  kept: boolean,
+  archiveClass: string | null,
+  checked: ReplicaVerification | undefined,
+  verifiedAt: string | undefined,
+): ReplicaCell {
+  const at = { backupId, destination };
+  if (unreadable) return { ...at, state: unreadable.code === StorageErrorCode.ObjectArchived ? 'archived' : 'damaged', problem: unreadable.problem };
+  if (!own) return { ...at, state: kept ? 'missing' : 'pruned' };
+  if (checked && !checked.ok) return { ...at, state: 'damaged', ...(checked.problem ? { problem: checked.problem } : {}) };
+  const state = archiveClass ? 'archived' : 'verified';
+  if (checked?.verifiedBy && verifiedAt) return { ...at, state, verifiedBy: checked.verifiedBy, verifiedAt };
+  const recorded = own.manifest.replicas[destination];
+  if (recorded) return { ...at, state, verifiedBy: recorded.verifiedBy, verifiedAt: recorded.verifiedAt };
+  return { ...at, state: 'unverified' };
 }
 
 /** The catalog across destinations, from the per-destination listings (no second read). */

@@ -12,8 +12,33 @@ import { formatBytes, formatDuration } from '../output.js';
 import type { Dashboard, DashboardBackup, ReplicaCell, ReplicaState } from './model.js';
 
 const SCRIPT = `(() => {
+  // The matrix shows one page of rows; the other pages wait in inert templates until asked for.
+  const body = document.querySelector('#matrix tbody');
+  const templates = [...document.querySelectorAll('#matrix-pages template')];
+  const pages = [[...body.children]];
+  const rowsOf = (i) => (pages[i] ??= [...templates[i - 1].content.cloneNode(true).children]);
   const only = document.getElementById('matrix-problems');
-  only.addEventListener('change', () => document.getElementById('matrix').classList.toggle('problems-only', only.checked));
+  const shown = document.getElementById('matrix-shown');
+  const newer = document.getElementById('matrix-newer');
+  const older = document.getElementById('matrix-older');
+  let page = 0;
+  const show = () => {
+    if (only.checked) {
+      const rows = templates.flatMap((_, i) => rowsOf(i + 1)).concat(rowsOf(0)).filter((row) => row.classList.contains('has-problem'));
+      body.replaceChildren(...rows.sort((a, b) => Number(a.dataset.row) - Number(b.dataset.row)));
+    } else {
+      body.replaceChildren(...rowsOf(page));
+    }
+    const first = Number(body.firstElementChild?.dataset.row ?? 0);
+    if (only.checked) shown.textContent = body.children.length + ' with a problem, of ' + shown.dataset.total;
+    else if (body.children.length) shown.textContent = 'backups ' + (first + 1) + '–' + (first + body.children.length) + ' of ' + shown.dataset.total;
+    newer.disabled = only.checked || page === 0;
+    older.disabled = only.checked || page === templates.length;
+  };
+  only.addEventListener('change', show);
+  newer.addEventListener('click', () => { page--; show(); });
+  older.addEventListener('click', () => { page++; show(); });
+  show();
   if (!location.protocol.startsWith('http')) return;
   setInterval(async () => {
     const response = await fetch('api/status', { credentials: 'same-origin' }).catch(() => undefined);
@@ -146,8 +171,9 @@ function renderTimeline(d: Dashboard): string {
       const backup = byId.get(cell.backupId)!;
       if (cell.destination !== h.name || cell.state === 'pruned' || !inWindow(backup.createdAt)) continue;
       const cx = x(backup.createdAt).toFixed(1);
-      const title = `${backup.id} (${backup.type}) at ${h.name}: ${cell.state}${cell.problem ? ` — ${cell.problem}` : ''}`;
-      marks.push(`<circle class="mark ${cell.state}" cx="${cx}" cy="${laneY(lane)}" r="${backup.type === 'full' ? 6 : 4}" fill="${cell.state === 'missing' ? 'none' : TYPE_COLORS[backup.type]}" data-backup="${e(backup.id)}" data-destination="${e(h.name)}" data-type="${backup.type}" data-state="${cell.state}"><title>${e(title)}</title></circle>`);
+      // Lean markup: a month of hourly backups at four destinations is thousands of marks.
+      const title = `${backup.id} at ${h.name}: ${cell.state}${cell.problem ? ` — ${cell.problem}` : ''}`;
+      marks.push(`<circle class="mark ${backup.type} ${cell.state}" cx="${cx}" cy="${laneY(lane)}" r="${backup.type === 'full' ? 6 : 4}" data-destination="${e(h.name)}" data-state="${cell.state}"><title>${e(title)}</title></circle>`);
     }
   });
   const runLane = laneY(lanes.length - 1);
@@ -189,27 +215,38 @@ function bar(b: DashboardBackup, cx: number, width: number, y: (bytes: number) =
   return `<rect class="bar" x="${(cx - width / 2).toFixed(1)}" y="${top.toFixed(1)}" width="${width.toFixed(1)}" height="${Math.max(1, bottom - top).toFixed(1)}" fill="${TYPE_COLORS[b.type]}" data-backup="${e(b.id)}" data-type="${b.type}" data-stored="${b.storedBytes}" data-db-size="${b.size}" data-anomaly="${b.anomalies.length > 0}"><title>${e(title)}</title></rect>${marker}`;
 }
 
+/** Rows of the replica matrix on one page: the newest page is in the document, the others in inert templates the script swaps in. */
+export const MATRIX_PAGE_ROWS = 50;
+
 function renderMatrix(d: Dashboard): string {
   const counts = new Map<ReplicaState, number>();
   for (const cell of d.replicas) counts.set(cell.state, (counts.get(cell.state) ?? 0) + 1);
   const summary = (Object.keys(STATE_LABELS) as ReplicaState[]).map((state) => `<span class="count ${state}" data-count-state="${state}">${STATE_LABELS[state]} ${counts.get(state) ?? 0}</span>`).join(' ');
-  const rows = new Map<string, ReplicaCell[]>();
-  for (const cell of d.replicas) rows.set(cell.backupId, [...(rows.get(cell.backupId) ?? []), cell]);
-  const body = [...d.backups].reverse().map((b) => {
-    const cells = rows.get(b.id) ?? [];
+  // `replicas` runs backup by backup, destinations in order: row i's cells are a slice of it.
+  const columns = d.destinations.length;
+  const rows = d.backups.map((b, i) => {
+    const cells = d.replicas.slice(i * columns, (i + 1) * columns);
     const problem = cells.some((c) => PROBLEM_STATES.has(c.state));
-    return `<tr data-backup="${e(b.id)}"${problem ? ' class="has-problem"' : ''}><td class="id">${e(b.id)}${b.reason ? `<br><small>${e(b.reason)}</small>` : ''}</td><td>${b.type}</td><td>${when(b.createdAt)}</td><td class="num">${formatBytes(b.storedBytes)}</td>${cells.map(matrixCell).join('')}</tr>`;
+    const row = d.backups.length - 1 - i;
+    return `<tr data-backup="${e(b.id)}" data-row="${row}"${problem ? ' class="has-problem"' : ''}><td class="id">${e(b.id)}${b.reason ? `<br><small>${e(b.reason)}</small>` : ''}</td><td>${b.type}</td><td>${when(b.createdAt)}</td><td class="num">${formatBytes(b.storedBytes)}</td>${cells.map(matrixCell).join('')}</tr>`;
   });
-  return `<p class="counts">${summary} <label><input type="checkbox" id="matrix-problems"> only backups with a problem</label></p>
+  rows.reverse();
+  const pages: string[] = [];
+  for (let i = 0; i < rows.length; i += MATRIX_PAGE_ROWS) pages.push(rows.slice(i, i + MATRIX_PAGE_ROWS).join('\n'));
+  const total = d.backups.length;
+  const pager = `<span class="pager"><button type="button" id="matrix-newer" disabled>‹ newer</button> <span id="matrix-shown" data-total="${total}">${total ? `backups 1–${Math.min(total, MATRIX_PAGE_ROWS)} of ${total}` : 'no backups yet'}</span> <button type="button" id="matrix-older"${pages.length > 1 ? '' : ' disabled'}>older ›</button></span>`;
+  return `<p class="counts">${summary} <label><input type="checkbox" id="matrix-problems"> only backups with a problem</label> ${pager}</p>
 <div class="scroll"><table id="matrix"><thead><tr><th>backup</th><th>type</th><th>created</th><th>stored</th>${d.destinations.map((h) => `<th>${e(h.name)}</th>`).join('')}</tr></thead>
-<tbody>${body.join('\n')}</tbody></table></div>`;
+<tbody>${pages[0] ?? ''}</tbody></table></div>
+<div id="matrix-pages" hidden>${pages.slice(1).map((page) => `<template>${page}</template>`).join('')}</div>`;
 }
 
 function matrixCell(cell: ReplicaCell): string {
   const how = cell.verifiedBy && cell.verifiedAt ? `${cell.verifiedBy}, ${when(cell.verifiedAt)}` : '';
-  const title = `${cell.backupId} at ${cell.destination}: ${cell.state}${how ? ` (${how})` : ''}${cell.problem ? ` — ${cell.problem}` : ''}`;
   const detail = how || (cell.state === 'archived' ? 'readable after a thaw' : cell.problem);
-  return `<td class="cell ${cell.state}" data-destination="${e(cell.destination)}" data-state="${cell.state}" title="${e(title)}">${STATE_LABELS[cell.state]}${detail ? `<small>${e(detail)}</small>` : ''}</td>`;
+  // The whole problem on hover (the cell cuts it short); the rest is in the cell already.
+  const title = cell.problem ? ` title="${e(cell.problem)}"` : '';
+  return `<td class="cell ${cell.state}" data-destination="${e(cell.destination)}" data-state="${cell.state}"${title}>${STATE_LABELS[cell.state]}${detail ? `<small>${e(detail)}</small>` : ''}</td>`;
 }
 
 function renderDrills(d: Dashboard): string {
@@ -264,6 +301,8 @@ svg .lane{font-size:12px;fill:#111827}
 .grid{stroke:#e5e7eb}
 .lane-line{stroke:#d1d5db}
 .mark{stroke:#fff;stroke-width:.5}
+${Object.entries(TYPE_COLORS).map(([type, color]) => `.mark.${type}{fill:${color}}`).join('\n')}
+.mark.missing{fill:none}
 .mark.missing{stroke:#f59e0b;stroke-width:2}
 .mark.damaged{fill:#dc2626;stroke:#7f1d1d;stroke-width:2}
 .mark.unverified{fill:#9ca3af}
@@ -300,7 +339,7 @@ tr.bad td{background:#fef2f2}
 .cell.pruned{color:#9ca3af}
 .counts .count{display:inline-block;padding:1px 8px;border-radius:10px;background:#f3f4f6;margin-right:4px}
 .counts .damaged,.counts .missing{background:#fee2e2}
-.problems-only tbody tr:not(.has-problem){display:none}
+.pager{margin-left:12px;white-space:nowrap}
 .rto-bar{display:inline-block;height:8px;background:#16a34a;vertical-align:middle}
 .rto-bar.over{background:#dc2626}
 code{background:#f3f4f6;padding:0 3px}

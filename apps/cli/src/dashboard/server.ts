@@ -12,7 +12,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { listBackups, status, type Engine } from '@stowage/core';
-import { backupSummary } from '../commands.js';
+import { backupSummaries } from '../commands.js';
 import { UsageError } from '../exit-codes.js';
 import { renderMetrics } from '../metrics.js';
 import { buildDashboard } from './model.js';
@@ -70,10 +70,7 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
     '/': async () => ({ type: 'text/html; charset=utf-8', body: renderDashboard(await buildDashboard(engine), { served: true }) }),
     '/api/dashboard': async () => json(await buildDashboard(engine)),
     '/api/status': async () => json(await status(engine)),
-    '/api/backups': async () => {
-      const catalog = await listBackups(engine);
-      return json({ ok: true, backups: catalog.map((e) => backupSummary(e, catalog)) });
-    },
+    '/api/backups': async () => json({ ok: true, backups: backupSummaries(await listBackups(engine)) }),
     '/metrics': async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: await renderMetrics(engine) }),
   };
   const server = createServer((request, response) => {
