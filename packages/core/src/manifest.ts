@@ -147,8 +147,25 @@ export function serializeManifest(manifest: Manifest): string {
   return `${JSON.stringify({ ...body, checksum: sha256Hex(JSON.stringify(body)) }, null, 2)}\n`;
 }
 
+/**
+ * Manifests parsed lately, by their exact text: a backup's manifest is the same bytes at every
+ * destination, so a catalog of four destinations checks and validates each one once, not four
+ * times. Copies go in and out, so no caller sees another's changes.
+ */
+const recentlyParsed = new Map<string, Manifest>();
+const RECENTLY_PARSED_MAX = 2048;
+
 /** Parses manifest JSON, throwing `not_a_backup` with the first problems when it is not one. */
 export function parseManifest(text: string, where: string): Manifest {
+  const known = recentlyParsed.get(text);
+  if (known) return structuredClone(known);
+  const manifest = checkManifest(text, where);
+  recentlyParsed.set(text, structuredClone(manifest));
+  if (recentlyParsed.size > RECENTLY_PARSED_MAX) recentlyParsed.delete(recentlyParsed.keys().next().value!);
+  return manifest;
+}
+
+function checkManifest(text: string, where: string): Manifest {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -15,7 +15,7 @@ import { TITLES, type NewestBackups } from './scheduler.js';
 export const DEFAULT_LOCK_WAIT_MS = 30 * 60_000;
 
 /** The locks of each job (and of the recovery on start), as the same command takes them when run by hand. */
-export const LOCKS: Readonly<Record<ScheduledJob | 'recovery', LockPolicy>> = {
+const LOCKS: Readonly<Record<ScheduledJob | 'recovery', LockPolicy>> = {
   full: { kind: 'exclusive', operation: 'backup' },
   incremental: { kind: 'exclusive', operation: 'backup' },
   cleanup: { kind: 'exclusive', operation: 'cleanup' },

@@ -1,7 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ORPHAN_CRASHED, removeOrphans } from '@stowage/core';
-import type { Engine } from '@stowage/core';
+import { ORPHAN_CRASHED, removeOrphans, type Engine } from '@stowage/core';
 import { releaseLocks } from '../commands.js';
 import { takeJobLocks, type JobRunOptions } from './jobs.js';
 
