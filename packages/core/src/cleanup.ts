@@ -160,7 +160,7 @@ async function cleanDestination(
  */
 export async function removeOrphans(engine: Engine, destinations: readonly Destination[]): Promise<CleanupItem[]> {
   if (destinations.length === 0) return [];
-  const [catalog, history] = await Promise.all([readCatalog(engine), readHistory(engine)]);
+  const [catalog, history] = await Promise.all([readCatalog(engine.destinations), readHistory(engine)]);
   const removed: CleanupItem[] = [];
   for (const destination of destinations) {
     if (catalog.unlisted.some((u) => u.destination === destination.name)) continue;
