@@ -35,6 +35,9 @@ export async function readManifest(destination: Destination, id: string): Promis
 }
 
 /** A manifest file that exists but cannot be read or is not a valid manifest of its backup: damage, never an absence. */
+/** Manifest GETs one destination's listing keeps in flight. */
+const MANIFEST_READS_IN_FLIGHT = 16;
+
 export interface DamagedManifest {
   id: string;
   destination: string;
@@ -175,19 +178,33 @@ export class ManifestCatalog {
   }
 
   async #list(destination: Destination): Promise<Listing> {
-    const listing: Listing = { manifests: new Map(), damaged: [] };
+    const found: { id: string; key: string }[] = [];
     for (const type of BACKUP_TYPES) {
       for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
         if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
         const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
-        if (typeOfId(id) !== type) continue;
-        const manifest = await this.#manifest(destination, id).catch((error: unknown) => {
-          listing.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message, ...(isStowageError(error) ? { code: error.code } : {}) });
-          return undefined;
-        });
-        if (manifest) listing.manifests.set(id, manifest);
+        if (typeOfId(id) === type) found.push({ id, key: info.key });
       }
     }
+    // Manifests are small: reading several at once hides a remote store's round trip per object.
+    const read = new Array<Manifest | undefined | { problem: string; code?: string }>(found.length);
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      for (let i = next++; i < found.length; i = next++) {
+        read[i] = await this.#manifest(destination, found[i]!.id).catch((error: unknown) => ({
+          problem: (error as Error).message,
+          ...(isStowageError(error) ? { code: error.code } : {}),
+        }));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MANIFEST_READS_IN_FLIGHT, found.length) }, reader));
+    const listing: Listing = { manifests: new Map(), damaged: [] };
+    found.forEach(({ id, key }, i) => {
+      const result = read[i];
+      if (result === undefined) return;
+      if ('problem' in result) listing.damaged.push({ id, destination: destination.name, key, ...result });
+      else listing.manifests.set(id, result);
+    });
     return listing;
   }
 }
