@@ -51,20 +51,13 @@ async function crc64nvmeDigest(data) {
 
 const base64Of = async (algorithm, data) => Buffer.from(await ALGORITHMS[algorithm].digest(data)).toString('base64');
 
-/**
- * Installs the features on `server` (an unstarted S3rver), as middleware just before s3rver's router.
- * `features`: `{ checksums: boolean, conditionalWrites: boolean }`.
- */
-export function addAwsBehaviour(server, features) {
-  if (!features.checksums && !features.conditionalWrites) return;
-  const { store } = server;
-  if (features.checksums) {
-    // s3rver keeps these request headers in the object's metadata and returns them as response headers.
-    S3Object.ALLOWED_METADATA.push(...Object.keys(ALGORITHMS).map(header), 'x-amz-checksum-type');
-  }
+/** The base64 checksum of `data` under `algorithm` (`sha256`, `crc32`, `crc64nvme`). */
+export const checksumOf = base64Of;
+
+/** `serialised(bucket, key, fn)`: runs `fn` once earlier writes to the same key are done. */
+export function createKeySerialiser() {
   const keyLocks = new Map();
-  /** Runs `fn` once earlier writes to the same key are done. */
-  const serialised = async (bucket, key, fn) => {
+  return async (bucket, key, fn) => {
     const id = `${bucket}/${key}`;
     const previous = keyLocks.get(id) ?? Promise.resolve();
     const run = previous.then(fn, fn);
@@ -76,6 +69,20 @@ export function addAwsBehaviour(server, features) {
       if (keyLocks.get(id) === settled) keyLocks.delete(id);
     }
   };
+}
+
+/**
+ * Installs the features on `server` (an unstarted S3rver), as middleware just before s3rver's router.
+ * `features`: `{ checksums: boolean, conditionalWrites: boolean }`; `serialised` orders writes to
+ * one key (see createKeySerialiser; shared with the archive behaviour).
+ */
+export function addAwsBehaviour(server, features, serialised) {
+  if (!features.checksums && !features.conditionalWrites) return;
+  const { store } = server;
+  if (features.checksums) {
+    // s3rver keeps these request headers in the object's metadata and returns them as response headers.
+    S3Object.ALLOWED_METADATA.push(...Object.keys(ALGORITHMS).map(header), 'x-amz-checksum-type');
+  }
   const uploadFolder = (bucket, uploadId) => join(store.getResourcePath(bucket, undefined, 'uploads'), String(uploadId));
 
   async function checkConditions(ctx, bucket, key) {

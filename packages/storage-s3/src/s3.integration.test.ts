@@ -209,6 +209,8 @@ describeStorageAdapter({
     const prefix = freshPrefix('conformance');
     return { adapter: await openS3(prefix, { endpoint: plainServer.endpoint }), cleanup: () => deletePrefix(`${prefix}/`, plainAdmin) };
   },
+  // The slowest expedited thaw (GLACIER): five minutes.
+  completeThaws: () => plainServer.advanceThawClock(5 * 60 * 1000),
 });
 
 for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
@@ -219,6 +221,7 @@ for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
       const prefix = freshPrefix(`conformance-${checksumMode}`);
       return { adapter: await openS3(prefix, { checksumMode, conditionalWrites: true }), cleanup: () => deletePrefix(`${prefix}/`) };
     },
+    completeThaws: () => server.advanceThawClock(5 * 60 * 1000),
   });
 }
 

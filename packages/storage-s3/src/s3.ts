@@ -38,7 +38,9 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type ThawOptions,
 } from '@stowage/storage';
+import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
 import {
   Crc64NvmeAccumulator,
   base64ToHex,
@@ -143,6 +145,7 @@ export class S3Storage implements StorageAdapter {
     SSEKMSKeyId?: string;
     ContentType: string;
   };
+  readonly #archive: S3ArchiveContext;
   #bucketConfirmed = false;
 
   constructor(options: S3StorageOptions) {
@@ -182,7 +185,28 @@ export class S3Storage implements StorageAdapter {
       conditionalPut: options.conditionalWrites ?? true,
       rangeReads: true,
       maxParallelism: Math.max(1, options.maxParallelism ?? 8),
+      archiveClasses: S3_ARCHIVE_CLASSES,
+      archiveClassFacts: S3_ARCHIVE_CLASS_FACTS,
     };
+    this.#archive = {
+      client: this.client,
+      bucket: this.bucket,
+      description: this.description,
+      storageClasses: S3_STORAGE_CLASSES,
+      objectKey: (key) => this.#objectKey(key),
+      stat: (key, opts) => this.stat(key, opts),
+      op: (operation, key, signal) => this.#op(operation, key, signal),
+    };
+  }
+
+  /** CopyObject onto the same key with the new class, checked by size and full-object checksum (see archive.ts). */
+  async setStorageClass(key: string, storageClass: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+    return setS3StorageClass(this.#archive, key, storageClass, options.signal);
+  }
+
+  /** RestoreObject with the tier and days asked for, unless a thaw is under way or done (see archive.ts). */
+  async requestThaw(key: string, options: ThawOptions): Promise<ObjectInfo> {
+    return requestS3Thaw(this.#archive, key, options);
   }
 
   /**
@@ -550,6 +574,8 @@ export class S3Storage implements StorageAdapter {
     }
     const info: ObjectInfo = { key, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0), checksums: {} };
     if (object.ETag !== undefined) info.etag = object.ETag;
+    // A listing says the class but not the thaw state: `archive` only comes from `stat`.
+    if (object.StorageClass !== undefined && object.StorageClass !== 'STANDARD') info.storageClass = object.StorageClass;
     return info;
   }
 
@@ -622,7 +648,7 @@ function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
     checksums.sha256 = base64ToHex(head.ChecksumSHA256);
   }
   if (head.ChecksumCRC64NVME) checksums.crc64nvme = head.ChecksumCRC64NVME;
-  const info: ObjectInfo = { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), checksums };
+  const info: ObjectInfo = { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), checksums, ...archiveFacts(head.StorageClass, head.Restore) };
   if (head.ETag !== undefined) info.etag = head.ETag;
   return info;
 }
