@@ -10,6 +10,11 @@ import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
 export interface CatalogEntry {
   manifest: Manifest;
   destinations: string[];
+  /**
+   * Per destination, the storage class of each artifact its listing reports in an archive class
+   * (one of the adapter's `archiveClasses`; readable only after a thaw), e.g. `{ "s3": { "full/full_backup_….sqlite3.zst": "DEEP_ARCHIVE" } }`).
+   */
+  storageClasses?: Record<string, Record<string, string>>;
 }
 
 /** A small object's bytes (manifests, page-hash lists). */
@@ -64,9 +69,11 @@ export async function readCatalog(engine: Engine, destinations: readonly Destina
   const catalog: Catalog = { entries: [], damaged: [], unlisted: [] };
   await Promise.all(
     destinations.map(async (destination) => {
+      const classes = new Map<string, string>();
       try {
         for (const type of BACKUP_TYPES) {
           for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
+            if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass)) classes.set(info.key, info.storageClass);
             if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
             const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
             if (typeOfId(id) !== type) continue;
@@ -80,6 +87,7 @@ export async function readCatalog(engine: Engine, destinations: readonly Destina
             byId.set(id, entry);
           }
         }
+        noteStorageClasses(byId.values(), destination.name, classes);
       } catch (error) {
         catalog.unlisted.push({ destination: destination.name, message: (error as Error).message });
       }
@@ -90,6 +98,16 @@ export async function readCatalog(engine: Engine, destinations: readonly Destina
   catalog.entries = [...byId.values()].sort(byRecency);
   catalog.damaged.sort((a, b) => a.id.localeCompare(b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
   return catalog;
+}
+
+/** Records, on the entries whose artifacts are listed in `classes` (key → class), each artifact's class at `destination`. */
+function noteStorageClasses(entries: Iterable<CatalogEntry>, destination: string, classes: ReadonlyMap<string, string>): void {
+  if (classes.size === 0) return;
+  for (const entry of entries) {
+    if (!entry.destinations.includes(destination)) continue;
+    const here = Object.fromEntries(entry.manifest.artifacts.flatMap((a) => (classes.has(a.key) ? [[a.key, classes.get(a.key)!]] : [])));
+    if (Object.keys(here).length > 0) entry.storageClasses = { ...entry.storageClasses, [destination]: here };
+  }
 }
 
 /**

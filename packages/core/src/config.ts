@@ -18,6 +18,21 @@ const retentionSchema = z
   .strict();
 
 
+/**
+ * A destination's tiering policy: backups of `types` older than `after` move to `storageClass`
+ * (one of the adapter's archive classes). A chain moves as a unit, once its newest backup is past
+ * `after`, unless `splitChains` lets a full go while newer incrementals that replay it stay hot.
+ */
+export const archivePolicySchema = z
+  .object({
+    after: durationSchema.describe('Age after which a backup moves to the archive class, e.g. 30d'),
+    storageClass: z.string().min(1).describe('The archive storage class, e.g. DEEP_ARCHIVE, GLACIER (S3) or Archive, ColdArchive (OSS)'),
+    types: z.array(z.enum(['full', 'incremental', 'hot'])).min(1).default(['full']).describe('Backup types that move (default: full)'),
+    splitChains: z.boolean().default(false).describe('Archive a full past `after` even while newer incrementals that replay it are still hot (their restores then need a thaw)'),
+  })
+  .strict();
+export type ArchivePolicy = z.infer<typeof archivePolicySchema>;
+
 /** A job's cron expression (five fields, or six with seconds first), or false to turn the job off. */
 const cronSchema = z.union([z.string().min(1), z.literal(false)]);
 
@@ -49,6 +64,7 @@ export const configSchema = z
             url: z.string().min(1).describe('A folder path or file:// URL (more schemes with their adapters)'),
             options: z.record(z.string(), z.unknown()).optional().describe("The adapter's own options"),
             retention: z.object({ full: retentionRuleSchema.optional(), incremental: retentionRuleSchema.optional(), hot: retentionRuleSchema.optional() }).strict().optional().describe('Retention overrides for this destination (an archive bucket may keep fulls for a year)'),
+            archive: archivePolicySchema.optional().describe('Tiering: backups older than `after` are moved to an archive storage class at this destination (`stowage archive run`)'),
           })
           .strict(),
       )
@@ -119,7 +135,7 @@ export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
   source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
-  destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy> }>;
+  destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy>; archive?: ArchivePolicy }>;
   retention: RetentionPolicy;
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** The encryption section as written (validated); key files resolve against `baseDir`. */

@@ -11,7 +11,8 @@ import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
-import type { Manifest } from './manifest.js';
+import type { Artifact, Manifest } from './manifest.js';
+import { ensureThawed, type ThawRequest } from './archive.js';
 import { logOperation } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
 import { ensurePrivateDir, localStamp, syncFile, tempSibling, writePrivateAtomic } from './private-fs.js';
@@ -34,6 +35,11 @@ export interface RestoreOptions {
    * target? False cancels (`stowage.restore.cancelled`, nothing changed).
    */
   confirm?: (plan: RestorePlan) => Promise<boolean>;
+  /**
+   * Thaw the archived artifacts the restore needs (see `ensureThawed`); without it, a backup whose
+   * chain is only in an archive class fails with `stowage.restore.thaw_needed`, changing nothing.
+   */
+  thaw?: ThawRequest;
 }
 
 /** What a restore is about to replace, for `RestoreOptions.confirm`. */
@@ -63,6 +69,8 @@ export interface RestoreResult {
   checks?: DatabaseChecks;
   bytes: number;
   durationMs: number;
+  /** Time spent waiting for thaws of archived artifacts (included in `durationMs`). */
+  thawMs?: number;
 }
 
 /** What `restore --verify` compares against: the last restore, kept in the state folder. */
@@ -102,11 +110,14 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
     const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
     const workDir = join(targetDir, `.stowage-restore-${ownerToken()}`);
     const setNames = wantFiles ? (sets ?? Object.keys(entry.manifest.files?.sets ?? {})) : [];
+    const chain = await resolveChain(engine, entry, destinations);
+    const roles = new Set<Artifact['role']>([...(wantDatabase ? (['database', 'delta'] as const) : []), ...(wantFiles ? (['files'] as const) : [])]);
+    const command = ['stowage restore', backupId, testMode && '--test-mode', options.target && `--target ${options.target}`, options.from && `--from ${options.from}`, options.only && `--only ${options.only.join(',')}`].filter(Boolean).join(' ');
+    const thawMs = await ensureThawed(engine, chain, destinations, { roles, command, ...(options.thaw && { thaw: options.thaw }) });
     if (!testMode && options.confirm && !(await options.confirm({ backupId, createdAt: entry.manifest.createdAt, ...(target ? { target } : {}), sets: setNames, targetDir }))) {
       throw new CoreError(CoreErrorCode.RestoreCancelled, `restore of ${backupId} cancelled; nothing was changed`, { context: { backupId } });
     }
     try {
-      const chain = await resolveChain(engine, entry, destinations);
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
       if (target && temp) {
@@ -169,6 +180,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         ...(checks ? { checks } : {}),
         bytes: entry.manifest.source.size,
         durationMs: performance.now() - started,
+        ...(thawMs > 0 ? { thawMs: Math.round(thawMs) } : {}),
       };
       await logOperation(engine.logDir, 'restore.log', {
         operation: testMode ? 'restore-test' : 'restore',

@@ -1,4 +1,6 @@
 import { isStowageError } from '@stowage/errors';
+import { StorageErrorCode } from '@stowage/storage';
+import { thawEveryCopy, type ThawRequest } from './archive.js';
 import { findBackup, readCatalog, type Catalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
 import { selectDestinations, type Destination, type Engine } from './engine.js';
 import { describeVanished, readHistory, vanishedBackups, type BackupHistory } from './history.js';
@@ -34,7 +36,7 @@ export interface BackupVerification {
  * and a chain that mixes keys this machine cannot restore together.
  * A replica that cleanup set out to remove is not expected; one it left half removed says to rerun cleanup.
  */
-export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<BackupVerification[]> {
+export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean; thaw?: ThawRequest }): Promise<BackupVerification[]> {
   const started = performance.now();
   const destinations = selectDestinations(engine, options.destination);
   const catalog = await readCatalog(engine, destinations);
@@ -48,6 +50,7 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
   const chosen = (id: string) => wanted === undefined || id === wanted;
   const byId = new Map(catalog.entries.map((e) => [e.manifest.id, e]));
   const results: BackupVerification[] = [];
+  if (options.deep && options.thaw) await thawEveryCopy(engine, entries, destinations, options.thaw);
   const record = async (result: BackupVerification) => {
     results.push(result);
     await logOperation(engine.logDir, 'backup.log', {
@@ -76,7 +79,11 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
               const verifiedBy = await confirmStored(destination, artifact, { deep: options.deep ?? false });
               checks.push({ destination: destination.name, key: artifact.key, ok: true, verifiedBy });
             } catch (error) {
-              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
+              const problem = isStowageError(error, StorageErrorCode.ObjectArchived)
+                ? `${artifact.key} at ${destination.name} is archived (${entry.storageClasses?.[destination.name]?.[artifact.key] ?? 'an archive class'}) and ` +
+                  `${options.deep ? '--deep reads every byte back, which needs a thaw first' : 'its destination reports no checksum to compare, so only a read could check it'}: run \`stowage verify ${id} --deep --thaw\``
+                : isStowageError(error) ? error.message : String(error);
+              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem });
             }
           }
           return checks;
