@@ -39,6 +39,7 @@ import {
   type Engine,
   type EngineOptions,
   type RestorePlan,
+  type ThawRequest,
 } from '@stowage/core';
 import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
@@ -48,12 +49,14 @@ export interface GlobalOptions {
   config?: string;
   json?: boolean;
   quiet?: boolean;
-  wait?: string;
+  /** A duration; bare (`true`) only where a command waits for thaws (see thawRequestOf). */
+  wait?: string | true;
 }
 
 /** `--wait 30m` in ms (0 without it). */
-export function waitMs(wait: string | undefined): number {
+export function waitMs(wait: string | true | undefined): number {
   if (wait === undefined) return 0;
+  if (wait === true) throw new UsageError('--wait needs a duration here (e.g. 30s, 10m); a bare --wait only goes with --thaw');
   if (!/^\d+[smhd]$/.test(wait)) throw new UsageError(`--wait: '${wait}' is not a duration (e.g. 30s, 10m, 1h)`);
   const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[wait.at(-1) as 's' | 'm' | 'h' | 'd'];
   return Number(wait.slice(0, -1)) * unit;
@@ -159,7 +162,7 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
   return ExitCode.Ok;
 }
 
-export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<ExitCode> {
+export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean; thaw?: ThawRequest }): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
   out.result({ ok: results.every((r) => r.ok), backups: results, skipped: engine.unavailable });
@@ -181,7 +184,7 @@ export async function runValidate(engine: Engine, out: Output, reference: string
 export async function runRestore(
   engine: Engine,
   out: Output,
-  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean },
+  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean; thaw?: ThawRequest },
 ): Promise<ExitCode> {
   const { at, only, yes, ...rest } = options;
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
@@ -194,13 +197,14 @@ export async function runRestore(
     ...(at === undefined ? {} : { at: parseTime(at) }),
     ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
   });
-  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs), ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }) });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`].filter(Boolean).join(' and ');
   out.say(`restored ${r.manifest.id}: ${where}${r.testMode ? ' (test mode: the live data was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
   if (r.checks) out.say('  integrity ok, no foreign key violations, SHA-256 matches the backup');
+  if (r.thawMs !== undefined) out.say(`  ${formatDuration(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }
 
@@ -238,14 +242,21 @@ export function parseTime(text: string): Date {
   return time;
 }
 
-export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
-  const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
+export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }): Promise<ExitCode> {
+  const result = await cleanup(engine, { dryRun: options.dryRun ?? false, allowEarlyDelete: options.allowEarlyDelete ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
   const ok = result.failures.length === 0 && result.damaged.length === 0;
   out.result({ ok, ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
   for (const r of result.repaired) out.say(`${result.dryRun ? 'would repair' : 'repaired'} the damaged manifest of ${r.id} at ${r.destination} from ${r.from}`);
   out.say(`${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`);
+  for (const e of result.earlyDeleteAvoided) {
+    out.say(`kept ${e.destination}: ${e.key} (${formatBytes(e.bytes)} in ${e.storageClass} for ${e.storedDays} of its ${e.minimumDays} minimum days): deleting it now would be charged for ${formatBytes(e.bytes)} × ${Math.ceil(e.byteDays / Math.max(1, e.bytes))} more days`);
+  }
+  if (result.earlyDeleteAvoided.length) {
+    const byteDays = result.earlyDeleteAvoided.reduce((sum, e) => sum + e.byteDays, 0);
+    out.say(`early-deletion charge avoided: ${(byteDays / 1e9 / 30).toFixed(3)} GB-months of archive storage; --allow-early-delete deletes them anyway`);
+  }
   for (const d of result.damaged) out.warn(`damaged manifest ${d.key} at ${d.destination}: ${d.problem}`);
   for (const failure of result.failures) out.warn(`cleanup of ${failure.destination} failed: ${failure.message}`);
   return ok ? ExitCode.Ok : ExitCode.Failed;
@@ -297,10 +308,11 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
 }
 
-export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string }): Promise<ExitCode> {
+export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string; thaw?: ThawRequest }): Promise<ExitCode> {
   const result = await drill(engine, options);
   out.result(result);
-  out.say(`drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto}), ${formatDuration(result.durationMs)} in all`);
+  const thaw = result.thawMs === undefined ? '' : `, after ${formatDuration(result.thawMs)} waiting for thaws (not counted in the RTO)`;
+  out.say(`drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto})${thaw}, ${formatDuration(result.durationMs)} in all`);
   for (const problem of result.problems) out.say(`  ${problem}`);
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -15,15 +15,15 @@
  *
  * Thawing (`thawStates`, `requestThaws`, `waitForThaws`): per artifact of a chain, whether some
  * destination can serve it now (`readable`), or it waits for a thaw under way (`thawing`) or not
- * yet asked for (`archived`). The catalog's listing says which artifacts are in an archive class;
- * only those are looked at further (a HeadObject each).
+ * yet asked for (`archived`), asked of the destinations with archive classes (a HeadObject each).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError } from '@stowage/errors';
 import { StorageError, StorageErrorCode, type ObjectInfo, type ThawTier } from '@stowage/storage';
-import { readCatalog, type CatalogEntry } from './catalog.js';
+import { findBackup, readCatalog, type CatalogEntry } from './catalog.js';
+import { resolveChain } from './chain.js';
 import type { ArchivePolicy } from './config.js';
-import type { Destination, Engine } from './engine.js';
+import { selectDestinations, type Destination, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import type { Artifact } from './manifest.js';
 import { logOperation } from './oplog.js';
@@ -178,8 +178,8 @@ export interface ArtifactThawState {
 
 /**
  * Each artifact `roles` of `chain` needs, and whether it can be read now from one of
- * `destinations` (in order). An artifact the listing saw hot anywhere is readable without a
- * request; archived ones are looked up (`stat`) at each holder until one is readable.
+ * `destinations` (in order). A destination without archive classes serves it without a request;
+ * at the others a `stat` tells, holder after holder, until one can serve it.
  */
 export async function thawStates(chain: readonly CatalogEntry[], destinations: readonly Destination[], roles: ReadonlySet<Artifact['role']> = ARCHIVED_ROLES): Promise<ArtifactThawState[]> {
   const states: ArtifactThawState[] = [];
@@ -187,15 +187,14 @@ export async function thawStates(chain: readonly CatalogEntry[], destinations: r
     const holders = destinations.filter((d) => link.destinations.includes(d.name));
     for (const artifact of link.manifest.artifacts.filter((a) => roles.has(a.role))) {
       const base = { backupId: link.manifest.id, key: artifact.key, bytes: artifact.size };
-      const hot = holders.find((d) => link.storageClasses?.[d.name]?.[artifact.key] === undefined);
-      if (hot || holders.length === 0) {
-        states.push({ ...base, destination: (hot ?? destinations[0])?.name ?? '-', state: 'readable' });
-        continue;
-      }
       let best: ArtifactThawState | undefined;
       for (const destination of holders) {
+        if (!hasArchiveClasses(destination)) {
+          best = { ...base, destination: destination.name, state: 'readable' };
+          break;
+        }
         const info = await destination.adapter.stat(artifact.key);
-        if (!info) continue; // missing here: restore reports it, falling back to the next holder
+        if (!info) continue; // missing here: a restore reports it, falling back to the next holder
         const state = info.archive?.state ?? 'readable';
         const here: ArtifactThawState = { ...base, destination: destination.name, ...(info.storageClass && { storageClass: info.storageClass }), state, ...(info.archive?.thawExpires && { thawExpires: info.archive.thawExpires.toISOString() }) };
         if (state === 'readable') {
@@ -204,11 +203,13 @@ export async function thawStates(chain: readonly CatalogEntry[], destinations: r
         }
         if (!best || (best.state === 'archived' && state === 'thawing')) best = here;
       }
-      states.push(best ?? { ...base, destination: holders[0]!.name, state: 'readable' });
+      states.push(best ?? { ...base, destination: holders[0]?.name ?? '-', state: 'readable' });
     }
   }
   return states;
 }
+
+const hasArchiveClasses = (destination: Destination) => (destination.adapter.capabilities.archiveClasses?.length ?? 0) > 0;
 
 /** Requests a thaw of every `archived` artifact of `states` where it is archived; returns the states after. */
 export async function requestThaws(engine: Engine, states: readonly ArtifactThawState[], options: { tier: ThawTier; days: number }): Promise<ArtifactThawState[]> {
@@ -232,10 +233,13 @@ export async function requestThaws(engine: Engine, states: readonly ArtifactThaw
  */
 export async function waitForThaws(engine: Engine, chain: readonly CatalogEntry[], destinations: readonly Destination[], roles: ReadonlySet<Artifact['role']>, options: { pollMs: number; timeoutMs?: number }): Promise<number> {
   const started = performance.now();
+  let said = -1;
   for (;;) {
     const states = await thawStates(chain, destinations, roles);
     const readable = states.filter((s) => s.state === 'readable').length;
     engine.progress({ phase: 'thaw', done: readable, total: states.length });
+    if (readable !== said) engine.warn(`thaw of ${chain.at(-1)!.manifest.id}: ${readable} of ${states.length} artifact(s) readable after ${formatAge(performance.now() - started)}`);
+    said = readable;
     if (readable === states.length) return performance.now() - started;
     if (options.timeoutMs !== undefined && performance.now() - started >= options.timeoutMs) {
       throw new CoreError(CoreErrorCode.ThawPending, `${states.length - readable} artifact(s) of ${chain.at(-1)!.manifest.id} are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`, {
@@ -298,8 +302,8 @@ export interface ThawRequest {
  * `thaw`, fails (`stowage.restore.thaw_needed`) naming the archived ones, the expected thaw time per
  * tier and the command to run (`command`, to which `--thaw …` is added); with it, requests the
  * thaws and, with `wait`, waits for them (else fails with `stowage.restore.thaw_pending` once they
- * are requested). Returns the time spent waiting for thaws (0 when none was needed). Costs no
- * request when the catalog saw no artifact of the chain in an archive class.
+ * are requested). Returns the time spent waiting for thaws (0 when none was needed). Costs a
+ * `stat` per artifact at destinations with archive classes, none elsewhere.
  */
 export async function ensureThawed(
   engine: Engine,
@@ -308,7 +312,7 @@ export async function ensureThawed(
   options: { roles?: ReadonlySet<Artifact['role']>; thaw?: ThawRequest; command: string },
 ): Promise<number> {
   const roles = options.roles ?? ARCHIVED_ROLES;
-  if (!chain.some((link) => link.storageClasses && Object.keys(link.storageClasses).length > 0)) return 0;
+  if (!destinations.some(hasArchiveClasses)) return 0;
   const states = await thawStates(chain, destinations, roles);
   const pending = states.filter((s) => s.state !== 'readable');
   if (pending.length === 0) return 0;
@@ -365,4 +369,22 @@ export async function thawEveryCopy(engine: Engine, entries: readonly CatalogEnt
       throw new CoreError(CoreErrorCode.ThawPending, `${pending.size} archived copies are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`);
     }
   }
+}
+
+export interface ThawStatus {
+  backupId: string;
+  /** The chain a restore replays, full first. */
+  chain: string[];
+  artifacts: ArtifactThawState[];
+  /** The slowest expected thaw per tier of the artifacts not readable yet. */
+  expectedThawMs: Partial<Record<ThawTier, number>>;
+}
+
+/** `stowage thaw status`: per artifact a restore of `reference` reads, archived, thawing or readable. */
+export async function thawStatus(engine: Engine, reference: string, from?: string): Promise<ThawStatus> {
+  const destinations = selectDestinations(engine, from);
+  const entry = await findBackup(engine, reference, destinations);
+  const chain = await resolveChain(engine, entry, destinations);
+  const artifacts = await thawStates(chain, destinations);
+  return { backupId: entry.manifest.id, chain: chain.map((link) => link.manifest.id), artifacts, expectedThawMs: expectedThawTimes(engine, artifacts) };
 }

@@ -12,14 +12,17 @@ import { appendPrivate, ownedScratchDir, writePrivateAtomic } from './private-fs
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
 import { formatAge } from './status.js';
+import { ensureThawed, type ThawRequest } from './archive.js';
 
 export interface DrillResult {
   backupId: string;
   destination: string;
   startedAt: string;
   ok: boolean;
-  /** Time from the start to a usable, checked database: the recovery time actually achieved. */
+  /** Time from the start to a usable, checked database: the recovery time actually achieved (thaws not included). */
   rtoMs: number;
+  /** Time spent waiting for thaws of archived artifacts, reported apart from the RTO (absent when none was needed). */
+  thawMs?: number;
   /** The whole drill, file sets and cleanup included. */
   durationMs: number;
   chainLength: number;
@@ -32,7 +35,7 @@ export interface DrillResult {
  * foreign keys, row counts, schema hash and the file sets; measure the time to a usable database
  * (the RTO); clean up; and record the result for `stowage status`, the audit of restore.log.
  */
-export async function drill(engine: Engine, options: { backup?: string; destination?: string; random?: () => number } = {}): Promise<DrillResult> {
+export async function drill(engine: Engine, options: { backup?: string; destination?: string; random?: () => number; thaw?: ThawRequest } = {}): Promise<DrillResult> {
   const started = performance.now();
   const startedAt = engine.now().toISOString();
   const destination: Destination = options.destination ? selectDestinations(engine, options.destination)[0]! : engine.destinations.at(-1)!;
@@ -40,14 +43,17 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const scratch = await ownedScratchDir(engine.config.stateDir, 'drill');
   const problems: string[] = [];
   let rtoMs = 0;
+  let thawMs = 0;
   let chainLength = 0;
   try {
     const chain = await resolveChain(engine, entry, [destination]);
     chainLength = chain.length;
+    const command = `stowage drill --backup ${entry.manifest.id} --destination ${destination.name}`;
+    thawMs = await ensureThawed(engine, chain, [destination], { command, ...(options.thaw && { thaw: options.thaw }) });
     const path = join(scratch, 'db.sqlite3');
     await materializeChain(engine, chain, path, [destination]);
     const { checks, facts } = await withPrivateDatabase(path, (db) => ({ checks: runChecks(db), facts: readFacts(db) }));
-    rtoMs = performance.now() - started;
+    rtoMs = performance.now() - started - thawMs;
     if (!checksPassed(checks)) problems.push(`integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}`);
     if (facts.schemaHash !== entry.manifest.source.schemaHash) problems.push('the schema differs from the manifest');
     for (const [table, rows] of Object.entries(entry.manifest.source.tables)) {
@@ -71,6 +77,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
     startedAt,
     ok: problems.length === 0,
     rtoMs: Math.round(rtoMs),
+    ...(thawMs > 0 ? { thawMs: Math.round(thawMs) } : {}),
     durationMs: Math.round(performance.now() - started),
     chainLength,
     problems,
@@ -88,7 +95,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
     outcome: result.ok ? 'ok' : 'failed',
     durationMs: result.durationMs,
     bytes: entry.manifest.source.size,
-    detail: `from=${destination.name} rto=${(result.rtoMs / 1000).toFixed(1)}s chain=${chainLength}${problems.length ? ` problems="${problems.join('; ')}"` : ''}`,
+    detail: `from=${destination.name} rto=${(result.rtoMs / 1000).toFixed(1)}s${result.thawMs ? ` thaw=${(result.thawMs / 1000).toFixed(1)}s` : ''} chain=${chainLength}${problems.length ? ` problems="${problems.join('; ')}"` : ''}`,
   });
   return result;
 }

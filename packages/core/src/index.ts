@@ -6,6 +6,21 @@ export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
+export {
+  ARCHIVED_ROLES,
+  dueForArchive,
+  ensureThawed,
+  expectedThawTimes,
+  describeThawTimes,
+  runArchive,
+  thawStates,
+  thawStatus,
+  type ThawStatus,
+  type ArchiveMove,
+  type ArchiveRunResult,
+  type ArtifactThawState,
+  type ThawRequest,
+} from './archive.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { formatAge, listEachDestination, status, type DestinationListing, type Status } from './status.js';

@@ -21,6 +21,7 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type ArchiveClassFacts,
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
@@ -151,6 +152,14 @@ const OCTET_STREAM = 'application/octet-stream';
 /** Storage classes whose objects must be restored before they can be read, and how many days a restore lasts at most. */
 const MAX_THAW_DAYS: Readonly<Record<string, number>> = { Archive: 7, ColdArchive: 365, DeepColdArchive: 365 };
 const ARCHIVE_CLASSES = Object.keys(MAX_THAW_DAYS);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** Aliyun's documented thaw times (the upper end) and minimum storage durations. */
+const OSS_ARCHIVE_CLASS_FACTS: Readonly<Record<string, ArchiveClassFacts>> = {
+  Archive: { thawMs: { expedited: MINUTE, standard: MINUTE, bulk: MINUTE }, minimumStorageDays: 60 },
+  ColdArchive: { thawMs: { expedited: HOUR, standard: 5 * HOUR, bulk: 12 * HOUR }, minimumStorageDays: 180 },
+  DeepColdArchive: { thawMs: { expedited: 12 * HOUR, standard: 48 * HOUR }, minimumStorageDays: 180 },
+};
 /** Classes `setStorageClass` moves objects to. */
 const STORAGE_CLASSES = new Set(['Standard', 'IA', ...ARCHIVE_CLASSES]);
 /** The largest object one CopyObject copies (larger ones need UploadPartCopy, not implemented). */
@@ -187,6 +196,7 @@ export class OssStorage implements StorageAdapter {
     rangeReads: true,
     maxParallelism: 16,
     archiveClasses: ARCHIVE_CLASSES,
+    archiveClassFacts: OSS_ARCHIVE_CLASS_FACTS,
   };
   /** The bucket objects are stored in. */
   readonly bucket: string;
