@@ -323,7 +323,12 @@ export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> 
   out.result(s);
   out.say(`${s.healthy ? 'HEALTHY' : 'UNHEALTHY'} (RPO target ${s.targets.rpo}, RTO target ${s.targets.rto})`);
   for (const [type, t] of Object.entries(s.types)) out.say(`  ${type.padEnd(11)} ${t.newest ?? '(none)'}${t.ageMs === null ? '' : `, ${formatAge(t.ageMs)} old`}`);
-  for (const d of s.destinations) out.say(`  ${d.name.padEnd(20)} ${d.reachable ? `newest ${d.newest ?? '(none)'}` : `UNREACHABLE: ${d.error}`}`);
+  for (const d of s.destinations) {
+    const classes = Object.entries(d.bytesByClass).filter(([name]) => name !== 'default');
+    const archived = classes.length ? `; archived: ${classes.map(([name, bytes]) => `${formatBytes(bytes)} ${name}`).join(', ')}` : '';
+    out.say(`  ${d.name.padEnd(20)} ${d.reachable ? `newest ${d.newest ?? '(none)'}${archived}` : `UNREACHABLE: ${d.error}`}`);
+  }
+  if (s.destinations.some((d) => Object.keys(d.bytesByClass).some((name) => name !== 'default'))) out.say(`  oldest backup restorable without a thaw: ${s.oldestWithoutThaw?.id ?? '(none)'}`);
   out.say(`  last verify: ${s.lastVerify ? `${s.lastVerify.at} ${s.lastVerify.ok ? 'ok' : 'DAMAGE FOUND'}` : 'never'}`);
   out.say(`  last drill:  ${s.lastDrill ? `${s.lastDrill.startedAt} ${s.lastDrill.ok ? 'ok' : 'FAILED'}, RTO ${formatDuration(s.lastDrill.rtoMs)}` : 'never'}`);
   for (const problem of s.problems) out.warn(problem);

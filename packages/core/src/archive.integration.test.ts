@@ -11,6 +11,7 @@ import { CoreErrorCode } from './errors.js';
 import { drill } from './drill.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
+import { status } from './status.js';
 import { verify } from './verify.js';
 import type { Manifest } from './manifest.js';
 
@@ -107,6 +108,10 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     const full1 = catalog.find((e) => e.manifest.id === ids.full1!.id)!;
     expect(full1.storageClasses?.cold).toEqual({ [full1.manifest.artifacts[0]!.key]: server.storageClass });
     expect(catalog.find((e) => e.manifest.id === ids.full2!.id)!.storageClasses).toBeUndefined();
+    const s = await status(ws.engine);
+    expect(s.destinations[0]!.bytesByClass[server.storageClass]).toBe(run.moved.reduce((sum, m) => sum + m.bytes, 0));
+    expect(s.destinations[0]!.bytesByClass.default).toBeGreaterThan(0);
+    expect(s.oldestWithoutThaw?.id, 'chain 1 needs a thaw').toBe(ids.full2!.id);
   });
 
   it('verify checks archived replicas by size and the destination\'s checksum without reading them; --deep refuses them and says so', async () => {
