@@ -19,7 +19,6 @@
 //   after checking its rules' shape (rules are not executed).
 // A write or delete of a key forgets its restore.
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import S3Error from 's3rver/lib/models/error.js';
 import S3Object from 's3rver/lib/models/object.js';
 
@@ -162,7 +161,7 @@ export function addArchiveBehaviour(server, { serialised, checksumOf, corruptCop
     }
   }
 
-  const lifecyclePath = (bucket) => join(store.getResourcePath(bucket), '.stowage-lifecycle.xml');
+  const lifecyclePath = (bucket) => store.getResourcePath(bucket, undefined, 'lifecycle.xml');
 
   async function bucketLifecycle(ctx, bucket) {
     if (ctx.method === 'PUT') {

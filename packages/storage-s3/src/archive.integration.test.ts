@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, RestoreObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketLifecycleCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, PutObjectCommand, RestoreObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageErrorCode, StorageRegistry, bufferBody } from '@stowage/storage';
 import { s3StorageFactory } from './factory.js';
@@ -104,5 +104,15 @@ describe('S3 archive classes on the test server, through the real SDK', () => {
     await expect(restore()).rejects.toMatchObject({ name: 'RestoreAlreadyInProgress', $metadata: { httpStatusCode: 409 } });
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'y', StorageClass: 'GLACIER' }));
     expect((await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Restore, 'a new object forgets the old restore').toBeUndefined();
+  });
+
+  it('the server keeps a bucket lifecycle configuration: put, get back, refuse an unknown class, delete', async () => {
+    const rules = [{ ID: 'stowage-full', Status: 'Enabled' as const, Filter: { Prefix: 'wms/full/' }, Transitions: [{ Days: 30, StorageClass: 'DEEP_ARCHIVE' as const }] }];
+    await admin.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: rules } }));
+    expect((await admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).Rules).toMatchObject(rules);
+    const unknown = [{ ...rules[0]!, Transitions: [{ Days: 1, StorageClass: 'COLDEST' as never }] }];
+    await expect(admin.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: unknown } }))).rejects.toMatchObject({ name: 'MalformedXML' });
+    await admin.send(new DeleteBucketLifecycleCommand({ Bucket: BUCKET }));
+    await expect(admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).rejects.toMatchObject({ name: 'NoSuchLifecycleConfiguration' });
   });
 });
