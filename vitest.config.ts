@@ -3,7 +3,7 @@ import SummaryReporter from './scripts/vitest-summary.js';
 
 export default defineConfig({
   test: {
-    include: ['{packages,apps,templates}/*/src/**/*.test.ts', 'integrations/*/*.test.ts'],
+    include: ['{packages,apps,templates}/*/src/**/*.test.ts', 'integrations/*/*.test.ts', 'scripts/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,

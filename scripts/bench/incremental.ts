@@ -58,7 +58,7 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
   let delta: { pages: number; changed: number; raw: number; zstd?: number } | undefined;
   let incremental: Manifest | undefined;
   const added = new Map<string, number>();
-  let chain: { fullId: string; incrementals: Manifest[]; resticBytes?: number } | undefined;
+  let chain: { fullId: string; incrementals: Manifest[]; resticBytes?: number | undefined } | undefined;
 
   /** The db at `live` as it was before the hour, backed up once by `first`; then the hour's changes, untimed. */
   const beforeTheHour = async (first: string[]) => {

@@ -16,7 +16,7 @@ export interface BenchContext {
 /** A tool Stowage is compared with. */
 export interface Reference extends Command {
   /** Target: Stowage takes at most this many times this reference's wall time. */
-  maxRatio?: number;
+  maxRatio?: number | undefined;
   /** Programs this reference needs: when one is not installed, the comparison is skipped and the report says so. */
   tools?: string[];
 }
@@ -38,7 +38,7 @@ export interface Case {
 export interface Figure {
   name: string;
   value: string;
-  target?: Verdict;
+  target?: Verdict | undefined;
 }
 
 /** A heading in docs/benchmarks.md. Add a benchmark = add a section factory to bench.ts. */

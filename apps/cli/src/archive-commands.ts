@@ -6,10 +6,10 @@ import { formatBytes, type Output } from './output.js';
 
 /** The thaw options of `restore`, `verify` and `drill`: `--thaw [--tier T] [--days N] [--poll D]`, and `--wait [D]`. */
 export interface ThawFlags {
-  thaw?: boolean;
-  tier?: ThawTier;
-  days?: string;
-  poll?: string;
+  thaw?: boolean | undefined;
+  tier?: ThawTier | undefined;
+  days?: string | undefined;
+  poll?: string | undefined;
 }
 
 /**

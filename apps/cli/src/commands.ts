@@ -106,11 +106,12 @@ export async function withEngine(
     }
     return await fn(engine, out);
   } catch (error) {
-    if (engine) await alertOnLongHeldLock(engine, error).catch(() => undefined);
+    if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
     out.error(error);
     return exitCodeFor(error);
   } finally {
-    for (const lock of held.reverse()) await lock.release().catch(() => undefined);
+    // A lock left behind blocks the next run until it is broken as stale: say so.
+    for (const lock of held.reverse()) await lock.release().catch((cause: unknown) => out.warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
     out.done();
     await engine?.close();
   }
@@ -266,7 +267,7 @@ export async function runCleanup(engine: Engine, out: Output, options: { dryRun?
  * `stowage guard -- CMD…`: a hot backup before a risky operation. The command's exit code is passed
  * through; when it fails, the exact command that restores the hot backup is printed.
  */
-export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string }): Promise<ExitCode> {
+export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string | undefined }): Promise<ExitCode> {
   const [program, ...args] = commandLine;
   if (!program) throw new UsageError('give the command to guard after --, e.g. stowage guard -- python manage.py migrate');
   const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });

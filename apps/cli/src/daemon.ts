@@ -127,7 +127,7 @@ export function parseSchedules(schedules: Partial<Record<ScheduledJob, string>>,
     const expression = schedules[job];
     if (expression === undefined) continue;
     try {
-      crons.set(job, new Cron(expression.trim(), { timezone: timeZone, mode: CRON_MODE }));
+      crons.set(job, new Cron(expression.trim(), { ...(timeZone !== undefined && { timezone: timeZone }), mode: CRON_MODE }));
     } catch (error) {
       throw new UsageError(`schedules.${job}: '${expression}' is not a cron expression: ${(error as Error).message.replace(/^CronPattern: /, '')}`);
     }

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { rename, writeFile } from 'node:fs/promises';
 import { Gauge, Registry } from 'prom-client';
-import { durationMs, listBackups, status, type Engine } from '@stowage/core';
+import { catalogOf, durationMs, listEachDestination, status, type Engine } from '@stowage/core';
 import { UsageError } from './exit-codes.js';
 
 /** A registry of Stowage's gauges and the function that refreshes them from the engine. */
@@ -28,16 +28,18 @@ export function metricsRegistry(engine: Engine): { registry: Registry; refresh: 
   const firing = gauge('stowage_alerts_firing', 'Alerts firing now, by key', ['alert']);
 
   const refresh = async () => {
-    const s = await status(engine);
+    // One catalog per refresh: status, sizes and per-destination bytes read each manifest once.
+    const catalog = catalogOf(engine);
+    const s = await status(engine, await listEachDestination(engine, catalog));
     for (const [type, t] of Object.entries(s.types)) if (t.createdAt) lastSuccess.set({ type }, Date.parse(t.createdAt) / 1000);
-    const all = await listBackups(engine);
+    const all = await catalog.list();
     for (const entry of all) lastSize.set({ type: entry.manifest.type }, entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0));
     const newest = all.at(-1);
     for (const destination of engine.destinations) verified.set({ destination: destination.name }, newest?.destinations.includes(destination.name) && newest.manifest.replicas[destination.name] ? 1 : 0);
     for (const d of s.destinations) {
       reachable.set({ destination: d.name }, d.reachable ? 1 : 0);
       if (d.ageMs !== null) newestAt.set({ destination: d.name }, (Date.now() - d.ageMs) / 1000);
-      const held = await listBackups(engine, engine.destinations.filter((x) => x.name === d.name));
+      const held = await catalog.list(engine.destinations.filter((x) => x.name === d.name));
       bytesAt.set({ destination: d.name }, held.reduce((sum, e) => sum + e.manifest.artifacts.reduce((n, a) => n + a.size, 0), 0));
       for (const [storageClass, bytes] of Object.entries(d.bytesByClass)) bytesByClass.set({ destination: d.name, storage_class: storageClass }, bytes);
     }

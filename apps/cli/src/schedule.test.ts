@@ -114,6 +114,10 @@ describe('configSchedules', () => {
     expect(configSchedules({ timeZone: 'Asia/Shanghai' }, { timeZone: 'UTC' }).timeZone).toBe('UTC');
     expect(configSchedules(undefined)).toEqual({ schedules: DEFAULT_SCHEDULES, timeZone: undefined });
   });
+
+  it('keeps the default of a job whose key is present but undefined', () => {
+    expect(configSchedules({ full: undefined, verify: false }).schedules).toEqual({ ...DEFAULT_SCHEDULES, verify: undefined });
+  });
 });
 
 describe('the default schedule', () => {
@@ -348,7 +352,7 @@ describe('bad input', () => {
     ['0 2 ? * *', /not standard cron/],
   ])('refuses the cron expression %s', (expression, why) => {
     const error = usageError('crontab', { schedules: { full: expression } });
-    expect(error.message).toMatch(new RegExp(`^the full schedule '.*' is not a valid five-field cron expression: `));
+    expect(error.message).toMatch(/^the full schedule '.*' is not a valid five-field cron expression: /);
     expect(error.message).toMatch(why);
   });
 

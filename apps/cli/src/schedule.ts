@@ -24,12 +24,16 @@ export const DEFAULT_SCHEDULES: Readonly<Record<ScheduledJob, string>> = {
  * off), then `overrides`; the time zone is the override's, else the config's, else undefined (the machine's).
  */
 export function configSchedules(
-  section: Partial<Record<ScheduledJob, string | false>> & { timeZone?: string } = {},
+  section: Partial<Record<ScheduledJob, string | false | undefined>> & { timeZone?: string | undefined } = {},
   overrides: { schedules?: Partial<Record<ScheduledJob, string | false>>; timeZone?: string | undefined } = {},
 ): { schedules: Partial<Record<ScheduledJob, string>>; timeZone: string | undefined } {
   const { timeZone, ...fromConfig } = section;
-  const chosen: Partial<Record<ScheduledJob, string | false>> = { ...DEFAULT_SCHEDULES, ...fromConfig, ...overrides.schedules };
-  const schedules = Object.fromEntries(Object.entries(chosen).filter(([, expression]) => typeof expression === 'string')) as Partial<Record<ScheduledJob, string>>;
+  const schedules: Partial<Record<ScheduledJob, string>> = {};
+  for (const job of Object.keys(DEFAULT_SCHEDULES) as ScheduledJob[]) {
+    // A key set to undefined keeps the default (a spread would erase it).
+    const expression = overrides.schedules?.[job] ?? fromConfig[job] ?? DEFAULT_SCHEDULES[job];
+    if (expression !== false) schedules[job] = expression;
+  }
   return { schedules, timeZone: overrides.timeZone ?? timeZone };
 }
 
@@ -46,7 +50,7 @@ export interface ScheduleOptions {
   /** Five-field cron expressions by job; a job left out is not scheduled. */
   schedules: Partial<Record<ScheduledJob, string>>;
   /** IANA time zone the expressions are meant in, e.g. `Asia/Shanghai` (default: the machine's). */
-  timeZone?: string;
+  timeZone?: string | undefined;
   /** How to run stowage, absolute: the installed bin, or `[node binary, script]` (safer: cron's PATH may lack node). */
   stowageCommand: string | readonly string[];
   /** crontab, systemd: the PATH jobs run with (absolute folders), when the command needs more than cron's. */
@@ -56,7 +60,7 @@ export interface ScheduleOptions {
   /** The application's folder, absolute: jobs run there (compose mounts it). */
   workingDir: string;
   /** crontab, schtasks, systemd: where each run's output is appended. */
-  logFile?: string;
+  logFile?: string | undefined;
   /** systemd `User=` and compose `user:`: the account owning the application's files (default root). */
   user?: string;
   /** compose: further host folders the jobs use (database, local destinations, state), mounted at the same path. */

@@ -20,7 +20,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError } from '@stowage/errors';
 import { StorageError, StorageErrorCode, type ObjectInfo, type ThawTier } from '@stowage/storage';
-import { findBackup, readCatalog, type CatalogEntry } from './catalog.js';
+import { catalogOf, readCatalog, type CatalogEntry } from './catalog.js';
+import { findBackup } from './find.js';
 import { resolveChain } from './chain.js';
 import type { ArchivePolicy } from './config.js';
 import { selectDestinations, type Destination, type Engine } from './engine.js';
@@ -28,7 +29,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import type { Artifact } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { durationMs } from './retention.js';
-import { formatAge } from './status.js';
+import { formatDuration as formatAge } from '@stowage/alerts';
 
 /** Artifact roles that move to an archive class; the rest stay hot. */
 export const ARCHIVED_ROLES: ReadonlySet<Artifact['role']> = new Set(['database', 'delta', 'files']);
@@ -63,7 +64,7 @@ export async function runArchive(engine: Engine, options: { dryRun?: boolean; as
   if (policies.length === 0) {
     throw new CoreError(CoreErrorCode.ConfigInvalid, 'no destination has an archive policy; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one in the config');
   }
-  const catalog = await readCatalog(engine, policies.map((p) => p.destination));
+  const catalog = await readCatalog(policies.map((p) => p.destination));
   for (const { destination, message } of catalog.unlisted) result.failures.push({ destination, message: `could not be listed: ${message}` });
   for (const { destination, policy } of policies) {
     if (catalog.unlisted.some((u) => u.destination === destination.name)) continue;
@@ -383,8 +384,9 @@ export interface ThawStatus {
 /** `stowage thaw status`: per artifact a restore of `reference` reads, archived, thawing or readable. */
 export async function thawStatus(engine: Engine, reference: string, from?: string): Promise<ThawStatus> {
   const destinations = selectDestinations(engine, from);
-  const entry = await findBackup(engine, reference, destinations);
-  const chain = await resolveChain(engine, entry, destinations);
+  const catalog = catalogOf(engine);
+  const entry = await findBackup(engine, catalog, reference, destinations);
+  const chain = await resolveChain(catalog, entry, destinations);
   const artifacts = await thawStates(chain, destinations);
   return { backupId: entry.manifest.id, chain: chain.map((link) => link.manifest.id), artifacts, expectedThawMs: expectedThawTimes(engine, artifacts) };
 }

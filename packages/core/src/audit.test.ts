@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatePassphrase, writeKeyFile } from '@stowage/crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -69,6 +69,20 @@ describe('config changes', () => {
     await (await openEngine(ws.config)).close();
     expect(await operations()).toEqual(['first-seen', 'changed']);
     expect((await verifyAudit(logDir)).ok).toBe(true);
+  });
+
+  it('warn when the audit log cannot be written, instead of dropping the record silently', async () => {
+    ws = await makeWorkspace();
+    // A folder where the log file should be: every append fails (EISDIR), even for root.
+    await mkdir(join(ws.backups, 'logs', AUDIT_FILE), { recursive: true });
+    const warnings: string[] = [];
+    await writeFile(ws.config.configPath, '{"source":{"database":"db.sqlite3"},"destinations":[{"name":"local","url":"backups"}],"quorum":1}');
+    const engine = await openEngine(ws.config, { onWarning: (message) => warnings.push(message) });
+    expect(warnings).toEqual([expect.stringMatching(/^could not record the config change in the audit log: .*EISDIR/)]);
+    // The backup's own record fails it; the record of that failure is a warning too.
+    await expect(backup(engine, { type: 'full' })).rejects.toThrow(/EISDIR/);
+    expect(warnings[1]).toMatch(/^could not record the failed backup in backup.log and the audit log: .*EISDIR/);
+    await engine.close();
   });
 });
 

@@ -12,7 +12,7 @@ import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { isObjectNotFound } from '@stowage/storage';
 import { listBackups, readObjectBytes } from './catalog.js';
-import type { Engine } from './engine.js';
+import type { Destination } from './destination.js';
 import { readJsonLines } from './json-lines.js';
 import { appendPrivate } from './private-fs.js';
 
@@ -130,7 +130,7 @@ export interface AuditTrailVerification extends AuditVerification {
  * the local log lacks, ending before the head a manifest there recorded, or missing where this
  * host's backups are. A destination that cannot be read is a warning.
  */
-export async function verifyAuditTrail(engine: Engine): Promise<AuditTrailVerification> {
+export async function verifyAuditTrail(engine: { readonly logDir: string; readonly destinations: readonly Destination[]; warn(message: string): void }): Promise<AuditTrailVerification> {
   const local = checkChain(await readFile(join(engine.logDir, AUDIT_FILE), 'utf8').catch(() => ''));
   const problems = [...local.problems];
   const bySeq = new Map(local.records.map((r) => [r.seq, r]));

@@ -15,7 +15,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
-import { logOperation } from './oplog.js';
+import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
 import { commitManifest, confirmedReplica, confirmStored, stagedBody, type StagedArtifact, type VerifiedBy } from './replica.js';
@@ -83,8 +83,8 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
       outcome: 'failed',
       durationMs: performance.now() - started,
       detail: (error as Error).message,
-    }).catch(() => undefined);
-    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message })).catch(() => undefined);
+    }).catch(warnUnrecorded(engine.warn, 'the failed backup in backup.log and the audit log'));
+    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message })).catch(warnUnrecorded(engine.warn, 'the backup-failed alert'));
     throw error;
   }
 }
@@ -230,7 +230,7 @@ async function takeBackup(
       );
       crashPoint('backup.artifacts-stored');
       if (outcomes.some((o) => o.kind === 'name-taken')) {
-        // Another backup claimed this name between our check and our upload: step aside.
+        // Another backup claimed this name between our check and our upload: step aside (best effort: cleanup removes orphans).
         await Promise.all(
           engine.destinations.map((d, i) => (outcomes[i]!.kind === 'stored' ? d.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined) : undefined)),
         );
@@ -440,6 +440,7 @@ async function storeReplica(destination: Destination, staged: StagedArtifact[], 
     return { kind: 'stored', replica: confirmedReplica(methods, new Date()) };
   } catch (error) {
     if (isAlreadyExists(error)) return { kind: 'name-taken' };
+    // Best effort: the upload's error is the one to report; cleanup removes what stays behind.
     await destination.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined);
     return { kind: 'failed', error };
   }

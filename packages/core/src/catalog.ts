@@ -1,18 +1,17 @@
 import { isStowageError } from '@stowage/errors';
 import { isObjectNotFound } from '@stowage/storage';
-import type { Destination, Engine } from './engine.js';
+import type { Destination } from './destination.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { describeVanished, readHistory, vanishedBackups } from './history.js';
-import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, stampOfId, typeOfId } from './layout.js';
+import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
-
 /** A committed backup and the destinations that hold its manifest. */
 export interface CatalogEntry {
   manifest: Manifest;
   destinations: string[];
   /**
    * Per destination, the storage class of each artifact its listing reports in an archive class
-   * (one of the adapter's `archiveClasses`; readable only after a thaw), e.g. `{ "s3": { "full/full_backup_….sqlite3.zst": "DEEP_ARCHIVE" } }`).
+   * (one of the adapter's `archiveClasses`; readable only after a thaw), e.g.
+   * `{ "s3": { "full/full_backup_….sqlite3.zst": "DEEP_ARCHIVE" } }`. Only catalogs read from listings have it.
    */
   storageClasses?: Record<string, Record<string, string>>;
 }
@@ -59,72 +58,177 @@ export interface Catalog {
   unlisted: Array<{ destination: string; message: string }>;
 }
 
-/**
- * Reads every manifest at the given destinations. A destination that cannot be listed is recorded
- * in `unlisted` (one region down does not hide the rest); a manifest that cannot be read or parsed
- * is recorded in `damaged`, so that no caller mistakes it for a backup that was never committed.
- */
-export async function readCatalog(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<Catalog> {
-  const byId = new Map<string, CatalogEntry>();
-  const catalog: Catalog = { entries: [], damaged: [], unlisted: [] };
-  await Promise.all(
-    destinations.map(async (destination) => {
-      const classes = new Map<string, string>();
-      try {
-        for (const type of BACKUP_TYPES) {
-          for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
-            if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass)) classes.set(info.key, info.storageClass);
-            if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
-            const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
-            if (typeOfId(id) !== type) continue;
-            const manifest = await readManifest(destination, id).catch((error: unknown) => {
-              catalog.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message, ...(isStowageError(error) ? { code: error.code } : {}) });
-              return undefined;
-            });
-            if (!manifest) continue;
-            const entry = byId.get(id) ?? { manifest, destinations: [] };
-            entry.destinations.push(destination.name);
-            byId.set(id, entry);
-          }
-        }
-        noteStorageClasses(byId.values(), destination.name, classes);
-      } catch (error) {
-        catalog.unlisted.push({ destination: destination.name, message: (error as Error).message });
-      }
-    }),
-  );
-  const order = new Map(destinations.map((d, i) => [d.name, i]));
-  for (const entry of byId.values()) entry.destinations.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-  catalog.entries = [...byId.values()].sort(byRecency);
-  catalog.damaged.sort((a, b) => a.id.localeCompare(b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
-  return catalog;
+/** What one destination's listing found: its readable manifests and its damaged ones. */
+interface Listing {
+  manifests: Map<string, Manifest>;
+  damaged: DamagedManifest[];
+  /** Key → archive class, for the objects listed in one. */
+  classes: Map<string, string>;
 }
 
-/** Records, on the entries whose artifacts are listed in `classes` (key → class), each artifact's class at `destination`. */
-function noteStorageClasses(entries: Iterable<CatalogEntry>, destination: string, classes: ReadonlyMap<string, string>): void {
-  if (classes.size === 0) return;
-  for (const entry of entries) {
-    if (!entry.destinations.includes(destination)) continue;
-    const here = Object.fromEntries(entry.manifest.artifacts.flatMap((a) => (classes.has(a.key) ? [[a.key, classes.get(a.key)!]] : [])));
-    if (Object.keys(here).length > 0) entry.storageClasses = { ...entry.storageClasses, [destination]: here };
+/**
+ * The manifests at a run's destinations, each listed and read at most once: a command makes one
+ * (`catalogOf`) and passes it to everything that lists, finds or chains backups, instead of each
+ * reading them again. It is a snapshot: a backup committed or removed after a destination was
+ * listed is not seen through it, so a command that changes the destinations makes a new one.
+ */
+export class ManifestCatalog {
+  readonly #listings = new Map<string, Promise<Listing>>();
+  readonly #manifests = new Map<string, Promise<Manifest | undefined>>();
+  readonly #warned = new Set<string>();
+
+  readonly #onWarning: (message: string) => void;
+
+  /**
+   * @param destinations the run's destinations, in the order of preference (the default of every method).
+   * @param onWarning where warnings go (unlisted destinations, damaged manifests, unreadable lookups), each said once.
+   */
+  constructor(
+    readonly destinations: readonly Destination[],
+    onWarning: (message: string) => void,
+  ) {
+    this.#onWarning = onWarning;
+  }
+
+  /** Says `message` unless this catalog said it already. */
+  warn(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.#onWarning(message);
+  }
+
+  /**
+   * What `destinations` hold. A destination that cannot be listed is recorded in `unlisted` (one
+   * region down does not hide the rest); a manifest that cannot be read or parsed is recorded in
+   * `damaged`, so that no caller mistakes it for a backup that was never committed.
+   */
+  async read(destinations: readonly Destination[] = this.destinations): Promise<Catalog> {
+    const catalog: Catalog = { entries: [], damaged: [], unlisted: [] };
+    const byId = new Map<string, CatalogEntry>();
+    const listings = await Promise.allSettled(destinations.map((destination) => this.#listing(destination)));
+    listings.forEach((listing, index) => {
+      const destination = destinations[index]!;
+      if (listing.status === 'rejected') {
+        catalog.unlisted.push({ destination: destination.name, message: (listing.reason as Error).message });
+        return;
+      }
+      catalog.damaged.push(...listing.value.damaged);
+      for (const [id, manifest] of listing.value.manifests) {
+        const entry: CatalogEntry = byId.get(id) ?? { manifest, destinations: [] };
+        entry.destinations.push(destination.name);
+        const { classes } = listing.value;
+        const here = Object.fromEntries(manifest.artifacts.flatMap((a) => (classes.has(a.key) ? [[a.key, classes.get(a.key)!]] : [])));
+        if (Object.keys(here).length > 0) entry.storageClasses = { ...entry.storageClasses, [destination.name]: here };
+        byId.set(id, entry);
+      }
+    });
+    const order = new Map(destinations.map((d, i) => [d.name, i]));
+    catalog.entries = [...byId.values()].sort(byRecency);
+    catalog.damaged.sort((a, b) => a.id.localeCompare(b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
+    return catalog;
+  }
+
+  /** `read`, with its unlisted destinations and damaged manifests also said through `warn`. */
+  async readReported(destinations: readonly Destination[] = this.destinations): Promise<Catalog> {
+    const catalog = await this.read(destinations);
+    for (const warning of catalogWarnings(catalog)) this.warn(warning);
+    return catalog;
+  }
+
+  /** Every committed backup at `destinations`, oldest first (see `readReported`). */
+  async list(destinations: readonly Destination[] = this.destinations): Promise<CatalogEntry[]> {
+    return (await this.readReported(destinations)).entries;
+  }
+
+  /**
+   * The committed backup `id` at `destinations`, undefined when none holds it. A destination
+   * already listed answers from its listing; one not (or not listable) is asked for the manifest.
+   * @throws the first destination's error when no destination holds it but some could not be read.
+   */
+  async entry(id: string, destinations: readonly Destination[] = this.destinations): Promise<CatalogEntry | undefined> {
+    const found = await Promise.allSettled(destinations.map((destination) => this.#manifestAt(destination, id)));
+    let entry: CatalogEntry | undefined;
+    const errors: unknown[] = [];
+    found.forEach((result, index) => {
+      const destination = destinations[index]!;
+      if (result.status === 'rejected') {
+        errors.push(result.reason);
+        this.warn(`destination ${destination.name}: ${(result.reason as Error).message}`);
+      } else if (result.value) {
+        entry ??= { manifest: result.value, destinations: [] };
+        entry.destinations.push(destination.name);
+      }
+    });
+    if (!entry && errors.length) throw errors[0];
+    return entry;
+  }
+
+  async #manifestAt(destination: Destination, id: string): Promise<Manifest | undefined> {
+    const listing = await this.#listings.get(destination.name)?.catch(() => undefined);
+    if (listing) {
+      const damaged = listing.damaged.find((d) => d.id === id);
+      if (!damaged) return listing.manifests.get(id);
+    }
+    return this.#manifest(destination, id);
+  }
+
+  #manifest(destination: Destination, id: string): Promise<Manifest | undefined> {
+    const key = `${destination.name}/${id}`;
+    let read = this.#manifests.get(key);
+    if (!read) this.#manifests.set(key, (read = readManifest(destination, id)));
+    return read;
+  }
+
+  #listing(destination: Destination): Promise<Listing> {
+    let listing = this.#listings.get(destination.name);
+    if (!listing) this.#listings.set(destination.name, (listing = this.#list(destination)));
+    return listing;
+  }
+
+  async #list(destination: Destination): Promise<Listing> {
+    const listing: Listing = { manifests: new Map(), damaged: [], classes: new Map() };
+    for (const type of BACKUP_TYPES) {
+      for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
+        if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass)) listing.classes.set(info.key, info.storageClass);
+        if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
+        const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
+        if (typeOfId(id) !== type) continue;
+        const manifest = await this.#manifest(destination, id).catch((error: unknown) => {
+          listing.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message, ...(isStowageError(error) ? { code: error.code } : {}) });
+          return undefined;
+        });
+        if (manifest) listing.manifests.set(id, manifest);
+      }
+    }
+    return listing;
   }
 }
 
-/**
- * Every committed backup at the given destinations, oldest first. Unlisted destinations and
- * damaged manifests are reported through `engine.warn` (`verify` reports them as damage, `sync`
- * repairs them).
- */
-export async function listBackups(engine: Engine, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry[]> {
-  return (await readReportedCatalog(engine, destinations)).entries;
+/** A catalog of the run's destinations, its warnings said through the run's. */
+export function catalogOf(run: { readonly destinations: readonly Destination[]; warn(message: string): void }): ManifestCatalog {
+  return new ManifestCatalog(run.destinations, (message) => run.warn(message));
 }
 
-/** `readCatalog`, with unlisted destinations and damaged manifests also reported through `engine.warn`. */
-export async function readReportedCatalog(engine: Engine, destinations: readonly Destination[]): Promise<Catalog> {
-  const catalog = await readCatalog(engine, destinations);
-  for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
-  for (const damaged of catalog.damaged) engine.warn(`damaged manifest, backup ${damaged.id} left out: ${damaged.problem}; \`stowage sync\` repairs it from a good copy`);
-  return catalog;
+/** One line for each unlisted destination and each damaged manifest of `catalog`. */
+export function catalogWarnings(catalog: Catalog): string[] {
+  return [
+    ...catalog.unlisted.map(({ destination, message }) => `destination ${destination} could not be listed: ${message}`),
+    ...catalog.damaged.map((damaged) => `damaged manifest, backup ${damaged.id} left out: ${damaged.problem}; \`stowage sync\` repairs it from a good copy`),
+  ];
+}
+
+/** What `destinations` hold, read afresh (see `ManifestCatalog.read`). */
+export function readCatalog(destinations: readonly Destination[]): Promise<Catalog> {
+  return new ManifestCatalog(destinations, () => undefined).read();
+}
+
+/**
+ * Every committed backup at the given destinations, oldest first, read afresh; unlisted
+ * destinations and damaged manifests are said through `run.warn`. A command that also finds or
+ * chains backups uses one `ManifestCatalog` for all of it instead.
+ */
+export function listBackups(run: { readonly destinations: readonly Destination[]; warn(message: string): void }, destinations: readonly Destination[] = run.destinations): Promise<CatalogEntry[]> {
+  return catalogOf(run).list(destinations);
 }
 
 /** Oldest first: by sequence number (clock-independent), then time, then id. */
@@ -133,17 +237,12 @@ export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
 }
 
 /**
- * Finds a committed backup by reference: `latest`, an id, or a backup file name or path
- * (`backups/full/full_backup_20240101_020000.sqlite3`).
+ * Finds a committed backup by id, backup file name or path (`backups/full/full_backup_20240101_020000.sqlite3`),
+ * or `latest` (see `findBackup` in find.ts, which also warns of newer backups gone from every destination).
  */
-export async function findBackup(engine: Engine, reference: string, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
+export async function findInCatalog(catalog: ManifestCatalog, reference: string, destinations: readonly Destination[] = catalog.destinations): Promise<CatalogEntry> {
   if (reference === 'latest') {
-    const catalog = await readReportedCatalog(engine, destinations);
-    const newest = catalog.entries.at(-1);
-    // A newer backup gone from every destination searched is said, not silently skipped.
-    for (const vanished of vanishedBackups(await readHistory(engine), catalog, destinations.map((d) => d.name))) {
-      if (!newest || stampOfId(vanished.id) > stampOfId(newest.manifest.id)) engine.warn(`${describeVanished(vanished)}; \`stowage verify --all\` reports it`);
-    }
+    const newest = (await catalog.list(destinations)).at(-1);
     if (!newest) {
       throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
     }
@@ -155,19 +254,7 @@ export async function findBackup(engine: Engine, reference: string, destinations
       context: { reference },
     });
   }
-  let entry: CatalogEntry | undefined;
-  const errors: unknown[] = [];
-  for (const destination of destinations) {
-    const manifest = await readManifest(destination, id).catch((error: unknown) => {
-      errors.push(error);
-      engine.warn(`destination ${destination.name}: ${(error as Error).message}`);
-      return undefined;
-    });
-    if (!manifest) continue;
-    entry ??= { manifest, destinations: [] };
-    entry.destinations.push(destination.name);
-  }
-  if (!entry && errors.length) throw errors[0];
+  const entry = await catalog.entry(id, destinations);
   if (!entry) {
     throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, { context: { id } });
   }
@@ -175,8 +262,8 @@ export async function findBackup(engine: Engine, reference: string, destinations
 }
 
 /** The newest backup taken at or before `time` (by its creation time). */
-export async function findBackupAt(engine: Engine, time: Date, destinations: readonly Destination[] = engine.destinations): Promise<CatalogEntry> {
-  const candidates = (await listBackups(engine, destinations)).filter((e) => Date.parse(e.manifest.createdAt) <= time.getTime());
+export async function findBackupAt(catalog: ManifestCatalog, time: Date, destinations: readonly Destination[] = catalog.destinations): Promise<CatalogEntry> {
+  const candidates = (await catalog.list(destinations)).filter((e) => Date.parse(e.manifest.createdAt) <= time.getTime());
   const newest = candidates.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || byRecency(a, b)).at(-1);
   if (!newest) {
     throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, { context: { at: time.toISOString() } });

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
 import { DigestStream, digestStream } from '@stowage/storage';
-import { findBackup, type CatalogEntry } from './catalog.js';
+import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { applyDelta } from './delta.js';
@@ -12,16 +12,19 @@ import { databaseArtifact, type Artifact } from './manifest.js';
 import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
 
+/** What fetching and replaying artifacts needs of a run (an `Engine` is one): its codec, progress and warnings. */
+export type ArtifactReader = Pick<Engine, 'codec' | 'progress' | 'warn'>;
+
 /**
  * The chain of a backup, full first: a full or hot backup alone, or an incremental preceded by
- * every link back to its full. A missing link is an error naming it.
+ * every link back to its full, each read through the run's catalog. A missing link is an error naming it.
  */
-export async function resolveChain(engine: Engine, entry: CatalogEntry, destinations: readonly Destination[]): Promise<CatalogEntry[]> {
+export async function resolveChain(catalog: ManifestCatalog, entry: CatalogEntry, destinations: readonly Destination[]): Promise<CatalogEntry[]> {
   const chain = [entry];
   for (let link = entry; link.manifest.parent !== null; ) {
     const parentId = link.manifest.parent;
     try {
-      link = await findBackup(engine, parentId, destinations);
+      link = await findInCatalog(catalog, parentId, destinations);
     } catch (cause) {
       throw new CoreError(
         CoreErrorCode.ChainBroken,
@@ -56,7 +59,7 @@ export function restorableFrom(entry: CatalogEntry, catalog: readonly CatalogEnt
  * destination on any error), and the result checked against the snapshot SHA-256.
  * Returns the destinations each link came from.
  */
-export async function materializeChain(engine: Engine, chain: readonly CatalogEntry[], path: string, destinations: readonly Destination[]): Promise<string[]> {
+export async function materializeChain(engine: ArtifactReader, chain: readonly CatalogEntry[], path: string, destinations: readonly Destination[]): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
   const sources = [await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations)];
@@ -90,7 +93,7 @@ export async function materializeChain(engine: Engine, chain: readonly CatalogEn
  * another destination would not help. Returns the destination used.
  */
 export async function fetchArtifact(
-  engine: Engine,
+  engine: ArtifactReader,
   entry: CatalogEntry,
   artifact: Artifact,
   path: string,
@@ -117,7 +120,7 @@ export async function fetchArtifact(
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */
-export async function fetchArtifactBytes(engine: Engine, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[]): Promise<Buffer> {
+export async function fetchArtifactBytes(engine: ArtifactReader, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[]): Promise<Buffer> {
   let bytes = Buffer.alloc(0);
   await fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
     const chunks: Buffer[] = [];
@@ -129,7 +132,7 @@ export async function fetchArtifactBytes(engine: Engine, entry: CatalogEntry, ar
 
 const KEY_PROBLEMS = ['wrong_key', 'cannot_decrypt', 'key_missing', 'key_file_permissions', 'invalid_key', 'invalid_config'].map((c) => `stowage.crypto.${c}`);
 
-async function fromFirstGood(engine: Engine, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[], attempt: (destination: Destination) => Promise<void>): Promise<string> {
+async function fromFirstGood(engine: ArtifactReader, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[], attempt: (destination: Destination) => Promise<void>): Promise<string> {
   const problems: string[] = [];
   const holders = destinations.filter((d) => entry.destinations.includes(d.name));
   for (const destination of holders) {
@@ -148,7 +151,7 @@ async function fromFirstGood(engine: Engine, entry: CatalogEntry, artifact: Arti
 }
 
 /** Streams one artifact from `destination` into `sink`, checking what was stored and (decoded) what it holds. */
-async function transfer(engine: Engine, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean): Promise<void> {
+async function transfer(engine: ArtifactReader, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean): Promise<void> {
   const stored = new DigestStream();
   const decoded = new DigestStream();
   let done = 0;

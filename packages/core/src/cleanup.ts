@@ -75,7 +75,7 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   const dryRun = options.dryRun ?? false;
   const asOf = options.asOf ?? engine.now();
   const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], repaired: [], damaged: [], bytesFreed: 0, failures: [], earlyDeleteAvoided: [] };
-  const catalog = await readCatalog(engine);
+  const catalog = await readCatalog(engine.destinations);
   const history = await readHistory(engine);
   await repairManifests(engine, catalog, dryRun, result);
   for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
@@ -230,6 +230,6 @@ export function retentionPolicyOf(engine: Engine, destination: string): Retentio
   return { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination)?.retention) };
 }
 
-function definedOnly<T extends object>(value: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+function definedOnly<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

@@ -7,7 +7,7 @@ import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/c
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy } from './retention.js';
+import { DEFAULT_RETENTION, durationSchema, retentionRuleSchema, type RetentionPolicy, type RetentionRule } from './retention.js';
 
 const retentionSchema = z
   .object({
@@ -130,12 +130,17 @@ export const configSchema = z
 
 export type ConfigFile = z.input<typeof configSchema>;
 
+/** What reads or writes the state folder needs of a run (an `Engine` is one). */
+export interface StateFolder {
+  readonly config: Pick<ResolvedConfig, 'stateDir'>;
+}
+
 /** A validated config with every path made absolute. */
 export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
   source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
-  destinations: Array<{ name: string; url: string; options?: Record<string, unknown>; retention?: Partial<RetentionPolicy>; archive?: ArchivePolicy }>;
+  destinations: Array<{ name: string; url: string; options?: Record<string, unknown> | undefined; retention?: Partial<Record<keyof RetentionPolicy, RetentionRule | undefined>> | undefined; archive?: ArchivePolicy | undefined }>;
   retention: RetentionPolicy;
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** The encryption section as written (validated); key files resolve against `baseDir`. */
@@ -150,7 +155,14 @@ export interface ResolvedConfig {
   /** Undefined means: logs/ in the first local destination, else `<stateDir>/logs`. */
   logDir?: string;
   /** `stowage daemon`'s schedules as written (the expressions are checked when the daemon starts). */
-  schedules?: { full?: string | false; incremental?: string | false; cleanup?: string | false; verify?: string | false; drill?: string | false; timeZone?: string };
+  schedules?: {
+    full?: string | false | undefined;
+    incremental?: string | false | undefined;
+    cleanup?: string | false | undefined;
+    verify?: string | false | undefined;
+    drill?: string | false | undefined;
+    timeZone?: string | undefined;
+  };
 }
 
 /** Validates a parsed config; problems are reported one per line as `path.to.key: message`. */

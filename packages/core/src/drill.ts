@@ -1,7 +1,9 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findBackup, listBackups, type CatalogEntry } from './catalog.js';
+import { formatDuration } from '@stowage/alerts';
+import { catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
+import type { StateFolder } from './config.js';
 import type { Destination, Engine } from './engine.js';
 import { selectDestinations } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -11,7 +13,7 @@ import { logOperation } from './oplog.js';
 import { appendPrivate, ownedScratchDir, writePrivateAtomic } from './private-fs.js';
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
-import { formatAge } from './status.js';
+import { findBackup } from './find.js';
 import { ensureThawed, type ThawRequest } from './archive.js';
 
 export interface DrillResult {
@@ -39,14 +41,15 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const started = performance.now();
   const startedAt = engine.now().toISOString();
   const destination: Destination = options.destination ? selectDestinations(engine, options.destination)[0]! : engine.destinations.at(-1)!;
-  const entry = await chooseBackup(engine, destination, options.backup ?? 'latest', options.random ?? Math.random);
+  const catalog = catalogOf(engine);
+  const entry = await chooseBackup(engine, catalog, destination, options.backup ?? 'latest', options.random ?? Math.random);
   const scratch = await ownedScratchDir(engine.config.stateDir, 'drill');
   const problems: string[] = [];
   let rtoMs = 0;
   let thawMs = 0;
   let chainLength = 0;
   try {
-    const chain = await resolveChain(engine, entry, [destination]);
+    const chain = await resolveChain(catalog, entry, [destination]);
     chainLength = chain.length;
     const command = `stowage drill --backup ${entry.manifest.id} --destination ${destination.name}`;
     thawMs = await ensureThawed(engine, chain, [destination], { command, ...(options.thaw && { thaw: options.thaw }) });
@@ -87,7 +90,7 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const target = engine.config.targets.rto;
   if (!result.ok) await engine.alerts.raise((a, at) => a.drillFailed({ ...at, backupId: result.backupId, destination: result.destination, problems }));
   else await engine.alerts.resolve('drill-failed');
-  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatAge(result.rtoMs), target }));
+  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatDuration(result.rtoMs), target }));
   else if (result.ok) await engine.alerts.resolve('rto-exceeded');
   await logOperation(engine.logDir, 'restore.log', {
     operation: 'drill',
@@ -100,24 +103,24 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   return result;
 }
 
-async function chooseBackup(engine: Engine, destination: Destination, reference: string, random: () => number): Promise<CatalogEntry> {
-  if (reference !== 'random') return findBackup(engine, reference, [destination]);
-  const all = await listBackups(engine, [destination]);
+async function chooseBackup(engine: Engine, catalog: ManifestCatalog, destination: Destination, reference: string, random: () => number): Promise<CatalogEntry> {
+  if (reference !== 'random') return findBackup(engine, catalog, reference, [destination]);
+  const all = await catalog.list([destination]);
   const pick = all[Math.floor(random() * all.length)];
   if (!pick) throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups at ${destination.name} to drill; take one with \`stowage backup --type full\``);
   return pick;
 }
 
-export const lastDrillPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-drill.json');
+export const lastDrillPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'last-drill.json');
 
 /** Every drill run on this machine, one JSON line each (for the status page's drill history). */
-export const drillHistoryPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'drills.jsonl');
+export const drillHistoryPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'drills.jsonl');
 
 /** The drills recorded on this machine, oldest first; a damaged line is skipped. */
-export const drillHistory = (engine: Engine) => readJsonLines<DrillResult>(drillHistoryPath(engine));
+export const drillHistory = (engine: StateFolder) => readJsonLines<DrillResult>(drillHistoryPath(engine));
 
 /** The last drill recorded on this machine, if any. */
-export async function lastDrill(engine: Engine): Promise<DrillResult | undefined> {
+export async function lastDrill(engine: StateFolder): Promise<DrillResult | undefined> {
   const text = await readFile(lastDrillPath(engine), 'utf8').catch(() => undefined);
   return text === undefined ? undefined : (JSON.parse(text) as DrillResult);
 }

@@ -8,23 +8,14 @@ import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Alerting } from './alerting.js';
 import { appendAudit } from './audit.js';
+import { warnUnrecorded } from './oplog.js';
 import { writePrivateAtomic } from './private-fs.js';
 import { Codec } from './encoding.js';
 import { repairAfterCrash } from './leftovers.js';
 import { CoreError, CoreErrorCode } from './errors.js';
+import type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 
-/** One configured destination, its adapter already wrapped (retry, limits). */
-export interface Destination {
-  name: string;
-  adapter: StorageAdapter;
-}
-
-export interface ProgressEvent {
-  /** `snapshot`, `hash`, `upload`, `verify`, `download`, `check`, `thaw` (done/total: artifacts readable). */
-  phase: string;
-  done: number;
-  total?: number;
-}
+export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 
 export interface EngineOptions {
   /** Adapter factories by scheme (default: the built-in ones). */
@@ -37,14 +28,6 @@ export interface EngineOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Warnings worth a line on stderr (a fallback to another destination, a skipped destination). */
   onWarning?: (message: string) => void;
-}
-
-/** A destination that failed (or was left out of) an operation, and why. */
-export interface DestinationFailure {
-  destination: string;
-  /** A stable error code (`stowage.storage.no_space`, `stowage.storage.unavailable`, …). */
-  code: string;
-  message: string;
 }
 
 /** A config brought to life: destinations opened, folders known. Close it when done. */
@@ -143,7 +126,8 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   }
   const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
   const logDir = config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs'));
-  await auditConfigChange(config, logDir);
+  const warn = (message: string) => options.onWarning?.(message);
+  await auditConfigChange(config, logDir, warn);
   const engine: Engine = {
     config,
     destinations,
@@ -151,12 +135,14 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     logDir,
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config, (use, keys) =>
-      appendAudit(logDir, { operation: 'key-use', outcome: use, durationMs: 0, detail: `mode=${keys.mode}${keys.fingerprints.length ? ` keys=${keys.fingerprints.join(',')}` : ''}` }).catch(() => undefined),
+      appendAudit(logDir, { operation: 'key-use', outcome: use, durationMs: 0, detail: `mode=${keys.mode}${keys.fingerprints.length ? ` keys=${keys.fingerprints.join(',')}` : ''}` }).catch(
+        warnUnrecorded(warn, 'the key use in the audit log'),
+      ),
     ),
-    alerts: new Alerting(config, (message) => options.onWarning?.(message), options.now ?? (() => new Date())),
+    alerts: new Alerting(config, warn, options.now ?? (() => new Date())),
     now: options.now ?? (() => new Date()),
     progress: (event) => options.onProgress?.(event),
-    warn: (message) => options.onWarning?.(message),
+    warn,
     close: async () => {
       await Promise.all(destinations.map((d) => d.adapter.close?.()));
     },
@@ -204,7 +190,7 @@ export function selectDestinations(engine: Engine, name: string | undefined): re
  * Notes in the audit log when the config file changed since the last run on this machine (its
  * SHA-256 is kept in the state folder). Only the hash is recorded, never the content.
  */
-async function auditConfigChange(config: ResolvedConfig, logDir: string): Promise<void> {
+async function auditConfigChange(config: ResolvedConfig, logDir: string, warn: (message: string) => void): Promise<void> {
   const text = await readFile(config.configPath).catch(() => undefined);
   if (!text) return;
   const hash = createHash('sha256').update(text).digest('hex');
@@ -216,6 +202,6 @@ async function auditConfigChange(config: ResolvedConfig, logDir: string): Promis
     outcome: seen === undefined ? 'first-seen' : 'changed',
     durationMs: 0,
     detail: `config=${config.configPath} sha256=${hash}`,
-  }).catch(() => undefined);
-  await writePrivateAtomic(seenPath, `${hash}\n`).catch(() => undefined);
+  }).catch(warnUnrecorded(warn, 'the config change in the audit log'));
+  await writePrivateAtomic(seenPath, `${hash}\n`).catch(warnUnrecorded(warn, `the config's hash in ${seenPath}`));
 }

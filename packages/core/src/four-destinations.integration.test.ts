@@ -119,7 +119,7 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
     altered[altered.length - 10]! ^= 0xff;
     await client.send(new PutObjectCommand({ Bucket: 'backups', Key: key, Body: altered }));
 
-    const restored = await restore(ws.engine, { backup: inc.manifest.id, from: undefined, testMode: true });
+    const restored = await restore(ws.engine, { backup: inc.manifest.id, testMode: true });
     expect(await sha256File(restored.target!)).toBe(inc.manifest.source.snapshotSha256);
     // Region A alone cannot serve the damaged delta: reading from it only falls back when allowed.
     await expect(restore(ws.engine, { backup: inc.manifest.id, from: 's3-eu-west-1', testMode: true })).rejects.toMatchObject({ code: 'stowage.backup.corrupt' });

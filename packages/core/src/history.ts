@@ -27,11 +27,14 @@ export interface BackupHistory {
 const REMOVAL = 'cleanup-remove';
 
 /** Records, before anything is deleted, that cleanup removes backup `id` from `destination`. */
-export async function recordRemoval(engine: Engine, destination: string, id: string): Promise<void> {
+export async function recordRemoval(engine: Pick<Engine, 'logDir' | 'now'>, destination: string, id: string): Promise<void> {
   await appendAudit(engine.logDir, { operation: REMOVAL, backupId: id, outcome: 'started', durationMs: 0, detail: `destination=${destination}` }, engine.now());
 }
 
-export async function readHistory(engine: Engine): Promise<BackupHistory> {
+/** Where this host's history is kept, and the destinations a backup committed without naming them went to. */
+export type HistorySource = Pick<Engine, 'destinations' | 'logDir' | 'config'>;
+
+export async function readHistory(engine: HistorySource): Promise<BackupHistory> {
   const history: BackupHistory = { backups: new Map(), removedByCleanup: new Set() };
   const every = engine.destinations.map((d) => d.name);
   const expect = (id: string, destinations: readonly string[], recordedIn: string) => {

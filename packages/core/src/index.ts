@@ -1,11 +1,13 @@
 export { appendAudit, AUDIT_FILE, readAuditRecords, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
-export { byRecency, findBackup, findBackupAt, listBackups, readManifest, type CatalogEntry } from './catalog.js';
+export { byRecency, catalogOf, findBackupAt, listBackups, ManifestCatalog, readManifest, type CatalogEntry } from './catalog.js';
+export { findBackup } from './find.js';
 export { restorableFrom } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
-export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Destination, type DestinationFailure, type Engine, type EngineOptions, type ProgressEvent } from './engine.js';
+export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
+export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 export {
   ARCHIVED_ROLES,
   dueForArchive,
@@ -23,7 +25,9 @@ export {
 } from './archive.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
-export { formatAge, listEachDestination, status, type DestinationListing, type Status } from './status.js';
+export { listEachDestination, status, type DestinationListing, type Status } from './status.js';
+/** `ms` as a short human duration (`45 s`, `12 min`, `3.5 h`, `2.0 d`): the alerts' own, one format everywhere. */
+export { formatDuration as formatAge } from '@stowage/alerts';
 export {
   acquireDestinationLock,
   acquireDestinationLocks,

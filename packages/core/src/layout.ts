@@ -1,4 +1,3 @@
-import type { BackupType } from './manifest.js';
 import { localStamp } from './private-fs.js';
 
 /*
@@ -6,6 +5,9 @@ import { localStamp } from './private-fs.js';
  *   full/full_backup_YYYYMMDD_HHMMSS.sqlite3   incremental/inc_backup_…   hot/hot_backup_…
  * each beside `<id>.manifest.json` (the commit marker) and `<id>.pagehash`.
  */
+export const BACKUP_TYPES = ['full', 'incremental', 'hot'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
 export const FOLDERS: Record<BackupType, string> = { full: 'full', incremental: 'incremental', hot: 'hot' };
 const PREFIXES: Record<BackupType, string> = { full: 'full_backup', incremental: 'inc_backup', hot: 'hot_backup' };
 const ID_PATTERN = /^(full|inc|hot)_backup_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d+))?$/;

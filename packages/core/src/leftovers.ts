@@ -3,8 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeadOwnersTemp, parseDestinationUrl } from '@stowage/storage';
 import { removeDeadTemporaries } from '@stowage/storage-local';
-import type { Engine } from './engine.js';
-import { pendingRestorePaths, recoverInterruptedRestore } from './restore-journal.js';
+import { pendingRestorePaths, recoverInterruptedRestore, type JournalRun } from './restore-journal.js';
 
 /**
  * Run at the start of every command: finishes or rolls back a restore switch whose process died,
@@ -13,7 +12,7 @@ import { pendingRestorePaths, recoverInterruptedRestore } from './restore-journa
  * hidden `.…stowage-…` temps beside the live database and in the file sets' base folder (restore
  * copies, spool folders), and `.stowage-tmp-` files in local destinations. Says what it removed.
  */
-export async function repairAfterCrash(engine: Engine): Promise<void> {
+export async function repairAfterCrash(engine: JournalRun): Promise<void> {
   await recoverInterruptedRestore(engine);
   const keep = new Set(await pendingRestorePaths(engine.config.stateDir));
   const removed: string[] = [];

@@ -126,7 +126,7 @@ describe('source lock', () => {
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquireSourceLock(stateDir, backupRequest)));
     const winners = results.filter((r) => r.status === 'fulfilled');
     expect(winners).toHaveLength(1);
-    winners.forEach((r) => keep(r.value));
+    for (const r of winners) keep(r.value);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as LockError).code).toBe(LockErrorCode.Held);
   });
 

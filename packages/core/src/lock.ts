@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError, StowageError, systemErrorCode } from '@stowage/errors';
 import { bootId, bufferBody, crashPoint, isAlreadyExists, isObjectNotFound, ownerGone, pidStartTicks, TOKEN_HOST, type StorageAdapter } from '@stowage/storage';
-import type { DestinationFailure } from './engine.js';
+import type { DestinationFailure } from './destination.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ensurePrivateDir, tempSibling } from './private-fs.js';
 
@@ -262,6 +262,7 @@ export async function acquireDestinationLocks<D extends { name: string }>(
   const locks = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const conflict = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof LockError);
   if (conflict) {
+    // Best effort: the conflict is the error to report; a lock left behind is broken as stale later.
     await Promise.all(locks.map((lock) => lock.release().catch(() => undefined)));
     throw conflict.reason;
   }

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { sha256Hex } from '@stowage/storage';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { FOLDERS } from './layout.js';
+import { BACKUP_TYPES, FOLDERS } from './layout.js';
 
-export const BACKUP_TYPES = ['full', 'incremental', 'hot'] as const;
-export type BackupType = (typeof BACKUP_TYPES)[number];
+export { BACKUP_TYPES, type BackupType } from './layout.js';
 
 export const MANIFEST_FORMAT = 'stowage.manifest';
 export const MANIFEST_VERSION = 1;

@@ -13,6 +13,14 @@ export interface OperationRecord {
 }
 
 /**
+ * A `.catch` handler for a record that must not fail the operation it records (the audit log, the
+ * operation logs, state files) but must not vanish either: the failure becomes a warning.
+ */
+export function warnUnrecorded(warn: (message: string) => void, what: string): (error: unknown) => void {
+  return (error) => warn(`could not record ${what}: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+/**
  * Appends a human-readable one-liner (and the same facts, chained, to the audit log), e.g.
  * `2024-01-01T02:00:03.120Z backup full_backup_20240101_020000 ok 3.1s 1073741824B destinations=local`.
  * Never pass secrets in `detail`.

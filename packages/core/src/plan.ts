@@ -1,6 +1,6 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { byRecency, listBackups, type CatalogEntry } from './catalog.js';
+import { byRecency, catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import { fetchArtifactBytes, resolveChain } from './chain.js';
 import { applyPageHashDelta } from './page-hashes.js';
 import type { Destination, DestinationFailure, Engine } from './engine.js';
@@ -38,7 +38,8 @@ export interface BackupPlan {
  * local cache only saves a download.
  */
 export async function planBackup(engine: Engine, requested: BackupType): Promise<BackupPlan> {
-  const all = await listBackups(engine);
+  const catalog = catalogOf(engine);
+  const all = await catalog.list();
   const seq = all.reduce((max, e) => Math.max(max, e.manifest.seq + 1), 0);
   const history = all.map((e) => e.manifest);
   const plan: BackupPlan = { type: requested, seq, chainLength: 0, chainIncompleteAt: [], history };
@@ -50,9 +51,9 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   }
   const keyMismatch = await chainKeyProblem(engine, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
   if (keyMismatch) return downgradeToFull(plan, keyMismatch, engine);
-  const parent = await assessParent(engine, tip);
+  const parent = await assessParent(engine, catalog, tip);
   if (!parent.usable) return downgradeToFull(plan, parent.why, engine);
-  const pageHashes = await loadPageHashes(engine, tip);
+  const pageHashes = await loadPageHashes(engine, catalog, tip);
   if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
   const chainIncompleteAt = await completeChainEverywhere(engine, parent.links);
   if (chainIncompleteAt.length === engine.destinations.length) {
@@ -89,10 +90,10 @@ export interface ChainLink {
  * or where it reports none by reading back artifacts up to `READ_BACK_LIMIT` and by size above.
  * Returns why not, or each link with the destinations it is intact at.
  */
-export async function assessParent(engine: Engine, tip: CatalogEntry): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
+export async function assessParent(engine: Engine, catalog: ManifestCatalog, tip: CatalogEntry): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
   let chain: CatalogEntry[];
   try {
-    chain = await resolveChain(engine, tip, engine.destinations);
+    chain = await resolveChain(catalog, tip, engine.destinations);
   } catch (error) {
     return { usable: false, why: `the chain of ${tip.manifest.id} cannot be read: ${(error as Error).message}` };
   }
@@ -170,12 +171,12 @@ const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');
  * from the destinations — its full's list with each link's hash delta applied — and checked
  * against the SHA-256 its manifest pins.
  */
-async function loadPageHashes(engine: Engine, entry: CatalogEntry): Promise<Buffer | undefined> {
+async function loadPageHashes(engine: Engine, catalog: ManifestCatalog, entry: CatalogEntry): Promise<Buffer | undefined> {
   const expected = entry.manifest.source.pageHashesSha256;
   const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
   if (cached && sha256Hex(cached) === expected) return cached;
   try {
-    const [full, ...links] = await resolveChain(engine, entry, engine.destinations);
+    const [full, ...links] = await resolveChain(catalog, entry, engine.destinations);
     let list = await readSmallArtifact(engine, full!, artifactOf(full!.manifest, 'page-hashes'));
     for (const link of links) {
       const delta = list && (await readSmallArtifact(engine, link, artifactOf(link.manifest, 'page-hashes')));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { restoreFileSets, stageFileSets, type RestoreFilesOptions, type RestoreFilesResult, type StagedFileSets } from '@stowage/filesets';
 import { ownerToken } from '@stowage/storage';
 import type { CatalogEntry } from './catalog.js';
-import { fetchArtifact } from './chain.js';
+import { fetchArtifact, type ArtifactReader } from './chain.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { artifactOf } from './manifest.js';
@@ -16,7 +16,7 @@ import { ensurePrivateDir } from './private-fs.js';
  * then replayed in order so the tree is exactly that point's. `only` names the sets to restore.
  */
 export async function restoreFilesOfChain(
-  engine: Engine,
+  engine: ArtifactReader & Pick<Engine, 'stagingDir'>,
   chain: readonly CatalogEntry[],
   destinations: readonly Destination[],
   targetDir: string,
@@ -30,7 +30,7 @@ export async function restoreFilesOfChain(
  * rebuilt in `workDir`, and what they replace is to go under `asideDir`.
  */
 export async function stageFilesOfChain(
-  engine: Engine,
+  engine: ArtifactReader & Pick<Engine, 'stagingDir'>,
   chain: readonly CatalogEntry[],
   destinations: readonly Destination[],
   where: { targetDir: string; workDir: string; asideDir: string },
@@ -43,7 +43,7 @@ export async function stageFilesOfChain(
 
 /** Fetches the archives the file sets of `chain` need into the staging folder, runs `use` on them, removes them. */
 async function withFileArchives<T>(
-  engine: Engine,
+  engine: ArtifactReader & Pick<Engine, 'stagingDir'>,
   chain: readonly CatalogEntry[],
   destinations: readonly Destination[],
   only: readonly string[] | undefined,

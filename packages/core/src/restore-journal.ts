@@ -17,11 +17,18 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { finishFileSets, type SetMove } from '@stowage/filesets';
 import { crashPoint, ownerGone, ownerOf } from '@stowage/storage';
-import type { Engine } from './engine.js';
+import type { ResolvedConfig } from './config.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { acquireSourceLock, describeHolder, LockError, type LockHolder } from './lock.js';
-import { logOperation } from './oplog.js';
+import { logOperation, warnUnrecorded } from './oplog.js';
 import { fsyncDir, writePrivateAtomic } from './private-fs.js';
+
+/** What the journal needs of a run (an `Engine` is one): the config (state folder, source), the log folder, a warning channel. */
+export interface JournalRun {
+  readonly config: ResolvedConfig;
+  readonly logDir: string;
+  warn(message: string): void;
+}
 
 /** The files SQLite may keep beside a database, which belong with it. */
 export const SIDECARS = ['-journal', '-wal', '-shm'] as const;
@@ -55,7 +62,7 @@ export function journalPath(stateDir: string): string {
  * journal. Returns the paths the previous database (and its sidecars) now have. A failure rolls
  * back what was done; if even that fails the journal stays for the next command.
  */
-export async function switchRestore(engine: Engine, journal: RestoreJournal): Promise<string[]> {
+export async function switchRestore(engine: JournalRun, journal: RestoreJournal): Promise<string[]> {
   const path = journalPath(engine.config.stateDir);
   const guard = journal.database && lockLive(journal.database.live, engine.config.source.busyTimeoutMs);
   let movedAside: string[];
@@ -79,7 +86,7 @@ export async function switchRestore(engine: Engine, journal: RestoreJournal): Pr
  * Run at the start of every command: finishes (or rolls back) a restore switch whose process died,
  * under the source lock, and warns with what it did. A journal whose owner still runs is left alone.
  */
-export async function recoverInterruptedRestore(engine: Engine): Promise<void> {
+export async function recoverInterruptedRestore(engine: JournalRun): Promise<void> {
   const path = journalPath(engine.config.stateDir);
   const first = await readJournal(path);
   if (!first || !ownerIsGone(first)) return;
@@ -124,7 +131,9 @@ export async function recoverInterruptedRestore(engine: Engine): Promise<void> {
         ? `a restore of ${journal.backupId} was interrupted; completed it now${aside ? ` (the previous database is ${aside})` : ''}`
         : `a restore of ${journal.backupId} was interrupted and its restored data is gone; rolled it back: the previous database and files are in place again`,
     );
-    await logOperation(engine.logDir, 'restore.log', { operation: 'restore-recovery', backupId: journal.backupId, outcome: 'ok', durationMs: performance.now() - started, detail: outcome }).catch(() => undefined);
+    await logOperation(engine.logDir, 'restore.log', { operation: 'restore-recovery', backupId: journal.backupId, outcome: 'ok', durationMs: performance.now() - started, detail: outcome }).catch(
+      warnUnrecorded(engine.warn, 'the restore recovery in restore.log and the audit log'),
+    );
   } finally {
     await lock.release();
   }

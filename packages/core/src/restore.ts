@@ -4,7 +4,8 @@ import { createReadStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestStream } from '@stowage/storage';
-import { findBackup, findBackupAt } from './catalog.js';
+import { catalogOf, findBackupAt } from './catalog.js';
+import { findBackup } from './find.js';
 import { materializeChain, resolveChain } from './chain.js';
 import { restoreFilesOfChain, stageFilesOfChain } from './restore-files.js';
 import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.js';
@@ -13,7 +14,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import type { Artifact, Manifest } from './manifest.js';
 import { ensureThawed, type ThawRequest } from './archive.js';
-import { logOperation } from './oplog.js';
+import { logOperation, warnUnrecorded } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
 import { ensurePrivateDir, localStamp, syncFile, tempSibling, writePrivateAtomic } from './private-fs.js';
 
@@ -84,7 +85,7 @@ interface RestoreRecord {
 }
 
 /**
- * Restores a backup (DESIGN.md §6): fetch and check the bytes into a temporary file beside the
+ * Restores a backup: fetch and check the bytes into a temporary file beside the
  * target, run integrity and foreign-key checks, rebuild the file sets beside theirs, then switch
  * database and file sets as one journaled unit (restore-journal.ts): the current database (with
  * any -journal, -wal, -shm) is kept as `<name>.damaged_<stamp>`, replaced files go to
@@ -97,7 +98,8 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
   let backupId: string | undefined;
   try {
     const destinations = selectDestinations(engine, options.from);
-    const entry = options.at === undefined ? await findBackup(engine, options.backup ?? 'latest', destinations) : await findBackupAt(engine, options.at, destinations);
+    const catalog = catalogOf(engine);
+    const entry = options.at === undefined ? await findBackup(engine, catalog, options.backup ?? 'latest', destinations) : await findBackupAt(catalog, options.at, destinations);
     backupId = entry.manifest.id;
     const wantDatabase = options.only === undefined || options.only.includes('database');
     const sets = options.only?.filter((name) => name !== 'database');
@@ -110,7 +112,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
     const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
     const workDir = join(targetDir, `.stowage-restore-${ownerToken()}`);
     const setNames = wantFiles ? (sets ?? Object.keys(entry.manifest.files?.sets ?? {})) : [];
-    const chain = await resolveChain(engine, entry, destinations);
+    const chain = await resolveChain(catalog, entry, destinations);
     const roles = new Set<Artifact['role']>([...(wantDatabase ? (['database', 'delta'] as const) : []), ...(wantFiles ? (['files'] as const) : [])]);
     const command = ['stowage restore', backupId, testMode && '--test-mode', options.target && `--target ${options.target}`, options.from && `--from ${options.from}`, options.only && `--only ${options.only.join(',')}`].filter(Boolean).join(' ');
     const thawMs = await ensureThawed(engine, chain, destinations, { roles, command, ...(options.thaw && { thaw: options.thaw }) });
@@ -202,7 +204,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       outcome: 'failed',
       durationMs: performance.now() - started,
       detail: (error as Error).message,
-    }).catch(() => undefined);
+    }).catch(warnUnrecorded(engine.warn, 'the failed restore in restore.log and the audit log'));
     throw error;
   }
 }

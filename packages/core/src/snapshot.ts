@@ -10,7 +10,7 @@
  *
  * WAL mode: the file alone is not consistent (committed pages may still be in the -wal), so SQLite's
  * online backup copies the database, in a single step: the default step loop restarts whenever
- * another process writes and never finishes under a busy writer (DESIGN.md §4).
+ * another process writes and never finishes under a busy writer (README.md, "How a backup is taken").
  *
  * Both keep the source's page layout, which page-delta incrementals rely on.
  */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { readReportedCatalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
+import { formatDuration } from '@stowage/alerts';
+import { catalogOf, catalogWarnings, type CatalogEntry, type DamagedManifest, type ManifestCatalog } from './catalog.js';
 import { lastDrill, type DrillResult } from './drill.js';
 import type { Engine } from './engine.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
@@ -32,13 +33,12 @@ export interface DestinationListing {
   errors: string[];
 }
 
-/** Lists every destination on its own, in parallel, collecting each one's warnings. */
-export function listEachDestination(engine: Engine): Promise<DestinationListing[]> {
+/** Every destination's listing on its own (from the run's catalog, read in parallel), with each one's warnings. */
+export function listEachDestination(engine: Pick<Engine, 'destinations' | 'warn'>, catalog: ManifestCatalog = catalogOf(engine)): Promise<DestinationListing[]> {
   return Promise.all(
     engine.destinations.map(async (destination) => {
-      const errors: string[] = [];
-      const { entries, damaged } = await readReportedCatalog({ ...engine, warn: (message: string) => errors.push(message) }, [destination]);
-      return { name: destination.name, entries, damaged, errors };
+      const listing = await catalog.read([destination]);
+      return { name: destination.name, entries: listing.entries, damaged: listing.damaged, errors: catalogWarnings(listing) };
     }),
   );
 }
@@ -89,9 +89,9 @@ export async function status(engine: Engine, listings?: readonly DestinationList
   const point = byTime.filter((e) => e.manifest.type !== 'hot').at(-1);
   const rpo = { newest: point?.manifest.id ?? null, ageMs: point ? age(point.manifest.createdAt) : null, ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs };
   if (!point) problems.push('there is no full or incremental backup yet');
-  else if (!rpo.ok) problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatAge(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
+  else if (!rpo.ok) problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatDuration(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
   if (rpo.ok) await engine.alerts.resolve('rpo-breached');
-  else await engine.alerts.raise((a, at) => a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatAge(rpo.ageMs), target: engine.config.targets.rpo }));
+  else await engine.alerts.raise((a, at) => a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatDuration(rpo.ageMs), target: engine.config.targets.rpo }));
 
   for (const d of perDestination) {
     if (!d.reachable) problems.push(`destination ${d.name} cannot be listed: ${d.error}`);
@@ -107,7 +107,7 @@ export async function status(engine: Engine, listings?: readonly DestinationList
   const lastDrillStatus = drill ? { ...drill, withinRto: drill.ok && drill.rtoMs <= rtoMs } : null;
   if (!drill) warnings.push('no restore drill has run on this machine yet; run `stowage drill`');
   else if (!drill.ok) problems.push(`the last drill (${drill.startedAt}, ${drill.backupId} from ${drill.destination}) failed: ${drill.problems.join('; ')}`);
-  else if (drill.rtoMs > rtoMs) problems.push(`the last drill took ${formatAge(drill.rtoMs)} to a usable database, over the RTO target ${engine.config.targets.rto}`);
+  else if (drill.rtoMs > rtoMs) problems.push(`the last drill took ${formatDuration(drill.rtoMs)} to a usable database, over the RTO target ${engine.config.targets.rto}`);
 
   return {
     healthy: problems.length === 0,
@@ -149,11 +149,4 @@ function oldestReadableWithoutThaw(byTime: readonly CatalogEntry[], listings: Re
     }
     return false;
   });
-}
-
-export function formatAge(ms: number): string {
-  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
-  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
-  if (ms < 172_800_000) return `${(ms / 3_600_000).toFixed(1)} h`;
-  return `${(ms / 86_400_000).toFixed(1)} d`;
 }

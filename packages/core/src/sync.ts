@@ -38,7 +38,7 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
   const started = performance.now();
   const deep = options.deep ?? false;
   const actions: SyncAction[] = [];
-  const catalog = await readCatalog(engine);
+  const catalog = await readCatalog(engine.destinations);
   for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
   const history = await readHistory(engine);
   const { removedByCleanup } = history;

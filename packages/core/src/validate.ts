@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findBackup } from './catalog.js';
+import { catalogOf } from './catalog.js';
+import { findBackup } from './find.js';
 import type { Engine } from './engine.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import { logOperation } from './oplog.js';
@@ -23,11 +24,12 @@ export interface Validation {
  */
 export async function validate(engine: Engine, reference: string): Promise<Validation> {
   const started = performance.now();
-  const entry = await findBackup(engine, reference);
+  const catalog = catalogOf(engine);
+  const entry = await findBackup(engine, catalog, reference);
   const scratch = await ownedScratchDir(engine.config.stateDir, 'validate');
   try {
     const path = join(scratch, 'db.sqlite3');
-    const chain = await resolveChain(engine, entry, engine.destinations);
+    const chain = await resolveChain(catalog, entry, engine.destinations);
     const source = [...new Set(await materializeChain(engine, chain, path, engine.destinations))].join(',');
     const { checks, facts } = await withPrivateDatabase(path, (db) => ({ checks: runChecks(db), facts: readFacts(db) }));
     const expected = entry.manifest.source.tables;

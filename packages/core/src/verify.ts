@@ -1,7 +1,8 @@
 import { isStowageError } from '@stowage/errors';
 import { StorageErrorCode } from '@stowage/storage';
 import { thawEveryCopy, type ThawRequest } from './archive.js';
-import { findBackup, readCatalog, type Catalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
+import { catalogOf, type Catalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
+import { findBackup } from './find.js';
 import { selectDestinations, type Destination, type Engine } from './engine.js';
 import { describeVanished, readHistory, vanishedBackups, type BackupHistory } from './history.js';
 import { BACKUP_TYPES } from './manifest.js';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { confirmStored, type VerifiedBy } from './replica.js';
 import { FOLDERS, idFromReference, manifestKey, typeOfId } from './layout.js';
 import { chainIn, mixedKeyProblem } from './key-match.js';
+import type { StateFolder } from './config.js';
 
 export interface ArtifactCheck {
   destination: string;
@@ -39,13 +41,14 @@ export interface BackupVerification {
 export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean; thaw?: ThawRequest }): Promise<BackupVerification[]> {
   const started = performance.now();
   const destinations = selectDestinations(engine, options.destination);
-  const catalog = await readCatalog(engine, destinations);
+  const manifests = catalogOf(engine);
+  const catalog = await manifests.read(destinations);
   for (const { destination, message } of catalog.unlisted) engine.warn(`destination ${destination} could not be listed: ${message}`);
   const history = await readHistory(engine);
   const interrupted = await interruptedRemovals(destinations, catalog, history);
   const reference = options.all ? undefined : (options.backup ?? 'latest');
   const wanted = reference === undefined || reference === 'latest' ? undefined : idFromReference(reference);
-  if (reference !== undefined && reference !== 'latest' && wanted === undefined) await findBackup(engine, reference, destinations); // throws: not a backup name
+  if (reference !== undefined && reference !== 'latest' && wanted === undefined) await findBackup(engine, manifests, reference, destinations); // throws: not a backup name
   const entries = reference === undefined ? catalog.entries : reference === 'latest' ? catalog.entries.slice(-1) : catalog.entries.filter((e) => e.manifest.id === wanted);
   const chosen = (id: string) => wanted === undefined || id === wanted;
   const byId = new Map(catalog.entries.map((e) => [e.manifest.id, e]));
@@ -110,7 +113,7 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
     const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
     await record({ backupId: vanished.id, ok: false, artifacts: [{ destination: vanished.expectedAt.join(','), key, ok: false, problem: describeVanished(vanished) }] });
   }
-  if (results.length === 0 && reference !== undefined) await findBackup(engine, reference, destinations); // throws: not found
+  if (results.length === 0 && reference !== undefined) await findBackup(engine, manifests, reference, destinations); // throws: not found
   const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
   if (problems.length) await engine.alerts.raise((a, at) => a.verifyFailed({ ...at, problems }));
   else await engine.alerts.resolve('verify-failed');
@@ -184,4 +187,4 @@ function replicaResults(result: BackupVerification, destinations: readonly strin
   });
 }
 
-export const lastVerifyPath = (engine: Engine) => join(engine.config.stateDir, 'status', 'last-verify.json');
+export const lastVerifyPath = (engine: StateFolder) => join(engine.config.stateDir, 'status', 'last-verify.json');

@@ -33,7 +33,7 @@ export interface KeyDescription {
   /** True when `gpg --decrypt` (2.2+) reads the backups. */
   gpgCompatible: boolean;
   /** Passphrase mode: where the passphrase comes from. */
-  passphrase?: SecretSource;
+  passphrase?: SecretSource | undefined;
   /** Public-key mode: the recipients every backup is encrypted to. */
   recipients?: RecipientDescription[];
   /**

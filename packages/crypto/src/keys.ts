@@ -329,7 +329,7 @@ function isArmored(data: Uint8Array): boolean {
 
 function parseUserId(userId: string): UserID {
   const match = /^\s*(.*?)\s*<([^<>\s]+@[^<>\s]+)>\s*$/.exec(userId);
-  if (match) return match[1] ? { name: match[1], email: match[2] } : { email: match[2] };
+  if (match) return match[1] ? { name: match[1], email: match[2]! } : { email: match[2]! };
   const trimmed = userId.trim();
   if (trimmed.length === 0) throw new CryptoError(CryptoErrorCode.InvalidConfig, 'a key needs a user id such as "Backups <ops@example.com>"');
   return /^[^\s@]+@[^\s@]+$/.test(trimmed) ? { email: trimmed } : { name: trimmed };

@@ -18,6 +18,7 @@ export interface StowageErrorOptions {
 export class StowageError<Code extends string = string> extends Error {
   override readonly name: string = 'StowageError';
 
+  // biome-ignore-start lint/complexity/noThisInStatic: `this` is the subclass `instanceof` asks about
   /**
    * `instanceof` also accepts an error made by another copy of this class — the bundled CLI loading
    * a custom adapter that throws `StorageError` from its own `@stowage/storage` — when it carries the
@@ -31,6 +32,7 @@ export class StowageError<Code extends string = string> extends Error {
     }
     return false;
   }
+  // biome-ignore-end lint/complexity/noThisInStatic: end of Symbol.hasInstance
 
   readonly code: Code;
   readonly context: Readonly<Record<string, unknown>>;

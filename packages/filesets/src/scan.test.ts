@@ -152,7 +152,7 @@ describe('scanning against a parent index', () => {
     await chmod(join(base, 'media/a.txt'), 0o644);
     const scan = await scanFileSets({ media: { path: 'media' } }, { baseDir: base, parent });
     expect(scan.sets.media?.entries.find((entry) => entry.path === 'a.txt')).toMatchObject({ sha256: sha256('aaaa') });
-    expect((scan.sets.media?.entries.find((entry) => entry.path === 'a.txt') as { ctimeMs: number }).ctimeMs).not.toBe(
+    expect((scan.sets.media!.entries.find((entry) => entry.path === 'a.txt') as { ctimeMs: number }).ctimeMs).not.toBe(
       (fileOf(parent.sets.media) as { ctimeMs: number }).ctimeMs,
     );
   });

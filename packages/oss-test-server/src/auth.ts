@@ -122,7 +122,7 @@ function verifyV4(request: SignedRequest, authorization: string, credentials: Os
   const credential = fields.get('Credential');
   const signature = fields.get('Signature');
   const scope = credential?.split('/');
-  if (!scope || scope.length !== 5 || signature === undefined) {
+  if (scope?.length !== 5 || signature === undefined) {
     throw ossErrors.invalidArgument('Authorization header is invalid.', 'Authorization', authorization);
   }
   const [accessKeyId, scopeDate, scopeRegion, product, terminator] = scope as [string, string, string, string, string];

@@ -21,7 +21,7 @@ export interface StoredObject {
   /** `x-oss-meta-*` headers, lower-case names. */
   meta: Record<string, string>;
   /** The latest RestoreObject of an object in a cold class, on the server's thaw clock (ms). */
-  restore?: Restore;
+  restore?: Restore | undefined;
 }
 
 /** Restore priorities, fastest first. */

@@ -91,7 +91,7 @@ export async function setS3StorageClass(s3: S3ArchiveContext, key: string, stora
         MetadataDirective: 'COPY',
         ...(before.etag !== undefined && { CopySourceIfMatch: before.etag }),
       }),
-      { abortSignal: signal },
+      signal ? { abortSignal: signal } : {},
     );
   } catch (error) {
     const mapped = toStorageError(error, op);
@@ -148,7 +148,7 @@ export async function requestS3Thaw(s3: S3ArchiveContext, key: string, { tier = 
   try {
     await s3.client.send(
       new RestoreObjectCommand({ Bucket: s3.bucket, Key: objectKey, RestoreRequest: { Days: days, GlacierJobParameters: { Tier: TIERS[tier] } } }),
-      { abortSignal: signal },
+      signal ? { abortSignal: signal } : {},
     );
   } catch (error) {
     // Someone else's thaw got there first.

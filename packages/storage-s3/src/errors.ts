@@ -6,11 +6,11 @@ export interface S3Operation {
   /** `put`, `get`, `stat`, `list`, `delete`, `probe`, … */
   operation: string;
   /** The adapter's key (not the full object key), when there is one. */
-  key?: string;
+  key?: string | undefined;
   bucket: string;
   /** The adapter's description, e.g. `s3://bucket/prefix`. */
   where: string;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** The fields of an SDK service error that the mapping reads. */

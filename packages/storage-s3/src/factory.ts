@@ -63,13 +63,16 @@ export function parseS3Url(url: URL): { bucket: string; prefix: string } {
  */
 export function createS3Client(options: S3DestinationOptions): S3Client {
   const custom = options.endpoint !== undefined;
+  const region = options.region ?? (custom ? 'us-east-1' : undefined);
+  const requestChecksumCalculation = options.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : undefined);
+  // Unset, not undefined: the SDK's defaults (region from the environment, checksums when supported) apply.
   const config: S3ClientConfig = {
-    region: options.region ?? (custom ? 'us-east-1' : undefined),
-    endpoint: options.endpoint,
+    ...(region !== undefined && { region }),
+    ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle ?? custom,
     maxAttempts: options.maxAttempts,
     requestHandler: { connectionTimeout: options.connectTimeoutMs, socketTimeout: options.idleTimeoutMs },
-    requestChecksumCalculation: options.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : undefined),
+    ...(requestChecksumCalculation !== undefined && { requestChecksumCalculation }),
   };
   if (options.accessKeyIdEnv !== undefined && options.secretAccessKeyEnv !== undefined) {
     const sessionToken = options.sessionTokenEnv === undefined ? undefined : fromEnv(options.sessionTokenEnv, 'sessionTokenEnv');

@@ -14,7 +14,7 @@ import { StorageRegistry, isAlreadyExists, isChecksumMismatch } from '@stowage/s
 import type { ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
 import { s3StorageFactory } from './factory.js';
-import { PROBE_KEY_PREFIX, S3Storage } from './s3.js';
+import { PROBE_KEY_PREFIX, S3Storage, sdkOptions } from './s3.js';
 
 /** What an endpoint does with one kind of flexible checksum. */
 export interface ChecksumSupport {
@@ -242,7 +242,7 @@ class Probe {
       signal,
     };
     try {
-      return await send(this.#storage.client, { abortSignal: signal });
+      return await send(this.#storage.client, sdkOptions(signal));
     } catch (error) {
       throw toStorageError(error, op);
     }

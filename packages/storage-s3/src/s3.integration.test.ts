@@ -226,7 +226,7 @@ for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
 }
 
 describe('S3Storage on s3rver', () => {
-  describe('verification of what was stored (DESIGN.md §5 trap)', () => {
+  describe('verification of what was stored (the aws-chunked trap, see the README)', () => {
     it('with the SDK default WHEN_SUPPORTED, its in-memory request bodies are stored intact', async () => {
       const prefix = freshPrefix('when-supported');
       const storage = await openS3(prefix, { requestChecksumCalculation: 'WHEN_SUPPORTED', partSizeMiB: 5 });

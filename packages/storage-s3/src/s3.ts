@@ -97,11 +97,11 @@ export interface S3StorageOptions {
   /** The endpoint enforces `If-None-Match: *` on writes (default true, as AWS does). */
   conditionalWrites?: boolean;
   /** Storage class of new objects (default: the bucket's, normally STANDARD). */
-  storageClass?: S3StorageClass;
+  storageClass?: S3StorageClass | undefined;
   /** Server-side encryption of new objects. */
-  sse?: 'AES256' | 'aws:kms';
+  sse?: 'AES256' | 'aws:kms' | undefined;
   /** The KMS key for `sse: 'aws:kms'` (default: the account's AWS-managed key). */
-  kmsKeyId?: string;
+  kmsKeyId?: string | undefined;
   /** Bytes per multipart part, at least 5 MiB (default 16 MiB); bodies up to this size go up in one PutObject. */
   partSize?: number;
   /** Parts of one upload in flight at once (default 4); memory use is about (queueSize + 1) × partSize per put. */
@@ -257,9 +257,7 @@ export class S3Storage implements StorageAdapter {
     const range = options.range ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` : undefined;
     let response;
     try {
-      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), {
-        abortSignal: options.signal,
-      });
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), sdkOptions(options.signal));
     } catch (error) {
       // A range starting at or after the end of an existing object (S3 answers 416): no bytes.
       if (range && httpStatusOf(error) === 416) return destroyOnAbort(Readable.from([]), options.signal, key);
@@ -282,15 +280,13 @@ export class S3Storage implements StorageAdapter {
   }
 
   /** HeadObject with `ChecksumMode: ENABLED`; `checksums` holds the full-object checksums S3 reports. */
-  async stat(key: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+  async stat(key: string, options: { signal?: AbortSignal | undefined } = {}): Promise<ObjectInfo | undefined> {
     const objectKey = this.#objectKey(key);
     const op = this.#op('stat', key, options.signal);
     throwIfAborted(options.signal, key);
     try {
       const head = await this.#call(op, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED' }), {
-          abortSignal: options.signal,
-        }),
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED' }), sdkOptions(options.signal)),
       );
       return infoFromHead(key, head);
     } catch (error) {
@@ -314,13 +310,11 @@ export class S3Storage implements StorageAdapter {
           ? await this.#call(op, () =>
               this.client.send(
                 new ListObjectsV2Command({ Bucket: this.bucket, Prefix, MaxKeys: this.#listPageSize, ContinuationToken: token }),
-                { abortSignal: options.signal },
+                sdkOptions(options.signal),
               ),
             ).then((out) => ({ contents: out.Contents, next: out.NextContinuationToken, truncated: out.IsTruncated }))
           : await this.#call(op, () =>
-              this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix, MaxKeys: this.#listPageSize, Marker: token }), {
-                abortSignal: options.signal,
-              }),
+              this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix, MaxKeys: this.#listPageSize, Marker: token }), sdkOptions(options.signal)),
             ).then((out) => ({ contents: out.Contents, next: out.NextMarker ?? out.Contents?.at(-1)?.Key, truncated: out.IsTruncated }));
       for (const object of page.contents ?? []) {
         const info = this.#infoFromListing(object);
@@ -343,7 +337,7 @@ export class S3Storage implements StorageAdapter {
       const out = await this.#call(op, () =>
         this.client.send(
           new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-          { abortSignal: options.signal },
+          sdkOptions(options.signal),
         ),
       );
       const failure = out.Errors?.find((error) => error.Code !== 'NoSuchKey');
@@ -381,7 +375,7 @@ export class S3Storage implements StorageAdapter {
           IfNoneMatch: ifNoneMatch ? '*' : undefined,
           ...this.#writeParams,
         }),
-        { abortSignal: op.signal },
+        sdkOptions(op.signal),
       ),
     );
     return { etag: out.ETag, checksum: sums.sha256 ?? sums.crc64nvme };
@@ -404,7 +398,7 @@ export class S3Storage implements StorageAdapter {
           ...(mode === 'sha256' && { ChecksumAlgorithm: 'SHA256', ChecksumType: 'COMPOSITE' }),
           ...(mode === 'crc64nvme' && { ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }),
         }),
-        { abortSignal: op.signal },
+        sdkOptions(op.signal),
       ),
     );
     const uploadId = created.UploadId;
@@ -472,7 +466,7 @@ export class S3Storage implements StorageAdapter {
             IfNoneMatch: ifNoneMatch ? '*' : undefined,
             ...(fullCrc !== undefined && { ChecksumCRC64NVME: fullCrc, ChecksumType: 'FULL_OBJECT' }),
           }),
-          { abortSignal: op.signal },
+          sdkOptions(op.signal),
         ),
       );
       const composite = mode === 'sha256' ? compositeSha256(parts.map((part) => part.ChecksumSHA256 ?? '')) : undefined;
@@ -499,9 +493,7 @@ export class S3Storage implements StorageAdapter {
     let head: HeadObjectCommandOutput;
     try {
       head = await this.#call(op, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED', IfMatch: sent.etag }), {
-          abortSignal: op.signal,
-        }),
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED', IfMatch: sent.etag }), sdkOptions(op.signal)),
       );
     } catch (error) {
       // 412: another writer replaced the object since; ours was stored and then superseded.
@@ -543,7 +535,7 @@ export class S3Storage implements StorageAdapter {
   async #assertBucketExists(op: S3Operation): Promise<void> {
     if (this.#bucketConfirmed) return;
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: op.signal });
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), sdkOptions(op.signal));
     } catch (error) {
       if (httpStatusOf(error) === 404) throw toStorageError({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, op);
       if (op.signal?.aborted) throw abortedError(op.key, error);
@@ -651,6 +643,11 @@ function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
   const info: ObjectInfo = { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), checksums, ...archiveFacts(head.StorageClass, head.Restore) };
   if (head.ETag !== undefined) info.etag = head.ETag;
   return info;
+}
+
+/** The SDK's per-call options: its `abortSignal` may be left out but not set to undefined. */
+export function sdkOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
 }
 
 function httpStatusOf(error: unknown): number | undefined {

@@ -55,7 +55,7 @@ export interface StorageAdapterSuiteOptions {
  */
 export function describeStorageAdapter(options: StorageAdapterSuiteOptions): void {
   const it = test.extend<{ storage: StorageAdapter }>({
-    // eslint-disable-next-line no-empty-pattern -- vitest fixtures require a destructuring pattern
+    // biome-ignore lint/correctness/noEmptyPattern: vitest fixtures require a destructuring pattern
     storage: async ({}, use) => {
       const { adapter, cleanup } = await options.create();
       try {
@@ -67,7 +67,7 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
     },
   });
 
-  describe(`storage adapter contract: ${options.name}`, { timeout: options.timeoutMs }, () => {
+  describe(`storage adapter contract: ${options.name}`, options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }, () => {
     describe('keys', () => {
       it('rejects invalid keys and prefixes with invalid_key on every operation', async ({ storage }) => {
         const invalid = expect.objectContaining({ code: StorageErrorCode.InvalidKey });

@@ -146,7 +146,7 @@ export interface ObjectInfo {
   key: string;
   size: number;
   modified: Date;
-  etag?: string;
+  etag?: string | undefined;
   checksums: ObjectChecksums;
   /** The backend's storage class, in its own spelling (`Archive`, `DEEP_ARCHIVE`), when it reports one. */
   storageClass?: string;

@@ -16,7 +16,7 @@ export function assertValidKey(key: string): void {
 function keyProblem(key: string): string | undefined {
   if (key.length === 0) return 'it is empty';
   if (key.length > 1024) return 'it is longer than 1024 characters';
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it rejects
   if (/[\u0000-\u001f\\]/.test(key)) return 'it contains a control character or a backslash';
   if (key.startsWith('/')) return 'it starts with /';
   for (const segment of key.split('/')) {

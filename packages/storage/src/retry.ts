@@ -12,7 +12,7 @@ export interface RetryOptions {
   /** Source of randomness for full jitter, in [0, 1) (default Math.random; tests pass their own). */
   random?: () => number;
   /** Called before each retry, e.g. to log it. */
-  onRetry?: (event: { operation: string; key?: string; attempt: number; delayMs: number; error: unknown }) => void;
+  onRetry?: (event: { operation: string; key?: string | undefined; attempt: number; delayMs: number; error: unknown }) => void;
 }
 
 /**
