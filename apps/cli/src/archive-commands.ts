@@ -43,7 +43,9 @@ export async function runArchiveRun(engine: Engine, out: Output, options: { dryR
   for (const m of result.moved) out.say(`${verb} ${m.destination}: ${m.key} (${formatBytes(m.bytes)}) to ${m.storageClass}`);
   for (const h of result.held) out.say(`kept hot at ${h.destination}: ${h.backupId} (${h.why})`);
   const bytes = result.moved.reduce((sum, m) => sum + m.bytes, 0);
-  out.say(`${verb} ${result.moved.length} artifact(s), ${formatBytes(bytes)}, to archive storage${result.dryRun ? '' : ', each checked by the checksum its destination reports for the copy'}`);
+  out.say(
+    `${verb} ${result.moved.length} artifact(s), ${formatBytes(bytes)}, to archive storage${result.dryRun ? '' : ', each checked by the checksum its destination reports for the copy'}`,
+  );
   for (const f of result.failures) out.warn(`archive of ${f.key ?? 'backups'} at ${f.destination} failed: ${f.message}`);
   return result.failures.length === 0 ? ExitCode.Ok : ExitCode.Failed;
 }
@@ -59,7 +61,9 @@ export async function runThawStatus(engine: Engine, out: Output, reference: stri
   }
   if (waiting.length === 0) out.say(`${status.backupId} can be restored now (chain: ${status.chain.join(' → ')})`);
   else {
-    out.say(`${status.backupId}: ${waiting.length} of ${status.artifacts.length} artifact(s) not readable yet; expected thaw time: ${describeThawTimes(status.expectedThawMs)}`);
+    out.say(
+      `${status.backupId}: ${waiting.length} of ${status.artifacts.length} artifact(s) not readable yet; expected thaw time: ${describeThawTimes(status.expectedThawMs)}`,
+    );
     if (waiting.some((a) => a.state === 'archived')) out.say(`  to thaw and restore: stowage restore ${status.backupId} --thaw --tier standard --wait`);
   }
   return ExitCode.Ok;

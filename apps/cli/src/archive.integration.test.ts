@@ -9,7 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
-const ENV = { ...process.env, STOWAGE_CONFIG: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', CLI_OSS_ID: 'cli-archive-id', CLI_OSS_SECRET: 'cli-archive-secret' };
+const ENV = {
+  ...process.env,
+  STOWAGE_CONFIG: '',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  CLI_OSS_ID: 'cli-archive-id',
+  CLI_OSS_SECRET: 'cli-archive-secret',
+};
 
 let dir: string;
 let oss: OssTestServer;

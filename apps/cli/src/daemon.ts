@@ -137,7 +137,11 @@ export function parseSchedules(schedules: Partial<Record<ScheduledJob, string>>,
 }
 
 /** Each scheduled job's first run after `from` (null: the expression matches no later time). */
-export function nextRuns(schedules: Partial<Record<ScheduledJob, string>>, timeZone: string | undefined, from: Date): Partial<Record<ScheduledJob, Date | null>> {
+export function nextRuns(
+  schedules: Partial<Record<ScheduledJob, string>>,
+  timeZone: string | undefined,
+  from: Date,
+): Partial<Record<ScheduledJob, Date | null>> {
   return Object.fromEntries([...parseSchedules(schedules, timeZone)].map(([job, cron]) => [job, cron.nextRun(from)]));
 }
 
@@ -146,7 +150,12 @@ export function nextRuns(schedules: Partial<Record<ScheduledJob, string>>, timeZ
  * its schedule around `now` (or there is none), else an incremental on the same terms (a full
  * counts as its recovery point too). Undefined when neither was missed.
  */
-export function missedOnStart(newest: NewestBackups, schedules: Partial<Record<ScheduledJob, string>>, now: Date, timeZone?: string): { job: 'full' | 'incremental'; why: string } | undefined {
+export function missedOnStart(
+  newest: NewestBackups,
+  schedules: Partial<Record<ScheduledJob, string>>,
+  now: Date,
+  timeZone?: string,
+): { job: 'full' | 'incremental'; why: string } | undefined {
   const crons = parseSchedules(schedules, timeZone);
   const candidates = [
     ['full', newest.full, 'full backup'],
@@ -160,7 +169,11 @@ export function missedOnStart(newest: NewestBackups, schedules: Partial<Record<S
     const intervalMs = next.getTime() - previous.getTime();
     if (taken === undefined) return { job, why: `there is no ${what} yet: running the ${TITLES[job]} now` };
     const ageMs = now.getTime() - taken.getTime();
-    if (ageMs > intervalMs) return { job, why: `missed: the newest ${what} is ${formatAge(ageMs)} old, more than the ${formatAge(intervalMs)} between runs of '${cron.getPattern()}'; running the ${TITLES[job]} now` };
+    if (ageMs > intervalMs)
+      return {
+        job,
+        why: `missed: the newest ${what} is ${formatAge(ageMs)} old, more than the ${formatAge(intervalMs)} between runs of '${cron.getPattern()}'; running the ${TITLES[job]} now`,
+      };
   }
   return undefined;
 }
@@ -245,7 +258,8 @@ export class Daemon {
       const due = this.#next.get(job);
       if (due === undefined || due > now) continue;
       const lateMs = now.getTime() - due.getTime();
-      if (lateMs > checkEveryMs) this.#log(`${TITLES[job]} was due at ${isoSeconds(due)}, ${formatAge(lateMs)} ago (a clock step or a sleeping machine): running it once`);
+      if (lateMs > checkEveryMs)
+        this.#log(`${TITLES[job]} was due at ${isoSeconds(due)}, ${formatAge(lateMs)} ago (a clock step or a sleeping machine): running it once`);
       this.#enqueue(job);
       this.#plan(job, cron, now);
     }
@@ -359,7 +373,8 @@ export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunO
     ({ held, engine: usable } = await takeLocks(engine, job, { ...options, log: (message) => options.log(`${TITLES[job]} ${message}`) }));
   } catch (error) {
     if (options.signal?.aborted) return 'not started: the daemon is stopping';
-    if (error instanceof LockError && error.code === LockErrorCode.Held) return `skipped after waiting ${formatAge(options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)}: ${error.message}`;
+    if (error instanceof LockError && error.code === LockErrorCode.Held)
+      return `skipped after waiting ${formatAge(options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)}: ${error.message}`;
     throw error;
   }
   try {
@@ -417,9 +432,12 @@ async function takeLocks(engine: Engine, job: ScheduledJob | 'recovery', options
   const held: Lock[] = [];
   try {
     if (kind === 'exclusive') held.push(await patiently(() => acquireSourceLock(engine.config.stateDir, request, lockOptions), options));
-    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => patiently(() => acquireDestinationLock(destination, request, lockOptions), options));
+    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) =>
+      patiently(() => acquireDestinationLock(destination, request, lockOptions), options),
+    );
     held.push(...locks);
-    for (const lock of held) if (lock.broke) options.log(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
+    for (const lock of held)
+      if (lock.broke) options.log(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
     const usable = withoutDestinations(engine, unavailable);
     if (!BACKUP_OPERATIONS.includes(operation)) requireDestinations(usable);
     return { held, engine: usable };
@@ -500,7 +518,11 @@ export async function acquireDaemonLock(stateDir: string): Promise<DaemonLock> {
     if (current === undefined) continue;
     const stale = staleReason(current);
     if (stale === undefined) {
-      throw new LockError(LockErrorCode.Held, `another stowage daemon (${describeDaemon(current)}) runs with the state folder ${stateDir}; stop it first, or delete ${path} if it is gone`, { context: { lock: path } });
+      throw new LockError(
+        LockErrorCode.Held,
+        `another stowage daemon (${describeDaemon(current)}) runs with the state folder ${stateDir}; stop it first, or delete ${path} if it is gone`,
+        { context: { lock: path } },
+      );
     }
     // Set aside and compare: another daemon starting at this moment may have replaced it.
     const aside = `${path}.stale-${token}`;
@@ -629,7 +651,11 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const config = await loadConfig(configPath(globals));
     const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
-    const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait) };
+    const jobOptions: JobRunOptions = {
+      log,
+      signal: stop.signal,
+      lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait),
+    };
     const open = await openEngine(config, { onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });
@@ -643,7 +669,9 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
       log(`status page at http://${options.http}/`);
     }
     process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
-    log(`stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`);
+    log(
+      `stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`,
+    );
     if (lock.tookOver) log(`took over the daemon lock of a daemon that is gone (${lock.tookOver})`);
     await recover(open, jobOptions).catch((error: unknown) => log(`recovery: skipped: ${(error as Error).message}`));
     if (!stop.signal.aborted) await daemon.start();

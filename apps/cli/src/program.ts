@@ -1,5 +1,28 @@
 import { Command, CommanderError, Option } from 'commander';
-import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, parseTime, type GlobalOptions } from './commands.js';
+import {
+  configPath,
+  runAlertTest,
+  runAuditVerify,
+  runBackup,
+  runSchedulePrint,
+  runUnlock,
+  waitMs,
+  type LockPolicy,
+  runCleanup,
+  runDrill,
+  runGuard,
+  runProbe,
+  runStatus,
+  runSync,
+  runList,
+  runRestore,
+  runRestoreVerify,
+  runValidate,
+  runVerify,
+  withEngine,
+  parseTime,
+  type GlobalOptions,
+} from './commands.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
@@ -19,7 +42,10 @@ export function addGlobalOptions(command: Command): Command {
     .option('-c, --config <path>', 'config file, YAML or JSON (default: $STOWAGE_CONFIG, else ./stowage.config.yaml or ./stowage.config.json)')
     .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
     .option('-q, --quiet', 'print nothing but errors and warnings')
-    .option('--wait [duration]', 'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing; with --thaw, also wait for thaws (bare --wait: as long as they take)');
+    .option(
+      '--wait [duration]',
+      'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing; with --thaw, also wait for thaws (bare --wait: as long as they take)',
+    );
 }
 
 /**
@@ -86,7 +112,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('take a backup of the database and store it at every destination')
     .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'hot', 'incremental']).default('full'))
     .option('--reason <text>', 'why (recorded with hot backups)')
-    .action((options: { type: string; reason?: string }, command: Command) => run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }));
+    .action((options: { type: string; reason?: string }, command: Command) =>
+      run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }),
+    );
 
   program
     .command('list')
@@ -102,21 +130,26 @@ export function stowageProgram(setExit: (code: number) => void): Command {
       .option('--days <n>', 'days the thawed copies stay readable (default 7)')
       .option('--poll <duration>', 'while waiting, look at the thaws this often (default 1m)');
 
-  withThawOptions(program
-    .command('verify')
-    .argument('[backup]', 'backup id, file name, or latest')
-    .description('re-read a backup at its destinations and compare sizes and SHA-256')
-    .option('--all', 'verify every backup')
-    .option('--destination <name>', 'only this destination')
-    .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum (archived objects: only with --thaw)'))
-    .action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean } & ThawFlags, command: Command) =>
-      run(command, (engine, out) => {
+  withThawOptions(
+    program
+      .command('verify')
+      .argument('[backup]', 'backup id, file name, or latest')
+      .description('re-read a backup at its destinations and compare sizes and SHA-256')
+      .option('--all', 'verify every backup')
+      .option('--destination <name>', 'only this destination')
+      .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum (archived objects: only with --thaw)'),
+  ).action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean } & ThawFlags, command: Command) =>
+    run(
+      command,
+      (engine, out) => {
         const { thaw, tier, days, poll, ...rest } = options;
         const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
         if (request && !rest.deep) throw new UsageError('--thaw goes with --deep: verify without --deep never reads archived objects');
         return runVerify(engine, out, { ...rest, ...(backupRef === undefined ? {} : { backup: backupRef }), ...(request && { thaw: request }) });
-      }, { kind: 'readers', operation: 'verify' }),
-    );
+      },
+      { kind: 'readers', operation: 'verify' },
+    ),
+  );
 
   program
     .command('validate')
@@ -124,18 +157,24 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('restore to scratch and check integrity, foreign keys, row counts and schema')
     .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef)));
 
-  withThawOptions(program
-    .command('restore')
-    .argument('[backup]', 'backup id, file name, or latest')
-    .description('restore a backup over the live database (moving it aside), or elsewhere')
-    .option('--target <path>', 'restore here instead (a file or an existing folder)')
-    .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
-    .option('--from <destination>', 'read from this destination only')
-    .option('--at <time>', 'the newest backup taken at or before this time')
-    .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
-    .option('--verify', 'check the database restored last against its backup')
-    .option('-y, --yes', 'replace the live data without asking (required without a terminal)'))
-    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean } & ThawFlags, command: Command) =>
+  withThawOptions(
+    program
+      .command('restore')
+      .argument('[backup]', 'backup id, file name, or latest')
+      .description('restore a backup over the live database (moving it aside), or elsewhere')
+      .option('--target <path>', 'restore here instead (a file or an existing folder)')
+      .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
+      .option('--from <destination>', 'read from this destination only')
+      .option('--at <time>', 'the newest backup taken at or before this time')
+      .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
+      .option('--verify', 'check the database restored last against its backup')
+      .option('-y, --yes', 'replace the live data without asking (required without a terminal)'),
+  ).action(
+    (
+      backupRef: string | undefined,
+      options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean } & ThawFlags,
+      command: Command,
+    ) =>
       run(
         command,
         (engine, out) => {
@@ -143,28 +182,39 @@ export function stowageProgram(setExit: (code: number) => void): Command {
           const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
           if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
           const defaultLatest = backupRef === undefined && options.at === undefined && options.testMode;
-          return runRestore(engine, out, { ...rest, ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }), ...(request && { thaw: request }) });
+          return runRestore(engine, out, {
+            ...rest,
+            ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }),
+            ...(request && { thaw: request }),
+          });
         },
         options.verify ? undefined : { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore' },
       ),
-    );
+  );
 
   program
     .command('cleanup')
     .description('delete backups past their retention (keeping every link a kept incremental needs) and leftovers of crashed backups')
     .option('--dry-run', 'show what would be deleted, delete nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
-    .option('--allow-early-delete', 'also delete archived objects younger than their storage class\'s minimum storage duration (charged as if kept that long)')
-    .action((options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }));
+    .option('--allow-early-delete', "also delete archived objects younger than their storage class's minimum storage duration (charged as if kept that long)")
+    .action((options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }, command: Command) =>
+      run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }),
+    );
 
-  const archive = program.command('archive').description('archive offload: move old backups to a destination\'s archive storage class');
+  const archive = program.command('archive').description("archive offload: move old backups to a destination's archive storage class");
   archive
     .command('run')
-    .description('move backups past their destination\'s archive.after to its archive class (server-side copy, checked by checksum); a chain moves as a unit')
+    .description("move backups past their destination's archive.after to its archive class (server-side copy, checked by checksum); a chain moves as a unit")
     .option('--dry-run', 'show what would move, move nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
     .action((options: { dryRun?: boolean; asOf?: string }, command: Command) =>
-      run(command, (engine, out) => runArchiveRun(engine, out, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) }), { kind: 'exclusive', operation: 'archive' }),
+      run(
+        command,
+        (engine, out) =>
+          runArchiveRun(engine, out, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) }),
+        { kind: 'exclusive', operation: 'archive' },
+      ),
     );
 
   program
@@ -174,24 +224,32 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .argument('<backup>', 'backup id, file name, or latest')
     .description('per artifact a restore of the backup reads: archived, thawing or readable (and until when), with the expected thaw time')
     .option('--from <destination>', 'only this destination')
-    .action((backupRef: string, options: { from?: string }, command: Command) => run(command, (engine, out) => runThawStatus(engine, out, backupRef, options.from)));
+    .action((backupRef: string, options: { from?: string }, command: Command) =>
+      run(command, (engine, out) => runThawStatus(engine, out, backupRef, options.from)),
+    );
 
   program
     .command('status')
     .description('newest backups against the RPO target, destinations, last verify and drill; exit 0 healthy, 1 unhealthy')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runStatus(engine, out)));
 
-  withThawOptions(program
-    .command('drill')
-    .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
-    .option('--backup <ref>', 'backup id, latest or random', 'latest'))
+  withThawOptions(
+    program
+      .command('drill')
+      .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
+      .option('--backup <ref>', 'backup id, latest or random', 'latest'),
+  )
     .option('--destination <name>', 'read from this destination (default: the last configured)')
     .action((options: { backup?: string; destination?: string } & ThawFlags, command: Command) =>
-      run(command, (engine, out) => {
-        const { thaw, tier, days, poll, ...rest } = options;
-        const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
-        return runDrill(engine, out, { ...rest, ...(request && { thaw: request }) });
-      }, { kind: 'readers', operation: 'drill' }),
+      run(
+        command,
+        (engine, out) => {
+          const { thaw, tier, days, poll, ...rest } = options;
+          const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
+          return runDrill(engine, out, { ...rest, ...(request && { thaw: request }) });
+        },
+        { kind: 'readers', operation: 'drill' },
+      ),
     );
 
   program
@@ -199,7 +257,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('copy missing or damaged replicas from a healthy destination, so every destination holds every backup')
     .option('--dry-run', 'show the plan, copy nothing')
     .option('--deep', 'check replicas by reading them back')
-    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }));
+    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) =>
+      run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }),
+    );
 
   program
     .command('destinations')
@@ -254,7 +314,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--source', 'only the lock on the source')
     .option('--destination <name...>', 'only the locks at these destinations')
     .option('--force', 'also remove a lock whose holder still runs')
-    .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) => run(command, (engine, out) => runUnlock(engine, out, options)));
+    .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) =>
+      run(command, (engine, out) => runUnlock(engine, out, options)),
+    );
 
   program
     .command('schedule')
@@ -277,7 +339,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464')
     .option('--http <host:port>', 'serve the status page (as `stowage serve`), e.g. 127.0.0.1:8787')
     .option('--auth-token-env <name>', 'with --http beyond loopback: environment variable holding the bearer token')
-    .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
+    .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) =>
+      runDaemon(globals(command), options).then(setExit),
+    );
 
   program
     .command('metrics')
@@ -311,7 +375,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .argument('<command...>', 'the command to run, after --')
     .passThroughOptions()
     .action((commandLine: string[], options: { reason?: string }, command: Command) =>
-      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), { kind: 'exclusive', operation: 'guard' }),
+      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), {
+        kind: 'exclusive',
+        operation: 'guard',
+      }),
     );
 
   const addEverywhere = (command: Command): void => {

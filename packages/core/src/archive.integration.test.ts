@@ -25,8 +25,16 @@ let oss: OssTestServer;
 
 beforeAll(async () => {
   Object.assign(process.env, ENV);
-  [s3, oss] = await Promise.all([startS3rver(), startOssTestServer({ accessKeyId: ENV.ARCH_OSS_ID, accessKeySecret: ENV.ARCH_OSS_SECRET, buckets: ['wms-archive'] })]);
-  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  [s3, oss] = await Promise.all([
+    startS3rver(),
+    startOssTestServer({ accessKeyId: ENV.ARCH_OSS_ID, accessKeySecret: ENV.ARCH_OSS_SECRET, buckets: ['wms-archive'] }),
+  ]);
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   await client.send(new CreateBucketCommand({ Bucket: 'archive' }));
   client.destroy();
 }, 60_000);
@@ -46,9 +54,23 @@ const SERVERS = [
     storageClass: 'DEEP_ARCHIVE',
     minimumDays: 180,
     standardThawMs: 12 * HOUR,
-    destination: () => ({ name: 'cold', url: 's3://archive/wms', options: { endpoint: s3.endpoint, forcePathStyle: true, checksumMode: 'crc64nvme', conditionalWrites: true, accessKeyIdEnv: 'ARCH_S3_KEY', secretAccessKeyEnv: 'ARCH_S3_SECRET' } }),
+    destination: () => ({
+      name: 'cold',
+      url: 's3://archive/wms',
+      options: {
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        checksumMode: 'crc64nvme',
+        conditionalWrites: true,
+        accessKeyIdEnv: 'ARCH_S3_KEY',
+        secretAccessKeyEnv: 'ARCH_S3_SECRET',
+      },
+    }),
     advance: (ms: number) => s3.advanceThawClock(ms),
-    artifactGets: async () => (await s3.requests()).filter((r) => r.method === 'GET' && r.path.startsWith('/archive/wms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/')).length,
+    artifactGets: async () =>
+      (await s3.requests()).filter(
+        (r) => r.method === 'GET' && r.path.startsWith('/archive/wms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'),
+      ).length,
   },
   {
     label: 'OSS (ColdArchive, OSS test server)',
@@ -74,7 +96,10 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
   beforeAll(async () => {
     const destination = { ...server.destination(), url: `${server.destination().url}-${Math.random().toString(36).slice(2, 8)}` };
     ws = await makeWorkspace({
-      config: { destinations: [{ ...destination, archive: { after: '30d', storageClass: server.storageClass, types: ['full', 'incremental'] } }], retention: { full: '30d', incremental: '7d', hot: '3d' } },
+      config: {
+        destinations: [{ ...destination, archive: { after: '30d', storageClass: server.storageClass, types: ['full', 'incremental'] } }],
+        retention: { full: '30d', incremental: '7d', hot: '3d' },
+      },
       engine: { now: () => new Date(clock) },
     });
     // Chain 1 at t0; chain 2 twenty days later.
@@ -92,7 +117,7 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
 
   afterAll(async () => ws?.dispose());
 
-  it('tiers whole chains past `after` by a checksum-checked server-side copy; the catalog knows each artifact\'s class', async () => {
+  it("tiers whole chains past `after` by a checksum-checked server-side copy; the catalog knows each artifact's class", async () => {
     expect((await runArchive(ws.engine, { asOf: new Date(t0 + 10 * DAY) })).moved).toEqual([]);
     const dry = await runArchive(ws.engine, { asOf: new Date(t0 + 40 * DAY), dryRun: true });
     expect(new Set(dry.moved.map((m) => m.backupId))).toEqual(new Set([ids.full1!.id, ids.inc1!.id]));
@@ -100,7 +125,9 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     const run = await runArchive(ws.engine, { asOf: new Date(t0 + 55 * DAY) });
     expect(run.failures).toEqual([]);
     expect(new Set(run.moved.map((m) => m.backupId))).toEqual(new Set([ids.full1!.id, ids.inc1!.id]));
-    expect(run.moved.map((m) => m.key).sort()).toEqual([ids.full1!, ids.inc1!].flatMap((m) => m.artifacts.filter((a) => a.role !== 'page-hashes').map((a) => a.key)).sort());
+    expect(run.moved.map((m) => m.key).sort()).toEqual(
+      [ids.full1!, ids.inc1!].flatMap((m) => m.artifacts.filter((a) => a.role !== 'page-hashes').map((a) => a.key)).sort(),
+    );
     expect(run.held).toEqual([expect.objectContaining({ backupId: ids.full2!.id, why: expect.stringContaining(ids.inc2!.id) })]);
     const again = await runArchive(ws.engine, { asOf: new Date(t0 + 55 * DAY) });
     expect(again.moved, 'a second run moves nothing').toEqual([]);
@@ -114,7 +141,7 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     expect(s.oldestWithoutThaw?.id, 'chain 1 needs a thaw').toBe(ids.full2!.id);
   });
 
-  it('verify checks archived replicas by size and the destination\'s checksum without reading them; --deep refuses them and says so', async () => {
+  it("verify checks archived replicas by size and the destination's checksum without reading them; --deep refuses them and says so", async () => {
     const before = await server.artifactGets();
     const results = await verify(ws.engine, { all: true });
     expect(results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => a.problem))).toEqual([]);
@@ -122,7 +149,9 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     expect(await server.artifactGets(), 'no artifact was downloaded').toBe(before);
     const deep = await verify(ws.engine, { backup: ids.full1!.id, deep: true });
     expect(deep[0]!.ok).toBe(false);
-    expect(deep[0]!.artifacts.find((a) => !a.ok)?.problem).toMatch(/is archived \(.+\) and --deep reads every byte back, which needs a thaw first: run `stowage verify full_backup_\S+ --deep --thaw`/);
+    expect(deep[0]!.artifacts.find((a) => !a.ok)?.problem).toMatch(
+      /is archived \(.+\) and --deep reads every byte back, which needs a thaw first: run `stowage verify full_backup_\S+ --deep --thaw`/,
+    );
   });
 
   it('a restore needing archived artifacts refuses without --thaw: which ones, the thaw time per tier, the command; nothing is touched', async () => {
@@ -139,10 +168,15 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
 
   it('thaw + wait + restore is byte-exact; thaw status follows archived → thawing → readable; a drill reports the thaw apart from its RTO', async () => {
     expect((await thawStatus(ws.engine, ids.inc1!.id)).artifacts.map((a) => a.state)).toEqual(['archived', 'archived']);
-    const pending = await restore(ws.engine, { backup: ids.inc1!.id, testMode: true, thaw: { tier: 'standard', days: 2, wait: false } }).catch((e: unknown) => e);
+    const pending = await restore(ws.engine, { backup: ids.inc1!.id, testMode: true, thaw: { tier: 'standard', days: 2, wait: false } }).catch(
+      (e: unknown) => e,
+    );
     expect(pending).toMatchObject({ code: CoreErrorCode.ThawPending });
     const status = await thawStatus(ws.engine, ids.inc1!.id);
-    expect(status.artifacts.map((a) => [a.state, a.storageClass])).toEqual([['thawing', server.storageClass], ['thawing', server.storageClass]]);
+    expect(status.artifacts.map((a) => [a.state, a.storageClass])).toEqual([
+      ['thawing', server.storageClass],
+      ['thawing', server.storageClass],
+    ]);
     // Waits, polling, until the server's clock has moved past the thaw time.
     const restoring = restore(ws.engine, { backup: ids.inc1!.id, testMode: true, thaw: { tier: 'standard', days: 2, wait: true, pollMs: 50 } });
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -160,7 +194,7 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     expect(drilled.thawMs, 'already thawed: no wait').toBeUndefined();
   });
 
-  it('cleanup keeps archived objects younger than their class\'s minimum storage duration unless --allow-early-delete', async () => {
+  it("cleanup keeps archived objects younger than their class's minimum storage duration unless --allow-early-delete", async () => {
     const asOf = new Date(t0 + 60 * DAY);
     const dry = await cleanup(ws.engine, { dryRun: true, asOf });
     const keptIds = new Set(dry.earlyDeleteAvoided.map((e) => e.id));

@@ -62,7 +62,10 @@ export async function runArchive(engine: Engine, options: { dryRun?: boolean; as
     return policy ? [{ destination, policy }] : [];
   });
   if (policies.length === 0) {
-    throw new CoreError(CoreErrorCode.ConfigInvalid, 'no destination has an archive policy; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one in the config');
+    throw new CoreError(
+      CoreErrorCode.ConfigInvalid,
+      'no destination has an archive policy; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one in the config',
+    );
   }
   const catalog = await readCatalog(policies.map((p) => p.destination));
   for (const { destination, message } of catalog.unlisted) result.failures.push({ destination, message: `could not be listed: ${message}` });
@@ -82,7 +85,13 @@ export async function runArchive(engine: Engine, options: { dryRun?: boolean; as
           if (!result.dryRun) await moveArtifact(destination, artifact, policy.storageClass);
           result.moved.push(move);
         } catch (error) {
-          result.failures.push({ destination: destination.name, backupId: entry.manifest.id, key: artifact.key, ...(isStowageError(error) ? { code: error.code } : {}), message: (error as Error).message });
+          result.failures.push({
+            destination: destination.name,
+            backupId: entry.manifest.id,
+            key: artifact.key,
+            ...(isStowageError(error) ? { code: error.code } : {}),
+            message: (error as Error).message,
+          });
         }
       }
     }
@@ -102,7 +111,8 @@ export async function runArchive(engine: Engine, options: { dryRun?: boolean; as
 /** Why `destination` cannot move objects to `storageClass`, or undefined when it can. */
 function archiveClassProblem(destination: Destination, storageClass: string): string | undefined {
   const { archiveClasses = [] } = destination.adapter.capabilities;
-  if (!destination.adapter.setStorageClass || archiveClasses.length === 0) return `${destination.name} (${destination.adapter.description}) has no archive storage classes`;
+  if (!destination.adapter.setStorageClass || archiveClasses.length === 0)
+    return `${destination.name} (${destination.adapter.description}) has no archive storage classes`;
   if (!archiveClasses.includes(storageClass)) return `${destination.name} has no archive class '${storageClass}'; it offers ${archiveClasses.join(', ')}`;
   return undefined;
 }
@@ -113,7 +123,12 @@ function archiveClassProblem(destination: Destination, storageClass: string): st
  * with `splitChains` each backup goes by its own age. Backups past `after` held back by a younger
  * link are reported through `onHeld`.
  */
-export function dueForArchive(entries: readonly CatalogEntry[], policy: ArchivePolicy, asOf: Date, onHeld: (held: { backupId: string; why: string }) => void = () => {}): CatalogEntry[] {
+export function dueForArchive(
+  entries: readonly CatalogEntry[],
+  policy: ArchivePolicy,
+  asOf: Date,
+  onHeld: (held: { backupId: string; why: string }) => void = () => {},
+): CatalogEntry[] {
   const after = durationMs(policy.after);
   const age = (e: CatalogEntry) => asOf.getTime() - Date.parse(e.manifest.createdAt);
   const byId = new Map(entries.map((e) => [e.manifest.id, e]));
@@ -133,7 +148,10 @@ export function dueForArchive(entries: readonly CatalogEntry[], policy: ArchiveP
     if (!policy.types.includes(entry.manifest.type) || age(entry) < after) continue;
     const youngest = youngestOfChain.get(rootOf(entry))!;
     if (!policy.splitChains && age(youngest) < after) {
-      onHeld({ backupId: entry.manifest.id, why: `${youngest.manifest.id} replays it and is younger than ${policy.after}: the chain moves as a unit (splitChains: true moves it now)` });
+      onHeld({
+        backupId: entry.manifest.id,
+        why: `${youngest.manifest.id} replays it and is younger than ${policy.after}: the chain moves as a unit (splitChains: true moves it now)`,
+      });
       continue;
     }
     due.push(entry);
@@ -182,7 +200,11 @@ export interface ArtifactThawState {
  * `destinations` (in order). A destination without archive classes serves it without a request;
  * at the others a `stat` tells, holder after holder, until one can serve it.
  */
-export async function thawStates(chain: readonly CatalogEntry[], destinations: readonly Destination[], roles: ReadonlySet<Artifact['role']> = ARCHIVED_ROLES): Promise<ArtifactThawState[]> {
+export async function thawStates(
+  chain: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  roles: ReadonlySet<Artifact['role']> = ARCHIVED_ROLES,
+): Promise<ArtifactThawState[]> {
   const states: ArtifactThawState[] = [];
   for (const link of chain) {
     const holders = destinations.filter((d) => link.destinations.includes(d.name));
@@ -197,7 +219,13 @@ export async function thawStates(chain: readonly CatalogEntry[], destinations: r
         const info = await destination.adapter.stat(artifact.key);
         if (!info) continue; // missing here: a restore reports it, falling back to the next holder
         const state = info.archive?.state ?? 'readable';
-        const here: ArtifactThawState = { ...base, destination: destination.name, ...(info.storageClass && { storageClass: info.storageClass }), state, ...(info.archive?.thawExpires && { thawExpires: info.archive.thawExpires.toISOString() }) };
+        const here: ArtifactThawState = {
+          ...base,
+          destination: destination.name,
+          ...(info.storageClass && { storageClass: info.storageClass }),
+          state,
+          ...(info.archive?.thawExpires && { thawExpires: info.archive.thawExpires.toISOString() }),
+        };
         if (state === 'readable') {
           best = here;
           break;
@@ -213,7 +241,11 @@ export async function thawStates(chain: readonly CatalogEntry[], destinations: r
 const hasArchiveClasses = (destination: Destination) => (destination.adapter.capabilities.archiveClasses?.length ?? 0) > 0;
 
 /** Requests a thaw of every `archived` artifact of `states` where it is archived; returns the states after. */
-export async function requestThaws(engine: Engine, states: readonly ArtifactThawState[], options: { tier: ThawTier; days: number }): Promise<ArtifactThawState[]> {
+export async function requestThaws(
+  engine: Engine,
+  states: readonly ArtifactThawState[],
+  options: { tier: ThawTier; days: number },
+): Promise<ArtifactThawState[]> {
   const after: ArtifactThawState[] = [];
   for (const state of states) {
     if (state.state !== 'archived') {
@@ -221,9 +253,14 @@ export async function requestThaws(engine: Engine, states: readonly ArtifactThaw
       continue;
     }
     const destination = engine.destinations.find((d) => d.name === state.destination)!;
-    if (!destination.adapter.requestThaw) throw new CoreError(CoreErrorCode.ConfigInvalid, `${destination.name} cannot thaw objects (its adapter has no requestThaw)`);
+    if (!destination.adapter.requestThaw)
+      throw new CoreError(CoreErrorCode.ConfigInvalid, `${destination.name} cannot thaw objects (its adapter has no requestThaw)`);
     const info = await destination.adapter.requestThaw(state.key, options);
-    after.push({ ...state, state: info.archive?.state ?? 'readable', ...(info.archive?.thawExpires && { thawExpires: info.archive.thawExpires.toISOString() }) });
+    after.push({
+      ...state,
+      state: info.archive?.state ?? 'readable',
+      ...(info.archive?.thawExpires && { thawExpires: info.archive.thawExpires.toISOString() }),
+    });
   }
   return after;
 }
@@ -232,20 +269,31 @@ export async function requestThaws(engine: Engine, states: readonly ArtifactThaw
  * Polls until every artifact of `chain` is readable, reporting progress (`thaw`: readable of all),
  * every `pollMs`; gives up after `timeoutMs` (`stowage.restore.thaw_pending`).
  */
-export async function waitForThaws(engine: Engine, chain: readonly CatalogEntry[], destinations: readonly Destination[], roles: ReadonlySet<Artifact['role']>, options: { pollMs: number; timeoutMs?: number }): Promise<number> {
+export async function waitForThaws(
+  engine: Engine,
+  chain: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  roles: ReadonlySet<Artifact['role']>,
+  options: { pollMs: number; timeoutMs?: number },
+): Promise<number> {
   const started = performance.now();
   let said = -1;
   for (;;) {
     const states = await thawStates(chain, destinations, roles);
     const readable = states.filter((s) => s.state === 'readable').length;
     engine.progress({ phase: 'thaw', done: readable, total: states.length });
-    if (readable !== said) engine.warn(`thaw of ${chain.at(-1)!.manifest.id}: ${readable} of ${states.length} artifact(s) readable after ${formatAge(performance.now() - started)}`);
+    if (readable !== said)
+      engine.warn(`thaw of ${chain.at(-1)!.manifest.id}: ${readable} of ${states.length} artifact(s) readable after ${formatAge(performance.now() - started)}`);
     said = readable;
     if (readable === states.length) return performance.now() - started;
     if (options.timeoutMs !== undefined && performance.now() - started >= options.timeoutMs) {
-      throw new CoreError(CoreErrorCode.ThawPending, `${states.length - readable} artifact(s) of ${chain.at(-1)!.manifest.id} are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`, {
-        context: { pending: states.filter((s) => s.state !== 'readable') },
-      });
+      throw new CoreError(
+        CoreErrorCode.ThawPending,
+        `${states.length - readable} artifact(s) of ${chain.at(-1)!.manifest.id} are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`,
+        {
+          context: { pending: states.filter((s) => s.state !== 'readable') },
+        },
+      );
     }
     await sleep(options.pollMs);
   }
@@ -341,17 +389,29 @@ export async function ensureThawed(
     );
   }
   engine.warn(`waiting for ${stillPending.length} thaw(s) of ${id} (${options.thaw.tier}: ${times})`);
-  return waitForThaws(engine, chain, destinations, roles, { pollMs: options.thaw.pollMs ?? 60_000, ...(options.thaw.timeoutMs !== undefined && { timeoutMs: options.thaw.timeoutMs }) });
+  return waitForThaws(engine, chain, destinations, roles, {
+    pollMs: options.thaw.pollMs ?? 60_000,
+    ...(options.thaw.timeoutMs !== undefined && { timeoutMs: options.thaw.timeoutMs }),
+  });
 }
 
 /**
  * Requests a thaw of every archived copy of `entries`' artifacts at `destinations` (each copy is
  * read by `verify --deep`), then, with `wait`, polls until all are readable. Returns the time spent.
  */
-export async function thawEveryCopy(engine: Engine, entries: readonly CatalogEntry[], destinations: readonly Destination[], thaw: ThawRequest): Promise<number> {
+export async function thawEveryCopy(
+  engine: Engine,
+  entries: readonly CatalogEntry[],
+  destinations: readonly Destination[],
+  thaw: ThawRequest,
+): Promise<number> {
   const started = performance.now();
   const copies = entries.flatMap((entry) =>
-    destinations.flatMap((destination) => entry.manifest.artifacts.filter((a) => entry.storageClasses?.[destination.name]?.[a.key] !== undefined).map((artifact) => ({ destination, key: artifact.key }))),
+    destinations.flatMap((destination) =>
+      entry.manifest.artifacts
+        .filter((a) => entry.storageClasses?.[destination.name]?.[a.key] !== undefined)
+        .map((artifact) => ({ destination, key: artifact.key })),
+    ),
   );
   const pending = new Set<(typeof copies)[number]>();
   for (const copy of copies) {
@@ -367,7 +427,10 @@ export async function thawEveryCopy(engine: Engine, entries: readonly CatalogEnt
     engine.progress({ phase: 'thaw', done: total - pending.size, total });
     if (pending.size === 0) return performance.now() - started;
     if (thaw.timeoutMs !== undefined && performance.now() - started >= thaw.timeoutMs) {
-      throw new CoreError(CoreErrorCode.ThawPending, `${pending.size} archived copies are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`);
+      throw new CoreError(
+        CoreErrorCode.ThawPending,
+        `${pending.size} archived copies are still thawing after ${formatAge(performance.now() - started)}; run the same command again later`,
+      );
     }
   }
 }

@@ -31,7 +31,9 @@ export async function readManifest(destination: Destination, id: string): Promis
   try {
     const manifest = parseManifest((await readObjectBytes(destination, key)).toString('utf8'), `${destination.name}:${key}`);
     if (manifest.id !== id) {
-      throw new CoreError(CoreErrorCode.NotABackup, `${destination.name}:${key} is damaged: it holds the manifest of ${manifest.id}`, { context: { destination: destination.name, key } });
+      throw new CoreError(CoreErrorCode.NotABackup, `${destination.name}:${key} is damaged: it holds the manifest of ${manifest.id}`, {
+        context: { destination: destination.name, key },
+      });
     }
     return manifest;
   } catch (error) {
@@ -189,12 +191,19 @@ export class ManifestCatalog {
     const listing: Listing = { manifests: new Map(), damaged: [], classes: new Map() };
     for (const type of BACKUP_TYPES) {
       for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
-        if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass)) listing.classes.set(info.key, info.storageClass);
+        if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass))
+          listing.classes.set(info.key, info.storageClass);
         if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
         const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
         if (typeOfId(id) !== type) continue;
         const manifest = await this.#manifest(destination, id).catch((error: unknown) => {
-          listing.damaged.push({ id, destination: destination.name, key: info.key, problem: (error as Error).message, ...(isStowageError(error) ? { code: error.code } : {}) });
+          listing.damaged.push({
+            id,
+            destination: destination.name,
+            key: info.key,
+            problem: (error as Error).message,
+            ...(isStowageError(error) ? { code: error.code } : {}),
+          });
           return undefined;
         });
         if (manifest) listing.manifests.set(id, manifest);
@@ -227,7 +236,10 @@ export function readCatalog(destinations: readonly Destination[]): Promise<Catal
  * destinations and damaged manifests are said through `run.warn`. A command that also finds or
  * chains backups uses one `ManifestCatalog` for all of it instead.
  */
-export function listBackups(run: { readonly destinations: readonly Destination[]; warn(message: string): void }, destinations: readonly Destination[] = run.destinations): Promise<CatalogEntry[]> {
+export function listBackups(
+  run: { readonly destinations: readonly Destination[]; warn(message: string): void },
+  destinations: readonly Destination[] = run.destinations,
+): Promise<CatalogEntry[]> {
   return catalogOf(run).list(destinations);
 }
 
@@ -240,23 +252,36 @@ export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
  * Finds a committed backup by id, backup file name or path (`backups/full/full_backup_20240101_020000.sqlite3`),
  * or `latest` (see `findBackup` in find.ts, which also warns of newer backups gone from every destination).
  */
-export async function findInCatalog(catalog: ManifestCatalog, reference: string, destinations: readonly Destination[] = catalog.destinations): Promise<CatalogEntry> {
+export async function findInCatalog(
+  catalog: ManifestCatalog,
+  reference: string,
+  destinations: readonly Destination[] = catalog.destinations,
+): Promise<CatalogEntry> {
   if (reference === 'latest') {
     const newest = (await catalog.list(destinations)).at(-1);
     if (!newest) {
-      throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
+      throw new CoreError(
+        CoreErrorCode.BackupNotFound,
+        `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``,
+      );
     }
     return newest;
   }
   const id = idFromReference(reference);
   if (!id) {
-    throw new CoreError(CoreErrorCode.NotABackup, `'${reference}' is not a Stowage backup name (expected e.g. full_backup_20240101_020000); see \`stowage list\``, {
-      context: { reference },
-    });
+    throw new CoreError(
+      CoreErrorCode.NotABackup,
+      `'${reference}' is not a Stowage backup name (expected e.g. full_backup_20240101_020000); see \`stowage list\``,
+      {
+        context: { reference },
+      },
+    );
   }
   const entry = await catalog.entry(id, destinations);
   if (!entry) {
-    throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, { context: { id } });
+    throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, {
+      context: { id },
+    });
   }
   return entry;
 }
@@ -266,7 +291,9 @@ export async function findBackupAt(catalog: ManifestCatalog, time: Date, destina
   const candidates = (await catalog.list(destinations)).filter((e) => Date.parse(e.manifest.createdAt) <= time.getTime());
   const newest = candidates.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || byRecency(a, b)).at(-1);
   if (!newest) {
-    throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, { context: { at: time.toISOString() } });
+    throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, {
+      context: { at: time.toISOString() },
+    });
   }
   return newest;
 }

@@ -74,13 +74,32 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
   const started = performance.now();
   const dryRun = options.dryRun ?? false;
   const asOf = options.asOf ?? engine.now();
-  const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], repaired: [], damaged: [], bytesFreed: 0, failures: [], earlyDeleteAvoided: [] };
+  const result: CleanupResult = {
+    dryRun,
+    asOf: asOf.toISOString(),
+    removed: [],
+    kept: [],
+    repaired: [],
+    damaged: [],
+    bytesFreed: 0,
+    failures: [],
+    earlyDeleteAvoided: [],
+  };
   const catalog = await readCatalog(engine.destinations);
   const history = await readHistory(engine);
   await repairManifests(engine, catalog, dryRun, result);
-  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+  for (const vanished of vanishedBackups(
+    history,
+    catalog,
+    engine.destinations.map((d) => d.name),
+  )) {
     const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
-    result.damaged.push({ id: vanished.id, destination: vanished.expectedAt.join(','), key, problem: `${describeVanished(vanished)}; whatever is left of it is kept` });
+    result.damaged.push({
+      id: vanished.id,
+      destination: vanished.expectedAt.join(','),
+      key,
+      problem: `${describeVanished(vanished)}; whatever is left of it is kept`,
+    });
   }
   const unlisted = new Map(catalog.unlisted.map((u) => [u.destination, u.message]));
   if (unlisted.size) engine.warn(`orphaned artifacts are left alone while ${[...unlisted.keys()].join(', ')} cannot be listed (it may hold their manifests)`);
@@ -125,7 +144,10 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
     const healthy = entry ? await healthyHolders(engine, entry) : [];
     const target = engine.destinations.find((d) => d.name === damaged.destination)!;
     if (!entry || healthy.length === 0) {
-      result.damaged.push({ ...damaged, problem: `${damaged.problem}; no destination holds a good copy of ${damaged.id}, so it is kept with everything it may need` });
+      result.damaged.push({
+        ...damaged,
+        problem: `${damaged.problem}; no destination holds a good copy of ${damaged.id}, so it is kept with everything it may need`,
+      });
       continue;
     }
     try {
@@ -133,7 +155,10 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
       if (!dryRun) entry.destinations.push(target.name);
       result.repaired.push({ destination: damaged.destination, id: damaged.id, from });
     } catch (error) {
-      result.damaged.push({ ...damaged, problem: `${damaged.problem}; repairing it from ${healthy.map((d) => d.name).join(', ')} failed: ${(error as Error).message}` });
+      result.damaged.push({
+        ...damaged,
+        problem: `${damaged.problem}; repairing it from ${healthy.map((d) => d.name).join(', ')} failed: ${(error as Error).message}`,
+      });
     }
   }
 }
@@ -150,7 +175,8 @@ async function cleanDestination(
   for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.set(info.key, info);
   const decisions = planRetention(here, retentionPolicyOf(engine, destination.name), asOf, unreadableHere);
   if (!allowEarlyDelete) holdEarlyDeletes(destination, decisions, stored, asOf, result);
-  for (const decision of decisions.filter((d) => d.keep)) result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
+  for (const decision of decisions.filter((d) => d.keep))
+    result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
   const storedBytes = (keys: readonly string[]) => keys.reduce((sum, key) => sum + (stored.get(key)?.size ?? 0), 0);
   // Newest first: an incremental goes before the backup it replays.
   for (const decision of decisions.filter((d) => !d.keep).reverse()) {
@@ -175,7 +201,12 @@ async function cleanDestination(
     if (!typeOfId(id) || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
     let why: string;
     if (history.removedByCleanup.has(`${destination.name}:${id}`)) why = `left by an interrupted removal of ${id}`;
-    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS) {
+    else if (
+      catalog.unlisted.length === 0 &&
+      !manifestAnywhere.has(id) &&
+      !history.backups.get(id)?.destinations.size &&
+      Date.now() - info.modified.getTime() >= ORPHAN_GRACE_MS
+    ) {
       why = 'artifact without a manifest at any destination (a crashed backup)'; // real time, whatever --as-of says
     } else continue;
     garbage.push(info);
@@ -189,7 +220,13 @@ async function cleanDestination(
  * less than the class's minimum storage duration, with every link it replays, and records the
  * charge avoided.
  */
-function holdEarlyDeletes(destination: Destination, decisions: RetentionDecision[], stored: ReadonlyMap<string, ObjectInfo>, asOf: Date, result: CleanupResult): void {
+function holdEarlyDeletes(
+  destination: Destination,
+  decisions: RetentionDecision[],
+  stored: ReadonlyMap<string, ObjectInfo>,
+  asOf: Date,
+  result: CleanupResult,
+): void {
   const facts = destination.adapter.capabilities.archiveClassFacts;
   if (!facts) return;
   const byId = new Map(decisions.map((d) => [d.entry.manifest.id, d]));
@@ -201,13 +238,28 @@ function holdEarlyDeletes(destination: Destination, decisions: RetentionDecision
       if (!info || minimumDays === undefined) return [];
       const storedDays = (asOf.getTime() - info.modified.getTime()) / 86_400_000;
       if (storedDays >= minimumDays) return [];
-      return [{ destination: destination.name, id: manifest.id, key: artifact.key, storageClass: info.storageClass!, bytes: info.size, storedDays: Math.floor(storedDays), minimumDays, byteDays: Math.round(info.size * (minimumDays - storedDays)) }];
+      return [
+        {
+          destination: destination.name,
+          id: manifest.id,
+          key: artifact.key,
+          storageClass: info.storageClass!,
+          bytes: info.size,
+          storedDays: Math.floor(storedDays),
+          minimumDays,
+          byteDays: Math.round(info.size * (minimumDays - storedDays)),
+        },
+      ];
     });
     if (early.length === 0) continue;
     result.earlyDeleteAvoided.push(...early);
     const [first] = early;
     const why = `in ${first!.storageClass} for ${first!.storedDays} of its ${first!.minimumDays} minimum days: deleting it now is charged as if stored that long (--allow-early-delete deletes it anyway)`;
-    for (let link: RetentionDecision | undefined = decision; link && !link.keep; link = link.entry.manifest.parent === null ? undefined : byId.get(link.entry.manifest.parent)) {
+    for (
+      let link: RetentionDecision | undefined = decision;
+      link && !link.keep;
+      link = link.entry.manifest.parent === null ? undefined : byId.get(link.entry.manifest.parent)
+    ) {
       link.keep = true;
       link.why = link === decision ? why : `${manifest.id} replays it and is kept: ${why}`;
     }

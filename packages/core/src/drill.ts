@@ -37,7 +37,10 @@ export interface DrillResult {
  * foreign keys, row counts, schema hash and the file sets; measure the time to a usable database
  * (the RTO); clean up; and record the result for `stowage status`, the audit of restore.log.
  */
-export async function drill(engine: Engine, options: { backup?: string; destination?: string; random?: () => number; thaw?: ThawRequest } = {}): Promise<DrillResult> {
+export async function drill(
+  engine: Engine,
+  options: { backup?: string; destination?: string; random?: () => number; thaw?: ThawRequest } = {},
+): Promise<DrillResult> {
   const started = performance.now();
   const startedAt = engine.now().toISOString();
   const destination: Destination = options.destination ? selectDestinations(engine, options.destination)[0]! : engine.destinations.at(-1)!;
@@ -66,7 +69,10 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
       const restored = await restoreFilesOfChain(engine, chain, [destination], join(scratch, 'files'), undefined);
       for (const [name, expected] of Object.entries(entry.manifest.files.sets)) {
         const got = restored.sets.find((set) => set.name === name);
-        if (!got || got.files !== expected.files || got.bytes !== expected.bytes) problems.push(`file set ${name}: ${got ? `${got.files} files, ${got.bytes} bytes` : 'missing'}, expected ${expected.files} files, ${expected.bytes} bytes`);
+        if (!got || got.files !== expected.files || got.bytes !== expected.bytes)
+          problems.push(
+            `file set ${name}: ${got ? `${got.files} files, ${got.bytes} bytes` : 'missing'}, expected ${expected.files} files, ${expected.bytes} bytes`,
+          );
       }
     }
   } catch (error) {
@@ -90,7 +96,8 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   const target = engine.config.targets.rto;
   if (!result.ok) await engine.alerts.raise((a, at) => a.drillFailed({ ...at, backupId: result.backupId, destination: result.destination, problems }));
   else await engine.alerts.resolve('drill-failed');
-  if (result.ok && result.rtoMs > durationMs(target)) await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatDuration(result.rtoMs), target }));
+  if (result.ok && result.rtoMs > durationMs(target))
+    await engine.alerts.raise((a, at) => a.rtoExceeded({ ...at, backupId: result.backupId, took: formatDuration(result.rtoMs), target }));
   else if (result.ok) await engine.alerts.resolve('rto-exceeded');
   await logOperation(engine.logDir, 'restore.log', {
     operation: 'drill',
@@ -103,11 +110,18 @@ export async function drill(engine: Engine, options: { backup?: string; destinat
   return result;
 }
 
-async function chooseBackup(engine: Engine, catalog: ManifestCatalog, destination: Destination, reference: string, random: () => number): Promise<CatalogEntry> {
+async function chooseBackup(
+  engine: Engine,
+  catalog: ManifestCatalog,
+  destination: Destination,
+  reference: string,
+  random: () => number,
+): Promise<CatalogEntry> {
   if (reference !== 'random') return findBackup(engine, catalog, reference, [destination]);
   const all = await catalog.list([destination]);
   const pick = all[Math.floor(random() * all.length)];
-  if (!pick) throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups at ${destination.name} to drill; take one with \`stowage backup --type full\``);
+  if (!pick)
+    throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups at ${destination.name} to drill; take one with \`stowage backup --type full\``);
   return pick;
 }
 

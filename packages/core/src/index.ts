@@ -1,4 +1,13 @@
-export { appendAudit, AUDIT_FILE, readAuditRecords, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
+export {
+  appendAudit,
+  AUDIT_FILE,
+  readAuditRecords,
+  verifyAudit,
+  verifyAuditTrail,
+  type AuditRecord,
+  type AuditTrailVerification,
+  type AuditVerification,
+} from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { byRecency, catalogOf, findBackupAt, listBackups, ManifestCatalog, readManifest, type CatalogEntry } from './catalog.js';
 export { findBackup } from './find.js';

@@ -62,7 +62,7 @@ export function addArchiveBehaviour(server, { serialised, checksumOf, corruptCop
 
   function assertReadable(bucket, key, metadata) {
     if (archived(metadata) && restoreState(bucket, key) !== 'restored') {
-      throw new S3Error('InvalidObjectState', 'The operation is not valid for the object\'s storage class', { StorageClass: metadata[STORAGE_CLASS] });
+      throw new S3Error('InvalidObjectState', "The operation is not valid for the object's storage class", { StorageClass: metadata[STORAGE_CLASS] });
     }
   }
 
@@ -81,7 +81,7 @@ export function addArchiveBehaviour(server, { serialised, checksumOf, corruptCop
     if (header) ctx.set('x-amz-restore', header);
   }
 
-  async function forgetting(ctx, bucket, key, next) {
+  async function forgetting(_ctx, bucket, key, next) {
     await next();
     restores.delete(`${bucket}/${key}`);
   }
@@ -91,13 +91,18 @@ export function addArchiveBehaviour(server, { serialised, checksumOf, corruptCop
     if (!metadata) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
     const storageClass = metadata[STORAGE_CLASS];
     const durations = RESTORE_DURATIONS[storageClass];
-    if (!durations) throw new S3Error('InvalidObjectState', 'Restore is not allowed for the object\'s current storage class', { StorageClass: storageClass ?? 'STANDARD' });
+    if (!durations)
+      throw new S3Error('InvalidObjectState', "Restore is not allowed for the object's current storage class", { StorageClass: storageClass ?? 'STANDARD' });
     const xml = Buffer.concat(await ctx.req.toArray()).toString('utf8');
     const days = Number(/<Days>\s*(\d+)\s*<\/Days>/.exec(xml)?.[1]);
-    if (!Number.isSafeInteger(days) || days < 1) throw new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.');
+    if (!Number.isSafeInteger(days) || days < 1)
+      throw new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.');
     const tier = /<Tier>\s*(\w+)\s*<\/Tier>/.exec(xml)?.[1] ?? 'Standard';
     if (!(tier in durations)) {
-      throw new S3Error('InvalidArgument', `The ${tier} tier is not available for objects in the ${storageClass} storage class.`, { ArgumentName: 'Tier', ArgumentValue: tier });
+      throw new S3Error('InvalidArgument', `The ${tier} tier is not available for objects in the ${storageClass} storage class.`, {
+        ArgumentName: 'Tier',
+        ArgumentValue: tier,
+      });
     }
     const id = `${bucket}/${key}`;
     const state = restoreState(bucket, key);

@@ -92,7 +92,8 @@ export function addAwsBehaviour(server, features, serialised) {
     if (!noneMatch && !match) return;
     const metadata = (await store.existsObject(bucket, key)) ? await store.getMetadata(bucket, key) : undefined;
     if (noneMatch) {
-      if (noneMatch !== '*') throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'If-None-Match' });
+      if (noneMatch !== '*')
+        throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'If-None-Match' });
       if (metadata) throw preconditionFailed('If-None-Match');
     }
     if (match) {
@@ -107,7 +108,11 @@ export function addAwsBehaviour(server, features, serialised) {
    */
   async function takeBody(ctx) {
     let body = Buffer.concat(await ctx.req.toArray());
-    const encodings = ctx.get('content-encoding').split(',').map((name) => name.trim()).filter(Boolean);
+    const encodings = ctx
+      .get('content-encoding')
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean);
     if (encodings.includes('aws-chunked') || ctx.get('x-amz-content-sha256').startsWith('STREAMING-')) {
       body = decodeAwsChunked(body, ctx.headers);
       const others = encodings.filter((name) => name !== 'aws-chunked');
@@ -185,7 +190,10 @@ export function addAwsBehaviour(server, features, serialised) {
     const body = await takeBody(ctx);
     const sent = await checkBody(ctx, body);
     if (settings.explicit && sent?.algorithm !== settings.algorithm) {
-      throw new S3Error('InvalidRequest', `The upload was created using a ${ALGORITHMS[settings.algorithm].name} checksum. The part ${partNumber} must carry one.`);
+      throw new S3Error(
+        'InvalidRequest',
+        `The upload was created using a ${ALGORITHMS[settings.algorithm].name} checksum. The part ${partNumber} must carry one.`,
+      );
     }
     await next();
     const value = await base64Of(settings.algorithm, body);
@@ -304,7 +312,8 @@ function decodeAwsChunked(framed, headers) {
   }
   const payload = Buffer.concat(chunks);
   const declared = headers['x-amz-decoded-content-length'];
-  if (declared !== undefined && Number(declared) !== payload.length) throw new S3Error('IncompleteBody', 'The aws-chunked body does not have its declared length.');
+  if (declared !== undefined && Number(declared) !== payload.length)
+    throw new S3Error('IncompleteBody', 'The aws-chunked body does not have its declared length.');
   return payload;
 }
 

@@ -1,6 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
-import { CreateBucketCommand, DeleteBucketLifecycleCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, PutObjectCommand, RestoreObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketLifecycleCommand,
+  GetBucketLifecycleConfigurationCommand,
+  HeadObjectCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutObjectCommand,
+  RestoreObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageErrorCode, StorageRegistry, bufferBody } from '@stowage/storage';
 import { s3StorageFactory } from './factory.js';
@@ -29,13 +38,26 @@ afterAll(async () => {
 });
 
 function clientFor(s: S3rverProcess): S3Client {
-  return new S3Client({ region: 'us-east-1', endpoint: s.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  return new S3Client({
+    region: 'us-east-1',
+    endpoint: s.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
 }
 
 async function openS3(s = server, options: Record<string, unknown> = {}): Promise<S3Storage> {
   const spec = {
     url: `s3://${BUCKET}/t/${randomUUID()}`,
-    options: { endpoint: s.endpoint, forcePathStyle: true, accessKeyIdEnv: 'STOWAGE_TEST_S3_KEY', secretAccessKeyEnv: 'STOWAGE_TEST_S3_SECRET', requestChecksumCalculation: 'WHEN_REQUIRED', ...options },
+    options: {
+      endpoint: s.endpoint,
+      forcePathStyle: true,
+      accessKeyIdEnv: 'STOWAGE_TEST_S3_KEY',
+      secretAccessKeyEnv: 'STOWAGE_TEST_S3_SECRET',
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      ...options,
+    },
   };
   return (await new StorageRegistry().register(s3StorageFactory).open(spec, { baseDir: process.cwd() })) as S3Storage;
 }
@@ -89,7 +111,10 @@ describe('S3 archive classes on the test server, through the real SDK', () => {
     for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
       const storage = await openS3(corrupting, { checksumMode });
       await storage.put('k', bufferBody(randomBytes(1000)));
-      await expect(storage.setStorageClass('k', 'GLACIER')).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch, message: expect.stringContaining('upload') });
+      await expect(storage.setStorageClass('k', 'GLACIER')).rejects.toMatchObject({
+        code: StorageErrorCode.ChecksumMismatch,
+        message: expect.stringContaining('upload'),
+      });
       await storage.close();
     }
   });
@@ -97,7 +122,8 @@ describe('S3 archive classes on the test server, through the real SDK', () => {
   it('the server answers RestoreObject as AWS does: 403 for a hot object, 409 while one runs', async () => {
     const key = `raw/${randomUUID()}`;
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'x' }));
-    const restore = () => admin.send(new RestoreObjectCommand({ Bucket: BUCKET, Key: key, RestoreRequest: { Days: 1, GlacierJobParameters: { Tier: 'Standard' } } }));
+    const restore = () =>
+      admin.send(new RestoreObjectCommand({ Bucket: BUCKET, Key: key, RestoreRequest: { Days: 1, GlacierJobParameters: { Tier: 'Standard' } } }));
     await expect(restore()).rejects.toMatchObject({ name: 'InvalidObjectState', $metadata: { httpStatusCode: 403 } });
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'x', StorageClass: 'GLACIER' }));
     await expect(restore()).resolves.toMatchObject({ $metadata: { httpStatusCode: 202 } });
@@ -107,11 +133,15 @@ describe('S3 archive classes on the test server, through the real SDK', () => {
   });
 
   it('the server keeps a bucket lifecycle configuration: put, get back, refuse an unknown class, delete', async () => {
-    const rules = [{ ID: 'stowage-full', Status: 'Enabled' as const, Filter: { Prefix: 'wms/full/' }, Transitions: [{ Days: 30, StorageClass: 'DEEP_ARCHIVE' as const }] }];
+    const rules = [
+      { ID: 'stowage-full', Status: 'Enabled' as const, Filter: { Prefix: 'wms/full/' }, Transitions: [{ Days: 30, StorageClass: 'DEEP_ARCHIVE' as const }] },
+    ];
     await admin.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: rules } }));
     expect((await admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).Rules).toMatchObject(rules);
     const unknown = [{ ...rules[0]!, Transitions: [{ Days: 1, StorageClass: 'COLDEST' as never }] }];
-    await expect(admin.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: unknown } }))).rejects.toMatchObject({ name: 'MalformedXML' });
+    await expect(admin.send(new PutBucketLifecycleConfigurationCommand({ Bucket: BUCKET, LifecycleConfiguration: { Rules: unknown } }))).rejects.toMatchObject({
+      name: 'MalformedXML',
+    });
     await admin.send(new DeleteBucketLifecycleCommand({ Bucket: BUCKET }));
     await expect(admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).rejects.toMatchObject({ name: 'NoSuchLifecycleConfiguration' });
   });

@@ -66,19 +66,28 @@ export async function setS3StorageClass(s3: S3ArchiveContext, key: string, stora
   const objectKey = s3.objectKey(key);
   const op = s3.op('setStorageClass', key, signal);
   if (!s3.storageClasses.includes(storageClass)) {
-    throw new StorageError(StorageErrorCode.Unsupported, `S3 has no storage class '${storageClass}' to move objects to (use one of ${s3.storageClasses.join(', ')})`, {
-      context: { key, storageClass },
-    });
+    throw new StorageError(
+      StorageErrorCode.Unsupported,
+      `S3 has no storage class '${storageClass}' to move objects to (use one of ${s3.storageClasses.join(', ')})`,
+      {
+        context: { key, storageClass },
+      },
+    );
   }
   const options = signal ? { signal } : {};
   const before = await s3.stat(key, options);
   if (!before) throw objectNotFound(key, s3.description);
   if ((before.storageClass ?? 'STANDARD') === storageClass) return before;
-  if (before.archive !== undefined && before.archive.state !== 'readable') throw objectArchived(key, s3.description, before.storageClass!, before.archive.state);
+  if (before.archive !== undefined && before.archive.state !== 'readable')
+    throw objectArchived(key, s3.description, before.storageClass!, before.archive.state);
   if (before.size > MAX_COPY_SIZE) {
-    throw new StorageError(StorageErrorCode.Unsupported, `'${key}' at ${s3.description} is larger than 5 GiB, which one CopyObject cannot re-tier; use a bucket lifecycle rule`, {
-      context: { key, size: before.size },
-    });
+    throw new StorageError(
+      StorageErrorCode.Unsupported,
+      `'${key}' at ${s3.description} is larger than 5 GiB, which one CopyObject cannot re-tier; use a bucket lifecycle rule`,
+      {
+        context: { key, size: before.size },
+      },
+    );
   }
   throwIfAborted(signal, key);
   try {
@@ -108,7 +117,11 @@ export async function setS3StorageClass(s3: S3ArchiveContext, key: string, stora
   // single-part ETag (the MD5 of the bytes, which S3 keeps for a copy of such an object).
   const sameChecksum =
     (['sha256', 'crc64nvme'] as const).some((name) => before.checksums[name] !== undefined && after.checksums[name] === before.checksums[name]) ||
-    (before.checksums.sha256 === undefined && before.checksums.crc64nvme === undefined && before.etag !== undefined && !before.etag.includes('-') && after.etag === before.etag);
+    (before.checksums.sha256 === undefined &&
+      before.checksums.crc64nvme === undefined &&
+      before.etag !== undefined &&
+      !before.etag.includes('-') &&
+      after.etag === before.etag);
   if (after.size !== before.size || !sameChecksum) {
     const describe = (info: ObjectInfo) => `${info.size} bytes, checksum ${info.checksums.crc64nvme ?? info.checksums.sha256 ?? 'not reported'}`;
     throw new StorageError(
@@ -134,16 +147,24 @@ export async function requestS3Thaw(s3: S3ArchiveContext, key: string, { tier = 
   const info = await s3.stat(key, options);
   if (!info) throw objectNotFound(key, s3.description);
   if (info.archive === undefined) {
-    throw new StorageError(StorageErrorCode.Unsupported, `'${key}' at ${s3.description} is in the ${info.storageClass ?? 'STANDARD'} storage class, which needs no thaw`, {
-      context: { key, storageClass: info.storageClass },
-    });
+    throw new StorageError(
+      StorageErrorCode.Unsupported,
+      `'${key}' at ${s3.description} is in the ${info.storageClass ?? 'STANDARD'} storage class, which needs no thaw`,
+      {
+        context: { key, storageClass: info.storageClass },
+      },
+    );
   }
   if (info.archive.state !== 'archived') return info;
   const storageClass = info.storageClass!;
   if (S3_ARCHIVE_CLASS_FACTS[storageClass]?.thawMs[tier] === undefined) {
-    throw new StorageError(StorageErrorCode.Unsupported, `the ${tier} thaw tier is not offered for ${storageClass} objects ('${key}' at ${s3.description}); use standard or bulk`, {
-      context: { key, storageClass, tier },
-    });
+    throw new StorageError(
+      StorageErrorCode.Unsupported,
+      `the ${tier} thaw tier is not offered for ${storageClass} objects ('${key}' at ${s3.description}); use standard or bulk`,
+      {
+        context: { key, storageClass, tier },
+      },
+    );
   }
   try {
     await s3.client.send(

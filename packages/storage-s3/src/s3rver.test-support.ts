@@ -79,7 +79,10 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
   };
   const requests = async (): Promise<S3rverRequest[]> => {
     const text = await readFile(requestLog, 'utf8').catch(() => '');
-    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as S3rverRequest);
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as S3rverRequest);
   };
 
   try {

@@ -116,8 +116,7 @@ describe('withChaos', () => {
   it('inverts one byte of get bodies, counting from the first byte returned', async () => {
     const bytes = randomBytes(200_000);
     const chaos = withChaos(await storedWith(bytes), { get: { corruptAt: 65_540 } });
-    const differences = (read: Buffer, original: Buffer) =>
-      [...read.keys()].filter((i) => read[i] !== original[i]).map((i) => [i, read[i]! ^ original[i]!]);
+    const differences = (read: Buffer, original: Buffer) => [...read.keys()].filter((i) => read[i] !== original[i]).map((i) => [i, read[i]! ^ original[i]!]);
 
     expect(differences(await buffer(await chaos.get('object')), bytes)).toEqual([[65_540, 0xff]]);
     const ranged = await buffer(await chaos.get('object', { range: { offset: 1000, length: 100_000 } }));

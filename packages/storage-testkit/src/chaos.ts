@@ -121,12 +121,7 @@ function injectedError(error: ChaosFault['error'] = StorageErrorCode.Transient, 
 }
 
 /** The bytes of `source`, cut short and/or with one byte inverted. */
-async function* distort(
-  source: Readable,
-  key: string,
-  truncate: ChaosGetFault['truncate'],
-  corruptAt: number | undefined,
-): AsyncGenerator<Buffer> {
+async function* distort(source: Readable, key: string, truncate: ChaosGetFault['truncate'], corruptAt: number | undefined): AsyncGenerator<Buffer> {
   let position = 0;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     const kept = truncate && position + chunk.length > truncate.after ? chunk.subarray(0, truncate.after - position) : chunk;
