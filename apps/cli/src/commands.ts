@@ -39,6 +39,7 @@ import {
   type Engine,
   type EngineOptions,
   type RestorePlan,
+  type ThawRequest,
 } from '@stowage/core';
 import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
@@ -48,12 +49,14 @@ export interface GlobalOptions {
   config?: string;
   json?: boolean;
   quiet?: boolean;
-  wait?: string;
+  /** A duration; bare (`true`) only where a command waits for thaws (see thawRequestOf). */
+  wait?: string | true;
 }
 
 /** `--wait 30m` in ms (0 without it). */
-export function waitMs(wait: string | undefined): number {
+export function waitMs(wait: string | true | undefined): number {
   if (wait === undefined) return 0;
+  if (wait === true) throw new UsageError('--wait needs a duration here (e.g. 30s, 10m); a bare --wait only goes with --thaw');
   if (!/^\d+[smhd]$/.test(wait)) throw new UsageError(`--wait: '${wait}' is not a duration (e.g. 30s, 10m, 1h)`);
   const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[wait.at(-1) as 's' | 'm' | 'h' | 'd'];
   return Number(wait.slice(0, -1)) * unit;
@@ -134,7 +137,8 @@ export async function withEngine(
     }
     return await fn(engine, out);
   } catch (error) {
-    if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
+    if (engine)
+      await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
     out.error(error);
     return exitCodeFor(error);
   } finally {
@@ -144,15 +148,31 @@ export async function withEngine(
   }
 }
 
-
 export async function runBackup(engine: Engine, out: Output, options: { type: string; reason?: string }): Promise<ExitCode> {
-  if (options.type !== 'full' && options.type !== 'hot' && options.type !== 'incremental') throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
+  if (options.type !== 'full' && options.type !== 'hot' && options.type !== 'incremental')
+    throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
   const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
   const m = result.manifest;
-  out.result({ ok: result.outcome === 'ok', outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
+  out.result({
+    ok: result.outcome === 'ok',
+    outcome: result.outcome,
+    id: m.id,
+    type: m.type,
+    parent: m.parent,
+    changedPages: m.delta?.changedPages,
+    fullBecause: m.fullBecause,
+    bytes: result.bytes,
+    durationMs: Math.round(result.durationMs),
+    committed: result.committed,
+    failures: result.failures,
+    snapshotSha256: m.source.snapshotSha256,
+  });
   if (m.fullBecause) out.say(`full backup taken instead of an incremental: ${m.fullBecause}`);
   if (m.delta) out.say(`${m.id}: ${m.delta.changedPages} of ${m.source.pageCount} pages changed since ${m.parent}, ${formatBytes(result.bytes)} stored`);
-  else out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
+  else
+    out.say(
+      `${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`,
+    );
   out.say(`  stored and verified at: ${result.committed.join(', ')}`);
   for (const failure of result.failures) out.warn(`${m.id} is missing at ${failure.destination}: ${failure.message}`);
   return { ok: ExitCode.Ok, degraded: ExitCode.Degraded, failed: ExitCode.Failed }[result.outcome];
@@ -192,12 +212,18 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
   for (const e of entries) {
     const m = e.manifest;
     const where = e.destinations.map((name) => (e.summary.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
-    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`);
+    out.say(
+      `${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`,
+    );
   }
   return ExitCode.Ok;
 }
 
-export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<ExitCode> {
+export async function runVerify(
+  engine: Engine,
+  out: Output,
+  options: { backup?: string; all?: boolean; destination?: string; deep?: boolean; thaw?: ThawRequest },
+): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
   out.result({ ok: results.every((r) => r.ok), backups: results, skipped: engine.unavailable });
@@ -212,14 +238,16 @@ export async function runVerify(engine: Engine, out: Output, options: { backup?:
 export async function runValidate(engine: Engine, out: Output, reference: string): Promise<ExitCode> {
   const v = await validate(engine, reference);
   out.result(v);
-  out.say(`${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`);
+  out.say(
+    `${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`,
+  );
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
 export async function runRestore(
   engine: Engine,
   out: Output,
-  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean },
+  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean; thaw?: ThawRequest },
 ): Promise<ExitCode> {
   const { at, only, yes, ...rest } = options;
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
@@ -230,22 +258,48 @@ export async function runRestore(
     ...rest,
     ...(yes ? {} : { confirm: confirmOnTerminal }),
     ...(at === undefined ? {} : { at: parseTime(at) }),
-    ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
+    ...(only === undefined
+      ? {}
+      : {
+          only: only
+            .split(',')
+            .map((name) => name.trim())
+            .filter(Boolean),
+        }),
   });
-  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  out.result({
+    ok: true,
+    id: r.manifest.id,
+    chain: r.chain,
+    target: r.target,
+    files: r.files,
+    testMode: r.testMode,
+    movedAside: r.movedAside ?? [],
+    from: r.source,
+    bytes: r.bytes,
+    durationMs: Math.round(r.durationMs),
+    ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }),
+  });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
-  const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`].filter(Boolean).join(' and ');
-  out.say(`restored ${r.manifest.id}: ${where}${r.testMode ? ' (test mode: the live data was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
+  const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`]
+    .filter(Boolean)
+    .join(' and ');
+  out.say(
+    `restored ${r.manifest.id}: ${where}${r.testMode ? ' (test mode: the live data was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`,
+  );
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
   if (r.checks) out.say('  integrity ok, no foreign key violations, SHA-256 matches the backup');
+  if (r.thawMs !== undefined) out.say(`  ${formatDuration(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }
 
 export async function runRestoreVerify(engine: Engine, out: Output, options: { testMode?: boolean }): Promise<ExitCode> {
   const v = await verifyRestored(engine, options);
   out.result(v);
-  out.say(`${v.target} (restored from ${v.backupId}): ${v.ok ? 'OK' : 'PROBLEM'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'as in the backup' : 'DIFFERS from the backup'}, ${v.unchangedSinceRestore ? 'unchanged since the restore' : 'changed since the restore'}`);
+  out.say(
+    `${v.target} (restored from ${v.backupId}): ${v.ok ? 'OK' : 'PROBLEM'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'as in the backup' : 'DIFFERS from the backup'}, ${v.unchangedSinceRestore ? 'unchanged since the restore' : 'changed since the restore'}`,
+  );
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
@@ -255,11 +309,15 @@ export async function runRestoreVerify(engine: Engine, out: Output, options: { t
  */
 async function confirmOnTerminal(plan: RestorePlan): Promise<boolean> {
   if (plan.sets.length === 0 && !(plan.target && existsSync(plan.target))) return true; // replaces nothing
-  const what = [plan.target && `the database ${plan.target}`, plan.sets.length && `the file sets ${plan.sets.join(', ')} in ${plan.targetDir}`].filter(Boolean).join(' and ');
+  const what = [plan.target && `the database ${plan.target}`, plan.sets.length && `the file sets ${plan.sets.join(', ')} in ${plan.targetDir}`]
+    .filter(Boolean)
+    .join(' and ');
   if (!process.stdin.isTTY) throw new UsageError(`restoring ${plan.backupId} replaces ${what}; pass --yes to confirm (there is no terminal to ask on)`);
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await prompt.question(`Replace ${what} with backup ${plan.backupId} (taken ${new Date(plan.createdAt).toLocaleString()})? What is there now is kept aside. [y/N] `);
+    const answer = await prompt.question(
+      `Replace ${what} with backup ${plan.backupId} (taken ${new Date(plan.createdAt).toLocaleString()})? What is there now is kept aside. [y/N] `,
+    );
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     prompt.close();
@@ -270,20 +328,42 @@ async function confirmOnTerminal(plan: RestorePlan): Promise<boolean> {
 export function parseTime(text: string): Date {
   const local = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text);
   const time = local
-    ? new Date(Number(local[1]), Number(local[2]) - 1, Number(local[3]), Number(local[4] ?? 23), Number(local[5] ?? 59), Number(local[6] ?? (local[4] ? 0 : 59)))
+    ? new Date(
+        Number(local[1]),
+        Number(local[2]) - 1,
+        Number(local[3]),
+        Number(local[4] ?? 23),
+        Number(local[5] ?? 59),
+        Number(local[6] ?? (local[4] ? 0 : 59)),
+      )
     : new Date(text);
   if (Number.isNaN(time.getTime())) throw new UsageError(`--at: '${text}' is not a time (use e.g. 2024-01-01T14:30:00Z or "2024-01-01 14:30")`);
   return time;
 }
 
-export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
-  const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
+export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }): Promise<ExitCode> {
+  const result = await cleanup(engine, {
+    dryRun: options.dryRun ?? false,
+    allowEarlyDelete: options.allowEarlyDelete ?? false,
+    ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }),
+  });
   const ok = result.failures.length === 0 && result.damaged.length === 0;
   out.result({ ok, ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
   for (const r of result.repaired) out.say(`${result.dryRun ? 'would repair' : 'repaired'} the damaged manifest of ${r.id} at ${r.destination} from ${r.from}`);
-  out.say(`${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`);
+  out.say(
+    `${verb} ${result.removed.length} item(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'would be ' : ''}freed; kept ${result.kept.length} backup replica(s)`,
+  );
+  for (const e of result.earlyDeleteAvoided) {
+    out.say(
+      `kept ${e.destination}: ${e.key} (${formatBytes(e.bytes)} in ${e.storageClass} for ${e.storedDays} of its ${e.minimumDays} minimum days): deleting it now would be charged for ${formatBytes(e.bytes)} × ${Math.ceil(e.byteDays / Math.max(1, e.bytes))} more days`,
+    );
+  }
+  if (result.earlyDeleteAvoided.length) {
+    const byteDays = result.earlyDeleteAvoided.reduce((sum, e) => sum + e.byteDays, 0);
+    out.say(`early-deletion charge avoided: ${(byteDays / 1e9 / 30).toFixed(3)} GB-months of archive storage; --allow-early-delete deletes them anyway`);
+  }
   for (const d of result.damaged) out.warn(`damaged manifest ${d.key} at ${d.destination}: ${d.problem}`);
   for (const failure of result.failures) out.warn(`cleanup of ${failure.destination} failed: ${failure.message}`);
   return ok ? ExitCode.Ok : ExitCode.Failed;
@@ -293,7 +373,12 @@ export async function runCleanup(engine: Engine, out: Output, options: { dryRun?
  * `stowage guard -- CMD…`: a hot backup before a risky operation. The command's exit code is passed
  * through; when it fails, the exact command that restores the hot backup is printed.
  */
-export async function runGuard(engine: Engine, out: Output, commandLine: string[], options: { reason?: string; config?: string | undefined }): Promise<ExitCode> {
+export async function runGuard(
+  engine: Engine,
+  out: Output,
+  commandLine: string[],
+  options: { reason?: string; config?: string | undefined },
+): Promise<ExitCode> {
   const [program, ...args] = commandLine;
   if (!program) throw new UsageError('give the command to guard after --, e.g. stowage guard -- python manage.py migrate');
   const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });
@@ -306,7 +391,9 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
   out.result({ ok: code === 0, hotBackup: manifest.id, exitCode: code });
   if (code !== 0) {
     const config = options.config ? ` --config ${options.config}` : '';
-    out.warn(`'${commandLine.join(' ')}' exited ${code}; to go back to the state before it, stop the application and run:\n  stowage restore ${manifest.id}${config}`);
+    out.warn(
+      `'${commandLine.join(' ')}' exited ${code}; to go back to the state before it, stop the application and run:\n  stowage restore ${manifest.id}${config}`,
+    );
   }
   return code as ExitCode;
 }
@@ -329,16 +416,24 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   out.result({ ok: probes.every((p) => p.ok), destinations: probes });
   for (const p of probes) {
     out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
-    out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
-    if (p.s3) out.say(`  S3 endpoint: sha256 ${p.s3.checksums.sha256.reported ? 'reported' : 'not reported'}, conditional writes ${p.s3.conditionalWrites ? 'enforced' : 'not enforced'}, aws-chunked uploads ${p.s3.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}; recommended options: ${JSON.stringify(p.s3.recommended)}`);
+    out.say(
+      `  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`,
+    );
+    if (p.s3)
+      out.say(
+        `  S3 endpoint: sha256 ${p.s3.checksums.sha256.reported ? 'reported' : 'not reported'}, conditional writes ${p.s3.conditionalWrites ? 'enforced' : 'not enforced'}, aws-chunked uploads ${p.s3.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}; recommended options: ${JSON.stringify(p.s3.recommended)}`,
+      );
   }
   return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
 }
 
-export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string }): Promise<ExitCode> {
+export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string; thaw?: ThawRequest }): Promise<ExitCode> {
   const result = await drill(engine, options);
   out.result(result);
-  out.say(`drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto}), ${formatDuration(result.durationMs)} in all`);
+  const thaw = result.thawMs === undefined ? '' : `, after ${formatDuration(result.thawMs)} waiting for thaws (not counted in the RTO)`;
+  out.say(
+    `drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto})${thaw}, ${formatDuration(result.durationMs)} in all`,
+  );
   for (const problem of result.problems) out.say(`  ${problem}`);
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }
@@ -348,8 +443,15 @@ export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> 
   const s = await status(engine);
   out.result(s);
   out.say(`${s.healthy ? 'HEALTHY' : 'UNHEALTHY'} (RPO target ${s.targets.rpo}, RTO target ${s.targets.rto})`);
-  for (const [type, t] of Object.entries(s.types)) out.say(`  ${type.padEnd(11)} ${t.newest ?? '(none)'}${t.ageMs === null ? '' : `, ${formatAge(t.ageMs)} old`}`);
-  for (const d of s.destinations) out.say(`  ${d.name.padEnd(20)} ${d.reachable ? `newest ${d.newest ?? '(none)'}` : `UNREACHABLE: ${d.error}`}`);
+  for (const [type, t] of Object.entries(s.types))
+    out.say(`  ${type.padEnd(11)} ${t.newest ?? '(none)'}${t.ageMs === null ? '' : `, ${formatAge(t.ageMs)} old`}`);
+  for (const d of s.destinations) {
+    const classes = Object.entries(d.bytesByClass).filter(([name]) => name !== 'default');
+    const archived = classes.length ? `; archived: ${classes.map(([name, bytes]) => `${formatBytes(bytes)} ${name}`).join(', ')}` : '';
+    out.say(`  ${d.name.padEnd(20)} ${d.reachable ? `newest ${d.newest ?? '(none)'}${archived}` : `UNREACHABLE: ${d.error}`}`);
+  }
+  if (s.destinations.some((d) => Object.keys(d.bytesByClass).some((name) => name !== 'default')))
+    out.say(`  oldest backup restorable without a thaw: ${s.oldestWithoutThaw?.id ?? '(none)'}`);
   out.say(`  last verify: ${s.lastVerify ? `${s.lastVerify.at} ${s.lastVerify.ok ? 'ok' : 'DAMAGE FOUND'}` : 'never'}`);
   out.say(`  last drill:  ${s.lastDrill ? `${s.lastDrill.startedAt} ${s.lastDrill.ok ? 'ok' : 'FAILED'}, RTO ${formatDuration(s.lastDrill.rtoMs)}` : 'never'}`);
   for (const problem of s.problems) out.warn(problem);
@@ -361,7 +463,9 @@ export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> 
 export async function runAuditVerify(engine: Engine, out: Output): Promise<ExitCode> {
   const result = await verifyAuditTrail(engine);
   out.result({ ...result, logDir: engine.logDir });
-  out.say(`${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}; checked against ${result.anchors.manifests} manifest(s) and ${result.anchors.copies} destination copy(ies)`);
+  out.say(
+    `${engine.logDir}/audit.jsonl: ${result.records} record(s), ${result.ok ? 'chain intact' : 'TAMPERED'}; checked against ${result.anchors.manifests} manifest(s) and ${result.anchors.copies} destination copy(ies)`,
+  );
   for (const problem of result.problems) out.say(`  ${problem}`);
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }
@@ -375,10 +479,18 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
   });
   out.result({ ok: true, removed });
   for (const lock of removed) {
-    await appendAudit(engine.logDir, { operation: 'lock-break', outcome: 'ok', durationMs: 0, detail: `${lock.kind}:${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${options.force ? ' (forced)' : ''}` });
+    await appendAudit(engine.logDir, {
+      operation: 'lock-break',
+      outcome: 'ok',
+      durationMs: 0,
+      detail: `${lock.kind}:${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${options.force ? ' (forced)' : ''}`,
+    });
   }
   if (removed.length === 0) out.say('no locks were held');
-  for (const lock of removed) out.say(`removed the ${lock.kind} lock on ${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${lock.stale ? ` (${lock.stale})` : ''}`);
+  for (const lock of removed)
+    out.say(
+      `removed the ${lock.kind} lock on ${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${lock.stale ? ` (${lock.stale})` : ''}`,
+    );
   return ExitCode.Ok;
 }
 
@@ -386,15 +498,24 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
  * `stowage schedule print`: the config's schedules and time zone with this installation's absolute
  * paths (node and the installed bin: cron's PATH may not hold node), or `npx -y @stowage/cli@<version>`.
  */
-export async function runSchedulePrint(engine: Engine, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
+export async function runSchedulePrint(
+  engine: Engine,
+  out: Output,
+  options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean },
+): Promise<ExitCode> {
   const { config } = engine;
   const script = await realpath(process.argv[1] ?? '');
   const nodeDir = dirname(process.execPath);
   const stowageCommand = options.npx
     ? [join(nodeDir, 'npx'), '-y', `@stowage/cli@${CLI_VERSION}`]
-    : script.endsWith('.ts') ? [process.execPath, '--import', 'tsx', script] : [process.execPath, script];
+    : script.endsWith('.ts')
+      ? [process.execPath, '--import', 'tsx', script]
+      : [process.execPath, script];
   const { schedules, timeZone } = configSchedules(config.schedules, { timeZone: options.timeZone });
-  const localFolders = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).filter((url) => url.protocol === 'file:').map((url) => fileURLToPath(url));
+  const localFolders = config.destinations
+    .map((d) => parseDestinationUrl(d.url, config.baseDir))
+    .filter((url) => url.protocol === 'file:')
+    .map((url) => fileURLToPath(url));
   const text = renderSchedule(options.format, {
     schedules,
     timeZone: timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,

@@ -16,6 +16,15 @@ export function metricsRegistry(engine: Engine): { registry: Registry; refresh: 
   const lastSuccess = gauge('stowage_last_success_timestamp_seconds', 'Creation time of the newest committed backup, per type', ['type']);
   const lastSize = gauge('stowage_last_backup_bytes', 'Bytes stored by the newest backup of each type (per destination copy)', ['type']);
   const bytesAt = gauge('stowage_destination_bytes', 'Bytes of committed backups stored at each destination', ['destination']);
+  const bytesByClass = gauge(
+    'stowage_destination_storage_class_bytes',
+    'Bytes of committed backups at each destination per storage class (default: not archived)',
+    ['destination', 'storage_class'],
+  );
+  const oldestWithoutThaw = gauge(
+    'stowage_oldest_restorable_without_thaw_timestamp_seconds',
+    'Creation time of the oldest backup restorable without a thaw of archived objects',
+  );
   const newestAt = gauge('stowage_destination_newest_backup_timestamp_seconds', 'Creation time of the newest backup each destination holds', ['destination']);
   const reachable = gauge('stowage_destination_up', '1 when the destination could be listed', ['destination']);
   const rpoAge = gauge('stowage_rpo_age_seconds', 'Age of the newest full or incremental backup');
@@ -31,15 +40,25 @@ export function metricsRegistry(engine: Engine): { registry: Registry; refresh: 
     const s = await status(engine, await listEachDestination(engine, catalog));
     for (const [type, t] of Object.entries(s.types)) if (t.createdAt) lastSuccess.set({ type }, Date.parse(t.createdAt) / 1000);
     const all = await catalog.list();
-    for (const entry of all) lastSize.set({ type: entry.manifest.type }, entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0));
+    for (const entry of all)
+      lastSize.set(
+        { type: entry.manifest.type },
+        entry.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
+      );
     const newest = all.at(-1);
-    for (const destination of engine.destinations) verified.set({ destination: destination.name }, newest?.destinations.includes(destination.name) && newest.manifest.replicas[destination.name] ? 1 : 0);
+    for (const destination of engine.destinations)
+      verified.set({ destination: destination.name }, newest?.destinations.includes(destination.name) && newest.manifest.replicas[destination.name] ? 1 : 0);
     for (const d of s.destinations) {
       reachable.set({ destination: d.name }, d.reachable ? 1 : 0);
       if (d.ageMs !== null) newestAt.set({ destination: d.name }, (Date.now() - d.ageMs) / 1000);
       const held = await catalog.list(engine.destinations.filter((x) => x.name === d.name));
-      bytesAt.set({ destination: d.name }, held.reduce((sum, e) => sum + e.manifest.artifacts.reduce((n, a) => n + a.size, 0), 0));
+      bytesAt.set(
+        { destination: d.name },
+        held.reduce((sum, e) => sum + e.manifest.artifacts.reduce((n, a) => n + a.size, 0), 0),
+      );
+      for (const [storageClass, bytes] of Object.entries(d.bytesByClass)) bytesByClass.set({ destination: d.name, storage_class: storageClass }, bytes);
     }
+    if (s.oldestWithoutThaw) oldestWithoutThaw.set(Date.parse(s.oldestWithoutThaw.createdAt) / 1000);
     if (s.rpo.ageMs !== null) rpoAge.set(s.rpo.ageMs / 1000);
     else rpoAge.set(Number.POSITIVE_INFINITY);
     rpoTarget.set(durationMs(s.targets.rpo) / 1000);

@@ -72,7 +72,7 @@ class ProgressBar {
     if (event.total) {
       const fraction = Math.min(1, event.done / event.total);
       const filled = Math.round(fraction * width);
-      text = `${event.phase.padEnd(9)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(event.done)}`;
+      text = `${event.phase.padEnd(9)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${event.phase === 'thaw' ? `${event.done} of ${event.total} readable` : formatBytes(event.done)}`;
     }
     process.stderr.write(`\r\x1b[2K${text}`);
     this.#drawn = true;

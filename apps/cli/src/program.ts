@@ -1,6 +1,29 @@
 import { Command, CommanderError, Option } from 'commander';
-import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import {
+  configPath,
+  runAlertTest,
+  runAuditVerify,
+  runBackup,
+  runSchedulePrint,
+  runUnlock,
+  waitMs,
+  type LockPolicy,
+  runCleanup,
+  runDrill,
+  runGuard,
+  runProbe,
+  runStatus,
+  runSync,
+  runList,
+  runRestore,
+  runRestoreVerify,
+  runValidate,
+  runVerify,
+  withEngine,
+  parseTime,
+  type GlobalOptions,
+} from './commands.js';
+import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon/index.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
 import { runInit } from './init.js';
@@ -10,6 +33,7 @@ import { dirname } from 'node:path';
 import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
 import { runReport, runServe } from './dashboard/commands.js';
+import { runArchiveRun, runThawStatus, thawRequestOf, type ThawFlags } from './archive-commands.js';
 import { DEFAULT_LISTEN } from './dashboard/server.js';
 
 /** Adds the options every command takes. */
@@ -18,7 +42,10 @@ export function addGlobalOptions(command: Command): Command {
     .option('-c, --config <path>', 'config file, YAML or JSON (default: $STOWAGE_CONFIG, else ./stowage.config.yaml or ./stowage.config.json)')
     .option('--json', 'print a machine-readable result on stdout (logs go to stderr)')
     .option('-q, --quiet', 'print nothing but errors and warnings')
-    .option('--wait <duration>', 'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing');
+    .option(
+      '--wait [duration]',
+      'when another stowage holds the lock, wait up to this long (30s, 10m) instead of failing; with --thaw, also wait for thaws (bare --wait: as long as they take)',
+    );
 }
 
 /**
@@ -46,6 +73,9 @@ export async function runProgram(build: (setExit: (code: number) => void) => Com
   return exit;
 }
 
+/** Commands whose bare `--wait` waits for thaws. */
+const THAWING_COMMANDS = ['restore', 'verify', 'drill'];
+
 export function stowageProgram(setExit: (code: number) => void): Command {
   const program = addGlobalOptions(new Command('stowage'))
     .description('Backup and disaster recovery for SQLite-backed applications')
@@ -55,7 +85,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
   const run = (command: Command, fn: Parameters<typeof withEngine>[2], locks?: Omit<LockPolicy, 'waitMs'>) => {
     const g = globals(command);
-    return withEngine('stowage', g, fn, locks && { ...locks, waitMs: waitMs(g.wait) }).then(setExit);
+    // A bare --wait waits for thaws (restore, verify, drill with --thaw: see thawRequestOf), not for locks.
+    const lockWait = g.wait === true && THAWING_COMMANDS.includes(command.name()) ? undefined : g.wait;
+    return withEngine('stowage', g, fn, locks && { ...locks, waitMs: waitMs(lockWait) }).then(setExit);
   };
 
   program
@@ -80,7 +112,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('take a backup of the database and store it at every destination')
     .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'hot', 'incremental']).default('full'))
     .option('--reason <text>', 'why (recorded with hot backups)')
-    .action((options: { type: string; reason?: string }, command: Command) => run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }));
+    .action((options: { type: string; reason?: string }, command: Command) =>
+      run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }),
+    );
 
   program
     .command('list')
@@ -88,16 +122,34 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('-t, --type <type>', 'only this type').choices(['full', 'hot', 'incremental']))
     .action((options: { type?: string }, command: Command) => run(command, (engine, out) => runList(engine, out, options)));
 
-  program
-    .command('verify')
-    .argument('[backup]', 'backup id, file name, or latest')
-    .description('re-read a backup at its destinations and compare sizes and SHA-256')
-    .option('--all', 'verify every backup')
-    .option('--destination <name>', 'only this destination')
-    .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum')
-    .action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean }, command: Command) =>
-      run(command, (engine, out) => runVerify(engine, out, { ...options, ...(backupRef === undefined ? {} : { backup: backupRef }) }), { kind: 'readers', operation: 'verify' }),
-    );
+  /** `--thaw`, `--tier`, `--days`, `--poll` (with the global `--wait`: see thawRequestOf). */
+  const withThawOptions = (command: Command): Command =>
+    command
+      .option('--thaw', 'request a thaw of the archived artifacts this needs (S3 RestoreObject, OSS RestoreObject); with --wait, wait for them and go on')
+      .addOption(new Option('--tier <tier>', 'thaw speed (faster costs more; default standard)').choices(['expedited', 'standard', 'bulk']))
+      .option('--days <n>', 'days the thawed copies stay readable (default 7)')
+      .option('--poll <duration>', 'while waiting, look at the thaws this often (default 1m)');
+
+  withThawOptions(
+    program
+      .command('verify')
+      .argument('[backup]', 'backup id, file name, or latest')
+      .description('re-read a backup at its destinations and compare sizes and SHA-256')
+      .option('--all', 'verify every backup')
+      .option('--destination <name>', 'only this destination')
+      .option('--deep', 'read every byte back and hash it, even where the destination reports a checksum (archived objects: only with --thaw)'),
+  ).action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean } & ThawFlags, command: Command) =>
+    run(
+      command,
+      (engine, out) => {
+        const { thaw, tier, days, poll, ...rest } = options;
+        const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
+        if (request && !rest.deep) throw new UsageError('--thaw goes with --deep: verify without --deep never reads archived objects');
+        return runVerify(engine, out, { ...rest, ...(backupRef === undefined ? {} : { backup: backupRef }), ...(request && { thaw: request }) });
+      },
+      { kind: 'readers', operation: 'verify' },
+    ),
+  );
 
   program
     .command('validate')
@@ -105,55 +157,109 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('restore to scratch and check integrity, foreign keys, row counts and schema')
     .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef)));
 
-  program
-    .command('restore')
-    .argument('[backup]', 'backup id, file name, or latest')
-    .description('restore a backup over the live database (moving it aside), or elsewhere')
-    .option('--target <path>', 'restore here instead (a file or an existing folder)')
-    .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
-    .option('--from <destination>', 'read from this destination only')
-    .option('--at <time>', 'the newest backup taken at or before this time')
-    .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
-    .option('--verify', 'check the database restored last against its backup')
-    .option('-y, --yes', 'replace the live data without asking (required without a terminal)')
-    .action((backupRef: string | undefined, options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean }, command: Command) =>
+  withThawOptions(
+    program
+      .command('restore')
+      .argument('[backup]', 'backup id, file name, or latest')
+      .description('restore a backup over the live database (moving it aside), or elsewhere')
+      .option('--target <path>', 'restore here instead (a file or an existing folder)')
+      .option('--test-mode', 'restore into a scratch folder; the live database is not touched')
+      .option('--from <destination>', 'read from this destination only')
+      .option('--at <time>', 'the newest backup taken at or before this time')
+      .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
+      .option('--verify', 'check the database restored last against its backup')
+      .option('-y, --yes', 'replace the live data without asking (required without a terminal)'),
+  ).action(
+    (
+      backupRef: string | undefined,
+      options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean } & ThawFlags,
+      command: Command,
+    ) =>
       run(
         command,
         (engine, out) => {
-          const { verify, ...rest } = options;
+          const { verify, thaw, tier, days, poll, ...rest } = options;
+          const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
           if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
           const defaultLatest = backupRef === undefined && options.at === undefined && options.testMode;
-          return runRestore(engine, out, { ...rest, ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }) });
+          return runRestore(engine, out, {
+            ...rest,
+            ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }),
+            ...(request && { thaw: request }),
+          });
         },
         options.verify ? undefined : { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore' },
       ),
-    );
+  );
 
   program
     .command('cleanup')
     .description('delete backups past their retention (keeping every link a kept incremental needs) and leftovers of crashed backups')
     .option('--dry-run', 'show what would be deleted, delete nothing')
     .option('--as-of <time>', 'judge ages as of this time instead of now')
-    .action((options: { dryRun?: boolean; asOf?: string }, command: Command) => run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }));
+    .option('--allow-early-delete', "also delete archived objects younger than their storage class's minimum storage duration (charged as if kept that long)")
+    .action((options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }, command: Command) =>
+      run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }),
+    );
+
+  const archive = program.command('archive').description("archive offload: move old backups to a destination's archive storage class");
+  archive
+    .command('run')
+    .description("move backups past their destination's archive.after to its archive class (server-side copy, checked by checksum); a chain moves as a unit")
+    .option('--dry-run', 'show what would move, move nothing')
+    .option('--as-of <time>', 'judge ages as of this time instead of now')
+    .action((options: { dryRun?: boolean; asOf?: string }, command: Command) =>
+      run(
+        command,
+        (engine, out) =>
+          runArchiveRun(engine, out, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) }),
+        { kind: 'exclusive', operation: 'archive' },
+      ),
+    );
+
+  program
+    .command('thaw')
+    .description('archived backups: where their thaws stand')
+    .command('status')
+    .argument('<backup>', 'backup id, file name, or latest')
+    .description('per artifact a restore of the backup reads: archived, thawing or readable (and until when), with the expected thaw time')
+    .option('--from <destination>', 'only this destination')
+    .action((backupRef: string, options: { from?: string }, command: Command) =>
+      run(command, (engine, out) => runThawStatus(engine, out, backupRef, options.from)),
+    );
 
   program
     .command('status')
     .description('newest backups against the RPO target, destinations, last verify and drill; exit 0 healthy, 1 unhealthy')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runStatus(engine, out)));
 
-  program
-    .command('drill')
-    .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
-    .option('--backup <ref>', 'backup id, latest or random', 'latest')
+  withThawOptions(
+    program
+      .command('drill')
+      .description('restore drill: restore into scratch from a destination, validate, measure the RTO, clean up, record')
+      .option('--backup <ref>', 'backup id, latest or random', 'latest'),
+  )
     .option('--destination <name>', 'read from this destination (default: the last configured)')
-    .action((options: { backup?: string; destination?: string }, command: Command) => run(command, (engine, out) => runDrill(engine, out, options), { kind: 'readers', operation: 'drill' }));
+    .action((options: { backup?: string; destination?: string } & ThawFlags, command: Command) =>
+      run(
+        command,
+        (engine, out) => {
+          const { thaw, tier, days, poll, ...rest } = options;
+          const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
+          return runDrill(engine, out, { ...rest, ...(request && { thaw: request }) });
+        },
+        { kind: 'readers', operation: 'drill' },
+      ),
+    );
 
   program
     .command('sync')
     .description('copy missing or damaged replicas from a healthy destination, so every destination holds every backup')
     .option('--dry-run', 'show the plan, copy nothing')
     .option('--deep', 'check replicas by reading them back')
-    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) => run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }));
+    .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) =>
+      run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }),
+    );
 
   program
     .command('destinations')
@@ -208,7 +314,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--source', 'only the lock on the source')
     .option('--destination <name...>', 'only the locks at these destinations')
     .option('--force', 'also remove a lock whose holder still runs')
-    .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) => run(command, (engine, out) => runUnlock(engine, out, options)));
+    .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) =>
+      run(command, (engine, out) => runUnlock(engine, out, options)),
+    );
 
   program
     .command('schedule')
@@ -231,7 +339,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464')
     .option('--http <host:port>', 'serve the status page, its /api and /metrics (as `stowage serve`), e.g. 127.0.0.1:8787')
     .option('--auth-token-env <name>', 'with --http beyond loopback: environment variable holding the bearer token')
-    .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) => runDaemon(globals(command), options).then(setExit));
+    .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) =>
+      runDaemon(globals(command), options).then(setExit),
+    );
 
   program
     .command('metrics')
@@ -265,7 +375,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .argument('<command...>', 'the command to run, after --')
     .passThroughOptions()
     .action((commandLine: string[], options: { reason?: string }, command: Command) =>
-      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), { kind: 'exclusive', operation: 'guard' }),
+      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), {
+        kind: 'exclusive',
+        operation: 'guard',
+      }),
     );
 
   const addEverywhere = (command: Command): void => {

@@ -8,6 +8,12 @@ import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
 export interface CatalogEntry {
   manifest: Manifest;
   destinations: string[];
+  /**
+   * Per destination, the storage class of each artifact its listing reports in an archive class
+   * (one of the adapter's `archiveClasses`; readable only after a thaw), e.g.
+   * `{ "s3": { "full/full_backup_….sqlite3.zst": "DEEP_ARCHIVE" } }`. Only catalogs read from listings have it.
+   */
+  storageClasses?: Record<string, Record<string, string>>;
 }
 
 /** A small object's bytes (manifests, page-hash lists). */
@@ -25,7 +31,9 @@ export async function readManifest(destination: Destination, id: string): Promis
   try {
     const manifest = parseManifest((await readObjectBytes(destination, key)).toString('utf8'), `${destination.name}:${key}`);
     if (manifest.id !== id) {
-      throw new CoreError(CoreErrorCode.NotABackup, `${destination.name}:${key} is damaged: it holds the manifest of ${manifest.id}`, { context: { destination: destination.name, key } });
+      throw new CoreError(CoreErrorCode.NotABackup, `${destination.name}:${key} is damaged: it holds the manifest of ${manifest.id}`, {
+        context: { destination: destination.name, key },
+      });
     }
     return manifest;
   } catch (error) {
@@ -59,6 +67,8 @@ export interface Catalog {
 interface Listing {
   manifests: Map<string, Manifest>;
   damaged: DamagedManifest[];
+  /** Key → archive class, for the objects listed in one. */
+  classes: Map<string, string>;
 }
 
 /**
@@ -109,8 +119,11 @@ export class ManifestCatalog {
       }
       catalog.damaged.push(...listing.value.damaged);
       for (const [id, manifest] of listing.value.manifests) {
-        const entry = byId.get(id) ?? { manifest, destinations: [] };
+        const entry: CatalogEntry = byId.get(id) ?? { manifest, destinations: [] };
         entry.destinations.push(destination.name);
+        const { classes } = listing.value;
+        const here = Object.fromEntries(manifest.artifacts.flatMap((a) => (classes.has(a.key) ? [[a.key, classes.get(a.key)!]] : [])));
+        if (Object.keys(here).length > 0) entry.storageClasses = { ...entry.storageClasses, [destination.name]: here };
         byId.set(id, entry);
       }
     });
@@ -179,8 +192,11 @@ export class ManifestCatalog {
 
   async #list(destination: Destination): Promise<Listing> {
     const found: { id: string; key: string }[] = [];
+    const classes = new Map<string, string>();
     for (const type of BACKUP_TYPES) {
       for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
+        if (info.storageClass !== undefined && destination.adapter.capabilities.archiveClasses?.includes(info.storageClass))
+          classes.set(info.key, info.storageClass);
         if (!info.key.endsWith(MANIFEST_SUFFIX)) continue;
         const id = info.key.slice(info.key.lastIndexOf('/') + 1, -MANIFEST_SUFFIX.length);
         if (typeOfId(id) === type) found.push({ id, key: info.key });
@@ -198,7 +214,7 @@ export class ManifestCatalog {
       }
     };
     await Promise.all(Array.from({ length: Math.min(MANIFEST_READS_IN_FLIGHT, found.length) }, reader));
-    const listing: Listing = { manifests: new Map(), damaged: [] };
+    const listing: Listing = { manifests: new Map(), damaged: [], classes };
     found.forEach(({ id, key }, i) => {
       const result = read[i];
       if (result === undefined) return;
@@ -232,7 +248,10 @@ export function readCatalog(destinations: readonly Destination[]): Promise<Catal
  * destinations and damaged manifests are said through `run.warn`. A command that also finds or
  * chains backups uses one `ManifestCatalog` for all of it instead.
  */
-export function listBackups(run: { readonly destinations: readonly Destination[]; warn(message: string): void }, destinations: readonly Destination[] = run.destinations): Promise<CatalogEntry[]> {
+export function listBackups(
+  run: { readonly destinations: readonly Destination[]; warn(message: string): void },
+  destinations: readonly Destination[] = run.destinations,
+): Promise<CatalogEntry[]> {
   return catalogOf(run).list(destinations);
 }
 
@@ -245,23 +264,36 @@ export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
  * Finds a committed backup by id, backup file name or path (`backups/full/full_backup_20240101_020000.sqlite3`),
  * or `latest` (see `findBackup` in find.ts, which also warns of newer backups gone from every destination).
  */
-export async function findInCatalog(catalog: ManifestCatalog, reference: string, destinations: readonly Destination[] = catalog.destinations): Promise<CatalogEntry> {
+export async function findInCatalog(
+  catalog: ManifestCatalog,
+  reference: string,
+  destinations: readonly Destination[] = catalog.destinations,
+): Promise<CatalogEntry> {
   if (reference === 'latest') {
     const newest = (await catalog.list(destinations)).at(-1);
     if (!newest) {
-      throw new CoreError(CoreErrorCode.BackupNotFound, `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``);
+      throw new CoreError(
+        CoreErrorCode.BackupNotFound,
+        `there are no backups yet at ${destinations.map((d) => d.name).join(', ')}; take one with \`stowage backup --type full\``,
+      );
     }
     return newest;
   }
   const id = idFromReference(reference);
   if (!id) {
-    throw new CoreError(CoreErrorCode.NotABackup, `'${reference}' is not a Stowage backup name (expected e.g. full_backup_20240101_020000); see \`stowage list\``, {
-      context: { reference },
-    });
+    throw new CoreError(
+      CoreErrorCode.NotABackup,
+      `'${reference}' is not a Stowage backup name (expected e.g. full_backup_20240101_020000); see \`stowage list\``,
+      {
+        context: { reference },
+      },
+    );
   }
   const entry = await catalog.entry(id, destinations);
   if (!entry) {
-    throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, { context: { id } });
+    throw new CoreError(CoreErrorCode.BackupNotFound, `backup ${id} not found at ${destinations.map((d) => d.name).join(', ')}; see \`stowage list\``, {
+      context: { id },
+    });
   }
   return entry;
 }
@@ -271,7 +303,9 @@ export async function findBackupAt(catalog: ManifestCatalog, time: Date, destina
   const candidates = (await catalog.list(destinations)).filter((e) => Date.parse(e.manifest.createdAt) <= time.getTime());
   const newest = candidates.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt) || byRecency(a, b)).at(-1);
   if (!newest) {
-    throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, { context: { at: time.toISOString() } });
+    throw new CoreError(CoreErrorCode.BackupNotFound, `no backup was taken at or before ${time.toISOString()}; see \`stowage list\``, {
+      context: { at: time.toISOString() },
+    });
   }
   return newest;
 }

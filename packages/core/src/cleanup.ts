@@ -7,7 +7,7 @@ import { describeVanished, readHistory, recordRemoval, vanishedBackups, type Bac
 import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
-import { planRetention, type RetentionPolicy } from './retention.js';
+import { planRetention, type RetentionDecision, type RetentionPolicy } from './retention.js';
 import { copyReplica, healthyHolders } from './sync.js';
 
 /** Artifacts without a manifest younger than this may belong to a backup still running. */
@@ -36,6 +36,26 @@ export interface CleanupResult {
   bytesFreed: number;
   /** Destinations that could not be cleaned, with the reason. */
   failures: Array<{ destination: string; message: string }>;
+  /**
+   * Backups past retention kept because an artifact of theirs (or of a backup that replays them)
+   * has been in an archive class for less than the class's minimum storage duration: deleting it
+   * now would be charged as if it stayed that long. `--allow-early-delete` deletes them anyway.
+   */
+  earlyDeleteAvoided: EarlyDelete[];
+}
+
+/** An archived object whose deletion now would be charged for the rest of its class's minimum storage duration. */
+export interface EarlyDelete {
+  destination: string;
+  id: string;
+  key: string;
+  storageClass: string;
+  bytes: number;
+  /** Days it has been in the class (from its last modification, which the move to the class sets). */
+  storedDays: number;
+  minimumDays: number;
+  /** The charge avoided: bytes × the days left of the minimum. */
+  byteDays: number;
 }
 
 /**
@@ -50,17 +70,36 @@ export interface CleanupResult {
  * be listed. A backup recorded as committed whose manifest is nowhere is reported and kept.
  * Stale staging files go too.
  */
-export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?: Date } = {}): Promise<CleanupResult> {
+export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?: Date; allowEarlyDelete?: boolean } = {}): Promise<CleanupResult> {
   const started = performance.now();
   const dryRun = options.dryRun ?? false;
   const asOf = options.asOf ?? engine.now();
-  const result: CleanupResult = { dryRun, asOf: asOf.toISOString(), removed: [], kept: [], repaired: [], damaged: [], bytesFreed: 0, failures: [] };
+  const result: CleanupResult = {
+    dryRun,
+    asOf: asOf.toISOString(),
+    removed: [],
+    kept: [],
+    repaired: [],
+    damaged: [],
+    bytesFreed: 0,
+    failures: [],
+    earlyDeleteAvoided: [],
+  };
   const catalog = await readCatalog(engine.destinations);
   const history = await readHistory(engine);
   await repairManifests(engine, catalog, dryRun, result);
-  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
+  for (const vanished of vanishedBackups(
+    history,
+    catalog,
+    engine.destinations.map((d) => d.name),
+  )) {
     const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
-    result.damaged.push({ id: vanished.id, destination: vanished.expectedAt.join(','), key, problem: `${describeVanished(vanished)}; whatever is left of it is kept` });
+    result.damaged.push({
+      id: vanished.id,
+      destination: vanished.expectedAt.join(','),
+      key,
+      problem: `${describeVanished(vanished)}; whatever is left of it is kept`,
+    });
   }
   const unlisted = new Map(catalog.unlisted.map((u) => [u.destination, u.message]));
   if (unlisted.size) engine.warn(`orphaned artifacts are left alone while ${[...unlisted.keys()].join(', ')} cannot be listed (it may hold their manifests)`);
@@ -71,7 +110,7 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
       continue;
     }
     try {
-      await cleanDestination(engine, destination, { catalog, history, asOf, dryRun }, result);
+      await cleanDestination(engine, destination, { catalog, history, asOf, dryRun, allowEarlyDelete: options.allowEarlyDelete ?? false }, result);
     } catch (error) {
       result.failures.push({ destination: destination.name, message: (error as Error).message });
     }
@@ -105,7 +144,10 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
     const healthy = entry ? await healthyHolders(engine, entry) : [];
     const target = engine.destinations.find((d) => d.name === damaged.destination)!;
     if (!entry || healthy.length === 0) {
-      result.damaged.push({ ...damaged, problem: `${damaged.problem}; no destination holds a good copy of ${damaged.id}, so it is kept with everything it may need` });
+      result.damaged.push({
+        ...damaged,
+        problem: `${damaged.problem}; no destination holds a good copy of ${damaged.id}, so it is kept with everything it may need`,
+      });
       continue;
     }
     try {
@@ -113,7 +155,10 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
       if (!dryRun) entry.destinations.push(target.name);
       result.repaired.push({ destination: damaged.destination, id: damaged.id, from });
     } catch (error) {
-      result.damaged.push({ ...damaged, problem: `${damaged.problem}; repairing it from ${healthy.map((d) => d.name).join(', ')} failed: ${(error as Error).message}` });
+      result.damaged.push({
+        ...damaged,
+        problem: `${damaged.problem}; repairing it from ${healthy.map((d) => d.name).join(', ')} failed: ${(error as Error).message}`,
+      });
     }
   }
 }
@@ -121,15 +166,17 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
 async function cleanDestination(
   engine: Engine,
   destination: Destination,
-  { catalog, history, asOf, dryRun }: { catalog: Catalog; history: BackupHistory; asOf: Date; dryRun: boolean },
+  { catalog, history, asOf, dryRun, allowEarlyDelete }: { catalog: Catalog; history: BackupHistory; asOf: Date; dryRun: boolean; allowEarlyDelete: boolean },
   result: CleanupResult,
 ): Promise<void> {
   const here = catalog.entries.filter((e) => e.destinations.includes(destination.name));
   const unreadableHere = result.damaged.filter((d) => d.destination.split(',').includes(destination.name)).map((d) => d.id);
-  const decisions = planRetention(here, retentionPolicyOf(engine, destination.name), asOf, unreadableHere);
-  for (const decision of decisions.filter((d) => d.keep)) result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
   const stored = new Map<string, ObjectInfo>();
   for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.set(info.key, info);
+  const decisions = planRetention(here, retentionPolicyOf(engine, destination.name), asOf, unreadableHere);
+  if (!allowEarlyDelete) holdEarlyDeletes(destination, decisions, stored, asOf, result);
+  for (const decision of decisions.filter((d) => d.keep))
+    result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
   const storedBytes = (keys: readonly string[]) => keys.reduce((sum, key) => sum + (stored.get(key)?.size ?? 0), 0);
   // Newest first: an incremental goes before the backup it replays.
   for (const decision of decisions.filter((d) => !d.keep).reverse()) {
@@ -203,6 +250,57 @@ function findOrphans(
     }
   }
   return garbage;
+}
+
+/**
+ * Keeps (in `decisions`) each backup due for deletion that holds an object in an archive class for
+ * less than the class's minimum storage duration, with every link it replays, and records the
+ * charge avoided.
+ */
+function holdEarlyDeletes(
+  destination: Destination,
+  decisions: RetentionDecision[],
+  stored: ReadonlyMap<string, ObjectInfo>,
+  asOf: Date,
+  result: CleanupResult,
+): void {
+  const facts = destination.adapter.capabilities.archiveClassFacts;
+  if (!facts) return;
+  const byId = new Map(decisions.map((d) => [d.entry.manifest.id, d]));
+  for (const decision of decisions.filter((d) => !d.keep)) {
+    const { manifest } = decision.entry;
+    const early = manifest.artifacts.flatMap((artifact): EarlyDelete[] => {
+      const info = stored.get(artifact.key);
+      const minimumDays = info?.storageClass === undefined ? undefined : facts[info.storageClass]?.minimumStorageDays;
+      if (!info || minimumDays === undefined) return [];
+      const storedDays = (asOf.getTime() - info.modified.getTime()) / 86_400_000;
+      if (storedDays >= minimumDays) return [];
+      return [
+        {
+          destination: destination.name,
+          id: manifest.id,
+          key: artifact.key,
+          storageClass: info.storageClass!,
+          bytes: info.size,
+          storedDays: Math.floor(storedDays),
+          minimumDays,
+          byteDays: Math.round(info.size * (minimumDays - storedDays)),
+        },
+      ];
+    });
+    if (early.length === 0) continue;
+    result.earlyDeleteAvoided.push(...early);
+    const [first] = early;
+    const why = `in ${first!.storageClass} for ${first!.storedDays} of its ${first!.minimumDays} minimum days: deleting it now is charged as if stored that long (--allow-early-delete deletes it anyway)`;
+    for (
+      let link: RetentionDecision | undefined = decision;
+      link && !link.keep;
+      link = link.entry.manifest.parent === null ? undefined : byId.get(link.entry.manifest.parent)
+    ) {
+      link.keep = true;
+      link.why = link === decision ? why : `${manifest.id} replays it and is kept: ${why}`;
+    }
+  }
 }
 
 async function removeStaleStaging(engine: Engine, result: CleanupResult): Promise<void> {

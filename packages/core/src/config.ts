@@ -17,6 +17,27 @@ const retentionSchema = z
   })
   .strict();
 
+/**
+ * A destination's tiering policy: backups of `types` older than `after` move to `storageClass`
+ * (one of the adapter's archive classes). A chain moves as a unit, once its newest backup is past
+ * `after`, unless `splitChains` lets a full go while newer incrementals that replay it stay hot.
+ */
+export const archivePolicySchema = z
+  .object({
+    after: durationSchema.describe('Age after which a backup moves to the archive class, e.g. 30d'),
+    storageClass: z.string().min(1).describe('The archive storage class, e.g. DEEP_ARCHIVE, GLACIER (S3) or Archive, ColdArchive (OSS)'),
+    types: z
+      .array(z.enum(['full', 'incremental', 'hot']))
+      .min(1)
+      .default(['full'])
+      .describe('Backup types that move (default: full)'),
+    splitChains: z
+      .boolean()
+      .default(false)
+      .describe('Archive a full past `after` even while newer incrementals that replay it are still hot (their restores then need a thaw)'),
+  })
+  .strict();
+export type ArchivePolicy = z.infer<typeof archivePolicySchema>;
 
 /** A job's cron expression (five fields, or six with seconds first), or false to turn the job off. */
 const cronSchema = z.union([z.string().min(1), z.literal(false)]);
@@ -48,7 +69,14 @@ export const configSchema = z
               .describe('Short name of the destination, e.g. local-primary'),
             url: z.string().min(1).describe('A folder path or file:// URL (more schemes with their adapters)'),
             options: z.record(z.string(), z.unknown()).optional().describe("The adapter's own options"),
-            retention: z.object({ full: retentionRuleSchema.optional(), incremental: retentionRuleSchema.optional(), hot: retentionRuleSchema.optional() }).strict().optional().describe('Retention overrides for this destination (an archive bucket may keep fulls for a year)'),
+            retention: z
+              .object({ full: retentionRuleSchema.optional(), incremental: retentionRuleSchema.optional(), hot: retentionRuleSchema.optional() })
+              .strict()
+              .optional()
+              .describe('Retention overrides for this destination (an archive bucket may keep fulls for a year)'),
+            archive: archivePolicySchema
+              .optional()
+              .describe('Tiering: backups older than `after` are moved to an archive storage class at this destination (`stowage archive run`)'),
           })
           .strict(),
       )
@@ -69,7 +97,9 @@ export const configSchema = z
       .describe('zstd compression of every artifact before encryption (algorithm none to store as is)'),
     encryption: encryptionConfigSchema
       .optional()
-      .describe('AES-256 OpenPGP encryption: passphrase mode (passphraseFile or passphraseEnv) or public-key mode (recipients); secrets are never in the config'),
+      .describe(
+        'AES-256 OpenPGP encryption: passphrase mode (passphraseFile or passphraseEnv) or public-key mode (recipients); secrets are never in the config',
+      ),
     targets: z
       .object({
         rpo: durationSchema.default('1h').describe('Recovery point objective: the newest backup must be younger than this'),
@@ -108,7 +138,11 @@ export const configSchema = z
       seen.add(destination.name);
     });
     if (typeof config.quorum === 'number' && config.quorum > config.destinations.length) {
-      ctx.addIssue({ code: 'custom', path: ['quorum'], message: `quorum ${config.quorum} is more than the ${config.destinations.length} configured destination(s)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum'],
+        message: `quorum ${config.quorum} is more than the ${config.destinations.length} configured destination(s)`,
+      });
     }
   });
 
@@ -124,7 +158,13 @@ export interface ResolvedConfig {
   configPath: string;
   baseDir: string;
   source: { database: string; busyTimeoutMs: number; files?: FileSetsConfig };
-  destinations: Array<{ name: string; url: string; options?: Record<string, unknown> | undefined; retention?: Partial<Record<keyof RetentionPolicy, RetentionRule | undefined>> | undefined }>;
+  destinations: Array<{
+    name: string;
+    url: string;
+    options?: Record<string, unknown> | undefined;
+    retention?: Partial<Record<keyof RetentionPolicy, RetentionRule | undefined>> | undefined;
+    archive?: ArchivePolicy | undefined;
+  }>;
   retention: RetentionPolicy;
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** The encryption section as written (validated); key files resolve against `baseDir`. */
@@ -187,7 +227,10 @@ export async function loadConfig(configPath: string): Promise<ResolvedConfig> {
     text = await readFile(configPath, 'utf8');
   } catch (cause) {
     if (systemErrorCode(cause) === 'ENOENT') {
-      throw new CoreError(CoreErrorCode.ConfigNotFound, `no config file at ${configPath}; run \`stowage init\` or pass --config PATH`, { context: { configPath }, cause });
+      throw new CoreError(CoreErrorCode.ConfigNotFound, `no config file at ${configPath}; run \`stowage init\` or pass --config PATH`, {
+        context: { configPath },
+        cause,
+      });
     }
     throw new CoreError(CoreErrorCode.ConfigInvalid, `cannot read config ${configPath}: ${(cause as Error).message}`, { context: { configPath }, cause });
   }
@@ -201,7 +244,10 @@ export async function loadConfig(configPath: string): Promise<ResolvedConfig> {
  */
 export function parseConfigText(text: string, configPath: string): unknown {
   const invalid = (what: string, line: number, column: number, message: string, cause: unknown) =>
-    new CoreError(CoreErrorCode.ConfigInvalid, `${configPath}:${line}:${column}: not valid ${what}: ${message}`, { context: { configPath, line, column }, cause });
+    new CoreError(CoreErrorCode.ConfigInvalid, `${configPath}:${line}:${column}: not valid ${what}: ${message}`, {
+      context: { configPath, line, column },
+      cause,
+    });
   if (/\.ya?ml$/i.test(configPath)) {
     const document = parseDocument(text, { uniqueKeys: true });
     const [error] = document.errors;

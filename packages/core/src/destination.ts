@@ -7,7 +7,7 @@ export interface Destination {
 }
 
 export interface ProgressEvent {
-  /** `snapshot`, `hash`, `upload`, `verify`, `download`, `check`. */
+  /** `snapshot`, `hash`, `upload`, `verify`, `download`, `check`, `thaw` (done/total: artifacts readable). */
   phase: string;
   done: number;
   total?: number;

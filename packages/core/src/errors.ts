@@ -22,6 +22,10 @@ export const CoreErrorCode = {
   RestoreCheckFailed: 'stowage.restore.check_failed',
   RestoreNoRecord: 'stowage.restore.no_record',
   RestoreCancelled: 'stowage.restore.cancelled',
+  /** The backup's chain has artifacts only in an archive class: thaw them first (`--thaw`). */
+  ThawNeeded: 'stowage.restore.thaw_needed',
+  /** Thaws were requested but are not finished yet. */
+  ThawPending: 'stowage.restore.thaw_pending',
   ValidationFailed: 'stowage.validate.failed',
   NoSpace: 'stowage.local.no_space',
 } as const;

@@ -1,4 +1,13 @@
-export { appendAudit, AUDIT_FILE, readAuditRecords, verifyAudit, verifyAuditTrail, type AuditRecord, type AuditTrailVerification, type AuditVerification } from './audit.js';
+export {
+  appendAudit,
+  AUDIT_FILE,
+  readAuditRecords,
+  verifyAudit,
+  verifyAuditTrail,
+  type AuditRecord,
+  type AuditTrailVerification,
+  type AuditVerification,
+} from './audit.js';
 export { backup, type BackupOptions, type BackupResult } from './backup.js';
 export { byRecency, catalogOf, findBackupAt, listBackups, ManifestCatalog, readManifest, type CatalogEntry } from './catalog.js';
 export { findBackup } from './find.js';
@@ -8,6 +17,21 @@ export { cleanup, ORPHAN_CRASHED, removeOrphans, retentionPolicyOf, type Cleanup
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
 export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
+export {
+  ARCHIVED_ROLES,
+  dueForArchive,
+  ensureThawed,
+  expectedThawTimes,
+  describeThawTimes,
+  runArchive,
+  thawStates,
+  thawStatus,
+  type ThawStatus,
+  type ArchiveMove,
+  type ArchiveRunResult,
+  type ArtifactThawState,
+  type ThawRequest,
+} from './archive.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { listEachDestination, status, type DestinationListing, type Status } from './status.js';

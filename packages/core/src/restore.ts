@@ -12,7 +12,8 @@ import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
-import type { Manifest } from './manifest.js';
+import type { Artifact, Manifest } from './manifest.js';
+import { ensureThawed, type ThawRequest } from './archive.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { readSqliteHeader } from './sqlite-file.js';
 import { ensurePrivateDir, localStamp, syncFile, tempSibling, writePrivateAtomic } from './private-fs.js';
@@ -35,6 +36,11 @@ export interface RestoreOptions {
    * target? False cancels (`stowage.restore.cancelled`, nothing changed).
    */
   confirm?: (plan: RestorePlan) => Promise<boolean>;
+  /**
+   * Thaw the archived artifacts the restore needs (see `ensureThawed`); without it, a backup whose
+   * chain is only in an archive class fails with `stowage.restore.thaw_needed`, changing nothing.
+   */
+  thaw?: ThawRequest;
 }
 
 /** What a restore is about to replace, for `RestoreOptions.confirm`. */
@@ -64,6 +70,8 @@ export interface RestoreResult {
   checks?: DatabaseChecks;
   bytes: number;
   durationMs: number;
+  /** Time spent waiting for thaws of archived artifacts (included in `durationMs`). */
+  thawMs?: number;
 }
 
 /** What `restore --verify` compares against: the last restore, kept in the state folder. */
@@ -91,7 +99,10 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
   try {
     const destinations = selectDestinations(engine, options.from);
     const catalog = catalogOf(engine);
-    const entry = options.at === undefined ? await findBackup(engine, catalog, options.backup ?? 'latest', destinations) : await findBackupAt(catalog, options.at, destinations);
+    const entry =
+      options.at === undefined
+        ? await findBackup(engine, catalog, options.backup ?? 'latest', destinations)
+        : await findBackupAt(catalog, options.at, destinations);
     backupId = entry.manifest.id;
     const wantDatabase = options.only === undefined || options.only.includes('database');
     const sets = options.only?.filter((name) => name !== 'database');
@@ -104,20 +115,40 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
     const targetDir = testMode ? join(engine.config.stateDir, 'test-restore') : options.target && target ? dirname(target) : engine.config.baseDir;
     const workDir = join(targetDir, `.stowage-restore-${ownerToken()}`);
     const setNames = wantFiles ? (sets ?? Object.keys(entry.manifest.files?.sets ?? {})) : [];
-    if (!testMode && options.confirm && !(await options.confirm({ backupId, createdAt: entry.manifest.createdAt, ...(target ? { target } : {}), sets: setNames, targetDir }))) {
+    const chain = await resolveChain(catalog, entry, destinations);
+    const roles = new Set<Artifact['role']>([...(wantDatabase ? (['database', 'delta'] as const) : []), ...(wantFiles ? (['files'] as const) : [])]);
+    const command = [
+      'stowage restore',
+      backupId,
+      testMode && '--test-mode',
+      options.target && `--target ${options.target}`,
+      options.from && `--from ${options.from}`,
+      options.only && `--only ${options.only.join(',')}`,
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const thawMs = await ensureThawed(engine, chain, destinations, { roles, command, ...(options.thaw && { thaw: options.thaw }) });
+    if (
+      !testMode &&
+      options.confirm &&
+      !(await options.confirm({ backupId, createdAt: entry.manifest.createdAt, ...(target ? { target } : {}), sets: setNames, targetDir }))
+    ) {
       throw new CoreError(CoreErrorCode.RestoreCancelled, `restore of ${backupId} cancelled; nothing was changed`, { context: { backupId } });
     }
     try {
-      const chain = await resolveChain(catalog, entry, destinations);
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
       if (target && temp) {
         sources.push(...(await materializeChain(engine, chain, temp, destinations)));
         checks = await withPrivateDatabase(temp, runChecks);
         if (!checksPassed(checks)) {
-          throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`, {
-            context: { backupId, checks },
-          });
+          throw new CoreError(
+            CoreErrorCode.RestoreCheckFailed,
+            `restored copy of ${backupId} fails its checks (integrity: ${checks.integrity.slice(0, 2).join('; ')}, foreign key violations: ${checks.foreignKeyViolations}); the target was not touched — try another backup`,
+            {
+              context: { backupId, checks },
+            },
+          );
         }
         await keepOwnership(target, temp);
         await syncFile(temp);
@@ -143,7 +174,9 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         }
       } else {
         const stamp = await freeStamp(engine.now(), target, targetDir);
-        const staged = wantFiles ? await stageFilesOfChain(engine, chain, destinations, { targetDir, workDir, asideDir: join(targetDir, `.stowage-pre-restore-${stamp}`) }, sets) : undefined;
+        const staged = wantFiles
+          ? await stageFilesOfChain(engine, chain, destinations, { targetDir, workDir, asideDir: join(targetDir, `.stowage-pre-restore-${stamp}`) }, sets)
+          : undefined;
         if (staged) crashPoint('restore.files-staged');
         movedAside = await switchRestore(engine, {
           version: 1,
@@ -171,6 +204,7 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         ...(checks ? { checks } : {}),
         bytes: entry.manifest.source.size,
         durationMs: performance.now() - started,
+        ...(thawMs > 0 ? { thawMs: Math.round(thawMs) } : {}),
       };
       await logOperation(engine.logDir, 'restore.log', {
         operation: testMode ? 'restore-test' : 'restore',
@@ -178,12 +212,20 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         outcome: 'ok',
         durationMs: result.durationMs,
         bytes: result.bytes,
-        detail: [`from=${source}`, target ? `target=${target}` : '', files ? `files=${files.sets.join(',')}` : '', movedAside.length ? `moved-aside=${movedAside[0]}` : ''].filter(Boolean).join(' '),
+        detail: [
+          `from=${source}`,
+          target ? `target=${target}` : '',
+          files ? `files=${files.sets.join(',')}` : '',
+          movedAside.length ? `moved-aside=${movedAside[0]}` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
       });
       return result;
     } finally {
       // Once the switch is journaled, what is left belongs to the journal: the next command finishes it.
-      if ((await pendingRestorePaths(engine.config.stateDir)).length === 0) await Promise.all([temp && rm(temp, { force: true }), rm(workDir, { recursive: true, force: true })]);
+      if ((await pendingRestorePaths(engine.config.stateDir)).length === 0)
+        await Promise.all([temp && rm(temp, { force: true }), rm(workDir, { recursive: true, force: true })]);
     }
   } catch (error) {
     await logOperation(engine.logDir, 'restore.log', {
@@ -206,12 +248,18 @@ async function resolveTarget(engine: Engine, target: string | undefined, testMod
   const folder = dirname(path);
   const folderInfo = await stat(folder).catch(() => undefined);
   if (!folderInfo?.isDirectory()) {
-    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `restore target folder ${folder} does not exist; create it or pass another --target`, { context: { folder } });
+    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `restore target folder ${folder} does not exist; create it or pass another --target`, {
+      context: { folder },
+    });
   }
   try {
     await access(folder, constants.W_OK);
   } catch (cause) {
-    throw new CoreError(CoreErrorCode.RestoreTargetNotWritable, `restore target folder ${folder} is not writable; fix its permissions or pass another --target`, { context: { folder }, cause });
+    throw new CoreError(
+      CoreErrorCode.RestoreTargetNotWritable,
+      `restore target folder ${folder} is not writable; fix its permissions or pass another --target`,
+      { context: { folder }, cause },
+    );
   }
   return path;
 }
@@ -230,8 +278,20 @@ async function keepOwnership(target: string, temp: string): Promise<void> {
  */
 async function freeStamp(now: Date, target: string | undefined, targetDir: string): Promise<string> {
   const taken = async (stamp: string) => {
-    const paths = [join(targetDir, `.stowage-pre-restore-${stamp}`), ...(target ? ['', ...SIDECARS].map((suffix) => `${target}.damaged_${stamp}${suffix}`) : [])];
-    return (await Promise.all(paths.map((p) => stat(p).then(() => true, () => false)))).some(Boolean);
+    const paths = [
+      join(targetDir, `.stowage-pre-restore-${stamp}`),
+      ...(target ? ['', ...SIDECARS].map((suffix) => `${target}.damaged_${stamp}${suffix}`) : []),
+    ];
+    return (
+      await Promise.all(
+        paths.map((p) =>
+          stat(p).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      )
+    ).some(Boolean);
   };
   let stamp = localStamp(now);
   for (let n = 1; await taken(stamp); n++) stamp = `${localStamp(now)}_${n}`;
@@ -261,7 +321,11 @@ export async function verifyRestored(engine: Engine, options: { testMode?: boole
   const recordPath = restoreRecordPath(engine, options.testMode ?? false);
   const text = await readFile(recordPath, 'utf8').catch(() => undefined);
   if (text === undefined) {
-    throw new CoreError(CoreErrorCode.RestoreNoRecord, `no restore has been recorded on this machine${options.testMode ? ' in test mode' : ''}; run a restore first`, { context: { recordPath } });
+    throw new CoreError(
+      CoreErrorCode.RestoreNoRecord,
+      `no restore has been recorded on this machine${options.testMode ? ' in test mode' : ''}; run a restore first`,
+      { context: { recordPath } },
+    );
   }
   const record = JSON.parse(text) as RestoreRecord;
   await readSqliteHeader(record.target);

@@ -14,7 +14,10 @@ export interface Status {
   /** Age of the newest full or incremental backup against the RPO target. */
   rpo: { newest: string | null; ageMs: number | null; ok: boolean };
   types: Record<BackupType, { newest: string | null; createdAt: string | null; ageMs: number | null }>;
-  destinations: Array<{ name: string; newest: string | null; ageMs: number | null; reachable: boolean; error?: string }>;
+  /** Per destination; `bytesByClass`: bytes of committed backups per storage class (`default`: the destination's own, not archived). */
+  destinations: Array<{ name: string; newest: string | null; ageMs: number | null; reachable: boolean; error?: string; bytesByClass: Record<string, number> }>;
+  /** The oldest backup whose whole chain some destination can read without a thaw (null: none). */
+  oldestWithoutThaw: { id: string; createdAt: string } | null;
   lastVerify: VerifyRecord | null;
   lastDrill: (DrillResult & { withinRto: boolean }) | null;
   /** Why the installation is unhealthy (empty when healthy), then warnings. */
@@ -31,7 +34,10 @@ export interface DestinationListing {
 }
 
 /** Every destination's listing on its own (from the run's catalog, read in parallel), with each one's warnings. */
-export function listEachDestination(engine: Pick<Engine, 'destinations' | 'warn'>, catalog: ManifestCatalog = catalogOf(engine)): Promise<DestinationListing[]> {
+export function listEachDestination(
+  engine: Pick<Engine, 'destinations' | 'warn'>,
+  catalog: ManifestCatalog = catalogOf(engine),
+): Promise<DestinationListing[]> {
   return Promise.all(
     engine.destinations.map(async (destination) => {
       const listing = await catalog.read([destination]);
@@ -63,6 +69,7 @@ export async function status(engine: Engine, listings?: readonly DestinationList
       // A skipped unreadable manifest is a warning; only a failed listing makes a destination unreachable.
       reachable: !errors.some((message) => message.includes('could not be listed')),
       ...(errors.length ? { error: errors.join('; ') } : {}),
+      bytesByClass: bytesByClass(name, entries),
       entries,
     };
   });
@@ -71,7 +78,10 @@ export async function status(engine: Engine, listings?: readonly DestinationList
   const types = Object.fromEntries(
     BACKUP_TYPES.map((type) => {
       const newest = byTime.filter((e) => e.manifest.type === type).at(-1);
-      return [type, { newest: newest?.manifest.id ?? null, createdAt: newest?.manifest.createdAt ?? null, ageMs: newest ? age(newest.manifest.createdAt) : null }];
+      return [
+        type,
+        { newest: newest?.manifest.id ?? null, createdAt: newest?.manifest.createdAt ?? null, ageMs: newest ? age(newest.manifest.createdAt) : null },
+      ];
     }),
   ) as Status['types'];
 
@@ -81,16 +91,26 @@ export async function status(engine: Engine, listings?: readonly DestinationList
       (finding.severity === 'critical' ? problems : warnings).push(`${newest!.manifest.id} looks unusual: ${finding.reason}`);
     }
   }
+  const oldest = oldestReadableWithoutThaw(byTime, perDestination);
   const point = byTime.filter((e) => e.manifest.type !== 'hot').at(-1);
-  const rpo = { newest: point?.manifest.id ?? null, ageMs: point ? age(point.manifest.createdAt) : null, ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs };
+  const rpo = {
+    newest: point?.manifest.id ?? null,
+    ageMs: point ? age(point.manifest.createdAt) : null,
+    ok: point !== undefined && age(point.manifest.createdAt) <= rpoMs,
+  };
   if (!point) problems.push('there is no full or incremental backup yet');
-  else if (!rpo.ok) problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatDuration(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
+  else if (!rpo.ok)
+    problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatDuration(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
   if (rpo.ok) await engine.alerts.resolve('rpo-breached');
-  else await engine.alerts.raise((a, at) => a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatDuration(rpo.ageMs), target: engine.config.targets.rpo }));
+  else
+    await engine.alerts.raise((a, at) =>
+      a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatDuration(rpo.ageMs), target: engine.config.targets.rpo }),
+    );
 
   for (const d of perDestination) {
     if (!d.reachable) problems.push(`destination ${d.name} cannot be listed: ${d.error}`);
-    else if (point && !d.entries.some((e) => e.manifest.id === point.manifest.id)) problems.push(`destination ${d.name} does not hold the newest backup ${point.manifest.id}; run \`stowage sync\``);
+    else if (point && !d.entries.some((e) => e.manifest.id === point.manifest.id))
+      problems.push(`destination ${d.name} does not hold the newest backup ${point.manifest.id}; run \`stowage sync\``);
   }
 
   const verifyText = await readFile(lastVerifyPath(engine), 'utf8').catch(() => undefined);
@@ -102,7 +122,8 @@ export async function status(engine: Engine, listings?: readonly DestinationList
   const lastDrillStatus = drill ? { ...drill, withinRto: drill.ok && drill.rtoMs <= rtoMs } : null;
   if (!drill) warnings.push('no restore drill has run on this machine yet; run `stowage drill`');
   else if (!drill.ok) problems.push(`the last drill (${drill.startedAt}, ${drill.backupId} from ${drill.destination}) failed: ${drill.problems.join('; ')}`);
-  else if (drill.rtoMs > rtoMs) problems.push(`the last drill took ${formatDuration(drill.rtoMs)} to a usable database, over the RTO target ${engine.config.targets.rto}`);
+  else if (drill.rtoMs > rtoMs)
+    problems.push(`the last drill took ${formatDuration(drill.rtoMs)} to a usable database, over the RTO target ${engine.config.targets.rto}`);
 
   return {
     healthy: problems.length === 0,
@@ -111,9 +132,41 @@ export async function status(engine: Engine, listings?: readonly DestinationList
     rpo,
     types,
     destinations: perDestination.map(({ entries: _entries, ...d }) => d),
+    oldestWithoutThaw: oldest ? { id: oldest.manifest.id, createdAt: oldest.manifest.createdAt } : null,
     lastVerify,
     lastDrill: lastDrillStatus,
     problems,
     warnings,
   };
+}
+
+/** Bytes of the artifacts of `entries` at destination `name`, per storage class (`default` when not archived). */
+function bytesByClass(name: string, entries: readonly CatalogEntry[]): Record<string, number> {
+  const bytes: Record<string, number> = {};
+  for (const entry of entries) {
+    for (const artifact of entry.manifest.artifacts) {
+      const storageClass = entry.storageClasses?.[name]?.[artifact.key] ?? 'default';
+      bytes[storageClass] = (bytes[storageClass] ?? 0) + artifact.size;
+    }
+  }
+  return bytes;
+}
+
+/** The oldest of `byTime` whose every link has each artifact out of any archive class at some destination. */
+function oldestReadableWithoutThaw(
+  byTime: readonly CatalogEntry[],
+  listings: ReadonlyArray<{ name: string; entries: readonly CatalogEntry[] }>,
+): CatalogEntry | undefined {
+  const hotSomewhere = (id: string, key: string) =>
+    listings.some((l) => l.entries.some((e) => e.manifest.id === id && e.storageClasses?.[l.name]?.[key] === undefined));
+  const byId = new Map(byTime.map((e) => [e.manifest.id, e]));
+  const hot = (entry: CatalogEntry): boolean => entry.manifest.artifacts.every((a) => hotSomewhere(entry.manifest.id, a.key));
+  return byTime.find((entry) => {
+    for (let link: CatalogEntry | undefined = entry, steps = 0; link && steps < 10_000; steps++) {
+      if (!hot(link)) return false;
+      if (link.manifest.parent === null) return true;
+      link = byId.get(link.manifest.parent);
+    }
+    return false;
+  });
 }

@@ -1,4 +1,6 @@
 import { isStowageError } from '@stowage/errors';
+import { StorageErrorCode } from '@stowage/storage';
+import { thawEveryCopy, type ThawRequest } from './archive.js';
 import { catalogOf, type Catalog, type CatalogEntry, type DamagedManifest } from './catalog.js';
 import { findBackup } from './find.js';
 import { selectDestinations, type Destination, type Engine } from './engine.js';
@@ -36,7 +38,10 @@ export interface BackupVerification {
  * and a chain that mixes keys this machine cannot restore together.
  * A replica that cleanup set out to remove is not expected; one it left half removed says to rerun cleanup.
  */
-export async function verify(engine: Engine, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<BackupVerification[]> {
+export async function verify(
+  engine: Engine,
+  options: { backup?: string; all?: boolean; destination?: string; deep?: boolean; thaw?: ThawRequest },
+): Promise<BackupVerification[]> {
   const started = performance.now();
   const destinations = selectDestinations(engine, options.destination);
   const manifests = catalogOf(engine);
@@ -47,10 +52,12 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
   const reference = options.all ? undefined : (options.backup ?? 'latest');
   const wanted = reference === undefined || reference === 'latest' ? undefined : idFromReference(reference);
   if (reference !== undefined && reference !== 'latest' && wanted === undefined) await findBackup(engine, manifests, reference, destinations); // throws: not a backup name
-  const entries = reference === undefined ? catalog.entries : reference === 'latest' ? catalog.entries.slice(-1) : catalog.entries.filter((e) => e.manifest.id === wanted);
+  const entries =
+    reference === undefined ? catalog.entries : reference === 'latest' ? catalog.entries.slice(-1) : catalog.entries.filter((e) => e.manifest.id === wanted);
   const chosen = (id: string) => wanted === undefined || id === wanted;
   const byId = new Map(catalog.entries.map((e) => [e.manifest.id, e]));
   const results: BackupVerification[] = [];
+  if (options.deep && options.thaw) await thawEveryCopy(engine, entries, destinations, options.thaw);
   const record = async (result: BackupVerification) => {
     results.push(result);
     await logOperation(engine.logDir, 'backup.log', {
@@ -58,7 +65,10 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
       backupId: result.backupId,
       outcome: result.ok ? 'ok' : 'failed',
       durationMs: performance.now() - started,
-      detail: result.artifacts.filter((a) => !a.ok).map((a) => a.problem).join('; '),
+      detail: result.artifacts
+        .filter((a) => !a.ok)
+        .map((a) => a.problem)
+        .join('; '),
     });
   };
   for (const entry of entries) {
@@ -79,7 +89,13 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
               const verifiedBy = await confirmStored(destination, artifact, { deep: options.deep ?? false });
               checks.push({ destination: destination.name, key: artifact.key, ok: true, verifiedBy });
             } catch (error) {
-              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem: isStowageError(error) ? error.message : String(error) });
+              const problem = isStowageError(error, StorageErrorCode.ObjectArchived)
+                ? `${artifact.key} at ${destination.name} is archived (${entry.storageClasses?.[destination.name]?.[artifact.key] ?? 'an archive class'}) and ` +
+                  `${options.deep ? '--deep reads every byte back, which needs a thaw first' : 'its destination reports no checksum to compare, so only a read could check it'}: run \`stowage verify ${id} --deep --thaw\``
+                : isStowageError(error)
+                  ? error.message
+                  : String(error);
+              checks.push({ destination: destination.name, key: artifact.key, ok: false, problem });
             }
           }
           return checks;
@@ -95,28 +111,66 @@ export async function verify(engine: Engine, options: { backup?: string; all?: b
   const unreadable = new Map<string, DamagedManifest[]>();
   for (const d of catalog.damaged.filter((c) => !readable.has(c.id) && chosen(c.id))) unreadable.set(d.id, [...(unreadable.get(d.id) ?? []), d]);
   for (const [id, copies] of unreadable) {
-    await record({ backupId: id, ok: false, artifacts: copies.map((d) => ({ destination: d.destination, key: d.key, ok: false, problem: `${d.problem}; no destination holds a readable copy of this manifest` })) });
+    await record({
+      backupId: id,
+      ok: false,
+      artifacts: copies.map((d) => ({
+        destination: d.destination,
+        key: d.key,
+        ok: false,
+        problem: `${d.problem}; no destination holds a readable copy of this manifest`,
+      })),
+    });
   }
   for (const [at, left] of interrupted) {
     const [destination, id] = at.split(/:(?=[^:]*$)/) as [string, string];
     if (readable.has(id) || !chosen(id)) continue; // reported with the backup above
-    await record({ backupId: id, ok: false, artifacts: [{ destination, key: manifestKey(typeOfId(id)!, id), ok: false, problem: interruptedProblem(destination, id, left) }] });
+    await record({
+      backupId: id,
+      ok: false,
+      artifacts: [{ destination, key: manifestKey(typeOfId(id)!, id), ok: false, problem: interruptedProblem(destination, id, left) }],
+    });
   }
-  for (const vanished of vanishedBackups(history, catalog, destinations.map((d) => d.name)).filter((v) => chosen(v.id))) {
+  for (const vanished of vanishedBackups(
+    history,
+    catalog,
+    destinations.map((d) => d.name),
+  ).filter((v) => chosen(v.id))) {
     const key = manifestKey(typeOfId(vanished.id)!, vanished.id);
-    await record({ backupId: vanished.id, ok: false, artifacts: [{ destination: vanished.expectedAt.join(','), key, ok: false, problem: describeVanished(vanished) }] });
+    await record({
+      backupId: vanished.id,
+      ok: false,
+      artifacts: [{ destination: vanished.expectedAt.join(','), key, ok: false, problem: describeVanished(vanished) }],
+    });
   }
   if (results.length === 0 && reference !== undefined) await findBackup(engine, manifests, reference, destinations); // throws: not found
   const problems = results.flatMap((r) => r.artifacts.filter((a) => !a.ok).map((a) => `${r.backupId} at ${a.destination}: ${a.problem}`));
   if (problems.length) await engine.alerts.raise((a, at) => a.verifyFailed({ ...at, problems }));
   else await engine.alerts.resolve('verify-failed');
-  const lastVerify: VerifyRecord = { at: engine.now().toISOString(), ok: problems.length === 0, backups: results.length, problems, replicas: results.flatMap((r) => replicaResults(r, destinations.map((d) => d.name))) };
+  const lastVerify: VerifyRecord = {
+    at: engine.now().toISOString(),
+    ok: problems.length === 0,
+    backups: results.length,
+    problems,
+    replicas: results.flatMap((r) =>
+      replicaResults(
+        r,
+        destinations.map((d) => d.name),
+      ),
+    ),
+  };
   await writePrivateAtomic(lastVerifyPath(engine), `${JSON.stringify(lastVerify, null, 2)}\n`);
   return results;
 }
 
 /** Why a backup committed elsewhere is not committed at `destination`, or undefined when that is as it should be. */
-function absentReplicaProblem(destination: Destination, entry: CatalogEntry, damaged: readonly DamagedManifest[], history: BackupHistory, interrupted: ReadonlyMap<string, number>): string | undefined {
+function absentReplicaProblem(
+  destination: Destination,
+  entry: CatalogEntry,
+  damaged: readonly DamagedManifest[],
+  history: BackupHistory,
+  interrupted: ReadonlyMap<string, number>,
+): string | undefined {
   const { id } = entry.manifest;
   const copy = damaged.find((d) => d.destination === destination.name && d.id === id);
   if (copy) return `${copy.problem}; \`stowage sync\` repairs it from ${entry.destinations.join(', ')}`;
@@ -133,7 +187,10 @@ async function interruptedRemovals(destinations: readonly Destination[], catalog
   const left = new Map<string, number>();
   if (history.removedByCleanup.size === 0) return left;
   const unlisted = new Set(catalog.unlisted.map((u) => u.destination));
-  const manifests = new Set([...catalog.entries.flatMap((e) => e.destinations.map((d) => `${d}:${e.manifest.id}`)), ...catalog.damaged.map((d) => `${d.destination}:${d.id}`)]);
+  const manifests = new Set([
+    ...catalog.entries.flatMap((e) => e.destinations.map((d) => `${d}:${e.manifest.id}`)),
+    ...catalog.damaged.map((d) => `${d.destination}:${d.id}`),
+  ]);
   for (const destination of destinations.filter((d) => !unlisted.has(d.name))) {
     for (const type of BACKUP_TYPES) {
       for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) {
@@ -170,13 +227,15 @@ function replicaResults(result: BackupVerification, destinations: readonly strin
     if (checks.length === 0) return [];
     const methods = [...new Set(checks.flatMap((a) => (a.verifiedBy ? [a.verifiedBy] : [])))];
     const failed = checks.find((a) => !a.ok);
-    return [{
-      backupId: result.backupId,
-      destination,
-      ok: !failed,
-      ...(methods.length ? { verifiedBy: methods.join('+') } : {}),
-      ...(failed?.problem ? { problem: failed.problem } : {}),
-    }];
+    return [
+      {
+        backupId: result.backupId,
+        destination,
+        ok: !failed,
+        ...(methods.length ? { verifiedBy: methods.join('+') } : {}),
+        ...(failed?.problem ? { problem: failed.problem } : {}),
+      },
+    ];
   });
 }
 

@@ -21,6 +21,7 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type ArchiveClassFacts,
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
@@ -123,12 +124,7 @@ interface AliOssClient {
     end: number,
     options: RequestOptions,
   ): Promise<{ etag: string; res: AliResponse }>;
-  completeMultipartUpload(
-    name: string,
-    uploadId: string,
-    parts: { number: number; etag: string }[],
-    options: RequestOptions,
-  ): Promise<{ res: AliResponse }>;
+  completeMultipartUpload(name: string, uploadId: string, parts: { number: number; etag: string }[], options: RequestOptions): Promise<{ res: AliResponse }>;
   abortMultipartUpload(name: string, uploadId: string): Promise<unknown>;
 }
 
@@ -151,6 +147,14 @@ const OCTET_STREAM = 'application/octet-stream';
 /** Storage classes whose objects must be restored before they can be read, and how many days a restore lasts at most. */
 const MAX_THAW_DAYS: Readonly<Record<string, number>> = { Archive: 7, ColdArchive: 365, DeepColdArchive: 365 };
 const ARCHIVE_CLASSES = Object.keys(MAX_THAW_DAYS);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** Aliyun's documented thaw times (the upper end) and minimum storage durations. */
+const OSS_ARCHIVE_CLASS_FACTS: Readonly<Record<string, ArchiveClassFacts>> = {
+  Archive: { thawMs: { expedited: MINUTE, standard: MINUTE, bulk: MINUTE }, minimumStorageDays: 60 },
+  ColdArchive: { thawMs: { expedited: HOUR, standard: 5 * HOUR, bulk: 12 * HOUR }, minimumStorageDays: 180 },
+  DeepColdArchive: { thawMs: { expedited: 12 * HOUR, standard: 48 * HOUR }, minimumStorageDays: 180 },
+};
 /** Classes `setStorageClass` moves objects to. */
 const STORAGE_CLASSES = new Set(['Standard', 'IA', ...ARCHIVE_CLASSES]);
 /** The largest object one CopyObject copies (larger ones need UploadPartCopy, not implemented). */
@@ -164,17 +168,7 @@ const PERMISSION_CODES = new Set([
   'SecurityTokenExpired',
   'RequestTimeTooSkewed',
 ]);
-const NETWORK_ERRNOS = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-]);
+const NETWORK_ERRNOS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 /** urllib's names for requests that got no answer (ali-oss passes them on as `name`). */
 const NETWORK_ERROR_NAMES = new Set(['ResponseTimeoutError', 'ConnectionTimeoutError', 'RequestError', 'ResponseError']);
 
@@ -187,6 +181,7 @@ export class OssStorage implements StorageAdapter {
     rangeReads: true,
     maxParallelism: 16,
     archiveClasses: ARCHIVE_CLASSES,
+    archiveClassFacts: OSS_ARCHIVE_CLASS_FACTS,
   };
   /** The bucket objects are stored in. */
   readonly bucket: string;
@@ -264,14 +259,7 @@ export class OssStorage implements StorageAdapter {
   }
 
   /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
-  async #putSimple(
-    key: string,
-    name: string,
-    body: PutBody,
-    source: Readable,
-    headers: Record<string, string>,
-    signal: AbortSignal,
-  ): Promise<ObjectInfo> {
+  async #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<ObjectInfo> {
     const reader = new BodyReader(key, body, source, this.#partSize);
     const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
     await reader.finish();
@@ -299,9 +287,7 @@ export class OssStorage implements StorageAdapter {
   ): Promise<ObjectInfo> {
     // OSS takes at most 10,000 parts; a body too large for that many gets larger parts.
     const partSize = Math.max(this.#partSize, Math.ceil(body.size / MAX_PARTS));
-    const { uploadId } = await this.#call('put', key, () =>
-      this.#client.initMultipartUpload(name, { headers, mime: OCTET_STREAM }),
-    );
+    const { uploadId } = await this.#call('put', key, () => this.#client.initMultipartUpload(name, { headers, mime: OCTET_STREAM }));
     const parts: { number: number; etag: string; crc: string; size: number }[] = [];
     const running = new Set<Promise<void>>();
     const failures: unknown[] = [];
@@ -473,11 +459,9 @@ export class OssStorage implements StorageAdapter {
   async setStorageClass(key: string, storageClass: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
     const name = this.#nameOf(key);
     if (!STORAGE_CLASSES.has(storageClass)) {
-      throw new StorageError(
-        StorageErrorCode.Unsupported,
-        `OSS has no storage class '${storageClass}' (use one of ${[...STORAGE_CLASSES].join(', ')})`,
-        { context: { key, storageClass } },
-      );
+      throw new StorageError(StorageErrorCode.Unsupported, `OSS has no storage class '${storageClass}' (use one of ${[...STORAGE_CLASSES].join(', ')})`, {
+        context: { key, storageClass },
+      });
     }
     const before = await this.stat(key, options);
     if (!before) throw objectNotFound(key, this.description);
@@ -593,10 +577,7 @@ export class OssStorage implements StorageAdapter {
           modified: new Date(object.lastModified),
           ...etagOf(object.etag),
           checksums: {},
-          ...classFacts(
-            object.storageClass,
-            object.restoreInfo && { ongoing: object.restoreInfo.ongoingRequest, expires: object.restoreInfo.expiryDate },
-          ),
+          ...classFacts(object.storageClass, object.restoreInfo && { ongoing: object.restoreInfo.ongoingRequest, expires: object.restoreInfo.expiryDate }),
         };
       }
       if (page.isTruncated && !page.nextContinuationToken) {
@@ -676,12 +657,7 @@ export class OssStorage implements StorageAdapter {
 }
 
 /** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name or errno. */
-function storageCodeOf(
-  ossCode: string | undefined,
-  status: number | undefined,
-  name: string | undefined,
-  errno: string | undefined,
-): StorageErrorCode {
+function storageCodeOf(ossCode: string | undefined, status: number | undefined, name: string | undefined, errno: string | undefined): StorageErrorCode {
   if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
   if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
   if (ossCode === 'InvalidObjectName') return StorageErrorCode.InvalidKey;
@@ -690,12 +666,7 @@ function storageCodeOf(
     return StorageErrorCode.PermissionDenied;
   }
   const unanswered = status === -1 || status === -2 || (name !== undefined && NETWORK_ERROR_NAMES.has(name));
-  if (
-    unanswered ||
-    status === 429 ||
-    (status !== undefined && status >= 500) ||
-    (errno !== undefined && NETWORK_ERRNOS.has(errno))
-  ) {
+  if (unanswered || status === 429 || (status !== undefined && status >= 500) || (errno !== undefined && NETWORK_ERRNOS.has(errno))) {
     return StorageErrorCode.Transient;
   }
   return StorageErrorCode.Unavailable;
@@ -714,7 +685,12 @@ class BodyReader {
   #ended = false;
   #parts = 0;
 
-  constructor(readonly key: string, readonly body: PutBody, source: Readable, readonly partSize: number) {
+  constructor(
+    readonly key: string,
+    readonly body: PutBody,
+    source: Readable,
+    readonly partSize: number,
+  ) {
     this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
@@ -774,10 +750,7 @@ function requestBody(bytes: Buffer, signal: AbortSignal, key: string): Readable 
 
 function assertDeclaredCrc(key: string, body: PutBody, crc: string): void {
   if (body.crc64ecma !== undefined && body.crc64ecma !== crc) {
-    throw checksumMismatch(
-      key,
-      `the body for '${key}' was declared with CRC-64 ${body.crc64ecma} but the bytes read have CRC-64 ${crc}`,
-    );
+    throw checksumMismatch(key, `the body for '${key}' was declared with CRC-64 ${body.crc64ecma} but the bytes read have CRC-64 ${crc}`);
   }
 }
 

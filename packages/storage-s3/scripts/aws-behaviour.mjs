@@ -51,20 +51,13 @@ async function crc64nvmeDigest(data) {
 
 const base64Of = async (algorithm, data) => Buffer.from(await ALGORITHMS[algorithm].digest(data)).toString('base64');
 
-/**
- * Installs the features on `server` (an unstarted S3rver), as middleware just before s3rver's router.
- * `features`: `{ checksums: boolean, conditionalWrites: boolean }`.
- */
-export function addAwsBehaviour(server, features) {
-  if (!features.checksums && !features.conditionalWrites) return;
-  const { store } = server;
-  if (features.checksums) {
-    // s3rver keeps these request headers in the object's metadata and returns them as response headers.
-    S3Object.ALLOWED_METADATA.push(...Object.keys(ALGORITHMS).map(header), 'x-amz-checksum-type');
-  }
+/** The base64 checksum of `data` under `algorithm` (`sha256`, `crc32`, `crc64nvme`). */
+export const checksumOf = base64Of;
+
+/** `serialised(bucket, key, fn)`: runs `fn` once earlier writes to the same key are done. */
+export function createKeySerialiser() {
   const keyLocks = new Map();
-  /** Runs `fn` once earlier writes to the same key are done. */
-  const serialised = async (bucket, key, fn) => {
+  return async (bucket, key, fn) => {
     const id = `${bucket}/${key}`;
     const previous = keyLocks.get(id) ?? Promise.resolve();
     const run = previous.then(fn, fn);
@@ -76,6 +69,20 @@ export function addAwsBehaviour(server, features) {
       if (keyLocks.get(id) === settled) keyLocks.delete(id);
     }
   };
+}
+
+/**
+ * Installs the features on `server` (an unstarted S3rver), as middleware just before s3rver's router.
+ * `features`: `{ checksums: boolean, conditionalWrites: boolean }`; `serialised` orders writes to
+ * one key (see createKeySerialiser; shared with the archive behaviour).
+ */
+export function addAwsBehaviour(server, features, serialised) {
+  if (!features.checksums && !features.conditionalWrites) return;
+  const { store } = server;
+  if (features.checksums) {
+    // s3rver keeps these request headers in the object's metadata and returns them as response headers.
+    S3Object.ALLOWED_METADATA.push(...Object.keys(ALGORITHMS).map(header), 'x-amz-checksum-type');
+  }
   const uploadFolder = (bucket, uploadId) => join(store.getResourcePath(bucket, undefined, 'uploads'), String(uploadId));
 
   async function checkConditions(ctx, bucket, key) {
@@ -85,7 +92,8 @@ export function addAwsBehaviour(server, features) {
     if (!noneMatch && !match) return;
     const metadata = (await store.existsObject(bucket, key)) ? await store.getMetadata(bucket, key) : undefined;
     if (noneMatch) {
-      if (noneMatch !== '*') throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'If-None-Match' });
+      if (noneMatch !== '*')
+        throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'If-None-Match' });
       if (metadata) throw preconditionFailed('If-None-Match');
     }
     if (match) {
@@ -100,7 +108,11 @@ export function addAwsBehaviour(server, features) {
    */
   async function takeBody(ctx) {
     let body = Buffer.concat(await ctx.req.toArray());
-    const encodings = ctx.get('content-encoding').split(',').map((name) => name.trim()).filter(Boolean);
+    const encodings = ctx
+      .get('content-encoding')
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean);
     if (encodings.includes('aws-chunked') || ctx.get('x-amz-content-sha256').startsWith('STREAMING-')) {
       body = decodeAwsChunked(body, ctx.headers);
       const others = encodings.filter((name) => name !== 'aws-chunked');
@@ -178,7 +190,10 @@ export function addAwsBehaviour(server, features) {
     const body = await takeBody(ctx);
     const sent = await checkBody(ctx, body);
     if (settings.explicit && sent?.algorithm !== settings.algorithm) {
-      throw new S3Error('InvalidRequest', `The upload was created using a ${ALGORITHMS[settings.algorithm].name} checksum. The part ${partNumber} must carry one.`);
+      throw new S3Error(
+        'InvalidRequest',
+        `The upload was created using a ${ALGORITHMS[settings.algorithm].name} checksum. The part ${partNumber} must carry one.`,
+      );
     }
     await next();
     const value = await base64Of(settings.algorithm, body);
@@ -297,7 +312,8 @@ function decodeAwsChunked(framed, headers) {
   }
   const payload = Buffer.concat(chunks);
   const declared = headers['x-amz-decoded-content-length'];
-  if (declared !== undefined && Number(declared) !== payload.length) throw new S3Error('IncompleteBody', 'The aws-chunked body does not have its declared length.');
+  if (declared !== undefined && Number(declared) !== payload.length)
+    throw new S3Error('IncompleteBody', 'The aws-chunked body does not have its declared length.');
   return payload;
 }
 

@@ -4,7 +4,7 @@
 // closes, so it never outlives the process that spawned it.
 //
 //   node --openssl-legacy-provider scripts/s3rver.mjs --directory DIR [--port N]
-//        [--no-checksums] [--no-conditional-writes] [--request-log FILE]
+//        [--no-checksums] [--no-conditional-writes] [--request-log FILE] [--corrupt-copies]
 //
 // s3rver encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ (OpenSSL 3) only
 // offers with --openssl-legacy-provider: without it every paginated listing answers 500.
@@ -14,10 +14,13 @@
 // the adapter's clean-up of failed multipart uploads is exercised for real. It also fixes two races
 // of s3rver's file store (below) that made tests flaky.
 //
-// It also behaves as AWS documents for flexible checksums and conditional writes (see
-// aws-behaviour.mjs); `--no-checksums` and `--no-conditional-writes` turn those off, leaving
+// It has AWS's archive storage classes (GLACIER, DEEP_ARCHIVE: RestoreObject, `x-amz-restore`, copy
+// to a new class, bucket lifecycle configuration; see archive-behaviour.mjs), with a thaw clock moved
+// by `POST /_stowage/thaw-clock?advance=<ms>`. It also behaves as AWS documents for flexible
+// checksums and conditional writes (see aws-behaviour.mjs); `--no-checksums` and `--no-conditional-writes` turn those off, leaving
 // s3rver's own behaviour (no checksums, conditions ignored). `--request-log FILE` appends one JSON
 // line per request: { method, path, status, bytesOut } (bytesOut: response body bytes sent).
+// `--corrupt-copies` (a fault for tests) flips the first byte of every CopyObject's copy.
 import { appendFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +28,8 @@ import { parseArgs } from 'node:util';
 import S3rver from 's3rver';
 import authentication from 's3rver/lib/middleware/authentication.js';
 import S3Error from 's3rver/lib/models/error.js';
-import { addAwsBehaviour } from './aws-behaviour.mjs';
+import { addArchiveBehaviour } from './archive-behaviour.mjs';
+import { addAwsBehaviour, checksumOf, createKeySerialiser } from './aws-behaviour.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +38,7 @@ const { values } = parseArgs({
     'no-checksums': { type: 'boolean', default: false },
     'no-conditional-writes': { type: 'boolean', default: false },
     'request-log': { type: 'string' },
+    'corrupt-copies': { type: 'boolean', default: false },
   },
 });
 if (!values.directory) {
@@ -101,17 +106,23 @@ async function listMultipartUploads(ctx, bucket) {
   };
 }
 
-const aws = addAwsBehaviour(server, { checksums: !values['no-checksums'], conditionalWrites: !values['no-conditional-writes'] });
+const serialised = createKeySerialiser();
+const aws = addAwsBehaviour(server, { checksums: !values['no-checksums'], conditionalWrites: !values['no-conditional-writes'] }, serialised);
+const archive = addArchiveBehaviour(server, { serialised, checksumOf, corruptCopies: values['corrupt-copies'] });
+
+/** One handler running `outer`, whose `next` runs `inner` (either may be missing). */
+const nest = (outer, inner) => (outer && inner ? (ctx, bucket, key, next) => outer(ctx, bucket, key, () => inner(ctx, bucket, key, next)) : (outer ?? inner));
 
 // Koa composes its middleware when the server starts listening: insert ours just before s3rver's
 // router (the last middleware), after its logging, error handling and XML encoding. Requests are
 // checked for a valid signature before anything of theirs is looked at.
 server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
+  if (archive.control(ctx)) return;
   const [, bucket, ...keyParts] = ctx.path.split('/');
   const key = decodeURIComponent(keyParts.join('/'));
   const abort = ctx.method === 'DELETE' && bucket && key && 'uploadId' in ctx.query;
   const list = ctx.method === 'GET' && bucket && !key && 'uploads' in ctx.query;
-  const handler = aws?.handlerFor(ctx, bucket, key);
+  const handler = nest(archive.handlerFor(ctx, bucket, key), aws?.handlerFor(ctx, bucket, key));
   if (!abort && !list && !handler) return next();
   ctx.params = { bucket, key: key || undefined };
   await checkSignature(ctx, async () => {

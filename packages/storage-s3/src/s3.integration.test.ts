@@ -184,7 +184,9 @@ function emulateFlexibleChecksums(storage: S3Storage, tamper?: (reported: string
           input.ChecksumCRC64NVME
             ? { ChecksumCRC64NVME: await crcOf(Buffer.concat(list.map((part) => part.bytes))), ChecksumType: 'FULL_OBJECT' }
             : {
-                ChecksumSHA256: `${createHash('sha256').update(Buffer.concat(list.map((part) => part.sha256))).digest('base64')}-${list.length}`,
+                ChecksumSHA256: `${createHash('sha256')
+                  .update(Buffer.concat(list.map((part) => part.sha256)))
+                  .digest('base64')}-${list.length}`,
                 ChecksumType: 'COMPOSITE',
               },
         );
@@ -209,6 +211,8 @@ describeStorageAdapter({
     const prefix = freshPrefix('conformance');
     return { adapter: await openS3(prefix, { endpoint: plainServer.endpoint }), cleanup: () => deletePrefix(`${prefix}/`, plainAdmin) };
   },
+  // The slowest expedited thaw (GLACIER): five minutes.
+  completeThaws: () => plainServer.advanceThawClock(5 * 60 * 1000),
 });
 
 for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
@@ -219,6 +223,7 @@ for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
       const prefix = freshPrefix(`conformance-${checksumMode}`);
       return { adapter: await openS3(prefix, { checksumMode, conditionalWrites: true }), cleanup: () => deletePrefix(`${prefix}/`) };
     },
+    completeThaws: () => server.advanceThawClock(5 * 60 * 1000),
   });
 }
 
@@ -247,7 +252,10 @@ describe('S3Storage on s3rver', () => {
       const storage = await openS3(prefix, { endpoint: plainServer.endpoint, requestChecksumCalculation: 'WHEN_SUPPORTED', partSizeMiB: 5 });
       streamRequestBodies(storage);
       try {
-        for (const [key, size] of [['single.bin', 3_145_851], ['multipart.bin', 12 * MiB]] as const) {
+        for (const [key, size] of [
+          ['single.bin', 3_145_851],
+          ['multipart.bin', 12 * MiB],
+        ] as const) {
           const error = await storage.put(key, bufferBody(randomBytes(size))).catch((e: unknown) => e);
           expect(error).toMatchObject({ code: StorageErrorCode.ChecksumMismatch, context: { sentSize: size } });
           expect((error as Error).message).toMatch(/\d+ bytes were stored but \d+ were sent.*the object was deleted/);
@@ -276,9 +284,7 @@ describe('S3Storage on s3rver', () => {
         expect(parts.every((headers) => headers['content-md5'])).toBe(true);
         expect(sha256Hex(await readAll(storage, 'big/backup.sqlite3'))).toBe(sha256Hex(bytes));
         const boundary = 5 * MiB;
-        expect(await readAll(storage, 'big/backup.sqlite3', { offset: boundary - 10, length: 20 })).toEqual(
-          bytes.subarray(boundary - 10, boundary + 10),
-        );
+        expect(await readAll(storage, 'big/backup.sqlite3', { offset: boundary - 10, length: 20 })).toEqual(bytes.subarray(boundary - 10, boundary + 10));
         expect(await storage.stat('big/backup.sqlite3')).toMatchObject({ size: bytes.length });
         expect(await multipartUploadsUnder(`${prefix}/`)).toEqual([]);
       } finally {
@@ -465,9 +471,7 @@ describe('S3Storage on s3rver', () => {
         const keys = Array.from({ length: 1005 }, (_, i) => `k/${String(i).padStart(4, '0')}`);
         for (let i = 0; i < keys.length; i += 50) {
           await Promise.all(
-            keys
-              .slice(i, i + 50)
-              .map((key) => admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/${key}`, Body: Buffer.from('x') }))),
+            keys.slice(i, i + 50).map((key) => admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/${key}`, Body: Buffer.from('x') }))),
           );
         }
         await storage.delete([...keys, 'k/missing']);
@@ -528,7 +532,10 @@ describe('S3Storage on s3rver', () => {
   });
 
   describe('flexible checksums (the AWS-like test server)', () => {
-    for (const [mode, partSizeMiB] of [['sha256', 5], ['crc64nvme', 5]] as const) {
+    for (const [mode, partSizeMiB] of [
+      ['sha256', 5],
+      ['crc64nvme', 5],
+    ] as const) {
       it(`${mode}: verifies the reported checksum of single and multipart uploads and reports full-object checksums`, async () => {
         const prefix = freshPrefix(`checksums-${mode}`);
         const storage = await openS3(prefix, { checksumMode: mode, partSizeMiB });

@@ -38,14 +38,10 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type ThawOptions,
 } from '@stowage/storage';
-import {
-  Crc64NvmeAccumulator,
-  base64ToHex,
-  checksumsOf,
-  compositeSha256,
-  type ChecksumMode,
-} from './checksums.js';
+import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
+import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, compositeSha256, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
 
 /*
@@ -70,15 +66,7 @@ const DELETE_BATCH = 1000;
 export const PROBE_KEY_PREFIX = '.stowage-probe-';
 
 /** S3 storage classes an adapter can write objects with. */
-export const S3_STORAGE_CLASSES = [
-  'STANDARD',
-  'STANDARD_IA',
-  'ONEZONE_IA',
-  'INTELLIGENT_TIERING',
-  'GLACIER_IR',
-  'GLACIER',
-  'DEEP_ARCHIVE',
-] as const;
+export const S3_STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'] as const;
 export type S3StorageClass = (typeof S3_STORAGE_CLASSES)[number];
 
 /** Settings of an `S3Storage` (the factory derives them from a destination's URL and options). */
@@ -143,12 +131,12 @@ export class S3Storage implements StorageAdapter {
     SSEKMSKeyId?: string;
     ContentType: string;
   };
+  readonly #archive: S3ArchiveContext;
   #bucketConfirmed = false;
 
   constructor(options: S3StorageOptions) {
     const prefix = options.prefix ?? '';
-    const invalid = (message: string) =>
-      new StorageError(StorageErrorCode.InvalidConfig, message, { context: { bucket: options.bucket, prefix } });
+    const invalid = (message: string) => new StorageError(StorageErrorCode.InvalidConfig, message, { context: { bucket: options.bucket, prefix } });
     if (prefix.startsWith('/') || prefix.endsWith('/')) throw invalid(`invalid S3 prefix '${prefix}': it must not start or end with '/'`);
     try {
       assertValidPrefix(prefix);
@@ -182,7 +170,28 @@ export class S3Storage implements StorageAdapter {
       conditionalPut: options.conditionalWrites ?? true,
       rangeReads: true,
       maxParallelism: Math.max(1, options.maxParallelism ?? 8),
+      archiveClasses: S3_ARCHIVE_CLASSES,
+      archiveClassFacts: S3_ARCHIVE_CLASS_FACTS,
     };
+    this.#archive = {
+      client: this.client,
+      bucket: this.bucket,
+      description: this.description,
+      storageClasses: S3_STORAGE_CLASSES,
+      objectKey: (key) => this.#objectKey(key),
+      stat: (key, opts) => this.stat(key, opts),
+      op: (operation, key, signal) => this.#op(operation, key, signal),
+    };
+  }
+
+  /** CopyObject onto the same key with the new class, checked by size and full-object checksum (see archive.ts). */
+  async setStorageClass(key: string, storageClass: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+    return setS3StorageClass(this.#archive, key, storageClass, options.signal);
+  }
+
+  /** RestoreObject with the tier and days asked for, unless a thaw is under way or done (see archive.ts). */
+  async requestThaw(key: string, options: ThawOptions): Promise<ObjectInfo> {
+    return requestS3Thaw(this.#archive, key, options);
   }
 
   /**
@@ -241,10 +250,7 @@ export class S3Storage implements StorageAdapter {
     }
     const source = response.Body as Readable;
     const cutShort = (received: number) =>
-      toStorageError(
-        Object.assign(new Error(`the connection ended after ${received} of ${response.ContentLength} bytes`), { code: 'ECONNRESET' }),
-        op,
-      );
+      toStorageError(Object.assign(new Error(`the connection ended after ${received} of ${response.ContentLength} bytes`), { code: 'ECONNRESET' }), op);
     const checked = new LengthCheckedStream(response.ContentLength, cutShort);
     source.on('error', (error) => checked.destroy(toStorageError(error, op)));
     source.once('close', () => {
@@ -318,10 +324,7 @@ export class S3Storage implements StorageAdapter {
       );
       const failure = out.Errors?.find((error) => error.Code !== 'NoSuchKey');
       if (failure) {
-        throw toStorageError(
-          { name: failure.Code, Code: failure.Code, message: failure.Message },
-          { ...op, key: failure.Key?.slice(this.#root.length) },
-        );
+        throw toStorageError({ name: failure.Code, Code: failure.Code, message: failure.Message }, { ...op, key: failure.Key?.slice(this.#root.length) });
       }
     }
   }
@@ -451,9 +454,7 @@ export class S3Storage implements StorageAdapter {
       stopParts.abort();
       await Promise.allSettled([...inFlight]);
       // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
-        .catch(() => undefined);
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
       throw error;
     } finally {
       op.signal?.removeEventListener('abort', onAbort);
@@ -542,6 +543,8 @@ export class S3Storage implements StorageAdapter {
     }
     const info: ObjectInfo = { key, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0), checksums: {} };
     if (object.ETag !== undefined) info.etag = object.ETag;
+    // A listing says the class but not the thaw state: `archive` only comes from `stat`.
+    if (object.StorageClass !== undefined && object.StorageClass !== 'STANDARD') info.storageClass = object.StorageClass;
     return info;
   }
 
@@ -564,13 +567,7 @@ export class S3Storage implements StorageAdapter {
  * for an empty body), handing each to `onPart` before reading on, and checks the bytes against the
  * body's declared size and SHA-256: a body longer than declared is refused as soon as that shows.
  */
-async function readParts(
-  body: PutBody,
-  op: S3Operation,
-  partSize: number,
-  onPart: (part: Buffer) => Promise<void>,
-  crc?: Crc64NvmeAccumulator,
-): Promise<void> {
+async function readParts(body: PutBody, op: S3Operation, partSize: number, onPart: (part: Buffer) => Promise<void>, crc?: Crc64NvmeAccumulator): Promise<void> {
   const key = op.key!;
   const meter = new DigestStream();
   await pipeline(
@@ -582,11 +579,9 @@ async function readParts(
       let handed = 0;
       for await (const chunk of chunks) {
         if (meter.size > body.size) {
-          throw new StorageError(
-            StorageErrorCode.ChecksumMismatch,
-            `the body for '${key}' was declared as ${body.size} bytes but more were read`,
-            { context: { key, declared: { size: body.size, sha256: body.sha256 } } },
-          );
+          throw new StorageError(StorageErrorCode.ChecksumMismatch, `the body for '${key}' was declared as ${body.size} bytes but more were read`, {
+            context: { key, declared: { size: body.size, sha256: body.sha256 } },
+          });
         }
         crc?.update(chunk);
         pending.push(chunk);
@@ -614,7 +609,13 @@ function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
     checksums.sha256 = base64ToHex(head.ChecksumSHA256);
   }
   if (head.ChecksumCRC64NVME) checksums.crc64nvme = head.ChecksumCRC64NVME;
-  const info: ObjectInfo = { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0), checksums };
+  const info: ObjectInfo = {
+    key,
+    size: head.ContentLength ?? 0,
+    modified: head.LastModified ?? new Date(0),
+    checksums,
+    ...archiveFacts(head.StorageClass, head.Restore),
+  };
   if (head.ETag !== undefined) info.etag = head.ETag;
   return info;
 }
@@ -655,4 +656,3 @@ class LengthCheckedStream extends Transform {
     callback(this.#expected !== undefined && this.#received !== this.#expected ? this.#shortError(this.#received) : null);
   }
 }
-

@@ -13,6 +13,8 @@ export interface S3rverProcess {
   readonly directory: string;
   /** Every request answered so far, oldest first. */
   requests(): Promise<S3rverRequest[]>;
+  /** Moves the server's thaw clock `ms` forward: restores under way finish, restored copies expire. */
+  advanceThawClock(ms: number): Promise<void>;
   /** Stops the process (SIGTERM, SIGKILL after 5 s) and removes its folder. */
   stop(): Promise<void>;
 }
@@ -35,6 +37,8 @@ export interface S3rverOptions {
   checksums?: boolean;
   /** `If-None-Match: *` and `If-Match` on writes (and If-Match on reads); default true. */
   conditionalWrites?: boolean;
+  /** A fault: every CopyObject stores its copy with the first byte flipped (default false). */
+  corruptCopies?: boolean;
 }
 
 const LAUNCHER = fileURLToPath(new URL('../scripts/s3rver.mjs', import.meta.url));
@@ -55,6 +59,7 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
   const args = [LAUNCHER, '--directory', directory, '--request-log', requestLog];
   if (options.checksums === false) args.push('--no-checksums');
   if (options.conditionalWrites === false) args.push('--no-conditional-writes');
+  if (options.corruptCopies) args.push('--corrupt-copies');
   const child = spawn(process.execPath, args, {
     env: { ...process.env, NODE_OPTIONS: options.legacyOpenSsl === false ? '' : '--openssl-legacy-provider' },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -74,7 +79,10 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
   };
   const requests = async (): Promise<S3rverRequest[]> => {
     const text = await readFile(requestLog, 'utf8').catch(() => '');
-    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as S3rverRequest);
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as S3rverRequest);
   };
 
   try {
@@ -90,7 +98,12 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
       });
       child.once('error', reject);
     });
-    return { endpoint: `http://127.0.0.1:${port}`, directory, requests, stop };
+    const endpoint = `http://127.0.0.1:${port}`;
+    const advanceThawClock = async (ms: number) => {
+      const response = await fetch(`${endpoint}/_stowage/thaw-clock?advance=${ms}`, { method: 'POST' });
+      if (!response.ok) throw new Error(`the thaw clock did not move: ${response.status} ${await response.text()}`);
+    };
+    return { endpoint, directory, requests, advanceThawClock, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -35,7 +35,19 @@ describe('withChaos', () => {
     expect(chaos.calls.list).toBe(0);
     for await (const _ of listing);
     await chaos.delete(['a']);
-    expect(chaos.calls).toEqual({ put: 1, get: 1, stat: 2, list: 1, delete: 1 });
+    expect(chaos.calls).toEqual({ put: 1, get: 1, stat: 2, list: 1, delete: 1, setStorageClass: 0, requestThaw: 0 });
+  });
+
+  it('forwards the archive operations, with their faults, only when the inner adapter has them', async () => {
+    expect(withChaos(new MemoryStorage(), {}).setStorageClass).toBeUndefined();
+    const memory = new MemoryStorage('m', { archiveClasses: ['Archive'] });
+    await memory.put('a', bufferBody('a'));
+    const chaos = withChaos(memory, { setStorageClass: { fail: 1 }, requestThaw: { fail: 1, error: StorageErrorCode.PermissionDenied } });
+    await expect(chaos.setStorageClass!('a', 'Archive')).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+    expect((await chaos.setStorageClass!('a', 'Archive')).archive).toEqual({ state: 'archived' });
+    await expect(chaos.requestThaw!('a', { days: 1 })).rejects.toMatchObject({ code: StorageErrorCode.PermissionDenied });
+    expect((await chaos.requestThaw!('a', { days: 1 })).archive?.state).toBe('thawing');
+    expect(chaos.calls).toMatchObject({ setStorageClass: 2, requestThaw: 2 });
   });
 
   it('fails the chosen call of an operation with transient by default', async () => {
@@ -104,8 +116,7 @@ describe('withChaos', () => {
   it('inverts one byte of get bodies, counting from the first byte returned', async () => {
     const bytes = randomBytes(200_000);
     const chaos = withChaos(await storedWith(bytes), { get: { corruptAt: 65_540 } });
-    const differences = (read: Buffer, original: Buffer) =>
-      [...read.keys()].filter((i) => read[i] !== original[i]).map((i) => [i, read[i]! ^ original[i]!]);
+    const differences = (read: Buffer, original: Buffer) => [...read.keys()].filter((i) => read[i] !== original[i]).map((i) => [i, read[i]! ^ original[i]!]);
 
     expect(differences(await buffer(await chaos.get('object')), bytes)).toEqual([[65_540, 0xff]]);
     const ranged = await buffer(await chaos.get('object', { range: { offset: 1000, length: 100_000 } }));

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StorageError, StorageErrorCode, type ObjectInfo, type StorageAdapter } from '@stowage/storage';
+import { StorageError, StorageErrorCode, type ObjectInfo, type StorageAdapter, type ThawOptions } from '@stowage/storage';
 
 /** The operations of the contract that chaos can target. */
-export type ChaosOperation = 'put' | 'get' | 'stat' | 'list' | 'delete';
+export type ChaosOperation = 'put' | 'get' | 'stat' | 'list' | 'delete' | 'setStorageClass' | 'requestThaw';
 
 /** Which calls of one operation fail, and with what. */
 export interface ChaosFault {
@@ -31,6 +31,9 @@ export interface ChaosPlan {
   stat?: ChaosFault;
   list?: ChaosFault;
   delete?: ChaosFault;
+  /** Faults of the archive operations (offered only when the inner adapter has them). */
+  setStorageClass?: ChaosFault;
+  requestThaw?: ChaosFault;
   /** Every put fails with `no_space`, storing nothing, as on a full disk (replaces `put`). */
   diskFull?: boolean;
   /** Every call waits this many ms before it goes on. */
@@ -51,7 +54,7 @@ const DISK_FULL: ChaosFault = { fail: 'always', error: StorageErrorCode.NoSpace 
  * so the wrapper implements the same contract and composes with the retry and limit wrappers.
  */
 export function withChaos(inner: StorageAdapter, plan: ChaosPlan): ChaosAdapter {
-  const calls: Record<ChaosOperation, number> = { put: 0, get: 0, stat: 0, list: 0, delete: 0 };
+  const calls: Record<ChaosOperation, number> = { put: 0, get: 0, stat: 0, list: 0, delete: 0, setStorageClass: 0, requestThaw: 0 };
   const faults: ChaosPlan = plan.diskFull ? { ...plan, put: DISK_FULL } : plan;
 
   /** Counts a call, waits the delay and throws if this call is meant to fail. */
@@ -91,6 +94,18 @@ export function withChaos(inner: StorageAdapter, plan: ChaosPlan): ChaosAdapter 
       await enter('delete');
       return inner.delete(keys, options);
     },
+    ...(inner.setStorageClass && {
+      async setStorageClass(key: string, storageClass: string, options?: { signal?: AbortSignal }) {
+        await enter('setStorageClass', key);
+        return inner.setStorageClass!(key, storageClass, options);
+      },
+    }),
+    ...(inner.requestThaw && {
+      async requestThaw(key: string, options: ThawOptions) {
+        await enter('requestThaw', key);
+        return inner.requestThaw!(key, options);
+      },
+    }),
     close: () => inner.close?.() ?? Promise.resolve(),
   };
 }
@@ -106,12 +121,7 @@ function injectedError(error: ChaosFault['error'] = StorageErrorCode.Transient, 
 }
 
 /** The bytes of `source`, cut short and/or with one byte inverted. */
-async function* distort(
-  source: Readable,
-  key: string,
-  truncate: ChaosGetFault['truncate'],
-  corruptAt: number | undefined,
-): AsyncGenerator<Buffer> {
+async function* distort(source: Readable, key: string, truncate: ChaosGetFault['truncate'], corruptAt: number | undefined): AsyncGenerator<Buffer> {
   let position = 0;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     const kept = truncate && position + chunk.length > truncate.after ? chunk.subarray(0, truncate.after - position) : chunk;

@@ -189,4 +189,18 @@ export interface Capabilities {
    * `setStorageClass` and `requestThaw` and reports `storageClass` and `archive` in `stat`.
    */
   readonly archiveClasses?: readonly string[];
+  /**
+   * What each of `archiveClasses` costs in time, as the backend documents it: how long a thaw
+   * takes per tier (a tier missing is not offered for the class) and the minimum storage duration
+   * (an object deleted or moved out earlier is charged as if it had stayed that long).
+   */
+  readonly archiveClassFacts?: Readonly<Record<string, ArchiveClassFacts>>;
+}
+
+/** Time facts of one archive storage class (see `Capabilities.archiveClassFacts`). */
+export interface ArchiveClassFacts {
+  /** The longest a thaw takes, in ms, per tier the class offers. */
+  readonly thawMs: Readonly<Partial<Record<ThawTier, number>>>;
+  /** Days an object is charged for at least, however early it is deleted. */
+  readonly minimumStorageDays: number;
 }

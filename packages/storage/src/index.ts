@@ -9,6 +9,7 @@ export type {
   PutOptions,
   StorageAdapter,
   ThawOptions,
+  ArchiveClassFacts,
   ThawTier,
 } from './contract.js';
 export {

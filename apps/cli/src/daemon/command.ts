@@ -60,7 +60,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const config = await loadConfig(configPath(globals));
     const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
-    const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait) };
+    const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait) };
     const open = await openEngine(config, { onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });

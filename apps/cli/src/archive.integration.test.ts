@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createGreaterWmsDatabase } from '@stowage/fixtures';
+import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
+const ENV = {
+  ...process.env,
+  STOWAGE_CONFIG: '',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  CLI_OSS_ID: 'cli-archive-id',
+  CLI_OSS_SECRET: 'cli-archive-secret',
+};
+
+let dir: string;
+let oss: OssTestServer;
+const args = (...rest: string[]) => [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...rest];
+/** Runs the CLI without blocking this process, which serves the OSS test server. */
+async function run(...rest: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(TSX, args(...rest), { cwd: dir, env: ENV });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
+  return { code, stdout, stderr };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-cli-archive-'));
+  oss = await startOssTestServer({ accessKeyId: ENV.CLI_OSS_ID, accessKeySecret: ENV.CLI_OSS_SECRET, buckets: ['cold'] });
+  createGreaterWmsDatabase(join(dir, 'db.sqlite3'), { seed: 3 });
+  const config = {
+    source: { database: 'db.sqlite3' },
+    destinations: [
+      {
+        name: 'cold',
+        url: 'oss://cold/wms',
+        options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'CLI_OSS_ID', accessKeySecretEnv: 'CLI_OSS_SECRET' },
+        archive: { after: '30d', storageClass: 'ColdArchive' },
+      },
+    ],
+  };
+  await writeFile(join(dir, 'stowage.config.json'), JSON.stringify(config));
+}, 60_000);
+
+afterAll(async () => {
+  await oss?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('archive offload from the command line (OSS ColdArchive on the OSS test server)', () => {
+  it('archive run, a restore refused without --thaw, thaw status, then restore --thaw --wait', async () => {
+    const backup = await run('backup', '--type', 'full', '--json');
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = (JSON.parse(backup.stdout) as { id: string }).id;
+    const asOf = new Date(Date.now() + 40 * 86_400_000).toISOString();
+
+    const archived = await run('archive', 'run', '--as-of', asOf);
+    expect(archived.code, archived.stderr).toBe(0);
+    expect(archived.stdout).toMatch(new RegExp(`moved cold: full/${id}\\.sqlite3\\.zst \\(.+\\) to ColdArchive`));
+
+    const refused = await run('restore', id, '--test-mode');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`full/${id}.sqlite3.zst at cold (ColdArchive, archived)`);
+    expect(refused.stderr).toMatch(/expedited ≤ 60 min, standard ≤ 5\.0 h, bulk ≤ 12\.0 h/);
+    expect(refused.stderr).toContain(`Run: stowage restore ${id} --test-mode --thaw --tier standard --wait`);
+
+    const status = JSON.parse((await run('thaw', 'status', id, '--json')).stdout) as { artifacts: Array<{ state: string }>; readable: boolean };
+    expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
+    expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
+
+    const child = spawn(TSX, args('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), { cwd: dir, env: ENV });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
+    for (let waited = 0; !stderr.includes('waiting for 1 thaw') && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+    expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({ artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] });
+    oss.clock.advance(60 * 60_000);
+    expect(await exited, stderr).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, id, testMode: true, thawMs: expect.any(Number) });
+  }, 180_000);
+});
