@@ -120,15 +120,18 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
       const sources: string[] = [];
       if (target && temp) {
         sources.push(...(await materializeChain(engine, chain, temp, destinations)));
+        await keepOwnership(target, temp);
+        // The one fsync runs in the thread pool while the checks read the page cache here.
+        const synced = syncFile(temp);
+        synced.catch(() => undefined);
         const kind = options.check !== 'full' && entry.manifest.integrityChecked ? 'quick' : 'full';
         checks = await withPrivateDatabase(temp, (db) => runChecks(db, kind));
+        await synced;
         if (!checksPassed(checks)) {
           throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (${describeChecks(checks)}); the target was not touched — try another backup`, {
             context: { backupId, checks },
           });
         }
-        await keepOwnership(target, temp);
-        await syncFile(temp);
         crashPoint('restore.temp-written');
       }
       const record = target && {
