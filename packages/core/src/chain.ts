@@ -119,7 +119,7 @@ export async function fetchArtifact(
     const file = await open(path, 'wx', 0o600);
     try {
       const image = options.image && new ImageSink(file.fd, options.image);
-      await transfer(engine, destination, entry.manifest.id, artifact, image ?? file.createWriteStream(), options.decode, !image);
+      await transfer(engine, destination, entry.manifest.id, artifact, image ?? file.createWriteStream(), options.decode, options.decode && !image);
       image?.check(destination.name);
       if (options.sync ?? true) await syncFile(path);
     } catch (error) {
