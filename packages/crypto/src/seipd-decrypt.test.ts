@@ -28,7 +28,12 @@ describe('native SEIPDv1 decryption', () => {
     const scan = scanForSeipd(message);
     if (scan.state !== 'found') throw new Error('no SEIPD');
     const keys = (await passphraseSessionKeys(message.subarray(0, scan.start), 'wrong')) ?? [];
-    expect(keys.every((key) => { const p = decryptPrefix(key, scan.prefix)!; return p[14] !== p[16] || p[15] !== p[17]; })).toBe(true);
+    expect(
+      keys.every((key) => {
+        const p = decryptPrefix(key, scan.prefix)!;
+        return p[14] !== p[16] || p[15] !== p[17];
+      }),
+    ).toBe(true);
     expect((await decrypt(message, DecryptionKeys.fromPassphrase('wrong'))).error).toMatchObject({ code: CryptoErrorCode.WrongKey });
   });
 

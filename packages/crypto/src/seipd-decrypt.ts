@@ -98,7 +98,8 @@ export class SeipdDecryptor {
     }
     if (this.#literal.done) throw integrity('unexpected data after the literal packet');
     const after = this.#literal.feed(plain, (data) => this.#literalData(data, out));
-    if (this.#literal.tag !== undefined && this.#literal.tag !== LITERAL_TAG) throw integrity(`unexpected packet (tag ${this.#literal.tag}) inside the encrypted data`);
+    if (this.#literal.tag !== undefined && this.#literal.tag !== LITERAL_TAG)
+      throw integrity(`unexpected packet (tag ${this.#literal.tag}) inside the encrypted data`);
     if (after !== undefined && after.length > 0) throw integrity('unexpected data after the literal packet');
   }
 
@@ -264,5 +265,8 @@ function s2kKey(type: string, hash: string, passphrase: Buffer, salt: Uint8Array
 }
 
 function integrity(why: string): CryptoError {
-  return new CryptoError(CryptoErrorCode.Integrity, `the encrypted data failed its integrity check: it was modified, corrupted or truncated (${why}); discard everything decrypted from it`);
+  return new CryptoError(
+    CryptoErrorCode.Integrity,
+    `the encrypted data failed its integrity check: it was modified, corrupted or truncated (${why}); discard everything decrypted from it`,
+  );
 }
