@@ -17,6 +17,7 @@ import {
   backup,
   breakLock,
   cleanup,
+  describeChecks,
   describeHolder,
   drill,
   verifyAuditTrail,
@@ -238,18 +239,18 @@ export async function runVerify(
 export async function runValidate(engine: Engine, out: Output, reference: string): Promise<ExitCode> {
   const v = await validate(engine, reference);
   out.result(v);
-  out.say(
-    `${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`,
-  );
+  out.say(`${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`);
+  if (v.recorded.length) out.say(`  recorded in the manifest at ${v.recorded.join(', ')}: restores of this snapshot run quick_check only (restore --check full for the full checks)`);
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
 export async function runRestore(
   engine: Engine,
   out: Output,
-  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean; thaw?: ThawRequest },
+  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean; thaw?: ThawRequest; check?: string },
 ): Promise<ExitCode> {
-  const { at, only, yes, ...rest } = options;
+  const { at, only, yes, check, ...rest } = options;
+  if (check !== undefined && check !== 'auto' && check !== 'full') throw new UsageError(`--check takes auto or full, not '${check}'`);
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
   if (!options.testMode && options.backup === undefined && at === undefined) {
     throw new UsageError('name the backup to restore over the live data: an id, a file, `latest`, or --at TIME (or add --test-mode to restore into scratch)');
@@ -258,28 +259,10 @@ export async function runRestore(
     ...rest,
     ...(yes ? {} : { confirm: confirmOnTerminal }),
     ...(at === undefined ? {} : { at: parseTime(at) }),
-    ...(only === undefined
-      ? {}
-      : {
-          only: only
-            .split(',')
-            .map((name) => name.trim())
-            .filter(Boolean),
-        }),
+    ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
+    ...(check === undefined ? {} : { check }),
   });
-  out.result({
-    ok: true,
-    id: r.manifest.id,
-    chain: r.chain,
-    target: r.target,
-    files: r.files,
-    testMode: r.testMode,
-    movedAside: r.movedAside ?? [],
-    from: r.source,
-    bytes: r.bytes,
-    durationMs: Math.round(r.durationMs),
-    ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }),
-  });
+  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs), ...(r.checks ? { checks: r.checks } : {}), ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }) });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`]
     .filter(Boolean)
@@ -289,7 +272,7 @@ export async function runRestore(
   );
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
-  if (r.checks) out.say('  integrity ok, no foreign key violations, SHA-256 matches the backup');
+  if (r.checks) out.say(`  ${describeChecks(r.checks)}; SHA-256 matches the backup${r.checks.kind === 'quick' ? ' (--check full for integrity_check and foreign_key_check)' : ''}`);
   if (r.thawMs !== undefined) out.say(`  ${formatDuration(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }

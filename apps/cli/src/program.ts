@@ -155,7 +155,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('validate')
     .argument('<backup>', 'backup id, file name, or latest')
     .description('restore to scratch and check integrity, foreign keys, row counts and schema')
-    .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef)));
+    .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef), { kind: 'readers', operation: 'validate' }));
 
   withThawOptions(
     program
@@ -168,11 +168,12 @@ export function stowageProgram(setExit: (code: number) => void): Command {
       .option('--at <time>', 'the newest backup taken at or before this time')
       .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
       .option('--verify', 'check the database restored last against its backup')
+      .option('--check <kind>', 'auto: quick_check when the snapshot passed the full checks before (validate), else full; full: always integrity_check and foreign_key_check', 'auto')
       .option('-y, --yes', 'replace the live data without asking (required without a terminal)'),
   ).action(
     (
       backupRef: string | undefined,
-      options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean } & ThawFlags,
+      options: { target?: string; testMode?: boolean; from?: string; at?: string; only?: string; verify?: boolean; yes?: boolean; check?: string } & ThawFlags,
       command: Command,
     ) =>
       run(

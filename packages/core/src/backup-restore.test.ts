@@ -86,6 +86,33 @@ describe('verify and validate', () => {
   });
 });
 
+describe('which checks a restore runs', () => {
+  it('full checks until validate records that the snapshot passed them; then quick_check, unless --check full', async () => {
+    ws = await makeWorkspace();
+    await backup(ws.engine, { type: 'full' });
+    simulateWarehouseActivity(ws.database, { seed: 5, operations: 20 });
+    const { manifest } = await backup(ws.engine, { type: 'incremental' });
+    const manifestPath = join(ws.backups, 'incremental', `${manifest.id}.manifest.json`);
+
+    const before = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    expect(before.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
+    expect(parseManifest(await readFile(manifestPath, 'utf8'), 'm').integrityChecked).toBeUndefined();
+
+    const validation = await validate(ws.engine, manifest.id);
+    expect(validation).toMatchObject({ ok: true, recorded: ['local'] });
+    const recorded = parseManifest(await readFile(manifestPath, 'utf8'), 'm');
+    expect(recorded.integrityChecked).toMatchObject({ by: 'validate' });
+    expect(recorded.source.snapshotSha256).toBe(manifest.source.snapshotSha256);
+
+    const quick = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    expect(quick.checks).toEqual({ kind: 'quick', integrity: ['ok'] });
+    expect(await sha256File(quick.target!)).toBe(manifest.source.snapshotSha256);
+    expect((await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).trim().split('\n').at(-1)).toContain('check=quick');
+    const full = await restore(ws.engine, { backup: manifest.id, testMode: true, check: 'full' });
+    expect(full.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
+  });
+});
+
 describe('restore', () => {
   it('in test mode restores into a scratch folder and leaves the live database alone', async () => {
     ws = await makeWorkspace();
@@ -123,7 +150,7 @@ describe('restore', () => {
     expect(check).toMatchObject({ ok: true, unchangedSinceRestore: true });
     simulateWarehouseActivity(ws.database, { seed: 5 });
     expect(await verifyRestored(ws.engine)).toMatchObject({ ok: true, unchangedSinceRestore: false });
-    expect(await readFile(join(ws.backups, 'logs', 'restore.log'), 'utf8')).toMatch(new RegExp(`restore ${manifest.id} ok`));
+    expect(await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).toMatch(new RegExp(`restore ${manifest.id} ok`));
   });
 
   it('accepts the seed-style file path of a backup', async () => {
@@ -145,6 +172,6 @@ describe('restore', () => {
     await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.corrupt', message: expect.stringContaining(`full/${manifest.id}.sqlite3`) });
     expect(await sha256File(ws.database)).toBe(live);
     expect((await readdir(ws.dir)).filter((f) => f.includes('stowage-restore'))).toEqual([]);
-    expect(await readFile(join(ws.backups, 'logs', 'restore.log'), 'utf8')).toMatch(/restore full_backup_\S+ failed/);
+    expect(await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).toMatch(/restore full_backup_\S+ failed/);
   });
 });

@@ -1,13 +1,14 @@
+import { createHash } from 'node:crypto';
+import { write } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
-import { DigestStream, digestStream } from '@stowage/storage';
+import { DigestStream } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { applyDelta } from './delta.js';
+import { ChainOverlay, type ChainLink } from './delta.js';
 import { databaseArtifact, type Artifact } from './manifest.js';
 import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
@@ -83,43 +84,55 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
 }
 
 /**
- * Writes the database of the last backup of `chain` to `path`: the full image, then each delta in
- * order, every artifact checked against its SHA-256 while it is read (falling back to the next
- * destination on any error), and the result checked against the snapshot SHA-256.
+ * Writes the database of the last backup of `chain` to `path` in one pass: the deltas are fetched
+ * first (small), then the full image is streamed to `path` with their pages substituted on the way
+ * (`ChainOverlay`), hashed as written and checked against the last link's snapshot SHA-256. Every
+ * artifact's stored bytes are checked against its SHA-256 while read, falling back to the next
+ * destination on any error. Nothing is synced: the caller syncs what it keeps.
  * Returns the destinations each link came from.
  */
 export async function materializeChain(engine: ArtifactReader, chain: readonly CatalogEntry[], path: string, destinations: readonly Destination[]): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
-  const sources = [await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations)];
-  let previous = base.manifest;
-  for (const link of deltas) {
-    const deltaPath = tempSibling(path, 'delta');
-    try {
+  const last = chain.at(-1)!.manifest;
+  const sources: string[] = [];
+  const links: ChainLink[] = [];
+  let overlay: ChainOverlay | undefined;
+  try {
+    let previous = base.manifest;
+    for (const link of deltas) {
+      const deltaPath = tempSibling(path, `delta${links.length}`);
+      links.push({ path: deltaPath, link: link.manifest.id, base: { sha256: previous.source.snapshotSha256, name: previous.id } });
       sources.push(await fetchArtifact(engine, link, databaseArtifact(link.manifest), deltaPath, destinations, { decode: true, sync: false }));
-      await applyDelta(path, deltaPath, { sha256: previous.source.snapshotSha256, name: previous.id }, link.manifest.id);
-    } finally {
-      await rm(deltaPath, { force: true });
+      previous = link.manifest;
     }
-    previous = link.manifest;
-  }
-  if (deltas.length > 0) {
-    await syncFile(path);
-    const { sha256 } = await digestStream(createReadStream(path, { highWaterMark: 4 << 20 }));
-    if (sha256 !== previous.source.snapshotSha256) {
-      throw new CoreError(CoreErrorCode.BackupCorrupt, `replaying the chain of ${previous.id} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup`, {
-        context: { id: previous.id },
-      });
-    }
+    const { pageSize, size } = base.manifest.source;
+    overlay = links.length ? ChainOverlay.open(links, { pageSize, pageCount: Math.ceil(size / pageSize) }) : undefined;
+    const image = { ...(overlay ? { overlay } : {}), sha256: last.source.snapshotSha256, size: last.source.size, id: last.id };
+    sources.unshift(await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations, { decode: true, sync: false, image }));
+  } finally {
+    overlay?.close();
+    await Promise.all(links.map((link) => rm(link.path, { force: true })));
   }
   return sources;
+}
+
+/** A database image to write, with a chain's pages substituted, and what its bytes must hash to. */
+interface ImageTarget {
+  overlay?: ChainOverlay;
+  sha256: string;
+  size: number;
+  /** The backup whose snapshot it is, for messages. */
+  id: string;
 }
 
 /**
  * Downloads one artifact to `path` (decoded with `decode`, else as stored), trying each
  * destination that holds it until the bytes check out: the stored bytes against the artifact's
- * SHA-256 and, decoded, the decoded SHA-256. Key problems (wrong key, no private key) fail at once:
- * another destination would not help. Returns the destination used.
+ * SHA-256 and, decoded, the decoded SHA-256 — or, with `image`, the image written against its
+ * snapshot SHA-256 (one hash of the written bytes, the chain's pages applied). Key problems
+ * (wrong key, no private key) fail at once: another destination would not help. Returns the
+ * destination used.
  */
 export async function fetchArtifact(
   engine: ArtifactReader,
@@ -127,14 +140,16 @@ export async function fetchArtifact(
   artifact: Artifact,
   path: string,
   destinations: readonly Destination[],
-  options: { decode: boolean; sync?: boolean } = { decode: true },
+  options: { decode: boolean; sync?: boolean; image?: ImageTarget } = { decode: true },
 ): Promise<string> {
   return fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
     // The file is opened before anything can fail and closed before it is removed, so no partial
     // (possibly decrypted) bytes can outlive a failed attempt.
     const file = await open(path, 'wx', 0o600);
     try {
-      await transfer(engine, destination, entry.manifest.id, artifact, file.createWriteStream(), options.decode);
+      const image = options.image && new ImageSink(file.fd, options.image);
+      await transfer(engine, destination, entry.manifest.id, artifact, image ?? file.createWriteStream(), options.decode, options.decode && !image);
+      image?.check(destination.name);
       if (options.sync ?? true) await syncFile(path);
     } catch (error) {
       await rm(path, { force: true });
@@ -146,6 +161,85 @@ export async function fetchArtifact(
       if (file.fd !== -1) await file.close(); // the stream closes it when the transfer ran
     }
   });
+}
+
+/**
+ * Writes a decoded full image to a file descriptor, positionally, with the pages of `overlay`
+ * substituted and the pages past the image's end (a chain that grew) appended; hashes exactly
+ * the bytes written.
+ */
+class ImageSink extends Writable {
+  readonly #fd: number;
+  readonly #target: ImageTarget;
+  readonly #hash = createHash('sha256');
+  /** Bytes of the image received. */
+  #received = 0;
+  #written = 0;
+  /** Next entry of `overlay.pages` not yet fully written. */
+  #next = 0;
+
+  constructor(fd: number, target: ImageTarget) {
+    super({ highWaterMark: 1 << 20 });
+    this.#fd = fd;
+    this.#target = target;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const start = this.#received;
+    this.#received += chunk.length;
+    const overlay = this.#target.overlay;
+    const limit = overlay ? overlay.baseLimit * overlay.pageSize : Infinity;
+    if (start >= limit) return callback();
+    if (start + chunk.length > limit) chunk = chunk.subarray(0, limit - start);
+    if (overlay) this.#substitute(overlay, chunk, start);
+    this.#emit(chunk, start, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const overlay = this.#target.overlay;
+    if (!overlay || this.#written >= overlay.pageCount * overlay.pageSize) return callback();
+    // Pages past the image's end (or past a link's truncation): from their delta, else zeros.
+    const { pageSize, pageCount } = overlay;
+    const first = Math.ceil(this.#written / pageSize);
+    const batch = Math.max(1, Math.floor((1 << 20) / pageSize));
+    const writeFrom = (page: number): void => {
+      if (page >= pageCount) return callback();
+      const count = Math.min(batch, pageCount - page);
+      const buffer = Buffer.alloc(count * pageSize);
+      for (let i = 0; i < count; i++) overlay.pageInto(page + i, buffer, i * pageSize);
+      this.#emit(buffer, page * pageSize, (error) => (error ? callback(error) : writeFrom(page + count)));
+    };
+    if (this.#written % pageSize !== 0) return callback(new Error(`the full image is not a whole number of ${pageSize}-byte pages`));
+    writeFrom(first);
+  }
+
+  /** Throws `backup_corrupt` when the bytes written are not the snapshot. */
+  check(destination: string): void {
+    const { sha256, size, id, overlay } = this.#target;
+    if (this.#written === size && this.#hash.digest('hex') === sha256) return;
+    const why = overlay ? `replaying the chain of ${id} from ${destination} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup` : `the database of ${id} at ${destination} decodes to other bytes than were backed up`;
+    throw new CoreError(CoreErrorCode.BackupCorrupt, why, { context: { id, destination } });
+  }
+
+  #substitute(overlay: ChainOverlay, chunk: Buffer, start: number): void {
+    const { pages, pageSize } = overlay;
+    const end = start + chunk.length;
+    for (; this.#next < pages.length; this.#next++) {
+      const page = pages[this.#next]!;
+      const pageStart = page * pageSize;
+      if (pageStart >= end) return;
+      const from = Math.max(pageStart, start);
+      const to = Math.min(pageStart + pageSize, end);
+      if (to > from) overlay.pageInto(page, chunk, from - start, from - pageStart, to - from);
+      if (pageStart + pageSize > end) return; // the rest of this page is in the next chunk
+    }
+  }
+
+  #emit(bytes: Buffer, position: number, callback: (error?: Error | null) => void): void {
+    this.#hash.update(bytes);
+    this.#written += bytes.length;
+    write(this.#fd, bytes, 0, bytes.length, position, (error) => callback(error));
+  }
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */
@@ -179,10 +273,13 @@ async function fromFirstGood(engine: ArtifactReader, entry: CatalogEntry, artifa
   });
 }
 
-/** Streams one artifact from `destination` into `sink`, checking what was stored and (decoded) what it holds. */
-async function transfer(engine: ArtifactReader, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean): Promise<void> {
+/**
+ * Streams one artifact from `destination` into `sink`, checking what was stored and, decoded with
+ * `checkDecoded`, what it holds (else the sink checks it).
+ */
+async function transfer(engine: ArtifactReader, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean, checkDecoded = decode): Promise<void> {
   const stored = new DigestStream();
-  const decoded = new DigestStream();
+  const decoded = checkDecoded ? [new DigestStream()] : [];
   let done = 0;
   const progress = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -192,14 +289,15 @@ async function transfer(engine: ArtifactReader, destination: Destination, backup
   });
   const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
   try {
-    await pipeline([await destination.adapter.get(artifact.key), progress, stored, ...decoders, decoded, sink]);
+    await pipeline([await destination.adapter.get(artifact.key), progress, stored, ...decoders, ...decoded, sink]);
   } catch (error) {
     // A decoder failing on bytes that do not match the manifest is damage, not a key problem.
     if (stored.size === artifact.size || !isStowageError(error) || isStowageError(error, ...KEY_PROBLEMS)) throw error;
     throw damaged(destination, artifact, stored.size, error);
   }
   if (stored.size !== artifact.size || stored.digest() !== artifact.sha256) throw damaged(destination, artifact, stored.size);
-  if (decode && (decoded.size !== artifact.decodedSize || decoded.digest() !== artifact.decodedSha256)) {
+  const [digest] = decoded;
+  if (digest && (digest.size !== artifact.decodedSize || digest.digest() !== artifact.decodedSha256)) {
     throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} at ${destination.name} decodes to other bytes than were backed up`, { context: { destination: destination.name, key: artifact.key } });
   }
 }

@@ -7,9 +7,10 @@
  *                      | 32 bytes base SHA-256 | 32 bytes target SHA-256
  *   then per changed page, ascending: u32 page index (0-based) | pageSize bytes
  * All integers big-endian. Applying = write each page at index × pageSize, truncate to
- * pageCount × pageSize; the result's SHA-256 must equal the target SHA-256.
+ * pageCount × pageSize; the result's SHA-256 must equal the target SHA-256. A chain's deltas are
+ * applied in one pass over the full image (`ChainOverlay`).
  */
-import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { PAGE_HASH_BYTES } from './page-hashes.js';
@@ -63,45 +64,102 @@ export async function writeDelta(snapshotPath: string, deltaPath: string, header
   }
 }
 
+/** One decoded delta file of a chain, and the snapshot it must apply to. */
+export interface ChainLink {
+  path: string;
+  /** Backup id, for messages. */
+  link: string;
+  /** The snapshot this delta was taken against: the previous link's. */
+  base: { sha256: string; name: string };
+}
+
 /**
- * Applies the delta file at `deltaPath` to the database image at `imagePath`, whose SHA-256
- * must be `expectedBase`, which the delta's header names. A delta meant for another base is
- * refused before a byte is written. The caller syncs the image once the chain is applied.
+ * Where each page of the last snapshot of a chain comes from, found by reading the deltas' page
+ * indexes (not their pages) in order: the newest delta that carries the page, or the full image,
+ * or zeros (a page cut off by a shrinking link and not written since). Applying the deltas one
+ * after the other to the image gives the same bytes; this lets the image be written once, with
+ * the pages substituted on the way (`pageInto`). Delta files stay open until `close()`.
+ * A delta meant for another base is refused before a byte is written.
  */
-export async function applyDelta(imagePath: string, deltaPath: string, expectedBase: { sha256: string; name: string }, link: string): Promise<DeltaHeader> {
-  // Synchronous I/O on purpose: thousands of scattered page writes into the page cache cost a few
-  // microseconds each this way, against a thread-pool round trip each when asynchronous.
-  const delta = openSync(deltaPath, 'r');
-  const image = openSync(imagePath, 'r+');
-  try {
+export class ChainOverlay {
+  readonly pageSize: number;
+  /** Pages of the last snapshot. */
+  pageCount = 0;
+  /** Pages of the full image that survive every link's truncation. */
+  baseLimit: number;
+  /** Page index → the delta file and offset that holds its content, newest link wins. */
+  readonly #pages = new Map<number, { fd: number; position: number }>();
+  readonly #fds: number[] = [];
+  #sorted: number[] | undefined;
+
+  private constructor(pageSize: number, basePageCount: number) {
+    this.pageSize = pageSize;
+    this.baseLimit = basePageCount;
+    this.pageCount = basePageCount;
+  }
+
+  static open(links: readonly ChainLink[], base: { pageSize: number; pageCount: number }): ChainOverlay {
+    const overlay = new ChainOverlay(base.pageSize, base.pageCount);
+    try {
+      for (const link of links) overlay.#add(link);
+    } catch (error) {
+      overlay.close();
+      throw error;
+    }
+    return overlay;
+  }
+
+  /** Pages that come from a delta, ascending. */
+  get pages(): readonly number[] {
+    this.#sorted ??= [...this.#pages.keys()].sort((a, b) => a - b);
+    return this.#sorted;
+  }
+
+  /** Copies `length` bytes of page `index`'s new content, from byte `from` of the page, into `target` at `at`; false when no delta carries it. */
+  pageInto(index: number, target: Buffer, at: number, from = 0, length = this.pageSize - from): boolean {
+    const source = this.#pages.get(index);
+    if (!source) return false;
+    if (readSync(source.fd, target, at, length, source.position + from) !== length) throw new Error(`delta file ends inside page ${index}`);
+    return true;
+  }
+
+  close(): void {
+    for (const fd of this.#fds.splice(0)) closeSync(fd);
+  }
+
+  #add({ path, link, base }: ChainLink): void {
+    // Synchronous reads on purpose: a delta's index is thousands of small records in the page cache.
+    const fd = openSync(path, 'r');
+    this.#fds.push(fd);
     const headerBytes = Buffer.alloc(HEADER_BYTES);
-    if (readSync(delta, headerBytes, 0, HEADER_BYTES, 0) !== HEADER_BYTES) throw corrupt(link, 'it is not a Stowage page delta');
+    if (readSync(fd, headerBytes, 0, HEADER_BYTES, 0) !== HEADER_BYTES) throw corrupt(link, 'it is not a Stowage page delta');
     const header = decodeHeader(headerBytes, link);
-    if (header.baseSha256 !== expectedBase.sha256) {
-      throw new CoreError(CoreErrorCode.ChainBroken, `delta ${link} was taken against another base than ${expectedBase.name}; the chain is inconsistent — restore ${expectedBase.name} or an earlier full backup`, {
-        context: { link, base: expectedBase.name },
+    if (header.baseSha256 !== base.sha256) {
+      throw new CoreError(CoreErrorCode.ChainBroken, `delta ${link} was taken against another base than ${base.name}; the chain is inconsistent — restore ${base.name} or an earlier full backup`, {
+        context: { link, base: base.name },
       });
     }
+    if (header.pageSize !== this.pageSize) throw corrupt(link, `its page size ${header.pageSize} is not the chain's ${this.pageSize}`);
     const recordBytes = 4 + header.pageSize;
     const perBlock = Math.max(1, Math.floor((4 << 20) / recordBytes));
-    const block = Buffer.alloc(perBlock * recordBytes);
+    const block = Buffer.alloc(Math.min(header.changedPages, perBlock) * recordBytes);
     for (let done = 0; done < header.changedPages; ) {
       const count = Math.min(perBlock, header.changedPages - done);
       const length = count * recordBytes;
-      if (readSync(delta, block, 0, length, HEADER_BYTES + done * recordBytes) !== length) throw corrupt(link, 'it ends early');
+      const position = HEADER_BYTES + done * recordBytes;
+      if (readSync(fd, block, 0, length, position) !== length) throw corrupt(link, 'it ends early');
       for (let i = 0; i < count; i++) {
-        const at = i * recordBytes;
-        const index = block.readUInt32BE(at);
+        const index = block.readUInt32BE(i * recordBytes);
         if (index >= header.pageCount) throw corrupt(link, `page ${index} is past its page count`);
-        writeSync(image, block, at + 4, header.pageSize, index * header.pageSize);
+        this.#pages.set(index, { fd, position: position + i * recordBytes + 4 });
       }
       done += count;
     }
-    ftruncateSync(image, header.pageCount * header.pageSize);
-    return header;
-  } finally {
-    closeSync(delta);
-    closeSync(image);
+    // Truncation to the link's page count (a no-op when it grew).
+    if (header.pageCount < this.pageCount) for (const index of this.#pages.keys()) if (index >= header.pageCount) this.#pages.delete(index);
+    this.baseLimit = Math.min(this.baseLimit, header.pageCount);
+    this.pageCount = header.pageCount;
+    this.#sorted = undefined;
   }
 }
 

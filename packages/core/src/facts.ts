@@ -11,10 +11,18 @@ export interface DatabaseFacts {
   tables: Record<string, number>;
 }
 
+/**
+ * Which check ran: `full` is `PRAGMA integrity_check` and `foreign_key_check`; `quick` is
+ * `PRAGMA quick_check` alone, enough for bytes that hash to a snapshot whose full check passed.
+ */
+export type CheckKind = 'full' | 'quick';
+
 export interface DatabaseChecks {
-  /** `ok`, or the first problems `PRAGMA integrity_check` reported. */
+  kind: CheckKind;
+  /** `ok`, or the first problems `PRAGMA integrity_check` (or `quick_check`) reported. */
   integrity: string[];
-  foreignKeyViolations: number;
+  /** Rows `PRAGMA foreign_key_check` reported; absent when `kind` is `quick` (not run). */
+  foreignKeyViolations?: number;
 }
 
 /**
@@ -47,12 +55,23 @@ export function readFacts(db: Database.Database): DatabaseFacts {
   return { sqliteVersion: v, schemaHash, tables };
 }
 
-export function runChecks(db: Database.Database): DatabaseChecks {
+export function runChecks(db: Database.Database, kind: CheckKind = 'full'): DatabaseChecks {
+  if (kind === 'quick') {
+    const integrity = (db.prepare('PRAGMA quick_check(20)').all() as Array<{ quick_check: string }>).map((r) => r.quick_check);
+    return { kind, integrity };
+  }
   const integrity = (db.prepare('PRAGMA integrity_check(20)').all() as Array<{ integrity_check: string }>).map((r) => r.integrity_check);
   const foreignKeyViolations = db.prepare('PRAGMA foreign_key_check').all().length;
-  return { integrity, foreignKeyViolations };
+  return { kind, integrity, foreignKeyViolations };
 }
 
 export function checksPassed(checks: DatabaseChecks): boolean {
-  return checks.integrity.length === 1 && checks.integrity[0] === 'ok' && checks.foreignKeyViolations === 0;
+  return checks.integrity.length === 1 && checks.integrity[0] === 'ok' && (checks.foreignKeyViolations ?? 0) === 0;
+}
+
+/** What the checks found, in a few words: `integrity ok, no foreign key violations` / `quick_check ok`. */
+export function describeChecks(checks: DatabaseChecks): string {
+  const found = checks.integrity.slice(0, 2).join('; ');
+  if (checks.kind === 'quick') return `quick_check ${found} (full checks passed on this snapshot before)`;
+  return `integrity ${found}, ${checks.foreignKeyViolations ? `${checks.foreignKeyViolations} foreign key violations` : 'no foreign key violations'}`;
 }

@@ -50,7 +50,7 @@ export {
   type HeldLock,
   type Lock,
 } from './lock.js';
-export { readFacts, runChecks, type DatabaseChecks, type DatabaseFacts } from './facts.js';
+export { describeChecks, readFacts, runChecks, type CheckKind, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, serializeManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
 export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';

@@ -100,6 +100,12 @@ export const manifestSchema = z.object({
   anomalies: z
     .array(z.object({ metric: z.string(), value: z.number(), median: z.number(), band: z.object({ low: z.number(), high: z.number() }), severity: z.enum(['critical', 'warning']), reason: z.string() }))
     .optional(),
+  /**
+   * Set once this backup's snapshot passed `PRAGMA integrity_check` and `foreign_key_check`
+   * (`by`: the operation, e.g. `validate`): a restore whose bytes hash to `source.snapshotSha256`
+   * then runs `quick_check` only, unless asked for the full checks.
+   */
+  integrityChecked: z.object({ at: z.iso.datetime(), by: z.string() }).optional(),
   /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */
   encoding: z.object({
     compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),

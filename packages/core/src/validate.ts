@@ -1,7 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { catalogOf } from './catalog.js';
+import { catalogOf, readManifest } from './catalog.js';
 import { findBackup } from './find.js';
+import type { Manifest } from './manifest.js';
+import { commitManifest } from './replica.js';
 import type { Engine } from './engine.js';
 import { checksPassed, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
 import { logOperation } from './oplog.js';
@@ -16,11 +18,15 @@ export interface Validation {
   /** Tables whose row count differs from the manifest: name → [expected, found]. */
   rowCountMismatches: Record<string, [number | null, number | null]>;
   source: string;
+  /** Destinations whose manifest now records that this snapshot passed the full checks (restores of it then run `quick_check` only). */
+  recorded: string[];
 }
 
 /**
  * Data validation: restores the backup into a scratch folder, runs `integrity_check` and
  * `foreign_key_check`, and compares row counts per table and the schema hash with the manifest.
+ * When all pass, each destination's manifest records it (`integrityChecked`). Callers hold the
+ * readers lock: no cleanup or sync rewrites or removes a manifest meanwhile.
  */
 export async function validate(engine: Engine, reference: string): Promise<Validation> {
   const started = performance.now();
@@ -39,9 +45,31 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
     }
     const schemaMatches = facts.schemaHash === entry.manifest.source.schemaHash;
     const ok = checksPassed(checks) && schemaMatches && Object.keys(rowCountMismatches).length === 0;
-    await logOperation(engine.logDir, 'backup.log', { operation: 'validate', backupId: entry.manifest.id, outcome: ok ? 'ok' : 'failed', durationMs: performance.now() - started });
-    return { backupId: entry.manifest.id, ok, checks, schemaMatches, rowCountMismatches, source };
+    const recorded = ok ? await recordIntegrityChecked(engine, entry.manifest) : [];
+    await logOperation(engine.logDir, 'backup.log', { operation: 'validate', backupId: entry.manifest.id, outcome: ok ? 'ok' : 'failed', durationMs: performance.now() - started, ...(recorded.length ? { detail: `integrity-recorded=${recorded.join(',')}` } : {}) });
+    return { backupId: entry.manifest.id, ok, checks, schemaMatches, rowCountMismatches, source, recorded };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Adds `integrityChecked` to the manifest of `validated` at every destination whose manifest is of
+ * the same snapshot and lacks it; a destination that cannot be written is warned about and skipped
+ * (its restores keep running the full checks).
+ */
+async function recordIntegrityChecked(engine: Engine, validated: Manifest): Promise<string[]> {
+  const recorded: string[] = [];
+  const at = engine.now().toISOString();
+  for (const destination of engine.destinations) {
+    try {
+      const manifest = await readManifest(destination, validated.id);
+      if (!manifest || manifest.source.snapshotSha256 !== validated.source.snapshotSha256) continue;
+      if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by: 'validate' } });
+      recorded.push(destination.name);
+    } catch (error) {
+      engine.warn(`could not record the passed checks of ${validated.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`);
+    }
+  }
+  return recorded;
 }

@@ -6,7 +6,7 @@ import { CryptoErrorCode, isCryptoError } from './errors.js';
 import { DecryptionKeys, EncryptionKeys, generateKeyPair, loadDecryptionKeys, loadEncryptionKeys, type GeneratedKeyPair } from './keys.js';
 import { scanForSeipd } from './quick-check.js';
 import { writeKeyFile } from './secrets.js';
-import { cleanup, decrypt, encrypt, gnupg, tempDir } from './test/helpers.js';
+import { cleanup, decrypt, encrypt, gnupg, nativeDecrypt, tempDir } from './test/helpers.js';
 
 // The real GnuPG (Debian's gpg 2.2) on both sides of Stowage's encryption.
 
@@ -135,6 +135,32 @@ describe('gpg encrypts, Stowage decrypts', () => {
       expect(codeOf(error)).toBe(CryptoErrorCode.WrongKey);
       expect(output.length).toBe(0);
     }
+  });
+
+  it.each([
+    ['AES256, no compression, from stdin', ['--cipher-algo', 'AES256', '--compress-algo', 'none']],
+    ['AES128, SHA-1 S2K, no compression', ['--cipher-algo', 'AES128', '--s2k-digest-algo', 'SHA1', '--compress-algo', 'none']],
+    ['AES256, SHA-512 S2K with a small count, a file name', ['--cipher-algo', 'AES256', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65536', '--compress-algo', 'none', '--set-filename', 'db.sqlite3']],
+  ])('gpg --symmetric (%s) is read by the native decryptor', async (_name, options) => {
+    const { gpg } = await gnupg();
+    const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--symmetric', ...options], plain);
+    expect(result.code, result.stderr).toBe(0);
+    const native = await nativeDecrypt(result.stdout, PASSPHRASE, 10_000);
+    expect(native.error).toBeUndefined();
+    expect(native.output.equals(plain)).toBe(true);
+    const { output, error } = await decrypt(result.stdout, DecryptionKeys.fromPassphrase(PASSPHRASE));
+    expect(error).toBeUndefined();
+    expect(output.equals(plain)).toBe(true);
+  });
+
+  it('gpg --symmetric with its default compression goes to openpgp.js and decrypts', async () => {
+    const { gpg } = await gnupg();
+    const text = Buffer.from('row,row,row\n'.repeat(50_000));
+    const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--symmetric', '--cipher-algo', 'AES256', '--compress-algo', 'zlib'], text);
+    expect(result.stdout.length).toBeLessThan(text.length / 10);
+    const { output, error } = await decrypt(result.stdout, DecryptionKeys.fromPassphrase(PASSPHRASE));
+    expect(error).toBeUndefined();
+    expect(output.equals(text)).toBe(true);
   });
 
   it('a tampered gpg message fails the integrity check', async () => {

@@ -15,9 +15,9 @@ describe('scanForSeipd', () => {
   });
 
   it('reads old-format packet headers', () => {
-    // Old-format SKESK (tag 3, one-octet length 2), then a new-format SEIPD with a 19-octet body.
-    const message = Buffer.concat([Buffer.from([0x8c, 2, 4, 9]), Buffer.from([0xd2, 19, 1]), Buffer.alloc(18, 7)]);
-    expect(scanForSeipd(message)).toEqual({ state: 'found', version: 1, prefix: Buffer.alloc(18, 7) });
+    // Old-format SKESK (tag 3, one-octet length 2), then a new-format SEIPD with a 20-octet body.
+    const message = Buffer.concat([Buffer.from([0x8c, 2, 4, 9]), Buffer.from([0xd2, 20, 1]), Buffer.alloc(19, 7)]);
+    expect(scanForSeipd(message)).toEqual({ state: 'found', version: 1, prefix: Buffer.alloc(19, 7), start: 4 });
   });
 });
 

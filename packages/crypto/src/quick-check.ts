@@ -9,20 +9,25 @@
  * backups, where telling "wrong passphrase" from "corrupt backup" matters more.
  */
 import { createDecipheriv } from 'node:crypto';
+import { CFB_CIPHERS } from './seipd-decrypt.js';
 
 /** The start of a message's encrypted-data packet, found by scanning its first bytes. */
 export type SeipdScan =
   | { state: 'need-more' }
   | { state: 'none' }
-  | { state: 'found'; version: number | undefined; prefix: Uint8Array };
+  | { state: 'found'; version: number | undefined; prefix: Uint8Array; start: number };
 
 const SEIPD_TAG = 18;
-/** Bytes of ciphertext the quick check needs: one AES block plus the two repeated bytes. */
-const PREFIX_LENGTH = 18;
+/**
+ * Bytes of ciphertext scanned: one AES block plus the two repeated bytes (the quick check), and
+ * the first byte of the packet inside (what the native decryptor needs to know it can go on).
+ */
+const PREFIX_LENGTH = 19;
 
 /**
  * Walks the packet headers at the start of a binary OpenPGP message (session key packets, then
- * the SEIPD packet) and returns the SEIPD version and the first 18 ciphertext bytes.
+ * the SEIPD packet) and returns the SEIPD version, its first 19 ciphertext bytes and where the
+ * SEIPD packet starts.
  */
 export function scanForSeipd(head: Uint8Array): SeipdScan {
   let position = 0;
@@ -34,7 +39,7 @@ export function scanForSeipd(head: Uint8Array): SeipdScan {
     if (header.tag === SEIPD_TAG) {
       const body = position + header.headerLength;
       if (head.length < body + 1 + PREFIX_LENGTH) return { state: 'need-more' };
-      return { state: 'found', version: head[body], prefix: head.subarray(body + 1, body + 1 + PREFIX_LENGTH) };
+      return { state: 'found', version: head[body], prefix: head.subarray(body + 1, body + 1 + PREFIX_LENGTH), start: position };
     }
     // Only data packets may have partial or indeterminate lengths; anything else is unexpected.
     if (header.length === undefined) return { state: 'none' };
@@ -44,15 +49,20 @@ export function scanForSeipd(head: Uint8Array): SeipdScan {
 }
 
 /**
- * True when `sessionKey` decrypts `prefix` (the first 18 bytes of a SEIPDv1 body) to a block
- * whose last two bytes repeat; undefined when the cipher is not AES (no check is made).
+ * True when `sessionKey` decrypts `prefix` (the first 18 or more bytes of a SEIPDv1 body) to a
+ * block whose last two bytes repeat; undefined when the cipher is not AES (no check is made).
  */
 export function quickCheck(sessionKey: { data: Uint8Array; algorithm: string | null }, prefix: Uint8Array): boolean | undefined {
-  const cipher = { aes128: 'aes-128-cfb', aes192: 'aes-192-cfb', aes256: 'aes-256-cfb' }[sessionKey.algorithm ?? ''];
+  const plain = decryptPrefix(sessionKey, prefix);
+  return plain && plain[14] === plain[16] && plain[15] === plain[17];
+}
+
+/** `prefix` decrypted with `sessionKey` (AES-CFB, zero IV); undefined when the cipher is not AES. */
+export function decryptPrefix(sessionKey: { data: Uint8Array; algorithm: string | null }, prefix: Uint8Array): Buffer | undefined {
+  const cipher = CFB_CIPHERS[sessionKey.algorithm ?? ''];
   if (cipher === undefined) return undefined;
   const decipher = createDecipheriv(cipher, sessionKey.data, Buffer.alloc(16));
-  const plain = Buffer.concat([decipher.update(prefix), decipher.final()]);
-  return plain[14] === plain[16] && plain[15] === plain[17];
+  return Buffer.concat([decipher.update(prefix), decipher.final()]);
 }
 
 function packetHeader(head: Uint8Array, at: number): { tag: number; headerLength: number; length: number | undefined } | undefined {

@@ -14,8 +14,9 @@ import * as openpgp from 'openpgp';
 import type { Message } from 'openpgp';
 import { BridgeDuplex } from './bridge.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
-import { quickCheck, scanForSeipd, type SeipdScan } from './quick-check.js';
-import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type EncryptionKeys, type EncryptionMaterial } from './keys.js';
+import { decryptPrefix, quickCheck, scanForSeipd, type SeipdScan } from './quick-check.js';
+import { CFB_CIPHERS, passphraseSessionKeys, SeipdDecryptor, startsLiteral } from './seipd-decrypt.js';
+import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type DecryptionMaterial, type EncryptionKeys, type EncryptionMaterial } from './keys.js';
 import { createSeipdEncryptStream } from './seipd.js';
 
 type Bytes = Uint8Array<ArrayBufferLike>;
@@ -77,29 +78,37 @@ export function createDecryptStream(keys: DecryptionKeys): Duplex {
   const material = decryptionMaterial(keys);
   const input = new PassThrough();
   async function* decrypted(): AsyncGenerator<Buffer> {
-    const reader = toWeb(input).getReader();
-    const { head, scan } = await readHead(reader);
+    const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const { head, scan } = await readHead(chunks);
+    // SEIPDv1: the session key is found and confirmed by the quick check first; a literal packet
+    // inside under an AES key is then decrypted natively, anything else by openpgp.js.
+    let sessionKeys: openpgp.SessionKey[] | undefined;
+    if (scan.state === 'found' && scan.version === 1) {
+      sessionKeys = await checkedSessionKeys(head.subarray(0, scan.start), material, keys, scan.prefix);
+      const [key] = sessionKeys;
+      const inner = key && decryptPrefix(key, scan.prefix)?.[18];
+      if (key && inner !== undefined && startsLiteral(inner)) {
+        const decryptor = new SeipdDecryptor(CFB_CIPHERS[key.algorithm]!, key.data);
+        yield* decryptor.update(head.subarray(scan.start));
+        for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield* decryptor.update(next.value);
+        decryptor.final();
+        return;
+      }
+    }
     let message: Message<ReadableStream<Bytes>>;
     try {
-      message = await openpgp.readMessage({ binaryMessage: prepend(head, reader), config: OPENPGP_CONFIG });
+      message = await openpgp.readMessage({ binaryMessage: prepend(head, chunks), config: OPENPGP_CONFIG });
     } catch (cause) {
       if (isTruncation(cause)) throw truncated(cause);
       throw notEncrypted(`the input is not an OpenPGP message (${messageOf(cause)})`, cause);
     }
     let data: ReadableStream<Bytes>;
-    // Passphrase keys carry no check of their own: verify them with the quick check first.
-    const checked = 'passphrase' in material && scan.state === 'found' && scan.version === 1;
     try {
-      const secret =
-        'privateKeys' in material
-          ? { decryptionKeys: material.privateKeys }
-          : checked
-            ? { sessionKeys: await checkedSessionKeys(message, material.passphrase, scan.prefix) }
-            : { passwords: [material.passphrase] };
+      const secret = sessionKeys ? { sessionKeys } : 'privateKeys' in material ? { decryptionKeys: material.privateKeys } : { passwords: [material.passphrase] };
       const result = await openpgp.decrypt({ message, format: 'binary', config: OPENPGP_CONFIG, ...secret });
       data = result.data;
     } catch (cause) {
-      throw cause instanceof CryptoError ? cause : sessionFailure(cause, keys, message, checked || 'privateKeys' in material);
+      throw cause instanceof CryptoError ? cause : sessionFailure(cause, keys, message, sessionKeys !== undefined || 'privateKeys' in material);
     }
     try {
       yield* fromWeb(data);
@@ -123,11 +132,11 @@ async function* fromWeb(stream: ReadableStream<Bytes>): AsyncGenerator<Buffer> {
 }
 
 /** Enough of the input to see the start of its encrypted data (at most 1 MiB), and what it holds. */
-async function readHead(reader: ReadableStreamDefaultReader<Bytes>): Promise<{ head: Bytes; scan: SeipdScan }> {
-  let head: Bytes = new Uint8Array(0);
+async function readHead(chunks: AsyncIterator<Buffer>): Promise<{ head: Buffer; scan: SeipdScan }> {
+  let head: Buffer = Buffer.alloc(0);
   let scan: SeipdScan = { state: 'need-more' };
   while (scan.state === 'need-more' && head.length < HEAD_LIMIT) {
-    const { done, value } = await reader.read();
+    const { done, value } = await chunks.next();
     if (done) break;
     if (value.length === 0) continue;
     if (head.length === 0) assertLooksEncrypted(value);
@@ -141,18 +150,31 @@ async function readHead(reader: ReadableStreamDefaultReader<Bytes>): Promise<{ h
 const HEAD_LIMIT = 1024 * 1024;
 
 /**
- * The session keys the passphrase unlocks that pass the quick check. gpg's symmetric messages
- * derive the session key from the passphrase directly, so a wrong one is only caught here.
+ * The session keys of a SEIPDv1 message that pass the quick check, from its session key packets
+ * (`keyPackets`). A passphrase's are derived natively where possible (seipd-decrypt.ts); gpg's
+ * symmetric messages derive the session key from the passphrase directly, so a wrong one is only
+ * caught here. A private key's that fail it mean the data is corrupt at its start.
  */
-async function checkedSessionKeys(message: Message<ReadableStream<Bytes>>, passphrase: string, prefix: Uint8Array): Promise<openpgp.SessionKey[]> {
-  const candidates = await openpgp.decryptSessionKeys({ message, passwords: [passphrase], config: OPENPGP_CONFIG });
-  const usable = candidates.filter(
-    (key): key is openpgp.DecryptedSessionKey & { algorithm: openpgp.enums.symmetricNames } => key.algorithm !== null && quickCheck(key, prefix) !== false,
-  );
-  if (usable.length === 0) {
-    throw new CryptoError(CryptoErrorCode.WrongKey, 'wrong passphrase: it does not decrypt this data', { context: { mode: 'passphrase' } });
+async function checkedSessionKeys(keyPackets: Buffer, material: DecryptionMaterial, keys: DecryptionKeys, prefix: Uint8Array): Promise<openpgp.SessionKey[]> {
+  let message: Message<Uint8Array>;
+  try {
+    message = await openpgp.readMessage({ binaryMessage: keyPackets, config: OPENPGP_CONFIG });
+  } catch (cause) {
+    throw notEncrypted(`the input is not an OpenPGP message (${messageOf(cause)})`, cause);
   }
-  return usable.map((key) => ({ data: key.data, algorithm: key.algorithm }));
+  let candidates: Array<{ data: Uint8Array; algorithm: openpgp.enums.symmetricNames | null }>;
+  try {
+    candidates =
+      'passphrase' in material
+        ? ((await passphraseSessionKeys(keyPackets, material.passphrase)) ?? (await openpgp.decryptSessionKeys({ message, passwords: [material.passphrase], config: OPENPGP_CONFIG })))
+        : await openpgp.decryptSessionKeys({ message, decryptionKeys: material.privateKeys, config: OPENPGP_CONFIG });
+  } catch (cause) {
+    throw sessionFailure(cause, keys, message, 'privateKeys' in material);
+  }
+  const usable = candidates.filter((key): key is openpgp.SessionKey => key.algorithm !== null && quickCheck(key, prefix) !== false);
+  if (usable.length > 0) return usable.map((key) => ({ data: key.data, algorithm: key.algorithm }));
+  if ('passphrase' in material) throw new CryptoError(CryptoErrorCode.WrongKey, 'wrong passphrase: it does not decrypt this data', { context: { mode: 'passphrase' } });
+  throw new CryptoError(CryptoErrorCode.Integrity, 'the encrypted data is corrupt at its start (its session key fails the quick check)', { context: { mode: keys.mode } });
 }
 
 /** Every binary OpenPGP packet header has its top bit set; SQLite, zstd and text never start so. */
@@ -166,9 +188,9 @@ function assertLooksEncrypted(first: Bytes): void {
   }
 }
 
-/** `first` followed by the rest of `reader`, pulled one chunk at a time. */
-function prepend(first: Bytes, reader: ReadableStreamDefaultReader<Bytes>): ReadableStream<Bytes> {
-  let pending: Bytes | undefined = first;
+/** `first` followed by the rest of `chunks`, pulled one chunk at a time. */
+function prepend(first: Buffer, chunks: AsyncIterator<Buffer>): ReadableStream<Bytes> {
+  let pending: Buffer | undefined = first;
   return new ReadableStream<Bytes>(
     {
       async pull(controller) {
@@ -177,11 +199,11 @@ function prepend(first: Bytes, reader: ReadableStreamDefaultReader<Bytes>): Read
           pending = undefined;
           return;
         }
-        const { done, value } = await reader.read();
+        const { done, value } = await chunks.next();
         if (done) controller.close();
         else controller.enqueue(value);
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel: async (reason) => void (await chunks.return?.(reason)),
     },
     { highWaterMark: 0 },
   );
@@ -204,7 +226,7 @@ function notEncrypted(message: string, cause?: unknown): CryptoError {
  * `keyVerified`: the session key was checked (key wrap, or the passphrase quick check), so a
  * failure to parse the data means corruption, not a wrong key.
  */
-function sessionFailure(cause: unknown, keys: DecryptionKeys, message: Message<ReadableStream<Bytes>>, keyVerified: boolean): CryptoError {
+function sessionFailure(cause: unknown, keys: DecryptionKeys, message: Pick<Message<never>, 'getEncryptionKeyIDs'>, keyVerified: boolean): CryptoError {
   const text = messageOf(cause);
   const recipients = message.getEncryptionKeyIDs().map((id) => id.toHex().toUpperCase());
   const context = { mode: keys.mode, recipientKeyIds: recipients, fingerprints: keys.fingerprints };

@@ -6,6 +6,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
 import { createDecryptStream, createEncryptStream, type DecryptionKeys, type EncryptionKeys } from '../index.js';
+import { decryptPrefix, scanForSeipd } from '../quick-check.js';
+import { CFB_CIPHERS, passphraseSessionKeys, SeipdDecryptor, startsLiteral } from '../seipd-decrypt.js';
 
 const made: string[] = [];
 
@@ -117,4 +119,22 @@ export async function gnupg(): Promise<{ home: string; gpg: (args: string[], inp
         env: { GNUPGHOME: home },
       }),
   };
+}
+
+/** Decrypts `message` with SeipdDecryptor fed `piece` bytes at a time; the literal data, or the error. */
+export async function nativeDecrypt(message: Buffer, passphrase: string, piece: number): Promise<{ output: Buffer; error?: unknown }> {
+  const scan = scanForSeipd(message);
+  if (scan.state !== 'found') throw new Error(`no SEIPD packet (${scan.state})`);
+  const keys = (await passphraseSessionKeys(message.subarray(0, scan.start), passphrase)) ?? [];
+  const key = keys.find((k) => decryptPrefix(k, scan.prefix)?.[18] !== undefined && startsLiteral(decryptPrefix(k, scan.prefix)![18]!));
+  if (!key) throw new Error('no session key');
+  const decryptor = new SeipdDecryptor(CFB_CIPHERS[key.algorithm]!, key.data);
+  const out: Buffer[] = [];
+  try {
+    for (let at = scan.start; at < message.length; at += piece) out.push(...decryptor.update(message.subarray(at, at + piece)));
+    decryptor.final();
+    return { output: Buffer.concat(out) };
+  } catch (error) {
+    return { output: Buffer.concat(out), error };
+  }
 }
