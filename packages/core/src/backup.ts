@@ -14,7 +14,7 @@ import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
-import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
+import { createPageDigestStream, digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
@@ -152,7 +152,7 @@ async function takeBackup(
     let pages: number[] | undefined;
     if (!plan.parent && databaseEncoding.length > 0) {
       // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
-      const tap = new PageDigestStream(snapshot.pageSize);
+      const tap = await createPageDigestStream(snapshot.pageSize);
       const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
       engine.progress({ phase: 'encode', done: 0 });
       const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
