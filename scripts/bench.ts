@@ -5,7 +5,10 @@
  *
  * Env: BENCH_SIZE_MB (fixture size, default 1024), BENCH_RUNS (runs per command, default 2),
  * BENCH_SECTIONS (comma-separated names from SECTIONS, default all), BENCH_CHAIN_LENGTH (incremental, default 24),
- * BENCH_GEN_PY (the shared fixture generator gen.py, default ../shared/fixtures/greaterwms/gen.py beside the repo).
+ * BENCH_GEN_PY (the shared fixture generator gen.py, default ../shared/fixtures/greaterwms/gen.py beside the repo),
+ * BENCH_CLI (`built`, the default: the bundled bin as `npm install` of the CLI installs it, bundled first;
+ * `source`: apps/cli/src through tsx, which pays for transpiling at every start).
+ * Reference tools missing from the PATH (borg, restic, zstd, gpg, sqlite3) are installed with apt-get when run as root.
  * Add a benchmark by writing a SectionFactory (see scripts/bench/full.ts) and listing it in SECTIONS.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,8 +20,9 @@ import { encryptedBackup } from './bench/encrypted.js';
 import { ensureFixture, warmUp } from './bench/fixture.js';
 import { fullBackupAndRestore } from './bench/full.js';
 import { incrementalBackups } from './bench/incremental.js';
-import { summarize, timeOnce, type Sample } from './bench/measure.js';
+import { runOk, summarize, timeOnce, type Sample } from './bench/measure.js';
 import { replication } from './bench/replication.js';
+import { ensureReferenceTools } from './bench/tools.js';
 import { zeroEgressVerify } from './bench/verify.js';
 import { machineInfo, mergeSections, renderDocument, renderSection, type Verdict } from './bench/report.js';
 import { positive, runSection, type BenchContext, type SectionFactory } from './bench/section.js';
@@ -43,10 +47,18 @@ const unknown = selected.filter((name) => !(name in SECTIONS));
 if (unknown.length) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
 const factories = Object.entries(SECTIONS).filter(([name]) => selected.length === 0 || selected.includes(name));
 
+const cli = process.env.BENCH_CLI ?? 'built';
+if (cli !== 'built' && cli !== 'source') throw new Error(`BENCH_CLI must be 'built' or 'source', got '${cli}'`);
+
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+await ensureReferenceTools(root);
 const fixture = await ensureFixture(root, sizeMb);
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
-const ctx: BenchContext = { root, work, fixture, stowage: [process.execPath, '--import', 'tsx', join(root, 'apps/cli/src/bin/stowage.ts')] };
+// The built bin: apps/cli's bundle step (esbuild, seconds), the same files the packed CLI installs.
+const builtBin = join(root, 'apps/cli/dist/stowage.js');
+if (cli === 'built') await runOk([process.execPath, join(root, 'apps/cli/scripts/bundle.mjs')], root);
+const stowageArgv = cli === 'built' ? [process.execPath, builtBin] : [process.execPath, '--import', 'tsx', join(root, 'apps/cli/src/bin/stowage.ts')];
+const ctx: BenchContext = { root, work, fixture, stowage: stowageArgv };
 const docPath = join(root, 'docs/benchmarks.md');
 
 try {
@@ -57,8 +69,7 @@ try {
   for (let run = 0; run < runs; run++) startupSamples.push(await timeOnce({ label: 'stowage --version', argv: () => [...ctx.stowage, '--version'] }, root, work));
   const startup = summarize(startupSamples);
   console.log(`  CLI startup (stowage --version): ${startup.seconds.toFixed(2)} s, ${startup.rssMiB.toFixed(0)} MiB`);
-  // The built bin, as `npm install` of the packed CLI installs it (run `pnpm build` first; target ≤ 0.2 s).
-  const builtBin = join(root, 'apps/cli/dist/stowage.js');
+  // The built bin, as `npm install` of the packed CLI installs it (target ≤ 0.2 s).
   let installedStartup: ReturnType<typeof summarize> | undefined;
   if (await readFile(builtBin).then(() => true, () => false)) {
     const samples: Sample[] = [];
@@ -66,7 +77,7 @@ try {
     installedStartup = summarize(samples);
     console.log(`  CLI startup, built bin (node dist/stowage.js --version): ${installedStartup.seconds.toFixed(2)} s, ${installedStartup.rssMiB.toFixed(0)} MiB`);
   } else {
-    console.log('  CLI startup, built bin: not measured (run `pnpm build` first)');
+    console.log('  CLI startup, built bin: not measured (run `node apps/cli/scripts/bundle.mjs` first)');
   }
 
   const previous = await readFile(docPath, 'utf8').catch(() => '');
@@ -85,7 +96,7 @@ try {
       sections.push(rendered);
       verdicts.push(...rendered.verdicts);
       // Written after every section, so a later one failing loses nothing measured before it.
-      await writeFile(docPath, renderDocument({ date: new Date(), machine, fixture, startup, ...(installedStartup ? { installedStartup } : {}), sections: mergeSections(previous, sections) }));
+      await writeFile(docPath, renderDocument({ date: new Date(), machine, fixture, cli, startup, ...(installedStartup ? { installedStartup } : {}), sections: mergeSections(previous, sections) }));
     } finally {
       await section.dispose?.();
     }

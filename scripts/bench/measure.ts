@@ -37,6 +37,10 @@ export function synced(argv: string[]): string[] {
 }
 
 const found = new Map<string, Promise<boolean>>();
+/** Forgets what `installed` found (after installing programs). */
+export function forgetInstalled(): void {
+  found.clear();
+}
 /** Whether a program is on the PATH (asked once per program). */
 export function installed(program: string): Promise<boolean> {
   if (!found.has(program)) found.set(program, run(sh('command -v "$1"', program), '/').then((r) => r.code === 0));

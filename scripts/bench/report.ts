@@ -106,6 +106,8 @@ export interface DocumentInput {
   date: Date;
   machine: string[];
   fixture: { generator: string; bytes: number };
+  /** How the CLI ran: `built` (the bundled bin) or `source` (TypeScript through tsx). */
+  cli: 'built' | 'source';
   startup: Stats;
   /** `node dist/stowage.js --version`: the bundled bin that the packed CLI installs. */
   installedStartup?: Stats;
@@ -123,8 +125,8 @@ Ratios are Stowage's wall time over the reference's; a target is met when Stowag
 
 ${d.machine.map((line) => `- ${line}`).join('\n')}
 - Fixture: GreaterWMS database, ${(d.fixture.bytes / MiB).toFixed(1)} MiB (${d.fixture.bytes} bytes), rollback-journal mode, built by \`${d.fixture.generator}\`
-- CLI startup: \`stowage --version\` takes ${s(d.startup.seconds)} s (peak RSS ${mib(d.startup.rssMiB)} MiB); the CLI runs from TypeScript source through tsx, whose transpiling a built CLI would not pay. "Ratio excl. CLI startup" subtracts it.
-${d.installedStartup ? `- CLI startup, installed: the built bin (\`node apps/cli/dist/stowage.js --version\`, as the packed CLI installs it) takes ${s(d.installedStartup.seconds)} s (peak RSS ${mib(d.installedStartup.rssMiB)} MiB)\n` : ''}
+- CLI startup: \`stowage --version\` takes ${s(d.startup.seconds)} s (peak RSS ${mib(d.startup.rssMiB)} MiB); ${d.cli === 'built' ? 'the CLI runs as the built bin (`node apps/cli/dist/stowage.js`, bundled by the bench first: the files the packed CLI installs)' : 'the CLI runs from TypeScript source through tsx, whose transpiling a built CLI would not pay'}. "Ratio excl. CLI startup" subtracts it.
+${d.installedStartup && d.cli === 'source' ? `- CLI startup, installed: the built bin (\`node apps/cli/dist/stowage.js --version\`, as the packed CLI installs it) takes ${s(d.installedStartup.seconds)} s (peak RSS ${mib(d.installedStartup.rssMiB)} MiB)\n` : ''}
 ${d.sections.join('\n\n')}
 
 ## Method
@@ -132,8 +134,9 @@ ${d.sections.join('\n\n')}
 - Every command runs as its own process under GNU time (\`/usr/bin/time -f '%e %M %U %S'\`): \`%e\` is wall-clock seconds (10 ms resolution),
   \`%M\` the peak resident set size, \`%U\` + \`%S\` the CPU seconds, of the command and its waited-for children. Targets are on wall time;
   CPU time is shown because it moves less than wall time when other work shares the machine.
-  Stowage runs as \`node --import tsx apps/cli/src/bin/stowage.ts … --config <temp>/stowage.config.json\` from the repo root,
-  with a local destination in the same temporary folder.
+  Stowage runs as \`node apps/cli/dist/stowage.js … --config <temp>/stowage.config.json\` from the repo root (\`BENCH_CLI=source\`:
+  \`node --import tsx apps/cli/src/bin/stowage.ts\`), with a local destination in the same temporary folder.
+- Reference tools that are missing (borg, restic, zstd, gpg, sqlite3) are installed with \`apt-get\` first when the bench runs as root.
 - The fixture is built once and cached in \`.bench/\` (keyed by size). Before measuring, the whole fixture is read once, so every run
   sees a warm page cache (dropping the cache needs root); the file system is never cold for either side.
 - Before every timed command, its outputs from the previous run are deleted and \`sync\` runs untimed, so no command pays for another's

@@ -7,6 +7,8 @@ import type { BenchContext } from './section.js';
 export interface Manifest {
   id: string;
   seq: number;
+  /** How long the backup held the database's writers off, in ms. */
+  source: { lockMs: number };
   artifacts: Array<{ role: string; key: string; size: number }>;
 }
 

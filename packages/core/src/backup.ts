@@ -14,7 +14,7 @@ import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
-import { digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, PageDigestStream, type FileDigest } from './page-hashes.js';
+import { createPageDigestStream, digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
@@ -136,6 +136,8 @@ async function takeBackup(
   const stagedHashes = `${stem}.pagehash`;
   try {
     const plan = await planBackup(engine, options.type);
+    // Before the snapshot: a passphrase verifier's scrypt (32 MiB) then does not add to the encoding's memory peak.
+    const encoding = await engine.codec.describe(plan.history);
     engine.progress({ phase: 'snapshot', done: 0 });
     const snapshot = await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
     crashPoint('backup.snapshot-staged');
@@ -152,7 +154,7 @@ async function takeBackup(
     let pages: number[] | undefined;
     if (!plan.parent && databaseEncoding.length > 0) {
       // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
-      const tap = new PageDigestStream(snapshot.pageSize);
+      const tap = await createPageDigestStream(snapshot.pageSize);
       const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
       engine.progress({ phase: 'encode', done: 0 });
       const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
@@ -177,7 +179,6 @@ async function takeBackup(
     stagedFiles.push({ role: 'page-hashes', path: stagedHashes, size: hashArtifact.length, sha256: sha256Hex(hashArtifact) });
     const files = config.source.files && (await archiveFileSets(engine, config.source.files, plan, stem, stagedFiles));
     encoded.push(...(await encodeStaged(engine, stagedFiles)));
-    const encoding = await engine.codec.describe(plan.history);
     const database = encoded.find((file) => file.role === 'database' || file.role === 'delta')!;
     const anomalies = await sizeAnomalies(plan.history, {
       type,

@@ -73,6 +73,20 @@ describe('page-delta incrementals', () => {
     expect(third.manifest).toMatchObject({ type: 'full', fullBecause: expect.stringMatching(/maxChainLength \(2\)/) });
   });
 
+  it('take a full instead when the page hashes of the parent are of another algorithm (sha256-128, before xxh3-128)', async () => {
+    ws = await makeWorkspace();
+    const full = await backup(ws.engine, { type: 'full' });
+    const manifestPath = join(ws.backups, 'full', `${full.manifest.id}.manifest.json`);
+    const old = parseManifest(await readFile(manifestPath, 'utf8'), manifestPath);
+    await writeFile(manifestPath, serializeManifest({ ...old, source: { ...old.source, pageHashAlgorithm: 'sha256-128' } }));
+    simulateWarehouseActivity(ws.database, { seed: 4, operations: 10 });
+    const next = await backup(ws.engine, { type: 'incremental' });
+    expect(next.manifest).toMatchObject({ type: 'full', parent: null, fullBecause: expect.stringMatching(/sha256-128.*xxh3-128/) });
+    expect(next.manifest.source.pageHashAlgorithm).toBe('xxh3-128');
+    const inc = await backup(ws.engine, { type: 'incremental' });
+    expect(inc.manifest).toMatchObject({ type: 'incremental', parent: next.manifest.id });
+  });
+
   it('need no local state: with the state folder gone, the next incremental and every restore still work', async () => {
     ws = await makeWorkspace();
     await backup(ws.engine, { type: 'full' });

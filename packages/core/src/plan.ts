@@ -2,7 +2,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { byRecency, catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import { fetchArtifactBytes, resolveChain } from './chain.js';
-import { applyPageHashDelta } from './page-hashes.js';
+import { applyPageHashDelta, PAGE_HASH_ALGORITHM } from './page-hashes.js';
 import type { Destination, DestinationFailure, Engine } from './engine.js';
 import { CoreErrorCode } from './errors.js';
 import { confirmStored } from './replica.js';
@@ -32,7 +32,7 @@ export interface BackupPlan {
 
 /**
  * Decides what to take. An incremental's parent is the newest committed full or incremental; with
- * none, a chain at `maxChainLength`, a link the current key did not encrypt (`chainKeyProblem`),
+ * none, a chain at `maxChainLength`, a parent whose page hashes are of another algorithm, a link the current key did not encrypt (`chainKeyProblem`),
  * or a parent that `assessParent` finds unusable, a full is taken instead and the plan says why. A destination missing links of a usable chain receives them
  * first from one that has them (as `sync` copies). Everything comes from the destinations; the
  * local cache only saves a download.
@@ -48,6 +48,10 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
     return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
+  }
+  const algorithm = tip.manifest.source.pageHashAlgorithm;
+  if (algorithm !== PAGE_HASH_ALGORITHM) {
+    return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} are ${algorithm}, this version compares ${PAGE_HASH_ALGORITHM}`, engine);
   }
   const keyMismatch = await chainKeyProblem(engine, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
   if (keyMismatch) return downgradeToFull(plan, keyMismatch, engine);
