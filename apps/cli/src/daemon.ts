@@ -1,3 +1,4 @@
+import { builtinRegistry } from '@stowage/adapters';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
@@ -630,7 +631,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
     const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait) };
-    const open = await openEngine(config, { onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
+    const open = await openEngine(config, { registry: builtinRegistry(), onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });
     lock = await acquireDaemonLock(config.stateDir);

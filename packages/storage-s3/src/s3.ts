@@ -4,7 +4,6 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -27,7 +26,6 @@ import {
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
-  isAlreadyExists,
   isObjectNotFound,
   objectNotFound,
   throwIfAborted,
@@ -38,12 +36,12 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type StoredObject,
 } from '@stowage/storage';
 import {
   Crc64NvmeAccumulator,
   base64ToHex,
   checksumsOf,
-  compositeSha256,
   type ChecksumMode,
 } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
@@ -54,9 +52,10 @@ import { toStorageError, type S3Operation } from './errors.js';
  * before anything becomes visible: a body of at most one part is checked before its single
  * PutObject; a larger one goes up as a multipart upload that is completed only after the check
  * (and aborted on any failure, so no parts are left behind). Every request body is an in-memory
- * buffer sent with Content-MD5 (and the configured flexible checksum), which the SDK can retry and
- * never re-encodes as `aws-chunked`. After the upload a HeadObject confirms the stored size and the
- * checksum the endpoint reports; a stored object that differs from what was sent is deleted.
+ * buffer sent with Content-MD5 (and the configured flexible checksum, which the endpoint checks
+ * on receipt), which the SDK can retry and never re-encodes as `aws-chunked`. The put reports the
+ * full-object checksum it sent; whether the stored object matches is the engine's call, from
+ * `stat` (HeadObject with ChecksumMode ENABLED), which reports the endpoint's own checksum.
  */
 
 const MiB = 1024 * 1024;
@@ -112,10 +111,10 @@ export interface S3StorageOptions {
   maxParallelism?: number;
 }
 
-/** What an upload sent, to compare with what the endpoint then reports. */
+/** What an upload sent, and the ETag it was answered with. */
 interface Sent {
   etag: string | undefined;
-  /** Base64 checksum S3 should report for the object under the configured mode. */
+  /** Base64 full-object checksum sent under the configured mode (none for a multipart `sha256` upload). */
   checksum: string | undefined;
 }
 
@@ -186,13 +185,11 @@ export class S3Storage implements StorageAdapter {
   }
 
   /**
-   * Uploads `body` (one PutObject up to `partSize`, a multipart upload above), then confirms with
-   * HeadObject that the endpoint stored exactly `body.size` bytes and, unless `checksumMode` is
-   * `none`, reports the checksum that was sent. Resolves to the stored object's facts, with only
-   * the checksums the endpoint reported (for a multipart upload in `sha256` mode, whose composite
-   * checksum matched, the object's SHA-256 that the composite proves).
+   * Uploads `body` (one PutObject up to `partSize`, a multipart upload above). Resolves with the
+   * stored object's ETag, no checksums of the endpoint's (the write's answer only echoes what was
+   * sent: `stat` asks for them) and, in `crc64nvme` mode, the full-object CRC-64/NVME sent.
    */
-  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<StoredObject> {
     const objectKey = this.#objectKey(key);
     const op = this.#op('put', key, options.signal);
     throwIfAborted(options.signal, key);
@@ -208,7 +205,14 @@ export class S3Storage implements StorageAdapter {
         body.size <= this.#partSize
           ? await this.#putSimple(objectKey, body, op, options.ifNoneMatch === true)
           : await this.#putMultipart(objectKey, body, op, options.ifNoneMatch === true);
-      return await this.#verifyStored(objectKey, body, sent, op);
+      return {
+        key,
+        size: body.size,
+        modified: new Date(),
+        ...(sent.etag !== undefined && { etag: sent.etag }),
+        checksums: {},
+        sent: this.checksumMode === 'crc64nvme' && sent.checksum !== undefined ? { crc64nvme: sent.checksum } : {},
+      };
     } catch (error) {
       if (error instanceof StorageError) throw error;
       if (options.signal?.aborted || (error as Error | undefined)?.name === 'AbortError') throw abortedError(key, error);
@@ -445,8 +449,7 @@ export class S3Storage implements StorageAdapter {
           sdkOptions(op.signal),
         ),
       );
-      const composite = mode === 'sha256' ? compositeSha256(parts.map((part) => part.ChecksumSHA256 ?? '')) : undefined;
-      return { etag: done.ETag, checksum: composite ?? fullCrc };
+      return { etag: done.ETag, checksum: fullCrc };
     } catch (error) {
       stopParts.abort();
       await Promise.allSettled([...inFlight]);
@@ -458,53 +461,6 @@ export class S3Storage implements StorageAdapter {
     } finally {
       op.signal?.removeEventListener('abort', onAbort);
     }
-  }
-
-  /**
-   * Confirms with HeadObject that the object now under `objectKey` is what was sent: its size, and
-   * its checksum under the configured mode. A mismatch deletes the object (`checksum_mismatch`).
-   */
-  async #verifyStored(objectKey: string, body: PutBody, sent: Sent, op: S3Operation): Promise<ObjectInfo> {
-    const key = op.key!;
-    let head: HeadObjectCommandOutput;
-    try {
-      head = await this.#call(op, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED', IfMatch: sent.etag }), sdkOptions(op.signal)),
-      );
-    } catch (error) {
-      // 412: another writer replaced the object since; ours was stored and then superseded.
-      if (!isAlreadyExists(error)) throw error;
-      return { key, size: body.size, modified: new Date(), etag: sent.etag, checksums: {} };
-    }
-
-    const problems: string[] = [];
-    if (head.ContentLength !== body.size) problems.push(`${head.ContentLength ?? 'an unknown number of'} bytes were stored but ${body.size} were sent`);
-    const reported = this.checksumMode === 'sha256' ? head.ChecksumSHA256 : this.checksumMode === 'crc64nvme' ? head.ChecksumCRC64NVME : undefined;
-    if (this.checksumMode !== 'none' && problems.length === 0 && reported === undefined) {
-      throw new StorageError(
-        StorageErrorCode.Unsupported,
-        `${this.description} stored '${key}' but reported no ${this.checksumMode} checksum for it: the endpoint does not support S3 ` +
-          `flexible checksums; configure checksumMode 'none' (probeS3Endpoint tells what the endpoint supports)`,
-        { context: { key, bucket: this.bucket, checksumMode: this.checksumMode } },
-      );
-    }
-    if (reported !== undefined && sent.checksum !== undefined && reported !== sent.checksum) {
-      problems.push(`the endpoint reports ${this.checksumMode} ${reported} but ${sent.checksum} was sent`);
-    }
-    if (problems.length > 0) {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
-      throw new StorageError(
-        StorageErrorCode.ChecksumMismatch,
-        `${this.description} stored different bytes for '${key}' than were sent (${problems.join('; ')}); the object was deleted. ` +
-          `An endpoint that stores aws-chunked framing as data does this: keep requestChecksumCalculation 'WHEN_REQUIRED' for it`,
-        { context: { key, bucket: this.bucket, sentSize: body.size, storedSize: head.ContentLength, contentEncoding: head.ContentEncoding } },
-      );
-    }
-    const info = infoFromHead(key, head);
-    // A composite SHA-256 that matches the one computed from the parts proves the stored bytes are
-    // the body's, whose SHA-256 readParts checked: report it (a later stat cannot).
-    if (this.checksumMode === 'sha256' && info.checksums.sha256 === undefined && reported !== undefined) info.checksums.sha256 = body.sha256;
-    return info;
   }
 
   /** Throws when the bucket does not exist (a HeadBucket 404); remembers a bucket once seen. */
