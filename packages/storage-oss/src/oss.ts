@@ -3,12 +3,10 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import OSS from 'ali-oss';
-import { systemErrorCode } from '@stowage/errors';
 import {
   StorageError,
   StorageErrorCode,
   abortedError,
-  assertBodyMatches,
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
@@ -25,6 +23,7 @@ import {
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
+import { PartReader, PartWindow, isNetworkError } from '@stowage/storage-http-kit';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
 
 /*
@@ -164,17 +163,6 @@ const PERMISSION_CODES = new Set([
   'SecurityTokenExpired',
   'RequestTimeTooSkewed',
 ]);
-const NETWORK_ERRNOS = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-]);
 /** urllib's names for requests that got no answer (ali-oss passes them on as `name`). */
 const NETWORK_ERROR_NAMES = new Set(['ResponseTimeoutError', 'ConnectionTimeoutError', 'RequestError', 'ResponseError']);
 
@@ -272,7 +260,7 @@ export class OssStorage implements StorageAdapter {
     headers: Record<string, string>,
     signal: AbortSignal,
   ): Promise<StoredObject> {
-    const reader = new BodyReader(key, body, source, this.#partSize);
+    const reader = new PartReader(key, body, source, this.#partSize);
     const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
     await reader.finish();
     const crc = crc64ecma(bytes);
@@ -302,26 +290,18 @@ export class OssStorage implements StorageAdapter {
       this.#client.initMultipartUpload(name, { headers, mime: OCTET_STREAM }),
     );
     const parts: { number: number; etag: string; crc: string; size: number }[] = [];
-    const running = new Set<Promise<void>>();
-    const failures: unknown[] = [];
+    const window = new PartWindow(this.#parallel, controller);
     let completed = false;
     try {
-      const reader = new BodyReader(key, body, source, partSize);
-      for (let number = 1; failures.length === 0; number++) {
+      const reader = new PartReader(key, body, source, partSize);
+      for (let number = 1; ; number++) {
         const bytes = await reader.nextPart();
         if (!bytes) break;
-        const task: Promise<void> = this.#uploadPart(key, name, uploadId, number, bytes, controller.signal)
-          .then((part) => void (parts[number - 1] = part))
-          .catch((error: unknown) => {
-            failures.push(error);
-            controller.abort(error);
-          })
-          .finally(() => running.delete(task));
-        running.add(task);
-        while (running.size >= this.#parallel) await Promise.race(running);
+        await window.add(async () => {
+          parts[number - 1] = await this.#uploadPart(key, name, uploadId, number, bytes, controller.signal);
+        });
       }
-      await Promise.all(running);
-      if (failures.length > 0) throw failures[0];
+      await window.drain();
       await reader.finish();
       const crc = parts.reduce((whole, part) => crc64ecmaCombine(whole, part.crc, part.size), crc64ecma(new Uint8Array(0)));
       assertDeclaredCrc(key, body, crc);
@@ -336,10 +316,7 @@ export class OssStorage implements StorageAdapter {
       completed = true;
       return stored(key, body.size, res, crc);
     } catch (error) {
-      // A failed part aborts the others and the body, whose errors then only echo it.
-      const reason = failures[0] ?? error;
-      controller.abort(reason);
-      await Promise.allSettled(running);
+      const reason = await window.stop(error);
       if (!completed) {
         // Best effort: the error that got us here is the one to report.
         await this.#client.abortMultipartUpload(name, uploadId).catch(() => undefined);
@@ -634,7 +611,7 @@ export class OssStorage implements StorageAdapter {
     const summary = this.#redact(firstLine.replace(/, (GET|PUT|POST|HEAD|DELETE) \S+ .*$/, ''));
     const errorName = typeof name === 'string' ? name : undefined;
     const label = `${ossCode ?? errorName ?? 'error'}${httpStatus && httpStatus > 0 ? ` (HTTP ${httpStatus})` : ''}`;
-    const storageCode = storageCodeOf(ossCode, httpStatus, errorName, systemErrorCode(error));
+    const storageCode = storageCodeOf(ossCode, httpStatus, errorName, isNetworkError(error));
     const where = `'${key}' at ${this.description}`;
     let text = `${operation} ${where} failed: ${label}: ${summary}`;
     if (storageCode === StorageErrorCode.ObjectNotFound) text = `no object ${where}`;
@@ -651,12 +628,12 @@ export class OssStorage implements StorageAdapter {
   }
 }
 
-/** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name or errno. */
+/** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name, or a broken connection. */
 function storageCodeOf(
   ossCode: string | undefined,
   status: number | undefined,
   name: string | undefined,
-  errno: string | undefined,
+  brokenConnection: boolean,
 ): StorageErrorCode {
   if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
   if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
@@ -670,77 +647,11 @@ function storageCodeOf(
     unanswered ||
     status === 429 ||
     (status !== undefined && status >= 500) ||
-    (errno !== undefined && NETWORK_ERRNOS.has(errno))
+    brokenConnection
   ) {
     return StorageErrorCode.Transient;
   }
   return StorageErrorCode.Unavailable;
-}
-
-/**
- * Reads a body in parts of `partSize` bytes while counting and SHA-256-hashing it; fails with
- * `checksum_mismatch` as soon as the body runs past its declared size, and in `finish()` when
- * its size or SHA-256 differ from the declared ones.
- */
-class BodyReader {
-  readonly #hash = createHash('sha256');
-  readonly #chunks: AsyncIterator<Buffer>;
-  #size = 0;
-  #carry: Buffer | undefined;
-  #ended = false;
-  #parts = 0;
-
-  constructor(readonly key: string, readonly body: PutBody, source: Readable, readonly partSize: number) {
-    this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  }
-
-  /** The next part: exactly `partSize` bytes except the last; the first part may be empty; undefined at the end. */
-  async nextPart(): Promise<Buffer | undefined> {
-    const pieces: Buffer[] = [];
-    let length = 0;
-    while (length < this.partSize) {
-      let chunk = this.#carry;
-      this.#carry = undefined;
-      if (!chunk) {
-        if (this.#ended) break;
-        const next = await this.#chunks.next();
-        if (next.done) {
-          this.#ended = true;
-          break;
-        }
-        chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-        this.#take(chunk);
-      }
-      const room = this.partSize - length;
-      if (chunk.length > room) {
-        this.#carry = chunk.subarray(room);
-        chunk = chunk.subarray(0, room);
-      }
-      pieces.push(chunk);
-      length += chunk.length;
-    }
-    if (length === 0 && this.#parts > 0) return undefined;
-    this.#parts++;
-    return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, length);
-  }
-
-  /** Reads to the end of the body (failing if it runs past its declared size) and checks its size and SHA-256. */
-  async finish(): Promise<void> {
-    while (!this.#ended) {
-      const next = await this.#chunks.next();
-      if (next.done) this.#ended = true;
-      else this.#take(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
-    }
-    assertBodyMatches(this.key, this.body, { size: this.#size, sha256: this.#hash.digest('hex') });
-  }
-
-  #take(chunk: Buffer): void {
-    this.#hash.update(chunk);
-    this.#size += chunk.length;
-    if (this.#size > this.body.size) {
-      throw checksumMismatch(this.key, `the body for '${this.key}' was declared as ${this.body.size} bytes but has more`);
-    }
-  }
 }
 
 /** What a put resolves with: the CRC-64 the server reports for what it stored, and the one of the bytes sent. */

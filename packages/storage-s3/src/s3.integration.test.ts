@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, type PutBody, type StorageError } from '@stowage/storage';
+import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, withRetry, type PutBody, type StorageError } from '@stowage/storage';
 import { describeStorageAdapter } from '@stowage/storage-testkit';
 import { s3StorageFactory } from './factory.js';
 import { probeS3Endpoint } from './probe.js';
@@ -399,6 +399,25 @@ describe('S3Storage on s3rver', () => {
         await mute.close();
         for (const socket of silent.sockets) socket.destroy();
         await new Promise<void>((resolve) => silent.server.close(() => resolve()));
+      }
+    });
+
+    it('retries do not multiply: with the retry wrapper, a failing server sees exactly its attempts (the SDK makes one each)', async () => {
+      let requests = 0;
+      const failing = createHttpServer((_request, response) => {
+        requests++;
+        response.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>busy</Message></Error>');
+      });
+      await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+      const raw = await openS3('p', { endpoint: `http://127.0.0.1:${(failing.address() as { port: number }).port}` }); // SDK attempts: the default
+      const retried: number[] = [];
+      const storage = withRetry(raw, { attempts: 4, baseDelayMs: 1, onRetry: (event) => retried.push(event.attempt) });
+      try {
+        await expect(storage.stat('x')).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+        expect({ requests, retried }).toEqual({ requests: 4, retried: [1, 2, 3] });
+      } finally {
+        await storage.close!();
+        await new Promise<void>((resolve) => failing.close(() => resolve()));
       }
     });
 

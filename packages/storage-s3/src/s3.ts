@@ -1,5 +1,4 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -18,11 +17,9 @@ import {
   type _Object,
 } from '@aws-sdk/client-s3';
 import {
-  DigestStream,
   StorageError,
   StorageErrorCode,
   abortedError,
-  assertBodyMatches,
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
@@ -45,6 +42,7 @@ import {
   type ChecksumMode,
 } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
+import { PartReader, PartWindow } from '@stowage/storage-http-kit';
 
 /*
  * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
@@ -337,10 +335,7 @@ export class S3Storage implements StorageAdapter {
 
   /** One PutObject of the whole (checked) body. */
   async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
-    let data: Buffer = Buffer.alloc(0);
-    await readParts(body, op, this.#partSize, async (part) => {
-      data = part;
-    });
+    const data = await readWhole(body, op, this.#partSize);
     const sums = await checksumsOf(data, this.checksumMode);
     const out = await this.#call(op, () =>
       this.client.send(
@@ -386,12 +381,12 @@ export class S3Storage implements StorageAdapter {
 
     const parts: CompletedPart[] = [];
     const crc = mode === 'crc64nvme' ? new Crc64NvmeAccumulator() : undefined;
-    // Aborts the parts in flight when one fails or the caller aborts.
-    const stopParts = new AbortController();
-    const onAbort = () => stopParts.abort();
+    // Aborts the parts in flight and the body when one fails or the caller aborts.
+    const window = new PartWindow(this.#queueSize, new AbortController());
+    const stopParts = window.controller.signal;
+    const onAbort = () => window.controller.abort(op.signal?.reason);
     op.signal?.addEventListener('abort', onAbort, { once: true });
-    const inFlight = new Set<Promise<void>>();
-    let failure: { error: unknown } | undefined;
+    const source = destroyOnAbort(body.open(), stopParts, op.key!);
 
     const uploadPart = async (data: Buffer, PartNumber: number): Promise<void> => {
       const sums = await checksumsOf(data, mode);
@@ -408,33 +403,22 @@ export class S3Storage implements StorageAdapter {
             ChecksumSHA256: sums.sha256,
             ChecksumCRC64NVME: sums.crc64nvme,
           }),
-          { abortSignal: stopParts.signal },
+          { abortSignal: stopParts },
         ),
       );
       parts[PartNumber - 1] = { PartNumber, ETag: out.ETag, ChecksumSHA256: sums.sha256, ChecksumCRC64NVME: sums.crc64nvme };
     };
 
     try {
-      let partNumber = 0;
-      await readParts(
-        body,
-        op,
-        partSize,
-        async (data) => {
-          while (inFlight.size >= this.#queueSize) await Promise.race(inFlight);
-          if (failure) throw failure.error;
-          const task: Promise<void> = uploadPart(data, ++partNumber)
-            .catch((error: unknown) => {
-              failure ??= { error };
-              stopParts.abort();
-            })
-            .finally(() => inFlight.delete(task));
-          inFlight.add(task);
-        },
-        crc,
-      );
-      await Promise.all(inFlight);
-      if (failure) throw failure.error;
+      const reader = new PartReader(op.key!, body, source, partSize);
+      for (let partNumber = 1; ; partNumber++) {
+        const data = await reader.nextPart();
+        if (!data) break;
+        crc?.update(data);
+        await window.add(() => uploadPart(data, partNumber));
+      }
+      await window.drain();
+      await reader.finish();
       const fullCrc = await crc?.digestBase64();
       const done = await this.#call(op, () =>
         this.client.send(
@@ -451,15 +435,15 @@ export class S3Storage implements StorageAdapter {
       );
       return { etag: done.ETag, checksum: fullCrc };
     } catch (error) {
-      stopParts.abort();
-      await Promise.allSettled([...inFlight]);
+      const reason = await window.stop(error);
       // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
       await this.client
         .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
         .catch(() => undefined);
-      throw error;
+      throw op.signal?.aborted ? abortedError(op.key, op.signal.reason) : reason;
     } finally {
       op.signal?.removeEventListener('abort', onAbort);
+      source.destroy();
     }
   }
 
@@ -515,51 +499,17 @@ export class S3Storage implements StorageAdapter {
   }
 }
 
-/**
- * Reads `body.open()` to the end in parts of `partSize` bytes (the last one shorter; one empty part
- * for an empty body), handing each to `onPart` before reading on, and checks the bytes against the
- * body's declared size and SHA-256: a body longer than declared is refused as soon as that shows.
- */
-async function readParts(
-  body: PutBody,
-  op: S3Operation,
-  partSize: number,
-  onPart: (part: Buffer) => Promise<void>,
-  crc?: Crc64NvmeAccumulator,
-): Promise<void> {
-  const key = op.key!;
-  const meter = new DigestStream();
-  await pipeline(
-    body.open(),
-    meter,
-    async (chunks: AsyncIterable<Buffer>) => {
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      let handed = 0;
-      for await (const chunk of chunks) {
-        if (meter.size > body.size) {
-          throw new StorageError(
-            StorageErrorCode.ChecksumMismatch,
-            `the body for '${key}' was declared as ${body.size} bytes but more were read`,
-            { context: { key, declared: { size: body.size, sha256: body.sha256 } } },
-          );
-        }
-        crc?.update(chunk);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        while (pendingBytes >= partSize) {
-          const joined = Buffer.concat(pending, pendingBytes);
-          await onPart(joined.subarray(0, partSize));
-          handed++;
-          pending = [joined.subarray(partSize)];
-          pendingBytes -= partSize;
-        }
-      }
-      if (pendingBytes > 0 || handed === 0) await onPart(Buffer.concat(pending, pendingBytes));
-    },
-    { signal: op.signal },
-  );
-  assertBodyMatches(key, body, { size: meter.size, sha256: meter.digest() });
+/** The whole body (at most `partSize` bytes) in memory, after checking it against its declared size and SHA-256. */
+async function readWhole(body: PutBody, op: S3Operation, partSize: number): Promise<Buffer> {
+  const source = destroyOnAbort(body.open(), op.signal, op.key!);
+  try {
+    const reader = new PartReader(op.key!, body, source, partSize);
+    const data = (await reader.nextPart()) ?? Buffer.alloc(0);
+    await reader.finish();
+    return data;
+  } finally {
+    source.destroy();
+  }
 }
 
 /** The contract's ObjectInfo from a HeadObject answer. */
