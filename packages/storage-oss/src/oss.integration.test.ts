@@ -1,3 +1,4 @@
+import { createServer as createNetServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
@@ -50,6 +51,14 @@ for (const signatureVersion of ['v1', 'v4'] as const) {
     async create() {
       const storage = adapter({ signatureVersion, ...(signatureVersion === 'v4' ? { partSize: 1024 * 1024 } : {}) });
       return { adapter: storage, cleanup: () => removeAll(storage.prefix) };
+    },
+    ...(signatureVersion === 'v4' ? { partSize: 1024 * 1024 } : {}),
+    unreachable: async () => {
+      const closed = createNetServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const { port } = closed.address() as { port: number };
+      await new Promise<void>((resolve) => closed.close(() => resolve()));
+      return adapter({ endpoint: `http://127.0.0.1:${port}`, secure: false });
     },
     // The slowest expedited thaw (Cold Archive): one hour.
     completeThaws: () => server.clock.advance(60 * 60 * 1000),

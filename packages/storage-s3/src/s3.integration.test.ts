@@ -209,6 +209,11 @@ describeStorageAdapter({
     const prefix = freshPrefix('conformance');
     return { adapter: await openS3(prefix, { endpoint: plainServer.endpoint }), cleanup: () => deletePrefix(`${prefix}/`, plainAdmin) };
   },
+  unreachable: async () => {
+    const closed = await listeningServer();
+    await new Promise<void>((resolve) => closed.server.close(() => resolve()));
+    return openS3('down', { endpoint: `http://127.0.0.1:${closed.port}` });
+  },
 });
 
 for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
@@ -217,8 +222,9 @@ for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
     timeoutMs: 120_000,
     async create() {
       const prefix = freshPrefix(`conformance-${checksumMode}`);
-      return { adapter: await openS3(prefix, { checksumMode, conditionalWrites: true }), cleanup: () => deletePrefix(`${prefix}/`) };
+      return { adapter: await openS3(prefix, { checksumMode, conditionalWrites: true, partSizeMiB: 5 }), cleanup: () => deletePrefix(`${prefix}/`) };
     },
+    partSize: 5 * MiB,
   });
 }
 
