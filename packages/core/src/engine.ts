@@ -118,6 +118,13 @@ function isAdapterFactory(value: unknown): value is AdapterFactory {
   return typeof candidate?.scheme === 'string' && typeof candidate.create === 'function' && candidate.optionsSchema !== undefined;
 }
 
+/** `offsite: put 'full/x.sqlite3' failed (stowage.storage.transient: …); retry 1 in 180 ms`. */
+function retryWarning(destination: string, event: Parameters<NonNullable<RetryOptions['onRetry']>>[0]): string {
+  const cause = event.error as { code?: unknown; message?: unknown } | undefined;
+  const why = [cause?.code, cause?.message].filter((part) => typeof part === 'string').join(': ');
+  return `${destination}: ${event.operation}${event.key === undefined ? '' : ` '${event.key}'`} failed (${why}); retry ${event.attempt} in ${event.delayMs} ms`;
+}
+
 export async function openEngine(config: ResolvedConfig, options: EngineOptions = {}): Promise<Engine> {
   const registry = options.registry ?? localRegistry();
   await registerCustomAdapters(registry, config);
@@ -127,8 +134,10 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
       if (!isStorageError(error)) throw error;
       throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, { context: { destination: spec.name, ...error.context }, cause: error });
     });
+    const retry = options.retry ?? {};
     const adapter = composeAdapter(raw, {
-      retry: options.retry ?? {},
+      // Every retry is worth a line (a flaky region shows long before it fails a backup), unless the caller logs them itself.
+      retry: retry && { onRetry: (event) => options.onWarning?.(retryWarning(spec.name, event)), ...retry },
       wrappers: (options.wrappers ?? []).map((wrap) => (inner: StorageAdapter) => wrap(inner, spec.name)),
     });
     destinations.push({ name: spec.name, adapter });

@@ -181,6 +181,7 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
         ],
         quorum: 1,
       },
+      engine: { registry: builtinRegistry() },
     });
     try {
       const result = await backup(faulty.engine, { type: 'full' });
