@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, withRetry, type PutBody, type StorageError } from '@stowage/storage';
+import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, withRetry, type PutBody } from '@stowage/storage';
 import { describeStorageAdapter } from '@stowage/storage-testkit';
 import { s3StorageFactory } from './factory.js';
 import { probeS3Endpoint } from './probe.js';
