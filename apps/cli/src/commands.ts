@@ -1,3 +1,4 @@
+import { builtinRegistry } from '@stowage/adapters';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
@@ -130,7 +131,7 @@ export async function withEngine(
   const held: Lock[] = [];
   try {
     const config = await loadConfig(configPath(globals));
-    engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
+    engine = await openEngine(config, { registry: builtinRegistry(), onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
     if (locks) {
       const taken = await takeLocks(engine, locks, { command: `${program} ${process.argv.slice(2).join(' ')}`, warn: (m) => out.warn(m) });
       held.push(...taken.held);
@@ -399,13 +400,9 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   out.result({ ok: probes.every((p) => p.ok), destinations: probes });
   for (const p of probes) {
     out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
-    out.say(
-      `  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`,
-    );
-    if (p.s3)
-      out.say(
-        `  S3 endpoint: sha256 ${p.s3.checksums.sha256.reported ? 'reported' : 'not reported'}, conditional writes ${p.s3.conditionalWrites ? 'enforced' : 'not enforced'}, aws-chunked uploads ${p.s3.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}; recommended options: ${JSON.stringify(p.s3.recommended)}`,
-      );
+    out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
+    if (p.endpoint) out.say(`  endpoint: ${p.endpoint.summary}${p.endpoint.recommended ? `; recommended options: ${JSON.stringify(p.endpoint.recommended)}` : ''}`);
+    if (p.probeProblem) out.say(`  endpoint probe failed: ${p.probeProblem}`);
   }
   return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
 }

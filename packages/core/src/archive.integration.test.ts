@@ -10,6 +10,7 @@ import { cleanup } from './cleanup.js';
 import { CoreErrorCode } from './errors.js';
 import { drill } from './drill.js';
 import { restore } from './restore.js';
+import { builtinRegistry } from '@stowage/adapters';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { status } from './status.js';
 import { verify } from './verify.js';
@@ -100,7 +101,7 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
         destinations: [{ ...destination, archive: { after: '30d', storageClass: server.storageClass, types: ['full', 'incremental'] } }],
         retention: { full: '30d', incremental: '7d', hot: '3d' },
       },
-      engine: { now: () => new Date(clock) },
+      engine: { registry: builtinRegistry(), now: () => new Date(clock) },
     });
     // Chain 1 at t0; chain 2 twenty days later.
     ids.full1 = (await backup(ws.engine, { type: 'full' })).manifest;

@@ -18,7 +18,7 @@ import { createPageDigestStream, digestDatabaseFile, encodePageHashDelta, PAGE_H
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
-import { commitManifest, confirmedReplica, confirmStored, stagedBody, type StagedArtifact, type VerifiedBy } from './replica.js';
+import { commitManifest, confirmedReplica, confirmStored, stagedBody, withSentChecksums, type StagedArtifact, type VerifiedBy } from './replica.js';
 import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -188,11 +188,6 @@ async function takeBackup(
       encodedSize: database.size,
       decodedSize: database.decodedSize,
     });
-    // Destinations that report a CRC-64 (OSS: ECMA, S3: NVME) are verified without a download when we know it too.
-    const reported = new Set(engine.destinations.flatMap((d) => d.adapter.capabilities.serverChecksums));
-    if (reported.has('crc64ecma') || reported.has('crc64nvme')) {
-      for (const file of encoded) Object.assign(file, await crc64sOfFile(file.path, reported));
-    }
     const stage = (id: string): StagedArtifact[] =>
       encoded.map((file) => ({
         path: file.path,
@@ -202,8 +197,6 @@ async function takeBackup(
           encoding: file.encoding,
           size: file.size,
           sha256: file.sha256,
-          ...(file.crc64ecma ? { crc64ecma: file.crc64ecma } : {}),
-          ...(file.crc64nvme ? { crc64nvme: file.crc64nvme } : {}),
           decodedSize: file.decodedSize,
           decodedSha256: file.decodedSha256,
         },
@@ -270,7 +263,8 @@ async function takeBackup(
         ...(files ? { files } : {}),
         ...(anomalies.length ? { anomalies } : {}),
         encoding,
-        artifacts: staged.map((s) => s.artifact),
+        // With the CRC-64s the destinations' adapters sent (OSS: ECMA, S3: NVME), for checks without a download later.
+        artifacts: staged.map((s, i) => Object.assign({}, s.artifact, ...outcomes.map((o) => (o.kind === 'stored' ? o.artifacts[i] : {})))),
         replicas: {},
       };
       for (const [i, outcome] of outcomes.entries()) {
@@ -337,19 +331,6 @@ interface EncodedFile {
   sha256: string;
   decodedSize: number;
   decodedSha256: string;
-  crc64ecma?: string;
-  crc64nvme?: string;
-}
-
-/** The CRC-64s of a file that the destinations report (`reported`), in one read. */
-async function crc64sOfFile(path: string, reported: ReadonlySet<string>): Promise<{ crc64ecma?: string; crc64nvme?: string }> {
-  const ecma = reported.has('crc64ecma') ? new (await import('@stowage/storage-oss/crc64')).Crc64Ecma() : undefined;
-  const nvme = reported.has('crc64nvme') ? new (await import('@stowage/storage-s3/checksums')).Crc64NvmeAccumulator() : undefined;
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
-    ecma?.update(chunk);
-    nvme?.update(chunk);
-  }
-  return { ...(ecma && { crc64ecma: ecma.digest() }), ...(nvme && { crc64nvme: await nvme.digestBase64() }) };
 }
 
 /** Compresses and encrypts each staged file as the config says (page hashes are never encrypted). */
@@ -417,7 +398,7 @@ async function archiveFileSets(engine: Engine, config: FileSetsConfig, plan: Bac
   };
 }
 
-type ReplicaOutcome = { kind: 'stored'; replica: Replica } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
+type ReplicaOutcome = { kind: 'stored'; replica: Replica; artifacts: Artifact[] } | { kind: 'name-taken' } | { kind: 'failed'; error: unknown };
 
 /** Names tried (`_1`, `_2`, …) before a destination that reports every name taken is given up on. */
 const MAX_NAME_ATTEMPTS = 100;
@@ -434,11 +415,14 @@ async function storeReplica(destination: Destination, staged: StagedArtifact[], 
   try {
     const ifNoneMatch = destination.adapter.capabilities.conditionalPut;
     const methods = new Map<string, VerifiedBy>();
+    const artifacts: Artifact[] = [];
     for (const item of staged) {
       const stored = await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
-      methods.set(item.artifact.key, await confirmStored(destination, item.artifact, { deep: false, stored }));
+      const artifact = withSentChecksums(destination, item.artifact, stored);
+      methods.set(artifact.key, await confirmStored(destination, artifact, { deep: false, stored }));
+      artifacts.push(artifact);
     }
-    return { kind: 'stored', replica: confirmedReplica(methods, new Date()) };
+    return { kind: 'stored', replica: confirmedReplica(methods, new Date()), artifacts };
   } catch (error) {
     if (isAlreadyExists(error)) return { kind: 'name-taken' };
     // Best effort: the upload's error is the one to report; cleanup removes what stays behind.

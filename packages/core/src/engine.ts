@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { composeAdapter, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import { composeAdapter, isStorageError, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Alerting } from './alerting.js';
@@ -18,7 +18,11 @@ import type { Destination, DestinationFailure, ProgressEvent } from './destinati
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 
 export interface EngineOptions {
-  /** Adapter factories by scheme (default: the built-in ones). */
+  /**
+   * Adapter factories by scheme; the config's custom adapters are registered into it. Default:
+   * `file:` only — core knows no cloud adapter: a program with S3 or OSS destinations passes a
+   * registry that has them (the CLI passes `builtinRegistry()` of `@stowage/adapters`).
+   */
   registry?: StorageRegistry;
   /** Extra wrappers around every destination's adapter (fault injection in tests, metrics). */
   wrappers?: ReadonlyArray<(adapter: StorageAdapter, destination: string) => StorageAdapter>;
@@ -33,6 +37,8 @@ export interface EngineOptions {
 /** A config brought to life: destinations opened, folders known. Close it when done. */
 export interface Engine {
   readonly config: ResolvedConfig;
+  /** The adapter factories the destinations were opened with (custom adapters included). */
+  readonly registry: StorageRegistry;
   /** The destinations this run works on: every configured one, less `unavailable`. */
   readonly destinations: readonly Destination[];
   /**
@@ -52,12 +58,9 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** The built-in adapters: `file:`, and `s3:` and `oss:` loaded only when a destination uses them. */
-export function defaultRegistry(): StorageRegistry {
-  return new StorageRegistry()
-    .register(localStorageFactory)
-    .registerLazy('s3', async () => (await import('@stowage/storage-s3')).s3StorageFactory as AdapterFactory<never>)
-    .registerLazy('oss', async () => (await import('@stowage/storage-oss')).ossStorageFactory as AdapterFactory<never>);
+/** A registry of the one adapter core itself depends on: `file:` (and plain paths). */
+export function localRegistry(): StorageRegistry {
+  return new StorageRegistry().register(localStorageFactory);
 }
 
 /**
@@ -100,7 +103,13 @@ async function registerCustomAdapters(registry: StorageRegistry, config: Resolve
     if (factories.length === 0) {
       throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: '${spec}' exports no storage adapter factory (export it as default or as storageAdapterFactory)`, { context: { spec } });
     }
-    for (const factory of factories) registry.register(factory);
+    for (const factory of new Set(factories)) {
+      try {
+        registry.register(factory);
+      } catch (cause) {
+        throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: '${spec}': ${(cause as Error).message}`, { context: { spec }, cause });
+      }
+    }
   }
 }
 
@@ -109,17 +118,26 @@ function isAdapterFactory(value: unknown): value is AdapterFactory {
   return typeof candidate?.scheme === 'string' && typeof candidate.create === 'function' && candidate.optionsSchema !== undefined;
 }
 
+/** `offsite: put 'full/x.sqlite3' failed (stowage.storage.transient: …); retry 1 in 180 ms`. */
+function retryWarning(destination: string, event: Parameters<NonNullable<RetryOptions['onRetry']>>[0]): string {
+  const cause = event.error as { code?: unknown; message?: unknown } | undefined;
+  const why = [cause?.code, cause?.message].filter((part) => typeof part === 'string').join(': ');
+  return `${destination}: ${event.operation}${event.key === undefined ? '' : ` '${event.key}'`} failed (${why}); retry ${event.attempt} in ${event.delayMs} ms`;
+}
+
 export async function openEngine(config: ResolvedConfig, options: EngineOptions = {}): Promise<Engine> {
-  const registry = options.registry ?? defaultRegistry();
+  const registry = options.registry ?? localRegistry();
   await registerCustomAdapters(registry, config);
   const destinations: Destination[] = [];
   for (const [index, spec] of config.destinations.entries()) {
     const raw = await registry.open(spec, { baseDir: config.baseDir }).catch((error: unknown) => {
-      if (!(error instanceof StorageError)) throw error;
+      if (!isStorageError(error)) throw error;
       throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, { context: { destination: spec.name, ...error.context }, cause: error });
     });
+    const retry = options.retry ?? {};
     const adapter = composeAdapter(raw, {
-      retry: options.retry ?? {},
+      // Every retry is worth a line (a flaky region shows long before it fails a backup), unless the caller logs them itself.
+      retry: retry && { onRetry: (event) => options.onWarning?.(retryWarning(spec.name, event)), ...retry },
       wrappers: (options.wrappers ?? []).map((wrap) => (inner: StorageAdapter) => wrap(inner, spec.name)),
     });
     destinations.push({ name: spec.name, adapter });
@@ -130,6 +148,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   await auditConfigChange(config, logDir, warn);
   const engine: Engine = {
     config,
+    registry,
     destinations,
     unavailable: [],
     logDir,

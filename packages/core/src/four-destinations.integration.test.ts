@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { builtinRegistry } from '@stowage/adapters';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { startS3rver, type S3rverProcess } from '@stowage/storage-s3/testing';
@@ -60,6 +61,7 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
           { name: 'oss-cn-hangzhou', url: 'oss://wms-backups/greaterwms', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_SECRET' } },
         ],
       },
+      engine: { registry: builtinRegistry() },
     });
   });
 
@@ -78,9 +80,11 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
       ['oss-cn-hangzhou', true],
     ]);
     expect(probes.find((p) => p.destination === 'oss-cn-hangzhou')?.roundTrip.serverChecksums).toContain('crc64ecma');
-    expect(probes.find((p) => p.destination === 's3-eu-west-1')?.s3).toMatchObject(
-      variant.aws ? { conditionalWrites: true, recommended: { checksumMode: 'crc64nvme', conditionalWrites: true } } : { conditionalWrites: false, recommended: { checksumMode: 'none' } },
-    );
+    expect(probes.find((p) => p.destination === 's3-eu-west-1')?.endpoint).toMatchObject({
+      details: variant.aws ? { conditionalWrites: true } : { conditionalWrites: false },
+      recommended: variant.aws ? { checksumMode: 'crc64nvme', conditionalWrites: true } : { checksumMode: 'none' },
+    });
+    expect(probes.find((p) => p.destination === 'oss-cn-hangzhou')).not.toHaveProperty('endpoint'); // the OSS factory has no probe
   });
 
   it('replicates and verifies everywhere, restores through a fallback, and sync repairs the damaged replica', async () => {
@@ -177,6 +181,7 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
         ],
         quorum: 1,
       },
+      engine: { registry: builtinRegistry() },
     });
     try {
       const result = await backup(faulty.engine, { type: 'full' });
@@ -193,7 +198,7 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
   });
 
   it('a destination that fails mid-upload and recovers is retried, and the backup is whole', async () => {
-    const retrying = await openEngine(ws.config, { retry: { baseDelayMs: 10 } });
+    const retrying = await openEngine(ws.config, { registry: builtinRegistry(), retry: { baseDelayMs: 10 } });
     oss.faults.failNext(2, 503);
     const result = await backup(retrying, { type: 'full' });
     expect(oss.faults.pending).toBe(0); // both injected 503s were met, and retried

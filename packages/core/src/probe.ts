@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { bufferBody, digestStream } from '@stowage/storage';
-import type { S3ProbeResult } from '@stowage/storage-s3';
+import { bufferBody, digestStream, type EndpointProbe } from '@stowage/storage';
 import type { Engine } from './engine.js';
 
 export interface DestinationProbe {
@@ -11,19 +10,24 @@ export interface DestinationProbe {
   capabilities: { serverChecksums: string[]; conditionalPut: boolean; rangeReads: boolean; maxParallelism: number };
   /** A small object written, read back, checked and deleted. */
   roundTrip: { ok: boolean; ms: number; serverChecksums: string[]; problem?: string };
-  /** For S3 destinations: what the endpoint really supports, and the options to set. */
-  s3?: S3ProbeResult;
+  /**
+   * What the endpoint really supports, and the options to set, for destinations whose adapter
+   * factory has a probe (S3); `probeProblem` says why it failed when it did.
+   */
+  endpoint?: EndpointProbe;
+  probeProblem?: string;
 }
 
 /**
  * Probes every destination (`stowage destinations probe`): a write–read–delete round trip
- * through the configured adapter, and for S3 endpoints the checksum, conditional-write and
- * listing support, so that the config says what the endpoint does instead of assuming it.
+ * through the configured adapter, and the adapter factory's own probe where it has one (S3: the
+ * checksum, conditional-write and listing support), so that the config says what the endpoint
+ * does instead of assuming it.
  */
 export async function probeDestinations(engine: Engine): Promise<DestinationProbe[]> {
   return Promise.all(
-    engine.destinations.map(async (destination, index) => {
-      const spec = engine.config.destinations[index]!;
+    engine.destinations.map(async (destination) => {
+      const spec = engine.config.destinations.find((d) => d.name === destination.name)!;
       const { adapter } = destination;
       const key = `probe/${randomBytes(6).toString('hex')}`;
       const body = bufferBody(randomBytes(4096));
@@ -40,14 +44,18 @@ export async function probeDestinations(engine: Engine): Promise<DestinationProb
       } finally {
         await adapter.delete([key]).catch(() => undefined);
       }
-      const s3 = spec.url.startsWith('s3:') ? await (await import('@stowage/storage-s3')).probeS3Endpoint({ url: spec.url, options: spec.options }).catch(() => undefined) : undefined;
+      const endpoint = await engine.registry.probe(spec, { baseDir: engine.config.baseDir }).then(
+        (found) => ({ found }),
+        (error: unknown) => ({ problem: (error as Error).message }),
+      );
       return {
         destination: destination.name,
         description: adapter.description,
         ok: roundTrip.ok,
         capabilities: { ...adapter.capabilities, serverChecksums: [...adapter.capabilities.serverChecksums] },
         roundTrip,
-        ...(s3 ? { s3 } : {}),
+        ...('found' in endpoint && endpoint.found ? { endpoint: endpoint.found } : {}),
+        ...('problem' in endpoint ? { probeProblem: endpoint.problem } : {}),
       };
     }),
   );

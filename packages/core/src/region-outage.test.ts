@@ -1,3 +1,4 @@
+import { builtinRegistry } from '@stowage/adapters';
 import { createServer } from 'node:net';
 import { Alerts, type Alert } from '@stowage/alerts';
 import { StorageError, StorageErrorCode } from '@stowage/storage';
@@ -121,6 +122,7 @@ describe('one region down does not stop backups', () => {
           { name: 'oss-down', url: 'oss://bucket/stowage', options: { ...keys, endpoint: `http://127.0.0.1:${await closedPort()}`, secure: false, region: 'cn-hangzhou', accessKeySecretEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
         ],
       },
+      engine: { registry: builtinRegistry() },
     });
     const run = await lockedEngine(ws.engine, 'backup');
     const result = await backup(run, { type: 'full' });

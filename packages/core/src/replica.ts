@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
-import { bufferBody, digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody } from '@stowage/storage';
+import { bufferBody, digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody, type StoredObject } from '@stowage/storage';
 import type { Destination } from './engine.js';
 import { manifestKey } from './layout.js';
 import { serializeManifest, type Artifact, type Manifest, type Replica } from './manifest.js';
@@ -13,16 +13,47 @@ export interface StagedArtifact {
 
 export type VerifiedBy = Replica['verifiedBy'];
 
+/** What the manifest records of an artifact that `confirmStored` checks. */
+type Expected = Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma' | 'crc64nvme'>;
+
+/** The CRC-64s an artifact record can hold, which only an adapter computes (core knows no CRC-64). */
+const RECORDED = ['crc64ecma', 'crc64nvme'] as const;
+
 /**
- * Confirms that `destination` holds exactly `artifact`'s bytes. With `deep` the bytes are read
- * back and hashed; otherwise a SHA-256 the backend reports for the stored object is trusted when
- * there is one — `stored`, what `put` just returned (computed by the destination over the stored
- * bytes: the local adapter re-reads its file after fsync), or else `stat` — then a CRC-64 it
- * reports (OSS: ECMA, S3: NVME) that the manifest also records, and the bytes are read back when
- * there is neither. Returns the method that ran.
+ * `artifact` with the CRC-64s that a `put` reported sending (`stored.sent`: computed by the
+ * adapter over the bytes it read, whose SHA-256 it checked against the artifact's), so that the
+ * store's own checksum can be compared with them now and the manifest records them for later.
+ * @throws StorageError `checksum_mismatch` when the adapter sent a CRC-64 other than the one the
+ *   artifact records already (another destination's adapter computed it over the same bytes).
+ */
+export function withSentChecksums<T extends Expected>(destination: Destination, artifact: T, stored: StoredObject): T {
+  const recorded: Partial<Pick<Artifact, (typeof RECORDED)[number]>> = {};
+  for (const algorithm of RECORDED) {
+    const sent = stored.sent?.[algorithm];
+    if (sent === undefined) continue;
+    if (artifact[algorithm] !== undefined && artifact[algorithm] !== sent) {
+      throw new StorageError(
+        StorageErrorCode.ChecksumMismatch,
+        `${artifact.key} at ${destination.name}: the adapter sent bytes with ${algorithm} ${sent}, but the backup records ${artifact[algorithm]} for them`,
+        { context: { destination: destination.name, key: artifact.key, algorithm } },
+      );
+    }
+    recorded[algorithm] = sent;
+  }
+  return { ...artifact, ...recorded };
+}
+
+/**
+ * Confirms that `destination` holds exactly `artifact`'s bytes — the one place a replica is
+ * verified: adapters only report what the store says. With `deep` the bytes are read back and
+ * hashed; otherwise a SHA-256 the store reports for the object is trusted when there is one —
+ * `stored`, what `put` just returned (computed by the destination over the stored bytes: the
+ * local adapter re-reads its file after fsync), or else `stat` — then a CRC-64 the store reports
+ * (OSS: ECMA, S3: NVME) that the artifact records (see `withSentChecksums`), and the bytes are
+ * read back when there is neither. Returns the method that ran.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
-export async function confirmStored(destination: Destination, artifact: Pick<Artifact, 'key' | 'size' | 'sha256' | 'crc64ecma' | 'crc64nvme'>, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
+export async function confirmStored(destination: Destination, artifact: Expected, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
   const info = !options.deep && options.stored?.checksums.sha256 ? options.stored : await destination.adapter.stat(artifact.key);
   if (!info) {
     throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
@@ -38,13 +69,12 @@ export async function confirmStored(destination: Destination, artifact: Pick<Art
     if (info.checksums.sha256 !== artifact.sha256) throw mismatch('SHA-256 reported by the destination differs');
     return 'server-sha256';
   }
-  if (!options.deep && info.checksums.crc64ecma && artifact.crc64ecma) {
-    if (info.checksums.crc64ecma !== artifact.crc64ecma) throw mismatch('CRC-64 reported by the destination differs');
-    return 'server-crc64ecma';
-  }
-  if (!options.deep && info.checksums.crc64nvme && artifact.crc64nvme) {
-    if (info.checksums.crc64nvme !== artifact.crc64nvme) throw mismatch('CRC-64/NVME reported by the destination differs');
-    return 'server-crc64nvme';
+  for (const algorithm of RECORDED) {
+    const reported = info.checksums[algorithm];
+    const expected = artifact[algorithm];
+    if (options.deep || reported === undefined || expected === undefined) continue;
+    if (reported !== expected) throw mismatch(`${algorithm === 'crc64ecma' ? 'CRC-64' : 'CRC-64/NVME'} reported by the destination differs`);
+    return `server-${algorithm}`;
   }
   const read = await digestStream(await destination.adapter.get(artifact.key));
   if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);
@@ -60,8 +90,8 @@ export async function confirmStored(destination: Destination, artifact: Pick<Art
 export async function commitManifest(destination: Destination, manifest: Manifest): Promise<void> {
   const key = manifestKey(manifest.type, manifest.id);
   const body = bufferBody(serializeManifest(manifest));
-  await destination.adapter.put(key, body);
-  await confirmStored(destination, { key, size: body.size, sha256: body.sha256 }, { deep: false });
+  const stored = await destination.adapter.put(key, body);
+  await confirmStored(destination, withSentChecksums(destination, { key, size: body.size, sha256: body.sha256 }, stored), { deep: false });
 }
 
 /**

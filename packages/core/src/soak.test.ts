@@ -23,7 +23,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
 import { cleanup } from './cleanup.js';
-import { defaultRegistry, openEngine, type Engine } from './engine.js';
+import { localRegistry, openEngine, type Engine } from './engine.js';
 import type { BackupType } from './manifest.js';
 import { restore } from './restore.js';
 import { sync } from './sync.js';
@@ -97,7 +97,7 @@ describe('fault-injection soak', () => {
   it(`${OPS} seeded operations (seed ${SEED}) under injected faults keep every invariant`, { timeout: Math.max(900_000, OPS * 6_000) }, async () => {
     const rng = new Rng('soak', SEED);
     const memory = new MemoryStorage('soak');
-    const registry = defaultRegistry().register({ scheme: 'memory', optionsSchema: z.object({}).default({}), create: () => memory });
+    const registry = localRegistry().register({ scheme: 'memory', optionsSchema: z.object({}).default({}), create: () => memory });
     let clock = Date.UTC(2026, 0, 1, 0, 0, 0);
     const now = () => new Date(clock);
     ws = await makeWorkspace({

@@ -5,10 +5,10 @@ import { readCatalog, type CatalogEntry } from './catalog.js';
 import { describeVanished, readHistory, vanishedBackups } from './history.js';
 import { fetchArtifact } from './chain.js';
 import type { Destination, Engine } from './engine.js';
-import type { Manifest } from './manifest.js';
+import type { Artifact, Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { commitManifest, confirmedReplica, confirmStored, stagedBody, type VerifiedBy } from './replica.js';
+import { commitManifest, confirmedReplica, confirmStored, stagedBody, withSentChecksums, type VerifiedBy } from './replica.js';
 
 export interface SyncAction {
   backupId: string;
@@ -122,23 +122,28 @@ export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: 
   await ensurePrivateDir(engine.stagingDir);
   const sources = new Set<string>();
   const methods = new Map<string, VerifiedBy>();
-  for (const artifact of entry.manifest.artifacts) {
+  const artifacts: Artifact[] = [];
+  for (const recorded of entry.manifest.artifacts) {
+    let artifact = recorded;
     const present = await confirmStored(target, artifact, { deep }).catch(() => undefined);
     if (present) {
       methods.set(artifact.key, present);
+      artifacts.push(artifact);
       continue;
     }
     const path = join(engine.stagingDir, `sync-${ownerToken()}`);
     try {
       sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
       const stored = await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
+      artifact = withSentChecksums(target, artifact, stored);
       methods.set(artifact.key, await confirmStored(target, artifact, { deep: false, stored }));
+      artifacts.push(artifact);
       crashPoint('sync.artifact-copied');
     } finally {
       await rm(path, { force: true });
     }
   }
-  const manifest: Manifest = { ...entry.manifest, replicas: { ...entry.manifest.replicas, [target.name]: confirmedReplica(methods, new Date()) } };
+  const manifest: Manifest = { ...entry.manifest, artifacts, replicas: { ...entry.manifest.replicas, [target.name]: confirmedReplica(methods, new Date()) } };
   await commitManifest(target, manifest);
   crashPoint('sync.manifest-written');
   return [...sources].join(',') || entry.destinations.join(','); // only the manifest was rewritten

@@ -3,12 +3,10 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import OSS from 'ali-oss';
-import { systemErrorCode } from '@stowage/errors';
 import {
   StorageError,
   StorageErrorCode,
   abortedError,
-  assertBodyMatches,
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
@@ -22,22 +20,23 @@ import {
   type PutOptions,
   type StorageAdapter,
   type ArchiveClassFacts,
+  type StoredObject,
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
+import { PartReader, PartWindow, isNetworkError } from '@stowage/storage-http-kit';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
 
 /*
- * Design: every put is verified twice. Before anything is stored, the bytes read from the body
- * are counted and SHA-256-hashed and must match the body's declared size and SHA-256 (a body up
- * to one part is checked before it is sent; a larger one before its multipart upload is
- * completed, so a bad body never becomes visible). After the server stored them, its
- * `x-oss-hash-crc64ecma` must equal our CRC-64 of the bytes we sent, for simple and multipart
- * uploads alike (ali-oss never checks it); on a mismatch the object is deleted again.
+ * Design: the bytes read from a body are counted and SHA-256-hashed and must match the body's
+ * declared size and SHA-256 before anything becomes visible (a body up to one part is checked
+ * before it is sent; a larger one before its multipart upload is completed). A put reports the
+ * server's `x-oss-hash-crc64ecma` for what it stored next to our CRC-64 of the bytes sent, for
+ * simple and multipart uploads alike, and does not judge them: the engine compares the two.
  *
  * Bodies are read one part (`partSize`) at a time: a body no larger than one part is a single
  * PutObject with Content-MD5; a larger one is a multipart upload with up to `parallel` parts in
- * flight, each with Content-MD5 and its own CRC-64 checked against the server's, the whole
+ * flight, each with Content-MD5, the whole
  * object's CRC combined from the parts' CRCs. Any failure aborts the multipart upload.
  *
  * Archive tiers: `setStorageClass` is a CopyObject onto the same key, conditional on the ETag
@@ -168,7 +167,6 @@ const PERMISSION_CODES = new Set([
   'SecurityTokenExpired',
   'RequestTimeTooSkewed',
 ]);
-const NETWORK_ERRNOS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 /** urllib's names for requests that got no answer (ali-oss passes them on as `name`). */
 const NETWORK_ERROR_NAMES = new Set(['ResponseTimeoutError', 'ConnectionTimeoutError', 'RequestError', 'ResponseError']);
 
@@ -234,7 +232,7 @@ export class OssStorage implements StorageAdapter {
     this.#client = new OSS(clientOptions) as unknown as AliOssClient;
   }
 
-  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<StoredObject> {
     const name = this.#nameOf(key);
     throwIfAborted(options.signal, key);
     // Aborting (the caller's signal, or a failed part) destroys the body and requests in flight.
@@ -259,8 +257,15 @@ export class OssStorage implements StorageAdapter {
   }
 
   /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
-  async #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<ObjectInfo> {
-    const reader = new BodyReader(key, body, source, this.#partSize);
+  async #putSimple(
+    key: string,
+    name: string,
+    body: PutBody,
+    source: Readable,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<StoredObject> {
+    const reader = new PartReader(key, body, source, this.#partSize);
     const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
     await reader.finish();
     const crc = crc64ecma(bytes);
@@ -272,8 +277,7 @@ export class OssStorage implements StorageAdapter {
         mime: OCTET_STREAM,
       }),
     );
-    await this.#verifyStored(key, name, res, crc);
-    return { key, size: bytes.length, modified: dateOf(res), ...etagOf(res.headers.etag), checksums: { crc64ecma: crc } };
+    return stored(key, bytes.length, res, crc);
   }
 
   /** A multipart upload: parts are sent as they are read, and completed only once the body checked out. */
@@ -284,31 +288,23 @@ export class OssStorage implements StorageAdapter {
     source: Readable,
     headers: Record<string, string>,
     controller: AbortController,
-  ): Promise<ObjectInfo> {
+  ): Promise<StoredObject> {
     // OSS takes at most 10,000 parts; a body too large for that many gets larger parts.
     const partSize = Math.max(this.#partSize, Math.ceil(body.size / MAX_PARTS));
     const { uploadId } = await this.#call('put', key, () => this.#client.initMultipartUpload(name, { headers, mime: OCTET_STREAM }));
     const parts: { number: number; etag: string; crc: string; size: number }[] = [];
-    const running = new Set<Promise<void>>();
-    const failures: unknown[] = [];
+    const window = new PartWindow(this.#parallel, controller);
     let completed = false;
     try {
-      const reader = new BodyReader(key, body, source, partSize);
-      for (let number = 1; failures.length === 0; number++) {
+      const reader = new PartReader(key, body, source, partSize);
+      for (let number = 1; ; number++) {
         const bytes = await reader.nextPart();
         if (!bytes) break;
-        const task: Promise<void> = this.#uploadPart(key, name, uploadId, number, bytes, controller.signal)
-          .then((part) => void (parts[number - 1] = part))
-          .catch((error: unknown) => {
-            failures.push(error);
-            controller.abort(error);
-          })
-          .finally(() => running.delete(task));
-        running.add(task);
-        while (running.size >= this.#parallel) await Promise.race(running);
+        await window.add(async () => {
+          parts[number - 1] = await this.#uploadPart(key, name, uploadId, number, bytes, controller.signal);
+        });
       }
-      await Promise.all(running);
-      if (failures.length > 0) throw failures[0];
+      await window.drain();
       await reader.finish();
       const crc = parts.reduce((whole, part) => crc64ecmaCombine(whole, part.crc, part.size), crc64ecma(new Uint8Array(0)));
       assertDeclaredCrc(key, body, crc);
@@ -321,13 +317,9 @@ export class OssStorage implements StorageAdapter {
         ),
       );
       completed = true;
-      await this.#verifyStored(key, name, res, crc);
-      return { key, size: body.size, modified: dateOf(res), ...etagOf(res.headers.etag), checksums: { crc64ecma: crc } };
+      return stored(key, body.size, res, crc);
     } catch (error) {
-      // A failed part aborts the others and the body, whose errors then only echo it.
-      const reason = failures[0] ?? error;
-      controller.abort(reason);
-      await Promise.allSettled(running);
+      const reason = await window.stop(error);
       if (!completed) {
         // Best effort: the error that got us here is the one to report.
         await this.#client.abortMultipartUpload(name, uploadId).catch(() => undefined);
@@ -343,29 +335,7 @@ export class OssStorage implements StorageAdapter {
         headers: { 'Content-MD5': md5Base64(bytes) },
       }),
     );
-    const reported = result.res.headers[CRC_HEADER];
-    if (reported !== undefined && reported !== crc) {
-      throw checksumMismatch(key, `OSS stored part ${number} with CRC-64 ${reported}, but the part sent has CRC-64 ${crc}`);
-    }
     return { number, etag: result.etag, crc, size: bytes.length };
-  }
-
-  /** Checks the server's CRC-64 of what it stored against ours; deletes the object when they differ. */
-  async #verifyStored(key: string, name: string, res: AliResponse, crc: string): Promise<void> {
-    const reported = res.headers[CRC_HEADER];
-    if (reported === crc) return;
-    const deleted = await this.#client.deleteMulti([name], { quiet: true }).then(
-      () => 'the object was deleted',
-      () => 'deleting the object failed too: delete it before trusting this destination',
-    );
-    if (reported === undefined) {
-      throw new StorageError(
-        StorageErrorCode.Unsupported,
-        `${this.description} did not report ${CRC_HEADER} for '${key}', so the upload could not be verified; ${deleted}`,
-        { context: { key } },
-      );
-    }
-    throw checksumMismatch(key, `OSS stored '${key}' with CRC-64 ${reported}, but the bytes sent have CRC-64 ${crc}; ${deleted}`);
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
@@ -639,7 +609,7 @@ export class OssStorage implements StorageAdapter {
     const summary = this.#redact(firstLine.replace(/, (GET|PUT|POST|HEAD|DELETE) \S+ .*$/, ''));
     const errorName = typeof name === 'string' ? name : undefined;
     const label = `${ossCode ?? errorName ?? 'error'}${httpStatus && httpStatus > 0 ? ` (HTTP ${httpStatus})` : ''}`;
-    const storageCode = storageCodeOf(ossCode, httpStatus, errorName, systemErrorCode(error));
+    const storageCode = storageCodeOf(ossCode, httpStatus, errorName, isNetworkError(error));
     const where = `'${key}' at ${this.description}`;
     let text = `${operation} ${where} failed: ${label}: ${summary}`;
     if (storageCode === StorageErrorCode.ObjectNotFound) text = `no object ${where}`;
@@ -656,8 +626,13 @@ export class OssStorage implements StorageAdapter {
   }
 }
 
-/** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name or errno. */
-function storageCodeOf(ossCode: string | undefined, status: number | undefined, name: string | undefined, errno: string | undefined): StorageErrorCode {
+/** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name, or a broken connection. */
+function storageCodeOf(
+  ossCode: string | undefined,
+  status: number | undefined,
+  name: string | undefined,
+  brokenConnection: boolean,
+): StorageErrorCode {
   if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
   if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
   if (ossCode === 'InvalidObjectName') return StorageErrorCode.InvalidKey;
@@ -666,81 +641,28 @@ function storageCodeOf(ossCode: string | undefined, status: number | undefined, 
     return StorageErrorCode.PermissionDenied;
   }
   const unanswered = status === -1 || status === -2 || (name !== undefined && NETWORK_ERROR_NAMES.has(name));
-  if (unanswered || status === 429 || (status !== undefined && status >= 500) || (errno !== undefined && NETWORK_ERRNOS.has(errno))) {
+  if (
+    unanswered ||
+    status === 429 ||
+    (status !== undefined && status >= 500) ||
+    brokenConnection
+  ) {
     return StorageErrorCode.Transient;
   }
   return StorageErrorCode.Unavailable;
 }
 
-/**
- * Reads a body in parts of `partSize` bytes while counting and SHA-256-hashing it; fails with
- * `checksum_mismatch` as soon as the body runs past its declared size, and in `finish()` when
- * its size or SHA-256 differ from the declared ones.
- */
-class BodyReader {
-  readonly #hash = createHash('sha256');
-  readonly #chunks: AsyncIterator<Buffer>;
-  #size = 0;
-  #carry: Buffer | undefined;
-  #ended = false;
-  #parts = 0;
-
-  constructor(
-    readonly key: string,
-    readonly body: PutBody,
-    source: Readable,
-    readonly partSize: number,
-  ) {
-    this.#chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  }
-
-  /** The next part: exactly `partSize` bytes except the last; the first part may be empty; undefined at the end. */
-  async nextPart(): Promise<Buffer | undefined> {
-    const pieces: Buffer[] = [];
-    let length = 0;
-    while (length < this.partSize) {
-      let chunk = this.#carry;
-      this.#carry = undefined;
-      if (!chunk) {
-        if (this.#ended) break;
-        const next = await this.#chunks.next();
-        if (next.done) {
-          this.#ended = true;
-          break;
-        }
-        chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-        this.#take(chunk);
-      }
-      const room = this.partSize - length;
-      if (chunk.length > room) {
-        this.#carry = chunk.subarray(room);
-        chunk = chunk.subarray(0, room);
-      }
-      pieces.push(chunk);
-      length += chunk.length;
-    }
-    if (length === 0 && this.#parts > 0) return undefined;
-    this.#parts++;
-    return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, length);
-  }
-
-  /** Reads to the end of the body (failing if it runs past its declared size) and checks its size and SHA-256. */
-  async finish(): Promise<void> {
-    while (!this.#ended) {
-      const next = await this.#chunks.next();
-      if (next.done) this.#ended = true;
-      else this.#take(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
-    }
-    assertBodyMatches(this.key, this.body, { size: this.#size, sha256: this.#hash.digest('hex') });
-  }
-
-  #take(chunk: Buffer): void {
-    this.#hash.update(chunk);
-    this.#size += chunk.length;
-    if (this.#size > this.body.size) {
-      throw checksumMismatch(this.key, `the body for '${this.key}' was declared as ${this.body.size} bytes but has more`);
-    }
-  }
+/** What a put resolves with: the CRC-64 the server reports for what it stored, and the one of the bytes sent. */
+function stored(key: string, size: number, res: AliResponse, sent: string): StoredObject {
+  const reported = res.headers[CRC_HEADER];
+  return {
+    key,
+    size,
+    modified: dateOf(res),
+    ...etagOf(res.headers.etag),
+    checksums: reported === undefined ? {} : { crc64ecma: reported },
+    sent: { crc64ecma: sent },
+  };
 }
 
 /** A request body over `bytes` that is destroyed (failing its request) when `signal` aborts. */

@@ -1,5 +1,6 @@
 import { systemErrorCode } from '@stowage/errors';
 import { StorageError, StorageErrorCode, abortedError, objectNotFound } from '@stowage/storage';
+import { isNetworkError } from '@stowage/storage-http-kit';
 
 /** What an S3 call was doing, for the message and context of the error it may map to. */
 export interface S3Operation {
@@ -49,21 +50,6 @@ const TRANSIENT = new Set([
   'TooManyRequestsException',
 ]);
 const CORRUPTED = new Set(['BadDigest', 'InvalidDigest', 'XAmzContentSHA256Mismatch', 'XAmzContentChecksumMismatch']);
-const NETWORK_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'ENETDOWN',
-  'EHOSTDOWN',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
 /**
  * Maps an error of the AWS SDK (a service error, a network error, a credential-provider error)
  * onto a `StorageError`. Messages name the bucket and the key, never a credential; the SDK error
@@ -127,7 +113,7 @@ export function toStorageError(error: unknown, op: S3Operation): StorageError {
   }
   const transient =
     (s3Code !== undefined && TRANSIENT.has(s3Code)) ||
-    (errno !== undefined && NETWORK_ERRNOS.has(errno)) ||
+    isNetworkError(error) ||
     status === 429 ||
     (status !== undefined && status >= 500) ||
     sdk.$retryable !== undefined;

@@ -29,7 +29,7 @@ describe('s3 options schema', () => {
       listApi: 'v2',
       listPageSize: 1000,
       maxParallelism: 8,
-      maxAttempts: 3,
+      maxAttempts: 1,
       connectTimeoutMs: 10_000,
       idleTimeoutMs: 60_000,
     });

@@ -34,6 +34,15 @@ export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
       maxParallelism: options.maxParallelism,
     });
   },
+  async probe(url, options) {
+    const { probeS3Endpoint, endpointProbe } = await import('./probe.js');
+    const storage = this.create(url, options, { baseDir: process.cwd() }) as S3Storage;
+    try {
+      return endpointProbe(await probeS3Endpoint(storage));
+    } finally {
+      await storage.close();
+    }
+  },
 };
 
 /** Bucket and prefix of an `s3://bucket/prefix` URL; refuses credentials, ports, queries and fragments in it. */

@@ -55,8 +55,11 @@ const destinationOptions = z
     listApi: z.enum(['v2', 'v1']).default('v2'),
     listPageSize: z.int().min(1).max(1000).default(1000),
     maxParallelism: z.int().min(1).max(64).default(8),
-    /** Attempts per request inside the SDK, the first included (default 3). */
-    maxAttempts: z.int().min(1).max(10).default(3),
+    /**
+     * Attempts per request inside the SDK, the first included (default 1: Stowage's own retry
+     * wrapper is the one retrier, so that the two never multiply).
+     */
+    maxAttempts: z.int().min(1).max(10).default(1),
     connectTimeoutMs: z.int().positive().default(10_000),
     /** A request whose socket stays silent this long fails as transient (default 60 s). */
     idleTimeoutMs: z.int().positive().default(60_000),

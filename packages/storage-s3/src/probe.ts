@@ -10,7 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
-import { StorageRegistry, isAlreadyExists, isChecksumMismatch } from '@stowage/storage';
+import { StorageRegistry, isAlreadyExists, isChecksumMismatch, type EndpointProbe } from '@stowage/storage';
 import type { ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
 import { s3StorageFactory } from './factory.js';
@@ -71,6 +71,19 @@ export async function probeS3Endpoint(target: S3ProbeTarget, options: { signal?:
 async function openTarget(target: { url: string | URL; options?: unknown }): Promise<S3Storage> {
   const registry = new StorageRegistry().register(s3StorageFactory);
   return (await registry.open({ url: String(target.url), options: target.options }, { baseDir: process.cwd() })) as S3Storage;
+}
+
+/** A probe's findings as the registry reports them (`stowage destinations probe`). */
+export function endpointProbe(result: S3ProbeResult): EndpointProbe {
+  const sha256 = result.checksums.sha256.reported ? 'reported' : 'not reported';
+  const crc = result.checksums.crc64nvme.reported ? 'reported' : 'not reported';
+  return {
+    summary:
+      `sha256 ${sha256}, crc64nvme ${crc}, conditional writes ${result.conditionalWrites ? 'enforced' : 'not enforced'}, ` +
+      `aws-chunked uploads ${result.awsChunkedUploads ? 'stored correctly' : 'BROKEN'}`,
+    recommended: result.recommended,
+    details: result,
+  };
 }
 
 class Probe {

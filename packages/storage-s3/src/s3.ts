@@ -1,10 +1,8 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -19,15 +17,12 @@ import {
   type _Object,
 } from '@aws-sdk/client-s3';
 import {
-  DigestStream,
   StorageError,
   StorageErrorCode,
   abortedError,
-  assertBodyMatches,
   assertValidKey,
   assertValidPrefix,
   destroyOnAbort,
-  isAlreadyExists,
   isObjectNotFound,
   objectNotFound,
   throwIfAborted,
@@ -38,11 +33,13 @@ import {
   type PutBody,
   type PutOptions,
   type StorageAdapter,
+  type StoredObject,
   type ThawOptions,
 } from '@stowage/storage';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
-import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, compositeSha256, type ChecksumMode } from './checksums.js';
+import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
+import { PartReader, PartWindow } from '@stowage/storage-http-kit';
 
 /*
  * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
@@ -50,9 +47,10 @@ import { toStorageError, type S3Operation } from './errors.js';
  * before anything becomes visible: a body of at most one part is checked before its single
  * PutObject; a larger one goes up as a multipart upload that is completed only after the check
  * (and aborted on any failure, so no parts are left behind). Every request body is an in-memory
- * buffer sent with Content-MD5 (and the configured flexible checksum), which the SDK can retry and
- * never re-encodes as `aws-chunked`. After the upload a HeadObject confirms the stored size and the
- * checksum the endpoint reports; a stored object that differs from what was sent is deleted.
+ * buffer sent with Content-MD5 (and the configured flexible checksum, which the endpoint checks
+ * on receipt), which the SDK can retry and never re-encodes as `aws-chunked`. The put reports the
+ * full-object checksum it sent; whether the stored object matches is the engine's call, from
+ * `stat` (HeadObject with ChecksumMode ENABLED), which reports the endpoint's own checksum.
  */
 
 const MiB = 1024 * 1024;
@@ -100,10 +98,10 @@ export interface S3StorageOptions {
   maxParallelism?: number;
 }
 
-/** What an upload sent, to compare with what the endpoint then reports. */
+/** What an upload sent, and the ETag it was answered with. */
 interface Sent {
   etag: string | undefined;
-  /** Base64 checksum S3 should report for the object under the configured mode. */
+  /** Base64 full-object checksum sent under the configured mode (none for a multipart `sha256` upload). */
   checksum: string | undefined;
 }
 
@@ -195,13 +193,11 @@ export class S3Storage implements StorageAdapter {
   }
 
   /**
-   * Uploads `body` (one PutObject up to `partSize`, a multipart upload above), then confirms with
-   * HeadObject that the endpoint stored exactly `body.size` bytes and, unless `checksumMode` is
-   * `none`, reports the checksum that was sent. Resolves to the stored object's facts, with only
-   * the checksums the endpoint reported (for a multipart upload in `sha256` mode, whose composite
-   * checksum matched, the object's SHA-256 that the composite proves).
+   * Uploads `body` (one PutObject up to `partSize`, a multipart upload above). Resolves with the
+   * stored object's ETag, no checksums of the endpoint's (the write's answer only echoes what was
+   * sent: `stat` asks for them) and, in `crc64nvme` mode, the full-object CRC-64/NVME sent.
    */
-  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<ObjectInfo> {
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<StoredObject> {
     const objectKey = this.#objectKey(key);
     const op = this.#op('put', key, options.signal);
     throwIfAborted(options.signal, key);
@@ -217,7 +213,14 @@ export class S3Storage implements StorageAdapter {
         body.size <= this.#partSize
           ? await this.#putSimple(objectKey, body, op, options.ifNoneMatch === true)
           : await this.#putMultipart(objectKey, body, op, options.ifNoneMatch === true);
-      return await this.#verifyStored(objectKey, body, sent, op);
+      return {
+        key,
+        size: body.size,
+        modified: new Date(),
+        ...(sent.etag !== undefined && { etag: sent.etag }),
+        checksums: {},
+        sent: this.checksumMode === 'crc64nvme' && sent.checksum !== undefined ? { crc64nvme: sent.checksum } : {},
+      };
     } catch (error) {
       if (error instanceof StorageError) throw error;
       if (options.signal?.aborted || (error as Error | undefined)?.name === 'AbortError') throw abortedError(key, error);
@@ -336,10 +339,7 @@ export class S3Storage implements StorageAdapter {
 
   /** One PutObject of the whole (checked) body. */
   async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
-    let data: Buffer = Buffer.alloc(0);
-    await readParts(body, op, this.#partSize, async (part) => {
-      data = part;
-    });
+    const data = await readWhole(body, op, this.#partSize);
     const sums = await checksumsOf(data, this.checksumMode);
     const out = await this.#call(op, () =>
       this.client.send(
@@ -385,12 +385,12 @@ export class S3Storage implements StorageAdapter {
 
     const parts: CompletedPart[] = [];
     const crc = mode === 'crc64nvme' ? new Crc64NvmeAccumulator() : undefined;
-    // Aborts the parts in flight when one fails or the caller aborts.
-    const stopParts = new AbortController();
-    const onAbort = () => stopParts.abort();
+    // Aborts the parts in flight and the body when one fails or the caller aborts.
+    const window = new PartWindow(this.#queueSize, new AbortController());
+    const stopParts = window.controller.signal;
+    const onAbort = () => window.controller.abort(op.signal?.reason);
     op.signal?.addEventListener('abort', onAbort, { once: true });
-    const inFlight = new Set<Promise<void>>();
-    let failure: { error: unknown } | undefined;
+    const source = destroyOnAbort(body.open(), stopParts, op.key!);
 
     const uploadPart = async (data: Buffer, PartNumber: number): Promise<void> => {
       const sums = await checksumsOf(data, mode);
@@ -407,33 +407,22 @@ export class S3Storage implements StorageAdapter {
             ChecksumSHA256: sums.sha256,
             ChecksumCRC64NVME: sums.crc64nvme,
           }),
-          { abortSignal: stopParts.signal },
+          { abortSignal: stopParts },
         ),
       );
       parts[PartNumber - 1] = { PartNumber, ETag: out.ETag, ChecksumSHA256: sums.sha256, ChecksumCRC64NVME: sums.crc64nvme };
     };
 
     try {
-      let partNumber = 0;
-      await readParts(
-        body,
-        op,
-        partSize,
-        async (data) => {
-          while (inFlight.size >= this.#queueSize) await Promise.race(inFlight);
-          if (failure) throw failure.error;
-          const task: Promise<void> = uploadPart(data, ++partNumber)
-            .catch((error: unknown) => {
-              failure ??= { error };
-              stopParts.abort();
-            })
-            .finally(() => inFlight.delete(task));
-          inFlight.add(task);
-        },
-        crc,
-      );
-      await Promise.all(inFlight);
-      if (failure) throw failure.error;
+      const reader = new PartReader(op.key!, body, source, partSize);
+      for (let partNumber = 1; ; partNumber++) {
+        const data = await reader.nextPart();
+        if (!data) break;
+        crc?.update(data);
+        await window.add(() => uploadPart(data, partNumber));
+      }
+      await window.drain();
+      await reader.finish();
       const fullCrc = await crc?.digestBase64();
       const done = await this.#call(op, () =>
         this.client.send(
@@ -448,64 +437,18 @@ export class S3Storage implements StorageAdapter {
           sdkOptions(op.signal),
         ),
       );
-      const composite = mode === 'sha256' ? compositeSha256(parts.map((part) => part.ChecksumSHA256 ?? '')) : undefined;
-      return { etag: done.ETag, checksum: composite ?? fullCrc };
+      return { etag: done.ETag, checksum: fullCrc };
     } catch (error) {
-      stopParts.abort();
-      await Promise.allSettled([...inFlight]);
+      const reason = await window.stop(error);
       // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
-      throw error;
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
+        .catch(() => undefined);
+      throw op.signal?.aborted ? abortedError(op.key, op.signal.reason) : reason;
     } finally {
       op.signal?.removeEventListener('abort', onAbort);
+      source.destroy();
     }
-  }
-
-  /**
-   * Confirms with HeadObject that the object now under `objectKey` is what was sent: its size, and
-   * its checksum under the configured mode. A mismatch deletes the object (`checksum_mismatch`).
-   */
-  async #verifyStored(objectKey: string, body: PutBody, sent: Sent, op: S3Operation): Promise<ObjectInfo> {
-    const key = op.key!;
-    let head: HeadObjectCommandOutput;
-    try {
-      head = await this.#call(op, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey, ChecksumMode: 'ENABLED', IfMatch: sent.etag }), sdkOptions(op.signal)),
-      );
-    } catch (error) {
-      // 412: another writer replaced the object since; ours was stored and then superseded.
-      if (!isAlreadyExists(error)) throw error;
-      return { key, size: body.size, modified: new Date(), etag: sent.etag, checksums: {} };
-    }
-
-    const problems: string[] = [];
-    if (head.ContentLength !== body.size) problems.push(`${head.ContentLength ?? 'an unknown number of'} bytes were stored but ${body.size} were sent`);
-    const reported = this.checksumMode === 'sha256' ? head.ChecksumSHA256 : this.checksumMode === 'crc64nvme' ? head.ChecksumCRC64NVME : undefined;
-    if (this.checksumMode !== 'none' && problems.length === 0 && reported === undefined) {
-      throw new StorageError(
-        StorageErrorCode.Unsupported,
-        `${this.description} stored '${key}' but reported no ${this.checksumMode} checksum for it: the endpoint does not support S3 ` +
-          `flexible checksums; configure checksumMode 'none' (probeS3Endpoint tells what the endpoint supports)`,
-        { context: { key, bucket: this.bucket, checksumMode: this.checksumMode } },
-      );
-    }
-    if (reported !== undefined && sent.checksum !== undefined && reported !== sent.checksum) {
-      problems.push(`the endpoint reports ${this.checksumMode} ${reported} but ${sent.checksum} was sent`);
-    }
-    if (problems.length > 0) {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
-      throw new StorageError(
-        StorageErrorCode.ChecksumMismatch,
-        `${this.description} stored different bytes for '${key}' than were sent (${problems.join('; ')}); the object was deleted. ` +
-          `An endpoint that stores aws-chunked framing as data does this: keep requestChecksumCalculation 'WHEN_REQUIRED' for it`,
-        { context: { key, bucket: this.bucket, sentSize: body.size, storedSize: head.ContentLength, contentEncoding: head.ContentEncoding } },
-      );
-    }
-    const info = infoFromHead(key, head);
-    // A composite SHA-256 that matches the one computed from the parts proves the stored bytes are
-    // the body's, whose SHA-256 readParts checked: report it (a later stat cannot).
-    if (this.checksumMode === 'sha256' && info.checksums.sha256 === undefined && reported !== undefined) info.checksums.sha256 = body.sha256;
-    return info;
   }
 
   /** Throws when the bucket does not exist (a HeadBucket 404); remembers a bucket once seen. */
@@ -562,43 +505,17 @@ export class S3Storage implements StorageAdapter {
   }
 }
 
-/**
- * Reads `body.open()` to the end in parts of `partSize` bytes (the last one shorter; one empty part
- * for an empty body), handing each to `onPart` before reading on, and checks the bytes against the
- * body's declared size and SHA-256: a body longer than declared is refused as soon as that shows.
- */
-async function readParts(body: PutBody, op: S3Operation, partSize: number, onPart: (part: Buffer) => Promise<void>, crc?: Crc64NvmeAccumulator): Promise<void> {
-  const key = op.key!;
-  const meter = new DigestStream();
-  await pipeline(
-    body.open(),
-    meter,
-    async (chunks: AsyncIterable<Buffer>) => {
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      let handed = 0;
-      for await (const chunk of chunks) {
-        if (meter.size > body.size) {
-          throw new StorageError(StorageErrorCode.ChecksumMismatch, `the body for '${key}' was declared as ${body.size} bytes but more were read`, {
-            context: { key, declared: { size: body.size, sha256: body.sha256 } },
-          });
-        }
-        crc?.update(chunk);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        while (pendingBytes >= partSize) {
-          const joined = Buffer.concat(pending, pendingBytes);
-          await onPart(joined.subarray(0, partSize));
-          handed++;
-          pending = [joined.subarray(partSize)];
-          pendingBytes -= partSize;
-        }
-      }
-      if (pendingBytes > 0 || handed === 0) await onPart(Buffer.concat(pending, pendingBytes));
-    },
-    { signal: op.signal },
-  );
-  assertBodyMatches(key, body, { size: meter.size, sha256: meter.digest() });
+/** The whole body (at most `partSize` bytes) in memory, after checking it against its declared size and SHA-256. */
+async function readWhole(body: PutBody, op: S3Operation, partSize: number): Promise<Buffer> {
+  const source = destroyOnAbort(body.open(), op.signal, op.key!);
+  try {
+    const reader = new PartReader(op.key!, body, source, partSize);
+    const data = (await reader.nextPart()) ?? Buffer.alloc(0);
+    await reader.finish();
+    return data;
+  } finally {
+    source.destroy();
+  }
 }
 
 /** The contract's ObjectInfo from a HeadObject answer. */

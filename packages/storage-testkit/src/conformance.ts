@@ -32,6 +32,18 @@ export interface StorageAdapterSuiteOptions {
    * the `expedited` tier) finish, e.g. by moving a test server's clock. Required by those adapters.
    */
   completeThaws?: (adapter: StorageAdapter) => Promise<void> | void;
+  /**
+   * For adapters that upload large bodies in parts: the part size in bytes the adapters of
+   * `create()` use. An object of a little over two and a half parts is then round-tripped (so at
+   * least three parts, the last one short) and read in ranges across part boundaries.
+   */
+  partSize?: number;
+  /**
+   * An adapter whose backend cannot be reached (e.g. a closed port): every operation must then
+   * reject with `transient` — the one code the retry wrapper retries — and never pretend a
+   * missing object. Adapters without a network leave it out.
+   */
+  unreachable?: () => Promise<StorageAdapter>;
 }
 
 /**
@@ -91,11 +103,19 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
           const info = await storage.put(key, body);
           expect(info).toMatchObject({ key, size });
           await expectChecksumsOf(info, bytes);
+          // `sent` carries what the adapter computed over the bytes for every reported checksum but SHA-256.
+          for (const algorithm of storage.capabilities.serverChecksums.filter((a) => a !== 'sha256')) {
+            expect(info.sent?.[algorithm], `sent ${algorithm}`).toBeDefined();
+          }
+          await expectChecksumsOf({ ...info, checksums: info.sent ?? {} }, bytes);
           expect(streamsSettled()).toBe(true);
           // What `serverChecksums` promises, stat reports without a download, for every size.
           const stat = await storage.stat(key);
           for (const algorithm of storage.capabilities.serverChecksums) expect(stat!.checksums[algorithm], `reported ${algorithm}`).toBeDefined();
           await expectChecksumsOf(stat!, bytes);
+          for (const [algorithm, value] of Object.entries(info.sent ?? {})) {
+            if (storage.capabilities.serverChecksums.includes(algorithm as never)) expect(stat!.checksums[algorithm as never], `stat's ${algorithm} = sent`).toBe(value);
+          }
           const read = await readObject(storage, key);
           expect(read.length).toBe(size);
           expect(sha256Hex(read)).toBe(sha256Hex(bytes));
@@ -116,6 +136,51 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         const keys = Array.from({ length: 24 }, (_, i) => `concurrent/${i}`);
         await Promise.all(keys.map((key) => storage.put(key, bufferBody(`${key} `.repeat(1000)))));
         for (const key of keys) expect((await readObject(storage, key)).toString()).toBe(`${key} `.repeat(1000));
+      });
+    });
+
+    describe('objects larger than one part', () => {
+      const partSize = options.partSize;
+      it(`round-trip in several parts, read in ranges across part boundaries${partSize ? '' : ' (no partSize given: one 3 MiB object)'}`, async ({ storage }) => {
+        const size = partSize ? Math.floor(partSize * 2.5) + 1 : 3 * 1024 * 1024;
+        const part = partSize ?? 1024 * 1024;
+        const bytes = randomBytes(size);
+        const info = await storage.put('parts/large.bin', bufferBody(bytes));
+        expect(info).toMatchObject({ key: 'parts/large.bin', size });
+        await expectChecksumsOf(info, bytes);
+        const stat = await storage.stat('parts/large.bin');
+        expect(stat?.size).toBe(size);
+        await expectChecksumsOf(stat!, bytes);
+        expect(sha256Hex(await readObject(storage, 'parts/large.bin'))).toBe(sha256Hex(bytes));
+        for (const offset of [part - 3, 2 * part - 1]) {
+          expect(await readObject(storage, 'parts/large.bin', { offset, length: 7 })).toEqual(bytes.subarray(offset, offset + 7));
+        }
+      });
+    });
+
+    describe('error classification', () => {
+      const unreachable = options.unreachable;
+      it(`missing objects are object_not_found; ${unreachable ? 'an unreachable backend is transient on every operation' : 'no unreachable backend given'}`, async ({ storage }) => {
+        await expect(storage.get('missing/object')).rejects.toMatchObject({ code: StorageErrorCode.ObjectNotFound });
+        await expect(storage.put('../escape', bufferBody('x'))).rejects.toMatchObject({ code: StorageErrorCode.InvalidKey });
+        if (!unreachable) return;
+        const down = await unreachable();
+        try {
+          const operations: Array<[string, () => Promise<unknown>]> = [
+            ['put', () => down.put('k', bufferBody('x'))],
+            ['get', () => down.get('k')],
+            ['stat', () => down.stat('k')],
+            ['delete', () => down.delete(['k'])],
+            ['list', async () => {
+              for await (const _ of down.list('')) return;
+            }],
+          ];
+          for (const [name, operation] of operations) {
+            await expect(operation(), name).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+          }
+        } finally {
+          await down.close?.();
+        }
       });
     });
 

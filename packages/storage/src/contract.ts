@@ -5,6 +5,10 @@ import type { Readable } from 'node:stream';
  * destination (a folder, a bucket prefix, …). Everything else — retries, concurrency limits,
  * encryption, verification policy — lives outside adapters, in wrappers and in the engine.
  *
+ * Verification is in one layer: an adapter reports what the store says (the checksums in
+ * `put`'s result and in `stat`) and what it sent (`put`'s `sent`), and never judges them; the
+ * engine compares them with what it expects and records the method that actually ran.
+ *
  * Keys are relative, `/`-separated paths such as `full/full_backup_20240101_020000.sqlite3`:
  * no leading `/`, no empty, `.` or `..` segments, no backslashes or NUL (see `assertValidKey`).
  *
@@ -32,11 +36,15 @@ export interface StorageAdapter {
    *
    * Idempotent: putting the same body twice leaves the same object.
    *
+   * Resolves with the stored object's facts as the store reports them (`checksums`: the store's
+   * own words, from the write's answer or a HEAD, never copied from what was sent) and `sent`,
+   * the checksums of the bytes the adapter read and sent. The adapter does not compare the two.
+   *
    * @throws `already_exists` when `ifNoneMatch` is set and `key` exists (only when
    *   `capabilities.conditionalPut`; otherwise the option is a usage error: `unsupported`).
    * @throws `checksum_mismatch`, `permission_denied`, `no_space`, `transient`, `aborted`.
    */
-  put(key: string, body: PutBody, options?: PutOptions): Promise<ObjectInfo>;
+  put(key: string, body: PutBody, options?: PutOptions): Promise<StoredObject>;
 
   /**
    * Opens a stream of the object's bytes, or of `options.range` of them.
@@ -157,6 +165,18 @@ export interface ObjectInfo {
   archive?: ArchiveStatus;
 }
 
+/** What `put` resolves with. */
+export interface StoredObject extends ObjectInfo {
+  /**
+   * Checksums the adapter computed over the bytes it read from the body and sent (whose size and
+   * SHA-256 it checked against the body's declaration), for the algorithms in
+   * `capabilities.serverChecksums` it computes. The engine compares them with `checksums` and
+   * records them in the manifest, so that a later `stat` verifies without a download. Absent or
+   * empty when the adapter computes none (the engine then trusts only a reported SHA-256).
+   */
+  sent?: ObjectChecksums;
+}
+
 /**
  * Whether an archived object can be read: `archived` (frozen; `get` fails with
  * `object_archived`), `thawing` (a thaw was requested and is under way), `readable` (thawed,
@@ -172,9 +192,11 @@ export type ChecksumAlgorithm = keyof ObjectChecksums;
 
 export interface Capabilities {
   /**
-   * Checksums `stat` reports without a download, which the engine compares with the manifest's to
-   * verify a replica (the conformance suite requires them for objects of up to 5 MiB); an object
-   * that `stat` reports none of them for is verified by a read-back.
+   * What the adapter can verify without a download: checksums `stat` (and `put`) report, which
+   * the engine compares with the manifest's to verify a replica (the conformance suite requires
+   * them for objects of up to 5 MiB). For each one other than `sha256`, `put` also reports the
+   * value it computed in `sent`. An object that `stat` reports none of them for is verified by a
+   * read-back.
    */
   readonly serverChecksums: readonly ChecksumAlgorithm[];
   /** `put` honours `ifNoneMatch` atomically (usable for locks and collision-free names). */

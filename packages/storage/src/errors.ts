@@ -16,6 +16,8 @@ export const StorageErrorCode = {
   Unavailable: 'stowage.storage.unavailable',
   /** The object is in an archive storage class and not thawed: request a thaw, wait, then read. */
   ObjectArchived: 'stowage.storage.object_archived',
+  /** A registry was asked to register a second factory for a scheme it already has. */
+  DuplicateScheme: 'stowage.storage.duplicate_scheme',
 } as const;
 export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];
 
@@ -24,8 +26,25 @@ export class StorageError extends StowageError<StorageErrorCode> {
   override readonly name: string = 'StorageError';
 }
 
+const STORAGE_CODES: ReadonlySet<string> = new Set(Object.values(StorageErrorCode));
+
+/** The `code` of an error-like value, whatever class (or copy of this package) made it. */
+function codeOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+}
+
+/**
+ * Whether `error` carries one of the `StorageErrorCode`s. Guards check the code, never the class:
+ * a custom adapter built against its own copy of `@stowage/storage` throws errors that are not
+ * instances of this package's `StorageError` but classify the same.
+ */
+export function isStorageError(error: unknown): error is StorageError {
+  const code = codeOf(error);
+  return typeof code === 'string' && STORAGE_CODES.has(code);
+}
+
 function guard(code: StorageErrorCode) {
-  return (error: unknown): error is StorageError => error instanceof StorageError && error.code === code;
+  return (error: unknown): error is StorageError => codeOf(error) === code;
 }
 
 export const isObjectNotFound = guard(StorageErrorCode.ObjectNotFound);

@@ -8,6 +8,7 @@ export type {
   PutBody,
   PutOptions,
   StorageAdapter,
+  StoredObject,
   ThawOptions,
   ArchiveClassFacts,
   ThawTier,
@@ -18,6 +19,7 @@ export {
   abortedError,
   isAborted,
   isAlreadyExists,
+  isStorageError,
   isChecksumMismatch,
   isNoSpace,
   isObjectArchived,
@@ -33,6 +35,6 @@ export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestStre
 export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
 export { composeAdapter, type CompositionOptions } from './compose.js';
-export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec } from './registry.js';
+export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec, type EndpointProbe } from './registry.js';
 export { bootId, isDeadOwnersTemp, ownerGone, ownerOf, ownerToken, pidRuns, pidStartTicks, TOKEN_HOST, type TempOwner } from './owner.js';
 export { CRASH_POINTS, crashPoint, type CrashPointName } from './crash.js';

@@ -104,3 +104,33 @@ describe('parseDestinationUrl', () => {
     );
   });
 });
+
+describe('a scheme has one factory', () => {
+  it('refuses a second factory for a registered scheme (eager or lazy, any case) with duplicate_scheme', () => {
+    const registry = new StorageRegistry().register(recordingFactory('s3', z.object({})).factory);
+    const again = recordingFactory('S3', z.object({})).factory;
+    expect(() => registry.register(again)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme, message: expect.stringContaining("'s3:'") }));
+    expect(() => registry.registerLazy('s3', async () => again as AdapterFactory<never>)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme }));
+    const lazy = new StorageRegistry().registerLazy('oss', async () => again as AdapterFactory<never>);
+    expect(() => lazy.register(recordingFactory('oss', z.object({})).factory)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme }));
+  });
+
+  it('registering the very same factory again is harmless', async () => {
+    const { factory, opened } = recordingFactory('mem', z.object({}));
+    const registry = new StorageRegistry().register(factory).register(factory);
+    await registry.open({ url: 'mem://x' }, { baseDir });
+    expect(opened).toHaveLength(1);
+  });
+
+  it('probe runs the factory probe with validated options, and is undefined without one', async () => {
+    const { factory } = recordingFactory('plain', z.object({}));
+    const probing: AdapterFactory<{ n: number }> = {
+      ...recordingFactory('probing', z.object({ n: z.number().default(3) })).factory,
+      probe: async (url, options) => ({ summary: `${url.host} n=${options.n}` }),
+    };
+    const registry = new StorageRegistry().register(factory).register(probing);
+    expect(await registry.probe({ url: 'plain://x' }, { baseDir })).toBeUndefined();
+    expect(await registry.probe({ url: 'probing://host' }, { baseDir })).toEqual({ summary: 'host n=3' });
+    await expect(registry.probe({ url: 'probing://host', options: { n: 'x' } }, { baseDir })).rejects.toMatchObject({ code: StorageErrorCode.InvalidConfig });
+  });
+});

@@ -12,6 +12,21 @@ export interface AdapterFactory<Options = unknown> {
   readonly optionsSchema: z.ZodType<Options>;
   /** Builds the adapter. `baseDir` resolves relative paths (the config file's folder). */
   create(url: URL, options: Options, context: { baseDir: string }): StorageAdapter | Promise<StorageAdapter>;
+  /**
+   * Finds out by trying what the destination's endpoint really supports beyond what the adapter
+   * declares (`stowage destinations probe`), leaving nothing behind. Optional.
+   */
+  probe?(url: URL, options: Options, context: { baseDir: string }): Promise<EndpointProbe>;
+}
+
+/** What a factory's probe found out about an endpoint. */
+export interface EndpointProbe {
+  /** One line for people, e.g. `sha256 reported, conditional writes enforced`. */
+  summary: string;
+  /** Destination options that match what was found, to put in the config. */
+  recommended?: Record<string, unknown>;
+  /** The adapter's own findings, for `--json`. */
+  details?: unknown;
 }
 
 export interface DestinationSpec {
@@ -25,22 +40,59 @@ export class StorageRegistry {
 
   readonly #lazy = new Map<string, () => Promise<AdapterFactory<never>>>();
 
+  /**
+   * Registering the same factory again is a no-op.
+   * @throws `duplicate_scheme` when another factory has the scheme (two adapters would claim its URLs).
+   */
   register<Options>(factory: AdapterFactory<Options>): this {
-    this.#factories.set(factory.scheme.toLowerCase(), factory as unknown as AdapterFactory<never>);
+    if (this.#factories.get(factory.scheme.toLowerCase()) === (factory as unknown)) return this;
+    const scheme = this.#claim(factory.scheme);
+    this.#factories.set(scheme, factory as unknown as AdapterFactory<never>);
     return this;
   }
 
   /**
    * Registers a scheme whose factory is loaded on first use, so that a config without, say, S3
    * destinations never loads the AWS SDK.
+   * @throws `duplicate_scheme` when the scheme is registered already.
    */
   registerLazy(scheme: string, load: () => Promise<AdapterFactory<never>>): this {
-    this.#lazy.set(scheme.toLowerCase(), load);
+    this.#lazy.set(this.#claim(scheme), load);
     return this;
+  }
+
+  #claim(name: string): string {
+    const scheme = name.toLowerCase();
+    if (this.#factories.has(scheme) || this.#lazy.has(scheme)) {
+      throw new StorageError(
+        StorageErrorCode.DuplicateScheme,
+        `a storage adapter for '${scheme}:' is registered already; give the custom adapter a scheme of its own`,
+        { context: { scheme } },
+      );
+    }
+    return scheme;
   }
 
   schemes(): string[] {
     return [...new Set([...this.#factories.keys(), ...this.#lazy.keys()])].sort();
+  }
+
+  /** Loads a lazily registered factory once; it must be for the scheme it was registered under. */
+  async #load(scheme: string): Promise<AdapterFactory<never> | undefined> {
+    const load = this.#lazy.get(scheme);
+    if (!load) return undefined;
+    const factory = await load();
+    this.#factories.set(scheme, factory);
+    return factory;
+  }
+
+  /**
+   * What the scheme's factory finds out by trying the destination (`AdapterFactory.probe`), or
+   * `undefined` when the factory has no probe. Errors of the probe are its own.
+   */
+  async probe(spec: DestinationSpec, context: { baseDir: string }): Promise<EndpointProbe | undefined> {
+    const { factory, url, options } = await this.#resolve(spec, context);
+    return factory.probe?.(url, options, context);
   }
 
   /**
@@ -49,11 +101,14 @@ export class StorageRegistry {
    *   with every problem as `options.path: message`.
    */
   async open(spec: DestinationSpec, context: { baseDir: string }): Promise<StorageAdapter> {
+    const { factory, url, options } = await this.#resolve(spec, context);
+    return factory.create(url, options, context);
+  }
+
+  async #resolve(spec: DestinationSpec, context: { baseDir: string }): Promise<{ factory: AdapterFactory<unknown>; url: URL; options: unknown }> {
     const url = parseDestinationUrl(spec.url, context.baseDir);
     const scheme = url.protocol.slice(0, -1).toLowerCase();
-    const load = this.#lazy.get(scheme);
-    if (!this.#factories.has(scheme) && load) this.register(await load());
-    const factory = this.#factories.get(scheme) as AdapterFactory<unknown> | undefined;
+    const factory = (this.#factories.get(scheme) ?? (await this.#load(scheme))) as AdapterFactory<unknown> | undefined;
     if (!factory) {
       throw new StorageError(
         StorageErrorCode.UnknownScheme,
@@ -66,7 +121,7 @@ export class StorageRegistry {
       const problems = parsed.error.issues.map((issue) => `options${issue.path.map((p) => `.${String(p)}`).join('')}: ${issue.message}`);
       throw new StorageError(StorageErrorCode.InvalidConfig, problems.join('; '), { context: { url: spec.url } });
     }
-    return factory.create(url, parsed.data, context);
+    return { factory, url, options: parsed.data };
   }
 }
 

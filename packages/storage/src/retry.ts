@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GetOptions, ObjectInfo, PutBody, PutOptions, StorageAdapter, ThawOptions } from './contract.js';
+import type { GetOptions, PutBody, PutOptions, StorageAdapter, StoredObject, ThawOptions } from './contract.js';
 import { abortedError, isTransient } from './errors.js';
 
 export interface RetryOptions {
@@ -43,7 +43,7 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
   return {
     description: inner.description,
     capabilities: inner.capabilities,
-    put: (key: string, body: PutBody, opts?: PutOptions): Promise<ObjectInfo> =>
+    put: (key: string, body: PutBody, opts?: PutOptions): Promise<StoredObject> =>
       run('put', key, opts?.signal, () => inner.put(key, body, opts)),
     get: (key: string, opts?: GetOptions) => run('get', key, opts?.signal, () => inner.get(key, opts)),
     stat: (key, opts) => run('stat', key, opts?.signal, () => inner.stat(key, opts)),

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { builtinRegistry } from '@stowage/adapters';
 import { formatAge, loadConfig, openEngine, TOOL_VERSION, type Engine, type EngineOptions } from '@stowage/core';
 import { configPath, waitMs, type GlobalOptions } from '../commands.js';
 import { ExitCode, exitCodeFor, UsageError } from '../exit-codes.js';
@@ -61,7 +62,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const { schedules, timeZone } = configSchedules(config.schedules, options);
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
     const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait) };
-    const open = await openEngine(config, { onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
+    const open = await openEngine(config, { registry: builtinRegistry(), onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });
     lock = await acquireDaemonLock(config.stateDir);

@@ -13,6 +13,7 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { builtinRegistry } from '@stowage/adapters';
 import { backup, drill, listBackups, loadConfig, openEngine, resolveConfig, serializeManifest, verify, type Engine, type Manifest } from '@stowage/core';
 import { bufferBody } from '@stowage/storage';
 import { createGreaterWmsDatabase, simulateWarehouseActivity } from '@stowage/fixtures';
@@ -90,7 +91,7 @@ beforeAll(async () => {
   let clock: Date | undefined;
   const daysAgo = (days: number) => (clock = new Date(Date.now() - days * 86_400_000));
   const now = () => clock ?? new Date();
-  engine = await openEngine(config, { retry: false, now });
+  engine = await openEngine(config, { registry: builtinRegistry(), retry: false, now });
   daysAgo(6);
   const full = await backup(engine, { type: 'full' });
   simulateWarehouseActivity(database, { seed: 1 });
@@ -101,13 +102,13 @@ beforeAll(async () => {
   simulateWarehouseActivity(database, { seed: 2 });
   daysAgo(2);
   // offsite's disk is full: committed at two destinations of three, quorum 2 → degraded.
-  const offsiteFull = await openEngine(config, { retry: false, now, wrappers: [(adapter, name) => (name === 'offsite' ? withChaos(adapter, { diskFull: true }) : adapter)] });
+  const offsiteFull = await openEngine(config, { registry: builtinRegistry(), retry: false, now, wrappers: [(adapter, name) => (name === 'offsite' ? withChaos(adapter, { diskFull: true }) : adapter)] });
   const inc2 = await backup(offsiteFull, { type: 'incremental' });
   await offsiteFull.close();
   expect(inc2.outcome, JSON.stringify(inc2.failures)).toBe('degraded');
   // Every disk full: the run fails and leaves no manifest, only its audit record.
   daysAgo(1);
-  const allFull = await openEngine(config, { retry: false, now, wrappers: [(adapter) => withChaos(adapter, { diskFull: true })] });
+  const allFull = await openEngine(config, { registry: builtinRegistry(), retry: false, now, wrappers: [(adapter) => withChaos(adapter, { diskFull: true })] });
   await expect(backup(allFull, { type: 'incremental' })).rejects.toThrow();
   await allFull.close();
   simulateWarehouseActivity(database, { seed: 3 });

@@ -1,0 +1,3 @@
+export { PartReader } from './parts.js';
+export { PartWindow } from './window.js';
+export { NETWORK_ERROR_CODES, isNetworkError } from './network.js';
