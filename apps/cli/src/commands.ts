@@ -76,42 +76,64 @@ export type LockPolicy = { kind: 'exclusive' | 'readers'; operation: string; wai
 /** Lock operations that take a backup (`stowage backup`, `db_backup --type`, `guard`). */
 export const BACKUP_OPERATIONS: readonly string[] = ['backup', 'guard'];
 
-/** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
+/** Which command runs: `program` prefixes its messages, `command` names its `--json` envelope. */
+export interface CommandName {
+  program: string;
+  command: string;
+}
+
+/**
+ * Runs `fn` with the command's `Output`, turning every error into a one-line message and an exit
+ * code, then ends the output (with --json: the envelope, the only thing on stdout).
+ */
+export async function withOutput(name: CommandName, globals: GlobalOptions, fn: (out: Output) => Promise<number>): Promise<number> {
+  const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, name.program, name.command);
+  let code: number;
+  try {
+    code = await fn(out);
+  } catch (error) {
+    out.error(error);
+    code = exitCodeFor(error);
+  }
+  out.finish(code);
+  return code;
+}
+
+/** `withOutput` with an engine for the config (and the locks of `locks`), closed at the end. */
 export async function withEngine(
-  program: string,
+  name: CommandName,
   globals: GlobalOptions,
   fn: (engine: Engine, out: Output) => Promise<number>,
   locks?: LockPolicy,
   engineOptions: EngineOptions = {},
 ): Promise<number> {
-  const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, program);
-  let engine: Engine | undefined;
-  const held: Lock[] = [];
-  try {
-    const config = await loadConfig(configPath(globals));
-    engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
-    if (locks) {
-      const request = { operation: locks.operation, command: `${program} ${process.argv.slice(2).join(' ')}` };
-      const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
-      if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
-      const { locks: taken, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => acquireDestinationLock(destination, request, options));
-      held.push(...taken);
-      for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
-      engine = withoutDestinations(engine, unavailable);
-      // A backup with no destination left fails by itself, so that the failure is logged and alerted.
-      if (!BACKUP_OPERATIONS.includes(locks.operation)) requireDestinations(engine);
+  return withOutput(name, globals, async (out) => {
+    let engine: Engine | undefined;
+    const held: Lock[] = [];
+    try {
+      const config = await loadConfig(configPath(globals));
+      engine = await openEngine(config, { onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
+      if (locks) {
+        const request = { operation: locks.operation, command: `${name.program} ${process.argv.slice(2).join(' ')}` };
+        const options = { waitMs: locks.waitMs ?? 0, onRenewFailed: (error: unknown) => out.warn(`lost a lock: ${(error as Error).message}`) };
+        if (locks.kind === 'exclusive') held.push(await acquireSourceLock(config.stateDir, request, options));
+        const { locks: taken, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => acquireDestinationLock(destination, request, options));
+        held.push(...taken);
+        for (const lock of held) if (lock.broke) out.warn(`took over a stale lock (${lock.broke.stale}) on ${lock.name}`);
+        engine = withoutDestinations(engine, unavailable);
+        // A backup with no destination left fails by itself, so that the failure is logged and alerted.
+        if (!BACKUP_OPERATIONS.includes(locks.operation)) requireDestinations(engine);
+      }
+      return await fn(engine, out);
+    } catch (error) {
+      if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
+      throw error;
+    } finally {
+      // A lock left behind blocks the next run until it is broken as stale: say so.
+      for (const lock of held.reverse()) await lock.release().catch((cause: unknown) => out.warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
+      await engine?.close();
     }
-    return await fn(engine, out);
-  } catch (error) {
-    if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
-    out.error(error);
-    return exitCodeFor(error);
-  } finally {
-    // A lock left behind blocks the next run until it is broken as stale: say so.
-    for (const lock of held.reverse()) await lock.release().catch((cause: unknown) => out.warn(`could not release the ${lock.kind} lock on ${lock.name}: ${(cause as Error).message}`));
-    out.done();
-    await engine?.close();
-  }
+  });
 }
 
 
@@ -119,7 +141,7 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
   if (options.type !== 'full' && options.type !== 'hot' && options.type !== 'incremental') throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
   const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
   const m = result.manifest;
-  out.result({ ok: result.outcome === 'ok', outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
+  out.result({ outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
   if (m.fullBecause) out.say(`full backup taken instead of an incremental: ${m.fullBecause}`);
   if (m.delta) out.say(`${m.id}: ${m.delta.changedPages} of ${m.source.pageCount} pages changed since ${m.parent}, ${formatBytes(result.bytes)} stored`);
   else out.say(`${m.id}: ${formatBytes(m.source.size)}, ${m.source.pageCount} pages, ${Object.keys(m.source.tables).length} tables, in ${formatDuration(result.durationMs)} (writers held ${m.source.lockMs} ms)`);
@@ -133,8 +155,12 @@ export function backupSummary(e: CatalogEntry, catalog: readonly CatalogEntry[])
   return {
     id: e.manifest.id,
     type: e.manifest.type,
+    parent: e.manifest.parent,
     createdAt: e.manifest.createdAt,
+    /** The database's size when it was backed up. */
     size: e.manifest.source.size,
+    /** Bytes stored per destination copy (every artifact, compressed and encrypted as stored). */
+    storedBytes: e.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
     reason: e.manifest.reason,
     destinations: e.destinations,
     restorableFrom: restorableFrom(e, catalog),
@@ -144,26 +170,45 @@ export function backupSummary(e: CatalogEntry, catalog: readonly CatalogEntry[])
 export type BackupSummary = ReturnType<typeof backupSummary>;
 
 /**
- * `stowage list`: committed backups, the destinations holding each, and which of those can restore
- * it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
+ * `stowage list`: committed backups under a header, with the time they were taken (this machine's
+ * zone, offset shown), the bytes each stores, its parent, the destinations holding it and which of
+ * those can restore it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
  */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
   const catalog = await listBackups(engine);
-  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, summary: backupSummary(e, catalog) }));
-  out.result({ ok: true, backups: entries.map((e) => e.summary) });
-  if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
-  for (const e of entries) {
-    const m = e.manifest;
-    const where = e.destinations.map((name) => (e.summary.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
-    out.say(`${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`);
+  const summaries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => backupSummary(e, catalog));
+  out.result({ backups: summaries });
+  if (summaries.length === 0) {
+    out.say('no backups yet; take one with `stowage backup --type full`');
+    return ExitCode.Ok;
   }
+  const rows = summaries.map((b) => [
+    b.id,
+    b.type,
+    formatLocalTime(new Date(b.createdAt)),
+    formatBytes(b.storedBytes),
+    b.parent ?? '-',
+    b.destinations.map((name) => (b.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',') + (b.reason ? `  "${b.reason}"` : ''),
+  ]);
+  const header = ['ID', 'TYPE', 'TAKEN', 'STORED', 'PARENT', 'DESTINATIONS'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => (column === 3 ? cell.padStart(widths[column]!) : column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ');
+  out.say(line(header));
+  for (const row of rows) out.say(line(row));
   return ExitCode.Ok;
+}
+
+/** `2026-12-06 14:03:22 +08:00`: the local time with its UTC offset. */
+export function formatLocalTime(time: Date): string {
+  const pad = (n: number) => String(Math.abs(n)).padStart(2, '0');
+  const offset = -time.getTimezoneOffset();
+  return `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())} ${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())} ${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
 }
 
 export async function runVerify(engine: Engine, out: Output, options: { backup?: string; all?: boolean; destination?: string; deep?: boolean }): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
-  out.result({ ok: results.every((r) => r.ok), backups: results, skipped: engine.unavailable });
+  out.result({ backups: results, skipped: engine.unavailable });
   for (const r of results) {
     out.say(`${r.backupId}: ${r.ok ? 'OK' : 'DAMAGED'} (${r.artifacts.length} artifact copies checked)`);
     for (const a of r.artifacts.filter((x) => !x.ok)) out.say(`  ${a.destination}: ${a.problem}`);
@@ -195,7 +240,7 @@ export async function runRestore(
     ...(at === undefined ? {} : { at: parseTime(at) }),
     ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
   });
-  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
+  out.result({ id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs) });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`].filter(Boolean).join(' and ');
   out.say(`restored ${r.manifest.id}: ${where}${r.testMode ? ' (test mode: the live data was not touched)' : ''} in ${formatDuration(r.durationMs)} from ${r.source}`);
@@ -242,7 +287,7 @@ export function parseTime(text: string): Date {
 export async function runCleanup(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: string }): Promise<ExitCode> {
   const result = await cleanup(engine, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) });
   const ok = result.failures.length === 0 && result.damaged.length === 0;
-  out.result({ ok, ...result, skipped: engine.unavailable });
+  out.result({ ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
   for (const r of result.repaired) out.say(`${result.dryRun ? 'would repair' : 'repaired'} the damaged manifest of ${r.id} at ${r.destination} from ${r.from}`);
@@ -266,7 +311,7 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
     child.once('error', (error) => reject(new UsageError(`cannot run '${program}': ${error.message}`)));
     child.once('exit', (status, signal) => resolveExit(status ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)));
   });
-  out.result({ ok: code === 0, hotBackup: manifest.id, exitCode: code });
+  out.result({ id: manifest.id, exitCode: code });
   if (code !== 0) {
     const config = options.config ? ` --config ${options.config}` : '';
     out.warn(`'${commandLine.join(' ')}' exited ${code}; to go back to the state before it, stop the application and run:\n  stowage restore ${manifest.id}${config}`);
@@ -277,7 +322,7 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
 export async function runSync(engine: Engine, out: Output, options: { dryRun?: boolean; deep?: boolean }): Promise<ExitCode> {
   const result = await sync(engine, options);
   const failed = result.actions.filter((a) => a.outcome === 'failed');
-  out.result({ ok: failed.length === 0, ...result, skipped: engine.unavailable });
+  out.result({ ...result, skipped: engine.unavailable });
   if (result.actions.length === 0) out.say(`every ${engine.unavailable.length ? 'reachable ' : ''}destination holds a good copy of every backup`);
   for (const a of result.actions) {
     const what = a.problem === 'missing' ? 'missing' : `damaged (${a.detail})`;
@@ -289,7 +334,7 @@ export async function runSync(engine: Engine, out: Output, options: { dryRun?: b
 
 export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   const probes = await probeDestinations(engine);
-  out.result({ ok: probes.every((p) => p.ok), destinations: probes });
+  out.result({ destinations: probes });
   for (const p of probes) {
     out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
     out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
@@ -336,7 +381,7 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
     ...(options.destination?.length ? { destinations: options.destination } : {}),
     ...(options.force ? { force: true } : {}),
   });
-  out.result({ ok: true, removed });
+  out.result({ removed });
   for (const lock of removed) {
     await appendAudit(engine.logDir, { operation: 'lock-break', outcome: 'ok', durationMs: 0, detail: `${lock.kind}:${lock.name}${lock.holder ? ` held by ${describeHolder(lock.holder)}` : ''}${options.force ? ' (forced)' : ''}` });
   }
@@ -369,7 +414,7 @@ export async function runSchedulePrint(engine: Engine, out: Output, options: { f
     ...(options.log ? { logFile: resolve(options.log) } : {}),
     mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, engine.logDir])],
   });
-  out.result({ ok: true, format: options.format, text });
+  out.result({ format: options.format, text });
   if (!out.options.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return ExitCode.Ok;
 }
@@ -378,7 +423,7 @@ export async function runSchedulePrint(engine: Engine, out: Output, options: { f
 export async function runAlertTest(engine: Engine, out: Output): Promise<ExitCode> {
   if (!engine.config.alerts) throw new UsageError('there is no alerts section in the config; add channels first');
   const results = await engine.alerts.test();
-  out.result({ ok: results.every((r) => r.ok), channels: results });
+  out.result({ channels: results });
   for (const r of results) out.say(`${r.channel}: ${r.ok ? 'sent' : `FAILED — ${r.error}`}`);
   return results.every((r) => r.ok) ? ExitCode.Ok : ExitCode.Failed;
 }

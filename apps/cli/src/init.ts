@@ -33,7 +33,7 @@ export async function runInit(out: Output, path: string, options: { database: st
   const resolved = resolveConfig(config, path);
   const text = /\.ya?ml$/i.test(path) ? commentedYaml(config) : `${JSON.stringify(config, null, 2)}\n`;
   await writeFile(path, text, { mode: 0o600 });
-  out.result({ ok: true, config: resolve(path), database: resolved.source.database, ...(hasMedia ? { media } : {}) });
+  out.result({ config: resolve(path), database: resolved.source.database, ...(hasMedia ? { media } : {}) });
   out.say(`wrote ${path}`);
   out.say(`  database:    ${resolved.source.database}`);
   if (hasMedia) out.say(`  media:       ${media}`);

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
-import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, runUnlock, waitMs, type LockPolicy, runCleanup, runDrill, runGuard, runProbe, runStatus, runSync, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, withOutput, type CommandName, type GlobalOptions } from './commands.js';
+import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
 import { runInit } from './init.js';
@@ -37,13 +37,38 @@ export async function runProgram(build: (setExit: (code: number) => void) => Com
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? ExitCode.Ok : ExitCode.Usage;
-    }
-    new Output({ json: false, quiet: false }, program.name()).error(error);
-    return exitCodeFor(error);
+    const usage = error instanceof CommanderError;
+    if (usage && (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) return ExitCode.Ok;
+    // Commander printed its message to stderr already; --json still gets its envelope.
+    const ours = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+    const out = new Output({ json: ours.includes('--json'), quiet: false }, program.name(), commandNamed(program, ours).command);
+    if (usage) out.error(new UsageError(error.message.replace(/^error: /, '')), { printed: true });
+    else out.error(error);
+    const code = usage ? ExitCode.Usage : exitCodeFor(error);
+    out.finish(code);
+    return code;
   }
   return exit;
+}
+
+/** The envelope's name of the subcommand `command` (`backup`, `key generate`); the program's own name for a top-level program. */
+export function commandName(command: Command): CommandName {
+  const path: string[] = [];
+  let root = command;
+  for (; root.parent; root = root.parent) path.unshift(root.name());
+  return { program: root.name(), command: path.join(' ') || root.name() };
+}
+
+/** The subcommand that `argv` names (as far as it names one), for errors raised before an action runs. */
+function commandNamed(program: Command, argv: readonly string[]): CommandName {
+  let command = program;
+  for (const word of argv) {
+    if (word.startsWith('-')) continue;
+    const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) break;
+    command = sub;
+  }
+  return commandName(command);
 }
 
 export function stowageProgram(setExit: (code: number) => void): Command {
@@ -55,7 +80,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
   const run = (command: Command, fn: Parameters<typeof withEngine>[2], locks?: Omit<LockPolicy, 'waitMs'>) => {
     const g = globals(command);
-    return withEngine('stowage', g, fn, locks && { ...locks, waitMs: waitMs(g.wait) }).then(setExit);
+    return withEngine(commandName(command), g, fn, locks && { ...locks, waitMs: waitMs(g.wait) }).then(setExit);
   };
 
   program
@@ -66,13 +91,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--force', 'overwrite an existing config')
     .action(async (options: { database: string; destination: string; force?: boolean }, command: Command) => {
       const g = globals(command);
-      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
-      try {
-        setExit(await runInit(out, configPath(g), options));
-      } catch (error) {
-        out.error(error);
-        setExit(exitCodeFor(error));
-      }
+      setExit(await withOutput(commandName(command), g, (out) => runInit(out, configPath(g), options)));
     });
 
   program
@@ -171,13 +190,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--user-id <text>', 'user id of the key pair', 'Stowage backups')
     .action(async (options: { publicKey?: boolean; out?: string; userId?: string }, command: Command) => {
       const g = globals(command);
-      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
-      try {
-        setExit(await runKeyGenerate(out, dirname(configPath(g)), options));
-      } catch (error) {
-        out.error(error);
-        setExit(exitCodeFor(error));
-      }
+      setExit(await withOutput(commandName(command), g, (out) => runKeyGenerate(out, dirname(configPath(g)), options)));
     });
   key
     .command('show')
@@ -238,9 +251,15 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('Prometheus metrics (text format) on stdout, or --textfile PATH for node_exporter’s textfile collector')
     .option('--textfile <path>', 'write them atomically to this file')
     .action((options: { textfile?: string }, command: Command) =>
-      run(command, async (engine) => {
-        if (options.textfile) await writeMetricsFile(engine, options.textfile);
-        else process.stdout.write(await renderMetrics(engine));
+      run(command, async (engine, out) => {
+        if (options.textfile) {
+          await writeMetricsFile(engine, options.textfile);
+          out.result({ textfile: options.textfile });
+        } else {
+          const text = await renderMetrics(engine);
+          out.result({ text });
+          if (!out.options.json) process.stdout.write(text);
+        }
         return ExitCode.Ok;
       }),
     );

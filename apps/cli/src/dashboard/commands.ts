@@ -14,7 +14,8 @@ export async function runServe(engine: Engine, out: Output, options: ServeOption
   const address = server.address() as { address: string; port: number };
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
   out.say(`status page at http://${host}:${address.port}/ (read-only${options.authTokenEnv ? `, bearer token from $${options.authTokenEnv}` : ', this machine only'}); Ctrl-C stops it`);
-  out.result({ ok: true, url: `http://${host}:${address.port}/` });
+  out.result({ url: `http://${host}:${address.port}/` });
+  out.finish(ExitCode.Ok); // the envelope now, while the page serves
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);

@@ -48,8 +48,6 @@ export interface ReplicaCell {
 }
 
 export interface DashboardBackup extends BackupSummary {
-  /** Bytes stored per destination copy (all artifacts, encoded). */
-  storedBytes: number;
   /** Size anomalies found when it was taken (see `manifest.anomalies`). */
   anomalies: string[];
 }
@@ -154,7 +152,6 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
     destinations,
     backups: backups.map((e) => ({
       ...backupSummary(e, backups),
-      storedBytes: e.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
       anomalies: (e.manifest.anomalies ?? []).map((a) => a.reason),
     })),
     replicas: backups.flatMap((e) => byBackup.get(e.manifest.id) ?? []),

@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { listBackups, status, type Engine } from '@stowage/core';
 import { backupSummary } from '../commands.js';
+import { jsonVocabulary } from '../output.js';
 import { UsageError } from '../exit-codes.js';
 import { buildDashboard } from './model.js';
 import { contentSecurityPolicy, renderDashboard } from './render.js';
@@ -70,7 +71,7 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
     '/api/status': async () => json(await status(engine)),
     '/api/backups': async () => {
       const catalog = await listBackups(engine);
-      return json({ ok: true, backups: catalog.map((e) => backupSummary(e, catalog)) });
+      return json({ backups: catalog.map((e) => backupSummary(e, catalog)) });
     },
   };
   const server = createServer((request, response) => {
@@ -88,7 +89,8 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
   return server;
 }
 
-const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(value, null, 2)}\n` });
+/** An API answer: the same data and field names as the `result` of the CLI's --json envelope. */
+const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(jsonVocabulary(value), null, 2)}\n` });
 
 async function handle(request: IncomingMessage, response: ServerResponse, routes: Record<string, () => Promise<{ type: string; body: string }>>, token: string | undefined): Promise<void> {
   const headers = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
