@@ -31,8 +31,8 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 describe('the stowage and seed commands, end to end', () => {
   it('init, backup, list, verify, validate, test-mode restore, restore --verify', async () => {
-    expect(run('stowage', 'init').code).toBe(0);
-    expect(run('stowage', 'init').code).toBe(2); // refuses to overwrite
+    expect(run('stowage', 'init', '--config', 'stowage.config.json').code).toBe(0);
+    expect(run('stowage', 'init').code).toBe(2); // refuses to write a second config
 
     const full = run('stowage', 'backup', '--type', 'full', '--json');
     expect(full.code).toBe(0);
@@ -170,7 +170,7 @@ describe('the stowage and seed commands, end to end', () => {
     const bad = run('stowage', 'list', '--config', 'bad.json');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/source\.database: /);
-    expect(bad.stderr).toMatch(/destinations: configure at least one destination/);
+    expect(bad.stderr).toMatch(/destinations: add at least one destination, e\.g\. /);
     const missing = run('stowage', 'restore', 'full_backup_19990101_000000', '--test-mode', '--json');
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);

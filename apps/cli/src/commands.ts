@@ -6,7 +6,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDestinationUrl } from '@stowage/storage';
-import { configSchedules, renderSchedule, type ScheduleFormat } from './schedule.js';
+import { configSchedules, renderSchedule, type ScheduleFormat, type ScheduleOptions } from './schedule.js';
 import { CLI_VERSION } from './version.js';
 import {
   acquireDestinationLock,
@@ -28,6 +28,7 @@ import {
   listBackups,
   restorableFrom,
   loadConfig,
+  logDirOf,
   openEngine,
   withoutDestinations,
   requireDestinations,
@@ -39,6 +40,7 @@ import {
   type Engine,
   type EngineOptions,
   type RestorePlan,
+  type ResolvedConfig,
 } from '@stowage/core';
 import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
@@ -394,8 +396,7 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
  * `stowage schedule print`: the config's schedules and time zone with this installation's absolute
  * paths (node and the installed bin: cron's PATH may not hold node), or `npx -y @stowage/cli@<version>`.
  */
-export async function runSchedulePrint(engine: Engine, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
-  const { config } = engine;
+export async function runSchedulePrint(config: ResolvedConfig, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
   const script = await realpath(process.argv[1] ?? '');
   const nodeDir = dirname(process.execPath);
   const stowageCommand = options.npx
@@ -412,11 +413,47 @@ export async function runSchedulePrint(engine: Engine, out: Output, options: { f
     configPath: config.configPath,
     workingDir: config.baseDir,
     ...(options.log ? { logFile: resolve(options.log) } : {}),
-    mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, engine.logDir])],
+    mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, logDirOf(config)])],
+    ...(options.format === 'compose' ? composeInputs(config) : {}),
   });
   out.result({ format: options.format, text });
   if (!out.options.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return ExitCode.Ok;
+}
+
+/** Environment variables the S3 and OSS adapters read when a destination names none of its own. */
+const DEFAULT_CREDENTIALS_ENV: Readonly<Record<string, readonly string[]>> = {
+  's3:': ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION'],
+  'oss:': ['OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET'],
+};
+
+/**
+ * What the compose service needs beyond folders: every environment variable the config names (its
+ * `…Env` fields, and the adapters' default credential variables), the key files (`…File` fields and
+ * public-key `recipients`, mounted read-only), and the repository's Dockerfile when this CLI runs from a clone.
+ */
+function composeInputs(config: ResolvedConfig): Pick<ScheduleOptions, 'environment' | 'keyFiles' | 'buildContext'> {
+  const environment = new Set<string>();
+  const keyFiles = new Set<string>();
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (value !== null && typeof value === 'object') {
+      for (const [key, field] of Object.entries(value)) {
+        if (typeof field === 'string' && key.endsWith('Env')) environment.add(field);
+        else walk(field);
+      }
+    }
+  };
+  walk([config.destinations, config.encryption, config.alerts]);
+  for (const destination of config.destinations) {
+    const names = DEFAULT_CREDENTIALS_ENV[parseDestinationUrl(destination.url, config.baseDir).protocol];
+    if (names && !Object.keys(destination.options ?? {}).some((key) => key.endsWith('Env'))) names.forEach((name) => environment.add(name));
+  }
+  const encryption = (config.encryption ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(encryption)) if (key.endsWith('File') && typeof value === 'string') keyFiles.add(resolve(config.baseDir, value));
+  for (const recipient of (encryption.recipients as string[] | undefined) ?? []) keyFiles.add(resolve(config.baseDir, recipient));
+  const repository = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+  return { environment: [...environment], keyFiles: [...keyFiles], ...(existsSync(join(repository, 'Dockerfile')) ? { buildContext: repository } : {}) };
 }
 
 /** `stowage alert test`: a test message through every configured channel. */

@@ -50,7 +50,7 @@ function envelope(stdout: string, code: number | null, command: string) {
 
 // In order: each row may rely on the ones before (init writes the config, backups exist for restore).
 const COMMANDS: ReadonlyArray<{ argv: string[]; program?: string; command: string; code: number; result?: Record<string, unknown>; error?: string }> = [
-  { argv: ['init'], command: 'init', code: 0, result: { config: expect.stringMatching(/stowage\.config\.json$/) } },
+  { argv: ['init'], command: 'init', code: 0, result: { config: expect.stringMatching(/\/stowage\.config\.yaml$/), database: expect.stringMatching(/\/db\.sqlite3$/) } },
   { argv: ['backup', '--type', 'full'], command: 'backup', code: 0, result: { type: 'full', id: expect.any(String), committed: ['local'] } },
   { argv: ['--type=incremental'], program: 'db_backup', command: 'db_backup', code: 0, result: { type: 'incremental', parent: expect.any(String) } },
   { argv: ['list'], command: 'list', code: 0, result: { backups: [{ type: 'full', parent: null, storedBytes: expect.any(Number) }, { type: 'incremental' }] } },

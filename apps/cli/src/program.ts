@@ -3,12 +3,13 @@ import { configPath, runAlertTest, runAuditVerify, runBackup, runSchedulePrint, 
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
-import { runInit } from './init.js';
+import { initConfigPath, runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
+import { loadConfig } from '@stowage/core';
 import { runReport, runServe } from './dashboard/commands.js';
 import { DEFAULT_LISTEN } from './dashboard/server.js';
 
@@ -85,13 +86,13 @@ export function stowageProgram(setExit: (code: number) => void): Command {
 
   program
     .command('init')
-    .description('write a starting config: commented YAML for a .yaml path (--config stowage.config.yaml), else JSON')
+    .description('write a starting config: commented YAML (./stowage.config.yaml), or JSON for a --config path ending in .json; finds media/ beside the database')
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
-    .option('--force', 'overwrite an existing config')
+    .option('--force', 'overwrite an existing config, or write one for a database that does not exist yet')
     .action(async (options: { database: string; destination: string; force?: boolean }, command: Command) => {
       const g = globals(command);
-      setExit(await withOutput(commandName(command), g, (out) => runInit(out, configPath(g), options)));
+      setExit(await withOutput(commandName(command), g, (out) => runInit(out, initConfigPath(g.config), options)));
     });
 
   program
@@ -233,7 +234,8 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--log <file>', 'append output to this file (crontab)')
     .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
     .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
-      run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
+      // The config alone: printing needs no destination, key or secret (environment variables are named, not read).
+      withOutput(commandName(command), globals(command), async (out) => runSchedulePrint(await loadConfig(configPath(globals(command))), out, options)).then(setExit),
     );
 
   program

@@ -6,7 +6,7 @@ export { restorableFrom } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
-export { defaultRegistry, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
+export { defaultRegistry, logDirOf, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
