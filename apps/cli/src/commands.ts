@@ -309,7 +309,8 @@ export async function runGuard(engine: Engine, out: Output, commandLine: string[
   const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });
   out.say(`hot backup ${manifest.id} taken; running: ${commandLine.join(' ')}`);
   const code = await new Promise<number>((resolveExit, reject) => {
-    const child = spawn(program, args, { stdio: 'inherit' });
+    // With --json, stdout holds the envelope only: the command's output goes to stderr.
+    const child = spawn(program, args, { stdio: ['inherit', out.options.json ? 2 : 'inherit', 'inherit'] });
     child.once('error', (error) => reject(new UsageError(`cannot run '${program}': ${error.message}`)));
     child.once('exit', (status, signal) => resolveExit(status ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)));
   });

@@ -71,7 +71,7 @@ const COMMANDS: ReadonlyArray<{ argv: string[]; program?: string; command: strin
   { argv: ['schedule', 'print', '--format', 'crontab'], command: 'schedule print', code: 0, result: { format: 'crontab', text: expect.stringContaining('backup') } },
   { argv: ['metrics'], command: 'metrics', code: 0, result: { text: expect.stringContaining('# TYPE') } },
   { argv: ['report'], command: 'report', code: 0, result: { backups: expect.any(Array) } },
-  { argv: ['guard', '--json', '--', process.execPath, '-e', 'process.exit(5)'], command: 'guard', code: 5, result: { id: expect.stringMatching(/^hot_/), exitCode: 5 } },
+  { argv: ['guard', '--json', '--', process.execPath, '-e', 'console.log("from the guarded command"); process.exit(5)'], command: 'guard', code: 5, result: { id: expect.stringMatching(/^hot_/), exitCode: 5 } },
   // Failures: still one envelope, with the error's stable code.
   { argv: ['backup', '--type', 'weekly'], command: 'backup', code: 2, error: 'stowage.usage.invalid' },
   { argv: ['restore', 'full_backup_19990101_000000', '--test-mode'], command: 'restore', code: 1, error: 'stowage.backup.not_found' },
