@@ -448,7 +448,7 @@ function composeInputs(config: ResolvedConfig): Pick<ScheduleOptions, 'environme
   walk([config.destinations, config.encryption, config.alerts]);
   for (const destination of config.destinations) {
     const names = DEFAULT_CREDENTIALS_ENV[parseDestinationUrl(destination.url, config.baseDir).protocol];
-    if (names && !Object.keys(destination.options ?? {}).some((key) => key.endsWith('Env'))) names.forEach((name) => environment.add(name));
+    if (names && !Object.keys(destination.options ?? {}).some((key) => key.endsWith('Env'))) for (const name of names) environment.add(name);
   }
   const encryption = (config.encryption ?? {}) as Record<string, unknown>;
   for (const [key, value] of Object.entries(encryption)) if (key.endsWith('File') && typeof value === 'string') keyFiles.add(resolve(config.baseDir, value));

@@ -22,7 +22,11 @@ function instructions(text: string): Array<{ keyword: string; args: string }> {
 const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
 const steps = instructions(dockerfile);
 /** The stages, each from its FROM (ARGs before the first FROM are global). */
-const stages = steps.reduce<Array<typeof steps>>((all, step) => (step.keyword === 'FROM' ? [...all, [step]] : (all.at(-1)?.push(step), all)), []);
+const stages: Array<typeof steps> = [];
+for (const step of steps) {
+  if (step.keyword === 'FROM') stages.push([step]);
+  else stages.at(-1)?.push(step);
+}
 const runtime = stages.at(-1)!;
 const args = (keyword: string) => runtime.filter((s) => s.keyword === keyword).map((s) => s.args);
 
@@ -30,7 +34,11 @@ describe('the Dockerfile (checked by reading it: no docker engine here)', () => 
   it('builds from source in named stages and runs on a slim Node image', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const stage of stages.slice(0, -1)) expect(stage[0]!.args).toMatch(/ AS [a-z]+$/i);
-    const build = stages.flat().filter((s) => s.keyword === 'RUN').map((s) => s.args).join('\n');
+    const build = stages
+      .flat()
+      .filter((s) => s.keyword === 'RUN')
+      .map((s) => s.args)
+      .join('\n');
     expect(build).toMatch(/pnpm@[\d.]+ install --frozen-lockfile/);
     expect(build).toMatch(/pnpm@[\d.]+ build/);
     expect(build).toMatch(/pnpm@[\d.]+ pack/);
@@ -63,7 +71,9 @@ describe('the Dockerfile (checked by reading it: no docker engine here)', () => 
   });
 
   it('has a .dockerignore that keeps dependencies, builds, data and secrets out of the context', () => {
-    const ignored = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').filter((line) => line && !line.startsWith('#'));
+    const ignored = readFileSync(join(REPO, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'));
     expect(ignored).toEqual(expect.arrayContaining(['.git', '**/node_modules', '**/dist', '**/*.sqlite3', '**/.stowage', '.env*']));
   });
 });

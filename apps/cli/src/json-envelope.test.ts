@@ -50,7 +50,12 @@ function envelope(stdout: string, code: number | null, command: string) {
 
 // In order: each row may rely on the ones before (init writes the config, backups exist for restore).
 const COMMANDS: ReadonlyArray<{ argv: string[]; program?: string; command: string; code: number; result?: Record<string, unknown>; error?: string }> = [
-  { argv: ['init'], command: 'init', code: 0, result: { config: expect.stringMatching(/\/stowage\.config\.yaml$/), database: expect.stringMatching(/\/db\.sqlite3$/) } },
+  {
+    argv: ['init'],
+    command: 'init',
+    code: 0,
+    result: { config: expect.stringMatching(/\/stowage\.config\.yaml$/), database: expect.stringMatching(/\/db\.sqlite3$/) },
+  },
   { argv: ['backup', '--type', 'full'], command: 'backup', code: 0, result: { type: 'full', id: expect.any(String), committed: ['local'] } },
   { argv: ['--type=incremental'], program: 'db_backup', command: 'db_backup', code: 0, result: { type: 'incremental', parent: expect.any(String) } },
   { argv: ['list'], command: 'list', code: 0, result: { backups: [{ type: 'full', parent: null, storedBytes: expect.any(Number) }, { type: 'incremental' }] } },
@@ -68,10 +73,20 @@ const COMMANDS: ReadonlyArray<{ argv: string[]; program?: string; command: strin
   { argv: ['key', 'show'], command: 'key show', code: 0, result: { encryption: null } },
   { argv: ['audit', 'verify'], command: 'audit verify', code: 0, result: { ok: true } },
   { argv: ['unlock'], command: 'unlock', code: 0, result: { removed: [] } },
-  { argv: ['schedule', 'print', '--format', 'crontab'], command: 'schedule print', code: 0, result: { format: 'crontab', text: expect.stringContaining('backup') } },
+  {
+    argv: ['schedule', 'print', '--format', 'crontab'],
+    command: 'schedule print',
+    code: 0,
+    result: { format: 'crontab', text: expect.stringContaining('backup') },
+  },
   { argv: ['metrics'], command: 'metrics', code: 0, result: { text: expect.stringContaining('# TYPE') } },
   { argv: ['report'], command: 'report', code: 0, result: { backups: expect.any(Array) } },
-  { argv: ['guard', '--json', '--', process.execPath, '-e', 'console.log("from the guarded command"); process.exit(5)'], command: 'guard', code: 5, result: { id: expect.stringMatching(/^hot_/), exitCode: 5 } },
+  {
+    argv: ['guard', '--json', '--', process.execPath, '-e', 'console.log("from the guarded command"); process.exit(5)'],
+    command: 'guard',
+    code: 5,
+    result: { id: expect.stringMatching(/^hot_/), exitCode: 5 },
+  },
   // Failures: still one envelope, with the error's stable code.
   { argv: ['backup', '--type', 'weekly'], command: 'backup', code: 2, error: 'stowage.usage.invalid' },
   { argv: ['restore', 'full_backup_19990101_000000', '--test-mode'], command: 'restore', code: 1, error: 'stowage.backup.not_found' },
@@ -82,14 +97,17 @@ const COMMANDS: ReadonlyArray<{ argv: string[]; program?: string; command: strin
 ];
 
 describe('--json: one envelope { ok, command, result, warnings, error } on stdout for every command', () => {
-  it.each(COMMANDS.map((c) => ({ ...c, name: `${c.program ?? 'stowage'} ${c.argv.join(' ')}` })))('$name', ({ argv, program = 'stowage', command, code, result, error }) => {
-    const ran = run(program, argv.includes('--json') ? argv : [...argv, '--json']);
-    expect(ran.code, ran.stderr).toBe(code);
-    const parsed = envelope(ran.stdout, ran.code, command);
-    if (result) expect(parsed.result).toMatchObject(result);
-    if (error) expect(parsed.error).toMatchObject({ code: error, message: expect.any(String) });
-    else expect(parsed.error).toBeNull();
-  });
+  it.each(COMMANDS.map((c) => ({ ...c, name: `${c.program ?? 'stowage'} ${c.argv.join(' ')}` })))(
+    '$name',
+    ({ argv, program = 'stowage', command, code, result, error }) => {
+      const ran = run(program, argv.includes('--json') ? argv : [...argv, '--json']);
+      expect(ran.code, ran.stderr).toBe(code);
+      const parsed = envelope(ran.stdout, ran.code, command);
+      if (result) expect(parsed.result).toMatchObject(result);
+      if (error) expect(parsed.error).toMatchObject({ code: error, message: expect.any(String) });
+      else expect(parsed.error).toBeNull();
+    },
+  );
 
   it('a missing config, in a folder without one', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'stowage-envelope-empty-'));
@@ -103,7 +121,11 @@ describe('--json: one envelope { ok, command, result, warnings, error } on stdou
   });
 
   it('serve prints its envelope as soon as it listens', async () => {
-    const child = spawn(TSX, [bin('stowage'), 'serve', '--listen', '127.0.0.1:0', '--json'], { cwd: dir, env: { ...process.env, STOWAGE_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(TSX, [bin('stowage'), 'serve', '--listen', '127.0.0.1:0', '--json'], {
+      cwd: dir,
+      env: { ...process.env, STOWAGE_CONFIG: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((done) => child.once('exit', done));
