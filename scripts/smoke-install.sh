@@ -97,6 +97,15 @@ SQL
   "${stowage[@]}" verify --all >/dev/null || fail "stowage verify --all"
   "${db_restore[@]}" --file=latest --test-mode >/dev/null || fail "db_restore --file=latest --test-mode"
   [ "$(count custom-backups 'full%2F')" = 1 ] && [ "$(count custom-backups 'incremental%2F')" = 1 ] || fail "the custom adapter's destination does not hold both backups"
+  # --json: one envelope and nothing else on stdout; compose: the Dockerfile's image (no build context outside a clone).
+  "${stowage[@]}" list --json >list.json || fail "stowage list --json"
+  "$node" -e '
+    const e = JSON.parse(require("fs").readFileSync("list.json", "utf8"));
+    if (e.ok !== true || e.command !== "list" || e.error !== null || e.result.backups.length !== 2) throw new Error(JSON.stringify(e).slice(0, 300));' || fail "list --json is not one envelope with both backups"
+  "${stowage[@]}" schedule print --format compose >compose.yaml || fail "stowage schedule print --format compose"
+  "$node" -e '
+    const s = require("yaml").parse(require("fs").readFileSync("compose.yaml", "utf8")).services.stowage;
+    if (!/^stowage:/.test(s.image) || s.build || s.command[0] !== "daemon") throw new Error(JSON.stringify(s));' || fail "the compose service does not run the stowage image"
 
   # The printed crontab's incremental line, run as cron runs it: no environment, a bare PATH.
   "${stowage[@]}" schedule print --format crontab >crontab.txt || fail "stowage schedule print --format crontab"

@@ -24,14 +24,15 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 describe('stowage list per destination', () => {
   it('marks a destination that holds a backup but not its whole chain, and restore --from it names the link it lacks', async () => {
-    const full = JSON.parse(stowage('backup', '--type', 'full', '--json').stdout) as { id: string };
+    const result = (stdout: string) => (JSON.parse(stdout) as { result: unknown }).result;
+    const full = result(stowage('backup', '--type', 'full', '--json').stdout) as { id: string };
     simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 5, operations: 10 });
-    const inc = JSON.parse(stowage('backup', '--type', 'incremental', '--json').stdout) as { id: string; type: string; committed: string[] };
+    const inc = result(stowage('backup', '--type', 'incremental', '--json').stdout) as { id: string; type: string; committed: string[] };
     expect(inc).toMatchObject({ type: 'incremental' });
     expect(inc.committed.sort()).toEqual(['a', 'b']);
     await unlink(join(dir, 'b', 'full', `${full.id}.manifest.json`));
 
-    const listed = JSON.parse(stowage('list', '--json').stdout) as { backups: Array<{ id: string; destinations: string[]; restorableFrom: string[] }> };
+    const listed = result(stowage('list', '--json').stdout) as { backups: Array<{ id: string; destinations: string[]; restorableFrom: string[] }> };
     expect(listed.backups).toMatchObject([
       { id: full.id, destinations: ['a'], restorableFrom: ['a'] },
       { id: inc.id, destinations: ['a', 'b'], restorableFrom: ['a'] },

@@ -20,7 +20,8 @@ function run(bin: 'stowage' | 'db_backup' | 'db_restore', ...args: string[]) {
   const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin', `${bin}.ts`), ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, STOWAGE_CONFIG: '' } });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
-const json = (stdout: string) => JSON.parse(stdout) as Record<string, unknown>;
+/** The `result` of a --json envelope. */
+const json = (stdout: string) => (JSON.parse(stdout) as { result: Record<string, unknown> }).result;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-'));
@@ -30,13 +31,13 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 describe('the stowage and seed commands, end to end', () => {
   it('init, backup, list, verify, validate, test-mode restore, restore --verify', async () => {
-    expect(run('stowage', 'init').code).toBe(0);
-    expect(run('stowage', 'init').code).toBe(2); // refuses to overwrite
+    expect(run('stowage', 'init', '--config', 'stowage.config.json').code).toBe(0);
+    expect(run('stowage', 'init').code).toBe(2); // refuses to write a second config
 
     const full = run('stowage', 'backup', '--type', 'full', '--json');
     expect(full.code).toBe(0);
     const fullResult = json(full.stdout);
-    expect(fullResult).toMatchObject({ ok: true, type: 'full', committed: ['local'] });
+    expect(fullResult).toMatchObject({ outcome: 'ok', type: 'full', committed: ['local'] });
     simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 2 });
     const hot = run('db_backup', '--type=hot', '--reason', 'before import', '--json');
     expect(hot.code).toBe(0);
@@ -61,7 +62,7 @@ describe('the stowage and seed commands, end to end', () => {
     expect(await sha256File(join(dir, 'db.sqlite3'))).toBe(live);
     const check = run('db_restore', '--verify', '--test-mode', '--json');
     expect(check.code).toBe(0);
-    expect(json(check.stdout)).toMatchObject({ ok: true, backupId: fullResult.id });
+    expect(json(check.stdout)).toMatchObject({ ok: true, id: fullResult.id });
   });
 
   it('takes seed-style incrementals and restores them with --at', () => {
@@ -69,7 +70,7 @@ describe('the stowage and seed commands, end to end', () => {
     const inc = run('db_backup', '--type=incremental', '--json');
     expect(inc.code).toBe(0);
     const result = json(inc.stdout);
-    expect(result).toMatchObject({ ok: true, type: 'incremental' });
+    expect(result).toMatchObject({ outcome: 'ok', type: 'incremental' });
     expect(result.changedPages).toBeGreaterThan(0);
     const at = run('stowage', 'restore', '--at', new Date(Date.now() + 60_000).toISOString(), '--test-mode', '--json');
     expect(at.code).toBe(0);
@@ -82,7 +83,7 @@ describe('the stowage and seed commands, end to end', () => {
     expect(ok.code).toBe(0);
     const failed = run('stowage', 'guard', '--json', '--', 'node', '-e', 'process.exit(7)');
     expect(failed.code).toBe(7);
-    const hot = json(failed.stdout).hotBackup as string;
+    const hot = json(failed.stdout).id as string;
     expect(hot).toMatch(/^hot_backup_/);
     expect(failed.stderr).toContain(`stowage restore ${hot}`);
     const list = json(run('stowage', 'list', '--type', 'hot', '--json').stdout) as { backups: Array<{ reason?: string }> };
@@ -169,11 +170,11 @@ describe('the stowage and seed commands, end to end', () => {
     const bad = run('stowage', 'list', '--config', 'bad.json');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/source\.database: /);
-    expect(bad.stderr).toMatch(/destinations: configure at least one destination/);
+    expect(bad.stderr).toMatch(/destinations: add at least one destination, e\.g\. /);
     const missing = run('stowage', 'restore', 'full_backup_19990101_000000', '--test-mode', '--json');
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
-    expect(json(missing.stdout)).toMatchObject({ ok: false, error: { code: 'stowage.backup.not_found' } });
+    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, command: 'restore', result: null, error: { code: 'stowage.backup.not_found' } });
     expect(run('stowage', 'frobnicate').code).toBe(2);
     await writeFile(join(dir, 'ftp.json'), JSON.stringify({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'old', url: 'ftp://host/backups' }] }));
     const ftp = run('stowage', 'list', '--config', 'ftp.json');

@@ -7,7 +7,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDestinationUrl } from '@stowage/storage';
-import { configSchedules, renderSchedule, type ScheduleFormat } from './schedule.js';
+import { configSchedules, renderSchedule, type ScheduleFormat, type ScheduleOptions } from './schedule.js';
 import { CLI_VERSION } from './version.js';
 import {
   acquireDestinationLock,
@@ -30,6 +30,7 @@ import {
   listBackups,
   restorableFromEach,
   loadConfig,
+  logDirOf,
   openEngine,
   withoutDestinations,
   requireDestinations,
@@ -42,6 +43,7 @@ import {
   type EngineOptions,
   type RestorePlan,
   type ThawRequest,
+  type ResolvedConfig,
 } from '@stowage/core';
 import { isStowageError } from '@stowage/errors';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
@@ -119,35 +121,58 @@ export async function releaseLocks(locks: readonly Lock[], warn: (message: strin
 }
 
 /** Runs `fn` with an engine for the config, turning every error into a one-line message and an exit code. */
+
+/** Which command runs: `program` prefixes its messages, `command` names its `--json` envelope. */
+export interface CommandName {
+  program: string;
+  command: string;
+}
+
+/**
+ * Runs `fn` with the command's `Output`, turning every error into a one-line message and an exit
+ * code, then ends the output (with --json: the envelope, the only thing on stdout).
+ */
+export async function withOutput(name: CommandName, globals: GlobalOptions, fn: (out: Output) => Promise<number>): Promise<number> {
+  const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, name.program, name.command);
+  let code: number;
+  try {
+    code = await fn(out);
+  } catch (error) {
+    out.error(error);
+    code = exitCodeFor(error);
+  }
+  out.finish(code);
+  return code;
+}
+
+/** `withOutput` with an engine for the config (and the locks of `locks`), closed at the end. */
 export async function withEngine(
-  program: string,
+  name: CommandName,
   globals: GlobalOptions,
   fn: (engine: Engine, out: Output) => Promise<number>,
   locks?: LockPolicy,
   engineOptions: EngineOptions = {},
 ): Promise<number> {
-  const out = new Output({ json: globals.json ?? false, quiet: globals.quiet ?? false }, program);
-  let engine: Engine | undefined;
-  const held: Lock[] = [];
-  try {
-    const config = await loadConfig(configPath(globals));
-    engine = await openEngine(config, { registry: builtinRegistry(), onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
-    if (locks) {
-      const taken = await takeLocks(engine, locks, { command: `${program} ${process.argv.slice(2).join(' ')}`, warn: (m) => out.warn(m) });
-      held.push(...taken.held);
-      engine = taken.engine;
+  return withOutput(name, globals, async (out) => {
+    let engine: Engine | undefined;
+    const held: Lock[] = [];
+    try {
+      const config = await loadConfig(configPath(globals));
+      engine = await openEngine(config, { registry: builtinRegistry(), onProgress: out.progress, onWarning: (m) => out.warn(m), ...engineOptions });
+      if (locks) {
+        const taken = await takeLocks(engine, locks, { command: `${name.program} ${process.argv.slice(2).join(' ')}`, warn: (m) => out.warn(m) });
+        held.push(...taken.held);
+        engine = taken.engine;
+      }
+      return await fn(engine, out);
+    } catch (error) {
+      if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
+      throw error;
+    } finally {
+      await releaseLocks(held, (m) => out.warn(m));
+      await engine?.close();
     }
-    return await fn(engine, out);
-  } catch (error) {
-    if (engine)
-      await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
-    out.error(error);
-    return exitCodeFor(error);
-  } finally {
-    await releaseLocks(held, (m) => out.warn(m));
-    out.done();
-    await engine?.close();
-  }
+  });
 }
 
 export async function runBackup(engine: Engine, out: Output, options: { type: string; reason?: string }): Promise<ExitCode> {
@@ -155,20 +180,7 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
     throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
   const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
   const m = result.manifest;
-  out.result({
-    ok: result.outcome === 'ok',
-    outcome: result.outcome,
-    id: m.id,
-    type: m.type,
-    parent: m.parent,
-    changedPages: m.delta?.changedPages,
-    fullBecause: m.fullBecause,
-    bytes: result.bytes,
-    durationMs: Math.round(result.durationMs),
-    committed: result.committed,
-    failures: result.failures,
-    snapshotSha256: m.source.snapshotSha256,
-  });
+  out.result({ outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
   if (m.fullBecause) out.say(`full backup taken instead of an incremental: ${m.fullBecause}`);
   if (m.delta) out.say(`${m.id}: ${m.delta.changedPages} of ${m.source.pageCount} pages changed since ${m.parent}, ${formatBytes(result.bytes)} stored`);
   else
@@ -185,8 +197,12 @@ export function backupSummary(e: CatalogEntry, restorable: ReadonlyMap<string, s
   return {
     id: e.manifest.id,
     type: e.manifest.type,
+    parent: e.manifest.parent,
     createdAt: e.manifest.createdAt,
+    /** The database's size when it was backed up. */
     size: e.manifest.source.size,
+    /** Bytes stored per destination copy (every artifact, compressed and encrypted as stored). */
+    storedBytes: e.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
     reason: e.manifest.reason,
     destinations: e.destinations,
     restorableFrom: restorable.get(e.manifest.id) ?? [],
@@ -202,23 +218,40 @@ export function backupSummaries(catalog: readonly CatalogEntry[]): BackupSummary
 }
 
 /**
- * `stowage list`: committed backups, the destinations holding each, and which of those can restore
- * it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
+ * `stowage list`: committed backups under a header, with the time they were taken (this machine's
+ * zone, offset shown), the bytes each stores, its parent, the destinations holding it and which of
+ * those can restore it alone (they hold its whole chain); a holder lacking a link is marked `name(chain incomplete)`.
  */
 export async function runList(engine: Engine, out: Output, options: { type?: string }): Promise<ExitCode> {
   const catalog = await listBackups(engine);
   const restorable = restorableFromEach(catalog);
-  const entries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => ({ ...e, summary: backupSummary(e, restorable) }));
-  out.result({ ok: true, backups: entries.map((e) => e.summary) });
-  if (entries.length === 0) out.say('no backups yet; take one with `stowage backup --type full`');
-  for (const e of entries) {
-    const m = e.manifest;
-    const where = e.destinations.map((name) => (e.summary.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',');
-    out.say(
-      `${m.id.padEnd(32)} ${m.type.padEnd(11)} ${new Date(m.createdAt).toLocaleString()}  ${formatBytes(m.source.size).padStart(10)}  ${where}${m.reason ? `  "${m.reason}"` : ''}`,
-    );
+  const summaries = catalog.filter((e) => !options.type || e.manifest.type === options.type).map((e) => backupSummary(e, restorable));
+  out.result({ backups: summaries });
+  if (summaries.length === 0) {
+    out.say('no backups yet; take one with `stowage backup --type full`');
+    return ExitCode.Ok;
   }
+  const rows = summaries.map((b) => [
+    b.id,
+    b.type,
+    formatLocalTime(new Date(b.createdAt)),
+    formatBytes(b.storedBytes),
+    b.parent ?? '-',
+    b.destinations.map((name) => (b.restorableFrom.includes(name) ? name : `${name}(chain incomplete)`)).join(',') + (b.reason ? `  "${b.reason}"` : ''),
+  ]);
+  const header = ['ID', 'TYPE', 'TAKEN', 'STORED', 'PARENT', 'DESTINATIONS'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => (column === 3 ? cell.padStart(widths[column]!) : column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ');
+  out.say(line(header));
+  for (const row of rows) out.say(line(row));
   return ExitCode.Ok;
+}
+
+/** `2026-12-06 14:03:22 +08:00`: the local time with its UTC offset. */
+export function formatLocalTime(time: Date): string {
+  const pad = (n: number) => String(Math.abs(n)).padStart(2, '0');
+  const offset = -time.getTimezoneOffset();
+  return `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())} ${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())} ${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
 }
 
 export async function runVerify(
@@ -228,7 +261,7 @@ export async function runVerify(
 ): Promise<ExitCode> {
   if (!options.backup && !options.all) throw new UsageError('name a backup to verify (an id, a file, or latest) or pass --all');
   const results = await verify(engine, { ...options });
-  out.result({ ok: results.every((r) => r.ok), backups: results, skipped: engine.unavailable });
+  out.result({ backups: results, skipped: engine.unavailable });
   for (const r of results) {
     out.say(`${r.backupId}: ${r.ok ? 'OK' : 'DAMAGED'} (${r.artifacts.length} artifact copies checked)`);
     for (const a of r.artifacts.filter((x) => !x.ok)) out.say(`  ${a.destination}: ${a.problem}`);
@@ -263,7 +296,7 @@ export async function runRestore(
     ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
     ...(check === undefined ? {} : { check }),
   });
-  out.result({ ok: true, id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs), ...(r.checks ? { checks: r.checks } : {}), ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }) });
+  out.result({ id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs), ...(r.checks ? { checks: r.checks } : {}), ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }) });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`]
     .filter(Boolean)
@@ -332,7 +365,7 @@ export async function runCleanup(engine: Engine, out: Output, options: { dryRun?
     ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }),
   });
   const ok = result.failures.length === 0 && result.damaged.length === 0;
-  out.result({ ok, ...result, skipped: engine.unavailable });
+  out.result({ ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would remove' : 'removed';
   for (const item of result.removed) out.say(`${verb} ${item.destination}: ${item.what} (${formatBytes(item.bytes)}, ${item.why})`);
   for (const r of result.repaired) out.say(`${result.dryRun ? 'would repair' : 'repaired'} the damaged manifest of ${r.id} at ${r.destination} from ${r.from}`);
@@ -368,11 +401,12 @@ export async function runGuard(
   const { manifest } = await backup(engine, { type: 'hot', reason: options.reason ?? commandLine.join(' ') });
   out.say(`hot backup ${manifest.id} taken; running: ${commandLine.join(' ')}`);
   const code = await new Promise<number>((resolveExit, reject) => {
-    const child = spawn(program, args, { stdio: 'inherit' });
+    // With --json, stdout holds the envelope only: the command's output goes to stderr.
+    const child = spawn(program, args, { stdio: ['inherit', out.options.json ? 2 : 'inherit', 'inherit'] });
     child.once('error', (error) => reject(new UsageError(`cannot run '${program}': ${error.message}`)));
     child.once('exit', (status, signal) => resolveExit(status ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1)));
   });
-  out.result({ ok: code === 0, hotBackup: manifest.id, exitCode: code });
+  out.result({ id: manifest.id, exitCode: code });
   if (code !== 0) {
     const config = options.config ? ` --config ${options.config}` : '';
     out.warn(
@@ -385,7 +419,7 @@ export async function runGuard(
 export async function runSync(engine: Engine, out: Output, options: { dryRun?: boolean; deep?: boolean }): Promise<ExitCode> {
   const result = await sync(engine, options);
   const failed = result.actions.filter((a) => a.outcome === 'failed');
-  out.result({ ok: failed.length === 0, ...result, skipped: engine.unavailable });
+  out.result({ ...result, skipped: engine.unavailable });
   if (result.actions.length === 0) out.say(`every ${engine.unavailable.length ? 'reachable ' : ''}destination holds a good copy of every backup`);
   for (const a of result.actions) {
     const what = a.problem === 'missing' ? 'missing' : `damaged (${a.detail})`;
@@ -397,7 +431,7 @@ export async function runSync(engine: Engine, out: Output, options: { dryRun?: b
 
 export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   const probes = await probeDestinations(engine);
-  out.result({ ok: probes.every((p) => p.ok), destinations: probes });
+  out.result({ destinations: probes });
   for (const p of probes) {
     out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
     out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
@@ -457,7 +491,7 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
     ...(options.destination?.length ? { destinations: options.destination } : {}),
     ...(options.force ? { force: true } : {}),
   });
-  out.result({ ok: true, removed });
+  out.result({ removed });
   for (const lock of removed) {
     await appendAudit(engine.logDir, {
       operation: 'lock-break',
@@ -478,12 +512,7 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
  * `stowage schedule print`: the config's schedules and time zone with this installation's absolute
  * paths (node and the installed bin: cron's PATH may not hold node), or `npx -y @stowage/cli@<version>`.
  */
-export async function runSchedulePrint(
-  engine: Engine,
-  out: Output,
-  options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean },
-): Promise<ExitCode> {
-  const { config } = engine;
+export async function runSchedulePrint(config: ResolvedConfig, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
   const script = await realpath(process.argv[1] ?? '');
   const nodeDir = dirname(process.execPath);
   const stowageCommand = options.npx
@@ -505,18 +534,54 @@ export async function runSchedulePrint(
     configPath: config.configPath,
     workingDir: config.baseDir,
     ...(options.log ? { logFile: resolve(options.log) } : {}),
-    mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, engine.logDir])],
+    mounts: [...new Set([dirname(config.source.database), ...localFolders, config.stateDir, logDirOf(config)])],
+    ...(options.format === 'compose' ? composeInputs(config) : {}),
   });
-  out.result({ ok: true, format: options.format, text });
+  out.result({ format: options.format, text });
   if (!out.options.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   return ExitCode.Ok;
+}
+
+/** Environment variables the S3 and OSS adapters read when a destination names none of its own. */
+const DEFAULT_CREDENTIALS_ENV: Readonly<Record<string, readonly string[]>> = {
+  's3:': ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION'],
+  'oss:': ['OSS_ACCESS_KEY_ID', 'OSS_ACCESS_KEY_SECRET'],
+};
+
+/**
+ * What the compose service needs beyond folders: every environment variable the config names (its
+ * `…Env` fields, and the adapters' default credential variables), the key files (`…File` fields and
+ * public-key `recipients`, mounted read-only), and the repository's Dockerfile when this CLI runs from a clone.
+ */
+function composeInputs(config: ResolvedConfig): Pick<ScheduleOptions, 'environment' | 'keyFiles' | 'buildContext'> {
+  const environment = new Set<string>();
+  const keyFiles = new Set<string>();
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (value !== null && typeof value === 'object') {
+      for (const [key, field] of Object.entries(value)) {
+        if (typeof field === 'string' && key.endsWith('Env')) environment.add(field);
+        else walk(field);
+      }
+    }
+  };
+  walk([config.destinations, config.encryption, config.alerts]);
+  for (const destination of config.destinations) {
+    const names = DEFAULT_CREDENTIALS_ENV[parseDestinationUrl(destination.url, config.baseDir).protocol];
+    if (names && !Object.keys(destination.options ?? {}).some((key) => key.endsWith('Env'))) for (const name of names) environment.add(name);
+  }
+  const encryption = (config.encryption ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(encryption)) if (key.endsWith('File') && typeof value === 'string') keyFiles.add(resolve(config.baseDir, value));
+  for (const recipient of (encryption.recipients as string[] | undefined) ?? []) keyFiles.add(resolve(config.baseDir, recipient));
+  const repository = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+  return { environment: [...environment], keyFiles: [...keyFiles], ...(existsSync(join(repository, 'Dockerfile')) ? { buildContext: repository } : {}) };
 }
 
 /** `stowage alert test`: a test message through every configured channel. */
 export async function runAlertTest(engine: Engine, out: Output): Promise<ExitCode> {
   if (!engine.config.alerts) throw new UsageError('there is no alerts section in the config; add channels first');
   const results = await engine.alerts.test();
-  out.result({ ok: results.every((r) => r.ok), channels: results });
+  out.result({ channels: results });
   for (const r of results) out.say(`${r.channel}: ${r.ok ? 'sent' : `FAILED — ${r.error}`}`);
   return results.every((r) => r.ok) ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '@stowage/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UsageError } from './exit-codes.js';
-import { runInit } from './init.js';
+import { initConfigPath, runInit } from './init.js';
 import { Output } from './output.js';
 
 const out = new Output({ json: false, quiet: true }, 'stowage');
@@ -46,5 +46,23 @@ describe('stowage init', () => {
     await expect(readFile(path)).rejects.toThrow(/ENOENT/);
     await runInit(out, path, { database: 'db.sqlite3', destination: 'backups', force: true });
     expect((await loadConfig(path)).source.database).toBe(join(dir, 'db.sqlite3'));
+  });
+
+  it('writes ./stowage.config.yaml by default, and refuses a second config beside a stowage.config.json', async () => {
+    const cwd = process.cwd();
+    const saved = process.env.STOWAGE_CONFIG;
+    process.chdir(dir);
+    delete process.env.STOWAGE_CONFIG;
+    try {
+      expect(initConfigPath(undefined)).toBe(join(process.cwd(), 'stowage.config.yaml'));
+      expect(initConfigPath('other.json')).toBe(join(process.cwd(), 'other.json'));
+      await writeFile('db.sqlite3', '');
+      await writeFile('stowage.config.json', '{}');
+      expect(initConfigPath(undefined)).toBe(join(process.cwd(), 'stowage.config.json'));
+      await expect(runInit(out, initConfigPath(undefined), { database: 'db.sqlite3', destination: 'backups' })).rejects.toThrow(/stowage\.config\.json already exists; pass --force/);
+    } finally {
+      process.chdir(cwd);
+      if (saved !== undefined) process.env.STOWAGE_CONFIG = saved;
+    }
   });
 });

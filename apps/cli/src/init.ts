@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { access, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +8,14 @@ import type { Output } from './output.js';
 
 /** The JSON schema shipped beside the CLI, for editors (`$schema` in the config). */
 export const CONFIG_SCHEMA_PATH = fileURLToPath(new URL('../stowage.config.schema.json', import.meta.url));
+
+/**
+ * Where `init` writes: --config, else $STOWAGE_CONFIG, else ./stowage.config.yaml (commented YAML)
+ * — or ./stowage.config.json when that exists, so that init refuses to write a second config.
+ */
+export function initConfigPath(explicit: string | undefined): string {
+  return resolve(explicit || process.env.STOWAGE_CONFIG || (existsSync('stowage.config.json') ? 'stowage.config.json' : 'stowage.config.yaml'));
+}
 
 /**
  * Writes a starting config that follows the seed document's layout (`backups/` beside the database):
@@ -33,7 +42,7 @@ export async function runInit(out: Output, path: string, options: { database: st
   const resolved = resolveConfig(config, path);
   const text = /\.ya?ml$/i.test(path) ? commentedYaml(config) : `${JSON.stringify(config, null, 2)}\n`;
   await writeFile(path, text, { mode: 0o600 });
-  out.result({ ok: true, config: resolve(path), database: resolved.source.database, ...(hasMedia ? { media } : {}) });
+  out.result({ config: resolve(path), database: resolved.source.database, ...(hasMedia ? { media } : {}) });
   out.say(`wrote ${path}`);
   out.say(`  database:    ${resolved.source.database}`);
   if (hasMedia) out.say(`  media:       ${media}`);

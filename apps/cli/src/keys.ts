@@ -15,7 +15,7 @@ export async function runKeyGenerate(out: Output, baseDir: string, options: { pu
   if (!options.publicKey) {
     const path = options.out ?? join(baseDir, 'stowage-passphrase.key');
     await writeKeyFile(path, `${generatePassphrase()}\n`);
-    out.result({ ok: true, mode: 'passphrase', passphraseFile: path });
+    out.result({ mode: 'passphrase', passphraseFile: path });
     out.say(`wrote a new passphrase to ${path} (mode 600)`);
     out.say(`  config: "encryption": { "mode": "passphrase", "passphraseFile": "${path}" }`);
     out.say('  keep a copy somewhere other than this machine and its backups: without it no backup can be restored');
@@ -26,7 +26,7 @@ export async function runKeyGenerate(out: Output, baseDir: string, options: { pu
   await writeFile(`${stem}-public.asc`, pair.publicKey, { mode: 0o644, flag: 'wx' });
   await writeKeyFile(`${stem}-private.asc`, pair.privateKey);
   await writeKeyFile(`${stem}-revocation.asc`, pair.revocationCertificate);
-  out.result({ ok: true, mode: 'public-key', fingerprint: pair.fingerprint, publicKey: `${stem}-public.asc`, privateKey: `${stem}-private.asc` });
+  out.result({ mode: 'public-key', fingerprint: pair.fingerprint, publicKey: `${stem}-public.asc`, privateKey: `${stem}-private.asc` });
   out.say(`generated key ${pair.fingerprint}`);
   out.say(`  public key:  ${stem}-public.asc — for backup hosts: "encryption": { "mode": "public-key", "recipients": ["${stem}-public.asc"] }`);
   out.say(`  private key: ${stem}-private.asc (mode 600) — move it OFF this host to the machines that restore ("privateKeyFile")`);
@@ -37,13 +37,13 @@ export async function runKeyGenerate(out: Output, baseDir: string, options: { pu
 export async function runKeyShow(engine: Engine, out: Output): Promise<ExitCode> {
   const encryption = engine.config.encryption;
   if (!encryption) {
-    out.result({ ok: true, encryption: null });
+    out.result({ encryption: null });
     out.say('backups are not encrypted (no encryption section in the config); `stowage key generate` makes a key');
     return ExitCode.Ok;
   }
   const keys = await engine.codec.encryptionKeys();
   const source = encryption.mode === 'passphrase' ? (encryption.passphraseFile ? `file ${encryption.passphraseFile}` : `environment variable ${encryption.passphraseEnv}`) : `recipients ${encryption.recipients.join(', ')}`;
-  out.result({ ok: true, encryption: { ...keys.toJSON(), source } });
+  out.result({ encryption: { ...keys.toJSON(), source } });
   out.say(`encryption: AES-256 OpenPGP, ${keys.mode} mode (${keys.aead ? 'AEAD, not readable by gpg 2.2/2.4' : 'gpg-compatible'}), from ${source}`);
   for (const fingerprint of keys.fingerprints) out.say(`  recipient ${fingerprint}`);
   return ExitCode.Ok;
@@ -84,7 +84,7 @@ export async function runKeyCheck(engine: Engine, out: Output): Promise<ExitCode
   // A chain wholly under another (rotated) key restores with that key: listed, exit 3. A chain
   // mixing keys restores with no single key: exit 1.
   const code = !encrypt.ok || chains.some((c) => c.mixed) ? ExitCode.Failed : chains.some((c) => !c.ok) ? ExitCode.Degraded : ExitCode.Ok;
-  out.result({ ok: code === ExitCode.Ok, canEncrypt: encrypt, canDecrypt: decrypt, chains });
+  out.result({ canEncrypt: encrypt, canDecrypt: decrypt, chains });
   out.say(`can encrypt: ${encrypt.ok ? 'yes' : `NO — ${encrypt.problem}`}`);
   out.say(`can decrypt: ${decrypt.ok ? 'yes' : `no — ${decrypt.problem}`}`);
   for (const c of chains) {

@@ -1,7 +1,10 @@
 import { isStowageError } from '@stowage/errors';
 import { UsageError } from './exit-codes.js';
 import { nativeModuleFailure } from './native.js';
+import { ProgressRenderer } from './progress.js';
 import type { ProgressEvent } from '@stowage/core';
+
+export { formatBytes, formatDuration } from './format.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -9,92 +12,87 @@ export interface OutputOptions {
 }
 
 /**
- * Where a command's words go. Human text on stdout (unless --quiet); with --json, one JSON document
- * on stdout and everything else on stderr. Warnings and errors always go to stderr.
+ * What every command prints on stdout with `--json`, and nothing else: `ok` (the exit code is 0),
+ * `command` (e.g. `backup`, `key generate`, `db_restore`), the command's `result` (null when it
+ * failed before having one), the `warnings` it also wrote to stderr, and `error` (null, or the
+ * stable code and the one-line message).
+ */
+export interface JsonEnvelope {
+  ok: boolean;
+  command: string;
+  result: unknown;
+  warnings: string[];
+  error: { code: string; message: string } | null;
+}
+
+/**
+ * Where a command's words go. Human text on stdout (unless --quiet); with --json, one envelope on
+ * stdout when the command ends (`finish`) and everything else on stderr. Warnings, errors and the
+ * progress bar (a terminal only) always go to stderr.
  */
 export class Output {
-  readonly #progress: ProgressBar | undefined;
+  readonly #progress: ProgressRenderer | undefined;
+  #result: unknown = null;
+  readonly #warnings: string[] = [];
+  #error: JsonEnvelope['error'] = null;
+  #finished = false;
 
+  /** `program` prefixes messages (`stowage: error: …`); `command` names the envelope's command. */
   constructor(
     readonly options: OutputOptions,
     readonly program: string,
+    readonly command: string = program,
   ) {
-    this.#progress = !options.json && !options.quiet && process.stderr.isTTY ? new ProgressBar() : undefined;
+    this.#progress = !options.json && !options.quiet && process.stderr.isTTY ? new ProgressRenderer(process.stderr) : undefined;
   }
 
-  /** A line for people; suppressed by --quiet and --json. */
+  /** A line for people; suppressed by --quiet, on stderr with --json. */
   say(line = ''): void {
     if (this.options.quiet) return;
     this.#progress?.clear();
     (this.options.json ? process.stderr : process.stdout).write(`${line}\n`);
   }
 
-  /** The machine-readable result (only with --json). */
+  /** The command's result, the envelope's `result` with --json. */
   result(value: unknown): void {
-    if (this.options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    this.#result = value;
   }
 
   warn(message: string): void {
     this.#progress?.clear();
+    this.#warnings.push(message);
     process.stderr.write(`${this.program}: warning: ${message}\n`);
   }
 
-  error(error: unknown): void {
+  /** Reports the error on stderr (unless `printed`: commander's own) and keeps it for the envelope. */
+  error(error: unknown, { printed = false } = {}): void {
     this.#progress?.clear();
     const native = nativeModuleFailure(error);
     const message = native ?? (error instanceof Error ? error.message : String(error));
-    process.stderr.write(`${this.program}: error: ${message}\n`);
-    if (this.options.json) {
-      const code = native ? 'stowage.runtime.native_module' : isStowageError(error) || error instanceof UsageError ? error.code : 'stowage.unexpected';
-      process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message } }, null, 2)}\n`);
-    }
+    if (!printed) process.stderr.write(`${this.program}: error: ${message}\n`);
+    const code = native ? 'stowage.runtime.native_module' : isStowageError(error) || error instanceof UsageError ? error.code : 'stowage.unexpected';
+    this.#error = { code, message };
   }
 
   progress = (event: ProgressEvent): void => this.#progress?.update(event);
 
-  done(): void {
+  /** Ends the output: clears the progress bar and, with --json, prints the envelope (once). */
+  finish(exitCode: number): void {
     this.#progress?.clear();
+    if (!this.options.json || this.#finished) return;
+    this.#finished = true;
+    const envelope: JsonEnvelope = { ok: exitCode === 0 && this.#error === null, command: this.command, result: jsonVocabulary(this.#result), warnings: this.#warnings, error: this.#error };
+    process.stdout.write(`${JSON.stringify(envelope, null, 2)}\n`);
   }
 }
 
-/** A one-line progress bar on a TTY, shown only for work that takes longer than a second. */
-class ProgressBar {
-  readonly #started = Date.now();
-  #drawn = false;
-  #lastDraw = 0;
+/** Field names that mean the same across commands: the engine's `backupId` is `id`, `healthy` is `ok`. */
+const SAME_NAMES: Readonly<Record<string, string>> = { backupId: 'id', healthy: 'ok' };
 
-  update(event: ProgressEvent): void {
-    const now = Date.now();
-    if (now - this.#started < 1000 || now - this.#lastDraw < 100) return;
-    this.#lastDraw = now;
-    const width = 30;
-    let text = `${event.phase}…`;
-    if (event.total) {
-      const fraction = Math.min(1, event.done / event.total);
-      const filled = Math.round(fraction * width);
-      text = `${event.phase.padEnd(9)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${event.phase === 'thaw' ? `${event.done} of ${event.total} readable` : formatBytes(event.done)}`;
-    }
-    process.stderr.write(`\r\x1b[2K${text}`);
-    this.#drawn = true;
-  }
-
-  clear(): void {
-    if (this.#drawn) process.stderr.write('\r\x1b[2K');
-    this.#drawn = false;
-  }
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-
-export function formatDuration(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+/** `value` with the names of `SAME_NAMES` replaced at every depth (where the object does not use the new name already). */
+export function jsonVocabulary(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(jsonVocabulary);
+  if (value === null || typeof value !== 'object' || ![Object.prototype, null].includes(Object.getPrototypeOf(value))) return value;
+  const entries = Object.entries(value);
+  return Object.fromEntries(entries.map(([key, field]) => [SAME_NAMES[key] !== undefined && !(SAME_NAMES[key]! in value) ? SAME_NAMES[key]! : key, jsonVocabulary(field)]));
 }

@@ -20,18 +20,21 @@ import {
   runValidate,
   runVerify,
   withEngine,
+  withOutput,
   parseTime,
+  type CommandName,
   type GlobalOptions,
 } from './commands.js';
 import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
 import { runDaemon } from './daemon/index.js';
 import { renderMetrics, writeMetricsFile } from './metrics.js';
-import { runInit } from './init.js';
+import { initConfigPath, runInit } from './init.js';
 import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
 import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
 import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
+import { loadConfig } from '@stowage/core';
 import { runReport, runServe } from './dashboard/commands.js';
 import { runArchiveRun, runThawStatus, thawRequestOf, type ThawFlags } from './archive-commands.js';
 import { DEFAULT_LISTEN } from './dashboard/server.js';
@@ -64,17 +67,42 @@ export async function runProgram(build: (setExit: (code: number) => void) => Com
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? ExitCode.Ok : ExitCode.Usage;
-    }
-    new Output({ json: false, quiet: false }, program.name()).error(error);
-    return exitCodeFor(error);
+    const usage = error instanceof CommanderError;
+    if (usage && (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) return ExitCode.Ok;
+    // Commander printed its message to stderr already; --json still gets its envelope.
+    const ours = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+    const out = new Output({ json: ours.includes('--json'), quiet: false }, program.name(), commandNamed(program, ours).command);
+    if (usage) out.error(new UsageError(error.message.replace(/^error: /, '')), { printed: true });
+    else out.error(error);
+    const code = usage ? ExitCode.Usage : exitCodeFor(error);
+    out.finish(code);
+    return code;
   }
   return exit;
 }
 
 /** Commands whose bare `--wait` waits for thaws. */
 const THAWING_COMMANDS = ['restore', 'verify', 'drill'];
+
+/** The envelope's name of the subcommand `command` (`backup`, `key generate`); the program's own name for a top-level program. */
+export function commandName(command: Command): CommandName {
+  const path: string[] = [];
+  let root = command;
+  for (; root.parent; root = root.parent) path.unshift(root.name());
+  return { program: root.name(), command: path.join(' ') || root.name() };
+}
+
+/** The subcommand that `argv` names (as far as it names one), for errors raised before an action runs. */
+function commandNamed(program: Command, argv: readonly string[]): CommandName {
+  let command = program;
+  for (const word of argv) {
+    if (word.startsWith('-')) continue;
+    const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) break;
+    command = sub;
+  }
+  return commandName(command);
+}
 
 export function stowageProgram(setExit: (code: number) => void): Command {
   const program = addGlobalOptions(new Command('stowage'))
@@ -87,24 +115,18 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     const g = globals(command);
     // A bare --wait waits for thaws (restore, verify, drill with --thaw: see thawRequestOf), not for locks.
     const lockWait = g.wait === true && THAWING_COMMANDS.includes(command.name()) ? undefined : g.wait;
-    return withEngine('stowage', g, fn, locks && { ...locks, waitMs: waitMs(lockWait) }).then(setExit);
+    return withEngine(commandName(command), g, fn, locks && { ...locks, waitMs: waitMs(lockWait) }).then(setExit);
   };
 
   program
     .command('init')
-    .description('write a starting config: commented YAML for a .yaml path (--config stowage.config.yaml), else JSON')
+    .description('write a starting config: commented YAML (./stowage.config.yaml), or JSON for a --config path ending in .json; finds media/ beside the database')
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
-    .option('--force', 'overwrite an existing config')
+    .option('--force', 'overwrite an existing config, or write one for a database that does not exist yet')
     .action(async (options: { database: string; destination: string; force?: boolean }, command: Command) => {
       const g = globals(command);
-      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
-      try {
-        setExit(await runInit(out, configPath(g), options));
-      } catch (error) {
-        out.error(error);
-        setExit(exitCodeFor(error));
-      }
+      setExit(await withOutput(commandName(command), g, (out) => runInit(out, initConfigPath(g.config), options)));
     });
 
   program
@@ -278,13 +300,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--user-id <text>', 'user id of the key pair', 'Stowage backups')
     .action(async (options: { publicKey?: boolean; out?: string; userId?: string }, command: Command) => {
       const g = globals(command);
-      const out = new Output({ json: g.json ?? false, quiet: g.quiet ?? false }, 'stowage');
-      try {
-        setExit(await runKeyGenerate(out, dirname(configPath(g)), options));
-      } catch (error) {
-        out.error(error);
-        setExit(exitCodeFor(error));
-      }
+      setExit(await withOutput(commandName(command), g, (out) => runKeyGenerate(out, dirname(configPath(g)), options)));
     });
   key
     .command('show')
@@ -329,7 +345,8 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--log <file>', 'append output to this file (crontab)')
     .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
     .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
-      run(command, async (engine, out) => runSchedulePrint(engine, out, options)),
+      // The config alone: printing needs no destination, key or secret (environment variables are named, not read).
+      withOutput(commandName(command), globals(command), async (out) => runSchedulePrint(await loadConfig(configPath(globals(command))), out, options)).then(setExit),
     );
 
   program
@@ -349,9 +366,15 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('Prometheus metrics (text format) on stdout, or --textfile PATH for node_exporter’s textfile collector')
     .option('--textfile <path>', 'write them atomically to this file')
     .action((options: { textfile?: string }, command: Command) =>
-      run(command, async (engine) => {
-        if (options.textfile) await writeMetricsFile(engine, options.textfile);
-        else process.stdout.write(await renderMetrics(engine));
+      run(command, async (engine, out) => {
+        if (options.textfile) {
+          await writeMetricsFile(engine, options.textfile);
+          out.result({ textfile: options.textfile });
+        } else {
+          const text = await renderMetrics(engine);
+          out.result({ text });
+          if (!out.options.json) process.stdout.write(text);
+        }
         return ExitCode.Ok;
       }),
     );

@@ -34,13 +34,13 @@ describe('stowage with one region unreachable', () => {
   it('backs up at the others (exit 3 with quorum 1); sync and verify skip the region with a warning naming it', () => {
     const degraded = stowage('backup', '--type', 'full', '--json');
     expect(degraded.code).toBe(3);
-    expect(JSON.parse(degraded.stdout)).toMatchObject({ outcome: 'degraded', committed: ['local'], failures: [{ destination: 's3-down', code: 'stowage.storage.transient' }] });
+    expect(JSON.parse(degraded.stdout)).toMatchObject({ ok: false, command: 'backup', result: { outcome: 'degraded', committed: ['local'], failures: [{ destination: 's3-down', code: 'stowage.storage.transient' }] } });
     expect(degraded.stderr).toMatch(/destination s3-down is left out of this run: its lock cannot be taken: .*ECONNREFUSED/);
     // (Each run spends about 3 s retrying the refused connection before leaving the region out.)
     for (const command of [['sync'], ['verify', '--all']]) {
       const result = stowage(...command, '--json');
       expect(result.code, command.join(' ')).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, skipped: [{ destination: 's3-down' }] });
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, result: { skipped: [{ destination: 's3-down' }] } });
       expect(result.stderr).toMatch(/destination s3-down is left out of this run/);
     }
   });

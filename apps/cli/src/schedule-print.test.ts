@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { CLI_VERSION } from './version.js';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -40,5 +41,37 @@ describe('stowage schedule print', () => {
     const text = schedulePrint('--format', 'crontab', '--npx');
     expect(text).toContain(`\nPATH=${dirname(process.execPath)}:/usr/bin:/bin\n`);
     expect(text).toContain(`&& ${join(dirname(process.execPath), 'npx')} -y @stowage/cli@${CLI_VERSION} backup --type full --config`);
+  });
+});
+
+describe('stowage schedule print --format compose', () => {
+  it('passes every environment variable the config names without their values, mounts key files, and builds from this repository', async () => {
+    const app = join(dir, 'compose');
+    await mkdir(join(app, 'keys'), { recursive: true });
+    await writeFile(join(app, 'stowage.config.yaml'), [
+      'source: { database: db.sqlite3 }',
+      'destinations:',
+      '  - { name: local, url: /srv/backups }',
+      '  - { name: s3, url: "s3://bucket/prefix", options: { endpoint: "http://127.0.0.1:1", region: us-east-1 } }',
+      '  - { name: oss, url: "oss://bucket/prefix", options: { endpoint: "http://127.0.0.1:2", region: oss-cn-hangzhou, accessKeyIdEnv: WMS_OSS_ID, accessKeySecretEnv: WMS_OSS_SECRET } }',
+      'encryption: { mode: public-key, recipients: [/etc/stowage/ops-public.asc], privateKeyEnv: STOWAGE_PRIVATE_KEY }',
+      'alerts: { channels: [{ type: webhook, url: "https://hooks.example/x", secretEnv: HOOK_SECRET }] }',
+      'schedules: { verify: false, drill: false, timeZone: Asia/Shanghai }',
+      '',
+    ].join('\n'));
+    const result = spawnSync(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'apps/cli/src/bin/stowage.ts'), 'schedule', 'print', '--format', 'compose', '--config', join(app, 'stowage.config.yaml')], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME }, // none of the named variables is set
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const service = (parseYaml(result.stdout) as { services: { stowage: Record<string, unknown> } }).services.stowage;
+    expect(service).toMatchObject({ image: `stowage:${CLI_VERSION}`, build: { context: REPO }, command: ['daemon', '--config', join(app, 'stowage.config.yaml')] });
+    expect(service.environment).toEqual(['TZ=Asia/Shanghai', 'AWS_ACCESS_KEY_ID', 'AWS_REGION', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'HOOK_SECRET', 'STOWAGE_PRIVATE_KEY', 'WMS_OSS_ID', 'WMS_OSS_SECRET']);
+    expect(service.volumes).toEqual([
+      { type: 'bind', source: app, target: app },
+      { type: 'bind', source: '/srv/backups', target: '/srv/backups' },
+      { type: 'bind', source: '/etc/stowage/ops-public.asc', target: '/etc/stowage/ops-public.asc', read_only: true },
+    ]);
   });
 });

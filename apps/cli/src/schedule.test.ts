@@ -6,7 +6,7 @@ import { Cron } from 'croner';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from './exit-codes.js';
-import { configSchedules, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
+import { COMPOSE_IMAGE, configSchedules, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
 
 const posixOptions: ScheduleOptions = {
   schedules: DEFAULT_SCHEDULES,
@@ -325,20 +325,49 @@ describe('systemd', () => {
 });
 
 describe('compose', () => {
-  it('prints a service running the daemon with the folders mounted at their paths', () => {
+  const bind = (path: string) => ({ type: 'bind', source: path, target: path });
+
+  it('prints a service running the daemon of the Dockerfile image with the folders mounted at their paths', () => {
     const options: ScheduleOptions = { ...posixOptions, mounts: ['/srv/backups', '/srv/green house/media', '/srv/backups/'] };
-    const document = parseYaml(renderSchedule('compose', options)) as { services: Record<string, Record<string, unknown>> };
+    const text = renderSchedule('compose', options);
+    expect(text).toMatch(/^# Stowage \S+ schedule for /);
+    expect(text).toContain(`# Build the image first, in a clone of the Stowage repository: docker build -t ${COMPOSE_IMAGE} .`);
+    const document = parseYaml(text) as { services: Record<string, Record<string, unknown>> };
     expect(Object.keys(document.services)).toEqual(['stowage']);
-    const service = document.services.stowage!;
-    expect(service).toMatchObject({
-      command: ['stowage', 'daemon', '--config', posixOptions.configPath],
+    expect(document.services.stowage).toEqual({
+      image: COMPOSE_IMAGE,
+      command: ['daemon', '--config', posixOptions.configPath],
       working_dir: posixOptions.workingDir,
-      environment: { TZ: 'Asia/Shanghai' },
-      volumes: ['/srv/green house:/srv/green house', '/srv/backups:/srv/backups'],
+      environment: ['TZ=Asia/Shanghai'],
+      volumes: [bind('/srv/green house'), bind('/srv/backups')],
       restart: 'unless-stopped',
-      healthcheck: { test: ['CMD', 'stowage', 'status', '--config', posixOptions.configPath, '--quiet'] },
+      stop_grace_period: '2m',
+      healthcheck: { test: ['CMD', 'stowage', 'status', '--config', posixOptions.configPath, '--quiet'], interval: '5m', timeout: '1m', start_period: '1m', retries: 1 },
     });
-    expect(service.build).toMatchObject({ context: '.', dockerfile_inline: expect.stringMatching(/^FROM node:20.*\nRUN npm install --global @stowage\/cli@/) });
+  });
+
+  it('passes the environment variables by name only, mounts key files read-only, and builds from a repository', () => {
+    const options: ScheduleOptions = {
+      ...posixOptions,
+      timeZone: undefined,
+      environment: ['STOWAGE_PASSPHRASE', 'OSS_ACCESS_KEY_ID', 'STOWAGE_PASSPHRASE'],
+      keyFiles: ['/etc/stowage/ops-public.asc', '/srv/green house/keys/backup.key'],
+      buildContext: '/opt/src/stowage',
+    };
+    const text = renderSchedule('compose', options);
+    const service = (parseYaml(text) as { services: { stowage: Record<string, unknown> } }).services.stowage;
+    expect(service.environment).toEqual(['OSS_ACCESS_KEY_ID', 'STOWAGE_PASSPHRASE']);
+    expect(service.volumes).toEqual([bind('/srv/green house'), { ...bind('/etc/stowage/ops-public.asc'), read_only: true }]);
+    expect(service.build).toEqual({ context: '/opt/src/stowage' });
+    expect(text).toContain('their values are not printed here');
+    expect(usageError('compose', { keyFiles: ['backup.key'] }).message).toBe("a key file must be an absolute path for compose, not 'backup.key'");
+  });
+
+  it('quotes whatever a path holds: the YAML reads back the same strings', () => {
+    const odd = "/srv/it's: #1 \"quoted\" [x] {y}";
+    const service = (parseYaml(renderSchedule('compose', { ...posixOptions, configPath: `${odd}/stowage.config.yaml`, workingDir: odd })) as { services: { stowage: Record<string, unknown> } }).services.stowage;
+    expect(service.working_dir).toBe(odd);
+    expect(service.volumes).toEqual([bind(odd)]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { posix, win32 } from 'node:path';
 import { TOOL_VERSION } from '@stowage/core';
 import { CronPattern } from 'croner';
+import { Document } from 'yaml';
 import { UsageError } from './exit-codes.js';
 
 /** The jobs a schedule runs. */
@@ -65,6 +66,14 @@ export interface ScheduleOptions {
   user?: string;
   /** compose: further host folders the jobs use (database, local destinations, state), mounted at the same path. */
   mounts?: readonly string[];
+  /** compose: key files outside those folders, absolute, mounted read-only at the same path. */
+  keyFiles?: readonly string[];
+  /** compose: names of environment variables passed through from where compose runs (never their values). */
+  environment?: readonly string[];
+  /** compose: the image (default `COMPOSE_IMAGE`). */
+  image?: string;
+  /** compose: a Stowage repository whose Dockerfile builds the image (`docker compose build`). */
+  buildContext?: string;
 }
 
 /**
@@ -173,42 +182,51 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
         ...units,
       ).replace(/\n+$/, '\n');
     }
-    case 'compose': {
-      const folders = new Set([options.workingDir, posix.dirname(options.configPath), ...(options.mounts ?? [])].map((p) => posix.resolve(p)));
-      const within = (p: string, other: string) => p !== other && p.startsWith(other === '/' ? '/' : `${other}/`);
-      const volumes = [...folders].filter((p) => ![...folders].some((other) => within(p, other)));
-      const q = (value: string) => JSON.stringify(value);
-      const list = (values: readonly string[]) => `[${values.map(q).join(', ')}]`;
-      return lines(
-        `# ${header}`,
-        '# Add this service to the docker-compose.yml of the application. Folders are mounted at their',
-        '# host paths, so the config and its paths work unchanged inside the container.',
-        `# The daemon runs the config's schedule: ${jobs.map((job) => `${job.job} ${job.expression}`).join(', ')}.`,
-        'services:',
-        '  stowage:',
-        `    image: ${q(`stowage:${TOOL_VERSION}`)}`,
-        '    build:',
-        '      context: .',
-        '      dockerfile_inline: |',
-        '        FROM node:20-bookworm-slim',
-        `        RUN npm install --global @stowage/cli@${TOOL_VERSION}`,
-        `    command: ${list(['stowage', 'daemon', '--config', options.configPath])}`,
-        `    working_dir: ${q(options.workingDir)}`,
-        ...(options.user === undefined ? [] : [`    user: ${q(options.user)}`]),
-        ...(options.timeZone === undefined ? [] : ['    environment:', `      TZ: ${q(options.timeZone)}`]),
-        '    volumes:',
-        ...volumes.map((p) => `      - ${q(`${p}:${p}`)}`),
-        '    restart: unless-stopped',
-        '    stop_grace_period: 2m',
-        '    healthcheck:',
-        `      test: ${list(['CMD', 'stowage', 'status', '--config', options.configPath, '--quiet'])}`,
-        '      interval: 5m',
-        '      timeout: 1m',
-        '      start_period: 1m',
-        '      retries: 1',
-      );
-    }
+    case 'compose':
+      return composeService(options, jobs, header);
   }
+}
+
+/** The compose image of this version, built from the repository's Dockerfile (`docker build -t stowage:<version> .`). */
+export const COMPOSE_IMAGE = `stowage:${TOOL_VERSION}`;
+
+/**
+ * A docker-compose file (built as data with the `yaml` library) with one service running the
+ * daemon in the image of the repository's Dockerfile: folders mounted at their host paths, key
+ * files read-only, and the environment variables the config names passed through by name.
+ */
+function composeService(options: ScheduleOptions, jobs: ReadonlyArray<{ job: ScheduledJob; expression: string }>, header: string): string {
+  for (const file of options.keyFiles ?? []) if (!posix.isAbsolute(file)) throw new UsageError(`a key file must be an absolute path for compose, not '${file}'`);
+  const folders = new Set([options.workingDir, posix.dirname(options.configPath), ...(options.mounts ?? [])].map((p) => posix.resolve(p)));
+  const within = (p: string, other: string) => p !== other && p.startsWith(other === '/' ? '/' : `${other}/`);
+  const volumes = [...folders].filter((p) => ![...folders].some((other) => within(p, other)));
+  const keyFiles = [...new Set(options.keyFiles ?? [])].filter((file) => !volumes.some((folder) => within(file, folder)));
+  const environment = [...(options.timeZone === undefined ? [] : [`TZ=${options.timeZone}`]), ...[...new Set(options.environment ?? [])].sort()];
+  const service = {
+    image: options.image ?? COMPOSE_IMAGE,
+    ...(options.buildContext === undefined ? {} : { build: { context: options.buildContext } }),
+    command: ['daemon', '--config', options.configPath], // the image's entrypoint is stowage
+    working_dir: options.workingDir,
+    ...(options.user === undefined ? {} : { user: options.user }),
+    ...(environment.length ? { environment } : {}),
+    // The long syntax: a path may hold a colon.
+    volumes: [...volumes.map((p) => ({ type: 'bind', source: p, target: p })), ...keyFiles.map((file) => ({ type: 'bind', source: file, target: file, read_only: true }))],
+    restart: 'unless-stopped',
+    stop_grace_period: '2m',
+    healthcheck: { test: ['CMD', 'stowage', 'status', '--config', options.configPath, '--quiet'], interval: '5m', timeout: '1m', start_period: '1m', retries: 1 },
+  };
+  const document = new Document({ services: { stowage: service } });
+  document.commentBefore = [
+    ` ${header}`,
+    ' Add this service to the docker-compose.yml of the application. Folders are mounted at their',
+    ' host paths, so the config and its paths work unchanged inside the container.',
+    options.buildContext === undefined
+      ? ` Build the image first, in a clone of the Stowage repository: docker build -t ${options.image ?? COMPOSE_IMAGE} .`
+      : ' `docker compose build` builds the image from the Stowage repository (its Dockerfile).',
+    ...(environment.length > (options.timeZone === undefined ? 0 : 1) ? [' The environment variables the config names are passed from where compose runs (their values are not printed here).'] : []),
+    ` The daemon runs the config's schedule: ${jobs.map((job) => `${job.job} ${job.expression}`).join(', ')}.`,
+  ].join('\n');
+  return document.toString({ lineWidth: 0 });
 }
 
 // ——— cron expressions ———

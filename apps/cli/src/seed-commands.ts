@@ -18,7 +18,7 @@ export function dbBackupProgram(setExit: (code: number) => void): Command {
     .action(async (options: GlobalOptions & { type?: string; reason?: string; cleanup?: boolean; verify?: string; validateData?: string }) => {
       const actions = [options.type, options.cleanup, options.verify, options.validateData].filter((a) => a !== undefined).length;
       setExit(
-        await withEngine('db_backup', options, async (engine, out) => {
+        await withEngine({ program: 'db_backup', command: 'db_backup' }, options, async (engine, out) => {
           if (actions !== 1) throw new UsageError('give exactly one of --type=…, --cleanup, --verify=FILE, --validate-data=FILE');
           if (options.type) return runBackup(engine, out, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
           if (options.cleanup) return runCleanup(engine, out, {});
@@ -39,7 +39,7 @@ export function dbRestoreProgram(setExit: (code: number) => void): Command {
     .option('--verify', 'check the database restored last')
     .action(async (options: GlobalOptions & { file?: string; testMode?: boolean; target?: string; list?: boolean; verify?: boolean }) => {
       setExit(
-        await withEngine('db_restore', options, async (engine, out) => {
+        await withEngine({ program: 'db_restore', command: 'db_restore' }, options, async (engine, out) => {
           const actions = [options.file, options.list, options.verify].filter((a) => a !== undefined).length;
           if (actions !== 1) throw new UsageError('give exactly one of --file=FILE, --list, --verify');
           if (options.list) return runList(engine, out, {});

@@ -280,16 +280,17 @@ async function fromFirstGood(engine: ArtifactReader, entry: CatalogEntry, artifa
 async function transfer(engine: ArtifactReader, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean, checkDecoded = decode): Promise<void> {
   const stored = new DigestStream();
   const decoded = checkDecoded ? [new DigestStream()] : [];
+  // Progress counts what a restore writes (decoded bytes), else what is downloaded.
   let done = 0;
   const progress = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      engine.progress({ phase: 'download', done: (done += chunk.length), total: artifact.size });
+      engine.progress(decode ? { phase: 'restore', done: (done += chunk.length), total: artifact.decodedSize } : { phase: 'download', done: (done += chunk.length), total: artifact.size });
       callback(null, chunk);
     },
   });
   const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
   try {
-    await pipeline([await destination.adapter.get(artifact.key), progress, stored, ...decoders, ...decoded, sink]);
+    await pipeline([await destination.adapter.get(artifact.key), stored, ...decoders, progress, ...decoded, sink]);
   } catch (error) {
     // A decoder failing on bytes that do not match the manifest is damage, not a key problem.
     if (stored.size === artifact.size || !isStowageError(error) || isStowageError(error, ...KEY_PROBLEMS)) throw error;

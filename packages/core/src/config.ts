@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { systemErrorCode } from '@stowage/errors';
 import { fileSetsConfigSchema, type FileSetsConfig } from '@stowage/filesets';
 import { alertsConfigSchema, type AlertsConfig } from '@stowage/alerts/config';
 import { encryptionConfigSchema, type EncryptionConfig } from '@stowage/crypto/config';
+import { CronPattern } from 'croner';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -39,8 +40,23 @@ export const archivePolicySchema = z
   .strict();
 export type ArchivePolicy = z.infer<typeof archivePolicySchema>;
 
-/** A job's cron expression (five fields, or six with seconds first), or false to turn the job off. */
-const cronSchema = z.union([z.string().min(1), z.literal(false)]);
+/**
+ * A job's cron expression (five fields, or six with seconds first, as the daemon reads them), or
+ * false to turn the job off. Checked here, so a typo fails every command, not only the daemon at night.
+ */
+const cronSchema = z.union([
+  z.string().min(1).superRefine((expression, ctx) => {
+    try {
+      new CronPattern(expression.trim(), undefined, { mode: '5-or-6-parts' });
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `'${expression}' is not a cron expression (${(error as Error).message.replace(/^CronPattern: /, '')}); write minute hour day-of-month month day-of-week, e.g. "0 2 * * *" for 02:00 daily` });
+    }
+  }),
+  z.literal(false),
+], { error: (issue) => (issue.code === 'invalid_union' ? 'write a cron expression such as "0 2 * * *", or false to turn the job off' : undefined) });
+
+/** What a config without destinations is told. */
+const ADD_A_DESTINATION = 'add at least one destination, e.g. "destinations": [{ "name": "local", "url": "backups" }] (a folder beside the config; s3:// and oss:// URLs too)';
 
 /**
  * `stowage.config.json`. Relative paths are relative to the config file's folder.
@@ -79,8 +95,9 @@ export const configSchema = z
               .describe('Tiering: backups older than `after` are moved to an archive storage class at this destination (`stowage archive run`)'),
           })
           .strict(),
+        { error: (issue) => (issue.input === undefined || issue.input === null ? ADD_A_DESTINATION : undefined) },
       )
-      .min(1, 'configure at least one destination')
+      .min(1, ADD_A_DESTINATION)
       .describe('Where backups are stored; every backup goes to every destination'),
     retention: retentionSchema.default(DEFAULT_RETENTION).describe('How long backups of each type are kept: a duration (30d) or { maxAge, keepLast }'),
     adapters: z
@@ -235,8 +252,28 @@ export async function loadConfig(configPath: string): Promise<ResolvedConfig> {
     throw new CoreError(CoreErrorCode.ConfigInvalid, `cannot read config ${configPath}: ${(cause as Error).message}`, { context: { configPath }, cause });
   }
   const json = parseConfigText(text, configPath);
-  return resolveConfig(json, configPath);
+  const config = resolveConfig(json, configPath);
+  await checkRelativeDatabase(config, (json as { source: { database: string } }).source.database);
+  return config;
 }
+
+/**
+ * The common mistake of a relative `source.database` written as if relative to the current folder:
+ * when there is no database beside the config but there is one at that path from here, says so.
+ * (A database that is nowhere yet is fine: a restore onto a new machine creates it.)
+ */
+async function checkRelativeDatabase(config: ResolvedConfig, written: string): Promise<void> {
+  if (isAbsolute(written)) return;
+  const fromHere = resolve(written);
+  if (fromHere === config.source.database || (await exists(config.source.database)) || !(await exists(fromHere))) return;
+  throw new CoreError(
+    CoreErrorCode.ConfigInvalid,
+    `invalid config ${config.configPath}:\nsource.database: "${written}" is relative to the config file's folder ${config.baseDir}, where there is no such file (${fromHere}, relative to the current folder, exists): write its absolute path, or a path relative to ${config.baseDir}`,
+    { context: { configPath: config.configPath, database: config.source.database } },
+  );
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
 
 /**
  * A config file's data: YAML for `.yaml`/`.yml` (comments allowed), JSON otherwise. A syntax error

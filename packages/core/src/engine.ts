@@ -142,8 +142,7 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     });
     destinations.push({ name: spec.name, adapter });
   }
-  const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
-  const logDir = config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs'));
+  const logDir = logDirOf(config);
   const warn = (message: string) => options.onWarning?.(message);
   await auditConfigChange(config, logDir, warn);
   const engine: Engine = {
@@ -203,6 +202,12 @@ export function selectDestinations(engine: Engine, name: string | undefined): re
     });
   }
   return found;
+}
+
+/** The folder of backup.log, restore.log and the audit log: `logDir`, else logs/ in the first local destination, else `<stateDir>/logs`. */
+export function logDirOf(config: ResolvedConfig): string {
+  const firstLocal = config.destinations.map((d) => parseDestinationUrl(d.url, config.baseDir)).find((url) => url.protocol === 'file:');
+  return config.logDir ?? (firstLocal ? join(fileURLToPath(firstLocal), 'logs') : join(config.stateDir, 'logs'));
 }
 
 /**

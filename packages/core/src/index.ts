@@ -15,7 +15,7 @@ export { restorableFrom, restorableFromEach } from './chain.js';
 export { checkChainKeys, type ChainKeyCheck } from './key-match.js';
 export { cleanup, ORPHAN_CRASHED, removeOrphans, retentionPolicyOf, type CleanupItem, type CleanupResult } from './cleanup.js';
 export { configJsonSchema, configSchema, loadConfig, resolveConfig, type ConfigFile, type ResolvedConfig } from './config.js';
-export { localRegistry, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
+export { localRegistry, logDirOf, openEngine, requireDestinations, withoutDestinations, type Engine, type EngineOptions } from './engine.js';
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 export {
   ARCHIVED_ROLES,

@@ -33,7 +33,7 @@ export async function readSqliteHeader(path: string): Promise<SqliteHeader & { f
   } catch (cause) {
     const code = systemErrorCode(cause);
     if (code === 'ENOENT') {
-      throw new CoreError(CoreErrorCode.SourceNotFound, `database ${path} does not exist; check source.database in the config`, { context: { path }, cause });
+      throw new CoreError(CoreErrorCode.SourceNotFound, `database ${path} does not exist; check source.database in the config (a relative path there is relative to the config file's folder)`, { context: { path }, cause });
     }
     if (code === 'EISDIR') {
       throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is a folder, not a SQLite database; point source.database at the db file`, { context: { path }, cause });

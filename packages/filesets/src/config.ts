@@ -43,7 +43,12 @@ export const fileListSetSchema = z
   .strict();
 
 /** One file set: a folder (`{ path, include?, exclude? }`) or a list of files (`{ files }`). */
-export const fileSetConfigSchema = z.union([folderSetSchema, fileListSetSchema]);
+export const fileSetConfigSchema = z.union([folderSetSchema, fileListSetSchema], {
+  error: (issue) =>
+    typeof issue.input === 'string'
+      ? `write { "path": ${JSON.stringify(issue.input)} } for a folder (or { "files": [...] } for a list of files), not a bare path`
+      : undefined,
+});
 
 /**
  * The `source.files` section: named file sets, paths relative to a base folder the caller gives

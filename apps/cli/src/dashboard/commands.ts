@@ -13,7 +13,8 @@ export async function runServe(engine: Engine, out: Output, options: ServeOption
   const server = await serveDashboard(engine, options);
   const url = serverUrl(server);
   out.say(`status page at ${url} (read-only${options.authTokenEnv ? `, bearer token from $${options.authTokenEnv}` : ', this machine only'}); Ctrl-C stops it`);
-  out.result({ ok: true, url });
+  out.result({ url });
+  out.finish(ExitCode.Ok); // the envelope now, while the page serves
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);

@@ -232,19 +232,20 @@ describe('the status page in Chromium', () => {
       await page.check('#matrix-problems');
       expect(await page.locator('#matrix tbody tr:visible').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-backup')))).toEqual([ids.inc2, ids.full]);
 
-      // The API: the same shapes as the CLI's --json.
+      // The API: the same shapes as the result of the CLI's --json.
       const api = async (path: string) => {
         const response = await fetch(new URL(path, url));
         expect(response.status).toBe(200);
         return response.text();
       };
-      expect(JSON.parse(await api('api/backups'))).toEqual(JSON.parse((await stowage(['list', '--json'])).stdout));
-      const cliStatus = JSON.parse((await stowage(['status', '--json'])).stdout) as Record<string, unknown>;
+      const result = (stdout: string) => (JSON.parse(stdout) as { result: Record<string, unknown> }).result;
+      expect(JSON.parse(await api('api/backups'))).toEqual(result((await stowage(['list', '--json'])).stdout));
+      const cliStatus = result((await stowage(['status', '--json'])).stdout);
       const apiStatus = JSON.parse(await api('api/status')) as Record<string, unknown>;
       expect(Object.keys(apiStatus).sort()).toEqual(Object.keys(cliStatus).sort());
       expect({ ...apiStatus, at: 0, rpo: 0, types: 0, destinations: 0 }).toEqual({ ...cliStatus, at: 0, rpo: 0, types: 0, destinations: 0 });
       const apiDashboard = JSON.parse(await api('api/dashboard')) as { replicas: unknown; backups: unknown };
-      const report = JSON.parse((await stowage(['report', '--json'])).stdout) as { replicas: unknown; backups: unknown };
+      const report = result((await stowage(['report', '--json'])).stdout) as { replicas: unknown; backups: unknown };
       expect(apiDashboard.replicas).toEqual(report.replicas);
       expect(apiDashboard.backups).toEqual(report.backups);
       // Never a secret, anywhere.

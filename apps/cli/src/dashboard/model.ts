@@ -50,8 +50,6 @@ export interface ReplicaCell {
 }
 
 export interface DashboardBackup extends BackupSummary {
-  /** Bytes stored per destination copy (all artifacts, encoded). */
-  storedBytes: number;
   /** Size anomalies found when it was taken (see `manifest.anomalies`). */
   anomalies: string[];
 }
@@ -149,7 +147,6 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
     destinations,
     backups: backups.map((e, i) => ({
       ...summaries[i]!,
-      storedBytes: e.manifest.artifacts.reduce((sum, a) => sum + a.size, 0),
       anomalies: (e.manifest.anomalies ?? []).map((a) => a.reason),
     })),
     replicas,

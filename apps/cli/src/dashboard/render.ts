@@ -45,8 +45,8 @@ const SCRIPT = `(() => {
     if (!response || !response.ok) return;
     const status = await response.json();
     const health = document.getElementById('health');
-    health.dataset.healthy = String(status.healthy);
-    health.querySelector('.badge').textContent = status.healthy ? 'HEALTHY' : 'UNHEALTHY';
+    health.dataset.healthy = String(status.ok);
+    health.querySelector('.badge').textContent = status.ok ? 'HEALTHY' : 'UNHEALTHY';
     document.getElementById('checked-at').textContent = status.at;
   }, 60000);
 })();`;

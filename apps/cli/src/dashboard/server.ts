@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { listBackups, status, type Engine } from '@stowage/core';
 import { backupSummaries } from '../commands.js';
+import { jsonVocabulary } from '../output.js';
 import { UsageError } from '../exit-codes.js';
 import { renderMetrics } from '../metrics.js';
 import { buildDashboard } from './model.js';
@@ -70,7 +71,7 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
     '/': async () => ({ type: 'text/html; charset=utf-8', body: renderDashboard(await buildDashboard(engine), { served: true }) }),
     '/api/dashboard': async () => json(await buildDashboard(engine)),
     '/api/status': async () => json(await status(engine)),
-    '/api/backups': async () => json({ ok: true, backups: backupSummaries(await listBackups(engine)) }),
+    '/api/backups': async () => json({ backups: backupSummaries(await listBackups(engine)) }),
     '/metrics': async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: await renderMetrics(engine) }),
   };
   const server = createServer((request, response) => {
@@ -94,7 +95,8 @@ export function serverUrl(server: Server): string {
   return `http://${address.includes(':') ? `[${address}]` : address}:${port}/`;
 }
 
-const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(value, null, 2)}\n` });
+/** An API answer: the same data and field names as the `result` of the CLI's --json envelope. */
+const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(jsonVocabulary(value), null, 2)}\n` });
 
 async function handle(request: IncomingMessage, response: ServerResponse, routes: Record<string, () => Promise<{ type: string; body: string }>>, token: string | undefined): Promise<void> {
   const headers = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
