@@ -145,6 +145,11 @@ export class ManifestCatalog {
     return (await this.readReported(destinations)).entries;
   }
 
+  /** The manifest of backup `id` at `destination` (undefined: it holds none), read at most once through this catalog. */
+  manifestAt(destination: Destination, id: string): Promise<Manifest | undefined> {
+    return this.#manifestAt(destination, id);
+  }
+
   /**
    * The committed backup `id` at `destinations`, undefined when none holds it. A destination
    * already listed answers from its listing; one not (or not listable) is asked for the manifest.

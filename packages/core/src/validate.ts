@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { catalogOf, readManifest } from './catalog.js';
+import { catalogOf, type ManifestCatalog } from './catalog.js';
 import { findBackup } from './find.js';
 import type { Manifest } from './manifest.js';
 import { commitManifest } from './replica.js';
@@ -45,7 +45,7 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
     }
     const schemaMatches = facts.schemaHash === entry.manifest.source.schemaHash;
     const ok = checksPassed(checks) && schemaMatches && Object.keys(rowCountMismatches).length === 0;
-    const recorded = ok ? await recordIntegrityChecked(engine, entry.manifest) : [];
+    const recorded = ok ? await recordIntegrityChecked(engine, catalog, entry.manifest) : [];
     await logOperation(engine.logDir, 'backup.log', { operation: 'validate', backupId: entry.manifest.id, outcome: ok ? 'ok' : 'failed', durationMs: performance.now() - started, ...(recorded.length ? { detail: `integrity-recorded=${recorded.join(',')}` } : {}) });
     return { backupId: entry.manifest.id, ok, checks, schemaMatches, rowCountMismatches, source, recorded };
   } finally {
@@ -58,12 +58,12 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
  * the same snapshot and lacks it; a destination that cannot be written is warned about and skipped
  * (its restores keep running the full checks).
  */
-async function recordIntegrityChecked(engine: Engine, validated: Manifest): Promise<string[]> {
+async function recordIntegrityChecked(engine: Engine, catalog: ManifestCatalog, validated: Manifest): Promise<string[]> {
   const recorded: string[] = [];
   const at = engine.now().toISOString();
   for (const destination of engine.destinations) {
     try {
-      const manifest = await readManifest(destination, validated.id);
+      const manifest = await catalog.manifestAt(destination, validated.id);
       if (!manifest || manifest.source.snapshotSha256 !== validated.source.snapshotSha256) continue;
       if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by: 'validate' } });
       recorded.push(destination.name);
