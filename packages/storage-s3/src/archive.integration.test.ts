@@ -66,7 +66,9 @@ describe('S3 archive classes on the test server, through the real SDK', () => {
   it('DEEP_ARCHIVE: listed with its class, refuses reads, thaws (bulk, 48 h) with x-amz-restore, reads byte-exact, freezes again at expiry', async () => {
     const storage = await openS3();
     const bytes = randomBytes(300_000);
-    const stored = await storage.put('full/a.bin', bufferBody(bytes));
+    await storage.put('full/a.bin', bufferBody(bytes));
+    const stored = (await storage.stat('full/a.bin'))!;
+    expect(stored.checksums.crc64nvme).toBeDefined();
     const archived = await storage.setStorageClass('full/a.bin', 'DEEP_ARCHIVE');
     expect(archived).toMatchObject({ size: bytes.length, storageClass: 'DEEP_ARCHIVE', archive: { state: 'archived' } });
     expect(archived.checksums.crc64nvme).toBe(stored.checksums.crc64nvme);

@@ -4,6 +4,7 @@ import { StorageErrorCode, StorageRegistry } from '@stowage/storage';
 import { s3StorageFactory, parseS3Url } from './factory.js';
 import { s3OptionsSchema } from './options.js';
 import { S3Storage } from './s3.js';
+import { S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES } from './archive.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -128,12 +129,15 @@ describe('s3 destination URLs', () => {
   });
 });
 
+/** What every S3 destination can do with archive classes (GLACIER, DEEP_ARCHIVE). */
+const ARCHIVE_CAPABILITIES = { archiveClasses: [...S3_ARCHIVE_CLASSES], archiveClassFacts: S3_ARCHIVE_CLASS_FACTS };
+
 describe('s3StorageFactory', () => {
   it('defaults to SHA-256 checksums and conditional writes on AWS', async () => {
     const storage = await openS3('s3://bucket/backups', { region: 'eu-west-1' });
     expect(storage).toBeInstanceOf(S3Storage);
     expect(storage).toMatchObject({ bucket: 'bucket', prefix: 'backups', checksumMode: 'crc64nvme', description: 's3://bucket/backups in eu-west-1' });
-    expect(storage.capabilities).toEqual({ serverChecksums: ['crc64nvme'], conditionalPut: true, rangeReads: true, maxParallelism: 8 });
+    expect(storage.capabilities).toEqual({ serverChecksums: ['crc64nvme'], conditionalPut: true, rangeReads: true, maxParallelism: 8, ...ARCHIVE_CAPABILITIES });
     expect(await storage.client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
     expect(storage.client.config.forcePathStyle).toBe(false);
   });
@@ -141,7 +145,7 @@ describe('s3StorageFactory', () => {
   it('defaults to the cautious settings with a custom endpoint until told otherwise', async () => {
     const storage = await openS3('s3://bucket', { endpoint: 'http://127.0.0.1:9000', maxParallelism: 3 });
     expect(storage.description).toBe('s3://bucket/ at http://127.0.0.1:9000');
-    expect(storage.capabilities).toEqual({ serverChecksums: [], conditionalPut: false, rangeReads: true, maxParallelism: 3 });
+    expect(storage.capabilities).toEqual({ serverChecksums: [], conditionalPut: false, rangeReads: true, maxParallelism: 3, ...ARCHIVE_CAPABILITIES });
     expect(await storage.client.config.requestChecksumCalculation()).toBe('WHEN_REQUIRED');
     expect(await storage.client.config.region()).toBe('us-east-1');
     expect(storage.client.config.forcePathStyle).toBe(true);
