@@ -319,7 +319,7 @@ describe('`stowage daemon --http`', () => {
       };
       const backups = JSON.parse((await get('api/backups')).text) as { backups: Array<{ id: string }> };
       expect(backups.backups.map((b) => b.id)).toEqual([ids.full, ids.inc1, ids.hot, ids.inc2, ids.full2]);
-      expect(JSON.parse((await get('api/status')).text)).toMatchObject({ healthy: false, lastDrill: { ok: true } });
+      expect(JSON.parse((await get('api/status')).text)).toMatchObject({ ok: false, lastDrill: { ok: true } });
       expect((JSON.parse((await get('api/dashboard')).text) as { replicas: unknown[] }).replicas).toHaveLength(15);
       const metrics = await get('metrics');
       expect(metrics.type).toMatch(/^text\/plain; version=0\.0\.4/);
