@@ -73,7 +73,7 @@ export async function runThawStatus(engine: Engine, out: Output, reference: stri
 const LIFECYCLE_CAVEAT =
   'a bucket lifecycle rule ages each object on its own: it cannot keep a chain together the way `stowage archive run` does ' +
   '(a full can go cold while incrementals replaying it are hot), and it also moves the manifests and page-hash lists ' +
-  "in the folder, which `archive run` keeps hot (S3 skips objects under 128 KiB by default; OSS does not)";
+  'in the folder, which `archive run` keeps hot (S3 skips objects under 128 KiB by default; OSS does not)';
 
 /** The destinations `destinations lifecycle` works on, each with the rules its archive policy stands for. */
 function lifecycleTargets(engine: Engine, only: string | undefined) {
@@ -108,7 +108,9 @@ export async function runLifecyclePrint(engine: Engine, out: Output, options: { 
   out.result({ ok: true, destinations: printed, caveat: LIFECYCLE_CAVEAT });
   if (printed.length === 0) out.note('no destination has an archive policy: nothing to print');
   for (const p of printed) {
-    out.note(`# ${p.destination} (${p.description}): ${p.format === 'json' ? 'aws s3api put-bucket-lifecycle-configuration --lifecycle-configuration' : 'OSS PutBucketLifecycle body'}`);
+    out.note(
+      `# ${p.destination} (${p.description}): ${p.format === 'json' ? 'aws s3api put-bucket-lifecycle-configuration --lifecycle-configuration' : 'OSS PutBucketLifecycle body'}`,
+    );
     out.say(p.text.trimEnd());
   }
   if (printed.length > 0) out.warn(LIFECYCLE_CAVEAT);
@@ -134,7 +136,11 @@ export async function runLifecycleApply(engine: Engine, out: Output, options: { 
   if (applied.length === 0) out.say('no destination has an archive policy: nothing to apply');
   for (const a of applied) {
     out.say(`${a.destination} (${a.description}): ${a.rules.map(describeRule).join('; ')}`);
-    out.say(a.confirmed ? '  read back: the bucket has exactly these Stowage rules' : `  read back DIFFERENT rules: ${a.readBack.map(describeRule).join('; ') || 'none'}`);
+    out.say(
+      a.confirmed
+        ? '  read back: the bucket has exactly these Stowage rules'
+        : `  read back DIFFERENT rules: ${a.readBack.map(describeRule).join('; ') || 'none'}`,
+    );
   }
   if (applied.length > 0) out.warn(LIFECYCLE_CAVEAT);
   return ok ? ExitCode.Ok : ExitCode.Failed;

@@ -7,7 +7,8 @@ export const STOWAGE_RULE_ID_PREFIX = 'stowage-';
 /** The id of Stowage's rule for a bucket-level prefix (`backups/orders/full/`): unique in the bucket, at most 255 bytes. */
 export function lifecycleRuleId(bucketPrefix: string): string {
   const id = `${STOWAGE_RULE_ID_PREFIX}${bucketPrefix}`;
-  if (Buffer.byteLength(id) > 255) throw new StorageError(StorageErrorCode.Unsupported, `the prefix '${bucketPrefix}' is too long for a lifecycle rule id (255 bytes)`);
+  if (Buffer.byteLength(id) > 255)
+    throw new StorageError(StorageErrorCode.Unsupported, `the prefix '${bucketPrefix}' is too long for a lifecycle rule id (255 bytes)`);
   return id;
 }
 
@@ -19,7 +20,8 @@ export const isOwnLifecycleRule = (id: string | undefined, bucketPrefix: string 
 export function assertLifecycleRules(rules: readonly LifecycleRule[], storageClasses: readonly string[], where: string): void {
   const seen = new Set<string>();
   for (const rule of rules) {
-    if (!Number.isSafeInteger(rule.days) || rule.days < 1) throw new RangeError(`a lifecycle rule's days must be a whole number of at least 1, not ${rule.days}`);
+    if (!Number.isSafeInteger(rule.days) || rule.days < 1)
+      throw new RangeError(`a lifecycle rule's days must be a whole number of at least 1, not ${rule.days}`);
     if (!storageClasses.includes(rule.storageClass)) {
       throw new StorageError(
         StorageErrorCode.Unsupported,
