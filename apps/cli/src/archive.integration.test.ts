@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TSX, cliArgs, runCli } from './cli-process.test-support.js';
 
-const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 const ENV = {
   ...process.env,
   STOWAGE_CONFIG: '',
@@ -19,17 +17,8 @@ const ENV = {
 
 let dir: string;
 let oss: OssTestServer;
-const args = (...rest: string[]) => [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...rest];
 /** Runs the CLI without blocking this process, which serves the OSS test server. */
-async function run(...rest: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(TSX, args(...rest), { cwd: dir, env: ENV });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-  return { code, stdout, stderr };
-}
+const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-archive-'));
@@ -75,7 +64,7 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
     expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
 
-    const child = spawn(TSX, args('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), { cwd: dir, env: ENV });
+    const child = spawn(TSX, cliArgs('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), { cwd: dir, env: ENV });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));

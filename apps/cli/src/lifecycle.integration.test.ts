@@ -1,14 +1,11 @@
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './cli-process.test-support.js';
 
-const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 const ENV = { ...process.env, STOWAGE_CONFIG: '', CLI_OSS_ID: 'cli-lifecycle-id', CLI_OSS_SECRET: 'cli-lifecycle-secret' };
 
 let dir: string;
@@ -21,16 +18,7 @@ interface LifecycleCalls {
 const OSS = createRequire(import.meta.url)('ali-oss') as new (options: object) => LifecycleCalls;
 let admin: LifecycleCalls;
 
-/** Runs the CLI without blocking this process, which serves the OSS test server. */
-async function run(...rest: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(TSX, [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...rest], { cwd: dir, env: ENV });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-  return { code, stdout, stderr };
-}
+const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-lifecycle-'));
