@@ -64,7 +64,10 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
     expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
 
-    const child = spawn(TSX, cliArgs('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), { cwd: dir, env: ENV });
+    const child = spawn(TSX, cliArgs('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), {
+      cwd: dir,
+      env: ENV,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
