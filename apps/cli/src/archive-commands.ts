@@ -105,7 +105,7 @@ const sameRules = (a: readonly LifecycleRule[], b: readonly LifecycleRule[]) =>
 export async function runLifecyclePrint(engine: Engine, out: Output, options: { destination?: string }): Promise<ExitCode> {
   const targets = lifecycleTargets(engine, options.destination);
   const printed = targets.map((t) => ({ destination: t.name, description: t.description, rules: t.rules, ...t.lifecycle.document(t.rules) }));
-  out.result({ ok: true, destinations: printed, caveat: LIFECYCLE_CAVEAT });
+  out.result({ destinations: printed, caveat: LIFECYCLE_CAVEAT });
   if (printed.length === 0) out.note('no destination has an archive policy: nothing to print');
   for (const p of printed) {
     out.note(
@@ -132,7 +132,7 @@ export async function runLifecycleApply(engine: Engine, out: Output, options: { 
     applied.push({ destination: t.name, description: t.description, rules: t.rules, readBack, confirmed: sameRules(t.rules, readBack) });
   }
   const ok = applied.every((a) => a.confirmed);
-  out.result({ ok, destinations: applied, caveat: LIFECYCLE_CAVEAT });
+  out.result({ destinations: applied, caveat: LIFECYCLE_CAVEAT });
   if (applied.length === 0) out.say('no destination has an archive policy: nothing to apply');
   for (const a of applied) {
     out.say(`${a.destination} (${a.description}): ${a.rules.map(describeRule).join('; ')}`);

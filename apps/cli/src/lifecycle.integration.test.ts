@@ -75,9 +75,9 @@ describe('stowage destinations lifecycle (OSS test server)', () => {
     ).toEqual([]);
 
     const json = JSON.parse((await run('destinations', 'lifecycle', 'print', '--json')).stdout) as {
-      destinations: Array<{ destination: string; format: string; text: string }>;
+      result: { destinations: Array<{ destination: string; format: string; text: string }> };
     };
-    expect(json.destinations.map((d) => [d.destination, d.format, rulesOf(d.text).length])).toEqual([['cold', 'xml', 2]]);
+    expect(json.result.destinations.map((d) => [d.destination, d.format, rulesOf(d.text).length])).toEqual([['cold', 'xml', 2]]);
   });
 
   it('apply: needs --yes, writes the rules beside a foreign one, reads them back; a second apply changes nothing', async () => {
@@ -98,7 +98,11 @@ describe('stowage destinations lifecycle (OSS test server)', () => {
 
     const again = await run('destinations', 'lifecycle', 'apply', '--destination', 'cold', '--yes', '--json');
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, destinations: [{ destination: 'cold', confirmed: true }] });
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      ok: true,
+      command: 'destinations lifecycle apply',
+      result: { destinations: [{ destination: 'cold', confirmed: true }] },
+    });
     expect((await admin.getBucketLifecycle('cold')).rules).toEqual(first);
   });
 
