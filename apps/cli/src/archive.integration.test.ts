@@ -47,7 +47,7 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
   it('archive run, a restore refused without --thaw, thaw status, then restore --thaw --wait', async () => {
     const backup = await run('backup', '--type', 'full', '--json');
     expect(backup.code, backup.stderr).toBe(0);
-    const id = (JSON.parse(backup.stdout) as { id: string }).id;
+    const id = (JSON.parse(backup.stdout) as { result: { id: string } }).result.id;
     const asOf = new Date(Date.now() + 40 * 86_400_000).toISOString();
 
     const archived = await run('archive', 'run', '--as-of', asOf);
@@ -60,7 +60,9 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     expect(refused.stderr).toMatch(/expedited ≤ 60 min, standard ≤ 5\.0 h, bulk ≤ 12\.0 h/);
     expect(refused.stderr).toContain(`Run: stowage restore ${id} --test-mode --thaw --tier standard --wait`);
 
-    const status = JSON.parse((await run('thaw', 'status', id, '--json')).stdout) as { artifacts: Array<{ state: string }>; readable: boolean };
+    const { result: status } = JSON.parse((await run('thaw', 'status', id, '--json')).stdout) as {
+      result: { artifacts: Array<{ state: string }>; readable: boolean };
+    };
     expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
     expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
 
@@ -74,9 +76,11 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
     for (let waited = 0; !stderr.includes('waiting for 1 thaw') && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
-    expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({ artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] });
+    expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({
+      result: { artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] },
+    });
     oss.clock.advance(60 * 60_000);
     expect(await exited, stderr).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ ok: true, id, testMode: true, thawMs: expect.any(Number) });
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, result: { id, testMode: true, thawMs: expect.any(Number) } });
   }, 180_000);
 });
