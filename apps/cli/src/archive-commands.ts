@@ -1,5 +1,5 @@
-import { describeThawTimes, runArchive, thawStatus, type Engine, type ThawRequest } from '@stowage/core';
-import type { ThawTier } from '@stowage/storage';
+import { describeThawTimes, lifecycleRulesOf, runArchive, thawStatus, type Engine, type ThawRequest } from '@stowage/core';
+import type { LifecycleRule, ThawTier } from '@stowage/storage';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { waitMs } from './commands.js';
 import { formatBytes, type Output } from './output.js';
@@ -67,4 +67,81 @@ export async function runThawStatus(engine: Engine, out: Output, reference: stri
     if (waiting.some((a) => a.state === 'archived')) out.say(`  to thaw and restore: stowage restore ${status.backupId} --thaw --tier standard --wait`);
   }
   return ExitCode.Ok;
+}
+
+/** The caveat of every lifecycle rule, printed with them. */
+const LIFECYCLE_CAVEAT =
+  'a bucket lifecycle rule ages each object on its own: it cannot keep a chain together the way `stowage archive run` does ' +
+  '(a full can go cold while incrementals replaying it are hot), and it also moves the manifests and page-hash lists ' +
+  'in the folder, which `archive run` keeps hot (S3 skips objects under 128 KiB by default; OSS does not)';
+
+/** The destinations `destinations lifecycle` works on, each with the rules its archive policy stands for. */
+function lifecycleTargets(engine: Engine, only: string | undefined) {
+  const specs = engine.config.destinations.filter((d) => (only === undefined ? d.archive !== undefined : d.name === only));
+  if (only !== undefined && specs.length === 0) throw new UsageError(`no destination named '${only}' (see the config's destinations)`);
+  if (only !== undefined && specs[0]!.archive === undefined)
+    throw new UsageError(`destination '${only}' has no archive policy: add "archive": { "after": …, "storageClass": … } to it first`);
+  return specs.map((spec) => {
+    const destination = engine.destinations.find((d) => d.name === spec.name);
+    if (!destination) throw new UsageError(`destination '${spec.name}' is not available for this run`);
+    const { lifecycle } = destination.adapter;
+    if (!lifecycle) {
+      throw new UsageError(
+        `bucket lifecycle rules are a cloud-bucket feature (S3, OSS); '${spec.name}' (${destination.adapter.description}) has none: use stowage archive run`,
+      );
+    }
+    return { name: spec.name, description: destination.adapter.description, lifecycle, rules: lifecycleRulesOf(spec.archive!) };
+  });
+}
+
+const describeRule = (r: LifecycleRule) => `${r.prefix} → ${r.storageClass} after ${r.days} d`;
+const sameRules = (a: readonly LifecycleRule[], b: readonly LifecycleRule[]) =>
+  a.length === b.length && a.every((r) => b.some((s) => s.prefix === r.prefix && s.days === r.days && s.storageClass === r.storageClass));
+
+/**
+ * `stowage destinations lifecycle print`: per destination with an archive policy, the lifecycle
+ * configuration its provider takes (stdout), the destination and the caveat on stderr.
+ */
+export async function runLifecyclePrint(engine: Engine, out: Output, options: { destination?: string }): Promise<ExitCode> {
+  const targets = lifecycleTargets(engine, options.destination);
+  const printed = targets.map((t) => ({ destination: t.name, description: t.description, rules: t.rules, ...t.lifecycle.document(t.rules) }));
+  out.result({ destinations: printed, caveat: LIFECYCLE_CAVEAT });
+  if (printed.length === 0) out.note('no destination has an archive policy: nothing to print');
+  for (const p of printed) {
+    out.note(
+      `# ${p.destination} (${p.description}): ${p.format === 'json' ? 'aws s3api put-bucket-lifecycle-configuration --lifecycle-configuration' : 'OSS PutBucketLifecycle body'}`,
+    );
+    out.say(p.text.trimEnd());
+  }
+  if (printed.length > 0) out.warn(LIFECYCLE_CAVEAT);
+  return ExitCode.Ok;
+}
+
+/**
+ * `stowage destinations lifecycle apply`: writes each destination's rules (replacing only
+ * Stowage's own, ids `stowage-…`, under its prefix), then reads them back to confirm.
+ */
+export async function runLifecycleApply(engine: Engine, out: Output, options: { destination?: string; yes?: boolean }): Promise<ExitCode> {
+  const targets = lifecycleTargets(engine, options.destination);
+  if (targets.length > 0 && !options.yes) {
+    throw new UsageError(`apply replaces Stowage's lifecycle rules at ${targets.map((t) => t.name).join(', ')} (other rules are kept): add --yes`);
+  }
+  const applied = [];
+  for (const t of targets) {
+    const readBack = await t.lifecycle.put(t.rules);
+    applied.push({ destination: t.name, description: t.description, rules: t.rules, readBack, confirmed: sameRules(t.rules, readBack) });
+  }
+  const ok = applied.every((a) => a.confirmed);
+  out.result({ destinations: applied, caveat: LIFECYCLE_CAVEAT });
+  if (applied.length === 0) out.say('no destination has an archive policy: nothing to apply');
+  for (const a of applied) {
+    out.say(`${a.destination} (${a.description}): ${a.rules.map(describeRule).join('; ')}`);
+    out.say(
+      a.confirmed
+        ? '  read back: the bucket has exactly these Stowage rules'
+        : `  read back DIFFERENT rules: ${a.readBack.map(describeRule).join('; ') || 'none'}`,
+    );
+  }
+  if (applied.length > 0) out.warn(LIFECYCLE_CAVEAT);
+  return ok ? ExitCode.Ok : ExitCode.Failed;
 }

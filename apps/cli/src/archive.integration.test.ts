@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TSX, cliArgs, runCli } from './cli-process.test-support.js';
 
-const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 const ENV = {
   ...process.env,
   STOWAGE_CONFIG: '',
@@ -19,17 +17,8 @@ const ENV = {
 
 let dir: string;
 let oss: OssTestServer;
-const args = (...rest: string[]) => [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...rest];
 /** Runs the CLI without blocking this process, which serves the OSS test server. */
-async function run(...rest: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(TSX, args(...rest), { cwd: dir, env: ENV });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const code = await new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-  return { code, stdout, stderr };
-}
+const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-archive-'));
@@ -58,7 +47,7 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
   it('archive run, a restore refused without --thaw, thaw status, then restore --thaw --wait', async () => {
     const backup = await run('backup', '--type', 'full', '--json');
     expect(backup.code, backup.stderr).toBe(0);
-    const id = (JSON.parse(backup.stdout) as { id: string }).id;
+    const id = (JSON.parse(backup.stdout) as { result: { id: string } }).result.id;
     const asOf = new Date(Date.now() + 40 * 86_400_000).toISOString();
 
     const archived = await run('archive', 'run', '--as-of', asOf);
@@ -71,20 +60,27 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     expect(refused.stderr).toMatch(/expedited ≤ 60 min, standard ≤ 5\.0 h, bulk ≤ 12\.0 h/);
     expect(refused.stderr).toContain(`Run: stowage restore ${id} --test-mode --thaw --tier standard --wait`);
 
-    const status = JSON.parse((await run('thaw', 'status', id, '--json')).stdout) as { artifacts: Array<{ state: string }>; readable: boolean };
+    const { result: status } = JSON.parse((await run('thaw', 'status', id, '--json')).stdout) as {
+      result: { artifacts: Array<{ state: string }>; readable: boolean };
+    };
     expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
     expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
 
-    const child = spawn(TSX, args('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), { cwd: dir, env: ENV });
+    const child = spawn(TSX, cliArgs('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), {
+      cwd: dir,
+      env: ENV,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
     for (let waited = 0; !stderr.includes('waiting for 1 thaw') && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
-    expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({ artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] });
+    expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({
+      result: { artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] },
+    });
     oss.clock.advance(60 * 60_000);
     expect(await exited, stderr).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ ok: true, id, testMode: true, thawMs: expect.any(Number) });
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, result: { id, testMode: true, thawMs: expect.any(Number) } });
   }, 180_000);
 });

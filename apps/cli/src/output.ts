@@ -58,6 +58,13 @@ export class Output {
     this.#result = value;
   }
 
+  /** A line for people on stderr, beside a document on stdout; suppressed by --quiet. */
+  note(line: string): void {
+    if (this.options.quiet) return;
+    this.#progress?.clear();
+    process.stderr.write(`${line}\n`);
+  }
+
   warn(message: string): void {
     this.#progress?.clear();
     this.#warnings.push(message);

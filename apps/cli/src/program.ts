@@ -36,7 +36,7 @@ import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
 import { loadConfig } from '@stowage/core';
 import { runReport, runServe } from './dashboard/commands.js';
-import { runArchiveRun, runThawStatus, thawRequestOf, type ThawFlags } from './archive-commands.js';
+import { runArchiveRun, runLifecycleApply, runLifecyclePrint, runThawStatus, thawRequestOf, type ThawFlags } from './archive-commands.js';
 import { DEFAULT_LISTEN } from './dashboard/server.js';
 
 /** Adds the options every command takes. */
@@ -284,12 +284,25 @@ export function stowageProgram(setExit: (code: number) => void): Command {
       run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }),
     );
 
-  program
-    .command('destinations')
-    .description('about the configured destinations')
+  const destinations = program.command('destinations').description('about the configured destinations');
+  destinations
     .command('probe')
     .description('write, read and delete a probe object at every destination; for S3, find what the endpoint supports')
     .action((_options: unknown, command: Command) => run(command, (engine, out) => runProbe(engine, out)));
+  const lifecycle = destinations
+    .command('lifecycle')
+    .description("bucket lifecycle rules equivalent to each destination's archive policy (S3, OSS; a local folder has none: exit 2)");
+  lifecycle
+    .command('print')
+    .description('print the lifecycle configuration the provider takes (S3: JSON, OSS: XML) on stdout, the caveat on stderr')
+    .option('--destination <name>', 'only this destination')
+    .action((options: { destination?: string }, command: Command) => run(command, (engine, out) => runLifecyclePrint(engine, out, options)));
+  lifecycle
+    .command('apply')
+    .description("write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix) and read them back")
+    .option('--destination <name>', 'only this destination')
+    .option('--yes', 'write without asking')
+    .action((options: { destination?: string; yes?: boolean }, command: Command) => run(command, (engine, out) => runLifecycleApply(engine, out, options)));
 
   const key = program.command('key').description('encryption keys: generate, show, check');
   key

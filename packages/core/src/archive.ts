@@ -19,7 +19,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError } from '@stowage/errors';
-import { StorageError, StorageErrorCode, type ObjectInfo, type ThawTier } from '@stowage/storage';
+import { StorageError, StorageErrorCode, type LifecycleRule, type ObjectInfo, type ThawTier } from '@stowage/storage';
 import { catalogOf, readCatalog, type CatalogEntry } from './catalog.js';
 import { findBackup } from './find.js';
 import { resolveChain } from './chain.js';
@@ -29,6 +29,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import type { Artifact } from './manifest.js';
 import { logOperation } from './oplog.js';
 import { durationMs } from './retention.js';
+import { FOLDERS } from './layout.js';
 import { formatDuration as formatAge } from '@stowage/alerts';
 
 /** Artifact roles that move to an archive class; the rest stay hot. */
@@ -106,6 +107,19 @@ export async function runArchive(engine: Engine, options: { dryRun?: boolean; as
     });
   }
   return result;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The bucket lifecycle rules equivalent to `policy` (`stowage destinations lifecycle`): per backup
+ * type, its folder moves to the archive class after `after`, rounded up to whole days. A rule ages
+ * every object under the folder on its own, manifests included: unlike `runArchive`, it neither
+ * keeps a chain together nor keeps the small files hot.
+ */
+export function lifecycleRulesOf(policy: ArchivePolicy): LifecycleRule[] {
+  const days = Math.max(1, Math.ceil(durationMs(policy.after) / DAY_MS));
+  return policy.types.map((type) => ({ prefix: `${FOLDERS[type]}/`, days, storageClass: policy.storageClass }));
 }
 
 /** Why `destination` cannot move objects to `storageClass`, or undefined when it can. */

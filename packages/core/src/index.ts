@@ -19,6 +19,7 @@ export { localRegistry, logDirOf, openEngine, requireDestinations, withoutDestin
 export type { Destination, DestinationFailure, ProgressEvent } from './destination.js';
 export {
   ARCHIVED_ROLES,
+  lifecycleRulesOf,
   dueForArchive,
   ensureThawed,
   expectedThawTimes,

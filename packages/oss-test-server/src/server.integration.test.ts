@@ -657,3 +657,85 @@ describe('archive storage classes', () => {
     expect(server.object(BUCKET, 'src')!.crc64).toBe(crc64(server.object(BUCKET, 'src')!.bytes));
   });
 });
+
+describe('bucket lifecycle (PutBucketLifecycle, GetBucketLifecycle, DeleteBucketLifecycle)', () => {
+  /** ali-oss's lifecycle calls and its signed raw request, which @types/ali-oss does not declare. */
+  interface LifecycleClient {
+    getBucketLifecycle(bucket: string): Promise<{ rules: Array<Record<string, unknown>> | null }>;
+    putBucketLifecycle(bucket: string, rules: object[]): Promise<unknown>;
+    deleteBucketLifecycle(bucket: string): Promise<unknown>;
+    _bucketRequestParams(method: string, bucket: string, subresource: string): Record<string, unknown>;
+    request(params: Record<string, unknown>): Promise<{ status: number }>;
+  }
+  const oss = () => client() as unknown as LifecycleClient;
+  /** A signed PutBucketLifecycle with `xml` as its body, as ali-oss would send it (its own checks skipped). */
+  const putRaw = (xml: string, headers: Record<string, string> = {}) =>
+    oss().request({ ...oss()._bucketRequestParams('PUT', BUCKET, 'lifecycle'), content: xml, mime: 'xml', headers, successStatuses: [200] });
+  const rule = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?><LifecycleConfiguration><Rule>${inner}</Rule></LifecycleConfiguration>`;
+
+  it('stores a configuration, returns it, replaces it whole on the next put, and deletes it (then NoSuchLifecycle)', async () => {
+    await expect(oss().getBucketLifecycle(BUCKET)).rejects.toMatchObject({ status: 404, code: 'NoSuchLifecycle' });
+    await oss().putBucketLifecycle(BUCKET, [
+      { id: 'cold', prefix: 'full/', status: 'Enabled', transition: { days: 30, storageClass: 'ColdArchive' } },
+      { id: 'gone', prefix: 'logs/', status: 'Disabled', expiration: { days: 7 } },
+    ]);
+    expect((await oss().getBucketLifecycle(BUCKET)).rules).toEqual([
+      { id: 'cold', prefix: 'full/', status: 'Enabled', transition: { days: '30', storageClass: 'ColdArchive' } },
+      { id: 'gone', prefix: 'logs/', status: 'Disabled', expiration: { days: '7' } },
+    ]);
+    expect(lastRequest().operation).toBe('GetBucketLifecycle');
+    await oss().putBucketLifecycle(BUCKET, [{ id: 'only', prefix: '', status: 'Enabled', transition: { days: 1, storageClass: 'Archive' } }]);
+    expect((await oss().getBucketLifecycle(BUCKET)).rules).toEqual([
+      { id: 'only', prefix: '', status: 'Enabled', transition: { days: '1', storageClass: 'Archive' } },
+    ]);
+    await oss().deleteBucketLifecycle(BUCKET);
+    expect(lastRequest()).toMatchObject({ operation: 'DeleteBucketLifecycle', status: 204 });
+    await expect(oss().getBucketLifecycle(BUCKET)).rejects.toMatchObject({ code: 'NoSuchLifecycle' });
+  });
+
+  it('makes up an ID for a rule without one', async () => {
+    await putRaw(rule('<Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>3</Days></Expiration>'));
+    const [stored] = (await oss().getBucketLifecycle(BUCKET)).rules!;
+    expect(stored).toMatchObject({ prefix: 'a/', id: expect.stringMatching(/^rule-[0-9a-f]{16}$/) });
+    await oss().deleteBucketLifecycle(BUCKET);
+  });
+
+  it.each([
+    ['no rule', '<?xml version="1.0"?><LifecycleConfiguration></LifecycleConfiguration>', 'MalformedXML'],
+    ['another root', '<?xml version="1.0"?><Lifecycle><Rule/></Lifecycle>', 'MalformedXML'],
+    ['not XML', '<LifecycleConfiguration><Rule>', 'MalformedXML'],
+    ['no action', rule('<ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status>'), 'MalformedXML'],
+    ['no prefix', rule('<ID>x</ID><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>'), 'MalformedXML'],
+    ['a bad status', rule('<ID>x</ID><Prefix>a/</Prefix><Status>On</Status><Expiration><Days>1</Days></Expiration>'), 'InvalidArgument'],
+    [
+      'a transition to Standard',
+      rule('<ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status><Transition><Days>1</Days><StorageClass>Standard</StorageClass></Transition>'),
+      'InvalidArgument',
+    ],
+    [
+      'zero days',
+      rule('<ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status><Transition><Days>0</Days><StorageClass>Archive</StorageClass></Transition>'),
+      'InvalidArgument',
+    ],
+    [
+      'a duplicate ID',
+      '<LifecycleConfiguration>' +
+        '<Rule><ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>'.repeat(2) +
+        '</LifecycleConfiguration>',
+      'InvalidArgument',
+    ],
+  ])('refuses %s (%s) and keeps what it had', async (_what, xml, code) => {
+    await oss().putBucketLifecycle(BUCKET, [{ id: 'kept', prefix: 'k/', status: 'Enabled', expiration: { days: 9 } }]);
+    await expect(putRaw(xml)).rejects.toMatchObject({ status: 400, code });
+    expect((await oss().getBucketLifecycle(BUCKET)).rules!.map((r) => r.id)).toEqual(['kept']);
+    await oss().deleteBucketLifecycle(BUCKET);
+  });
+
+  it('checks Content-MD5 when sent', async () => {
+    const xml = rule('<ID>x</ID><Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>');
+    await expect(putRaw(xml, { 'Content-MD5': createHash('md5').update('other').digest('base64') })).rejects.toMatchObject({ code: 'InvalidDigest' });
+    await putRaw(xml, { 'Content-MD5': createHash('md5').update(xml).digest('base64') });
+    expect((await oss().getBucketLifecycle(BUCKET)).rules!.map((r) => r.id)).toEqual(['x']);
+    await oss().deleteBucketLifecycle(BUCKET);
+  });
+});

@@ -48,6 +48,7 @@ import {
   type StoredObject,
   type StoredPart,
 } from './store.js';
+import { checkedLifecycle, noSuchLifecycle } from './lifecycle.js';
 import { XmlSyntaxError, childText, childrenNamed, element, parseXml, textElement, xmlDocument, type XmlElement } from './xml.js';
 
 export interface OssTestServerOptions extends OssCredentials {
@@ -431,6 +432,24 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
         element('CopyObjectResult', textElement('LastModified', object.lastModified.toISOString()), textElement('ETag', object.etag)),
         { ETag: object.etag, ...crcHeader(object.crc64, ex.fault) },
       );
+    },
+
+    PutBucketLifecycle(ex) {
+      const bucket = bucketOf(ex.bucketName);
+      checkContentMd5(ex);
+      bucket.lifecycle = checkedLifecycle(ex.body);
+      reply(ex, 200, {});
+    },
+
+    GetBucketLifecycle(ex) {
+      const bucket = bucketOf(ex.bucketName);
+      if (bucket.lifecycle === undefined) throw noSuchLifecycle(bucket.name);
+      replyXml(ex, bucket.lifecycle);
+    },
+
+    DeleteBucketLifecycle(ex) {
+      bucketOf(ex.bucketName).lifecycle = undefined;
+      reply(ex, 204, {});
     },
 
     RestoreObject(ex) {
@@ -843,6 +862,9 @@ function operationOf(
     if (method === 'POST' && only('delete')) return 'DeleteMultipleObjects';
     if (method === 'PUT' && only()) return 'PutBucket';
     if (method === 'DELETE' && only()) return 'DeleteBucket';
+    if (method === 'PUT' && only('lifecycle')) return 'PutBucketLifecycle';
+    if (method === 'GET' && only('lifecycle')) return 'GetBucketLifecycle';
+    if (method === 'DELETE' && only('lifecycle')) return 'DeleteBucketLifecycle';
   } else {
     if ((method === 'GET' || method === 'HEAD') && only('objectMeta')) return 'GetObjectMeta';
     if (method === 'PUT' && only('partNumber', 'uploadId')) return 'UploadPart';

@@ -65,6 +65,8 @@ export interface ListingPage {
 export class Bucket {
   readonly objects = new Map<string, StoredObject>();
   readonly uploads = new Map<string, MultipartUpload>();
+  /** The lifecycle configuration PutBucketLifecycle stored (checked XML, no declaration). */
+  lifecycle: string | undefined;
 
   constructor(readonly name: string, readonly created = new Date()) {}
 

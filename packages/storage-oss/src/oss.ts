@@ -13,6 +13,7 @@ import {
   objectArchived,
   objectNotFound,
   throwIfAborted,
+  type BucketLifecycle,
   type Capabilities,
   type GetOptions,
   type ObjectInfo,
@@ -26,6 +27,7 @@ import {
 } from '@stowage/storage';
 import { PartReader, PartWindow, isNetworkError } from '@stowage/storage-http-kit';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
+import { ossLifecycle, type AliOssLifecycleClient } from './lifecycle.js';
 
 /*
  * Design: the bytes read from a body are counted and SHA-256-hashed and must match the body's
@@ -94,7 +96,7 @@ interface RequestOptions {
 }
 
 /** The part of the ali-oss client this adapter uses, typed after ali-oss 6's source. */
-interface AliOssClient {
+interface AliOssClient extends AliOssLifecycleClient {
   copy(name: string, sourceName: string, options: RequestOptions): Promise<{ res: AliResponse }>;
   restore(name: string, options: { type: string; Days: number; JobParameters?: string }): Promise<{ res: AliResponse }>;
   putStream(name: string, stream: Readable, options: RequestOptions & { contentLength: number }): Promise<{ res: AliResponse }>;
@@ -186,6 +188,9 @@ export class OssStorage implements StorageAdapter {
   /** Prepended to every key to form the object name: `''` or ending with `/`. */
   readonly prefix: string;
 
+  /** The bucket's lifecycle rules for this prefix (see lifecycle.ts). */
+  readonly lifecycle: BucketLifecycle;
+
   readonly #client: AliOssClient;
   readonly #agents: [HttpAgent, HttpsAgent];
   readonly #secrets: string[];
@@ -230,6 +235,14 @@ export class OssStorage implements StorageAdapter {
       retryMax: 0,
     };
     this.#client = new OSS(clientOptions) as unknown as AliOssClient;
+    this.lifecycle = ossLifecycle({
+      client: this.#client,
+      bucket: this.bucket,
+      description: this.description,
+      root: prefix,
+      storageClasses: ARCHIVE_CLASSES,
+      call: (operation, request, signal) => this.#call(operation, 'lifecycle', request, signal),
+    });
   }
 
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<StoredObject> {

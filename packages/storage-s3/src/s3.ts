@@ -26,6 +26,7 @@ import {
   isObjectNotFound,
   objectNotFound,
   throwIfAborted,
+  type BucketLifecycle,
   type Capabilities,
   type GetOptions,
   type ObjectChecksums,
@@ -36,6 +37,7 @@ import {
   type StoredObject,
   type ThawOptions,
 } from '@stowage/storage';
+import { s3Lifecycle } from './lifecycle.js';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
 import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
@@ -130,6 +132,8 @@ export class S3Storage implements StorageAdapter {
     ContentType: string;
   };
   readonly #archive: S3ArchiveContext;
+  /** The bucket's lifecycle rules for this prefix (see lifecycle.ts). */
+  readonly lifecycle: BucketLifecycle;
   #bucketConfirmed = false;
 
   constructor(options: S3StorageOptions) {
@@ -180,6 +184,7 @@ export class S3Storage implements StorageAdapter {
       stat: (key, opts) => this.stat(key, opts),
       op: (operation, key, signal) => this.#op(operation, key, signal),
     };
+    this.lifecycle = s3Lifecycle({ ...this.#archive, root: this.#root });
   }
 
   /** CopyObject onto the same key with the new class, checked by size and full-object checksum (see archive.ts). */

@@ -106,6 +106,7 @@ export function withChaos(inner: StorageAdapter, plan: ChaosPlan): ChaosAdapter 
         return inner.requestThaw!(key, options);
       },
     }),
+    ...(inner.lifecycle && { lifecycle: inner.lifecycle }),
     close: () => inner.close?.() ?? Promise.resolve(),
   };
 }

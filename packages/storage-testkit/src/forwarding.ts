@@ -19,6 +19,7 @@ export function forwarding(inner: StorageAdapter, overrides: Partial<AdapterOper
     delete: overrides.delete ?? ((keys, options) => inner.delete(keys, options)),
     ...(inner.setStorageClass && { setStorageClass: (key, storageClass, options) => inner.setStorageClass!(key, storageClass, options) }),
     ...(inner.requestThaw && { requestThaw: (key, options) => inner.requestThaw!(key, options) }),
+    ...(inner.lifecycle && { lifecycle: inner.lifecycle }),
     close: () => inner.close?.() ?? Promise.resolve(),
   };
 }

@@ -9,3 +9,4 @@ export {
   type ChaosOperation,
   type ChaosPlan,
 } from './chaos.js';
+export { describeBucketLifecycle, type BucketLifecycleSuiteOptions, type BucketRule } from './lifecycle.js';

@@ -101,8 +101,39 @@ export interface StorageAdapter {
    */
   requestThaw?(key: string, options: ThawOptions): Promise<ObjectInfo>;
 
+  /** The bucket's lifecycle rules, on a backend that has them (cloud buckets; absent for a folder). */
+  readonly lifecycle?: BucketLifecycle;
+
   /** Releases connections and handles. The adapter is unusable afterwards. */
   close?(): Promise<void>;
+}
+
+/**
+ * A transition rule of a bucket lifecycle, provider-neutral: objects whose adapter key starts with
+ * `prefix` (e.g. `full/`) move to `storageClass` once they are `days` days old. The backend ages
+ * each object on its own: a rule cannot keep a chain of backups together.
+ */
+export interface LifecycleRule {
+  prefix: string;
+  days: number;
+  storageClass: string;
+}
+
+/**
+ * Stowage's own lifecycle rules in the bucket: those whose id starts with `stowage-` and whose
+ * prefix lies under the adapter's prefix. Every other rule of the bucket is kept as it is.
+ */
+export interface BucketLifecycle {
+  /** The configuration document the provider takes for `rules` (S3: JSON, as `aws s3api put-bucket-lifecycle-configuration` takes it; OSS: XML). */
+  document(rules: readonly LifecycleRule[]): { format: 'json' | 'xml'; text: string };
+  /** Stowage's rules for this adapter's prefix, as the bucket has them now. */
+  get(options?: { signal?: AbortSignal }): Promise<LifecycleRule[]>;
+  /**
+   * Replaces Stowage's rules for this adapter's prefix by `rules` (none: removes them), keeping the
+   * bucket's other rules, and resolves with Stowage's rules read back. Idempotent.
+   * @throws `unsupported` for a storage class the backend cannot transition to; `permission_denied`, `transient`.
+   */
+  put(rules: readonly LifecycleRule[], options?: { signal?: AbortSignal }): Promise<LifecycleRule[]>;
 }
 
 /** How fast a thaw should be: faster tiers cost more (S3 and OSS Cold Archive name them alike). */

@@ -1,5 +1,7 @@
 export type {
   ArchiveStatus,
+  BucketLifecycle,
+  LifecycleRule,
   Capabilities,
   ChecksumAlgorithm,
   GetOptions,
@@ -38,3 +40,4 @@ export { composeAdapter, type CompositionOptions } from './compose.js';
 export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec, type EndpointProbe } from './registry.js';
 export { bootId, isDeadOwnersTemp, ownerGone, ownerOf, ownerToken, pidRuns, pidStartTicks, TOKEN_HOST, type TempOwner } from './owner.js';
 export { CRASH_POINTS, crashPoint, type CrashPointName } from './crash.js';
+export { STOWAGE_RULE_ID_PREFIX, assertLifecycleRules, isOwnLifecycleRule, lifecycleRuleId } from './lifecycle.js';

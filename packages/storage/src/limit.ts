@@ -50,6 +50,7 @@ export function withConcurrencyLimit(inner: StorageAdapter, limit: number): Stor
       setStorageClass: (key, storageClass, opts) => slots.run(() => inner.setStorageClass!(key, storageClass, opts)),
     }),
     ...(inner.requestThaw && { requestThaw: (key, opts) => slots.run(() => inner.requestThaw!(key, opts)) }),
+    ...(inner.lifecycle && { lifecycle: inner.lifecycle }),
     async get(key, opts) {
       const release = await slots.acquire();
       try {

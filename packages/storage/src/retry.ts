@@ -56,6 +56,7 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
     ...(inner.requestThaw && {
       requestThaw: (key: string, opts: ThawOptions) => run('requestThaw', key, opts.signal, () => inner.requestThaw!(key, opts)),
     }),
+    ...(inner.lifecycle && { lifecycle: inner.lifecycle }),
     list(prefix, opts) {
       return {
         async *[Symbol.asyncIterator]() {

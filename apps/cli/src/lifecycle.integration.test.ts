@@ -1,0 +1,119 @@
+import { createRequire } from 'node:module';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './cli-process.test-support.js';
+
+const ENV = { ...process.env, STOWAGE_CONFIG: '', CLI_OSS_ID: 'cli-lifecycle-id', CLI_OSS_SECRET: 'cli-lifecycle-secret' };
+
+let dir: string;
+let oss: OssTestServer;
+/** The ali-oss lifecycle calls this test uses (the CLI package has ali-oss but not its types). */
+interface LifecycleCalls {
+  getBucketLifecycle(bucket: string): Promise<{ rules: Array<{ id: string; prefix: string; transition?: { days: string; storageClass: string } }> }>;
+  putBucketLifecycle(bucket: string, rules: object[]): Promise<unknown>;
+}
+const OSS = createRequire(import.meta.url)('ali-oss') as new (options: object) => LifecycleCalls;
+let admin: LifecycleCalls;
+
+const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-cli-lifecycle-'));
+  oss = await startOssTestServer({ accessKeyId: ENV.CLI_OSS_ID, accessKeySecret: ENV.CLI_OSS_SECRET, buckets: ['cold'] });
+  admin = new OSS({
+    accessKeyId: ENV.CLI_OSS_ID,
+    accessKeySecret: ENV.CLI_OSS_SECRET,
+    endpoint: oss.endpoint,
+    region: 'oss-cn-hangzhou',
+    bucket: 'cold',
+  });
+  const ossOptions = { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'CLI_OSS_ID', accessKeySecretEnv: 'CLI_OSS_SECRET' };
+  const config = {
+    source: { database: 'db.sqlite3' },
+    destinations: [
+      { name: 'here', url: 'backups' },
+      { name: 'cold', url: 'oss://cold/wms', options: ossOptions, archive: { after: '4w', storageClass: 'ColdArchive', types: ['full', 'incremental'] } },
+      { name: 'warm', url: 'oss://cold/warm', options: ossOptions },
+    ],
+  };
+  await writeFile(join(dir, 'stowage.config.json'), JSON.stringify(config));
+  await writeFile(
+    join(dir, 'local.config.json'),
+    JSON.stringify({ ...config, destinations: [{ ...config.destinations[0], archive: { after: '30d', storageClass: 'Archive' } }] }),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await oss?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** The rules of an OSS lifecycle document. */
+const rulesOf = (xml: string) =>
+  [...xml.matchAll(/<Rule>([\s\S]*?)<\/Rule>/g)].map(([, rule]) => {
+    const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(rule!)?.[1];
+    return { id: field('ID'), prefix: field('Prefix'), status: field('Status'), days: field('Days'), storageClass: field('StorageClass') };
+  });
+
+describe('stowage destinations lifecycle (OSS test server)', () => {
+  it('print: the OSS XML for the archive policy on stdout (4w → 28 days, one rule per type folder), the caveat on stderr', async () => {
+    const printed = await run('destinations', 'lifecycle', 'print');
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout.startsWith('<?xml')).toBe(true);
+    expect(rulesOf(printed.stdout)).toEqual([
+      { id: 'stowage-wms/full/', prefix: 'wms/full/', status: 'Enabled', days: '28', storageClass: 'ColdArchive' },
+      { id: 'stowage-wms/incremental/', prefix: 'wms/incremental/', status: 'Enabled', days: '28', storageClass: 'ColdArchive' },
+    ]);
+    expect(printed.stderr).toContain('# cold (oss://cold/wms/)');
+    expect(printed.stderr).toMatch(/warning: a bucket lifecycle rule ages each object on its own: it cannot keep a chain together/);
+    expect(
+      oss.requests.filter((r) => r.operation?.includes('Lifecycle')),
+      'print sends nothing',
+    ).toEqual([]);
+
+    const json = JSON.parse((await run('destinations', 'lifecycle', 'print', '--json')).stdout) as {
+      result: { destinations: Array<{ destination: string; format: string; text: string }> };
+    };
+    expect(json.result.destinations.map((d) => [d.destination, d.format, rulesOf(d.text).length])).toEqual([['cold', 'xml', 2]]);
+  });
+
+  it('apply: needs --yes, writes the rules beside a foreign one, reads them back; a second apply changes nothing', async () => {
+    await admin.putBucketLifecycle('cold', [{ id: 'logs-expire', prefix: 'logs/', status: 'Enabled', expiration: { days: 30 } }]);
+    const unconfirmed = await run('destinations', 'lifecycle', 'apply');
+    expect([unconfirmed.code, unconfirmed.stderr]).toEqual([2, expect.stringContaining('add --yes')]);
+
+    const applied = await run('destinations', 'lifecycle', 'apply', '--yes');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain('cold (oss://cold/wms/): full/ → ColdArchive after 28 d; incremental/ → ColdArchive after 28 d');
+    expect(applied.stdout).toContain('read back: the bucket has exactly these Stowage rules');
+    const first = (await admin.getBucketLifecycle('cold')).rules;
+    expect(first.map((r) => [r.id, r.prefix, r.transition?.days, r.transition?.storageClass])).toEqual([
+      ['logs-expire', 'logs/', undefined, undefined],
+      ['stowage-wms/full/', 'wms/full/', '28', 'ColdArchive'],
+      ['stowage-wms/incremental/', 'wms/incremental/', '28', 'ColdArchive'],
+    ]);
+
+    const again = await run('destinations', 'lifecycle', 'apply', '--destination', 'cold', '--yes', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      ok: true,
+      command: 'destinations lifecycle apply',
+      result: { destinations: [{ destination: 'cold', confirmed: true }] },
+    });
+    expect((await admin.getBucketLifecycle('cold')).rules).toEqual(first);
+  });
+
+  it('a local folder or a destination without an archive policy: exit 2, saying why', async () => {
+    const local = await run('destinations', 'lifecycle', 'print', '--config', 'local.config.json');
+    expect(local.code).toBe(2);
+    expect(local.stderr).toMatch(/bucket lifecycle rules are a cloud-bucket feature \(S3, OSS\); 'here' \(.+\) has none: use stowage archive run/);
+    const named = await run('destinations', 'lifecycle', 'apply', '--destination', 'here', '--yes');
+    expect([named.code, named.stderr]).toEqual([2, expect.stringContaining("destination 'here' has no archive policy")]);
+    const warm = await run('destinations', 'lifecycle', 'print', '--destination', 'warm');
+    expect([warm.code, warm.stderr]).toEqual([2, expect.stringContaining("destination 'warm' has no archive policy")]);
+    expect((await run('destinations', 'lifecycle', 'print', '--destination', 'nope')).code).toBe(2);
+  });
+});
