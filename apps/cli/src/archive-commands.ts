@@ -38,7 +38,7 @@ export function thawRequestOf(flags: ThawFlags, wait: string | true | undefined)
 /** `stowage archive run`: move backups past their destination's `archive.after` to its archive class. */
 export async function runArchiveRun(engine: Engine, out: Output, options: { dryRun?: boolean; asOf?: Date }): Promise<ExitCode> {
   const result = await runArchive(engine, options);
-  out.result({ ok: result.failures.length === 0, ...result, skipped: engine.unavailable });
+  out.result({ ...result, skipped: engine.unavailable });
   const verb = result.dryRun ? 'would move' : 'moved';
   for (const m of result.moved) out.say(`${verb} ${m.destination}: ${m.key} (${formatBytes(m.bytes)}) to ${m.storageClass}`);
   for (const h of result.held) out.say(`kept hot at ${h.destination}: ${h.backupId} (${h.why})`);
@@ -54,7 +54,7 @@ export async function runArchiveRun(engine: Engine, out: Output, options: { dryR
 export async function runThawStatus(engine: Engine, out: Output, reference: string, from?: string): Promise<ExitCode> {
   const status = await thawStatus(engine, reference, from);
   const waiting = status.artifacts.filter((a) => a.state !== 'readable');
-  out.result({ ok: true, ...status, readable: waiting.length === 0 });
+  out.result({ ...status, readable: waiting.length === 0 });
   for (const a of status.artifacts) {
     const until = a.thawExpires ? ` until ${a.thawExpires}` : '';
     out.say(`${a.state.padEnd(9)} ${a.key} at ${a.destination}${a.storageClass ? ` (${a.storageClass})` : ''}${until}`);
