@@ -7,7 +7,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDestinationUrl } from '@stowage/storage';
-import { configSchedules, renderSchedule, type ScheduleFormat, type ScheduleOptions } from './schedule.js';
+import { configSchedules, hasArchivePolicy, renderSchedule, type ScheduleFormat, type ScheduleOptions } from './schedule.js';
 import { CLI_VERSION } from './version.js';
 import {
   acquireDestinationLock,
@@ -520,7 +520,7 @@ export async function runSchedulePrint(config: ResolvedConfig, out: Output, opti
     : script.endsWith('.ts')
       ? [process.execPath, '--import', 'tsx', script]
       : [process.execPath, script];
-  const { schedules, timeZone } = configSchedules(config.schedules, { timeZone: options.timeZone });
+  const { schedules, timeZone } = configSchedules(config.schedules, { timeZone: options.timeZone }, hasArchivePolicy(config));
   const localFolders = config.destinations
     .map((d) => parseDestinationUrl(d.url, config.baseDir))
     .filter((url) => url.protocol === 'file:')

@@ -3,7 +3,9 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquireSourceLock, backup, listBackups, openEngine, resolveConfig, type Engine } from '@stowage/core';
+import { builtinRegistry } from '@stowage/adapters';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
+import { startOssTestServer } from '@stowage/oss-test-server';
 import { bufferBody, StorageErrorCode } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -288,6 +290,47 @@ describe('jobs on an engine', () => {
     }
     await expect(runJob(engine, 'verify', { log: () => {} })).resolves.toMatch(/^ok: 1 backup\(s\) intact$/);
     await expect(runJob(engine, 'drill', { log: () => {} })).resolves.toMatch(/^of full_backup_\S+ from local ok, RTO /);
+  });
+
+  it('runs `archive run` on its schedule: backups past `after` move to the archive class, once', async () => {
+    process.env.DAEMON_OSS_ID = 'daemon-archive-id';
+    process.env.DAEMON_OSS_SECRET = 'daemon-archive-secret';
+    const oss = await startOssTestServer({ accessKeyId: 'daemon-archive-id', accessKeySecret: 'daemon-archive-secret', buckets: ['cold'] });
+    let now = Date.parse('2026-11-01T00:00:00Z');
+    const cold = await openEngine(
+      resolveConfig(
+        {
+          source: { database: 'db.sqlite3' },
+          destinations: [
+            {
+              name: 'cold',
+              url: 'oss://cold/wms',
+              options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'DAEMON_OSS_ID', accessKeySecretEnv: 'DAEMON_OSS_SECRET' },
+              archive: { after: '30d', storageClass: 'ColdArchive' },
+            },
+          ],
+          stateDir: '.stowage-cold',
+        },
+        join(dir, 'stowage.config.json'),
+      ),
+      { registry: builtinRegistry(), now: () => new Date(now) },
+    );
+    try {
+      const { manifest } = await backup(cold, { type: 'full' });
+      now += 40 * 24 * HOUR;
+      const h = harness('2026-12-10T03:29:00Z', { schedules: { archive: '30 3 * * *' }, run: (job) => runJob(cold, job, { log: () => {} }) });
+      await h.daemon.start();
+      expect(h.logs).toEqual(['archive run: \'30 3 * * *\', next at 2026-12-10T03:30:00Z']);
+      await h.clock.advance(60_000);
+      for (let i = 0; i < 100 && h.logs.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(h.logs[1]).toMatch(/^archive run ok: moved 1 artifact\(s\), .+, to archive storage /);
+      expect(oss.object('cold', `wms/${manifest.artifacts[0]!.key}`)?.storageClass).toBe('ColdArchive');
+      await expect(runJob(cold, 'archive', { log: () => {} })).resolves.toMatch(/^ok: moved 0 artifact\(s\)/);
+      await h.daemon.stop(1000);
+    } finally {
+      await cold.close();
+      await oss.close();
+    }
   });
 
   it('runs a backup job with one region read-only: the region is left out, the backup is degraded (quorum 1), not stopped', async () => {

@@ -44,6 +44,37 @@ describe('stowage schedule print', () => {
   });
 });
 
+describe('stowage schedule print: the archive job', () => {
+  async function configIn(name: string, config: object): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, JSON.stringify({ source: { database: 'db.sqlite3' }, ...config }));
+    return path;
+  }
+  const s3 = { name: 's3', url: 's3://bucket/prefix', options: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1' } };
+
+  it('runs `archive run` daily at 03:30, after cleanup, when a destination has an archive policy, and not otherwise', async () => {
+    const archived = await configIn('archived.json', { destinations: [{ ...s3, archive: { after: '30d', storageClass: 'DEEP_ARCHIVE' } }] });
+    const crontab = schedulePrint('--format', 'crontab', '--config', archived);
+    const jobs = crontab.split('\n').filter((line) => /^[\d*]/.test(line));
+    expect(jobs.map((line) => line.split(' ').slice(0, 5).join(' '))).toEqual(['0 2 * * *', '0 * * * *', '0 3 * * 0', '30 3 * * *', '30 4 * * *', '0 5 * * 1']);
+    expect(jobs[3]).toContain(` archive run --config ${archived} --wait 30m --quiet`);
+    expect(schedulePrint('--format', 'systemd', '--config', archived)).toContain('ExecStart=');
+    expect(schedulePrint('--format', 'compose', '--config', archived)).toContain('archive 30 3 * * *');
+
+    const hot = await configIn('hot.json', { destinations: [s3] });
+    expect(schedulePrint('--format', 'crontab', '--config', hot)).not.toContain('archive run');
+    const moved = await configIn('moved.json', { destinations: [{ ...s3, archive: { after: '30d', storageClass: 'DEEP_ARCHIVE' } }], schedules: { archive: '0 6 * * 6' } });
+    expect(schedulePrint('--format', 'crontab', '--config', moved)).toMatch(/^0 6 \* \* 6 .* archive run /m);
+  });
+
+  it('refuses schedules.archive when no destination has an archive policy', async () => {
+    const config = await configIn('no-policy.json', { destinations: [s3], schedules: { archive: '30 3 * * *' } });
+    const result = spawnSync(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'apps/cli/src/bin/stowage.ts'), 'schedule', 'print', '--format', 'crontab', '--config', config], { cwd: dir, encoding: 'utf8' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/schedules\.archive: no destination has an archive policy to run/);
+  });
+});
+
 describe('stowage schedule print --format compose', () => {
   it('passes every environment variable the config names without their values, mounts key files, and builds from this repository', async () => {
     const app = join(dir, 'compose');

@@ -6,10 +6,10 @@ import { Cron } from 'croner';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from './exit-codes.js';
-import { COMPOSE_IMAGE, configSchedules, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
+import { COMPOSE_IMAGE, configSchedules, DEFAULT_ARCHIVE_SCHEDULE, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
 
 const posixOptions: ScheduleOptions = {
-  schedules: DEFAULT_SCHEDULES,
+  schedules: { ...DEFAULT_SCHEDULES, archive: DEFAULT_ARCHIVE_SCHEDULE },
   timeZone: 'Asia/Shanghai',
   stowageCommand: ['/usr/bin/node', '/opt/stowage/dist/bin/stowage.js'],
   configPath: '/srv/green house/stowage 100%.json',
@@ -18,7 +18,7 @@ const posixOptions: ScheduleOptions = {
 };
 
 const windowsOptions: ScheduleOptions = {
-  schedules: DEFAULT_SCHEDULES,
+  schedules: { ...DEFAULT_SCHEDULES, archive: DEFAULT_ARCHIVE_SCHEDULE },
   timeZone: 'Asia/Shanghai',
   stowageCommand: ['C:\\Program Files\\nodejs\\node.exe', 'C:\\stowage\\dist\\bin\\stowage.js'],
   configPath: 'C:\\GreaterWMS\\stowage.config.json',
@@ -29,6 +29,7 @@ const JOB_ARGS: Record<ScheduledJob, string[]> = {
   full: ['backup', '--type', 'full'],
   incremental: ['backup', '--type', 'incremental'],
   cleanup: ['cleanup'],
+  archive: ['archive', 'run'],
   verify: ['verify', '--all'],
   drill: ['drill'],
 };
@@ -115,6 +116,14 @@ describe('configSchedules', () => {
     expect(configSchedules(undefined)).toEqual({ schedules: DEFAULT_SCHEDULES, timeZone: undefined });
   });
 
+  it('runs the archive job daily after cleanup only when a destination has an archive policy, unless the config says otherwise', () => {
+    expect(configSchedules(undefined).schedules.archive).toBeUndefined();
+    expect(configSchedules(undefined, {}, true).schedules).toEqual({ ...DEFAULT_SCHEDULES, archive: '30 3 * * *' });
+    expect(configSchedules({ archive: '0 6 * * *' }, {}, true).schedules.archive).toBe('0 6 * * *');
+    expect(configSchedules({ archive: false }, {}, true).schedules.archive).toBeUndefined();
+    expect(configSchedules({}, { schedules: { archive: false } }, true).schedules.archive).toBeUndefined();
+  });
+
   it('keeps the default of a job whose key is present but undefined', () => {
     expect(configSchedules({ full: undefined, verify: false }).schedules).toEqual({ ...DEFAULT_SCHEDULES, verify: undefined });
   });
@@ -149,7 +158,7 @@ describe('crontab', () => {
       const fields = line.split(/\s+/);
       return { expression: fields.slice(0, 5).join(' '), command: fields.slice(5).join(' ') };
     });
-    expect(jobs.map((job) => job.expression)).toEqual(Object.values(DEFAULT_SCHEDULES));
+    expect(jobs.map((job) => job.expression)).toEqual(['0 2 * * *', '0 * * * *', '0 3 * * 0', '30 3 * * *', '30 4 * * *', '0 5 * * 1']);
     for (const job of jobs) expect(validCron(job.expression)).toBe(true);
 
     // Run each command as cron would: `\%` becomes `%`, the rest goes to sh.
@@ -160,7 +169,7 @@ describe('crontab', () => {
     }
     const runs = (await readFile(record, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; cwd: string });
     expect(runs).toEqual(Object.values(JOB_ARGS).map((args) => ({ argv: [...args, '--config', options.configPath, '--wait', '30m', '--quiet'], cwd: app })));
-    expect((await readFile(options.logFile!, 'utf8')).match(/ran/g)).toHaveLength(5);
+    expect((await readFile(options.logFile!, 'utf8')).match(/ran/g)).toHaveLength(6);
   });
 
   it('prints only the jobs given, without a zone when none is given', () => {
@@ -201,6 +210,7 @@ describe('schtasks', () => {
       ['Stowage\\backup-full', 'daily', '02:00', undefined, undefined],
       ['Stowage\\backup-incremental', 'hourly', '00:00', undefined, undefined],
       ['Stowage\\cleanup', 'weekly', '03:00', 'SUN', undefined],
+      ['Stowage\\archive', 'daily', '03:30', undefined, undefined],
       ['Stowage\\verify', 'daily', '04:30', undefined, undefined],
       ['Stowage\\drill', 'weekly', '05:00', 'MON', undefined],
     ]);
@@ -250,10 +260,11 @@ describe('systemd', () => {
       full: '*-*-* 02:00:00',
       incremental: '*-*-* *:00:00',
       cleanup: 'Sun *-*-* 03:00:00',
+      archive: '*-*-* 03:30:00',
       verify: '*-*-* 04:30:00',
       drill: 'Mon *-*-* 05:00:00',
     };
-    const names: Record<ScheduledJob, string> = { full: 'backup-full', incremental: 'backup-incremental', cleanup: 'cleanup', verify: 'verify', drill: 'drill' };
+    const names: Record<ScheduledJob, string> = { full: 'backup-full', incremental: 'backup-incremental', cleanup: 'cleanup', archive: 'archive', verify: 'verify', drill: 'drill' };
     expect([...units.keys()]).toEqual(Object.values(names).flatMap((name) => [`/etc/systemd/system/stowage-${name}.service`, `/etc/systemd/system/stowage-${name}.timer`]));
     for (const job of Object.keys(names) as ScheduledJob[]) {
       const service = units.get(`/etc/systemd/system/stowage-${names[job]}.service`)!;
@@ -301,7 +312,7 @@ describe('systemd', () => {
         files.push(join(dir, basename(path!)));
         await writeFile(files.at(-1)!, unit!);
       }
-      expect(files).toHaveLength(10);
+      expect(files).toHaveLength(12);
       const verify = spawnSync('systemd-analyze', ['verify', '--man=no', ...files], { encoding: 'utf8' });
       expect(verify.error, 'systemd-analyze is installed (.ci/run installs systemd)').toBeUndefined();
       expect(verify.stderr.split('\n').filter((line) => line.includes(dir))).toEqual([]);

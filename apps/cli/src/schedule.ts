@@ -1,18 +1,18 @@
 import { posix, win32 } from 'node:path';
-import { TOOL_VERSION } from '@stowage/core';
+import { TOOL_VERSION, type ResolvedConfig } from '@stowage/core';
 import { CronPattern } from 'croner';
 import { Document } from 'yaml';
 import { UsageError } from './exit-codes.js';
 
 /** The jobs a schedule runs. */
-export type ScheduledJob = 'full' | 'incremental' | 'cleanup' | 'verify' | 'drill';
+export type ScheduledJob = 'full' | 'incremental' | 'cleanup' | 'archive' | 'verify' | 'drill';
 
 /** Formats of `stowage schedule print --format`. */
 export const SCHEDULE_FORMATS = ['crontab', 'schtasks', 'systemd', 'compose'] as const;
 export type ScheduleFormat = (typeof SCHEDULE_FORMATS)[number];
 
 /** The seed's schedule (full daily 02:00, incremental hourly, cleanup Sunday 03:00), plus a daily verify and a weekly restore drill. */
-export const DEFAULT_SCHEDULES: Readonly<Record<ScheduledJob, string>> = {
+export const DEFAULT_SCHEDULES: Readonly<Record<Exclude<ScheduledJob, 'archive'>, string>> = {
   full: '0 2 * * *',
   incremental: '0 * * * *',
   cleanup: '0 3 * * 0',
@@ -20,20 +20,32 @@ export const DEFAULT_SCHEDULES: Readonly<Record<ScheduledJob, string>> = {
   drill: '0 5 * * 1',
 };
 
+/** `stowage archive run`'s default schedule when a destination has an `archive` policy: daily at 03:30, after the Sunday 03:00 cleanup (nothing is archived just to be deleted). */
+export const DEFAULT_ARCHIVE_SCHEDULE = '30 3 * * *';
+
+/** Whether a destination of the config has an `archive` policy (the archive job is scheduled by default). */
+export function hasArchivePolicy(config: Pick<ResolvedConfig, 'destinations'>): boolean {
+  return config.destinations.some((d) => d.archive !== undefined);
+}
+
 /**
  * The schedules a config runs: its `schedules` section over `DEFAULT_SCHEDULES` (`false` turns a job
  * off), then `overrides`; the time zone is the override's, else the config's, else undefined (the machine's).
+ * The archive job defaults to `DEFAULT_ARCHIVE_SCHEDULE` when `archivePolicy` (a destination has an
+ * `archive` policy), else to off.
  */
 export function configSchedules(
   section: Partial<Record<ScheduledJob, string | false | undefined>> & { timeZone?: string | undefined } = {},
   overrides: { schedules?: Partial<Record<ScheduledJob, string | false>>; timeZone?: string | undefined } = {},
+  archivePolicy = false,
 ): { schedules: Partial<Record<ScheduledJob, string>>; timeZone: string | undefined } {
   const { timeZone, ...fromConfig } = section;
+  const defaults: Partial<Record<ScheduledJob, string>> = { ...DEFAULT_SCHEDULES, ...(archivePolicy && { archive: DEFAULT_ARCHIVE_SCHEDULE }) };
   const schedules: Partial<Record<ScheduledJob, string>> = {};
-  for (const job of Object.keys(DEFAULT_SCHEDULES) as ScheduledJob[]) {
+  for (const job of Object.keys(JOBS) as ScheduledJob[]) {
     // A key set to undefined keeps the default (a spread would erase it).
-    const expression = overrides.schedules?.[job] ?? fromConfig[job] ?? DEFAULT_SCHEDULES[job];
-    if (expression !== false) schedules[job] = expression;
+    const expression = overrides.schedules?.[job] ?? fromConfig[job] ?? defaults[job];
+    if (expression !== undefined && expression !== false) schedules[job] = expression;
   }
   return { schedules, timeZone: overrides.timeZone ?? timeZone };
 }
@@ -43,6 +55,7 @@ const JOBS: Readonly<Record<ScheduledJob, { title: string; name: string; args: r
   full: { title: 'full backup', name: 'backup-full', args: ['backup', '--type', 'full'] },
   incremental: { title: 'incremental backup', name: 'backup-incremental', args: ['backup', '--type', 'incremental'] },
   cleanup: { title: 'cleanup of expired backups', name: 'cleanup', args: ['cleanup'] },
+  archive: { title: 'move of old backups to archive storage', name: 'archive', args: ['archive', 'run'] },
   verify: { title: 'verification of every backup', name: 'verify', args: ['verify', '--all'] },
   drill: { title: 'restore drill', name: 'drill', args: ['drill'] },
 };

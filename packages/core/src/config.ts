@@ -139,6 +139,9 @@ export const configSchema = z
         cleanup: cronSchema.optional().describe('Cleanup of expired backups (default 0 3 * * 0: Sunday 03:00)'),
         verify: cronSchema.optional().describe('Verify of every backup (default 30 4 * * *: daily at 04:30)'),
         drill: cronSchema.optional().describe('Restore drill (default 0 5 * * 1: Monday 05:00)'),
+        archive: cronSchema
+          .optional()
+          .describe('`stowage archive run` (default 30 3 * * *: daily at 03:30 when a destination has an archive policy, else off)'),
         timeZone: z.string().min(1).optional().describe('IANA time zone of the expressions, e.g. Asia/Shanghai (default: the machine’s)'),
       })
       .strict()
@@ -159,6 +162,13 @@ export const configSchema = z
         code: 'custom',
         path: ['quorum'],
         message: `quorum ${config.quorum} is more than the ${config.destinations.length} configured destination(s)`,
+      });
+    }
+    if (typeof config.schedules?.archive === 'string' && !config.destinations.some((d) => d.archive)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedules', 'archive'],
+        message: 'no destination has an archive policy to run; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one, or remove schedules.archive',
       });
     }
   });
@@ -202,6 +212,7 @@ export interface ResolvedConfig {
     cleanup?: string | false | undefined;
     verify?: string | false | undefined;
     drill?: string | false | undefined;
+    archive?: string | false | undefined;
     timeZone?: string | undefined;
   };
 }

@@ -4,7 +4,7 @@ import { formatAge, loadConfig, openEngine, TOOL_VERSION, type Engine, type Engi
 import { configPath, waitMs, type GlobalOptions } from '../commands.js';
 import { ExitCode, exitCodeFor, UsageError } from '../exit-codes.js';
 import { Output } from '../output.js';
-import { configSchedules, type ScheduledJob } from '../schedule.js';
+import { configSchedules, hasArchivePolicy, type ScheduledJob } from '../schedule.js';
 import { startDaemonHttp, type DaemonHttpOptions } from './http.js';
 import { DEFAULT_LOCK_WAIT_MS, newestBackups, runJob, type JobRunOptions } from './jobs.js';
 import { acquireDaemonLock, type DaemonLock } from './lock.js';
@@ -59,7 +59,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
   try {
     if (options.authTokenEnv && !options.http) throw new UsageError('--auth-token-env goes with --http HOST:PORT (the status page)');
     const config = await loadConfig(configPath(globals));
-    const { schedules, timeZone } = configSchedules(config.schedules, options);
+    const { schedules, timeZone } = configSchedules(config.schedules, options, hasArchivePolicy(config));
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
     const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait) };
     const open = await openEngine(config, { registry: builtinRegistry(), onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });

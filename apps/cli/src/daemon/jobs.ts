@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backup, cleanup, drill, formatAge, listBackups, LockError, LockErrorCode, verify, type Engine, type Lock } from '@stowage/core';
+import { backup, cleanup, drill, runArchive, formatAge, listBackups, LockError, LockErrorCode, verify, type Engine, type Lock } from '@stowage/core';
 import { releaseLocks, takeLocks, type LockPolicy } from '../commands.js';
 import { formatBytes, formatDuration } from '../output.js';
 import type { ScheduledJob } from '../schedule.js';
@@ -19,6 +19,7 @@ const LOCKS: Readonly<Record<ScheduledJob | 'recovery', LockPolicy>> = {
   full: { kind: 'exclusive', operation: 'backup' },
   incremental: { kind: 'exclusive', operation: 'backup' },
   cleanup: { kind: 'exclusive', operation: 'cleanup' },
+  archive: { kind: 'exclusive', operation: 'archive' },
   verify: { kind: 'readers', operation: 'verify' },
   drill: { kind: 'readers', operation: 'drill' },
   recovery: { kind: 'exclusive', operation: 'daemon-recovery' },
@@ -37,6 +38,12 @@ const OPERATIONS: Readonly<Record<ScheduledJob, (engine: Engine) => Promise<stri
     const r = await cleanup(engine);
     const failed = r.failures.map((f) => `${f.destination}: ${f.message}`).join('; ');
     return `${failed ? `FAILED at ${failed};` : 'ok:'} removed ${r.removed.length} item(s), ${formatBytes(r.bytesFreed)} freed`;
+  },
+  async archive(engine) {
+    const r = await runArchive(engine);
+    const failed = r.failures.map((f) => `${f.destination}${f.key ? ` ${f.key}` : ''}: ${f.message}`).join('; ');
+    const bytes = r.moved.reduce((sum, m) => sum + m.bytes, 0);
+    return `${failed ? `FAILED at ${failed};` : 'ok:'} moved ${r.moved.length} artifact(s), ${formatBytes(bytes)}, to archive storage${r.held.length ? `; ${r.held.length} kept hot` : ''}`;
   },
   async verify(engine) {
     const results = await verify(engine, { all: true });

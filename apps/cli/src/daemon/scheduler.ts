@@ -19,12 +19,13 @@ import type { ScheduledJob } from '../schedule.js';
  */
 
 /** What the daemon runs, in the order jobs due at the same moment are queued. */
-const JOBS: readonly ScheduledJob[] = ['full', 'incremental', 'cleanup', 'verify', 'drill'];
+const JOBS: readonly ScheduledJob[] = ['full', 'incremental', 'cleanup', 'archive', 'verify', 'drill'];
 
 export const TITLES: Readonly<Record<ScheduledJob, string>> = {
   full: 'full backup',
   incremental: 'incremental backup',
   cleanup: 'cleanup',
+  archive: 'archive run',
   verify: 'verify',
   drill: 'drill',
 };
