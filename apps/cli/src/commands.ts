@@ -307,7 +307,7 @@ export async function runRestore(
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
   if (r.checks) out.say(`  ${describeChecks(r.checks)}; SHA-256 matches the backup${r.checks.kind === 'quick' ? ' (--check full for integrity_check and foreign_key_check)' : ''}`);
-  if (r.thawMs !== undefined) out.say(`  ${formatDuration(r.thawMs)} of that waiting for thaws of archived artifacts`);
+  if (r.thawMs !== undefined) out.say(`  ${formatAge(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }
 
@@ -444,7 +444,7 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
 export async function runDrill(engine: Engine, out: Output, options: { backup?: string; destination?: string; thaw?: ThawRequest }): Promise<ExitCode> {
   const result = await drill(engine, options);
   out.result(result);
-  const thaw = result.thawMs === undefined ? '' : `, after ${formatDuration(result.thawMs)} waiting for thaws (not counted in the RTO)`;
+  const thaw = result.thawMs === undefined ? '' : `, after ${formatAge(result.thawMs)} waiting for thaws (not counted in the RTO)`;
   out.say(
     `drill of ${result.backupId} from ${result.destination} (chain of ${result.chainLength}): ${result.ok ? 'OK' : 'FAILED'} — usable database after ${formatDuration(result.rtoMs)} (RTO target ${engine.config.targets.rto})${thaw}, ${formatDuration(result.durationMs)} in all`,
   );

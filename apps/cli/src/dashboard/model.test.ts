@@ -1,7 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backup, openEngine, resolveConfig, type Engine, type ResolvedConfig } from '@stowage/core';
+import { backup, openEngine, resolveConfig, type DrillResult, type Engine, type ResolvedConfig } from '@stowage/core';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { StorageError, StorageErrorCode } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
@@ -72,6 +72,30 @@ describe('the status page model', () => {
       const html = renderDashboard(d, { served: false });
       expect(html).toContain('data-state="pruned"');
       expect(html).toContain('readable after a thaw');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('shows the thaw wait of a drill from an archive destination apart from its RTO', async () => {
+    const drills: DrillResult[] = [
+      { backupId: ids[1]!, destination: 'local', startedAt: new Date(Date.now() - DAY).toISOString(), ok: true, rtoMs: 2_000, durationMs: 2_500, chainLength: 1, problems: [] },
+      // Five hours of thaw with an RTO target of 30 min: the drill is still within its RTO.
+      { backupId: ids[1]!, destination: 'archive', startedAt: new Date().toISOString(), ok: true, rtoMs: 3_000, thawMs: 5 * 3_600_000, durationMs: 5 * 3_600_000 + 3_500, chainLength: 1, problems: [] },
+    ];
+    await mkdir(join(config.stateDir, 'status'), { recursive: true });
+    await writeFile(join(config.stateDir, 'status', 'drills.jsonl'), drills.map((d) => `${JSON.stringify(d)}\n`).join(''));
+    const engine = await openEngine(config, { retry: false });
+    try {
+      const d = await buildDashboard(engine);
+      expect(d.drills.map((x) => [x.destination, x.thawMs, x.withinRto])).toEqual([
+        ['local', undefined, true],
+        ['archive', 5 * 3_600_000, true],
+      ]);
+      const html = renderDashboard(d, { served: false });
+      expect(html).toContain('<th>thaw wait (not in RTO)</th>');
+      expect(html).toContain('data-thaw-ms="18000000">5.0 h</td>');
+      expect(html).toContain('data-thaw-ms="0">–</td>');
     } finally {
       await engine.close();
     }

@@ -254,9 +254,9 @@ function renderDrills(d: Dashboard): string {
   const longest = Math.max(...d.drills.map((x) => x.rtoMs), 1);
   const rows = [...d.drills].reverse().map((x) => {
     const width = Math.max(2, Math.round((x.rtoMs / longest) * 120));
-    return `<tr class="${x.ok ? '' : 'bad'}" data-drill="${e(x.startedAt)}" data-ok="${x.ok}" data-within-rto="${x.withinRto}"><td>${when(x.startedAt)}</td><td>${e(x.backupId)}</td><td>${e(x.destination)}</td><td>${x.ok ? 'passed' : 'FAILED'}</td><td class="num"><span class="rto-bar${x.withinRto ? '' : ' over'}" style="width:${width}px"></span> ${formatDuration(x.rtoMs)}</td><td class="num">${x.chainLength}</td><td>${e(x.problems.join('; '))}</td></tr>`;
+    return `<tr class="${x.ok ? '' : 'bad'}" data-drill="${e(x.startedAt)}" data-ok="${x.ok}" data-within-rto="${x.withinRto}"><td>${when(x.startedAt)}</td><td>${e(x.backupId)}</td><td>${e(x.destination)}</td><td>${x.ok ? 'passed' : 'FAILED'}</td><td class="num"><span class="rto-bar${x.withinRto ? '' : ' over'}" style="width:${width}px"></span> ${formatDuration(x.rtoMs)}</td><td class="num" data-thaw-ms="${x.thawMs ?? 0}">${x.thawMs === undefined ? '–' : formatAge(x.thawMs)}</td><td class="num">${x.chainLength}</td><td>${e(x.problems.join('; '))}</td></tr>`;
   });
-  return `<table id="drills"><thead><tr><th>when</th><th>backup</th><th>from</th><th>result</th><th>RTO (target ${e(d.status.targets.rto)})</th><th>chain</th><th>problems</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table id="drills"><thead><tr><th>when</th><th>backup</th><th>from</th><th>result</th><th>RTO (target ${e(d.status.targets.rto)})</th><th>thaw wait (not in RTO)</th><th>chain</th><th>problems</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function renderVerify(d: Dashboard): string {
