@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
@@ -68,9 +70,16 @@ const SERVERS = [
       },
     }),
     advance: (ms: number) => s3.advanceThawClock(ms),
+    /** Bit rot behind the API: one byte of the stored object flipped, its recorded checksum unchanged. */
+    flipByte: async (prefix: string, key: string) => {
+      const stored = join(s3.directory, 'archive', prefix, `${key}._S3rver_object`);
+      const bytes = await readFile(stored);
+      bytes[bytes.length >> 1]! ^= 0x01;
+      await writeFile(stored, bytes);
+    },
     artifactGets: async () =>
       (await s3.requests()).filter(
-        (r) => r.method === 'GET' && r.path.startsWith('/archive/wms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'),
+        (r) => r.method === 'GET' && r.path.startsWith('/archive/wms-') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'),
       ).length,
   },
   {
@@ -84,6 +93,7 @@ const SERVERS = [
       options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'ARCH_OSS_ID', accessKeySecretEnv: 'ARCH_OSS_SECRET' },
     }),
     advance: async (ms: number) => oss.clock.advance(ms),
+    flipByte: async (prefix: string, key: string) => oss.corruptObject('wms-archive', `${prefix}/${key}`, 'flip-byte'),
     artifactGets: async () => oss.requests.filter((r) => r.operation === 'GetObject' && !r.key.endsWith('.manifest.json') && !r.key.includes('locks/')).length,
   },
 ];
@@ -93,9 +103,11 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
   const t0 = Date.now();
   let clock = t0;
   const ids: Record<string, Manifest> = {};
+  let prefix = '';
 
   beforeAll(async () => {
     const destination = { ...server.destination(), url: `${server.destination().url}-${Math.random().toString(36).slice(2, 8)}` };
+    prefix = new URL(destination.url).pathname.slice(1);
     ws = await makeWorkspace({
       config: {
         destinations: [{ ...destination, archive: { after: '30d', storageClass: server.storageClass, types: ['full', 'incremental'] } }],
@@ -193,6 +205,28 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     const drilled = await drill(ws.engine, { backup: ids.inc1!.id });
     expect(drilled.ok).toBe(true);
     expect(drilled.thawMs, 'already thawed: no wait').toBeUndefined();
+  });
+
+  it('verify --deep --thaw requests the thaws, waits, reads the thawed bytes back; a byte flipped in a thawed object is damage', async () => {
+    await server.advance(4 * DAY); // the restore's 2-day thaws have run out: archived again
+    expect((await thawStatus(ws.engine, ids.full1!.id)).artifacts.map((a) => a.state)).toEqual(['archived']);
+    const key = ids.full1!.artifacts.find((a) => a.role === 'database')!.key;
+    const before = await server.artifactGets();
+    const thaw = { tier: 'standard', days: 1, wait: true, pollMs: 50 } as const;
+    const verifying = verify(ws.engine, { backup: ids.full1!.id, deep: true, thaw });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await thawStatus(ws.engine, ids.full1!.id)).artifacts.map((a) => a.state), 'the thaw was requested').toEqual(['thawing']);
+    await server.advance(server.standardThawMs);
+    const [thawed] = await verifying;
+    expect(thawed!.artifacts.filter((a) => !a.ok)).toEqual([]);
+    expect(thawed!.ok).toBe(true);
+    expect(await server.artifactGets(), 'the thawed bytes were read back').toBeGreaterThan(before);
+
+    await server.flipByte(prefix, key);
+    const [damaged] = await verify(ws.engine, { backup: ids.full1!.id, deep: true, thaw });
+    expect(damaged!.ok).toBe(false);
+    expect(damaged!.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 'cold', key, problem: expect.any(String) }]);
+    expect((await verify(ws.engine, { backup: ids.full1!.id }))[0]!.ok, "the destination's own checksum cannot see bit rot").toBe(true);
   });
 
   it("cleanup keeps archived objects younger than their class's minimum storage duration unless --allow-early-delete", async () => {
