@@ -1,14 +1,17 @@
 """cli.run against a stand-in CLI (a Python script): the argv it gets, its environment, the relayed output."""
 import io
+import json
 import os
 import sys
 import textwrap
 
 from django.conf import settings
-from django.core.management.base import OutputWrapper
+from django.core.management import call_command
+from django.core.management.base import CommandError, OutputWrapper
 from django.test import override_settings
 
 from stowage_django import cli
+from stowage_django.management.commands.db_restore import Command as DbRestore
 
 from .test_config import SettingsCase
 
@@ -68,3 +71,48 @@ class CliRunTest(SettingsCase):
         self.assertTrue(cli.supports([sys.executable, str(help_script)], 'restore', '--yes'))
         self.assertFalse(cli.supports([sys.executable, str(help_script)], 'restore', '--force'))
         self.assertFalse(cli.supports([sys.executable, str(help_script)], 'restore', '--ta'))
+
+
+RECORDER = '''
+import json, os, sys
+if sys.argv[1:] == ['--version']:
+    print('0.1.0')
+    sys.exit(0)
+with open(os.environ['STOWAGE_TEST_ARGV'], 'w') as f:
+    json.dump(sys.argv[1:], f)
+print(json.dumps({'ok': True, 'command': sys.argv[1], 'result': {}, 'warnings': [], 'error': None}))
+'''
+
+
+class DbRestoreThawTest(SettingsCase):
+    """db_restore passes --thaw [--tier] [--days] [--wait [D]] through to `stowage restore`."""
+
+    def setUp(self):
+        super().setUp()
+        script = self.base / 'recorder.py'
+        script.write_text(textwrap.dedent(RECORDER))
+        self.argv_file = self.base / 'argv.json'
+        self.cli_setting = override_settings(STOWAGE_CLI=[sys.executable, script])
+        self.cli_setting.enable()
+        self.addCleanup(self.cli_setting.disable)
+        os.environ['STOWAGE_TEST_ARGV'] = str(self.argv_file)
+        self.addCleanup(os.environ.pop, 'STOWAGE_TEST_ARGV')
+
+    def db_restore(self, *args):
+        call_command(DbRestore(), *args, stdout=io.StringIO(), stderr=io.StringIO())
+        return json.loads(self.argv_file.read_text())
+
+    def test_thaw_options_reach_the_cli(self):
+        config = ['--config', str(self.base / '.stowage-django.json'), '--json']
+        argv = self.db_restore('--file', 'full_backup_x', '--test-mode', '--thaw', '--tier', 'bulk', '--days', '3', '--wait')
+        self.assertEqual(argv, ['restore', '--test-mode', '--thaw', '--tier', 'bulk', '--days', '3', '--wait', *config, '--', 'full_backup_x'])
+        argv = self.db_restore('--file', 'full_backup_x', '--test-mode', '--thaw', '--wait', '12h')
+        self.assertEqual(argv, ['restore', '--test-mode', '--thaw', '--wait', '12h', *config, '--', 'full_backup_x'])
+        self.assertEqual(self.db_restore('--file', 'full_backup_x', '--test-mode')[:2], ['restore', '--test-mode'])
+
+    def test_thaw_options_without_thaw_or_file_are_refused(self):
+        for args in (['--file', 'x', '--test-mode', '--tier', 'bulk'], ['--file', 'x', '--test-mode', '--wait'], ['--list', '--thaw']):
+            with self.assertRaises(CommandError) as raised:
+                self.db_restore(*args)
+            self.assertEqual(raised.exception.returncode, 2)
+        self.assertFalse(self.argv_file.exists(), 'the CLI never ran')
