@@ -20,6 +20,18 @@ let oss: OssTestServer;
 /** Runs the CLI without blocking this process, which serves the OSS test server. */
 const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
 
+/** Starts the CLI and resolves once it waits for a thaw; its output so far, and its exit. */
+async function untilThawing(...rest: string[]) {
+  const child = spawn(TSX, cliArgs(...rest), { cwd: dir, env: ENV });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
+  for (let waited = 0; !stderr.includes('waiting for 1 thaw') && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+  return { exited, stdout: () => stdout, stderr: () => stderr };
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-archive-'));
   oss = await startOssTestServer({ accessKeyId: ENV.CLI_OSS_ID, accessKeySecret: ENV.CLI_OSS_SECRET, buckets: ['cold'] });
@@ -66,21 +78,32 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
     expect([status.readable, status.artifacts.map((a) => a.state)]).toEqual([false, ['archived']]);
     expect((await run('restore', id, '--test-mode', '--wait')).code, 'a bare --wait goes with --thaw').toBe(2);
 
-    const child = spawn(TSX, cliArgs('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json'), {
-      cwd: dir,
-      env: ENV,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    const exited = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-    for (let waited = 0; !stderr.includes('waiting for 1 thaw') && waited < 60_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+    const restoring = await untilThawing('restore', id, '--test-mode', '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', '--json');
     expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({
       result: { artifacts: [{ state: 'thawing', storageClass: 'ColdArchive' }] },
     });
     oss.clock.advance(60 * 60_000);
-    expect(await exited, stderr).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ ok: true, result: { id, testMode: true, thawMs: expect.any(Number) } });
-  }, 180_000);
+    expect(await restoring.exited, restoring.stderr()).toBe(0);
+    expect(JSON.parse(restoring.stdout())).toMatchObject({ ok: true, result: { id, testMode: true, thawMs: expect.any(Number) } });
+
+    // Eight days on, the 7-day thawed copy is gone: a drill thaws again and reports the wait apart from its RTO.
+    for (const json of [false, true]) {
+      oss.clock.advance(8 * 86_400_000);
+      expect(JSON.parse((await run('thaw', 'status', id, '--json')).stdout)).toMatchObject({ result: { artifacts: [{ state: 'archived' }] } });
+      const drill = await untilThawing('drill', '--backup', id, '--thaw', '--tier', 'expedited', '--wait', '--poll', '1s', ...(json ? ['--json'] : []));
+      await new Promise((r) => setTimeout(r, 1500)); // a poll finds it still thawing
+      oss.clock.advance(60 * 60_000);
+      expect(await drill.exited, drill.stderr()).toBe(0);
+      if (json) {
+        const { result } = JSON.parse(drill.stdout()) as { result: { ok: boolean; rtoMs: number; thawMs: number; durationMs: number } };
+        expect(result).toMatchObject({ ok: true, id, thawMs: expect.any(Number) });
+        expect(result.thawMs).toBeGreaterThanOrEqual(1000);
+        expect(result.rtoMs + result.thawMs, 'the RTO leaves the thaw out').toBeLessThanOrEqual(result.durationMs + 50);
+      } else {
+        expect(drill.stdout()).toMatch(
+          new RegExp(`drill of ${id} from cold \\(chain of 1\\): OK — usable database after .+ \\(RTO target 30m\\), after \\d+ s waiting for thaws \\(not counted in the RTO\\)`),
+        );
+      }
+    }
+  }, 240_000);
 });
