@@ -35,10 +35,10 @@ export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
     });
   },
   async probe(url, options) {
-    const { probeS3Endpoint, endpointProbe } = await import('./probe.js');
+    const { probeS3Storage, endpointProbe } = await import('./probe.js');
     const storage = this.create(url, options, { baseDir: process.cwd() }) as S3Storage;
     try {
-      return endpointProbe(await probeS3Endpoint(storage));
+      return endpointProbe(await probeS3Storage(storage));
     } finally {
       await storage.close();
     }

@@ -10,10 +10,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
-import { StorageRegistry, isAlreadyExists, isChecksumMismatch, type EndpointProbe } from '@stowage/storage';
+import { isAlreadyExists, isChecksumMismatch, type EndpointProbe } from '@stowage/storage';
 import type { ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
-import { s3StorageFactory } from './factory.js';
 import { PROBE_KEY_PREFIX, S3Storage, sdkOptions } from './s3.js';
 
 /** What an endpoint does with one kind of flexible checksum. */
@@ -46,9 +45,6 @@ export interface S3ProbeResult {
   };
 }
 
-/** A destination to probe: an adapter, or a destination's URL and options as in the config. */
-export type S3ProbeTarget = S3Storage | { url: string | URL; options?: unknown };
-
 /**
  * Finds out what an S3 endpoint supports by trying it, under a temporary folder
  * `<prefix>/.stowage-probe-<random>/` that is deleted afterwards (the adapter never lists it):
@@ -58,19 +54,8 @@ export type S3ProbeTarget = S3Storage | { url: string | URL; options?: unknown }
  * @throws the adapter's `StorageError` when the bucket cannot be listed at all (missing bucket,
  *   refused credentials, endpoint down) or when the first probe object cannot be written.
  */
-export async function probeS3Endpoint(target: S3ProbeTarget, options: { signal?: AbortSignal } = {}): Promise<S3ProbeResult> {
-  const storage = target instanceof S3Storage ? target : await openTarget(target);
-  try {
-    return await new Probe(storage, options.signal).run();
-  } finally {
-    if (storage !== target) await storage.close();
-  }
-}
-
-/** An adapter for a destination's URL and options, validated as the registry validates a config's. */
-async function openTarget(target: { url: string | URL; options?: unknown }): Promise<S3Storage> {
-  const registry = new StorageRegistry().register(s3StorageFactory);
-  return (await registry.open({ url: String(target.url), options: target.options }, { baseDir: process.cwd() })) as S3Storage;
+export async function probeS3Storage(storage: S3Storage, options: { signal?: AbortSignal } = {}): Promise<S3ProbeResult> {
+  return new Probe(storage, options.signal).run();
 }
 
 /** A probe's findings as the registry reports them (`stowage destinations probe`). */

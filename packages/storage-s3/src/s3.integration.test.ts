@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageErrorCode, StorageRegistry, bufferBody, sha256Hex, withRetry, type PutBody } from '@stowage/storage';
 import { describeStorageAdapter } from '@stowage/storage-testkit';
 import { s3StorageFactory } from './factory.js';
-import { probeS3Endpoint } from './probe.js';
+import { probeS3Endpoint } from './probe-endpoint.js';
 import type { S3Storage } from './s3.js';
 import { startS3rver, type S3rverProcess } from './s3rver.test-support.js';
 
