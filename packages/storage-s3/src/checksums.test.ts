@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, compositeSha256 } from './checksums.js';
+import { Crc64NvmeAccumulator, base64ToHex, checksumsOf } from './checksums.js';
 
 describe('checksums', () => {
   it('computes Content-MD5 always, and the flexible checksum of the mode', async () => {
@@ -17,13 +17,6 @@ describe('checksums', () => {
     const crc = new Crc64NvmeAccumulator();
     for (const chunk of ['1234', '5', '6789']) crc.update(Buffer.from(chunk));
     expect(base64ToHex(await crc.digestBase64())).toBe('ae8b14860a799888');
-  });
-
-  it('computes the composite SHA-256 S3 reports for multipart uploads', () => {
-    const parts = [Buffer.from('part one'), Buffer.from('part two')];
-    const digests = parts.map((part) => createHash('sha256').update(part).digest());
-    const expected = `${createHash('sha256').update(Buffer.concat(digests)).digest('base64')}-2`;
-    expect(compositeSha256(digests.map((digest) => digest.toString('base64')))).toBe(expected);
   });
 
   it('converts S3 base64 checksums to the hex the contract reports', () => {

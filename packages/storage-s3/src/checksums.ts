@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 
 /**
@@ -33,16 +33,6 @@ export async function checksumsOf(data: Buffer, mode: ChecksumMode): Promise<Bod
     sums.crc64nvme = Buffer.from(await crc.digest()).toString('base64');
   }
   return sums;
-}
-
-/**
- * What S3 reports for a multipart upload made with SHA-256 part checksums: the SHA-256 of the
- * concatenated binary part digests, base64, then `-<number of parts>`.
- */
-export function compositeSha256(partDigestsBase64: readonly string[]): string {
-  const outer: Hash = createHash('sha256');
-  for (const digest of partDigestsBase64) outer.update(Buffer.from(digest, 'base64'));
-  return `${outer.digest('base64')}-${partDigestsBase64.length}`;
 }
 
 /** A running full-object CRC-64/NVME, base64 like S3's `x-amz-checksum-crc64nvme`. */

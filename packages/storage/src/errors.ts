@@ -16,6 +16,8 @@ export const StorageErrorCode = {
   Unavailable: 'stowage.storage.unavailable',
   /** The object is in an archive storage class and not thawed: request a thaw, wait, then read. */
   ObjectArchived: 'stowage.storage.object_archived',
+  /** The object was replaced while it was being read: what was read so far belongs to another object; read again. */
+  ObjectChanged: 'stowage.storage.object_changed',
   /** A registry was asked to register a second factory for a scheme it already has. */
   DuplicateScheme: 'stowage.storage.duplicate_scheme',
 } as const;
