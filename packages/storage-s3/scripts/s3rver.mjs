@@ -19,8 +19,10 @@
 // by `POST /_stowage/thaw-clock?advance=<ms>`. It also behaves as AWS documents for flexible
 // checksums and conditional writes (see aws-behaviour.mjs); `--no-checksums` and `--no-conditional-writes` turn those off, leaving
 // s3rver's own behaviour (no checksums, conditions ignored). `--request-log FILE` appends one JSON
-// line per request: { method, path, status, bytesOut } (bytesOut: response body bytes sent).
+// line per request: { method, path, status, bytesOut, range } (bytesOut: response body bytes sent).
 // `--corrupt-copies` (a fault for tests) flips the first byte of every CopyObject's copy.
+// `POST /_stowage/faults?cut-get-after=<bytes>&times=<n>` (a fault for tests): the next n (default 1)
+// GetObject answers send their headers and the first <bytes> body bytes, then drop the connection.
 import { appendFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -134,6 +136,45 @@ server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
   });
 });
 
+/** GetObject answers still to cut: `after` body bytes each. */
+const cuts = [];
+server.middleware.unshift(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/_stowage/faults') {
+    const after = Number(ctx.query['cut-get-after']);
+    const times = Number(ctx.query.times ?? 1);
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(times) || times < 1) {
+      ctx.status = 400;
+      ctx.body = 'cut-get-after=<bytes>[&times=<n>] expected';
+      return;
+    }
+    for (let i = 0; i < times; i++) cuts.push(after);
+    ctx.status = 204;
+    return;
+  }
+  const [, bucket, ...keyParts] = ctx.path.split('/');
+  if (ctx.method !== 'GET' || !bucket || keyParts.join('/') === '' || cuts.length === 0) return next();
+  const after = cuts.shift();
+  const { res } = ctx;
+  let sent = 0;
+  const cut = (write) =>
+    function (chunk, ...rest) {
+      if (!chunk || typeof chunk === 'function' || res.destroyed) return res.destroyed ? false : write.call(this, chunk, ...rest);
+      const bytes = Buffer.from(chunk);
+      if (sent + bytes.length < after) {
+        sent += bytes.length;
+        return write.call(this, bytes, ...rest);
+      }
+      // Let the bytes before the cut leave, then drop the connection without ending the body.
+      const socket = res.socket;
+      write.call(this, bytes.subarray(0, after - sent), () => socket?.destroy());
+      sent = after;
+      return false;
+    };
+  res.write = cut(res.write);
+  res.end = cut(res.end);
+  await next();
+});
+
 const requestLog = values['request-log'];
 if (requestLog) {
   server.middleware.unshift(async (ctx, next) => {
@@ -146,9 +187,14 @@ if (requestLog) {
       };
     res.write = count(res.write);
     res.end = count(res.end);
-    res.once('finish', () => {
-      appendFileSync(requestLog, `${JSON.stringify({ method: ctx.method, path: ctx.path, status: res.statusCode, bytesOut })}\n`);
-    });
+    let logged = false;
+    const log = () => {
+      if (logged) return;
+      logged = true;
+      appendFileSync(requestLog, `${JSON.stringify({ method: ctx.method, path: ctx.path, status: res.statusCode, bytesOut, range: ctx.get('range') || undefined })}\n`);
+    };
+    // A response cut short (a fault) never finishes: log it when its connection closes.
+    res.once('finish', log).once('close', log);
     await next();
   });
 }

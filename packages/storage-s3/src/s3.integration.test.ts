@@ -430,6 +430,56 @@ describe('S3Storage on s3rver', () => {
       }
     });
 
+    it('a download cut mid-stream resumes with one ranged GET and reads byte-exact', async () => {
+      const storage = await openS3(freshPrefix('resume'));
+      const bytes = randomBytes(3 * MiB);
+      try {
+        await storage.put('big.bin', bufferBody(bytes));
+        const before = (await server.requests()).length;
+        await server.cutNextGets(MiB);
+        const read = await buffer(await storage.get('big.bin'));
+        expect(read.equals(bytes)).toBe(true);
+        const gets = (await server.requests()).slice(before).filter((request) => request.method === 'GET');
+        expect(gets.map((request) => request.range)).toEqual([undefined, `bytes=${MiB}-`]);
+        expect(gets[1]).toMatchObject({ status: 206, bytesOut: 2 * MiB });
+        // A ranged read resumes within its range.
+        await server.cutNextGets(1000);
+        const slice = await buffer(await storage.get('big.bin', { range: { offset: 10, length: 5000 } }));
+        expect(slice.equals(bytes.subarray(10, 5010))).toBe(true);
+        expect((await server.requests()).at(-1)).toMatchObject({ range: 'bytes=1010-5009', status: 206 });
+      } finally {
+        await storage.close();
+      }
+    });
+
+    it('an object replaced between the cut and the resume fails with object_changed, never mixed bytes', async () => {
+      const storage = await openS3(freshPrefix('resume'));
+      try {
+        await storage.put('big.bin', bufferBody(randomBytes(3 * MiB)));
+        await server.cutNextGets(MiB);
+        const stream = await storage.get('big.bin');
+        await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${storage.prefix}/big.bin`, Body: randomBytes(3 * MiB) }));
+        await expect(buffer(stream)).rejects.toMatchObject({ code: StorageErrorCode.ObjectChanged, context: { received: MiB } });
+        expect((await server.requests()).at(-1)).toMatchObject({ method: 'GET', range: `bytes=${MiB}-`, status: 412 });
+      } finally {
+        await storage.close();
+      }
+    });
+
+    it('a download cut on every attempt ends with transient after three resumes', async () => {
+      const storage = await openS3(freshPrefix('resume'), { maxAttempts: 1 });
+      try {
+        await storage.put('big.bin', bufferBody(randomBytes(3 * MiB)));
+        const before = (await server.requests()).length;
+        await server.cutNextGets(100_000, 4);
+        await expect(buffer(await storage.get('big.bin'))).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+        const gets = (await server.requests()).slice(before).filter((request) => request.method === 'GET');
+        expect(gets.map((request) => request.range)).toEqual([undefined, 'bytes=100000-', 'bytes=200000-', 'bytes=300000-']);
+      } finally {
+        await storage.close();
+      }
+    });
+
     it('a download cut short errors the stream with transient', async () => {
       const cutting = createHttpServer((_request, response) => {
         response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '100000', etag: '"e"' });

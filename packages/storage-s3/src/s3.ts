@@ -1,4 +1,4 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -21,6 +21,7 @@ import {
   StorageErrorCode,
   abortedError,
   assertValidKey,
+  objectChanged,
   assertValidPrefix,
   destroyOnAbort,
   isObjectNotFound,
@@ -35,13 +36,14 @@ import {
   type PutOptions,
   type StorageAdapter,
   type StoredObject,
+  type RetryOptions,
   type ThawOptions,
 } from '@stowage/storage';
 import { s3Lifecycle } from './lifecycle.js';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
 import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
-import { PartReader, PartWindow } from '@stowage/storage-http-kit';
+import { PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit';
 
 /*
  * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
@@ -98,6 +100,8 @@ export interface S3StorageOptions {
   listPageSize?: number;
   /** The `maxParallelism` capability (default 8). */
   maxParallelism?: number;
+  /** Called before a download cut mid-stream resumes (at most 3 times per `get`), e.g. to log it. */
+  onRetry?: RetryOptions['onRetry'];
 }
 
 /** What an upload sent, and the ETag it was answered with. */
@@ -134,6 +138,7 @@ export class S3Storage implements StorageAdapter {
   readonly #archive: S3ArchiveContext;
   /** The bucket's lifecycle rules for this prefix (see lifecycle.ts). */
   readonly lifecycle: BucketLifecycle;
+  readonly #onRetry: RetryOptions['onRetry'];
   #bucketConfirmed = false;
 
   constructor(options: S3StorageOptions) {
@@ -158,6 +163,7 @@ export class S3Storage implements StorageAdapter {
     this.description = options.description ?? `s3://${options.bucket}/${prefix}`;
     this.checksumMode = options.checksumMode ?? 'crc64nvme';
     this.#partSize = partSize;
+    this.#onRetry = options.onRetry;
     this.#queueSize = Math.max(1, options.queueSize ?? 4);
     this.#listApi = options.listApi ?? 'v2';
     this.#listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
@@ -247,7 +253,8 @@ export class S3Storage implements StorageAdapter {
       if (!(await this.stat(key, { signal: options.signal }))) throw objectNotFound(key, this.description);
       return destroyOnAbort(Readable.from([]), options.signal, key);
     }
-    const range = options.range ? `bytes=${offset}-${length === undefined ? '' : offset + length - 1}` : undefined;
+    const end = length === undefined ? '' : offset + length - 1;
+    const range = options.range ? `bytes=${offset}-${end}` : undefined;
     let response;
     try {
       response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: range }), sdkOptions(options.signal));
@@ -256,17 +263,31 @@ export class S3Storage implements StorageAdapter {
       if (range && httpStatusOf(error) === 416) return destroyOnAbort(Readable.from([]), options.signal, key);
       throw toStorageError(error, op);
     }
-    const source = response.Body as Readable;
-    const cutShort = (received: number) =>
-      toStorageError(Object.assign(new Error(`the connection ended after ${received} of ${response.ContentLength} bytes`), { code: 'ECONNRESET' }), op);
-    const checked = new LengthCheckedStream(response.ContentLength, cutShort);
-    source.on('error', (error) => checked.destroy(toStorageError(error, op)));
-    source.once('close', () => {
-      if (!source.readableEnded && !checked.destroyed) checked.destroy(cutShort(checked.received));
+    const etag = response.ETag;
+    // A cut body goes on from a ranged GET of the rest of the same object (If-Match its ETag).
+    const openAt = async (received: number): Promise<Readable> => {
+      try {
+        const rest = await this.client.send(
+          new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: `bytes=${offset + received}-${end}`, IfMatch: etag }),
+          sdkOptions(options.signal),
+        );
+        if (rest.ContentRange?.startsWith(`bytes ${offset + received}-`)) return rest.Body as Readable;
+        (rest.Body as Readable | undefined)?.destroy();
+      } catch (error) {
+        const mapped = toStorageError(error, op);
+        throw httpStatusOf(error) === 412 || isObjectNotFound(mapped) ? objectChanged(key, this.description, received, error) : mapped;
+      }
+      throw new StorageError(StorageErrorCode.Transient, `the download of '${key}' from ${this.description} broke after ${received} bytes, and the endpoint answered its resume without the range asked for`, {
+        context: { key, received },
+      });
+    };
+    const output = resumableGet(response.Body as Readable, {
+      length: response.ContentLength,
+      openAt,
+      ...(this.#onRetry && { onRetry: ({ attempt, error }) => this.#onRetry!({ operation: 'get', key, attempt, delayMs: 0, error }) }),
+      toError: (error) => toStorageError(error, op),
     });
-    checked.once('close', () => source.destroy());
-    source.pipe(checked);
-    return destroyOnAbort(checked, options.signal, key);
+    return destroyOnAbort(output, options.signal, key);
   }
 
   /** HeadObject with `ChecksumMode: ENABLED`; `checksums` holds the full-object checksums S3 reports. */
@@ -550,31 +571,4 @@ export function sdkOptions(signal: AbortSignal | undefined): { abortSignal?: Abo
 function httpStatusOf(error: unknown): number | undefined {
   const status = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
   return typeof status === 'number' ? status : undefined;
-}
-
-/** Passes a response body through, failing it when it ends short of the length the response announced. */
-class LengthCheckedStream extends Transform {
-  readonly #expected: number | undefined;
-  readonly #shortError: (received: number) => Error;
-  #received = 0;
-
-  constructor(expected: number | undefined, shortError: (received: number) => Error) {
-    super();
-    this.#expected = expected;
-    this.#shortError = shortError;
-  }
-
-  /** Bytes passed through so far. */
-  get received(): number {
-    return this.#received;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#received += chunk.length;
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    callback(this.#expected !== undefined && this.#received !== this.#expected ? this.#shortError(this.#received) : null);
-  }
 }

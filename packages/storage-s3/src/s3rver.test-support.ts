@@ -13,6 +13,8 @@ export interface S3rverProcess {
   readonly directory: string;
   /** Every request answered so far, oldest first. */
   requests(): Promise<S3rverRequest[]>;
+  /** The next `times` (default 1) GetObject answers drop the connection after `after` body bytes. */
+  cutNextGets(after: number, times?: number): Promise<void>;
   /** Moves the server's thaw clock `ms` forward: restores under way finish, restored copies expire. */
   advanceThawClock(ms: number): Promise<void>;
   /** Stops the process (SIGTERM, SIGKILL after 5 s) and removes its folder. */
@@ -27,6 +29,8 @@ export interface S3rverRequest {
   status: number;
   /** Response body bytes sent. */
   bytesOut: number;
+  /** The request's Range header, if it had one. */
+  range?: string;
 }
 
 /** What the test server does beyond s3rver's own behaviour (each on unless turned off). */
@@ -103,7 +107,11 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
       const response = await fetch(`${endpoint}/_stowage/thaw-clock?advance=${ms}`, { method: 'POST' });
       if (!response.ok) throw new Error(`the thaw clock did not move: ${response.status} ${await response.text()}`);
     };
-    return { endpoint, directory, requests, advanceThawClock, stop };
+    const cutNextGets = async (after: number, times = 1) => {
+      const response = await fetch(`${endpoint}/_stowage/faults?cut-get-after=${after}&times=${times}`, { method: 'POST' });
+      if (!response.ok) throw new Error(`the fault was not set: ${response.status} ${await response.text()}`);
+    };
+    return { endpoint, directory, requests, cutNextGets, advanceThawClock, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -65,6 +65,15 @@ export function objectNotFound(key: string, where: string, cause?: unknown): Sto
   });
 }
 
+/** The object at `key` was replaced (or deleted) after `received` bytes of it were read. */
+export function objectChanged(key: string, where: string, received: number, cause?: unknown): StorageError {
+  return new StorageError(
+    StorageErrorCode.ObjectChanged,
+    `'${key}' at ${where} was replaced while it was being read (after ${received} bytes); nothing of the new object was used: read it again`,
+    { context: { key, received }, cause },
+  );
+}
+
 export function abortedError(key: string | undefined, cause?: unknown): StorageError {
   return new StorageError(StorageErrorCode.Aborted, `storage operation aborted${key ? ` (${key})` : ''}`, {
     context: { key },

@@ -29,6 +29,7 @@ export {
   isPermissionDenied,
   isTransient,
   objectArchived,
+  objectChanged,
   objectNotFound,
   throwIfAborted,
 } from './errors.js';
