@@ -71,6 +71,8 @@ export interface OssRequestRecord {
   signature: SignatureVersion | undefined;
   /** HTTP status answered; 0 when the connection was reset by a fault. */
   status: number;
+  /** The request's Range header, if it had one. */
+  range: string | undefined;
   requestId: string;
   /** When the request arrived and when its answer was sent (`performance.now()` ms; undefined while open or dropped). */
   startedAt: number;
@@ -499,6 +501,10 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
     GetObject(ex) {
       const object = objectOf(ex);
       assertReadable(object, ex.key);
+      const ifMatch = header(ex.req.headers, 'if-match');
+      if (ifMatch !== undefined && unquote(ifMatch) !== unquote(object.etag)) {
+        throw new OssError(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold.', { Condition: 'If-Match' });
+      }
       const headers = objectHeaders(object, ex.fault);
       for (const [name, value] of queryOf(ex)) {
         const overridden = RESPONSE_OVERRIDES[name];
@@ -723,6 +729,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       key: '',
       signature: undefined,
       status: 0,
+      range: header(req.headers, 'range'),
       requestId,
       startedAt: performance.now(),
       endedAt: undefined,

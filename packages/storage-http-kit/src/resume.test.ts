@@ -20,32 +20,34 @@ describe('resumableGet', () => {
 
   it('continues from the byte after the cut, byte-exact, reporting each resume', async () => {
     const asked: number[] = [];
-    const retries: { attempt: number; received: number }[] = [];
+    const retries: { attempt: number; key: string | undefined }[] = [];
     const out = resumableGet(body(data.subarray(0, 3072), 'ECONNRESET'), {
+      key: 'k',
       length: data.length,
       openAt: async (received) => {
         asked.push(received);
         return received < 6144 ? body(data.subarray(received, 6144), 'ERR_STREAM_PREMATURE_CLOSE') : body(data.subarray(received));
       },
-      onRetry: ({ attempt, received }) => retries.push({ attempt, received }),
+      onRetry: ({ attempt, key }) => retries.push({ attempt, key }),
       toError: mapped,
     });
     expect((await buffer(out)).equals(data)).toBe(true);
     expect(asked).toEqual([3072, 6144]);
     expect(retries).toEqual([
-      { attempt: 1, received: 3072 },
-      { attempt: 2, received: 6144 },
+      { attempt: 1, key: 'k' },
+      { attempt: 2, key: 'k' },
     ]);
   });
 
   it('treats a body that ends short of the announced length as cut', async () => {
-    const out = resumableGet(body(data.subarray(0, 2048)), { length: data.length, openAt: async (at) => body(data.subarray(at)), toError: mapped });
+    const out = resumableGet(body(data.subarray(0, 2048)), { key: 'k', length: data.length, openAt: async (at) => body(data.subarray(at)), toError: mapped });
     expect((await buffer(out)).equals(data)).toBe(true);
   });
 
   it('fails with the mapped cut after maxResumes resumes', async () => {
     let opened = 0;
     const out = resumableGet(body(data.subarray(0, 1024), 'ECONNRESET'), {
+      key: 'k',
       length: data.length,
       maxResumes: 2,
       openAt: async (at) => {
@@ -61,6 +63,7 @@ describe('resumableGet', () => {
   it('fails at once on an error that is not a network error, and passes on what openAt throws', async () => {
     let opened = 0;
     const other = resumableGet(body(data.subarray(0, 1024), 'EACCES'), {
+      key: 'k',
       length: data.length,
       openAt: async () => {
         opened++;
@@ -71,6 +74,7 @@ describe('resumableGet', () => {
     await expect(buffer(other)).rejects.toMatchObject({ code: 'mapped', cause: { code: 'EACCES' } });
     expect(opened).toBe(0);
     const changed = resumableGet(body(data.subarray(0, 1024), 'ECONNRESET'), {
+      key: 'k',
       length: data.length,
       openAt: async () => {
         throw Object.assign(new Error('replaced'), { code: 'changed' });
@@ -81,10 +85,10 @@ describe('resumableGet', () => {
   });
 
   it('without a length, an end is the end; destroying the output destroys the body', async () => {
-    expect((await buffer(resumableGet(body(data), { openAt: async () => body(data), toError: mapped }))).equals(data)).toBe(true);
+    expect((await buffer(resumableGet(body(data), { key: 'k', openAt: async () => body(data), toError: mapped }))).equals(data)).toBe(true);
     const source = new Readable({ read() {} });
     source.push(data);
-    const out = resumableGet(source, { length: data.length * 2, openAt: async () => body(data), toError: mapped });
+    const out = resumableGet(source, { key: 'k', length: data.length * 2, openAt: async () => body(data), toError: mapped });
     await new Promise((resolve) => out.once('data', resolve));
     out.destroy();
     await new Promise((resolve) => source.once('close', resolve));

@@ -1,8 +1,11 @@
 import { Readable } from 'node:stream';
+import type { RetryOptions } from '@stowage/storage';
 import { isNetworkError } from './network.js';
 
 /** Options of `resumableGet`. */
 export interface ResumableGetOptions {
+  /** The key being read, for `onRetry`. */
+  key: string;
   /** Bytes the first response announced; a body that ends short of them counts as cut. Unknown: any end is the end. */
   length?: number | undefined;
   /**
@@ -13,8 +16,8 @@ export interface ResumableGetOptions {
   openAt: (received: number) => Promise<Readable>;
   /** Resumes at most (default 3); a cut after the last one fails the output. */
   maxResumes?: number;
-  /** Called before each resume, e.g. to log it. */
-  onRetry?: (event: { attempt: number; received: number; error: unknown }) => void;
+  /** Called before each resume (operation `get`, no delay), e.g. to log it. */
+  onRetry?: RetryOptions['onRetry'] | undefined;
   /** Maps what broke the body (a network error, or a cut-short error it made) onto the error the output fails with. */
   toError: (error: unknown) => Error;
 }
@@ -26,7 +29,7 @@ export interface ResumableGetOptions {
  * destroys the body being read.
  */
 export function resumableGet(first: Readable, options: ResumableGetOptions): Readable {
-  const { length, openAt, onRetry, toError } = options;
+  const { key, length, openAt, onRetry, toError } = options;
   const maxResumes = Math.max(0, options.maxResumes ?? 3);
   let source = first;
   let stopped = false;
@@ -49,7 +52,7 @@ export function resumableGet(first: Readable, options: ResumableGetOptions): Rea
         }
         source.destroy();
         if (resumes >= maxResumes) throw toError(cut);
-        onRetry?.({ attempt: resumes + 1, received, error: cut });
+        onRetry?.({ operation: 'get', key, attempt: resumes + 1, delayMs: 0, error: cut });
         source = await openAt(received);
         if (stopped) return;
       }

@@ -270,11 +270,43 @@ describe('OssStorage against the OSS test server', () => {
       });
     });
 
-    it('a connection dropped mid-body errors the stream with a transient StorageError', async () => {
-      await storage.put('r', bufferBody(randomBytes(200_000)));
+    it('a download cut mid-stream resumes with one ranged GET and reads byte-exact', async () => {
+      const bytes = randomBytes(3 * 1024 * 1024);
+      await storage.put('r', bufferBody(bytes));
+      const retries: number[] = [];
+      const resuming = adapter({ prefix: storage.prefix, onRetry: ({ attempt }) => retries.push(attempt) });
+      server.faults.add({ fault: { kind: 'cut-response', after: 1024 * 1024 } });
+      const start = server.requests.length;
+      expect((await buffer(await resuming.get('r'))).equals(bytes)).toBe(true);
+      const gets = server.requests.slice(start).filter((request) => request.operation === 'GetObject');
+      expect(gets.map(({ range, status }) => ({ range, status }))).toEqual([
+        { range: undefined, status: 0 },
+        { range: `bytes=${1024 * 1024}-`, status: 206 },
+      ]);
+      expect(retries).toEqual([1]);
+      // A ranged read resumes within its range.
       server.faults.add({ fault: { kind: 'cut-response', after: 1000 } });
+      expect((await buffer(await resuming.get('r', { range: { offset: 10, length: 5000 } }))).equals(bytes.subarray(10, 5010))).toBe(true);
+      expect(server.requests.at(-1)).toMatchObject({ range: 'bytes=1010-5009', status: 206 });
+      await resuming.close();
+    });
+
+    it('an object replaced between the cut and the resume fails with object_changed, never mixed bytes', async () => {
+      await storage.put('r', bufferBody(randomBytes(3 * 1024 * 1024)));
+      server.faults.add({ fault: { kind: 'cut-response', after: 1024 * 1024 } });
       const stream = await storage.get('r');
-      await expect(buffer(stream)).rejects.toMatchObject({ name: 'StorageError', code: StorageErrorCode.Transient });
+      await storage.put('r', bufferBody(randomBytes(3 * 1024 * 1024)));
+      await expect(buffer(stream)).rejects.toMatchObject({ code: StorageErrorCode.ObjectChanged, context: { received: 1024 * 1024 } });
+      expect(server.requests.at(-1)).toMatchObject({ operation: 'GetObject', range: `bytes=${1024 * 1024}-`, status: 412 });
+    });
+
+    it('a download cut on every attempt ends with a transient StorageError after three resumes', async () => {
+      await storage.put('r', bufferBody(randomBytes(200_000)));
+      server.faults.add({ fault: { kind: 'cut-response', after: 1000 }, times: 4 });
+      const start = server.requests.length;
+      await expect(buffer(await storage.get('r'))).rejects.toMatchObject({ name: 'StorageError', code: StorageErrorCode.Transient });
+      const gets = server.requests.slice(start).filter((request) => request.operation === 'GetObject');
+      expect(gets.map((request) => request.range)).toEqual([undefined, 'bytes=1000-', 'bytes=2000-', 'bytes=3000-']);
     });
 
     it('an Archive object must be thawed before it can be read; stat still works', async () => {

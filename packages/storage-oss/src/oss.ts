@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import OSS from 'ali-oss';
 import {
   StorageError,
@@ -11,6 +11,7 @@ import {
   assertValidPrefix,
   destroyOnAbort,
   objectArchived,
+  objectChanged,
   objectNotFound,
   throwIfAborted,
   type BucketLifecycle,
@@ -19,13 +20,14 @@ import {
   type ObjectInfo,
   type PutBody,
   type PutOptions,
+  type RetryOptions,
   type StorageAdapter,
   type ArchiveClassFacts,
   type StoredObject,
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
-import { PartReader, PartWindow, isNetworkError } from '@stowage/storage-http-kit';
+import { PartReader, PartWindow, isNetworkError, resumableGet } from '@stowage/storage-http-kit';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
 import { ossLifecycle, type AliOssLifecycleClient } from './lifecycle.js';
 
@@ -82,6 +84,8 @@ export interface OssStorageOptions {
   secure?: boolean;
   /** Timeout of each request in ms (default 60 000). */
   timeoutMs?: number;
+  /** Called before a download cut mid-stream resumes (at most 3 times per `get`), e.g. to log it. */
+  onRetry?: RetryOptions['onRetry'];
 }
 
 /** What ali-oss answers with: status and lower-case headers. */
@@ -197,6 +201,7 @@ export class OssStorage implements StorageAdapter {
   readonly #storageClass: OssStorageClass;
   readonly #partSize: number;
   readonly #parallel: number;
+  readonly #onRetry: RetryOptions['onRetry'];
 
   constructor(options: OssStorageOptions) {
     const prefix = options.prefix ?? '';
@@ -208,6 +213,7 @@ export class OssStorage implements StorageAdapter {
     this.#storageClass = options.storageClass ?? 'Standard';
     this.#partSize = options.partSize ?? 8 * 1024 * 1024;
     this.#parallel = options.parallel ?? 4;
+    this.#onRetry = options.onRetry;
     if (!Number.isSafeInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE) {
       throw new RangeError(`partSize must be an integer of at least ${MIN_PART_SIZE} bytes`);
     }
@@ -363,9 +369,8 @@ export class OssStorage implements StorageAdapter {
       return destroyOnAbort(Readable.from([]), options.signal, key);
     }
     const ranged = offset > 0 || length !== undefined;
-    const headers: Record<string, string> = ranged
-      ? { Range: `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`, 'x-oss-range-behavior': 'standard' }
-      : {};
+    const end = length === undefined ? '' : offset + length - 1;
+    const headers: Record<string, string> = ranged ? { Range: `bytes=${offset}-${end}`, 'x-oss-range-behavior': 'standard' } : {};
     let result: { stream: Readable; res: AliResponse };
     try {
       // No signal here: a stream that arrives after an abort is destroyed below, by destroyOnAbort.
@@ -383,11 +388,34 @@ export class OssStorage implements StorageAdapter {
         context: { key, status: result.res.status },
       });
     }
-    // Errors after the answer (connection reset, timeout) reach the caller as StorageErrors.
-    const output = new PassThrough();
-    result.stream.on('error', (error) => output.destroy(this.#error(error, 'get', key)));
-    output.on('close', () => result.stream.destroy());
-    result.stream.pipe(output);
+    const etag = result.res.headers.etag;
+    // A cut body goes on from a ranged GET of the rest of the same object (If-Match its ETag).
+    const openAt = async (received: number): Promise<Readable> => {
+      const from = offset + received;
+      const rest = await this.#call('get', key, () =>
+        this.#client.getStream(name, {
+          headers: { Range: `bytes=${from}-${end}`, 'x-oss-range-behavior': 'standard', ...(etag && { 'If-Match': etag }) },
+        }),
+      ).catch((error: unknown) => {
+        const status = error instanceof StorageError ? error.context.status : undefined;
+        throw status === 412 || status === 404 ? objectChanged(key, this.description, received, error) : error;
+      });
+      if (rest.res.status === 206 && rest.res.headers['content-range']?.startsWith(`bytes ${from}-`)) return rest.stream;
+      rest.stream.destroy();
+      throw new StorageError(
+        StorageErrorCode.Transient,
+        `the download of '${key}' from ${this.description} broke after ${received} bytes, and the server answered its resume without the range asked for`,
+        { context: { key, received, status: rest.res.status } },
+      );
+    };
+    const contentLength = Number(result.res.headers['content-length']);
+    const output = resumableGet(result.stream, {
+      key,
+      length: Number.isSafeInteger(contentLength) ? contentLength : undefined,
+      openAt,
+      onRetry: this.#onRetry,
+      toError: (error) => this.#error(error, 'get', key),
+    });
     return destroyOnAbort(output, options.signal, key);
   }
 

@@ -282,9 +282,10 @@ export class S3Storage implements StorageAdapter {
       });
     };
     const output = resumableGet(response.Body as Readable, {
+      key,
       length: response.ContentLength,
       openAt,
-      ...(this.#onRetry && { onRetry: ({ attempt, error }) => this.#onRetry!({ operation: 'get', key, attempt, delayMs: 0, error }) }),
+      onRetry: this.#onRetry,
       toError: (error) => toStorageError(error, op),
     });
     return destroyOnAbort(output, options.signal, key);
