@@ -60,6 +60,9 @@ for (const signatureVersion of ['v1', 'v4'] as const) {
       await new Promise<void>((resolve) => closed.close(() => resolve()));
       return adapter({ endpoint: `http://127.0.0.1:${port}`, secure: false });
     },
+    cutNextGet: (after) => {
+      server.faults.add({ fault: { kind: 'cut-response', after } });
+    },
     // The slowest expedited thaw (Cold Archive): one hour.
     completeThaws: () => server.clock.advance(60 * 60 * 1000),
   });

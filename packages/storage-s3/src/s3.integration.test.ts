@@ -218,6 +218,7 @@ describeStorageAdapter({
     await new Promise<void>((resolve) => closed.server.close(() => resolve()));
     return openS3('down', { endpoint: `http://127.0.0.1:${closed.port}` });
   },
+  cutNextGet: (after) => plainServer.cutNextGets(after),
 });
 
 for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
@@ -230,6 +231,7 @@ for (const checksumMode of ['crc64nvme', 'sha256'] as const) {
     },
     completeThaws: () => server.advanceThawClock(5 * 60 * 1000),
     partSize: 5 * MiB,
+    cutNextGet: (after) => server.cutNextGets(after),
   });
 }
 

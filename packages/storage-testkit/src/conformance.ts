@@ -44,6 +44,13 @@ export interface StorageAdapterSuiteOptions {
    * missing object. Adapters without a network leave it out.
    */
   unreachable?: () => Promise<StorageAdapter>;
+  /**
+   * For adapters over a network whose test server can cut a download: makes the next GET of an
+   * object send its headers and the first `after` body bytes, then drop the connection. A 3 MiB
+   * object whose download is cut after 1 MiB must then still read byte-exact (the adapter resumes
+   * or restarts it).
+   */
+  cutNextGet?: (after: number) => Promise<void> | void;
 }
 
 /**
@@ -181,6 +188,16 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         } finally {
           await down.close?.();
         }
+      });
+    });
+
+    describe('download cut mid-stream', () => {
+      const cutNextGet = options.cutNextGet;
+      it(`${cutNextGet ? 'a 3 MiB object whose download is cut after 1 MiB reads byte-exact' : 'no cutNextGet given: a 3 MiB object reads byte-exact'}`, async ({ storage }) => {
+        const bytes = randomBytes(3 * 1024 * 1024);
+        await storage.put('cut/large.bin', bufferBody(bytes));
+        await cutNextGet?.(1024 * 1024);
+        expect(sha256Hex(await readObject(storage, 'cut/large.bin'))).toBe(sha256Hex(bytes));
       });
     });
 
