@@ -357,6 +357,10 @@ export class OssStorage implements StorageAdapter {
     return { number, etag: result.etag, crc, size: bytes.length };
   }
 
+  /**
+   * Streams the object, or `options.range` of it. A body cut mid-stream resumes from the byte after
+   * the cut (see `resumableGet`); an object replaced in between fails the stream with `object_changed`.
+   */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const name = this.#nameOf(key);
     throwIfAborted(options.signal, key);

@@ -239,7 +239,11 @@ export class S3Storage implements StorageAdapter {
     }
   }
 
-  /** Streams the object, or `options.range` of it; rejects with `object_not_found` before any byte. */
+  /**
+   * Streams the object, or `options.range` of it; rejects with `object_not_found` before any byte.
+   * A body cut mid-stream resumes from the byte after the cut (see `resumableGet`); an object
+   * replaced in between fails the stream with `object_changed`.
+   */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const objectKey = this.#objectKey(key);
     const op = this.#op('get', key, options.signal);
