@@ -42,7 +42,10 @@ const { values } = parseArgs({
 });
 const sizeMb = positive('--size-mb / BENCH_SIZE_MB', values['size-mb'] ?? process.env.BENCH_SIZE_MB, 1024);
 const runs = Math.round(positive('--runs / BENCH_RUNS', values.runs ?? process.env.BENCH_RUNS, 2));
-const selected = (values.sections ?? process.env.BENCH_SECTIONS ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+const selected = (values.sections ?? process.env.BENCH_SECTIONS ?? '')
+  .split(',')
+  .map((name) => name.trim())
+  .filter(Boolean);
 const unknown = selected.filter((name) => !(name in SECTIONS));
 if (unknown.length) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
 const factories = Object.entries(SECTIONS).filter(([name]) => selected.length === 0 || selected.includes(name));
@@ -62,20 +65,31 @@ const ctx: BenchContext = { root, work, fixture, stowage: stowageArgv };
 const docPath = join(root, 'docs/benchmarks.md');
 
 try {
-  console.log(`fixture ${fixture.path}: ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB; ${runs} run(s) per command; sections: ${factories.map(([name]) => name).join(', ')}`);
+  console.log(
+    `fixture ${fixture.path}: ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB; ${runs} run(s) per command; sections: ${factories.map(([name]) => name).join(', ')}`,
+  );
   await warmUp(fixture.path);
 
   const startupSamples: Sample[] = [];
-  for (let run = 0; run < runs; run++) startupSamples.push(await timeOnce({ label: 'stowage --version', argv: () => [...ctx.stowage, '--version'] }, root, work));
+  for (let run = 0; run < runs; run++)
+    startupSamples.push(await timeOnce({ label: 'stowage --version', argv: () => [...ctx.stowage, '--version'] }, root, work));
   const startup = summarize(startupSamples);
   console.log(`  CLI startup (stowage --version): ${startup.seconds.toFixed(2)} s, ${startup.rssMiB.toFixed(0)} MiB`);
   // The built bin, as `npm install` of the packed CLI installs it (target ≤ 0.2 s).
   let installedStartup: ReturnType<typeof summarize> | undefined;
-  if (await readFile(builtBin).then(() => true, () => false)) {
+  if (
+    await readFile(builtBin).then(
+      () => true,
+      () => false,
+    )
+  ) {
     const samples: Sample[] = [];
-    for (let run = 0; run < Math.max(runs, 5); run++) samples.push(await timeOnce({ label: 'stowage --version (built)', argv: () => [process.execPath, builtBin, '--version'] }, root, work));
+    for (let run = 0; run < Math.max(runs, 5); run++)
+      samples.push(await timeOnce({ label: 'stowage --version (built)', argv: () => [process.execPath, builtBin, '--version'] }, root, work));
     installedStartup = summarize(samples);
-    console.log(`  CLI startup, built bin (node dist/stowage.js --version): ${installedStartup.seconds.toFixed(2)} s, ${installedStartup.rssMiB.toFixed(0)} MiB`);
+    console.log(
+      `  CLI startup, built bin (node dist/stowage.js --version): ${installedStartup.seconds.toFixed(2)} s, ${installedStartup.rssMiB.toFixed(0)} MiB`,
+    );
   } else {
     console.log('  CLI startup, built bin: not measured (run `node apps/cli/scripts/bundle.mjs` first)');
   }
@@ -96,7 +110,18 @@ try {
       sections.push(rendered);
       verdicts.push(...rendered.verdicts);
       // Written after every section, so a later one failing loses nothing measured before it.
-      await writeFile(docPath, renderDocument({ date: new Date(), machine, fixture, cli, startup, ...(installedStartup ? { installedStartup } : {}), sections: mergeSections(previous, sections) }));
+      await writeFile(
+        docPath,
+        renderDocument({
+          date: new Date(),
+          machine,
+          fixture,
+          cli,
+          startup,
+          ...(installedStartup ? { installedStartup } : {}),
+          sections: mergeSections(previous, sections),
+        }),
+      );
     } finally {
       await section.dispose?.();
     }

@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findImportCycles } from './import-cycles.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const sourceRoots = ['packages', 'apps'].flatMap((group) => readdirSync(join(root, group)).map((name) => join(root, group, name, 'src'))).filter((dir) => existsSync(dir));
+const sourceRoots = ['packages', 'apps']
+  .flatMap((group) => readdirSync(join(root, group)).map((name) => join(root, group, name, 'src')))
+  .filter((dir) => existsSync(dir));
 const scratch: string[] = [];
 afterAll(async () => Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true }))));
 

@@ -25,7 +25,12 @@ let app: string;
 let venvPython: string;
 
 function sh(command: string, args: string[], options: { cwd?: string; input?: string } = {}) {
-  const result = spawnSync(command, args, { cwd: options.cwd ?? app, encoding: 'utf8', input: options.input ?? '', env: { ...process.env, STOWAGE_CONFIG: '', PYTHONDONTWRITEBYTECODE: '1' } });
+  const result = spawnSync(command, args, {
+    cwd: options.cwd ?? app,
+    encoding: 'utf8',
+    input: options.input ?? '',
+    env: { ...process.env, STOWAGE_CONFIG: '', PYTHONDONTWRITEBYTECODE: '1' },
+  });
   if (result.error) throw result.error;
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
 }
@@ -34,7 +39,10 @@ const manage = (...args: string[]) => sh(venvPython, ['manage.py', ...args]);
 const managed = (settings: string, ...args: string[]) => manage(...args, `--settings=proj.${settings}`);
 const orm = (code: string) => manage('shell', '-v', '0', '-c', `from shop.models import Item\n${code}`);
 const sql = (database: string, query: string) => sh('sqlite3', [database, query]).stdout.trim();
-const sha256 = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256 = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 const hotManifests = async () => (await readdir(join(app, 'backups', 'hot'))).filter((name) => name.endsWith('.manifest.json'));
 
 const SETTINGS = `
@@ -59,7 +67,8 @@ STOWAGE = {
     'hot_backup_before_migrate': True,
 }
 `;
-const model = (name: string, extra = '') => `from django.db import models\n\nclass ${name}(models.Model):\n    name = models.CharField(max_length=50)\n    qty = models.IntegerField(default=0)\n${extra}`;
+const model = (name: string, extra = '') =>
+  `from django.db import models\n\nclass ${name}(models.Model):\n    name = models.CharField(max_length=50)\n    qty = models.IntegerField(default=0)\n${extra}`;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-django-'));
@@ -70,23 +79,46 @@ beforeAll(async () => {
   venvPython = join(dir, 'venv', 'bin', 'python');
   // Django >= 3.2 is satisfied by Debian's package, or by STOWAGE_TEST_DJANGO_WHEEL (another version, with its dependencies beside it).
   const wheel = process.env.STOWAGE_TEST_DJANGO_WHEEL;
-  const pip = sh(venvPython, ['-m', 'pip', 'install', '--no-build-isolation', '--no-index', '--disable-pip-version-check', '-q', ...(wheel ? ['--find-links', dirname(wheel), wheel] : []), join(dir, 'src')], { cwd: dir });
+  const pip = sh(
+    venvPython,
+    [
+      '-m',
+      'pip',
+      'install',
+      '--no-build-isolation',
+      '--no-index',
+      '--disable-pip-version-check',
+      '-q',
+      ...(wheel ? ['--find-links', dirname(wheel), wheel] : []),
+      join(dir, 'src'),
+    ],
+    { cwd: dir },
+  );
   expect(pip.stderr).not.toMatch(/error/i);
   expect(pip.code).toBe(0);
 
   app = join(dir, 'wms');
   for (const folder of ['proj', 'shop/migrations', 'stock/migrations', 'media/photos']) await mkdir(join(app, folder), { recursive: true });
-  await writeFile(join(app, 'manage.py'), "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n");
+  await writeFile(
+    join(app, 'manage.py'),
+    "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+  );
   await writeFile(join(app, 'proj/settings.py'), SETTINGS);
   const variant = (name: string, body: string) => writeFile(join(app, `proj/${name}.py`), `from .settings import *\n${body}\n`);
   await variant('settings_nocli', "STOWAGE_CLI = '/nonexistent/stowage'");
   await variant('settings_oldcli', `STOWAGE_CLI = '${join(dir, 'old-stowage')}'`);
   await variant('settings_pg', "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'wms'}}");
-  await variant('settings_pg_nocli', "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'wms'}}\nSTOWAGE_CLI = '/nonexistent/stowage'");
+  await variant(
+    'settings_pg_nocli',
+    "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'wms'}}\nSTOWAGE_CLI = '/nonexistent/stowage'",
+  );
   await variant('settings_continue', "STOWAGE = {**STOWAGE, 'hot_backup_failure_stops_migrate': False}");
   await writeFile(join(dir, 'old-stowage'), '#!/bin/sh\necho 0.0.9\n');
   await chmod(join(dir, 'old-stowage'), 0o755);
-  for (const [pkg, name] of [['shop', 'Item'], ['stock', 'Bin']] as const) {
+  for (const [pkg, name] of [
+    ['shop', 'Item'],
+    ['stock', 'Bin'],
+  ] as const) {
     for (const file of ['__init__.py', 'migrations/__init__.py']) await writeFile(join(app, pkg, file), '');
     await writeFile(join(app, pkg, 'models.py'), model(name));
   }
@@ -120,7 +152,10 @@ describe('python manage.py db_backup / db_restore over the Stowage CLI', () => {
     const written = join(app, '.stowage-django.json');
     const config = await readFile(written, 'utf8');
     expect(config).not.toContain(SMTP_PASSWORD); // the CLI got it through its environment only
-    expect(JSON.parse(config)).toMatchObject({ source: { database: join(app, 'db.sqlite3'), files: { media: { path: 'media' } } }, alerts: { channels: [{ passwordEnv: 'STOWAGE_EMAIL_HOST_PASSWORD', secure: 'starttls' }] } });
+    expect(JSON.parse(config)).toMatchObject({
+      source: { database: join(app, 'db.sqlite3'), files: { media: { path: 'media' } } },
+      alerts: { channels: [{ passwordEnv: 'STOWAGE_EMAIL_HOST_PASSWORD', secure: 'starttls' }] },
+    });
     expect((await stat(written)).mode & 0o777).toBe(0o600);
 
     expect(orm("Item.objects.bulk_create([Item(name=f'new{i}') for i in range(5)]); Item.objects.filter(name='sku1').update(qty=999)").code).toBe(0);
@@ -151,20 +186,25 @@ describe('python manage.py db_backup / db_restore over the Stowage CLI', () => {
     expect(checked.code).toBe(0);
     const bad = manage('db_backup', '--verify=not-a-backup.txt');
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/stowage: error: 'not-a-backup.txt' is not a Stowage backup name[\s\S]*CommandError: stowage verify exited with code 1 \(failed\)/);
+    expect(bad.stderr).toMatch(
+      /stowage: error: 'not-a-backup.txt' is not a Stowage backup name[\s\S]*CommandError: stowage verify exited with code 1 \(failed\)/,
+    );
   });
 
   it('migrate with new migrations of two apps: one hot backup naming the plan; a failed one stops the migration unless the setting says otherwise', async () => {
     await writeFile(join(app, 'shop/models.py'), model('Item', '    price = models.IntegerField(default=0)\n'));
     await writeFile(join(app, 'stock/models.py'), model('Bin', '    aisle = models.CharField(max_length=5, default="A")\n'));
     expect(manage('makemigrations', 'shop', 'stock', '-v0').code).toBe(0);
-    const applied = () => sql(join(app, 'db.sqlite3'), "select app || '.' || name from django_migrations where app in ('shop', 'stock') and name like '0002%' order by app");
+    const applied = () =>
+      sql(join(app, 'db.sqlite3'), "select app || '.' || name from django_migrations where app in ('shop', 'stock') and name like '0002%' order by app");
 
     const lock = await acquireSourceLock(join(app, '.stowage'), { operation: 'backup', command: 'cron backup (test)' });
     try {
       const stopped = manage('migrate', '--skip-checks');
       expect(stopped.code).toBe(1);
-      expect(stopped.stderr).toMatch(/holds the lock on this source[\s\S]*CommandError: the hot backup before migrate failed \(stowage exited with code 1\), so nothing was migrated/);
+      expect(stopped.stderr).toMatch(
+        /holds the lock on this source[\s\S]*CommandError: the hot backup before migrate failed \(stowage exited with code 1\), so nothing was migrated/,
+      );
       expect(applied()).toBe('');
     } finally {
       await lock.release();
@@ -177,7 +217,10 @@ describe('python manage.py db_backup / db_restore over the Stowage CLI', () => {
     expect(applied()).toBe('shop.0002_item_price\nstock.0002_bin_aisle');
     const hot = await hotManifests();
     expect(hot).toHaveLength(1);
-    expect(JSON.parse(await readFile(join(app, 'backups/hot', hot[0]!), 'utf8'))).toMatchObject({ type: 'hot', reason: 'before migrate: shop.0002_item_price, stock.0002_bin_aisle' });
+    expect(JSON.parse(await readFile(join(app, 'backups/hot', hot[0]!), 'utf8'))).toMatchObject({
+      type: 'hot',
+      reason: 'before migrate: shop.0002_item_price, stock.0002_bin_aisle',
+    });
 
     const again = await acquireSourceLock(join(app, '.stowage'), { operation: 'backup', command: 'cron backup (test)' });
     try {
@@ -223,7 +266,9 @@ describe('python manage.py db_backup / db_restore over the Stowage CLI', () => {
   it('a missing or too old CLI and a non-SQLite engine: a clear error (exit 2) and manage.py check reports them', () => {
     const missing = managed('settings_nocli', 'db_backup', '--type=full');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("CommandError: the Stowage CLI '/nonexistent/stowage' was not found: install it (npm i -g @stowage/cli) or set STOWAGE_CLI to its path");
+    expect(missing.stderr).toContain(
+      "CommandError: the Stowage CLI '/nonexistent/stowage' was not found: install it (npm i -g @stowage/cli) or set STOWAGE_CLI to its path",
+    );
     const old = managed('settings_oldcli', 'db_restore', '--list');
     expect(old.code).toBe(2);
     expect(old.stderr).toMatch(/CommandError: the Stowage CLI .*old-stowage is version 0\.0\.9; this app needs 0\.1\.0 or newer/);
@@ -233,9 +278,13 @@ describe('python manage.py db_backup / db_restore over the Stowage CLI', () => {
 
     const postgres = managed('settings_pg', 'db_backup', '--type=full');
     expect(postgres.code).toBe(2);
-    expect(postgres.stderr).toContain("CommandError: DATABASES['default'] uses the engine django.db.backends.postgresql: Stowage backs up SQLite databases only");
+    expect(postgres.stderr).toContain(
+      "CommandError: DATABASES['default'] uses the engine django.db.backends.postgresql: Stowage backs up SQLite databases only",
+    );
     const check = managed('settings_pg_nocli', 'check');
     expect(check.code).toBe(1);
-    expect(check.stderr).toMatch(/\(stowage\.E001\) DATABASES\['default'\] uses the engine django\.db\.backends\.postgresql[\s\S]*\(stowage\.E002\) the Stowage CLI '\/nonexistent\/stowage' was not found/);
+    expect(check.stderr).toMatch(
+      /\(stowage\.E001\) DATABASES\['default'\] uses the engine django\.db\.backends\.postgresql[\s\S]*\(stowage\.E002\) the Stowage CLI '\/nonexistent\/stowage' was not found/,
+    );
   });
 });

@@ -47,10 +47,10 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
     about:
       'A full backup of the idle fixture with zstd level 3 and AES-256 OpenPGP (passphrase mode, key file mode 600), to one local destination, ' +
       "against borg 1.2's first backup (`borg init -e repokey`, `borg create --compression zstd,3`: the target baseline), " +
-      "what one would script without Stowage (`sqlite3 .backup`, then `zstd -3 | gpg --symmetric --cipher-algo AES256 --compress-algo none`), " +
+      'what one would script without Stowage (`sqlite3 .backup`, then `zstd -3 | gpg --symmetric --cipher-algo AES256 --compress-algo none`), ' +
       "restic's first backup (repository format 2: zstd `auto` compression + AES-256), `zstd -3` alone (the size baseline) and Stowage with " +
       "zstd only (the cost of encryption inside Stowage). Writers held is how long the backup kept the database's writers waiting (the manifest's `source.lockMs`). " +
-      "A restore of that backup against `borg extract`, `restic restore latest` and `gpg --decrypt | zstd -d` " +
+      'A restore of that backup against `borg extract`, `restic restore latest` and `gpg --decrypt | zstd -d` ' +
       "of Stowage's own artifact (recovery without Stowage). References end with `sync`. Encoding throughputs come from " +
       `\`${THROUGHPUT}\` run on the fixture (in-process streams, no I/O but the file's).`,
     cases: [
@@ -71,8 +71,21 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
             argv: () => sh(PIPELINE, keyFile, ctx.fixture.path, join(out, 'copy.sqlite3'), outputs.pipeline),
             after: sizeOf('pipeline', fileSize(outputs.pipeline)),
           },
-          { label: 'borg create (1st)', tools: ['borg'], maxRatio: 0.8, before: borg.init, argv: () => borg.backup(ctx.fixture.path), after: sizeOf('borg', borg.bytes) },
-          { label: 'restic backup (1st)', tools: ['restic'], before: restic.init, argv: () => restic.backup(ctx.fixture.path), after: sizeOf('restic', restic.bytes) },
+          {
+            label: 'borg create (1st)',
+            tools: ['borg'],
+            maxRatio: 0.8,
+            before: borg.init,
+            argv: () => borg.backup(ctx.fixture.path),
+            after: sizeOf('borg', borg.bytes),
+          },
+          {
+            label: 'restic backup (1st)',
+            tools: ['restic'],
+            before: restic.init,
+            argv: () => restic.backup(ctx.fixture.path),
+            after: sizeOf('restic', restic.bytes),
+          },
           {
             label: 'zstd -3',
             tools: ['zstd'],
@@ -102,11 +115,20 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
             await runOk(borg.backup(ctx.fixture.path), ctx.root);
           }
         },
-        stowage: { label: 'stowage restore latest', before: () => fresh(out), argv: () => stowage.cli('restore', 'latest', '--target', join(out, 'restored.sqlite3')) },
+        stowage: {
+          label: 'stowage restore latest',
+          before: () => fresh(out),
+          argv: () => stowage.cli('restore', 'latest', '--target', join(out, 'restored.sqlite3')),
+        },
         references: [
           { label: 'borg extract', tools: ['borg'], maxRatio: 1, before: () => fresh(out), argv: () => borg.restore(out) },
           { label: 'restic restore latest', tools: ['restic'], before: () => fresh(out), argv: () => restic.restore(out) },
-          { label: 'gpg --decrypt | zstd -d', tools: ['gpg', 'zstd'], before: () => fresh(out), argv: () => sh(DECRYPT, keyFile, artifact, join(out, 'db.sqlite3')) },
+          {
+            label: 'gpg --decrypt | zstd -d',
+            tools: ['gpg', 'zstd'],
+            before: () => fresh(out),
+            argv: () => sh(DECRYPT, keyFile, artifact, join(out, 'db.sqlite3')),
+          },
         ],
       },
     ],
@@ -119,11 +141,18 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
         figures.push({
           name: 'Stowage stored (database + page-hash list)',
           value: `${bytes(total)}${off === undefined ? '' : ` (${off >= 0 ? '+' : ''}${(100 * off).toFixed(1)} % vs \`zstd -3\`)`}`,
-          target: off === undefined ? undefined : { target: 'stored size within 5 % of `zstd -3` of the database', measured: `${(100 * off).toFixed(1)} %`, met: Math.abs(off) <= 0.05 },
+          target:
+            off === undefined
+              ? undefined
+              : { target: 'stored size within 5 % of `zstd -3` of the database', measured: `${(100 * off).toFixed(1)} %`, met: Math.abs(off) <= 0.05 },
         });
         figures.push({ name: '  of which the database', value: bytes(storedBytes(backup, 'database')) });
         const held = backup.source.lockMs;
-        figures.push({ name: 'writers held (manifest `source.lockMs`)', value: `${held} ms`, target: { target: 'writers held ≤ 500 ms', measured: `${held} ms`, met: held <= 500 } });
+        figures.push({
+          name: 'writers held (manifest `source.lockMs`)',
+          value: `${held} ms`,
+          target: { target: 'writers held ≤ 500 ms', measured: `${held} ms`, met: held <= 500 },
+        });
       }
       const labels: Record<string, string> = {
         zstd: '`zstd -3` of the database',

@@ -108,7 +108,9 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
             await runOk(['zstd', '-3', '-q', '-f', pagesFile, '-o', `${pagesFile}.zst`], ctx.root);
             delta.zstd = (await stat(`${pagesFile}.zst`)).size;
           }
-          console.log(`  ${delta.changed} of ${delta.pages} pages changed: ${bytes(delta.raw)} raw, ${delta.zstd === undefined ? 'zstd not installed' : `${bytes(delta.zstd)} zstd -3`}`);
+          console.log(
+            `  ${delta.changed} of ${delta.pages} pages changed: ${bytes(delta.raw)} raw, ${delta.zstd === undefined ? 'zstd not installed' : `${bytes(delta.zstd)} zstd -3`}`,
+          );
         },
         stowage: {
           label: 'stowage backup --type incremental',
@@ -141,12 +143,18 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
           }
           const [full] = await stowage.manifests('full');
           const incrementals = await stowage.manifests('incremental');
-          if (!full || incrementals.length !== chainLength) throw new Error(`expected 1 full and ${chainLength} incrementals, found ${full ? 1 : 0} and ${incrementals.length}`);
+          if (!full || incrementals.length !== chainLength)
+            throw new Error(`expected 1 full and ${chainLength} incrementals, found ${full ? 1 : 0} and ${incrementals.length}`);
           chain = { fullId: full.id, incrementals, resticBytes: withRestic ? (await restic.bytes()) - resticStart : undefined };
         },
         stowage: { label: 'stowage restore latest', argv: () => stowage.cli('restore', 'latest', '--target', restored), before: () => fresh(out) },
         references: [
-          { label: 'stowage restore <the full>', argv: () => stowage.cli('restore', chain!.fullId, '--target', restored), before: () => fresh(out), maxRatio: 1.2 },
+          {
+            label: 'stowage restore <the full>',
+            argv: () => stowage.cli('restore', chain!.fullId, '--target', restored),
+            before: () => fresh(out),
+            maxRatio: 1.2,
+          },
           { label: 'restic restore latest', tools: ['restic'], argv: () => restic.restore(out), before: () => fresh(out) },
         ],
       },
@@ -166,18 +174,20 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
         figures.push({
           name: "Stowage's incremental, stored (delta + page-hash list)",
           value: `${bytes(total)}${z ? ` = ${times(total, z)} the changed pages' \`zstd -3\`` : ''}`,
-          target: z ? { target: "incremental stored ≤ 1.1× `zstd -3` of the changed pages", measured: times(total, z), met: total <= 1.1 * z } : undefined,
+          target: z ? { target: 'incremental stored ≤ 1.1× `zstd -3` of the changed pages', measured: times(total, z), met: total <= 1.1 * z } : undefined,
         });
         for (const role of ['delta', 'page-hashes']) {
           const part = storedBytes(incremental, role);
           figures.push({ name: `  of which ${role}`, value: `${bytes(part)}${z ? ` = ${times(part, z)}` : ''}` });
         }
-        for (const [tool, growth] of added) figures.push({ name: `${tool}: repository growth on the 2nd backup`, value: `${bytes(growth)}; Stowage stores ${times(total, growth)} of it` });
+        for (const [tool, growth] of added)
+          figures.push({ name: `${tool}: repository growth on the 2nd backup`, value: `${bytes(growth)}; Stowage stores ${times(total, growth)} of it` });
       }
       if (chain) {
         const total = chain.incrementals.reduce((sum, m) => sum + storedBytes(m), 0);
         figures.push({ name: `Stowage: ${chainLength} incrementals, stored`, value: bytes(total) });
-        if (chain.resticBytes !== undefined) figures.push({ name: `restic: repository growth over the same ${chainLength} backups`, value: bytes(chain.resticBytes) });
+        if (chain.resticBytes !== undefined)
+          figures.push({ name: `restic: repository growth over the same ${chainLength} backups`, value: bytes(chain.resticBytes) });
       }
       return figures;
     },

@@ -43,7 +43,11 @@ export function forgetInstalled(): void {
 }
 /** Whether a program is on the PATH (asked once per program). */
 export function installed(program: string): Promise<boolean> {
-  if (!found.has(program)) found.set(program, run(sh('command -v "$1"', program), '/').then((r) => r.code === 0));
+  if (!found.has(program))
+    found.set(
+      program,
+      run(sh('command -v "$1"', program), '/').then((r) => r.code === 0),
+    );
   return found.get(program)!;
 }
 

@@ -5,7 +5,13 @@ import type { BenchContext, Section } from './section.js';
 import { stowageRig } from './stowage.js';
 
 /** Credentials go to the CLI through environment variables named in the config, as in production. */
-const ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', BENCH_S3_KEY: 'S3RVER', BENCH_S3_SECRET: 'S3RVER', BENCH_OSS_ID: 'oss-bench-id', BENCH_OSS_SECRET: 'oss-bench-secret' };
+const ENV = {
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  BENCH_S3_KEY: 'S3RVER',
+  BENCH_S3_SECRET: 'S3RVER',
+  BENCH_OSS_ID: 'oss-bench-id',
+  BENCH_OSS_SECRET: 'oss-bench-secret',
+};
 const BUCKET = 'backups';
 /** s3rver without the AWS-like checksums and conditional writes, as these figures were first measured. */
 const PLAIN = { checksums: false, conditionalWrites: false };
@@ -17,7 +23,11 @@ const PLAIN = { checksums: false, conditionalWrites: false };
 export async function replication(ctx: BenchContext): Promise<Section> {
   const dir = join(ctx.work, 'replication');
   Object.assign(process.env, ENV);
-  const servers = await Promise.all([startS3rver(PLAIN), startS3rver(PLAIN), startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] })]);
+  const servers = await Promise.all([
+    startS3rver(PLAIN),
+    startS3rver(PLAIN),
+    startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
+  ]);
   const [regionA, regionB, oss] = servers;
   const dispose = async () => void (await Promise.all([regionA.stop(), regionB.stop(), oss.close()]));
   try {
@@ -50,7 +60,7 @@ export async function replication(ctx: BenchContext): Promise<Section> {
         'Default config (zstd level 3). A full backup of the fixture to four destinations — local, two S3 endpoints (two plain s3rver ' +
         'processes on this machine, no flexible checksums) and Aliyun OSS (the OSS test server, in the bench process) — against the same ' +
         'backup to the local destination only: staging once and uploading in parallel should cost little over one destination. Then ' +
-        "`stowage verify --all` without and with `--deep` over those full backups: without checksums from s3rver the S3 replicas are read " +
+        '`stowage verify --all` without and with `--deep` over those full backups: without checksums from s3rver the S3 replicas are read ' +
         'back either way, so this shows how the cost grows with the bytes stored (the section below verifies where S3 reports checksums). ' +
         'The servers run on the same 2 cores as Stowage, so the four-destination figures include their work.',
       cases: [

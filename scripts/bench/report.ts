@@ -18,7 +18,9 @@ export async function machineInfo(ctx: BenchContext): Promise<string[]> {
   const sqliteCli = (await runOk(['sqlite3', '--version'], ctx.root)).split(' ').slice(0, 2).join(' ');
   const fsType = (await runOk(['df', '--output=fstype', ctx.work], ctx.root)).trim().split('\n').at(-1);
   // The SQLite library Stowage itself uses (bundled in better-sqlite3), not the CLI's.
-  const Database = createRequire(join(ctx.root, 'packages/core/package.json'))('better-sqlite3') as new (path: string) => {
+  const Database = createRequire(join(ctx.root, 'packages/core/package.json'))('better-sqlite3') as new (
+    path: string,
+  ) => {
     prepare(sql: string): { pluck(): { get(): unknown } };
     close(): void;
   };
@@ -64,9 +66,15 @@ export function renderSection(result: SectionResult, startup: Stats, meta: Secti
     for (const { reference, stats } of references) {
       const ratio = stowage.seconds / stats.seconds;
       const net = (stowage.seconds - startup.seconds) / stats.seconds; // noise can make it ≤ 0 on tiny fixtures
-      rows.push(`| ${c.operation} | ${s(stowage.seconds)} | ${cell(`\`${reference.label}\``)} | ${s(stats.seconds)} | ${ratio.toFixed(2)}× | ${net > 0 ? `${net.toFixed(2)}×` : '—'} | ${s(stowage.cpuSeconds)} | ${s(stats.cpuSeconds)} | ${mib(stowage.rssMiB)} | ${mib(stats.rssMiB)} |`);
+      rows.push(
+        `| ${c.operation} | ${s(stowage.seconds)} | ${cell(`\`${reference.label}\``)} | ${s(stats.seconds)} | ${ratio.toFixed(2)}× | ${net > 0 ? `${net.toFixed(2)}×` : '—'} | ${s(stowage.cpuSeconds)} | ${s(stats.cpuSeconds)} | ${mib(stowage.rssMiB)} | ${mib(stats.rssMiB)} |`,
+      );
       if (reference.maxRatio !== undefined) {
-        verdicts.push({ target: `${c.operation} ≤ ${reference.maxRatio}× \`${reference.label}\``, measured: `${ratio.toFixed(2)}×`, met: ratio <= reference.maxRatio });
+        verdicts.push({
+          target: `${c.operation} ≤ ${reference.maxRatio}× \`${reference.label}\``,
+          measured: `${ratio.toFixed(2)}×`,
+          met: ratio <= reference.maxRatio,
+        });
       }
     }
     if (c.maxSeconds !== undefined) {
@@ -79,7 +87,9 @@ export function renderSection(result: SectionResult, startup: Stats, meta: Secti
   const figures = result.figures.length ? ['', '| Figure | Value |', '|---|--:|', ...result.figures.map((f) => `| ${cell(f.name)} | ${cell(f.value)} |`)] : [];
   verdicts.push(...result.figures.flatMap((f) => (f.target ? [f.target] : [])));
   const skipped = result.skipped.length ? ['', ...result.skipped.map((line) => `- Skipped: ${line}.`)] : [];
-  const targets = verdicts.length ? ['', '| Target | Measured | Result |', '|---|--:|---|', ...verdicts.map((v) => `| ${cell(v.target)} | ${v.measured} | ${v.met ? 'met' : '**missed**'} |`)] : [];
+  const targets = verdicts.length
+    ? ['', '| Target | Measured | Result |', '|---|--:|---|', ...verdicts.map((v) => `| ${cell(v.target)} | ${v.measured} | ${v.met ? 'met' : '**missed**'} |`)]
+    : [];
   const title = result.section.title;
   const markdown = [`## ${title}`, '', measured, '', result.section.about, '', ...rows, ...figures, ...skipped, ...targets].join('\n');
   return { title, markdown, verdicts };

@@ -99,7 +99,9 @@ export async function runSection(section: Section, ctx: BenchContext, runs: numb
       for (const [i, command] of commands.entries()) {
         const sample = await timeOnce(command, ctx.root, ctx.work);
         samples[i]!.push(sample);
-        console.log(`  ${c.operation} | ${command.label} | run ${run}/${runs}: ${sample.seconds.toFixed(2)} s wall, ${sample.cpuSeconds.toFixed(2)} s CPU, ${sample.rssMiB.toFixed(0)} MiB`);
+        console.log(
+          `  ${c.operation} | ${command.label} | run ${run}/${runs}: ${sample.seconds.toFixed(2)} s wall, ${sample.cpuSeconds.toFixed(2)} s CPU, ${sample.rssMiB.toFixed(0)} MiB`,
+        );
       }
     }
     const [stowage, ...references] = samples.map(summarize);

@@ -11,7 +11,13 @@ const BACKUPS = 30;
 const FULL_EVERY = 10;
 const FIXTURE_MB = 16;
 const MAX_SECONDS = 2;
-const ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', BENCH_S3_KEY: 'S3RVER', BENCH_S3_SECRET: 'S3RVER', BENCH_OSS_ID: 'oss-bench-id', BENCH_OSS_SECRET: 'oss-bench-secret' };
+const ENV = {
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  BENCH_S3_KEY: 'S3RVER',
+  BENCH_S3_SECRET: 'S3RVER',
+  BENCH_OSS_ID: 'oss-bench-id',
+  BENCH_OSS_SECRET: 'oss-bench-secret',
+};
 const BUCKET = 'backups';
 const PREFIX = 'verify';
 
@@ -23,7 +29,11 @@ const PREFIX = 'verify';
  */
 export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
   Object.assign(process.env, ENV);
-  const [regionA, regionB, oss] = await Promise.all([startS3rver(), startS3rver(), startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] })]);
+  const [regionA, regionB, oss] = await Promise.all([
+    startS3rver(),
+    startS3rver(),
+    startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
+  ]);
   const dispose = async () => void (await Promise.all([regionA.stop(), regionB.stop(), oss.close()]));
   try {
     for (const server of [regionA, regionB]) {
@@ -33,11 +43,26 @@ export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
     const s3 = (name: string, server: S3rverProcess, checksumMode: string) => ({
       name,
       url: `s3://${BUCKET}/${PREFIX}`,
-      options: { endpoint: server.endpoint, forcePathStyle: true, accessKeyIdEnv: 'BENCH_S3_KEY', secretAccessKeyEnv: 'BENCH_S3_SECRET', checksumMode, conditionalWrites: true },
+      options: {
+        endpoint: server.endpoint,
+        forcePathStyle: true,
+        accessKeyIdEnv: 'BENCH_S3_KEY',
+        secretAccessKeyEnv: 'BENCH_S3_SECRET',
+        checksumMode,
+        conditionalWrites: true,
+      },
     });
-    const oss1 = { name: 'oss-cn-hangzhou', url: `oss://${BUCKET}/${PREFIX}`, options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'BENCH_OSS_ID', accessKeySecretEnv: 'BENCH_OSS_SECRET' } };
+    const oss1 = {
+      name: 'oss-cn-hangzhou',
+      url: `oss://${BUCKET}/${PREFIX}`,
+      options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'BENCH_OSS_ID', accessKeySecretEnv: 'BENCH_OSS_SECRET' },
+    };
     const db = join(ctx.work, 'zero-egress', 'db.sqlite3');
-    const rig = await stowageRig(ctx, join(ctx.work, 'zero-egress', 'rig'), { source: { database: db } }, [s3('s3-eu-west-1', regionA, 'crc64nvme'), s3('s3-ap-southeast-1', regionB, 'sha256'), oss1]);
+    const rig = await stowageRig(ctx, join(ctx.work, 'zero-egress', 'rig'), { source: { database: db } }, [
+      s3('s3-eu-west-1', regionA, 'crc64nvme'),
+      s3('s3-ap-southeast-1', regionB, 'sha256'),
+      oss1,
+    ]);
 
     return {
       title: 'Verify without a download (S3 flexible checksums, OSS CRC-64)',

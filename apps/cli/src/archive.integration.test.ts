@@ -101,7 +101,9 @@ describe('archive offload from the command line (OSS ColdArchive on the OSS test
         expect(result.rtoMs + result.thawMs, 'the RTO leaves the thaw out').toBeLessThanOrEqual(result.durationMs + 50);
       } else {
         expect(drill.stdout()).toMatch(
-          new RegExp(`drill of ${id} from cold \\(chain of 1\\): OK — usable database after .+ \\(RTO target 30m\\), after \\d+ s waiting for thaws \\(not counted in the RTO\\)`),
+          new RegExp(
+            `drill of ${id} from cold \\(chain of 1\\): OK — usable database after .+ \\(RTO target 30m\\), after \\d+ s waiting for thaws \\(not counted in the RTO\\)`,
+          ),
         );
       }
     }

@@ -11,14 +11,27 @@ const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 
 let dir: string;
 function stowage(...args: string[]) {
-  const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, STOWAGE_CONFIG: '' } });
+  const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin/stowage.ts'), ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, STOWAGE_CONFIG: '' },
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-chains-'));
   createGreaterWmsDatabase(join(dir, 'db.sqlite3'), { seed: 4, scale: 0.3 });
-  await writeFile(join(dir, 'stowage.config.json'), JSON.stringify({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'a', url: 'a' }, { name: 'b', url: 'b' }] }));
+  await writeFile(
+    join(dir, 'stowage.config.json'),
+    JSON.stringify({
+      source: { database: 'db.sqlite3' },
+      destinations: [
+        { name: 'a', url: 'a' },
+        { name: 'b', url: 'b' },
+      ],
+    }),
+  );
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 

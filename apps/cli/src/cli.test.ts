@@ -12,12 +12,19 @@ import { acquireSourceLock, configJsonSchema } from '@stowage/core';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 let dir: string;
 /** Runs a bin as a user would (`pnpm -s stowage …` runs the same file through tsx). */
 function run(bin: 'stowage' | 'db_backup' | 'db_restore', ...args: string[]) {
-  const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin', `${bin}.ts`), ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, STOWAGE_CONFIG: '' } });
+  const result = spawnSync(TSX, [join(REPO, 'apps/cli/src/bin', `${bin}.ts`), ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, STOWAGE_CONFIG: '' },
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 /** The `result` of a --json envelope. */
@@ -117,7 +124,8 @@ describe('the stowage and seed commands, end to end', () => {
     const report = json(check.stdout) as { chains: { checked: string; ok: boolean; problem?: string }[] };
     expect(report).toMatchObject({ canEncrypt: { ok: true }, canDecrypt: { ok: false, problem: expect.stringMatching(/only public keys, by design/) } });
     expect(report.chains.length).toBeGreaterThan(0);
-    for (const chain of report.chains) expect(chain).toMatchObject({ checked: 'recipients', ok: false, problem: expect.stringMatching(/is not encrypted, and this config encrypts$/) });
+    for (const chain of report.chains)
+      expect(chain).toMatchObject({ checked: 'recipients', ok: false, problem: expect.stringMatching(/is not encrypted, and this config encrypts$/) });
   });
 
   it('a held lock stops a second backup with who and since; unlock --force removes it', async () => {
@@ -128,7 +136,9 @@ describe('the stowage and seed commands, end to end', () => {
       expect(blocked.stderr).toMatch(new RegExp(`another stowage \\(backup, pid ${process.pid} on host .*, since .*\\) holds the lock on this source`));
       expect(run('stowage', 'unlock', '--source').code).toBe(1); // the holder is alive
       expect(run('stowage', 'unlock', '--source', '--force').stdout).toMatch(/removed the source lock/);
-      expect(await readFile(join(dir, 'backups', 'logs', 'audit.jsonl'), 'utf8')).toMatch(/"operation":"lock-break".*"detail":"source:source held by backup, pid \d+/);
+      expect(await readFile(join(dir, 'backups', 'logs', 'audit.jsonl'), 'utf8')).toMatch(
+        /"operation":"lock-break".*"detail":"source:source held by backup, pid \d+/,
+      );
       expect(run('stowage', 'backup').code).toBe(0);
     } finally {
       await lock.release();
@@ -139,15 +149,20 @@ describe('the stowage and seed commands, end to end', () => {
     const received: Array<{ key: string; title: string }> = [];
     const hook = createServer((request, response) => {
       let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString())).on('end', () => {
-        received.push((JSON.parse(body) as { alert: { key: string; title: string } }).alert);
-        response.end('ok');
-      });
+      request
+        .on('data', (chunk: Buffer) => (body += chunk.toString()))
+        .on('end', () => {
+          received.push((JSON.parse(body) as { alert: { key: string; title: string } }).alert);
+          response.end('ok');
+        });
     });
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
     const config = JSON.parse(await readFile(join(dir, 'stowage.config.json'), 'utf8')) as Record<string, unknown>;
     const { port } = hook.address() as { port: number };
-    await writeFile(join(dir, 'hooked.json'), JSON.stringify({ ...config, alerts: { channels: [{ type: 'webhook', url: `http://127.0.0.1:${port}/alerts` }] } }));
+    await writeFile(
+      join(dir, 'hooked.json'),
+      JSON.stringify({ ...config, alerts: { channels: [{ type: 'webhook', url: `http://127.0.0.1:${port}/alerts` }] } }),
+    );
     const lock = await acquireSourceLock(join(dir, '.stowage'), { operation: 'backup' });
     const path = join(dir, '.stowage', 'locks', 'source.lock');
     const held = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;

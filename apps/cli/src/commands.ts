@@ -100,9 +100,12 @@ export async function takeLocks(
   const held: Lock[] = [];
   try {
     if (policy.kind === 'exclusive') held.push(await persist(() => acquireSourceLock(engine.config.stateDir, request, lockOptions)));
-    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) => persist(() => acquireDestinationLock(destination, request, lockOptions)));
+    const { locks, unavailable } = await acquireDestinationLocks(engine.destinations, (destination) =>
+      persist(() => acquireDestinationLock(destination, request, lockOptions)),
+    );
     held.push(...locks);
-    for (const lock of held) if (lock.broke) options.warn(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
+    for (const lock of held)
+      if (lock.broke) options.warn(`took over the stale lock on ${lock.name} (${lock.broke.stale}) of ${describeHolder(lock.broke.holder)}`);
     const usable = withoutDestinations(engine, unavailable);
     // A backup with no destination left fails by itself, so that the failure is logged and alerted.
     if (!BACKUP_OPERATIONS.includes(policy.operation)) requireDestinations(usable);
@@ -166,7 +169,8 @@ export async function withEngine(
       }
       return await fn(engine, out);
     } catch (error) {
-      if (engine) await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
+      if (engine)
+        await alertOnLongHeldLock(engine, error).catch((cause: unknown) => out.warn(`could not raise the lock-held alert: ${(cause as Error).message}`));
       throw error;
     } finally {
       await releaseLocks(held, (m) => out.warn(m));
@@ -180,7 +184,19 @@ export async function runBackup(engine: Engine, out: Output, options: { type: st
     throw new UsageError(`--type must be full, incremental or hot, not '${options.type}'`);
   const result = await backup(engine, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
   const m = result.manifest;
-  out.result({ outcome: result.outcome, id: m.id, type: m.type, parent: m.parent, changedPages: m.delta?.changedPages, fullBecause: m.fullBecause, bytes: result.bytes, durationMs: Math.round(result.durationMs), committed: result.committed, failures: result.failures, snapshotSha256: m.source.snapshotSha256 });
+  out.result({
+    outcome: result.outcome,
+    id: m.id,
+    type: m.type,
+    parent: m.parent,
+    changedPages: m.delta?.changedPages,
+    fullBecause: m.fullBecause,
+    bytes: result.bytes,
+    durationMs: Math.round(result.durationMs),
+    committed: result.committed,
+    failures: result.failures,
+    snapshotSha256: m.source.snapshotSha256,
+  });
   if (m.fullBecause) out.say(`full backup taken instead of an incremental: ${m.fullBecause}`);
   if (m.delta) out.say(`${m.id}: ${m.delta.changedPages} of ${m.source.pageCount} pages changed since ${m.parent}, ${formatBytes(result.bytes)} stored`);
   else
@@ -241,7 +257,8 @@ export async function runList(engine: Engine, out: Output, options: { type?: str
   ]);
   const header = ['ID', 'TYPE', 'TAKEN', 'STORED', 'PARENT', 'DESTINATIONS'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, column) => (column === 3 ? cell.padStart(widths[column]!) : column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((cell, column) => (column === 3 ? cell.padStart(widths[column]!) : column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ');
   out.say(line(header));
   for (const row of rows) out.say(line(row));
   return ExitCode.Ok;
@@ -273,15 +290,30 @@ export async function runVerify(
 export async function runValidate(engine: Engine, out: Output, reference: string): Promise<ExitCode> {
   const v = await validate(engine, reference);
   out.result(v);
-  out.say(`${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`);
-  if (v.recorded.length) out.say(`  recorded in the manifest at ${v.recorded.join(', ')}: restores of this snapshot run quick_check only (restore --check full for the full checks)`);
+  out.say(
+    `${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`,
+  );
+  if (v.recorded.length)
+    out.say(
+      `  recorded in the manifest at ${v.recorded.join(', ')}: restores of this snapshot run quick_check only (restore --check full for the full checks)`,
+    );
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
 export async function runRestore(
   engine: Engine,
   out: Output,
-  options: { backup?: string; at?: string; target?: string; testMode?: boolean; from?: string; only?: string; yes?: boolean; thaw?: ThawRequest; check?: string },
+  options: {
+    backup?: string;
+    at?: string;
+    target?: string;
+    testMode?: boolean;
+    from?: string;
+    only?: string;
+    yes?: boolean;
+    thaw?: ThawRequest;
+    check?: string;
+  },
 ): Promise<ExitCode> {
   const { at, only, yes, check, ...rest } = options;
   if (check !== undefined && check !== 'auto' && check !== 'full') throw new UsageError(`--check takes auto or full, not '${check}'`);
@@ -293,10 +325,29 @@ export async function runRestore(
     ...rest,
     ...(yes ? {} : { confirm: confirmOnTerminal }),
     ...(at === undefined ? {} : { at: parseTime(at) }),
-    ...(only === undefined ? {} : { only: only.split(',').map((name) => name.trim()).filter(Boolean) }),
+    ...(only === undefined
+      ? {}
+      : {
+          only: only
+            .split(',')
+            .map((name) => name.trim())
+            .filter(Boolean),
+        }),
     ...(check === undefined ? {} : { check }),
   });
-  out.result({ id: r.manifest.id, chain: r.chain, target: r.target, files: r.files, testMode: r.testMode, movedAside: r.movedAside ?? [], from: r.source, bytes: r.bytes, durationMs: Math.round(r.durationMs), ...(r.checks ? { checks: r.checks } : {}), ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }) });
+  out.result({
+    id: r.manifest.id,
+    chain: r.chain,
+    target: r.target,
+    files: r.files,
+    testMode: r.testMode,
+    movedAside: r.movedAside ?? [],
+    from: r.source,
+    bytes: r.bytes,
+    durationMs: Math.round(r.durationMs),
+    ...(r.checks ? { checks: r.checks } : {}),
+    ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }),
+  });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
   const where = [r.target && `the database to ${r.target}`, r.files && `file sets ${r.files.sets.join(', ')} to ${r.files.targetDir}`]
     .filter(Boolean)
@@ -306,7 +357,10 @@ export async function runRestore(
   );
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
-  if (r.checks) out.say(`  ${describeChecks(r.checks)}; SHA-256 matches the backup${r.checks.kind === 'quick' ? ' (--check full for integrity_check and foreign_key_check)' : ''}`);
+  if (r.checks)
+    out.say(
+      `  ${describeChecks(r.checks)}; SHA-256 matches the backup${r.checks.kind === 'quick' ? ' (--check full for integrity_check and foreign_key_check)' : ''}`,
+    );
   if (r.thawMs !== undefined) out.say(`  ${formatAge(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }
@@ -434,8 +488,11 @@ export async function runProbe(engine: Engine, out: Output): Promise<ExitCode> {
   out.result({ destinations: probes });
   for (const p of probes) {
     out.say(`${p.destination} (${p.description}): ${p.ok ? `OK, round trip ${p.roundTrip.ms} ms` : `FAILED: ${p.roundTrip.problem}`}`);
-    out.say(`  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`);
-    if (p.endpoint) out.say(`  endpoint: ${p.endpoint.summary}${p.endpoint.recommended ? `; recommended options: ${JSON.stringify(p.endpoint.recommended)}` : ''}`);
+    out.say(
+      `  checksums reported: ${p.roundTrip.serverChecksums.join(', ') || 'none (verified by read-back)'}; conditional writes: ${p.capabilities.conditionalPut ? 'yes' : 'no'}`,
+    );
+    if (p.endpoint)
+      out.say(`  endpoint: ${p.endpoint.summary}${p.endpoint.recommended ? `; recommended options: ${JSON.stringify(p.endpoint.recommended)}` : ''}`);
     if (p.probeProblem) out.say(`  endpoint probe failed: ${p.probeProblem}`);
   }
   return probes.every((p) => p.ok) ? ExitCode.Ok : ExitCode.Failed;
@@ -512,7 +569,11 @@ export async function runUnlock(engine: Engine, out: Output, options: { source?:
  * `stowage schedule print`: the config's schedules and time zone with this installation's absolute
  * paths (node and the installed bin: cron's PATH may not hold node), or `npx -y @stowage/cli@<version>`.
  */
-export async function runSchedulePrint(config: ResolvedConfig, out: Output, options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }): Promise<ExitCode> {
+export async function runSchedulePrint(
+  config: ResolvedConfig,
+  out: Output,
+  options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean },
+): Promise<ExitCode> {
   const script = await realpath(process.argv[1] ?? '');
   const nodeDir = dirname(process.execPath);
   const stowageCommand = options.npx

@@ -30,7 +30,14 @@ type Operation = 'backup-full' | 'backup-incremental' | 'backup-hot' | 'cleanup'
 /** The crash points an operation names for itself (`restore.…`), in the order it meets them. */
 const stepsOf = (prefix: string): CrashPointName[] => CRASH_POINTS.filter((step) => step.startsWith(`${prefix}.`));
 /** Steps every operation passes: its locks, and the local adapter's put of the destination lock. */
-const COMMON: CrashPointName[] = ['lock.source-taken', 'lock.destination-taken', 'local.temp-written', 'local.linked', 'lock.destination-released', 'lock.source-released'];
+const COMMON: CrashPointName[] = [
+  'lock.source-taken',
+  'lock.destination-taken',
+  'local.temp-written',
+  'local.linked',
+  'lock.destination-released',
+  'lock.source-released',
+];
 const BACKUP_STEPS: CrashPointName[] = [...COMMON, 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];
 /** The commit steps each operation reaches, and its command line. */
 const OPERATIONS: Record<Operation, { argv: string[]; steps: CrashPointName[] }> = {
@@ -63,7 +70,12 @@ let template: string;
 /** The template's state, which every case starts from. */
 let before: { dbSha: string; media: string; backups: string[]; doomed: string; latestSha: string; latestMedia: string };
 
-const sha256 = async (path: string) => (existsSync(path) ? createHash('sha256').update(await readFile(path)).digest('hex') : 'missing');
+const sha256 = async (path: string) =>
+  existsSync(path)
+    ? createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex')
+    : 'missing';
 
 /** SHA-256 over the media tree (paths and contents). */
 async function treeHash(folder: string): Promise<string> {
@@ -80,7 +92,12 @@ function config(dir: string) {
   return resolveConfig(JSON.parse(readFileSync(join(dir, 'stowage.config.json'), 'utf8')), join(dir, 'stowage.config.json'));
 }
 
-function runCli(dir: string, argv: string[], env: Record<string, string> = {}, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function runCli(
+  dir: string,
+  argv: string[],
+  env: Record<string, string> = {},
+  killAfterMs?: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [bin, ...argv], { cwd: dir, env: { ...process.env, STOWAGE_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -111,11 +128,17 @@ async function bundleCli(): Promise<string> {
     logLevel: 'error',
   });
   await mkdir(join(out, 'node_modules'));
-  for (const [name, owner] of [['better-sqlite3', 'packages/core'], ['zstd-napi', 'packages/compression']] as const) {
+  for (const [name, owner] of [
+    ['better-sqlite3', 'packages/core'],
+    ['zstd-napi', 'packages/compression'],
+  ] as const) {
     const found = createRequire(join(REPO, owner, 'package.json')).resolve(`${name}/package.json`);
     await symlink(await realpath(dirname(found)), join(out, 'node_modules', name));
   }
-  await writeFile(join(out, 'package.json'), JSON.stringify({ type: 'module', version: JSON.parse(await readFile(join(REPO, 'packages/core/package.json'), 'utf8')).version }));
+  await writeFile(
+    join(out, 'package.json'),
+    JSON.stringify({ type: 'module', version: JSON.parse(await readFile(join(REPO, 'packages/core/package.json'), 'utf8')).version }),
+  );
   return join(out, 'bin', 'stowage.mjs');
 }
 
@@ -136,7 +159,12 @@ async function makeTemplate(): Promise<void> {
   await writeFile(join(template, 'stowage.config.json'), JSON.stringify(file, null, 2));
   const at = (daysAgo: number) => new Date(Date.now() - daysAgo * DAY);
   const ids: string[] = [];
-  for (const [type, daysAgo] of [['full', 5], ['hot', 4], ['hot', 1.1], ['incremental', 1]] as const) {
+  for (const [type, daysAgo] of [
+    ['full', 5],
+    ['hot', 4],
+    ['hot', 1.1],
+    ['incremental', 1],
+  ] as const) {
     simulateWarehouseActivity(database, { seed: ids.length + 1, operations: 10 });
     await writeFile(join(template, 'media', `added-${ids.length}.txt`), `media file ${ids.length}\n`);
     const engine = await openEngine(config(template), { now: () => at(daysAgo), retry: false });
@@ -149,7 +177,14 @@ async function makeTemplate(): Promise<void> {
   const latestMedia = await treeHash(join(template, 'media'));
   simulateWarehouseActivity(database, { seed: 9, operations: 10 });
   await writeFile(join(template, 'media', 'after-the-last-backup.txt'), 'new since\n');
-  before = { dbSha: await sha256(database), media: await treeHash(join(template, 'media')), backups: ids, doomed: ids[1]!, latestSha: latest.manifest.source.snapshotSha256, latestMedia };
+  before = {
+    dbSha: await sha256(database),
+    media: await treeHash(join(template, 'media')),
+    backups: ids,
+    doomed: ids[1]!,
+    latestSha: latest.manifest.source.snapshotSha256,
+    latestMedia,
+  };
 }
 
 /** Sync needs a replica to copy: the newest backup is taken away from destination b. */
@@ -177,27 +212,33 @@ async function runCase(c: Case): Promise<Outcome> {
     const writer = c.writer ? await startWriterProcess(database, { intervalMs: 3 }) : undefined;
     const first = await runCli(dir, OPERATIONS[c.operation].argv, c.env, c.killAfterMs);
     const killed = first.signal === 'SIGKILL';
-    if (!killed && (c.killAfterMs === undefined || first.code !== 0)) problems.push(`not killed: exit ${first.code}: ${first.stderr.trim().split('\n').at(-1)}`);
+    if (!killed && (c.killAfterMs === undefined || first.code !== 0))
+      problems.push(`not killed: exit ${first.code}: ${first.stderr.trim().split('\n').at(-1)}`);
 
     // At the instant of the kill: the whole old database or the whole new one, no journal of the other.
     const liveSha = await sha256(database);
     const restored = liveSha === before.latestSha;
     if (!c.writer && liveSha !== before.dbSha && !restored) problems.push('live database is neither the old one nor the backup');
-    if (c.writer && !restored && (!existsSync(database) || !checkWriterInvariants(database).ok)) problems.push('live database (old, with the writer) is inconsistent');
+    if (c.writer && !restored && (!existsSync(database) || !checkWriterInvariants(database).ok))
+      problems.push('live database (old, with the writer) is inconsistent');
     if (restored && existsSync(`${database}-journal`)) problems.push('a journal sits beside the restored database');
     const journaled = existsSync(join(dir, '.stowage', 'restore-journal.json'));
 
     const next = await runCli(dir, c.operation === 'restore' ? ['list', '--json'] : OPERATIONS[c.operation].argv);
     if (writer) await writer.stop();
     if (next.code !== 0) problems.push(`next command failed (${next.code}): ${next.stderr.trim()}`);
-    if (journaled && !/restore of \S+ was interrupted; (completed it|.*rolled it back)/.test(next.stderr)) problems.push('an interrupted restore was repaired without saying so');
+    if (journaled && !/restore of \S+ was interrupted; (completed it|.*rolled it back)/.test(next.stderr))
+      problems.push('an interrupted restore was repaired without saying so');
     const left = await leftovers(dir);
     if (left.length) problems.push(`left behind: ${left.join(', ')}`);
 
     // After the repair: database and file sets both old or both new; every kept copy whole.
     const dbNew = (await sha256(database)) === before.latestSha;
     const media = await treeHash(join(dir, 'media'));
-    if (dbNew ? media !== before.latestMedia : media !== before.media) problems.push(`database ${dbNew ? 'restored' : 'old'} but media ${media === before.latestMedia ? 'restored' : media === before.media ? 'old' : 'neither'}`);
+    if (dbNew ? media !== before.latestMedia : media !== before.media)
+      problems.push(
+        `database ${dbNew ? 'restored' : 'old'} but media ${media === before.latestMedia ? 'restored' : media === before.media ? 'old' : 'neither'}`,
+      );
     if (!dbNew && !c.writer && (await sha256(database)) !== before.dbSha) problems.push('live database changed though not restored');
     if (journaled && !dbNew) problems.push('an interrupted restore was not completed');
     if (integrity(database) !== 'ok') problems.push('live database fails integrity_check');
@@ -220,7 +261,12 @@ async function runCase(c: Case): Promise<Outcome> {
         if (bad.length) problems.push(`${result.backupId} fails verify --deep: ${bad.map((a) => a.problem).join('; ')}`);
       }
       for (const entry of entries) {
-        const r = await restore(engine, { backup: entry.manifest.id, testMode: true, only: ['database'], target: join(dir, '.stowage', `check-${entry.manifest.id}.sqlite3`) });
+        const r = await restore(engine, {
+          backup: entry.manifest.id,
+          testMode: true,
+          only: ['database'],
+          target: join(dir, '.stowage', `check-${entry.manifest.id}.sqlite3`),
+        });
         if ((await sha256(r.target!)) !== entry.manifest.source.snapshotSha256) problems.push(`${entry.manifest.id} does not restore byte-exact`);
       }
     } catch (error) {

@@ -60,7 +60,8 @@ function startDaemon(config: string, options: { schedules?: Record<string, strin
 async function waitForOutput(daemon: DaemonProcess, patterns: RegExp[], timeoutMs = 40_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!patterns.every((p) => p.test(daemon.output()))) {
-    if (Date.now() > deadline) throw new Error(`the daemon did not print ${patterns.filter((p) => !p.test(daemon.output())).join(', ')}; it printed:\n${daemon.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`the daemon did not print ${patterns.filter((p) => !p.test(daemon.output())).join(', ')}; it printed:\n${daemon.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -100,7 +101,12 @@ describe('stowage daemon, end to end', () => {
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(/stowage: error: another stowage daemon \(pid \d+ on host .*\) runs with the state folder .*\.stowage; stop it first/);
 
-    await waitForOutput(daemon, [/full backup full_backup_\S+ ok/, /incremental backup inc_backup_\S+ ok/, /drill of \S+ from local ok/, /verify ok: \d+ backup\(s\) intact/]);
+    await waitForOutput(daemon, [
+      /full backup full_backup_\S+ ok/,
+      /incremental backup inc_backup_\S+ ok/,
+      /drill of \S+ from local ok/,
+      /verify ok: \d+ backup\(s\) intact/,
+    ]);
     daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
     expect(daemon.output()).toMatch(/SIGTERM: stopping\n(.*\n)*.*stopped\n$/);
@@ -161,7 +167,9 @@ describe('stowage daemon, end to end', () => {
     daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(1);
     expect(Date.now() - signalled).toBeLessThan(10_000);
-    expect(daemon.output()).toMatch(/waiting up to 1 s for the full backup under way to finish\n.* the job under way did not finish within 1 s: exiting; the next start takes over its locks and clears its leftovers\n$/);
-    expect((await readdir(join(dir, '.stowage', 'locks')))).toEqual(['source.lock']); // its pid is gone: stale
+    expect(daemon.output()).toMatch(
+      /waiting up to 1 s for the full backup under way to finish\n.* the job under way did not finish within 1 s: exiting; the next start takes over its locks and clears its leftovers\n$/,
+    );
+    expect(await readdir(join(dir, '.stowage', 'locks'))).toEqual(['source.lock']); // its pid is gone: stale
   });
 });

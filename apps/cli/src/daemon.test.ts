@@ -102,7 +102,9 @@ describe('planning', () => {
       drill: new Date('2026-11-29T21:00:00Z'), // Monday 05:00 in Shanghai
     });
     expect(nextRuns({ full: '0 2 * * *' }, 'UTC', from)).toEqual({ full: new Date('2026-11-26T02:00:00Z') });
-    expect(nextRuns({ incremental: '*/2 * * * * *' }, undefined, new Date('2026-11-25T10:00:00.500Z'))).toEqual({ incremental: new Date('2026-11-25T10:00:02Z') });
+    expect(nextRuns({ incremental: '*/2 * * * * *' }, undefined, new Date('2026-11-25T10:00:00.500Z'))).toEqual({
+      incremental: new Date('2026-11-25T10:00:02Z'),
+    });
   });
 
   it('refuses invalid expressions, an unknown time zone and a schedule with every job off', () => {
@@ -115,11 +117,14 @@ describe('planning', () => {
   it('takes a missed full or incremental at once when the newest is older than its interval', () => {
     const now = new Date('2026-11-26T10:00:00Z');
     const ago = (hours: number) => new Date(now.getTime() - hours * HOUR);
-    const missed = (newest: NewestBackups, schedules: Partial<Record<ScheduledJob, string>> = DEFAULT_SCHEDULES) => missedOnStart(newest, schedules, now, 'UTC')?.job;
+    const missed = (newest: NewestBackups, schedules: Partial<Record<ScheduledJob, string>> = DEFAULT_SCHEDULES) =>
+      missedOnStart(newest, schedules, now, 'UTC')?.job;
     expect(missed({})).toBe('full');
     expect(missedOnStart({}, DEFAULT_SCHEDULES, now, 'UTC')?.why).toBe('there is no full backup yet: running the full backup now');
     expect(missed({ full: ago(30), fullOrIncremental: ago(0.5) })).toBe('full');
-    expect(missedOnStart({ full: ago(30), fullOrIncremental: ago(0.5) }, DEFAULT_SCHEDULES, now, 'UTC')?.why).toBe("missed: the newest full backup is 30.0 h old, more than the 24.0 h between runs of '0 2 * * *'; running the full backup now");
+    expect(missedOnStart({ full: ago(30), fullOrIncremental: ago(0.5) }, DEFAULT_SCHEDULES, now, 'UTC')?.why).toBe(
+      "missed: the newest full backup is 30.0 h old, more than the 24.0 h between runs of '0 2 * * *'; running the full backup now",
+    );
     expect(missed({ full: ago(8), fullOrIncremental: ago(3) })).toBe('incremental');
     expect(missed({ full: ago(8), fullOrIncremental: ago(0.4) })).toBeUndefined();
     // Saturday: a weekday-only full from Friday 02:00 is not missed (72 h between Friday's and Monday's run).
@@ -135,7 +140,13 @@ describe('the daemon on a controllable clock', () => {
     await h.daemon.start();
     await h.clock.advance(7 * 24 * HOUR);
     await h.daemon.stop(0);
-    expect({ full: h.count('full'), incremental: h.count('incremental'), cleanup: h.count('cleanup'), verify: h.count('verify'), drill: h.count('drill') }).toEqual({
+    expect({
+      full: h.count('full'),
+      incremental: h.count('incremental'),
+      cleanup: h.count('cleanup'),
+      verify: h.count('verify'),
+      drill: h.count('drill'),
+    }).toEqual({
       full: 7,
       incremental: 7 * 24 - 7, // at 02:00 the full waiting to run covers it
       cleanup: 1,
@@ -239,7 +250,10 @@ describe('the daemon lock', () => {
   it('admits one daemon per state folder and takes over the lock of one that is gone', async () => {
     const first = await acquireDaemonLock(dir);
     expect(first.path).toBe(join(dir, 'locks', 'daemon.lock'));
-    await expect(acquireDaemonLock(dir)).rejects.toMatchObject({ code: 'stowage.lock.held', message: expect.stringContaining(`another stowage daemon (pid ${process.pid} on host ${hostname()}`) });
+    await expect(acquireDaemonLock(dir)).rejects.toMatchObject({
+      code: 'stowage.lock.held',
+      message: expect.stringContaining(`another stowage daemon (pid ${process.pid} on host ${hostname()}`),
+    });
     await first.release();
     expect(await readdir(join(dir, 'locks'))).toEqual([]);
 
@@ -264,7 +278,9 @@ describe('jobs on an engine', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stowage-daemon-jobs-'));
     createGreaterWmsDatabase(join(dir, 'db.sqlite3'), { seed: 5, scale: 0.3 });
-    engine = await openEngine(resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, join(dir, 'stowage.config.json')));
+    engine = await openEngine(
+      resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, join(dir, 'stowage.config.json')),
+    );
   });
   afterAll(async () => {
     await engine.close();
@@ -277,11 +293,15 @@ describe('jobs on an engine', () => {
     setTimeout(() => void other.release(), 300);
     const line = await runJob(engine, 'full', { log: (m) => logs.push(m), lockWaitMs: 10_000, pollMs: 50 });
     expect(line).toMatch(/^full_backup_\d{8}_\d{6}(_\d+)? ok$/);
-    expect(logs).toEqual([expect.stringMatching(/^full backup waits up to 10 s for a lock: another stowage \(backup, pid \d+ on host .*\) holds the lock on this source/)]);
+    expect(logs).toEqual([
+      expect.stringMatching(/^full backup waits up to 10 s for a lock: another stowage \(backup, pid \d+ on host .*\) holds the lock on this source/),
+    ]);
 
     const held = await acquireSourceLock(engine.config.stateDir, { operation: 'cleanup' });
     try {
-      await expect(runJob(engine, 'incremental', { log: () => {}, lockWaitMs: 200, pollMs: 50 })).resolves.toMatch(/^skipped after waiting 0 s: another stowage \(cleanup, pid/);
+      await expect(runJob(engine, 'incremental', { log: () => {}, lockWaitMs: 200, pollMs: 50 })).resolves.toMatch(
+        /^skipped after waiting 0 s: another stowage \(cleanup, pid/,
+      );
       const stopping = new AbortController();
       stopping.abort();
       await expect(runJob(engine, 'cleanup', { log: () => {}, signal: stopping.signal })).resolves.toBe('not started: the daemon is stopping');
@@ -305,7 +325,13 @@ describe('jobs on an engine', () => {
             {
               name: 'cold',
               url: 'oss://cold/wms',
-              options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'DAEMON_OSS_ID', accessKeySecretEnv: 'DAEMON_OSS_SECRET' },
+              options: {
+                region: 'oss-cn-hangzhou',
+                endpoint: oss.endpoint,
+                secure: false,
+                accessKeyIdEnv: 'DAEMON_OSS_ID',
+                accessKeySecretEnv: 'DAEMON_OSS_SECRET',
+              },
               archive: { after: '30d', storageClass: 'ColdArchive' },
             },
           ],
@@ -320,7 +346,7 @@ describe('jobs on an engine', () => {
       now += 40 * 24 * HOUR;
       const h = harness('2026-12-10T03:29:00Z', { schedules: { archive: '30 3 * * *' }, run: (job) => runJob(cold, job, { log: () => {} }) });
       await h.daemon.start();
-      expect(h.logs).toEqual(['archive run: \'30 3 * * *\', next at 2026-12-10T03:30:00Z']);
+      expect(h.logs).toEqual(["archive run: '30 3 * * *', next at 2026-12-10T03:30:00Z"]);
       await h.clock.advance(60_000);
       for (let i = 0; i < 100 && h.logs.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(h.logs[1]).toMatch(/^archive run ok: moved 1 artifact\(s\), .+, to archive storage /);
@@ -335,12 +361,31 @@ describe('jobs on an engine', () => {
 
   it('runs a backup job with one region read-only: the region is left out, the backup is degraded (quorum 1), not stopped', async () => {
     const warnings: string[] = [];
-    const config = resolveConfig({ source: { database: 'db.sqlite3' }, quorum: 1, destinations: [{ name: 'local', url: 'backups' }, { name: 'frozen', url: 'frozen' }] }, join(dir, 'stowage.config.json'));
-    const readOnly = { put: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied }, delete: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied } };
-    const twoRegions = await openEngine(config, { retry: false, onWarning: (m) => warnings.push(m), wrappers: [(a, name) => (name === 'frozen' ? withChaos(a, readOnly) : a)] });
+    const config = resolveConfig(
+      {
+        source: { database: 'db.sqlite3' },
+        quorum: 1,
+        destinations: [
+          { name: 'local', url: 'backups' },
+          { name: 'frozen', url: 'frozen' },
+        ],
+      },
+      join(dir, 'stowage.config.json'),
+    );
+    const readOnly = {
+      put: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied },
+      delete: { fail: 'always' as const, error: StorageErrorCode.PermissionDenied },
+    };
+    const twoRegions = await openEngine(config, {
+      retry: false,
+      onWarning: (m) => warnings.push(m),
+      wrappers: [(a, name) => (name === 'frozen' ? withChaos(a, readOnly) : a)],
+    });
     try {
       await expect(runJob(twoRegions, 'full', { log: () => {} })).resolves.toMatch(/^full_backup_\S+ degraded$/);
-      expect(warnings).toContainEqual(expect.stringMatching(/^destination frozen is left out of this run: its lock cannot be taken: chaos: injected stowage.storage.permission_denied/));
+      expect(warnings).toContainEqual(
+        expect.stringMatching(/^destination frozen is left out of this run: its lock cannot be taken: chaos: injected stowage.storage.permission_denied/),
+      );
       await expect(runJob(twoRegions, 'verify', { log: () => {} })).resolves.toMatch(/^ok: \d+ backup\(s\) intact$/);
     } finally {
       await twoRegions.close();
@@ -350,7 +395,10 @@ describe('jobs on an engine', () => {
   it('recovers from a run killed mid-way: stale locks, staging and scratch leftovers, an uncommitted artifact', async () => {
     const { manifest } = await backup(engine, { type: 'full' });
     const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
-    await writeFile(join(engine.config.stateDir, 'locks', 'source.lock'), JSON.stringify({ id: 'x', host: hostname(), pid: deadPid, operation: 'backup', startedAt: '2026-11-26T02:00:00Z' }));
+    await writeFile(
+      join(engine.config.stateDir, 'locks', 'source.lock'),
+      JSON.stringify({ id: 'x', host: hostname(), pid: deadPid, operation: 'backup', startedAt: '2026-11-26T02:00:00Z' }),
+    );
     await mkdir(engine.stagingDir, { recursive: true });
     await writeFile(join(engine.stagingDir, 'backup-0123456789ab.sqlite3'), 'half a snapshot');
     await mkdir(join(engine.config.stateDir, 'drill-abc123'));

@@ -20,7 +20,14 @@ export class UsageError extends Error {
 
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof UsageError) return ExitCode.Usage;
-  if (isStowageError(error) && (error.code.startsWith('stowage.config.') || error.code.startsWith('stowage.usage.') || error.code === 'stowage.storage.invalid_config' || error.code === 'stowage.storage.unknown_scheme' || error.code === 'stowage.source.not_found')) {
+  if (
+    isStowageError(error) &&
+    (error.code.startsWith('stowage.config.') ||
+      error.code.startsWith('stowage.usage.') ||
+      error.code === 'stowage.storage.invalid_config' ||
+      error.code === 'stowage.storage.unknown_scheme' ||
+      error.code === 'stowage.source.not_found')
+  ) {
     return ExitCode.Usage;
   }
   return ExitCode.Failed;

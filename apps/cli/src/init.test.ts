@@ -59,7 +59,9 @@ describe('stowage init', () => {
       await writeFile('db.sqlite3', '');
       await writeFile('stowage.config.json', '{}');
       expect(initConfigPath(undefined)).toBe(join(process.cwd(), 'stowage.config.json'));
-      await expect(runInit(out, initConfigPath(undefined), { database: 'db.sqlite3', destination: 'backups' })).rejects.toThrow(/stowage\.config\.json already exists; pass --force/);
+      await expect(runInit(out, initConfigPath(undefined), { database: 'db.sqlite3', destination: 'backups' })).rejects.toThrow(
+        /stowage\.config\.json already exists; pass --force/,
+      );
     } finally {
       process.chdir(cwd);
       if (saved !== undefined) process.env.STOWAGE_CONFIG = saved;

@@ -23,15 +23,23 @@ export function initConfigPath(explicit: string | undefined): string {
  * database becomes the `media` file set. Refuses a database that does not exist, unless --force.
  */
 export async function runInit(out: Output, path: string, options: { database: string; destination: string; force?: boolean }): Promise<ExitCode> {
-  const exists = await access(path).then(() => true, () => false);
+  const exists = await access(path).then(
+    () => true,
+    () => false,
+  );
   if (exists && !options.force) throw new UsageError(`${path} already exists; pass --force to overwrite it`);
   const configDir = dirname(path);
   const database = resolve(configDir, options.database);
   if (!options.force && !(await isFile(database))) {
-    throw new UsageError(`no database at ${database} (--database is relative to the config's folder, ${configDir}); give the path of the live SQLite file, or pass --force to write the config anyway`);
+    throw new UsageError(
+      `no database at ${database} (--database is relative to the config's folder, ${configDir}); give the path of the live SQLite file, or pass --force to write the config anyway`,
+    );
   }
   const media = join(dirname(database), 'media');
-  const hasMedia = await stat(media).then((s) => s.isDirectory(), () => false);
+  const hasMedia = await stat(media).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   const config: ConfigFile = {
     $schema: relative(configDir, CONFIG_SCHEMA_PATH),
     source: { database: options.database, ...(hasMedia ? { files: { media: { path: relative(configDir, media) } } } : {}) },
@@ -51,7 +59,11 @@ export async function runInit(out: Output, path: string, options: { database: st
   return ExitCode.Ok;
 }
 
-const isFile = (path: string) => stat(path).then((s) => s.isFile(), () => false);
+const isFile = (path: string) =>
+  stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 
 /** The starting config as YAML, each section explained (relative paths are from the config's folder). */
 function commentedYaml(config: ConfigFile): string {
@@ -59,12 +71,14 @@ function commentedYaml(config: ConfigFile): string {
   const media = config.source.files?.media;
   return [
     `# yaml-language-server: $schema=${config.$schema}`,
-    '# Stowage config. Relative paths are relative to this file\'s folder. Secrets never go here:',
+    "# Stowage config. Relative paths are relative to this file's folder. Secrets never go here:",
     '# adapters and keys take them from environment variables named in their options (…Env).',
     'source:',
     '  # The live SQLite database.',
     `  database: ${q(config.source.database)}`,
-    ...(media && 'path' in media ? ['  # File sets backed up with the database (found beside it).', '  files:', '    media:', `      path: ${q(media.path)}`] : []),
+    ...(media && 'path' in media
+      ? ['  # File sets backed up with the database (found beside it).', '  files:', '    media:', `      path: ${q(media.path)}`]
+      : []),
     '# Where backups go; every backup goes to every destination (folders, s3://bucket/prefix, oss://bucket/prefix).',
     'destinations:',
     ...config.destinations.flatMap((d) => [`  - name: ${q(d.name)}`, `    url: ${q(d.url)}`]),

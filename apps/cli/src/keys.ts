@@ -42,7 +42,12 @@ export async function runKeyShow(engine: Engine, out: Output): Promise<ExitCode>
     return ExitCode.Ok;
   }
   const keys = await engine.codec.encryptionKeys();
-  const source = encryption.mode === 'passphrase' ? (encryption.passphraseFile ? `file ${encryption.passphraseFile}` : `environment variable ${encryption.passphraseEnv}`) : `recipients ${encryption.recipients.join(', ')}`;
+  const source =
+    encryption.mode === 'passphrase'
+      ? encryption.passphraseFile
+        ? `file ${encryption.passphraseFile}`
+        : `environment variable ${encryption.passphraseEnv}`
+      : `recipients ${encryption.recipients.join(', ')}`;
   out.result({ encryption: { ...keys.toJSON(), source } });
   out.say(`encryption: AES-256 OpenPGP, ${keys.mode} mode (${keys.aead ? 'AEAD, not readable by gpg 2.2/2.4' : 'gpg-compatible'}), from ${source}`);
   for (const fingerprint of keys.fingerprints) out.say(`  recipient ${fingerprint}`);

@@ -25,7 +25,9 @@ function parse(text: string): Record<string, number> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-metrics-'));
   createGreaterWmsDatabase(join(dir, 'db.sqlite3'));
-  engine = await openEngine(resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, join(dir, 'stowage.config.json')));
+  engine = await openEngine(
+    resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, join(dir, 'stowage.config.json')),
+  );
   await backup(engine, { type: 'full' });
   await verify(engine, { all: true });
   await drill(engine);

@@ -88,7 +88,13 @@ export class Output {
     this.#progress?.clear();
     if (!this.options.json || this.#finished) return;
     this.#finished = true;
-    const envelope: JsonEnvelope = { ok: exitCode === 0 && this.#error === null, command: this.command, result: jsonVocabulary(this.#result), warnings: this.#warnings, error: this.#error };
+    const envelope: JsonEnvelope = {
+      ok: exitCode === 0 && this.#error === null,
+      command: this.command,
+      result: jsonVocabulary(this.#result),
+      warnings: this.#warnings,
+      error: this.#error,
+    };
     process.stdout.write(`${JSON.stringify(envelope, null, 2)}\n`);
   }
 }
@@ -101,5 +107,7 @@ export function jsonVocabulary(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(jsonVocabulary);
   if (value === null || typeof value !== 'object' || ![Object.prototype, null].includes(Object.getPrototypeOf(value))) return value;
   const entries = Object.entries(value);
-  return Object.fromEntries(entries.map(([key, field]) => [SAME_NAMES[key] !== undefined && !(SAME_NAMES[key]! in value) ? SAME_NAMES[key]! : key, jsonVocabulary(field)]));
+  return Object.fromEntries(
+    entries.map(([key, field]) => [SAME_NAMES[key] !== undefined && !(SAME_NAMES[key]! in value) ? SAME_NAMES[key]! : key, jsonVocabulary(field)]),
+  );
 }

@@ -120,7 +120,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
 
   program
     .command('init')
-    .description('write a starting config: commented YAML (./stowage.config.yaml), or JSON for a --config path ending in .json; finds media/ beside the database')
+    .description(
+      'write a starting config: commented YAML (./stowage.config.yaml), or JSON for a --config path ending in .json; finds media/ beside the database',
+    )
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
     .option('--force', 'overwrite an existing config, or write one for a database that does not exist yet')
@@ -177,7 +179,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('validate')
     .argument('<backup>', 'backup id, file name, or latest')
     .description('restore to scratch and check integrity, foreign keys, row counts and schema')
-    .action((backupRef: string, _options: unknown, command: Command) => run(command, (engine, out) => runValidate(engine, out, backupRef), { kind: 'readers', operation: 'validate' }));
+    .action((backupRef: string, _options: unknown, command: Command) =>
+      run(command, (engine, out) => runValidate(engine, out, backupRef), { kind: 'readers', operation: 'validate' }),
+    );
 
   withThawOptions(
     program
@@ -190,7 +194,11 @@ export function stowageProgram(setExit: (code: number) => void): Command {
       .option('--at <time>', 'the newest backup taken at or before this time')
       .option('--only <names>', 'restore only these, comma-separated: database and/or file-set names')
       .option('--verify', 'check the database restored last against its backup')
-      .option('--check <kind>', 'auto: quick_check when the snapshot passed the full checks before (validate), else full; full: always integrity_check and foreign_key_check', 'auto')
+      .option(
+        '--check <kind>',
+        'auto: quick_check when the snapshot passed the full checks before (validate), else full; full: always integrity_check and foreign_key_check',
+        'auto',
+      )
       .option('-y, --yes', 'replace the live data without asking (required without a terminal)'),
   ).action(
     (
@@ -359,7 +367,9 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
     .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
       // The config alone: printing needs no destination, key or secret (environment variables are named, not read).
-      withOutput(commandName(command), globals(command), async (out) => runSchedulePrint(await loadConfig(configPath(globals(command))), out, options)).then(setExit),
+      withOutput(commandName(command), globals(command), async (out) => runSchedulePrint(await loadConfig(configPath(globals(command))), out, options)).then(
+        setExit,
+      ),
     );
 
   program

@@ -6,7 +6,16 @@ import { Cron } from 'croner';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from './exit-codes.js';
-import { COMPOSE_IMAGE, configSchedules, DEFAULT_ARCHIVE_SCHEDULE, DEFAULT_SCHEDULES, renderSchedule, type ScheduleFormat, type ScheduleOptions, type ScheduledJob } from './schedule.js';
+import {
+  COMPOSE_IMAGE,
+  configSchedules,
+  DEFAULT_ARCHIVE_SCHEDULE,
+  DEFAULT_SCHEDULES,
+  renderSchedule,
+  type ScheduleFormat,
+  type ScheduleOptions,
+  type ScheduledJob,
+} from './schedule.js';
 
 const posixOptions: ScheduleOptions = {
   schedules: { ...DEFAULT_SCHEDULES, archive: DEFAULT_ARCHIVE_SCHEDULE },
@@ -80,7 +89,9 @@ function windowsWords(line: string): string[] {
 
 /** Words of a systemd command line, with quotes, escapes and `%%`/`$$` undone. */
 function systemdWords(line: string): string[] {
-  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] === undefined ? m[2]! : m[1].replace(/\\(.)/g, '$1')).replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) =>
+    (m[1] === undefined ? m[2]! : m[1].replace(/\\(.)/g, '$1')).replace(/%%/g, '%').replace(/\$\$/g, '$'),
+  );
 }
 
 /** systemd units by path, each as sections of key → values. */
@@ -147,17 +158,28 @@ describe('crontab', () => {
     const app = join(dir, 'app folder');
     await mkdir(app);
     const recorder = join(dir, 'record.cjs');
-    await writeFile(recorder, "require('fs').appendFileSync(process.env.RECORD, JSON.stringify({ argv: process.argv.slice(2), cwd: process.cwd() }) + '\\n'); console.log('ran');");
-    const options: ScheduleOptions = { ...posixOptions, stowageCommand: [process.execPath, recorder], configPath: join(app, 'stowage.config.json'), workingDir: app, logFile: join(dir, 'cron.log') };
+    await writeFile(
+      recorder,
+      "require('fs').appendFileSync(process.env.RECORD, JSON.stringify({ argv: process.argv.slice(2), cwd: process.cwd() }) + '\\n'); console.log('ran');",
+    );
+    const options: ScheduleOptions = {
+      ...posixOptions,
+      stowageCommand: [process.execPath, recorder],
+      configPath: join(app, 'stowage.config.json'),
+      workingDir: app,
+      logFile: join(dir, 'cron.log'),
+    };
     const text = renderSchedule('crontab', options);
 
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
     const env = lines.filter((line) => /^[A-Z_]+=/.test(line));
     expect(env).toEqual(['CRON_TZ=Asia/Shanghai', 'TZ=Asia/Shanghai']);
-    const jobs = lines.filter((line) => !env.includes(line)).map((line) => {
-      const fields = line.split(/\s+/);
-      return { expression: fields.slice(0, 5).join(' '), command: fields.slice(5).join(' ') };
-    });
+    const jobs = lines
+      .filter((line) => !env.includes(line))
+      .map((line) => {
+        const fields = line.split(/\s+/);
+        return { expression: fields.slice(0, 5).join(' '), command: fields.slice(5).join(' ') };
+      });
     expect(jobs.map((job) => job.expression)).toEqual(['0 2 * * *', '0 * * * *', '0 3 * * 0', '30 3 * * *', '30 4 * * *', '0 5 * * 1']);
     for (const job of jobs) expect(validCron(job.expression)).toBe(true);
 
@@ -167,7 +189,10 @@ describe('crontab', () => {
       const run = spawnSync('sh', ['-c', job.command.replace(/\\%/g, '%')], { env: { ...process.env, RECORD: record }, encoding: 'utf8' });
       expect(run.status, run.stderr).toBe(0);
     }
-    const runs = (await readFile(record, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; cwd: string });
+    const runs = (await readFile(record, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { argv: string[]; cwd: string });
     expect(runs).toEqual(Object.values(JOB_ARGS).map((args) => ({ argv: [...args, '--config', options.configPath, '--wait', '30m', '--quiet'], cwd: app })));
     expect((await readFile(options.logFile!, 'utf8')).match(/ran/g)).toHaveLength(6);
   });
@@ -228,7 +253,19 @@ describe('schtasks', () => {
     const [task] = tasks(renderSchedule('schtasks', { ...windowsOptions, schedules: { full: '0 2 * * *' }, logFile: 'C:\\Stowage Logs\\backup 100%.log' }));
     const run = task!['/tr'] as string;
     const inner = /^cmd \/c "(.*)"$/.exec(run)?.[1];
-    expect(windowsWords(inner!)).toEqual([...(windowsOptions.stowageCommand as string[]), 'backup', '--type', 'full', '--config', windowsOptions.configPath, '--wait', '30m', '>>', 'C:\\Stowage Logs\\backup 100%.log', '2>&1']);
+    expect(windowsWords(inner!)).toEqual([
+      ...(windowsOptions.stowageCommand as string[]),
+      'backup',
+      '--type',
+      'full',
+      '--config',
+      windowsOptions.configPath,
+      '--wait',
+      '30m',
+      '>>',
+      'C:\\Stowage Logs\\backup 100%.log',
+      '2>&1',
+    ]);
   });
 
   it.each([
@@ -244,7 +281,9 @@ describe('schtasks', () => {
   });
 
   it.each(['0 2,14 * * *', '15,45 * * * *', '0 2 1 * 1', '0 2 * JAN 1'])('refuses %s, which one task cannot express', (expression) => {
-    expect(usageError('schtasks', { ...windowsOptions, schedules: { full: expression } }).message).toMatch(new RegExp(`^the full schedule '${expression.replace(/\*/g, '\\*')}' cannot be expressed for schtasks: `));
+    expect(usageError('schtasks', { ...windowsOptions, schedules: { full: expression } }).message).toMatch(
+      new RegExp(`^the full schedule '${expression.replace(/\*/g, '\\*')}' cannot be expressed for schtasks: `),
+    );
   });
 
   it('refuses a command longer than schtasks accepts', () => {
@@ -264,8 +303,17 @@ describe('systemd', () => {
       verify: '*-*-* 04:30:00',
       drill: 'Mon *-*-* 05:00:00',
     };
-    const names: Record<ScheduledJob, string> = { full: 'backup-full', incremental: 'backup-incremental', cleanup: 'cleanup', archive: 'archive', verify: 'verify', drill: 'drill' };
-    expect([...units.keys()]).toEqual(Object.values(names).flatMap((name) => [`/etc/systemd/system/stowage-${name}.service`, `/etc/systemd/system/stowage-${name}.timer`]));
+    const names: Record<ScheduledJob, string> = {
+      full: 'backup-full',
+      incremental: 'backup-incremental',
+      cleanup: 'cleanup',
+      archive: 'archive',
+      verify: 'verify',
+      drill: 'drill',
+    };
+    expect([...units.keys()]).toEqual(
+      Object.values(names).flatMap((name) => [`/etc/systemd/system/stowage-${name}.service`, `/etc/systemd/system/stowage-${name}.timer`]),
+    );
     for (const job of Object.keys(names) as ScheduledJob[]) {
       const service = units.get(`/etc/systemd/system/stowage-${names[job]}.service`)!;
       expect(Object.keys(service)).toEqual(['Unit', 'Service']);
@@ -306,9 +354,19 @@ describe('systemd', () => {
     try {
       const script = join(dir, 'stowage.js');
       await writeFile(script, '');
-      const text = renderSchedule('systemd', { ...posixOptions, stowageCommand: [process.execPath, script], configPath: join(dir, 'stowage.config.json'), workingDir: dir, logFile: join(dir, 'stowage 100%.log'), searchPath: [dirname(process.execPath), '/usr/bin'] });
+      const text = renderSchedule('systemd', {
+        ...posixOptions,
+        stowageCommand: [process.execPath, script],
+        configPath: join(dir, 'stowage.config.json'),
+        workingDir: dir,
+        logFile: join(dir, 'stowage 100%.log'),
+        searchPath: [dirname(process.execPath), '/usr/bin'],
+      });
       const files: string[] = [];
-      for (const [path, unit] of text.split(/^# ==> /m).slice(1).map((chunk) => chunk.split(' <==\n'))) {
+      for (const [path, unit] of text
+        .split(/^# ==> /m)
+        .slice(1)
+        .map((chunk) => chunk.split(' <==\n'))) {
         files.push(join(dir, basename(path!)));
         await writeFile(files.at(-1)!, unit!);
       }
@@ -324,7 +382,10 @@ describe('systemd', () => {
 
   it('sets PATH when asked (npx and its bins need node there)', () => {
     const units = systemdUnits(renderSchedule('systemd', { ...posixOptions, searchPath: ['/opt/node 24/bin', '/usr/bin'] }));
-    expect(units.get('/etc/systemd/system/stowage-backup-full.service')?.Service?.Environment).toEqual(['TZ=Asia/Shanghai', '"PATH=/opt/node 24/bin:/usr/bin"']);
+    expect(units.get('/etc/systemd/system/stowage-backup-full.service')?.Service?.Environment).toEqual([
+      'TZ=Asia/Shanghai',
+      '"PATH=/opt/node 24/bin:/usr/bin"',
+    ]);
     expect(renderSchedule('crontab', { ...posixOptions, searchPath: ['/opt/node/bin', '/usr/bin', '/bin'] })).toContain('\nPATH=/opt/node/bin:/usr/bin:/bin\n');
     expect(usageError('crontab', { searchPath: ['bin'] }).message).toBe("a PATH folder must be an absolute path for crontab, not 'bin'");
   });
@@ -353,7 +414,13 @@ describe('compose', () => {
       volumes: [bind('/srv/green house'), bind('/srv/backups')],
       restart: 'unless-stopped',
       stop_grace_period: '2m',
-      healthcheck: { test: ['CMD', 'stowage', 'status', '--config', posixOptions.configPath, '--quiet'], interval: '5m', timeout: '1m', start_period: '1m', retries: 1 },
+      healthcheck: {
+        test: ['CMD', 'stowage', 'status', '--config', posixOptions.configPath, '--quiet'],
+        interval: '5m',
+        timeout: '1m',
+        start_period: '1m',
+        retries: 1,
+      },
     });
   });
 
@@ -375,8 +442,12 @@ describe('compose', () => {
   });
 
   it('quotes whatever a path holds: the YAML reads back the same strings', () => {
-    const odd = "/srv/it's: #1 \"quoted\" [x] {y}";
-    const service = (parseYaml(renderSchedule('compose', { ...posixOptions, configPath: `${odd}/stowage.config.yaml`, workingDir: odd })) as { services: { stowage: Record<string, unknown> } }).services.stowage;
+    const odd = '/srv/it\'s: #1 "quoted" [x] {y}';
+    const service = (
+      parseYaml(renderSchedule('compose', { ...posixOptions, configPath: `${odd}/stowage.config.yaml`, workingDir: odd })) as {
+        services: { stowage: Record<string, unknown> };
+      }
+    ).services.stowage;
     expect(service.working_dir).toBe(odd);
     expect(service.volumes).toEqual([bind(odd)]);
   });

@@ -131,7 +131,11 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
         '# Paste into `crontab -e` of the account that owns the application files.',
         ...(options.timeZone === undefined
           ? []
-          : ['# CRON_TZ sets the schedule zone for cronie (RHEL, Fedora, Arch); Debian and Ubuntu cron use the system zone.', `CRON_TZ=${options.timeZone}`, `TZ=${options.timeZone}`]),
+          : [
+              '# CRON_TZ sets the schedule zone for cronie (RHEL, Fedora, Arch); Debian and Ubuntu cron use the system zone.',
+              `CRON_TZ=${options.timeZone}`,
+              `TZ=${options.timeZone}`,
+            ]),
         ...(options.searchPath === undefined ? [] : [`PATH=${options.searchPath.join(':')}`]),
         ...jobs.flatMap((job) => [
           `# ${job.title}`,
@@ -149,7 +153,9 @@ export function renderSchedule(format: ScheduleFormat, options: ScheduleOptions)
           let run = argv(job).map(winQuote).join(' ');
           if (options.logFile !== undefined) run = `cmd /c "${run} >> ${winQuote(options.logFile)} 2>&1"`;
           if (run.length > 261) {
-            throw new UsageError(`the ${job.title} command is ${run.length} characters, more than the 261 that schtasks /tr accepts; install stowage or the config on a shorter path`);
+            throw new UsageError(
+              `the ${job.title} command is ${run.length} characters, more than the 261 that schtasks /tr accepts; install stowage or the config on a shorter path`,
+            );
           }
           const when = toSchtasks(job.job, job.expression, job.fields);
           return `schtasks /create /f /ru SYSTEM /tn "Stowage\\${job.name}" /tr "${run.replace(/"/g, '\\"')}" ${when}`.replace(/%/g, '%%');
@@ -209,7 +215,8 @@ export const COMPOSE_IMAGE = `stowage:${TOOL_VERSION}`;
  * files read-only, and the environment variables the config names passed through by name.
  */
 function composeService(options: ScheduleOptions, jobs: ReadonlyArray<{ job: ScheduledJob; expression: string }>, header: string): string {
-  for (const file of options.keyFiles ?? []) if (!posix.isAbsolute(file)) throw new UsageError(`a key file must be an absolute path for compose, not '${file}'`);
+  for (const file of options.keyFiles ?? [])
+    if (!posix.isAbsolute(file)) throw new UsageError(`a key file must be an absolute path for compose, not '${file}'`);
   const folders = new Set([options.workingDir, posix.dirname(options.configPath), ...(options.mounts ?? [])].map((p) => posix.resolve(p)));
   const within = (p: string, other: string) => p !== other && p.startsWith(other === '/' ? '/' : `${other}/`);
   const volumes = [...folders].filter((p) => ![...folders].some((other) => within(p, other)));
@@ -223,10 +230,19 @@ function composeService(options: ScheduleOptions, jobs: ReadonlyArray<{ job: Sch
     ...(options.user === undefined ? {} : { user: options.user }),
     ...(environment.length ? { environment } : {}),
     // The long syntax: a path may hold a colon.
-    volumes: [...volumes.map((p) => ({ type: 'bind', source: p, target: p })), ...keyFiles.map((file) => ({ type: 'bind', source: file, target: file, read_only: true }))],
+    volumes: [
+      ...volumes.map((p) => ({ type: 'bind', source: p, target: p })),
+      ...keyFiles.map((file) => ({ type: 'bind', source: file, target: file, read_only: true })),
+    ],
     restart: 'unless-stopped',
     stop_grace_period: '2m',
-    healthcheck: { test: ['CMD', 'stowage', 'status', '--config', options.configPath, '--quiet'], interval: '5m', timeout: '1m', start_period: '1m', retries: 1 },
+    healthcheck: {
+      test: ['CMD', 'stowage', 'status', '--config', options.configPath, '--quiet'],
+      interval: '5m',
+      timeout: '1m',
+      start_period: '1m',
+      retries: 1,
+    },
   };
   const document = new Document({ services: { stowage: service } });
   document.commentBefore = [
@@ -236,7 +252,9 @@ function composeService(options: ScheduleOptions, jobs: ReadonlyArray<{ job: Sch
     options.buildContext === undefined
       ? ` Build the image first, in a clone of the Stowage repository: docker build -t ${options.image ?? COMPOSE_IMAGE} .`
       : ' `docker compose build` builds the image from the Stowage repository (its Dockerfile).',
-    ...(environment.length > (options.timeZone === undefined ? 0 : 1) ? [' The environment variables the config names are passed from where compose runs (their values are not printed here).'] : []),
+    ...(environment.length > (options.timeZone === undefined ? 0 : 1)
+      ? [' The environment variables the config names are passed from where compose runs (their values are not printed here).']
+      : []),
     ` The daemon runs the config's schedule: ${jobs.map((job) => `${job.job} ${job.expression}`).join(', ')}.`,
   ].join('\n');
   return document.toString({ lineWidth: 0 });
@@ -268,7 +286,11 @@ function parseCron(job: ScheduledJob, expression: string): CronFields {
   } catch (error) {
     throw invalid((error as Error).message.replace(/^CronPattern: /, ''));
   }
-  const nonStandard = pattern.lastDayOfMonth || pattern.lastWeekday || pattern.nearestWeekdays.some(Boolean) || pattern.dayOfWeek.some((bit) => bit !== 0 && bit !== EVERY_WEEKDAY);
+  const nonStandard =
+    pattern.lastDayOfMonth ||
+    pattern.lastWeekday ||
+    pattern.nearestWeekdays.some(Boolean) ||
+    pattern.dayOfWeek.some((bit) => bit !== 0 && bit !== EVERY_WEEKDAY);
   if (nonStandard || expression.includes('?')) throw invalid('?, L, W and # are not standard cron');
   const set = (bits: readonly number[], offset = 0) => bits.flatMap((bit, index) => (bit ? [index + offset] : []));
   return { minutes: set(pattern.minute), hours: set(pattern.hour), days: set(pattern.day, 1), months: set(pattern.month, 1), weekdays: set(pattern.dayOfWeek) };
@@ -301,7 +323,14 @@ function calendarComponent(values: readonly number[], key: keyof CronFields, sho
   for (let i = 0; i < values.length; ) {
     let j = i;
     while (values[j + 1] === values[j]! + 1) j++;
-    parts.push(j - i >= 2 ? `${show(values[i]!)}..${show(values[j]!)}` : values.slice(i, j + 1).map(show).join(','));
+    parts.push(
+      j - i >= 2
+        ? `${show(values[i]!)}..${show(values[j]!)}`
+        : values
+            .slice(i, j + 1)
+            .map(show)
+            .join(','),
+    );
     i = j + 1;
   }
   return parts.join(',');
@@ -309,7 +338,8 @@ function calendarComponent(values: readonly number[], key: keyof CronFields, sho
 
 /** systemd `OnCalendar=` for a cron expression: `0 2 * * *` → `*-*-* 02:00:00`, `0 3 * * 0` → `Sun *-*-* 03:00:00`. */
 function toOnCalendar(job: ScheduledJob, expression: string, fields: CronFields): string {
-  if (!every(fields, 'days') && !every(fields, 'weekdays')) throw cannot(job, expression, 'systemd', 'cron runs when either the day of month or the day of week matches');
+  if (!every(fields, 'days') && !every(fields, 'weekdays'))
+    throw cannot(job, expression, 'systemd', 'cron runs when either the day of month or the day of week matches');
   const weekdays = every(fields, 'weekdays') ? '' : `${calendarComponent(fields.weekdays, 'weekdays', (n) => WEEKDAYS[n]!)} `;
   const date = `*-${calendarComponent(fields.months, 'months', pad)}-${calendarComponent(fields.days, 'days', pad)}`;
   return `${weekdays}${date} ${calendarComponent(fields.hours, 'hours', pad)}:${calendarComponent(fields.minutes, 'minutes', pad)}:00`;

@@ -18,13 +18,22 @@ export function dbBackupProgram(setExit: (code: number) => void): Command {
     .action(async (options: GlobalOptions & { type?: string; reason?: string; cleanup?: boolean; verify?: string; validateData?: string }) => {
       const actions = [options.type, options.cleanup, options.verify, options.validateData].filter((a) => a !== undefined).length;
       setExit(
-        await withEngine({ program: 'db_backup', command: 'db_backup' }, options, async (engine, out) => {
-          if (actions !== 1) throw new UsageError('give exactly one of --type=…, --cleanup, --verify=FILE, --validate-data=FILE');
-          if (options.type) return runBackup(engine, out, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
-          if (options.cleanup) return runCleanup(engine, out, {});
-          if (options.verify) return runVerify(engine, out, { backup: options.verify });
-          return runValidate(engine, out, options.validateData!);
-        }, options.type || options.cleanup ? { kind: 'exclusive', operation: options.type ? 'backup' : 'cleanup', waitMs: waitMs(options.wait) } : options.verify ? { kind: 'readers', operation: 'verify', waitMs: waitMs(options.wait) } : undefined),
+        await withEngine(
+          { program: 'db_backup', command: 'db_backup' },
+          options,
+          async (engine, out) => {
+            if (actions !== 1) throw new UsageError('give exactly one of --type=…, --cleanup, --verify=FILE, --validate-data=FILE');
+            if (options.type) return runBackup(engine, out, { type: options.type, ...(options.reason === undefined ? {} : { reason: options.reason }) });
+            if (options.cleanup) return runCleanup(engine, out, {});
+            if (options.verify) return runVerify(engine, out, { backup: options.verify });
+            return runValidate(engine, out, options.validateData!);
+          },
+          options.type || options.cleanup
+            ? { kind: 'exclusive', operation: options.type ? 'backup' : 'cleanup', waitMs: waitMs(options.wait) }
+            : options.verify
+              ? { kind: 'readers', operation: 'verify', waitMs: waitMs(options.wait) }
+              : undefined,
+        ),
       );
     });
 }
@@ -39,19 +48,26 @@ export function dbRestoreProgram(setExit: (code: number) => void): Command {
     .option('--verify', 'check the database restored last')
     .action(async (options: GlobalOptions & { file?: string; testMode?: boolean; target?: string; list?: boolean; verify?: boolean }) => {
       setExit(
-        await withEngine({ program: 'db_restore', command: 'db_restore' }, options, async (engine, out) => {
-          const actions = [options.file, options.list, options.verify].filter((a) => a !== undefined).length;
-          if (actions !== 1) throw new UsageError('give exactly one of --file=FILE, --list, --verify');
-          if (options.list) return runList(engine, out, {});
-          if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
-          // The seed's `--file=FILE` names the backup explicitly: it is the consent, in scripts too.
-          return runRestore(engine, out, {
-            backup: options.file!,
-            yes: true,
-            testMode: options.testMode ?? false,
-            ...(options.target === undefined ? {} : { target: options.target }),
-          });
-        }, options.file ? { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore', waitMs: waitMs(options.wait) } : undefined),
+        await withEngine(
+          { program: 'db_restore', command: 'db_restore' },
+          options,
+          async (engine, out) => {
+            const actions = [options.file, options.list, options.verify].filter((a) => a !== undefined).length;
+            if (actions !== 1) throw new UsageError('give exactly one of --file=FILE, --list, --verify');
+            if (options.list) return runList(engine, out, {});
+            if (options.verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+            // The seed's `--file=FILE` names the backup explicitly: it is the consent, in scripts too.
+            return runRestore(engine, out, {
+              backup: options.file!,
+              yes: true,
+              testMode: options.testMode ?? false,
+              ...(options.target === undefined ? {} : { target: options.target }),
+            });
+          },
+          options.file
+            ? { kind: options.testMode ? 'readers' : 'exclusive', operation: options.testMode ? 'restore-test' : 'restore', waitMs: waitMs(options.wait) }
+            : undefined,
+        ),
       );
     });
 }

@@ -40,12 +40,17 @@ describe('detectAnomalies', () => {
   it('flags a table that vanished', () => {
     const { goods: _goods, ...tables } = history().at(-1)!.tables;
     const findings = detectAnomalies({ ...next(), tables }, history());
-    expect(findings).toEqual([expect.objectContaining({ metric: 'table:goods', value: 0, severity: 'critical', reason: expect.stringMatching(/^table goods is gone/) })]);
+    expect(findings).toEqual([
+      expect.objectContaining({ metric: 'table:goods', value: 0, severity: 'critical', reason: expect.stringMatching(/^table goods is gone/) }),
+    ]);
   });
 
   it('flags a database that tripled in size, and a table that jumped', () => {
     const last = history().at(-1)!;
-    const findings = detectAnomalies(next({ dbSize: last.dbSize * 3, encodedSize: last.encodedSize * 3, decodedSize: last.decodedSize * 3 }, { goods: 9_000 }), history());
+    const findings = detectAnomalies(
+      next({ dbSize: last.dbSize * 3, encodedSize: last.encodedSize * 3, decodedSize: last.decodedSize * 3 }, { goods: 9_000 }),
+      history(),
+    );
     expect(findings.map((f) => [f.metric, f.severity])).toEqual([
       ['dbSize', 'warning'],
       ['encodedSize', 'warning'],
@@ -65,7 +70,12 @@ describe('detectAnomalies', () => {
   });
 
   it('does not band the stored size of incrementals, whose deltas follow the activity', () => {
-    const incrementals = history().map((h, i) => ({ ...h, type: 'incremental', encodedSize: 200_000 + (i % 3) * 10_000, decodedSize: 800_000 + (i % 3) * 40_000 }));
+    const incrementals = history().map((h, i) => ({
+      ...h,
+      type: 'incremental',
+      encodedSize: 200_000 + (i % 3) * 10_000,
+      decodedSize: 800_000 + (i % 3) * 40_000,
+    }));
     const busy = { ...incrementals.at(-1)!, id: 'inc_backup_20240615_100000', encodedSize: 2_000_000, decodedSize: 8_000_000 };
     expect(detectAnomalies(busy, incrementals)).toEqual([]);
   });
@@ -73,7 +83,12 @@ describe('detectAnomalies', () => {
   it('needs at least 3 backups of the same type before judging', () => {
     const crash = next({ dbSize: MiB }, { stock_list: 0 });
     expect(detectAnomalies(crash, history(2))).toEqual([]);
-    expect(detectAnomalies(crash, history().map((h) => ({ ...h, type: 'hot' })))).toEqual([]);
+    expect(
+      detectAnomalies(
+        crash,
+        history().map((h) => ({ ...h, type: 'hot' })),
+      ),
+    ).toEqual([]);
     expect(detectAnomalies(crash, history(3)).length).toBeGreaterThan(0);
   });
 
@@ -94,7 +109,15 @@ describe('detectAnomalies', () => {
         { role: 'files', size: 5000, decodedSize: 5100 },
       ],
     });
-    expect(facts).toEqual({ id: 'inc_backup_20240601_030000', type: 'incremental', dbSize: 8192, pageCount: 2, tables: { goods: 3 }, encodedSize: 100, decodedSize: 400 });
+    expect(facts).toEqual({
+      id: 'inc_backup_20240601_030000',
+      type: 'incremental',
+      dbSize: 8192,
+      pageCount: 2,
+      tables: { goods: 3 },
+      encodedSize: 100,
+      decodedSize: 400,
+    });
   });
 
   it('turns findings into one size-anomaly alert, critical when a finding is', () => {

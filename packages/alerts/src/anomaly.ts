@@ -84,7 +84,8 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const bytes = (n: number) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+const bytes = (n: number) =>
+  n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 const rows = (n: number) => `${Math.round(n)} rows`;
 const ratio = (n: number) => `${n.toFixed(2)}:1`;
 
@@ -125,8 +126,21 @@ export function detectAnomalies(current: BackupFacts, history: readonly BackupFa
     findings.push({ metric, value, ...b, severity: 'warning', reason });
   };
 
-  checkBand('dbSize', 'the database size', current.dbSize, past.map((p) => p.dbSize), bytes);
-  if (current.type !== 'incremental') checkBand('encodedSize', 'the stored size', current.encodedSize, past.map((p) => p.encodedSize), bytes);
+  checkBand(
+    'dbSize',
+    'the database size',
+    current.dbSize,
+    past.map((p) => p.dbSize),
+    bytes,
+  );
+  if (current.type !== 'incremental')
+    checkBand(
+      'encodedSize',
+      'the stored size',
+      current.encodedSize,
+      past.map((p) => p.encodedSize),
+      bytes,
+    );
 
   for (const table of Object.keys(newest.tables)) {
     const values = past.flatMap((p) => (p.tables[table] === undefined ? [] : [p.tables[table]]));

@@ -78,7 +78,9 @@ async function postWebhook(channel: WebhookChannelConfig, payload: WebhookPayloa
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'stowage-alerts' };
   if (channel.secretEnv) {
-    headers[WEBHOOK_SIGNATURE_HEADER] = `sha256=${createHmac('sha256', secretOf(env, channel.secretEnv, label)).update(body).digest('hex')}`;
+    headers[WEBHOOK_SIGNATURE_HEADER] = `sha256=${createHmac('sha256', secretOf(env, channel.secretEnv, label))
+      .update(body)
+      .digest('hex')}`;
   }
   let response: Response;
   try {

@@ -58,7 +58,15 @@ describe('alertsConfigSchema', () => {
     expect(problemsOf({ channels: [{ ...email, secure: 'none', user: 'u', passwordEnv: 'P' }] })).toEqual([
       'alerts.channels.0.secure: a password would travel in clear text: use secure "starttls" or "tls"',
     ]);
-    expect(problemsOf({ channels: [{ ...email, to: ['ops'] }, { type: 'webhook', url: 'ftp://h.example.com' }], repeatMinutes: 0 })).toEqual([
+    expect(
+      problemsOf({
+        channels: [
+          { ...email, to: ['ops'] },
+          { type: 'webhook', url: 'ftp://h.example.com' },
+        ],
+        repeatMinutes: 0,
+      }),
+    ).toEqual([
       'alerts.channels.0.to.0: expected an email address such as ops@example.com',
       'alerts.channels.1.url: expected an http:// or https:// URL',
       'alerts.repeatMinutes: Too small: expected number to be >0',

@@ -18,7 +18,9 @@ const emailChannelSchema = z
     secure: z
       .enum(['starttls', 'tls', 'none'])
       .default('starttls')
-      .describe('starttls: plain connection upgraded by STARTTLS, refused if the server does not offer it (Django EMAIL_USE_TLS); tls: implicit TLS (EMAIL_USE_SSL); none: no TLS at all'),
+      .describe(
+        'starttls: plain connection upgraded by STARTTLS, refused if the server does not offer it (Django EMAIL_USE_TLS); tls: implicit TLS (EMAIL_USE_SSL); none: no TLS at all',
+      ),
     user: z.string().min(1).optional().describe('SMTP user (Django EMAIL_HOST_USER)'),
     passwordEnv: envName.optional().describe('Environment variable holding the SMTP password (Django EMAIL_HOST_PASSWORD)'),
     password: literalSecret('SMTP password', 'passwordEnv'),

@@ -98,7 +98,12 @@ describe('webhook alerts', () => {
 
   it('reports a refused connection, and an unset secret variable', async () => {
     const url = `http://127.0.0.1:${await closedPort()}/hook`;
-    const [refused, noSecret] = await alerter({ channels: [{ type: 'webhook', url }, { type: 'webhook', url, secretEnv: 'UNSET_SECRET' }] }).sendTest();
+    const [refused, noSecret] = await alerter({
+      channels: [
+        { type: 'webhook', url },
+        { type: 'webhook', url, secretEnv: 'UNSET_SECRET' },
+      ],
+    }).sendTest();
     expect(refused?.error).toMatchObject({ code: AlertsErrorCode.SendFailed, message: expect.stringContaining('ECONNREFUSED') });
     expect(noSecret?.error?.code).toBe(AlertsErrorCode.SecretMissing);
   });

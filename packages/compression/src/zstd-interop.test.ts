@@ -29,7 +29,9 @@ async function run(input: Buffer, stage: Transform): Promise<Buffer> {
   return output;
 }
 
-const data = Buffer.concat(Array.from({ length: 2000 }, (_, i) => Buffer.from(`row ${i} | 上海 浦东新区 | ${randomBytes(8).toString('hex')} | qty ${i % 97}\n`)));
+const data = Buffer.concat(
+  Array.from({ length: 2000 }, (_, i) => Buffer.from(`row ${i} | 上海 浦东新区 | ${randomBytes(8).toString('hex')} | qty ${i % 97}\n`)),
+);
 
 describe('zstd CLI interoperability', () => {
   it.each([0, 1, 2])('zstd -d reads our output (workers %d) and finds its checksum', async (workers) => {

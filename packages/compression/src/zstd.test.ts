@@ -144,7 +144,7 @@ describe('bad input is stowage.compression.corrupt', () => {
 
 describe('decodeError', () => {
   it('wraps a zstd failure and keeps its reason', () => {
-    const error = decodeError(new Error('Restored data doesn\'t match checksum'));
+    const error = decodeError(new Error("Restored data doesn't match checksum"));
     expect(error.code).toBe(CompressionErrorCode.Corrupt);
     expect(error.message).toContain("Restored data doesn't match checksum");
     expect(error.toJSON()).toMatchObject({ code: 'stowage.compression.corrupt', context: { reason: "Restored data doesn't match checksum" } });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Alert, Alerter, AlertKind } from '@stowage/alerts';
 import type { ResolvedConfig } from './config.js';
 
-type Builders = (typeof import('@stowage/alerts'))['Alerts'];
+type Builders = typeof import('@stowage/alerts')['Alerts'];
 
 export class Alerting {
   #alerter: Promise<Alerter> | undefined;
@@ -57,7 +57,12 @@ export class Alerting {
     if (!config) return Promise.resolve(undefined);
     this.#alerter ??= import('@stowage/alerts').then(
       ({ Alerter }) =>
-        new Alerter({ config, stateDir: join(this.config.stateDir, 'status'), now: this.now, onError: (error) => this.warn(`alert channel failed: ${(error as Error).message}`) }),
+        new Alerter({
+          config,
+          stateDir: join(this.config.stateDir, 'status'),
+          now: this.now,
+          onError: (error) => this.warn(`alert channel failed: ${(error as Error).message}`),
+        }),
     );
     return this.#alerter;
   }

@@ -22,9 +22,17 @@ beforeAll(async () => {
   ws = await makeWorkspace({
     engine: { now: () => clock.now },
     config: {
-      destinations: [{ name: 'local', url: 'backups' }, { name: 'offsite', url: 'offsite' }],
+      destinations: [
+        { name: 'local', url: 'backups' },
+        { name: 'offsite', url: 'offsite' },
+      ],
       quorum: 1,
-      alerts: { channels: [{ type: 'email', host: '127.0.0.1', port: smtp.port, secure: 'none', from: 'stowage@wms.example.com', to: ['ops@example.com'], timeoutMs: 2000 }], repeatMinutes: 60 },
+      alerts: {
+        channels: [
+          { type: 'email', host: '127.0.0.1', port: smtp.port, secure: 'none', from: 'stowage@wms.example.com', to: ['ops@example.com'], timeoutMs: 2000 },
+        ],
+        repeatMinutes: 60,
+      },
     },
   });
 });
@@ -38,7 +46,11 @@ describe('alerts by email, end to end', () => {
     // Backup failed (every destination full), then degraded (one down), then fine.
     const broken = await openEngine(ws.config, { retry: false, now: () => clock.now, wrappers: [(a) => withChaos(a, { diskFull: true })] });
     await expect(backup(broken, { type: 'full' })).rejects.toMatchObject({ code: 'stowage.backup.replication_failed' });
-    const degraded = await openEngine(ws.config, { retry: false, now: () => clock.now, wrappers: [(a, name) => (name === 'offsite' ? withChaos(a, { diskFull: true }) : a)] });
+    const degraded = await openEngine(ws.config, {
+      retry: false,
+      now: () => clock.now,
+      wrappers: [(a, name) => (name === 'offsite' ? withChaos(a, { diskFull: true }) : a)],
+    });
     await backup(degraded, { type: 'full' });
     for (let day = 2; day <= 5; day++) {
       clock.now = new Date(2024, 5, day, 2, 0, 0);
@@ -60,7 +72,10 @@ describe('alerts by email, end to end', () => {
     await verify(ws.engine, { all: true });
     await drill(ws.engine, { destination: 'offsite' });
     // A cleanup that cannot delete, and a drill slower than an RTO target of 0 minutes.
-    const stuck = await openEngine({ ...ws.config, retention: { full: '1h', incremental: '1h', hot: '1h' } }, { retry: false, now: () => clock.now, wrappers: [(a) => withChaos(a, { delete: { fail: 'always' } })] });
+    const stuck = await openEngine(
+      { ...ws.config, retention: { full: '1h', incremental: '1h', hot: '1h' } },
+      { retry: false, now: () => clock.now, wrappers: [(a) => withChaos(a, { delete: { fail: 'always' } })] },
+    );
     clock.now = new Date(2024, 5, 6, 3, 0, 0);
     expect((await cleanup(stuck, {})).failures.length).toBeGreaterThan(0);
     const impatient = await openEngine({ ...ws.config, targets: { rpo: '1h', rto: '0m' } }, { retry: false, now: () => clock.now });
@@ -70,8 +85,20 @@ describe('alerts by email, end to end', () => {
     expect((await status(ws.engine)).healthy).toBe(false);
 
     const got = subjects();
-    for (const expected of [/full backup failed/i, /is missing at offsite/i, /looks unusual: table:stocklist/i, /verify/i, /drill .* failed/i, /cleanup/i, /RTO|recovery time|took/i, /RPO/i]) {
-      expect(got.some((subject) => expected.test(subject)), `${expected} in ${JSON.stringify(got)}`).toBe(true);
+    for (const expected of [
+      /full backup failed/i,
+      /is missing at offsite/i,
+      /looks unusual: table:stocklist/i,
+      /verify/i,
+      /drill .* failed/i,
+      /cleanup/i,
+      /RTO|recovery time|took/i,
+      /RPO/i,
+    ]) {
+      expect(
+        got.some((subject) => expected.test(subject)),
+        `${expected} in ${JSON.stringify(got)}`,
+      ).toBe(true);
     }
     const failedMail = smtp.mails.find((mail) => /full backup failed/i.test(mail.subject ?? ''))!;
     expect(failedMail.text).toMatch(/Where: .*stowage\.config\.json/);

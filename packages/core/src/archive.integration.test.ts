@@ -215,7 +215,10 @@ describe.each(SERVERS)('archive offload against $label, through the real SDK cli
     const thaw = { tier: 'standard', days: 1, wait: true, pollMs: 50 } as const;
     const verifying = verify(ws.engine, { backup: ids.full1!.id, deep: true, thaw });
     await new Promise((resolve) => setTimeout(resolve, 400));
-    expect((await thawStatus(ws.engine, ids.full1!.id)).artifacts.map((a) => a.state), 'the thaw was requested').toEqual(['thawing']);
+    expect(
+      (await thawStatus(ws.engine, ids.full1!.id)).artifacts.map((a) => a.state),
+      'the thaw was requested',
+    ).toEqual(['thawing']);
     await server.advance(server.standardThawMs);
     const [thawed] = await verifying;
     expect(thawed!.artifacts.filter((a) => !a.ok)).toEqual([]);

@@ -60,7 +60,12 @@ describe('config changes', () => {
   it('are noted in the audit log once per change, by hash only', async () => {
     ws = await makeWorkspace();
     const logDir = join(ws.backups, 'logs');
-    const operations = async () => (await readFile(join(logDir, AUDIT_FILE), 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as AuditRecord).outcome);
+    const operations = async () =>
+      (await readFile(join(logDir, AUDIT_FILE), 'utf8').catch(() => ''))
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as AuditRecord).outcome);
     await writeFile(ws.config.configPath, '{"source":{"database":"db.sqlite3"},"destinations":[{"name":"local","url":"backups"}]}');
     await (await openEngine(ws.config)).close();
     await (await openEngine(ws.config)).close();
@@ -88,7 +93,14 @@ describe('config changes', () => {
 
 describe('the audit log anchored off-host', () => {
   it('finds a removed tail, a rewritten log, and a damaged, truncated or missing copy at a destination', async () => {
-    ws = await makeWorkspace({ config: { destinations: [{ name: 'local', url: 'backups' }, { name: 'remote', url: 'remote' }] } });
+    ws = await makeWorkspace({
+      config: {
+        destinations: [
+          { name: 'local', url: 'backups' },
+          { name: 'remote', url: 'remote' },
+        ],
+      },
+    });
     const unanchored = (await backup(ws.engine, { type: 'full' })).manifest;
     expect(unanchored.audit).toBeUndefined(); // the log was empty
     await verify(ws.engine, { all: true });
@@ -118,18 +130,29 @@ describe('the audit log anchored off-host', () => {
     const cut = lines.slice(0, second.audit!.seq - 1);
     expect(await verifyAudit(join(ws.backups, 'logs'))).toMatchObject({ ok: true });
     const truncated = await problemsAfter(() => writeFile(path, `${cut.join('\n')}\n`));
-    expect(truncated).toContain(`the log ends at record ${cut.length}, but backup ${second.id} recorded record ${second.audit!.seq} as its head at commit: the records after ${cut.length} were removed`);
-    expect(truncated).toContain(`the local log ends at record ${cut.length}, but the copy at remote holds records up to ${lines.length}: the local log lost its tail`);
+    expect(truncated).toContain(
+      `the log ends at record ${cut.length}, but backup ${second.id} recorded record ${second.audit!.seq} as its head at commit: the records after ${cut.length} were removed`,
+    );
+    expect(truncated).toContain(
+      `the local log ends at record ${cut.length}, but the copy at remote holds records up to ${lines.length}: the local log lost its tail`,
+    );
 
     // The whole log rewritten with fresh hashes (a chain that checks out on its own).
-    const rewritten = await problemsAfter(() => writeFile(path, rechain(lines, (r) => (r.seq === 2 ? { ...r, outcome: 'failed' } : r))));
+    const rewritten = await problemsAfter(() =>
+      writeFile(
+        path,
+        rechain(lines, (r) => (r.seq === 2 ? { ...r, outcome: 'failed' } : r)),
+      ),
+    );
     expect(rewritten).toContain(`record ${first.audit!.seq} differs from the one backup ${first.id} recorded at commit: the log was rewritten`);
     expect(rewritten).toContain('record 2 differs between the local log and the copy at remote');
 
     const flipped = Buffer.from(copy);
     flipped[Math.floor(copy.length / 2)]! ^= 0x01;
     expect((await problemsAfter(() => writeFile(copyPath, flipped)))[0]).toMatch(/^the audit copy at remote is damaged: line \d+: /);
-    expect(await problemsAfter(() => writeFile(copyPath, copy.subarray(0, copy.length - 10)))).toContain(`the audit copy at remote is damaged: line ${lines.length}: the last record is cut short (the file was truncated)`);
+    expect(await problemsAfter(() => writeFile(copyPath, copy.subarray(0, copy.length - 10)))).toContain(
+      `the audit copy at remote is damaged: line ${lines.length}: the last record is cut short (the file was truncated)`,
+    );
     const copyLines = copy.toString('utf8').trim().split('\n');
     expect(await problemsAfter(() => writeFile(copyPath, `${copyLines.slice(0, second.audit!.seq - 1).join('\n')}\n`))).toEqual([
       `the audit copy at remote ends at record ${second.audit!.seq - 1}, but backup ${second.id} there recorded record ${second.audit!.seq}: the copy was truncated or replaced by an older one`,

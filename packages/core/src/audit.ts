@@ -101,7 +101,8 @@ function checkChain(text: string): { lines: number; records: AuditRecord[]; prob
     if (hashOf(body) !== hash) problems.push(`${at}: record ${record.seq} was edited (its hash does not match its content)`);
     const expectedSeq = previous ? previous.seq + 1 : 1;
     if (record.seq !== expectedSeq) problems.push(`${at}: record ${record.seq} where ${expectedSeq} was expected (a record was deleted or moved)`);
-    else if (record.prev !== (previous?.hash ?? GENESIS)) problems.push(`${at}: record ${record.seq} does not follow the record before it (deleted, reordered or edited)`);
+    else if (record.prev !== (previous?.hash ?? GENESIS))
+      problems.push(`${at}: record ${record.seq} does not follow the record before it (deleted, reordered or edited)`);
     previous = record;
     records.push(record);
   });
@@ -130,7 +131,11 @@ export interface AuditTrailVerification extends AuditVerification {
  * the local log lacks, ending before the head a manifest there recorded, or missing where this
  * host's backups are. A destination that cannot be read is a warning.
  */
-export async function verifyAuditTrail(engine: { readonly logDir: string; readonly destinations: readonly Destination[]; warn(message: string): void }): Promise<AuditTrailVerification> {
+export async function verifyAuditTrail(engine: {
+  readonly logDir: string;
+  readonly destinations: readonly Destination[];
+  warn(message: string): void;
+}): Promise<AuditTrailVerification> {
   const local = checkChain(await readFile(join(engine.logDir, AUDIT_FILE), 'utf8').catch(() => ''));
   const problems = [...local.problems];
   const bySeq = new Map(local.records.map((r) => [r.seq, r]));
@@ -139,7 +144,9 @@ export async function verifyAuditTrail(engine: { readonly logDir: string; readon
   const anchored = ours.filter((e) => e.manifest.audit).sort((a, b) => a.manifest.audit!.seq - b.manifest.audit!.seq);
   const newest = anchored.at(-1)?.manifest;
   if (newest && newest.audit!.seq > last) {
-    problems.push(`the log ends at record ${last}, but backup ${newest.id} recorded record ${newest.audit!.seq} as its head at commit: the records after ${last} were removed`);
+    problems.push(
+      `the log ends at record ${last}, but backup ${newest.id} recorded record ${newest.audit!.seq} as its head at commit: the records after ${last} were removed`,
+    );
   }
   const rewritten = new Set<number>();
   for (const { manifest } of anchored) {
@@ -168,10 +175,13 @@ export async function verifyAuditTrail(engine: { readonly logDir: string; readon
     const differing = copy.records.find((r) => bySeq.has(r.seq) && bySeq.get(r.seq)!.hash !== r.hash);
     if (differing) problems.push(`record ${differing.seq} differs between the local log and the copy at ${destination.name}`);
     const copyLast = copy.records.at(-1)?.seq ?? 0;
-    if (copyLast > last) problems.push(`the local log ends at record ${last}, but the copy at ${destination.name} holds records up to ${copyLast}: the local log lost its tail`);
+    if (copyLast > last)
+      problems.push(`the local log ends at record ${last}, but the copy at ${destination.name} holds records up to ${copyLast}: the local log lost its tail`);
     const newestHere = anchored.filter((e) => e.destinations.includes(destination.name)).at(-1)?.manifest;
     if (newestHere && copyLast < newestHere.audit!.seq) {
-      problems.push(`the audit copy at ${destination.name} ends at record ${copyLast}, but backup ${newestHere.id} there recorded record ${newestHere.audit!.seq}: the copy was truncated or replaced by an older one`);
+      problems.push(
+        `the audit copy at ${destination.name} ends at record ${copyLast}, but backup ${newestHere.id} there recorded record ${newestHere.audit!.seq}: the copy was truncated or replaced by an older one`,
+      );
     }
   }
   return { ok: problems.length === 0, records: local.lines, problems, anchors: { manifests: anchored.length, copies } };

@@ -13,7 +13,10 @@ import { makeWorkspace, type Workspace } from './test/harness.js';
 import { validate } from './validate.js';
 import { verify } from './verify.js';
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
 let ws: Workspace;
@@ -169,7 +172,10 @@ describe('restore', () => {
     const bytes = await readFile(stored);
     bytes[200_000 % bytes.length]! ^= 0xff;
     await writeFile(stored, bytes);
-    await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.corrupt', message: expect.stringContaining(`full/${manifest.id}.sqlite3`) });
+    await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({
+      code: 'stowage.backup.corrupt',
+      message: expect.stringContaining(`full/${manifest.id}.sqlite3`),
+    });
     expect(await sha256File(ws.database)).toBe(live);
     expect((await readdir(ws.dir)).filter((f) => f.includes('stowage-restore'))).toEqual([]);
     expect(await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).toMatch(/restore full_backup_\S+ failed/);

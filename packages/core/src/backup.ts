@@ -84,7 +84,9 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
       durationMs: performance.now() - started,
       detail: (error as Error).message,
     }).catch(warnUnrecorded(engine.warn, 'the failed backup in backup.log and the audit log'));
-    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message })).catch(warnUnrecorded(engine.warn, 'the backup-failed alert'));
+    await engine.alerts
+      .raise((a, at) => a.backupFailed({ ...at, type: options.type, error: (error as Error).message }))
+      .catch(warnUnrecorded(engine.warn, 'the backup-failed alert'));
     throw error;
   }
 }
@@ -101,7 +103,9 @@ async function copyAuditLog(engine: Engine, committed: readonly string[]): Promi
   await Promise.all(
     engine.destinations
       .filter((d) => committed.includes(d.name))
-      .map((d) => d.adapter.put(key, bufferBody(log)).catch((error: unknown) => engine.warn(`could not copy the audit log to ${d.name}: ${(error as Error).message}`))),
+      .map((d) =>
+        d.adapter.put(key, bufferBody(log)).catch((error: unknown) => engine.warn(`could not copy the audit log to ${d.name}: ${(error as Error).message}`)),
+      ),
   );
 }
 
@@ -109,7 +113,9 @@ async function copyAuditLog(engine: Engine, committed: readonly string[]): Promi
 async function alertOn(engine: Engine, result: BackupResult): Promise<void> {
   const { manifest } = result;
   if (result.outcome === 'failed') {
-    await engine.alerts.raise((a, at) => a.backupFailed({ ...at, type: manifest.type, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }));
+    await engine.alerts.raise((a, at) =>
+      a.backupFailed({ ...at, type: manifest.type, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }),
+    );
   } else {
     await engine.alerts.resolve('backup-failed', manifest.type);
     if (result.outcome === 'degraded') await engine.alerts.raise((a, at) => a.backupDegraded({ ...at, backupId: manifest.id, missing: result.failures }));
@@ -120,13 +126,7 @@ async function alertOn(engine: Engine, result: BackupResult): Promise<void> {
   else await engine.alerts.resolve('size-anomaly', manifest.type);
 }
 
-async function takeBackup(
-  engine: Engine,
-  options: BackupOptions,
-  createdAt: Date,
-  started: number,
-  onId: (id: string) => void,
-): Promise<BackupResult> {
+async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Date, started: number, onId: (id: string) => void): Promise<BackupResult> {
   const { config } = engine;
   requireDestinations(engine);
   await ensurePrivateDir(engine.stagingDir);
@@ -165,7 +165,18 @@ async function takeBackup(
       if (plan.parent) {
         const base = plan.parent.entry.manifest.source;
         pages = changedPages(plan.parent.pageHashes, digest.pageHashes);
-        await writeDelta(stagedSnapshot, stagedDelta, { pageSize: snapshot.pageSize, pageCount: snapshot.pageCount, basePageCount: base.pageCount, baseSha256: base.snapshotSha256, targetSha256: digest.sha256 }, pages);
+        await writeDelta(
+          stagedSnapshot,
+          stagedDelta,
+          {
+            pageSize: snapshot.pageSize,
+            pageCount: snapshot.pageCount,
+            basePageCount: base.pageCount,
+            baseSha256: base.snapshotSha256,
+            targetSha256: digest.sha256,
+          },
+          pages,
+        );
         stagedFiles.push(await stagedFile('delta', stagedDelta));
         delta = { changedPages: pages.length, basePageCount: base.pageCount };
       } else {
@@ -208,7 +219,10 @@ async function takeBackup(
 
     for (let sequence = 0; ; sequence++) {
       if (sequence >= MAX_NAME_ATTEMPTS) {
-        throw new CoreError(CoreErrorCode.ReplicationFailed, `no free backup name for ${backupId(type, createdAt, 0)} after ${MAX_NAME_ATTEMPTS} tries: a destination reports every name as taken; check it with \`stowage destinations probe\``);
+        throw new CoreError(
+          CoreErrorCode.ReplicationFailed,
+          `no free backup name for ${backupId(type, createdAt, 0)} after ${MAX_NAME_ATTEMPTS} tries: a destination reports every name as taken; check it with \`stowage destinations probe\``,
+        );
       }
       const id = backupId(type, createdAt, sequence);
       if (await nameTaken(engine.destinations, type, id)) continue;
@@ -226,7 +240,9 @@ async function takeBackup(
       if (outcomes.some((o) => o.kind === 'name-taken')) {
         // Another backup claimed this name between our check and our upload: step aside (best effort: cleanup removes orphans).
         await Promise.all(
-          engine.destinations.map((d, i) => (outcomes[i]!.kind === 'stored' ? d.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined) : undefined)),
+          engine.destinations.map((d, i) =>
+            outcomes[i]!.kind === 'stored' ? d.adapter.delete(staged.map((s) => s.artifact.key)).catch(() => undefined) : undefined,
+          ),
         );
         continue;
       }
@@ -302,7 +318,10 @@ async function takeBackup(
       crashPoint('backup.cache-written');
       const quorum = requiredReplicas(engine);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
-      if (outcome !== 'ok') engine.warn(`${id} committed at ${committed.length} of ${engine.config.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`);
+      if (outcome !== 'ok')
+        engine.warn(
+          `${id} committed at ${committed.length} of ${engine.config.destinations.length} destinations (quorum ${quorum}); \`stowage sync\` repairs the rest`,
+        );
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
@@ -380,13 +399,24 @@ function artifactKey(role: Artifact['role'], type: BackupType, id: string): stri
  * Archives the configured file sets into the staging folder: everything for a full or hot
  * backup, only what changed since the parent's file sets for an incremental.
  */
-async function archiveFileSets(engine: Engine, config: FileSetsConfig, plan: BackupPlan, stem: string, staged: StagedFile[]): Promise<NonNullable<Manifest['files']>> {
+async function archiveFileSets(
+  engine: Engine,
+  config: FileSetsConfig,
+  plan: BackupPlan,
+  stem: string,
+  staged: StagedFile[],
+): Promise<NonNullable<Manifest['files']>> {
   const parent = plan.parent ? await loadFileSetIndex(engine, plan.parent.entry) : undefined;
   engine.progress({ phase: 'files', done: 0 });
   const scan = await scanFileSets(config, { baseDir: engine.config.baseDir, ...(parent ? { parent } : {}) });
   const result = await writeFileSetArchive(scan, createWriteStream(`${stem}.files.tar`, { flags: 'wx', mode: 0o600 }));
   await writeFile(`${stem}.files-index.json`, result.indexBytes, { mode: 0o600 });
-  staged.push(await stagedFile('files', `${stem}.files.tar`), { role: 'files-index', path: `${stem}.files-index.json`, size: result.indexBytes.length, sha256: result.indexSha256 });
+  staged.push(await stagedFile('files', `${stem}.files.tar`), {
+    role: 'files-index',
+    path: `${stem}.files-index.json`,
+    size: result.indexBytes.length,
+    sha256: result.indexSha256,
+  });
   const warnings = result.warnings.map((w) => `${w.code}: ${w.message}`);
   for (const warning of warnings) engine.warn(`file sets: ${warning}`);
   return {

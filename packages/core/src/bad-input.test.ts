@@ -9,7 +9,10 @@ import { resolveConfig } from './config.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
@@ -18,7 +21,10 @@ describe('bad input: one clear error, nothing lost', () => {
   it('a missing database', async () => {
     ws = await makeWorkspace();
     await rm(ws.database);
-    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({ code: 'stowage.source.not_found', message: expect.stringMatching(/does not exist; check source\.database/) });
+    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+      code: 'stowage.source.not_found',
+      message: expect.stringMatching(/does not exist; check source\.database/),
+    });
   });
 
   it('a file that is not a SQLite database, and an empty one', async () => {
@@ -36,7 +42,10 @@ describe('bad input: one clear error, nothing lost', () => {
     writer.prepare('BEGIN EXCLUSIVE').run();
     try {
       const started = Date.now();
-      await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({ code: 'stowage.source.locked', message: expect.stringMatching(/locked by another process for 300 ms/) });
+      await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+        code: 'stowage.source.locked',
+        message: expect.stringMatching(/locked by another process for 300 ms/),
+      });
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       writer.prepare('ROLLBACK').run();
@@ -62,9 +71,13 @@ describe('bad input: one clear error, nothing lost', () => {
     ws = await makeWorkspace();
     await backup(ws.engine, { type: 'full' });
     const live = await sha256File(ws.database);
-    await expect(restore(ws.engine, { backup: 'latest', target: join(ws.dir, 'nope', 'db.sqlite3') })).rejects.toMatchObject({ code: 'stowage.restore.target_missing' });
+    await expect(restore(ws.engine, { backup: 'latest', target: join(ws.dir, 'nope', 'db.sqlite3') })).rejects.toMatchObject({
+      code: 'stowage.restore.target_missing',
+    });
     await writeFile(join(ws.dir, 'plainfile'), 'x');
-    await expect(restore(ws.engine, { backup: 'latest', target: join(ws.dir, 'plainfile', 'db.sqlite3') })).rejects.toMatchObject({ code: 'stowage.restore.target_missing' });
+    await expect(restore(ws.engine, { backup: 'latest', target: join(ws.dir, 'plainfile', 'db.sqlite3') })).rejects.toMatchObject({
+      code: 'stowage.restore.target_missing',
+    });
     expect(await sha256File(ws.database)).toBe(live);
   });
 
@@ -72,7 +85,10 @@ describe('bad input: one clear error, nothing lost', () => {
     ws = await makeWorkspace({
       engine: { wrappers: [(adapter) => withChaos(adapter, { diskFull: true })] },
     });
-    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({ code: 'stowage.backup.replication_failed', message: expect.stringMatching(/could not be stored at any destination: local: .*no_space|space/i) });
+    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+      code: 'stowage.backup.replication_failed',
+      message: expect.stringMatching(/could not be stored at any destination: local: .*no_space|space/i),
+    });
     await mkdir(ws.backups, { recursive: true });
     const files = await readdir(ws.backups, { recursive: true });
     expect(files.filter((f) => String(f).endsWith('.manifest.json'))).toEqual([]);

@@ -25,7 +25,12 @@ let chain: Manifest[];
 
 beforeAll(async () => {
   ws = await makeWorkspace({
-    config: { destinations: [{ name: 'primary', url: 'backups' }, { name: 'region-b', url: 'region-b' }] },
+    config: {
+      destinations: [
+        { name: 'primary', url: 'backups' },
+        { name: 'region-b', url: 'region-b' },
+      ],
+    },
     engine: {
       wrappers: [
         (adapter, destination) =>

@@ -91,7 +91,12 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
  * destination on any error. Nothing is synced: the caller syncs what it keeps.
  * Returns the destinations each link came from.
  */
-export async function materializeChain(engine: ArtifactReader, chain: readonly CatalogEntry[], path: string, destinations: readonly Destination[]): Promise<string[]> {
+export async function materializeChain(
+  engine: ArtifactReader,
+  chain: readonly CatalogEntry[],
+  path: string,
+  destinations: readonly Destination[],
+): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
   const last = chain.at(-1)!.manifest;
@@ -154,7 +159,11 @@ export async function fetchArtifact(
     } catch (error) {
       await rm(path, { force: true });
       if (systemErrorCode(error) === 'ENOSPC') {
-        throw new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.decodedSize} bytes there`, { cause: error });
+        throw new CoreError(
+          CoreErrorCode.NoSpace,
+          `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.decodedSize} bytes there`,
+          { cause: error },
+        );
       }
       throw error;
     } finally {
@@ -217,7 +226,9 @@ class ImageSink extends Writable {
   check(destination: string): void {
     const { sha256, size, id, overlay } = this.#target;
     if (this.#written === size && this.#hash.digest('hex') === sha256) return;
-    const why = overlay ? `replaying the chain of ${id} from ${destination} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup` : `the database of ${id} at ${destination} decodes to other bytes than were backed up`;
+    const why = overlay
+      ? `replaying the chain of ${id} from ${destination} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup`
+      : `the database of ${id} at ${destination} decodes to other bytes than were backed up`;
     throw new CoreError(CoreErrorCode.BackupCorrupt, why, { context: { id, destination } });
   }
 
@@ -243,11 +254,28 @@ class ImageSink extends Writable {
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */
-export async function fetchArtifactBytes(engine: ArtifactReader, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[]): Promise<Buffer> {
+export async function fetchArtifactBytes(
+  engine: ArtifactReader,
+  entry: CatalogEntry,
+  artifact: Artifact,
+  destinations: readonly Destination[],
+): Promise<Buffer> {
   let bytes = Buffer.alloc(0);
   await fromFirstGood(engine, entry, artifact, destinations, async (destination) => {
     const chunks: Buffer[] = [];
-    await transfer(engine, destination, entry.manifest.id, artifact, new Writable({ write: (chunk: Buffer, _e, callback) => { chunks.push(chunk); callback(); } }), true);
+    await transfer(
+      engine,
+      destination,
+      entry.manifest.id,
+      artifact,
+      new Writable({
+        write: (chunk: Buffer, _e, callback) => {
+          chunks.push(chunk);
+          callback();
+        },
+      }),
+      true,
+    );
     bytes = Buffer.concat(chunks);
   });
   return bytes;
@@ -255,7 +283,13 @@ export async function fetchArtifactBytes(engine: ArtifactReader, entry: CatalogE
 
 const KEY_PROBLEMS = ['wrong_key', 'cannot_decrypt', 'key_missing', 'key_file_permissions', 'invalid_key', 'invalid_config'].map((c) => `stowage.crypto.${c}`);
 
-async function fromFirstGood(engine: ArtifactReader, entry: CatalogEntry, artifact: Artifact, destinations: readonly Destination[], attempt: (destination: Destination) => Promise<void>): Promise<string> {
+async function fromFirstGood(
+  engine: ArtifactReader,
+  entry: CatalogEntry,
+  artifact: Artifact,
+  destinations: readonly Destination[],
+  attempt: (destination: Destination) => Promise<void>,
+): Promise<string> {
   const problems: string[] = [];
   const holders = destinations.filter((d) => entry.destinations.includes(d.name));
   for (const destination of holders) {
@@ -268,23 +302,39 @@ async function fromFirstGood(engine: ArtifactReader, entry: CatalogEntry, artifa
       if (holders.length > 1) engine.warn(`could not use ${artifact.key} from ${destination.name} (${(error as Error).message}); trying the next destination`);
     }
   }
-  throw new CoreError(CoreErrorCode.BackupCorrupt, `no good copy of ${artifact.key} (backup ${entry.manifest.id}): ${problems.join('; ') || 'no destination holds it'}`, {
-    context: { backupId: entry.manifest.id, key: artifact.key, problems },
-  });
+  throw new CoreError(
+    CoreErrorCode.BackupCorrupt,
+    `no good copy of ${artifact.key} (backup ${entry.manifest.id}): ${problems.join('; ') || 'no destination holds it'}`,
+    {
+      context: { backupId: entry.manifest.id, key: artifact.key, problems },
+    },
+  );
 }
 
 /**
  * Streams one artifact from `destination` into `sink`, checking what was stored and, decoded with
  * `checkDecoded`, what it holds (else the sink checks it).
  */
-async function transfer(engine: ArtifactReader, destination: Destination, backupId: string, artifact: Artifact, sink: Writable, decode: boolean, checkDecoded = decode): Promise<void> {
+async function transfer(
+  engine: ArtifactReader,
+  destination: Destination,
+  backupId: string,
+  artifact: Artifact,
+  sink: Writable,
+  decode: boolean,
+  checkDecoded = decode,
+): Promise<void> {
   const stored = new DigestStream();
   const decoded = checkDecoded ? [new DigestStream()] : [];
   // Progress counts what a restore writes (decoded bytes), else what is downloaded.
   let done = 0;
   const progress = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      engine.progress(decode ? { phase: 'restore', done: (done += chunk.length), total: artifact.decodedSize } : { phase: 'download', done: (done += chunk.length), total: artifact.size });
+      engine.progress(
+        decode
+          ? { phase: 'restore', done: (done += chunk.length), total: artifact.decodedSize }
+          : { phase: 'download', done: (done += chunk.length), total: artifact.size },
+      );
       callback(null, chunk);
     },
   });
@@ -299,13 +349,19 @@ async function transfer(engine: ArtifactReader, destination: Destination, backup
   if (stored.size !== artifact.size || stored.digest() !== artifact.sha256) throw damaged(destination, artifact, stored.size);
   const [digest] = decoded;
   if (digest && (digest.size !== artifact.decodedSize || digest.digest() !== artifact.decodedSha256)) {
-    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} at ${destination.name} decodes to other bytes than were backed up`, { context: { destination: destination.name, key: artifact.key } });
+    throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} at ${destination.name} decodes to other bytes than were backed up`, {
+      context: { destination: destination.name, key: artifact.key },
+    });
   }
 }
 
 function damaged(destination: Destination, artifact: Artifact, read: number, cause?: unknown): CoreError {
-  return new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} is damaged at ${destination.name} (${read} of ${artifact.size} bytes read${read === artifact.size ? ', SHA-256 differs' : ''})`, {
-    context: { destination: destination.name, key: artifact.key },
-    cause,
-  });
+  return new CoreError(
+    CoreErrorCode.BackupCorrupt,
+    `${artifact.key} is damaged at ${destination.name} (${read} of ${artifact.size} bytes read${read === artifact.size ? ', SHA-256 differs' : ''})`,
+    {
+      context: { destination: destination.name, key: artifact.key },
+      cause,
+    },
+  );
 }

@@ -82,7 +82,11 @@ describe('retention and cleanup', () => {
     });
     const ids = await history(ws, clock);
     const result = await cleanup(ws.engine, { asOf: at(60) });
-    const removedAt = (d: string) => result.removed.filter((r) => r.destination === d).map((r) => r.what).sort();
+    const removedAt = (d: string) =>
+      result.removed
+        .filter((r) => r.destination === d)
+        .map((r) => r.what)
+        .sort();
     // local: the two newest fulls kept (keepLast 2); incrementals and hot 1h → gone except the newest of each, inc8a (which needs full8) and hot3.
     expect(removedAt('local')).toEqual([ids.inc1a, ids.inc1b].sort());
     // archive keeps fulls a year; only the older incrementals go.
@@ -112,7 +116,9 @@ describe('retention and cleanup', () => {
     expect(listed).not.toContain(ids.inc1b);
     expect(listed).toContain(ids.inc1a);
     // verify says to finish the job, not to copy the half-removed backup back.
-    expect(problemsOf(await verify(ws.engine, { all: true }))).toEqual([expect.stringMatching(new RegExp(`cleanup was interrupted while removing ${ids.inc1b} at local .*rerun \`stowage cleanup\``))]);
+    expect(problemsOf(await verify(ws.engine, { all: true }))).toEqual([
+      expect.stringMatching(new RegExp(`cleanup was interrupted while removing ${ids.inc1b} at local .*rerun \`stowage cleanup\``)),
+    ]);
 
     // The rerun finishes the interrupted removal (recorded before it began), whatever the age of what it left.
     // Artifacts written by the test harness just now are not orphans yet; the old one is.
@@ -133,10 +139,17 @@ describe('retention and cleanup', () => {
     bytes[bytes.length >> 1]! ^= 0x01;
     await writeFile(path, bytes);
     const old = new Date(Date.now() - 2 * 3_600_000);
-    for (const folder of ['full', 'incremental', 'hot']) for (const name of await readdir(join(ws.backups, folder))) await utimes(join(ws.backups, folder, name), old, old);
+    for (const folder of ['full', 'incremental', 'hot'])
+      for (const name of await readdir(join(ws.backups, folder))) await utimes(join(ws.backups, folder, name), old, old);
 
     const result = await cleanup(ws.engine, { asOf: at(30) });
-    expect(result.damaged).toEqual([expect.objectContaining({ destination: 'local', key: `incremental/${ids.inc8a}.manifest.json`, problem: expect.stringContaining('no destination holds a good copy') })]);
+    expect(result.damaged).toEqual([
+      expect.objectContaining({
+        destination: 'local',
+        key: `incremental/${ids.inc8a}.manifest.json`,
+        problem: expect.stringContaining('no destination holds a good copy'),
+      }),
+    ]);
     // Nothing of inc8a went as an orphan; the newest incremental that can be read (inc1b) and its chain stay too.
     expect((await readdir(join(ws.backups, 'incremental'))).filter((f) => f.startsWith(ids.inc8a!)).length).toBeGreaterThan(1);
     expect(result.removed).toEqual([]);
@@ -151,7 +164,9 @@ describe('retention and cleanup', () => {
     const path = join(ws.backups, 'incremental', `${ids.inc8a}.manifest.json`);
     const manifest = parseManifest(await readFile(path, 'utf8'), path);
     await writeFile(path, serializeManifest({ ...manifest, artifacts: manifest.artifacts.map((a, i) => (i === 0 ? { ...a, key: '../x' } : a)) }));
-    expect(problemsOf(await verify(ws.engine, { backup: ids.inc8a! }))).toEqual([expect.stringContaining("manifest refers to a key outside the destination ('../x')")]);
+    expect(problemsOf(await verify(ws.engine, { backup: ids.inc8a! }))).toEqual([
+      expect.stringContaining("manifest refers to a key outside the destination ('../x')"),
+    ]);
     await writeFile(path, serializeManifest(manifest));
 
     // inc1b's delta is already gone: the bytes freed are what was stored, not what the manifest lists.
@@ -160,10 +175,12 @@ describe('retention and cleanup', () => {
     await rm(join(ws.backups, delta.key));
     const plan = await cleanup(ws.engine, { dryRun: true, asOf: at(30) });
     const stored = async (key: string) => (await stat(join(ws.backups, key)).catch(() => undefined))?.size ?? 0;
-    const inc1bBytes = (await Promise.all([`incremental/${ids.inc1b}.manifest.json`, ...inc1b.artifacts.map((a) => a.key)].map(stored))).reduce((a, b) => a + b, 0);
+    const inc1bBytes = (await Promise.all([`incremental/${ids.inc1b}.manifest.json`, ...inc1b.artifacts.map((a) => a.key)].map(stored))).reduce(
+      (a, b) => a + b,
+      0,
+    );
     expect(plan.removed.find((r) => r.what === ids.inc1b)?.bytes).toBe(inc1bBytes);
     const done = await cleanup(ws.engine, { asOf: at(30) });
     expect(done.bytesFreed).toBe(plan.bytesFreed);
   });
 });
-

@@ -245,7 +245,12 @@ function findOrphans(
     const id = idFromReference(info.key);
     if (id === undefined || info.key.endsWith(MANIFEST_SUFFIX) || manifestHere.has(id)) continue;
     if (history.removedByCleanup.has(`${destination}:${id}`)) garbage.push({ info, why: `left by an interrupted removal of ${id}` });
-    else if (catalog.unlisted.length === 0 && !manifestAnywhere.has(id) && !history.backups.get(id)?.destinations.size && Date.now() - info.modified.getTime() >= graceMs) {
+    else if (
+      catalog.unlisted.length === 0 &&
+      !manifestAnywhere.has(id) &&
+      !history.backups.get(id)?.destinations.size &&
+      Date.now() - info.modified.getTime() >= graceMs
+    ) {
       garbage.push({ info, why: ORPHAN_CRASHED });
     }
   }

@@ -22,7 +22,9 @@ describe('config files', () => {
     ['stowage.config.yaml', 'source:\n  database: a\n  database: b\n', /^\S+stowage\.config\.yaml:3:3: not valid YAML: Map keys must be unique/],
     ['stowage.config.json', '{\n  "source": {\n    "database": "db.sqlite3",\n  }\n}\n', /^\S+stowage\.config\.json:4:3: not valid JSON: /],
   ])('names the line and column of a syntax error in %s', (name, text, message) => {
-    expect(() => parseConfigText(text, join(dir, name))).toThrow(expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringMatching(message) }));
+    expect(() => parseConfigText(text, join(dir, name))).toThrow(
+      expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringMatching(message) }),
+    );
   });
 
   it('reports schema errors of a YAML file as path.to.key: message', async () => {
@@ -41,25 +43,49 @@ describe('the common mistakes, told what to write', () => {
 
   it('no destinations: add one, with an example', async () => {
     await expect(load('no-destinations.yaml', 'source:\n  database: db.sqlite3\n')).rejects.toThrow(
-      expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringMatching(/^destinations: add at least one destination, e\.g\. "destinations": \[\{ "name": "local", "url": "backups" \}\]/m) }),
+      expect.objectContaining({
+        code: CoreErrorCode.ConfigInvalid,
+        message: expect.stringMatching(/^destinations: add at least one destination, e\.g\. "destinations": \[\{ "name": "local", "url": "backups" \}\]/m),
+      }),
     );
-    await expect(load('empty-destinations.json', '{ "source": { "database": "db.sqlite3" }, "destinations": [] }')).rejects.toThrow(/^destinations: add at least one destination/m);
+    await expect(load('empty-destinations.json', '{ "source": { "database": "db.sqlite3" }, "destinations": [] }')).rejects.toThrow(
+      /^destinations: add at least one destination/m,
+    );
   });
 
   it('a file set written as a bare path: write { "path": … }', async () => {
-    await expect(load('bare-set.json', '{ "source": { "database": "db.sqlite3", "files": { "media": "media" } }, "destinations": [{ "name": "local", "url": "backups" }] }')).rejects.toThrow(
-      expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringMatching(/^source\.files\.media: write \{ "path": "media" \} for a folder/m) }),
+    await expect(
+      load(
+        'bare-set.json',
+        '{ "source": { "database": "db.sqlite3", "files": { "media": "media" } }, "destinations": [{ "name": "local", "url": "backups" }] }',
+      ),
+    ).rejects.toThrow(
+      expect.objectContaining({
+        code: CoreErrorCode.ConfigInvalid,
+        message: expect.stringMatching(/^source\.files\.media: write \{ "path": "media" \} for a folder/m),
+      }),
     );
   });
 
   it.each(['0 25 * * *', 'every night', '* * *', ''])('a bad cron expression (%j) is refused at load, not only by the daemon', async (expression) => {
-    await expect(load('bad-cron.yaml', `source:\n  database: db.sqlite3\ndestinations: [{ name: local, url: backups }]\nschedules:\n  incremental: ${JSON.stringify(expression)}\n`)).rejects.toThrow(
-      expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringMatching(/^schedules\.incremental: '.*' is not a cron expression \(.+\); write minute hour/m) }),
+    await expect(
+      load(
+        'bad-cron.yaml',
+        `source:\n  database: db.sqlite3\ndestinations: [{ name: local, url: backups }]\nschedules:\n  incremental: ${JSON.stringify(expression)}\n`,
+      ),
+    ).rejects.toThrow(
+      expect.objectContaining({
+        code: CoreErrorCode.ConfigInvalid,
+        message: expect.stringMatching(/^schedules\.incremental: '.*' is not a cron expression \(.+\); write minute hour/m),
+      }),
     );
   });
 
   it('takes good cron expressions, six fields and false', async () => {
-    const config = await load('good-cron.yaml', 'source:\n  database: db.sqlite3\ndestinations: [{ name: local, url: backups }]\nschedules:\n  full: "0 2 * * *"\n  incremental: "30 */15 * * * *"\n  drill: false\n');
+    const config = await load(
+      'good-cron.yaml',
+      'source:\n  database: db.sqlite3\ndestinations: [{ name: local, url: backups }]\nschedules:\n  full: "0 2 * * *"\n  incremental: "30 */15 * * * *"\n  drill: false\n',
+    );
     expect(config.schedules).toEqual({ full: '0 2 * * *', incremental: '30 */15 * * * *', drill: false });
   });
 
@@ -74,7 +100,10 @@ describe('the common mistakes, told what to write', () => {
     process.chdir(appDir);
     try {
       await expect(loadConfig(join(configDir, 'stowage.config.yaml'))).rejects.toThrow(
-        expect.objectContaining({ code: CoreErrorCode.ConfigInvalid, message: expect.stringContaining(`source.database: "db.sqlite3" is relative to the config file's folder ${configDir}, where there is no such file`) }),
+        expect.objectContaining({
+          code: CoreErrorCode.ConfigInvalid,
+          message: expect.stringContaining(`source.database: "db.sqlite3" is relative to the config file's folder ${configDir}, where there is no such file`),
+        }),
       );
       // Beside the config, it is found; nowhere at all (a restore onto a new machine) is not a config error.
       await writeFile(join(configDir, 'db.sqlite3'), 'SQLite format 3\0');

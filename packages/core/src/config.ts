@@ -44,19 +44,29 @@ export type ArchivePolicy = z.infer<typeof archivePolicySchema>;
  * A job's cron expression (five fields, or six with seconds first, as the daemon reads them), or
  * false to turn the job off. Checked here, so a typo fails every command, not only the daemon at night.
  */
-const cronSchema = z.union([
-  z.string().min(1).superRefine((expression, ctx) => {
-    try {
-      new CronPattern(expression.trim(), undefined, { mode: '5-or-6-parts' });
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `'${expression}' is not a cron expression (${(error as Error).message.replace(/^CronPattern: /, '')}); write minute hour day-of-month month day-of-week, e.g. "0 2 * * *" for 02:00 daily` });
-    }
-  }),
-  z.literal(false),
-], { error: (issue) => (issue.code === 'invalid_union' ? 'write a cron expression such as "0 2 * * *", or false to turn the job off' : undefined) });
+const cronSchema = z.union(
+  [
+    z
+      .string()
+      .min(1)
+      .superRefine((expression, ctx) => {
+        try {
+          new CronPattern(expression.trim(), undefined, { mode: '5-or-6-parts' });
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `'${expression}' is not a cron expression (${(error as Error).message.replace(/^CronPattern: /, '')}); write minute hour day-of-month month day-of-week, e.g. "0 2 * * *" for 02:00 daily`,
+          });
+        }
+      }),
+    z.literal(false),
+  ],
+  { error: (issue) => (issue.code === 'invalid_union' ? 'write a cron expression such as "0 2 * * *", or false to turn the job off' : undefined) },
+);
 
 /** What a config without destinations is told. */
-const ADD_A_DESTINATION = 'add at least one destination, e.g. "destinations": [{ "name": "local", "url": "backups" }] (a folder beside the config; s3:// and oss:// URLs too)';
+const ADD_A_DESTINATION =
+  'add at least one destination, e.g. "destinations": [{ "name": "local", "url": "backups" }] (a folder beside the config; s3:// and oss:// URLs too)';
 
 /**
  * `stowage.config.json`. Relative paths are relative to the config file's folder.
@@ -168,7 +178,8 @@ export const configSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['schedules', 'archive'],
-        message: 'no destination has an archive policy to run; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one, or remove schedules.archive',
+        message:
+          'no destination has an archive policy to run; add e.g. "archive": { "after": "30d", "storageClass": "DEEP_ARCHIVE" } to one, or remove schedules.archive',
       });
     }
   });
@@ -284,7 +295,11 @@ async function checkRelativeDatabase(config: ResolvedConfig, written: string): P
   );
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * A config file's data: YAML for `.yaml`/`.yml` (comments allowed), JSON otherwise. A syntax error

@@ -111,7 +111,11 @@ async function open(dir: string, warnings: string[]): Promise<Engine> {
 
 function configFor(dir: string): ResolvedConfig {
   return resolveConfig(
-    { source: { database: 'db.sqlite3', busyTimeoutMs: 5000, files: { media: { path: 'media' } } }, destinations: DESTINATIONS, compression: { algorithm: 'none' } },
+    {
+      source: { database: 'db.sqlite3', busyTimeoutMs: 5000, files: { media: { path: 'media' } } },
+      destinations: DESTINATIONS,
+      compression: { algorithm: 'none' },
+    },
     join(dir, 'stowage.config.json'),
   );
 }
@@ -124,7 +128,12 @@ async function prepare(): Promise<Template> {
   const engine = await open(dir, []);
   const manifests = {} as Template['manifests'];
   let olderAuditCopy = Buffer.alloc(0);
-  const steps = [['F0', 'full', at(1, 2)], ['I0', 'incremental', at(1, 3)], ['F', 'full', at(2, 2)], ['I', 'incremental', at(2, 3)]] as const;
+  const steps = [
+    ['F0', 'full', at(1, 2)],
+    ['I0', 'incremental', at(1, 3)],
+    ['F', 'full', at(2, 2)],
+    ['I', 'incremental', at(2, 3)],
+  ] as const;
   for (const [label, type, when] of steps) {
     clock.now = when;
     simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: when.getTime() % 997, operations: 5 });
@@ -187,7 +196,15 @@ function damaged(bytes: Buffer, damage: DamageKind, other: Buffer): Buffer | und
 /** A lock left by a crashed process: its pid is gone and its lease long expired. */
 function crashedLock(): string {
   const pid = spawnSync(process.execPath, ['-e', '0']).pid!;
-  return JSON.stringify({ id: 'crashed-holder', host: hostname(), pid, operation: 'backup', command: 'stowage backup --type full', startedAt: '2024-01-01T02:00:00.000Z', expiresAt: '2024-01-01T02:10:00.000Z' });
+  return JSON.stringify({
+    id: 'crashed-holder',
+    host: hostname(),
+    pid,
+    operation: 'backup',
+    command: 'stowage backup --type full',
+    startedAt: '2024-01-01T02:00:00.000Z',
+    expiresAt: '2024-01-01T02:10:00.000Z',
+  });
 }
 
 interface Scenario {
@@ -218,7 +235,8 @@ async function damagedCopy(s: Omit<Scenario, 'original'>, name: string, aged: bo
   }
   const old = new Date(Date.now() - 2 * 3_600_000);
   for (const d of aged ? DESTINATIONS : []) {
-    for (const entry of await readdir(join(dir, d.url), { recursive: true, withFileTypes: true })) if (entry.isFile()) await utimes(join(entry.parentPath, entry.name), old, old);
+    for (const entry of await readdir(join(dir, d.url), { recursive: true, withFileTypes: true }))
+      if (entry.isFile()) await utimes(join(entry.parentPath, entry.name), old, old);
   }
   return { dir, original };
 }
@@ -352,7 +370,8 @@ async function chainObjects(dir: string): Promise<Set<string>> {
   const found = new Set<string>();
   for (const d of DESTINATIONS) {
     for (const folder of ['full', 'incremental']) {
-      for (const name of await readdir(join(dir, d.url, folder)).catch(() => [] as string[])) if (ids.some((id) => name.startsWith(`${id}.`))) found.add(`${d.name}/${folder}/${name}`);
+      for (const name of await readdir(join(dir, d.url, folder)).catch(() => [] as string[]))
+        if (ids.some((id) => name.startsWith(`${id}.`))) found.add(`${d.name}/${folder}/${name}`);
     }
   }
   return found;
@@ -384,7 +403,10 @@ describe('corruption matrix', () => {
         for (const command of COMMANDS) {
           // (A command taking locks replaces a damaged lock.)
           const writes = ['cleanup', 'sync', 'next incremental'].includes(command) || (kind === 'lock' && TAKES_LOCKS.includes(command));
-          const copy = writes || !shared ? await damagedCopy({ kind, damage, scope, key, damagedAt }, `s${i}-${command.replace(/\W+/g, '-')}`, command === 'cleanup') : shared;
+          const copy =
+            writes || !shared
+              ? await damagedCopy({ kind, damage, scope, key, damagedAt }, `s${i}-${command.replace(/\W+/g, '-')}`, command === 'cleanup')
+              : shared;
           if (!writes) shared = copy;
           const outcome = await observe({ kind, damage, scope, key, original: copy.original, damagedAt }, command, copy.dir);
           const allowed = expected(kind, damage, scope, command);

@@ -41,7 +41,12 @@ export function changedPages(parentHashes: Buffer, hashes: Buffer): number[] {
 }
 
 /** Writes the delta of `snapshotPath` against its parent to `deltaPath`; returns its size. */
-export async function writeDelta(snapshotPath: string, deltaPath: string, header: Omit<DeltaHeader, 'changedPages'>, pages: readonly number[]): Promise<number> {
+export async function writeDelta(
+  snapshotPath: string,
+  deltaPath: string,
+  header: Omit<DeltaHeader, 'changedPages'>,
+  pages: readonly number[],
+): Promise<number> {
   const source = await open(snapshotPath, 'r');
   const out = await open(deltaPath, 'wx', 0o600);
   try {
@@ -135,9 +140,13 @@ export class ChainOverlay {
     if (readSync(fd, headerBytes, 0, HEADER_BYTES, 0) !== HEADER_BYTES) throw corrupt(link, 'it is not a Stowage page delta');
     const header = decodeHeader(headerBytes, link);
     if (header.baseSha256 !== base.sha256) {
-      throw new CoreError(CoreErrorCode.ChainBroken, `delta ${link} was taken against another base than ${base.name}; the chain is inconsistent — restore ${base.name} or an earlier full backup`, {
-        context: { link, base: base.name },
-      });
+      throw new CoreError(
+        CoreErrorCode.ChainBroken,
+        `delta ${link} was taken against another base than ${base.name}; the chain is inconsistent — restore ${base.name} or an earlier full backup`,
+        {
+          context: { link, base: base.name },
+        },
+      );
     }
     if (header.pageSize !== this.pageSize) throw corrupt(link, `its page size ${header.pageSize} is not the chain's ${this.pageSize}`);
     const recordBytes = 4 + header.pageSize;

@@ -63,7 +63,13 @@ export class Codec {
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
       encryption: keys
-        ? { cipher: 'AES-256', format: keys.aead ? 'openpgp-seipdv2-gcm' : 'openpgp-seipdv1-mdc', mode: keys.mode, fingerprints: [...keys.fingerprints], ...(verifier ? { passphraseVerifier: verifier } : {}) }
+        ? {
+            cipher: 'AES-256',
+            format: keys.aead ? 'openpgp-seipdv2-gcm' : 'openpgp-seipdv1-mdc',
+            mode: keys.mode,
+            fingerprints: [...keys.fingerprints],
+            ...(verifier ? { passphraseVerifier: verifier } : {}),
+          }
         : null,
     };
   }
@@ -94,7 +100,11 @@ export class Codec {
     const digest = new DigestStream();
     const stages: Duplex[] = tap ? [tap] : [];
     for (const name of encoding) {
-      stages.push(name === 'zstd' ? (await compression()).createCompressStream({ level: this.config.compression.level }) : (await crypto()).createEncryptStream(await this.encryptionKeys()));
+      stages.push(
+        name === 'zstd'
+          ? (await compression()).createCompressStream({ level: this.config.compression.level })
+          : (await crypto()).createEncryptStream(await this.encryptionKeys()),
+      );
     }
     await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
     return { size: digest.size, sha256: digest.digest() };
@@ -104,7 +114,11 @@ export class Codec {
   async decoders(artifact: Artifact, backupId: string): Promise<Duplex[]> {
     const encrypted = artifact.encoding.includes('pgp');
     if (encrypted && !this.config.encryption) {
-      throw new CoreError(CoreErrorCode.EncryptionMismatch, `backup ${backupId} is encrypted but this config has no encryption section; add the encryption settings (and the key) it was made with`, { context: { backupId } });
+      throw new CoreError(
+        CoreErrorCode.EncryptionMismatch,
+        `backup ${backupId} is encrypted but this config has no encryption section; add the encryption settings (and the key) it was made with`,
+        { context: { backupId } },
+      );
     }
     if (!encrypted && this.config.encryption && artifact.role !== 'page-hashes') {
       throw new CoreError(

@@ -23,7 +23,10 @@ afterEach(async () => {
   gnupgHome = undefined;
 });
 
-const passphraseConfig = { compression: { algorithm: 'zstd', level: 3 }, encryption: { mode: 'passphrase', passphraseFile: 'backup.key' } } as const satisfies Partial<ConfigFile>;
+const passphraseConfig = {
+  compression: { algorithm: 'zstd', level: 3 },
+  encryption: { mode: 'passphrase', passphraseFile: 'backup.key' },
+} as const satisfies Partial<ConfigFile>;
 
 async function passphraseWorkspace(): Promise<Workspace> {
   const workspace = await makeWorkspace({ config: passphraseConfig });
@@ -49,17 +52,37 @@ async function scratchGnupg(): Promise<string> {
 describe('encrypted, compressed backups', () => {
   it('passphrase mode: stock gpg and zstd recover a database sqlite3 accepts, and no plaintext is stored', async () => {
     ws = await passphraseWorkspace();
-    const known = (new Database(ws.database, { readonly: true }).prepare('SELECT goods_desc FROM goods WHERE length(goods_desc) > 8 LIMIT 1').pluck().get() as string) ?? '';
+    const known =
+      (new Database(ws.database, { readonly: true }).prepare('SELECT goods_desc FROM goods WHERE length(goods_desc) > 8 LIMIT 1').pluck().get() as string) ??
+      '';
     expect(known.length).toBeGreaterThan(8);
     const { manifest } = await backup(ws.engine, { type: 'full' });
     const artifact = manifest.artifacts.find((a) => a.role === 'database')!;
     expect(artifact).toMatchObject({ key: `full/${manifest.id}.sqlite3.zst.pgp`, encoding: ['zstd', 'pgp'] });
-    expect(manifest.encoding).toMatchObject({ compression: { algorithm: 'zstd', level: 3 }, encryption: { cipher: 'AES-256', mode: 'passphrase', fingerprints: [] } });
+    expect(manifest.encoding).toMatchObject({
+      compression: { algorithm: 'zstd', level: 3 },
+      encryption: { cipher: 'AES-256', mode: 'passphrase', fingerprints: [] },
+    });
     expect(JSON.stringify(manifest)).not.toContain(await readFile(join(ws.dir, 'backup.key'), 'utf8').then((t) => t.trim()));
 
     const home = await scratchGnupg();
     const out = join(ws.dir, 'recovered.sqlite3');
-    const zst = execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase-file', join(ws.dir, 'backup.key'), '--decrypt', join(ws.backups, artifact.key)], { maxBuffer: 1 << 28 });
+    const zst = execFileSync(
+      'gpg',
+      [
+        '--homedir',
+        home,
+        '--batch',
+        '--quiet',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase-file',
+        join(ws.dir, 'backup.key'),
+        '--decrypt',
+        join(ws.backups, artifact.key),
+      ],
+      { maxBuffer: 1 << 28 },
+    );
     await writeFile(`${out}.zst`, zst);
     execFileSync('zstd', ['-q', '-d', `${out}.zst`, '-o', out]);
     expect(execFileSync('sqlite3', [out, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
@@ -73,7 +96,10 @@ describe('encrypted, compressed backups', () => {
   it('public-key mode: the backup host encrypts but cannot decrypt, by design; the private key elsewhere restores (and gpg does too)', async () => {
     const pair = await generateKeyPair({ userId: 'Stowage restore <ops@example.com>' });
     const escrow = await generateKeyPair({ userId: 'Offline escrow <escrow@example.com>' });
-    const recipients = { compression: { algorithm: 'zstd' as const, level: 3 }, encryption: { mode: 'public-key' as const, recipients: ['ops.pub.asc', 'escrow.pub.asc'] } };
+    const recipients = {
+      compression: { algorithm: 'zstd' as const, level: 3 },
+      encryption: { mode: 'public-key' as const, recipients: ['ops.pub.asc', 'escrow.pub.asc'] },
+    };
     ws = await makeWorkspace({ config: recipients });
     await writeFile(join(ws.dir, 'ops.pub.asc'), pair.publicKey);
     await writeFile(join(ws.dir, 'escrow.pub.asc'), escrow.publicKey);
@@ -86,18 +112,33 @@ describe('encrypted, compressed backups', () => {
     expect(inc.manifest.type).toBe('incremental');
 
     const live = sha256(await readFile(ws.database));
-    await expect(restore(ws.engine, {})).rejects.toMatchObject({ code: 'stowage.crypto.cannot_decrypt', message: expect.stringMatching(/only public keys, by design/) });
+    await expect(restore(ws.engine, {})).rejects.toMatchObject({
+      code: 'stowage.crypto.cannot_decrypt',
+      message: expect.stringMatching(/only public keys, by design/),
+    });
     expect(sha256(await readFile(ws.database))).toBe(live);
 
     await writeKeyFile(join(ws.dir, 'escrow.key.asc'), escrow.privateKey);
-    const restorer = await openEngine(resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }], ...recipients, encryption: { ...recipients.encryption, privateKeyFile: 'escrow.key.asc' } }, ws.config.configPath));
+    const restorer = await openEngine(
+      resolveConfig(
+        {
+          source: { database: 'db.sqlite3' },
+          destinations: [{ name: 'local', url: 'backups' }],
+          ...recipients,
+          encryption: { ...recipients.encryption, privateKeyFile: 'escrow.key.asc' },
+        },
+        ws.config.configPath,
+      ),
+    );
     const restored = await restore(restorer, { backup: inc.manifest.id, testMode: true });
     expect(sha256(await readFile(restored.target!))).toBe(inc.manifest.source.snapshotSha256);
 
     const home = await scratchGnupg();
     execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', join(ws.dir, 'escrow.key.asc')], { stdio: 'ignore' });
     const artifact = full.manifest.artifacts.find((a) => a.role === 'database')!;
-    const zst = execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback', '--decrypt', join(ws.backups, artifact.key)], { maxBuffer: 1 << 28 });
+    const zst = execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback', '--decrypt', join(ws.backups, artifact.key)], {
+      maxBuffer: 1 << 28,
+    });
     expect(sha256(execFileSync('zstd', ['-q', '-d', '-c'], { input: zst, maxBuffer: 1 << 28 }))).toBe(full.manifest.source.snapshotSha256);
   });
 
@@ -112,7 +153,10 @@ describe('encrypted, compressed backups', () => {
     await writeFile(keyFile, 'not the passphrase\n');
     await expect(restore(await fresh(), {})).rejects.toMatchObject({ code: 'stowage.crypto.wrong_key' });
     await chmod(keyFile, 0o644);
-    await expect(restore(await fresh(), {})).rejects.toMatchObject({ code: 'stowage.crypto.key_file_permissions', message: expect.stringContaining('chmod 600') });
+    await expect(restore(await fresh(), {})).rejects.toMatchObject({
+      code: 'stowage.crypto.key_file_permissions',
+      message: expect.stringContaining('chmod 600'),
+    });
     await writeFile(keyFile, good, { mode: 0o600 });
     await chmod(keyFile, 0o600);
 
@@ -127,9 +171,15 @@ describe('encrypted, compressed backups', () => {
     await writeFile(stored, bytes);
 
     const plainConfig = resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }, ws.config.configPath);
-    await expect(restore(await openEngine(plainConfig), {})).rejects.toMatchObject({ code: 'stowage.backup.encryption_mismatch', message: expect.stringContaining('is encrypted') });
+    await expect(restore(await openEngine(plainConfig), {})).rejects.toMatchObject({
+      code: 'stowage.backup.encryption_mismatch',
+      message: expect.stringContaining('is encrypted'),
+    });
     const plain = await backup(await openEngine(plainConfig), { type: 'hot' });
-    await expect(restore(await fresh(), { backup: plain.manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.encryption_mismatch', message: expect.stringContaining('is not encrypted') });
+    await expect(restore(await fresh(), { backup: plain.manifest.id })).rejects.toMatchObject({
+      code: 'stowage.backup.encryption_mismatch',
+      message: expect.stringContaining('is not encrypted'),
+    });
 
     expect(sha256(await readFile(ws.database))).toBe(live);
     expect((await readdir(ws.dir)).filter((name) => name.includes('stowage-restore'))).toEqual([]);

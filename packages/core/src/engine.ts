@@ -3,7 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { composeAdapter, isStorageError, parseDestinationUrl, StorageError, StorageRegistry, type AdapterFactory, type RetryOptions, type StorageAdapter } from '@stowage/storage';
+import {
+  composeAdapter,
+  isStorageError,
+  parseDestinationUrl,
+  StorageError,
+  StorageRegistry,
+  type AdapterFactory,
+  type RetryOptions,
+  type StorageAdapter,
+} from '@stowage/storage';
 import { localStorageFactory } from '@stowage/storage-local';
 import type { ResolvedConfig } from './config.js';
 import { Alerting } from './alerting.js';
@@ -101,7 +110,11 @@ async function registerCustomAdapters(registry: StorageRegistry, config: Resolve
     }
     const factories = [module.default, module.storageAdapterFactory].filter(isAdapterFactory);
     if (factories.length === 0) {
-      throw new CoreError(CoreErrorCode.ConfigInvalid, `adapters.${index}: '${spec}' exports no storage adapter factory (export it as default or as storageAdapterFactory)`, { context: { spec } });
+      throw new CoreError(
+        CoreErrorCode.ConfigInvalid,
+        `adapters.${index}: '${spec}' exports no storage adapter factory (export it as default or as storageAdapterFactory)`,
+        { context: { spec } },
+      );
     }
     for (const factory of new Set(factories)) {
       try {
@@ -132,7 +145,10 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   for (const [index, spec] of config.destinations.entries()) {
     const raw = await registry.open(spec, { baseDir: config.baseDir }).catch((error: unknown) => {
       if (!isStorageError(error)) throw error;
-      throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, { context: { destination: spec.name, ...error.context }, cause: error });
+      throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, {
+        context: { destination: spec.name, ...error.context },
+        cause: error,
+      });
     });
     const retry = options.retry ?? {};
     const adapter = composeAdapter(raw, {
@@ -153,9 +169,12 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
     logDir,
     stagingDir: join(config.stateDir, 'staging'),
     codec: new Codec(config, (use, keys) =>
-      appendAudit(logDir, { operation: 'key-use', outcome: use, durationMs: 0, detail: `mode=${keys.mode}${keys.fingerprints.length ? ` keys=${keys.fingerprints.join(',')}` : ''}` }).catch(
-        warnUnrecorded(warn, 'the key use in the audit log'),
-      ),
+      appendAudit(logDir, {
+        operation: 'key-use',
+        outcome: use,
+        durationMs: 0,
+        detail: `mode=${keys.mode}${keys.fingerprints.length ? ` keys=${keys.fingerprints.join(',')}` : ''}`,
+      }).catch(warnUnrecorded(warn, 'the key use in the audit log')),
     ),
     alerts: new Alerting(config, warn, options.now ?? (() => new Date())),
     now: options.now ?? (() => new Date()),
@@ -183,9 +202,13 @@ export function withoutDestinations(engine: Engine, unavailable: readonly Destin
 /** @throws CoreError `stowage.destination.none_available`, naming each destination and why, when the run has none left. */
 export function requireDestinations(engine: Engine): void {
   if (engine.destinations.length > 0) return;
-  throw new CoreError(CoreErrorCode.NoDestinationAvailable, `no destination can be used: ${engine.unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`, {
-    context: { unavailable: engine.unavailable },
-  });
+  throw new CoreError(
+    CoreErrorCode.NoDestinationAvailable,
+    `no destination can be used: ${engine.unavailable.map((f) => `${f.destination}: ${f.message}`).join('; ')}`,
+    {
+      context: { unavailable: engine.unavailable },
+    },
+  );
 }
 
 /** The destinations to use: all, or the one named (an unknown name is a usage error). */
@@ -194,7 +217,9 @@ export function selectDestinations(engine: Engine, name: string | undefined): re
   const found = engine.destinations.filter((d) => d.name === name);
   const unavailable = engine.unavailable.find((f) => f.destination === name);
   if (unavailable) {
-    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `destination ${name} cannot be used now: ${unavailable.message}`, { context: { name, code: unavailable.code } });
+    throw new CoreError(CoreErrorCode.NoDestinationAvailable, `destination ${name} cannot be used now: ${unavailable.message}`, {
+      context: { name, code: unavailable.code },
+    });
   }
   if (found.length === 0) {
     throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${name}'; configured: ${engine.destinations.map((d) => d.name).join(', ')}`, {

@@ -41,10 +41,15 @@ export async function withPrivateDatabase<T>(path: string, fn: (db: Database.Dat
 }
 
 export function readFacts(db: Database.Database): DatabaseFacts {
-  const schema = db
-    .prepare(`SELECT type, name, tbl_name, coalesce(sql, '') AS sql FROM sqlite_schema ORDER BY type, name`)
-    .all() as Array<{ type: string; name: string; tbl_name: string; sql: string }>;
-  const schemaHash = createHash('sha256').update(JSON.stringify(schema.map((row) => [row.type, row.name, row.tbl_name, row.sql]))).digest('hex');
+  const schema = db.prepare(`SELECT type, name, tbl_name, coalesce(sql, '') AS sql FROM sqlite_schema ORDER BY type, name`).all() as Array<{
+    type: string;
+    name: string;
+    tbl_name: string;
+    sql: string;
+  }>;
+  const schemaHash = createHash('sha256')
+    .update(JSON.stringify(schema.map((row) => [row.type, row.name, row.tbl_name, row.sql])))
+    .digest('hex');
   const tables: Record<string, number> = {};
   for (const row of schema) {
     if (row.type !== 'table' || row.name.startsWith('sqlite_') || /^\s*create\s+virtual/i.test(row.sql)) continue;

@@ -17,7 +17,9 @@ async function tree(dir: string): Promise<Record<string, string>> {
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const path = join(entry.parentPath, entry.name);
-    out[relative(dir, path)] = `${createHash('sha256').update(await readFile(path)).digest('hex')} ${((await stat(path)).mode & 0o777).toString(8)}`;
+    out[relative(dir, path)] = `${createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex')} ${((await stat(path)).mode & 0o777).toString(8)}`;
   }
   return out;
 }

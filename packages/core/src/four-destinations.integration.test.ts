@@ -18,7 +18,10 @@ import { verify } from './verify.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const ENV = { E2E_S3_KEY: 'S3RVER', E2E_S3_SECRET: 'S3RVER', E2E_OSS_ID: 'oss-e2e-id', E2E_OSS_SECRET: 'oss-e2e-secret-never-printed' };
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 let regionA: S3rverProcess;
 let regionB: S3rverProcess;
@@ -26,7 +29,13 @@ let oss: OssTestServer;
 let ws: Workspace;
 
 const s3Client = (endpoint: string) =>
-  new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
 const s3Destination = (name: string, server: S3rverProcess, options: Record<string, unknown> = {}) => ({
   name,
   url: 's3://backups/greaterwms',
@@ -34,7 +43,9 @@ const s3Destination = (name: string, server: S3rverProcess, options: Record<stri
 });
 /** Requests for artifact bytes (not manifests) in a server's request log since `from`. */
 const artifactDownloads = async (server: S3rverProcess, from: number) =>
-  (await server.requests()).slice(from).filter((r) => r.method === 'GET' && r.path.startsWith('/backups/greaterwms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'));
+  (await server.requests())
+    .slice(from)
+    .filter((r) => r.method === 'GET' && r.path.startsWith('/backups/greaterwms/') && !r.path.endsWith('.manifest.json') && !r.path.includes('/locks/'));
 
 /**
  * The same scenario against S3 servers that behave as AWS does (flexible checksums and conditional
@@ -42,7 +53,12 @@ const artifactDownloads = async (server: S3rverProcess, from: number) =>
  * plain s3rver (neither; the adapter's defaults for a custom endpoint).
  */
 const VARIANTS = [
-  { label: 'S3 with checksums and conditional writes', aws: true, regionA: { checksumMode: 'crc64nvme', conditionalWrites: true }, regionB: { checksumMode: 'sha256', conditionalWrites: true } },
+  {
+    label: 'S3 with checksums and conditional writes',
+    aws: true,
+    regionA: { checksumMode: 'crc64nvme', conditionalWrites: true },
+    regionB: { checksumMode: 'sha256', conditionalWrites: true },
+  },
   { label: 'plain s3rver', aws: false, regionA: {}, regionB: {} },
 ] as const;
 
@@ -50,7 +66,11 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
   beforeAll(async () => {
     Object.assign(process.env, ENV);
     const features = { checksums: variant.aws, conditionalWrites: variant.aws };
-    [regionA, regionB, oss] = await Promise.all([startS3rver(features), startS3rver(features), startOssTestServer({ accessKeyId: ENV.E2E_OSS_ID, accessKeySecret: ENV.E2E_OSS_SECRET, buckets: ['wms-backups'] })]);
+    [regionA, regionB, oss] = await Promise.all([
+      startS3rver(features),
+      startS3rver(features),
+      startOssTestServer({ accessKeyId: ENV.E2E_OSS_ID, accessKeySecret: ENV.E2E_OSS_SECRET, buckets: ['wms-backups'] }),
+    ]);
     for (const server of [regionA, regionB]) await s3Client(server.endpoint).send(new CreateBucketCommand({ Bucket: 'backups' }));
     ws = await makeWorkspace({
       config: {
@@ -58,7 +78,11 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
           { name: 'local', url: 'backups' },
           s3Destination('s3-eu-west-1', regionA, variant.regionA),
           s3Destination('s3-ap-southeast-1', regionB, variant.regionB),
-          { name: 'oss-cn-hangzhou', url: 'oss://wms-backups/greaterwms', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_SECRET' } },
+          {
+            name: 'oss-cn-hangzhou',
+            url: 'oss://wms-backups/greaterwms',
+            options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_SECRET' },
+          },
         ],
       },
       engine: { registry: builtinRegistry() },
@@ -126,7 +150,9 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
     const restored = await restore(ws.engine, { backup: inc.manifest.id, testMode: true });
     expect(await sha256File(restored.target!)).toBe(inc.manifest.source.snapshotSha256);
     // Region A alone cannot serve the damaged delta: reading from it only falls back when allowed.
-    await expect(restore(ws.engine, { backup: inc.manifest.id, from: 's3-eu-west-1', testMode: true })).rejects.toMatchObject({ code: 'stowage.backup.corrupt' });
+    await expect(restore(ws.engine, { backup: inc.manifest.id, from: 's3-eu-west-1', testMode: true })).rejects.toMatchObject({
+      code: 'stowage.backup.corrupt',
+    });
 
     const report = await verify(ws.engine, { backup: inc.manifest.id });
     expect(report[0]!.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 's3-eu-west-1', key: `incremental/${inc.manifest.id}.delta` }]);
@@ -141,13 +167,14 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
       const fromOne = await restore(ws.engine, { from: name, testMode: true });
       expect(await sha256File(fromOne.target!)).toBe(inc.manifest.source.snapshotSha256);
     }
-});
+  });
 
   if (variant.aws) {
-    it('a byte flipped in the stored object on the server is found by verify --deep; after repair HeadObject reports the manifest\'s checksum', async () => {
+    it("a byte flipped in the stored object on the server is found by verify --deep; after repair HeadObject reports the manifest's checksum", async () => {
       const full = await backup(ws.engine, { type: 'full' });
       const artifact = full.manifest.artifacts.find((a) => a.role === 'database')!;
-      const head = () => s3Client(regionA.endpoint).send(new HeadObjectCommand({ Bucket: 'backups', Key: `greaterwms/${artifact.key}`, ChecksumMode: 'ENABLED' }));
+      const head = () =>
+        s3Client(regionA.endpoint).send(new HeadObjectCommand({ Bucket: 'backups', Key: `greaterwms/${artifact.key}`, ChecksumMode: 'ENABLED' }));
       expect((await head()).ChecksumCRC64NVME).toBe(artifact.crc64nvme);
       // Bit rot behind the API: the stored checksum stays what was verified at upload, as on AWS.
       const stored = join(regionA.directory, 'backups', 'greaterwms', `${artifact.key}._S3rver_object`);
@@ -156,7 +183,9 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
       await writeFile(stored, bytes);
       expect((await verify(ws.engine, { backup: full.manifest.id }))[0]!.ok).toBe(true); // the server's own checksum cannot see it
       const deep = await verify(ws.engine, { backup: full.manifest.id, deep: true });
-      expect(deep[0]!.artifacts.filter((a) => !a.ok)).toMatchObject([{ destination: 's3-eu-west-1', key: artifact.key, problem: expect.stringContaining('do not match the checksum the endpoint reports') }]);
+      expect(deep[0]!.artifacts.filter((a) => !a.ok)).toMatchObject([
+        { destination: 's3-eu-west-1', key: artifact.key, problem: expect.stringContaining('do not match the checksum the endpoint reports') },
+      ]);
 
       const repaired = await sync(ws.engine, { deep: true });
       expect(repaired.actions).toMatchObject([{ backupId: full.manifest.id, destination: 's3-eu-west-1', problem: 'damaged', outcome: 'repaired' }]);
@@ -169,41 +198,52 @@ describe.each(VARIANTS)('one backup, four destinations (local, two S3 regions, A
     });
   }
 
-  if (!variant.aws) describe('destination faults', () => {
-  it('wrong credentials and a missing bucket fail clearly, naming the destination, never printing the secret', async () => {
-    process.env.E2E_OSS_WRONG = 'wrong-secret-must-not-leak';
-    const faulty = await makeWorkspace({
-      config: {
-        destinations: [
-          { name: 'local', url: 'backups' },
-          { name: 'oss-wrong-key', url: 'oss://wms-backups/x', options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'E2E_OSS_ID', accessKeySecretEnv: 'E2E_OSS_WRONG' } },
-          { ...s3Destination('s3-no-bucket', regionA), url: 's3://no-such-bucket/x' },
-        ],
-        quorum: 1,
-      },
-      engine: { registry: builtinRegistry() },
-    });
-    try {
-      const result = await backup(faulty.engine, { type: 'full' });
-      expect(result.outcome).toBe('degraded');
-      const failures = Object.fromEntries(result.failures.map((f) => [f.destination, f]));
-      expect(failures['oss-wrong-key']).toMatchObject({ code: 'stowage.storage.permission_denied' });
-      expect(failures['s3-no-bucket']?.message).toMatch(/no-such-bucket/);
-      expect(JSON.stringify(result)).not.toContain('wrong-secret-must-not-leak');
-      expect(JSON.stringify(result)).not.toContain(ENV.E2E_OSS_SECRET);
-    } finally {
-      delete process.env.E2E_OSS_WRONG;
-      await faulty.dispose();
-    }
-  });
+  if (!variant.aws)
+    describe('destination faults', () => {
+      it('wrong credentials and a missing bucket fail clearly, naming the destination, never printing the secret', async () => {
+        process.env.E2E_OSS_WRONG = 'wrong-secret-must-not-leak';
+        const faulty = await makeWorkspace({
+          config: {
+            destinations: [
+              { name: 'local', url: 'backups' },
+              {
+                name: 'oss-wrong-key',
+                url: 'oss://wms-backups/x',
+                options: {
+                  region: 'oss-cn-hangzhou',
+                  endpoint: oss.endpoint,
+                  secure: false,
+                  accessKeyIdEnv: 'E2E_OSS_ID',
+                  accessKeySecretEnv: 'E2E_OSS_WRONG',
+                },
+              },
+              { ...s3Destination('s3-no-bucket', regionA), url: 's3://no-such-bucket/x' },
+            ],
+            quorum: 1,
+          },
+          engine: { registry: builtinRegistry() },
+        });
+        try {
+          const result = await backup(faulty.engine, { type: 'full' });
+          expect(result.outcome).toBe('degraded');
+          const failures = Object.fromEntries(result.failures.map((f) => [f.destination, f]));
+          expect(failures['oss-wrong-key']).toMatchObject({ code: 'stowage.storage.permission_denied' });
+          expect(failures['s3-no-bucket']?.message).toMatch(/no-such-bucket/);
+          expect(JSON.stringify(result)).not.toContain('wrong-secret-must-not-leak');
+          expect(JSON.stringify(result)).not.toContain(ENV.E2E_OSS_SECRET);
+        } finally {
+          delete process.env.E2E_OSS_WRONG;
+          await faulty.dispose();
+        }
+      });
 
-  it('a destination that fails mid-upload and recovers is retried, and the backup is whole', async () => {
-    const retrying = await openEngine(ws.config, { registry: builtinRegistry(), retry: { baseDelayMs: 10 } });
-    oss.faults.failNext(2, 503);
-    const result = await backup(retrying, { type: 'full' });
-    expect(oss.faults.pending).toBe(0); // both injected 503s were met, and retried
-    expect(result.outcome).toBe('ok');
-    expect((await verify(ws.engine, { backup: result.manifest.id, deep: true }))[0]?.ok).toBe(true);
-  });
-});
+      it('a destination that fails mid-upload and recovers is retried, and the backup is whole', async () => {
+        const retrying = await openEngine(ws.config, { registry: builtinRegistry(), retry: { baseDelayMs: 10 } });
+        oss.faults.failNext(2, 503);
+        const result = await backup(retrying, { type: 'full' });
+        expect(oss.faults.pending).toBe(0); // both injected 503s were met, and retried
+        expect(result.outcome).toBe('ok');
+        expect((await verify(ws.engine, { backup: result.manifest.id, deep: true }))[0]?.ok).toBe(true);
+      });
+    });
 });

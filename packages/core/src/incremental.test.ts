@@ -13,7 +13,10 @@ import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { validate } from './validate.js';
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 
@@ -129,12 +132,18 @@ describe('page-delta incrementals', () => {
     const manifestPath = join(ws.backups, 'incremental', `${inc2.manifest.id}.manifest.json`);
     const original = await readFile(manifestPath, 'utf8');
     await writeFile(manifestPath, serializeManifest({ ...parseManifest(original, manifestPath), parent: full.manifest.id })); // consistent, checksum and all
-    await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.chain_broken', message: expect.stringContaining(inc2.manifest.id) });
+    await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({
+      code: 'stowage.backup.chain_broken',
+      message: expect.stringContaining(inc2.manifest.id),
+    });
     await writeFile(manifestPath, original);
 
     // The middle link deleted by hand.
     await rm(join(ws.backups, 'incremental', `${inc1.manifest.id}.manifest.json`));
-    await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({ code: 'stowage.backup.chain_broken', message: expect.stringContaining(inc1.manifest.id) });
+    await expect(restore(ws.engine, { backup: inc2.manifest.id })).rejects.toMatchObject({
+      code: 'stowage.backup.chain_broken',
+      message: expect.stringContaining(inc1.manifest.id),
+    });
     expect(await sha256File(ws.database)).toBe(live);
     // The next incremental is never built on a chain that cannot be restored: a full is taken, saying why.
     const next = await backup(ws.engine, { type: 'incremental' });
@@ -165,7 +174,11 @@ describe('page-delta incrementals', () => {
     for (const delayMs of [150, 400]) {
       simulateWarehouseActivity(ws.database, { seed: delayMs, operations: 20 });
       // `node --import tsx` (not the tsx bin, which would leave its node child running after the kill).
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'apps/cli/src/bin/stowage.ts'), 'backup', '--type', 'incremental', '--config', ws.config.configPath], { cwd: repo, stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(repo, 'apps/cli/src/bin/stowage.ts'), 'backup', '--type', 'incremental', '--config', ws.config.configPath],
+        { cwd: repo, stdio: 'ignore' },
+      );
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));

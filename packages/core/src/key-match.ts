@@ -77,7 +77,9 @@ async function recipientProblem(engine: Engine, id: string, recorded: readonly s
   }
   const keys = await engine.codec.decryptionKeys().catch((error: Error) => error);
   if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
-  return recorded.some((f) => keys.fingerprints.includes(f)) ? undefined : `${id} is encrypted to ${recorded.join(', ')}; this machine's private keys are ${keys.fingerprints.join(', ')}`;
+  return recorded.some((f) => keys.fingerprints.includes(f))
+    ? undefined
+    : `${id} is encrypted to ${recorded.join(', ')}; this machine's private keys are ${keys.fingerprints.join(', ')}`;
 }
 
 /** The chain of `entry` (full first) as far as `catalog` holds it. */
@@ -159,9 +161,19 @@ export async function checkChainKeys(engine: Engine, catalog: readonly CatalogEn
   return Promise.all(
     [...chains.values()].map(async (chain) => {
       const newest = chain.at(-1)!;
-      const problem = checked === 'decrypted' ? ((await keyProblem(engine, newest, 'decrypt')) ?? (await probeDecryption(engine, newest))) : await keyProblem(engine, newest, 'encrypt');
+      const problem =
+        checked === 'decrypted'
+          ? ((await keyProblem(engine, newest, 'decrypt')) ?? (await probeDecryption(engine, newest)))
+          : await keyProblem(engine, newest, 'encrypt');
       const mixed = await mixedKeyProblem(engine, chain);
-      return { chain: chain[0]!.manifest.id, newest: newest.manifest.id, checked, ok: !problem && !mixed, ...(problem ? { problem } : {}), ...(mixed ? { mixed } : {}) };
+      return {
+        chain: chain[0]!.manifest.id,
+        newest: newest.manifest.id,
+        checked,
+        ok: !problem && !mixed,
+        ...(problem ? { problem } : {}),
+        ...(mixed ? { mixed } : {}),
+      };
     }),
   );
 }

@@ -100,7 +100,9 @@ describe('key changes never leave a chain that cannot be restored', () => {
     await setPassphrase(generatePassphrase());
     const rotated = await incrementalAfterActivity(await fresh(), 2);
     expect(rotated.type).toBe('full');
-    expect(rotated.fullBecause).toMatch(new RegExp(`^the current key cannot decrypt the chain of ${inc.id}: ${full.id} does not decrypt with this machine's key \\(wrong passphrase`));
+    expect(rotated.fullBecause).toMatch(
+      new RegExp(`^the current key cannot decrypt the chain of ${inc.id}: ${full.id} does not decrypt with this machine's key \\(wrong passphrase`),
+    );
     const checks = await checkChainKeys(await fresh(), await listBackups(ws.engine));
     expect(checks.map((c) => [c.chain, c.ok])).toEqual([
       [full.id, false],
@@ -125,7 +127,12 @@ describe('key changes never leave a chain that cannot be restored', () => {
       const [result] = (await verify(await fresh(), { all: true })).filter((r) => r.backupId === mixed.id);
       expect(result?.ok).toBe(false);
       const problem = result?.artifacts.find((a) => !a.ok);
-      expect(problem).toMatchObject({ destination: 'this machine', problem: expect.stringMatching(new RegExp(`^the chain of ${mixed.id} mixes keys, so this machine cannot restore it: .* was encrypted with another passphrase`)) });
+      expect(problem).toMatchObject({
+        destination: 'this machine',
+        problem: expect.stringMatching(
+          new RegExp(`^the chain of ${mixed.id} mixes keys, so this machine cannot restore it: .* was encrypted with another passphrase`),
+        ),
+      });
       // The full alone is not a mix.
       expect((await verify(await fresh(), { backup: full.id }))[0]?.artifacts.every((a) => a.destination !== 'this machine')).toBe(true);
       const [check] = await checkChainKeys(await fresh(), await listBackups(ws.engine));
@@ -147,7 +154,10 @@ describe('key changes never leave a chain that cannot be restored', () => {
     expect(inc.type).toBe('incremental');
 
     const configWith = (encryptionSection: Partial<ConfigFile>) =>
-      resolveConfig({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }], compression: { algorithm: 'none' }, ...encryptionSection }, ws.config.configPath);
+      resolveConfig(
+        { source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }], compression: { algorithm: 'none' }, ...encryptionSection },
+        ws.config.configPath,
+      );
     const rotatedConfig = configWith(encryption('successor.asc'));
     simulateWarehouseActivity(ws.database, { seed: 2, operations: 10 });
     const rotated = (await backup(await fresh(rotatedConfig), { type: 'incremental' })).manifest;
@@ -161,7 +171,12 @@ describe('key changes never leave a chain that cannot be restored', () => {
     const restorer = configWith({ encryption: { mode: 'public-key', recipients: ['successor.asc'], privateKeyFile: 'successor.key' } });
     const checks = await checkChainKeys(await fresh(restorer), await listBackups(ws.engine));
     expect(checks).toMatchObject([
-      { chain: full.id, ok: false, checked: 'decrypted', problem: `${inc.id} is encrypted to ${ops.fingerprint}; this machine's private keys are ${successor.fingerprint}` },
+      {
+        chain: full.id,
+        ok: false,
+        checked: 'decrypted',
+        problem: `${inc.id} is encrypted to ${ops.fingerprint}; this machine's private keys are ${successor.fingerprint}`,
+      },
       { chain: rotated.id, ok: true },
     ]);
     // The backup host (public keys only) compares recipients instead.

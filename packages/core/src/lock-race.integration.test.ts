@@ -15,7 +15,12 @@ let server: S3rverProcess;
 
 beforeAll(async () => {
   server = await startS3rver();
-  const client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const client = new S3Client({
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   await client.send(new CreateBucketCommand({ Bucket: 'backups' }));
   client.destroy();
 });
@@ -33,9 +38,13 @@ interface RoundResult {
 }
 
 function racer(): { child: ChildProcessWithoutNullStreams; lines: string[]; ready: Promise<void>; done: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify({ endpoint: server.endpoint, url: 's3://backups/race', rounds: ROUNDS, gapMs: GAP_MS })], {
-    env: { ...process.env, ...ENV },
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CHILD, JSON.stringify({ endpoint: server.endpoint, url: 's3://backups/race', rounds: ROUNDS, gapMs: GAP_MS })],
+    {
+      env: { ...process.env, ...ENV },
+    },
+  );
   const lines: string[] = [];
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));

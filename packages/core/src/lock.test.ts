@@ -91,7 +91,9 @@ describe('source lock', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(290);
     expect(error.code).toBe(LockErrorCode.Held);
     expect(error.message).toMatch(
-      new RegExp(`^another stowage \\(backup, pid ${process.pid} on host ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\) holds the lock on this source.*; wait for it or, if it is gone, run \`stowage unlock\`$`),
+      new RegExp(
+        `^another stowage \\(backup, pid ${process.pid} on host ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\) holds the lock on this source.*; wait for it or, if it is gone, run \`stowage unlock\`$`,
+      ),
     );
   });
 
@@ -233,7 +235,9 @@ describe('destination lock', () => {
     expect((await lockObject(adapter)).id).toBe(winners[0]?.holder.id);
     for (const r of results) {
       if (r.status === 'rejected') {
-        expect((r.reason as LockError).message).toMatch(/^another stowage \(backup, pid \d+ on host .+\) holds the lock on destination offsite \(lease until .+Z\); .*run `stowage unlock --destination offsite`$/);
+        expect((r.reason as LockError).message).toMatch(
+          /^another stowage \(backup, pid \d+ on host .+\) holds the lock on destination offsite \(lease until .+Z\); .*run `stowage unlock --destination offsite`$/,
+        );
       }
     }
   });
@@ -265,8 +269,13 @@ describe('destination lock', () => {
     await lock.release();
 
     const pid = deadPid();
-    await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holderOf({ host: hostname(), pid, expiresAt: new Date(Date.now() + HOUR).toISOString() }))));
-    expect(keep(await acquireDestinationLock({ name: 'offsite', adapter }, backupRequest)).broke?.stale).toBe(`pid ${pid} no longer runs on host ${hostname()}`);
+    await adapter.put(
+      DESTINATION_LOCK_KEY,
+      bufferBody(JSON.stringify(holderOf({ host: hostname(), pid, expiresAt: new Date(Date.now() + HOUR).toISOString() }))),
+    );
+    expect(keep(await acquireDestinationLock({ name: 'offsite', adapter }, backupRequest)).broke?.stale).toBe(
+      `pid ${pid} no longer runs on host ${hostname()}`,
+    );
   });
 
   it('renew extends the lease, and a held lock renews itself', async () => {
@@ -289,7 +298,9 @@ describe('destination lock', () => {
   it('falls back to a best-effort lock without conditional put, and says so', async () => {
     const memory = new MemoryStorage();
     const adapter: StorageAdapter = { ...withChaos(memory, { delayMs: 2 }), capabilities: { ...memory.capabilities, conditionalPut: false } };
-    const results = await Promise.allSettled(Array.from({ length: 4 }, () => acquireDestinationLock({ name: 'nas', adapter }, backupRequest, { settleMs: 50 })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, () => acquireDestinationLock({ name: 'nas', adapter }, backupRequest, { settleMs: 50 })),
+    );
     const winners = results.flatMap((r) => (r.status === 'fulfilled' ? [keep(r.value)] : []));
     expect(winners).toHaveLength(1);
     expect(winners[0]?.exclusive).toBe(false);

@@ -197,7 +197,11 @@ export async function acquireLockFile(path: string, request: LockRequest, option
  * a holder gone from this host) is deleted and the lock taken; a live one is waited for up to
  * `waitMs`. Without conditional put the lock is best effort (`exclusive: false`).
  */
-export async function acquireDestinationLock(destination: { name: string; adapter: StorageAdapter }, request: LockRequest, options: DestinationLockOptions = {}): Promise<Lock> {
+export async function acquireDestinationLock(
+  destination: { name: string; adapter: StorageAdapter },
+  request: LockRequest,
+  options: DestinationLockOptions = {},
+): Promise<Lock> {
   const { name, adapter } = destination;
   const now = options.now ?? (() => new Date());
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
@@ -302,7 +306,9 @@ export async function readLocks(
   const now = options.now?.() ?? new Date();
   const source = await readSource(sourceLockPath(stateDir), now, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
   const others = await Promise.all(destinations.map((d) => readDestination(d.adapter, d.name, now)));
-  return [source, ...others].filter((lock) => lock !== undefined).map(({ kind, name, holder, stale, alive }) => ({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive }));
+  return [source, ...others]
+    .filter((lock) => lock !== undefined)
+    .map(({ kind, name, holder, stale, alive }) => ({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive }));
 }
 
 export interface BreakLockOptions {
@@ -321,11 +327,17 @@ export interface BreakLockOptions {
  * run (a live pid on this host) is refused with `stowage.lock.held` unless `force`; nothing is
  * removed then.
  */
-export async function breakLock(stateDir: string, destinations: ReadonlyArray<{ name: string; adapter: StorageAdapter }>, options: BreakLockOptions = {}): Promise<HeldLock[]> {
+export async function breakLock(
+  stateDir: string,
+  destinations: ReadonlyArray<{ name: string; adapter: StorageAdapter }>,
+  options: BreakLockOptions = {},
+): Promise<HeldLock[]> {
   const everything = !options.source && options.destinations === undefined;
   for (const wanted of options.destinations ?? []) {
     if (!destinations.some((d) => d.name === wanted)) {
-      throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${wanted}'; configured: ${destinations.map((d) => d.name).join(', ')}`, { context: { name: wanted } });
+      throw new CoreError(CoreErrorCode.UnknownDestination, `no destination named '${wanted}'; configured: ${destinations.map((d) => d.name).join(', ')}`, {
+        context: { name: wanted },
+      });
     }
   }
   const now = options.now?.() ?? new Date();
@@ -337,9 +349,13 @@ export async function breakLock(stateDir: string, destinations: ReadonlyArray<{ 
   ].filter((lock) => lock !== undefined);
   const running = found.find((lock) => lock.alive && lock.stale === undefined);
   if (running && !options.force) {
-    throw new LockError(LockErrorCode.Held, `${describeHolder(running.holder)} holds the lock on ${running.kind === 'source' ? 'this source' : `destination ${running.name}`} and is still running; stop it first, or pass --force`, {
-      context: { lock: running.name, holder: running.holder },
-    });
+    throw new LockError(
+      LockErrorCode.Held,
+      `${describeHolder(running.holder)} holds the lock on ${running.kind === 'source' ? 'this source' : `destination ${running.name}`} and is still running; stop it first, or pass --force`,
+      {
+        context: { lock: running.name, holder: running.holder },
+      },
+    );
   }
   const removed: HeldLock[] = [];
   for (const lock of found) {
@@ -396,7 +412,8 @@ function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, re
     if (gone) return { ...base, stale: gone, alive };
     alive = true;
   }
-  if (holder.expiresAt !== undefined && Date.parse(holder.expiresAt) <= now.getTime()) return { ...base, stale: `its lease expired at ${isoSeconds(holder.expiresAt)}`, alive };
+  if (holder.expiresAt !== undefined && Date.parse(holder.expiresAt) <= now.getTime())
+    return { ...base, stale: `its lease expired at ${isoSeconds(holder.expiresAt)}`, alive };
   if (renewedAt && staleAfterMs !== undefined && now.getTime() - renewedAt.getTime() > staleAfterMs) {
     return { ...base, stale: `not renewed since ${isoSeconds(renewedAt.toISOString())}`, alive };
   }
@@ -406,7 +423,12 @@ function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, re
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockHolder> | null;
-    const ok = typeof value?.id === 'string' && typeof value.host === 'string' && Number.isInteger(value.pid) && typeof value.operation === 'string' && typeof value.startedAt === 'string';
+    const ok =
+      typeof value?.id === 'string' &&
+      typeof value.host === 'string' &&
+      Number.isInteger(value.pid) &&
+      typeof value.operation === 'string' &&
+      typeof value.startedAt === 'string';
     return ok ? (value as LockHolder) : undefined;
   } catch {
     return undefined;
@@ -517,12 +539,15 @@ function lostError(name: string, where: string, current: HeldLock | undefined): 
 /** Renews `lock` every `everyMs` until it is released; release waits for a renewal under way. */
 function keepAlive(lock: Lock, everyMs: number, onRenewFailed: ((error: unknown) => void) | undefined): Lock {
   let pending: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    pending ??= lock
-      .renew()
-      .catch((error: unknown) => onRenewFailed?.(error))
-      .finally(() => (pending = undefined));
-  }, Math.min(Math.max(everyMs, 10), 2 ** 31 - 1));
+  const timer = setInterval(
+    () => {
+      pending ??= lock
+        .renew()
+        .catch((error: unknown) => onRenewFailed?.(error))
+        .finally(() => (pending = undefined));
+    },
+    Math.min(Math.max(everyMs, 10), 2 ** 31 - 1),
+  );
   timer.unref();
   const release = lock.release.bind(lock);
   return Object.defineProperty(lock, 'release', {

@@ -23,7 +23,10 @@ export const artifactSchema = z.object({
   /** CRC-64/ECMA of the stored bytes (unsigned decimal), when a destination reports that checksum (OSS). */
   crc64ecma: z.string().regex(/^\d+$/).optional(),
   /** Full-object CRC-64/NVME of the stored bytes (base64, as S3 reports it), when a destination reports that checksum (S3). */
-  crc64nvme: z.string().regex(/^[A-Za-z0-9+/]{11}=$/).optional(),
+  crc64nvme: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{11}=$/)
+    .optional(),
   decodedSize: z.number().int().nonnegative(),
   decodedSha256: sha256,
 });
@@ -47,99 +50,110 @@ export const replicaSchema = z.object({
 export type Replica = z.infer<typeof replicaSchema>;
 
 /** The manifest: the commit marker of a backup at a destination, written after every artifact. */
-export const manifestSchema = z.object({
-  format: z.literal(MANIFEST_FORMAT),
-  version: z.literal(MANIFEST_VERSION),
-  id: z.string().regex(/^(full|inc|hot)_backup_\d{8}_\d{6}(_\d+)?$/),
-  type: z.enum(BACKUP_TYPES),
-  /** Orders backups independently of the clock: one more than the highest seen at any destination. */
-  seq: z.number().int().nonnegative(),
-  /** The backup this incremental's delta applies to; null for full and hot backups. */
-  parent: z.string().nullable(),
-  /** Incrementals between this backup and its full (0 for full and hot). */
-  chainLength: z.number().int().nonnegative(),
-  /** Why a full backup was taken when an incremental was asked for. */
-  fullBecause: z.string().optional(),
-  createdAt: z.iso.datetime(),
-  reason: z.string().optional(),
-  tool: z.object({ name: z.literal('stowage'), version: z.string() }),
-  host: z.string(),
-  /** The head of `host`'s audit log when this backup was committed; absent in older manifests. */
-  audit: z.object({ seq: z.number().int().positive(), hash: sha256 }).optional(),
-  source: z.object({
-    path: z.string(),
-    pageSize: z.number().int().positive(),
-    pageCount: z.number().int().nonnegative(),
-    journalMode: z.string(),
-    sqliteVersion: z.string(),
-    schemaHash: sha256,
-    tables: z.record(z.string(), z.number().int().nonnegative()),
-    size: z.number().int().nonnegative(),
-    snapshotSha256: sha256,
-    pageHashAlgorithm: z.string(),
-    /** SHA-256 of the full page-hash list (a full's artifact; an incremental's list rebuilt through its chain). */
-    pageHashesSha256: sha256,
-    /** How long writers were held off while the snapshot was taken, in ms. */
-    lockMs: z.number().nonnegative(),
-  }),
-  /** For incrementals: how many pages the delta carries. */
-  delta: z.object({ changedPages: z.number().int().nonnegative(), basePageCount: z.number().int().nonnegative() }).optional(),
-  /** File sets archived with the database (media, config, logs), when configured. */
-  files: z
-    .object({
-      /** True when the archive holds only what changed since the parent's file sets. */
-      incremental: z.boolean(),
-      indexSha256: sha256,
-      sets: z.record(z.string(), z.object({ files: z.number(), dirs: z.number(), symlinks: z.number(), bytes: z.number() })),
-      diff: z.object({ added: z.number(), changed: z.number(), deleted: z.number() }),
-      /** Files that vanished or kept changing while read, and similar problems (never fatal). */
-      warnings: z.array(z.string()),
-    })
-    .optional(),
-  /** Size anomalies against the recent backups of the same type (median/MAD bands), if any. */
-  anomalies: z
-    .array(z.object({ metric: z.string(), value: z.number(), median: z.number(), band: z.object({ low: z.number(), high: z.number() }), severity: z.enum(['critical', 'warning']), reason: z.string() }))
-    .optional(),
-  /**
-   * Set once this backup's snapshot passed `PRAGMA integrity_check` and `foreign_key_check`
-   * (`by`: the operation, e.g. `validate`): a restore whose bytes hash to `source.snapshotSha256`
-   * then runs `quick_check` only, unless asked for the full checks.
-   */
-  integrityChecked: z.object({ at: z.iso.datetime(), by: z.string() }).optional(),
-  /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */
-  encoding: z.object({
-    compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),
-    encryption: z
+export const manifestSchema = z
+  .object({
+    format: z.literal(MANIFEST_FORMAT),
+    version: z.literal(MANIFEST_VERSION),
+    id: z.string().regex(/^(full|inc|hot)_backup_\d{8}_\d{6}(_\d+)?$/),
+    type: z.enum(BACKUP_TYPES),
+    /** Orders backups independently of the clock: one more than the highest seen at any destination. */
+    seq: z.number().int().nonnegative(),
+    /** The backup this incremental's delta applies to; null for full and hot backups. */
+    parent: z.string().nullable(),
+    /** Incrementals between this backup and its full (0 for full and hot). */
+    chainLength: z.number().int().nonnegative(),
+    /** Why a full backup was taken when an incremental was asked for. */
+    fullBecause: z.string().optional(),
+    createdAt: z.iso.datetime(),
+    reason: z.string().optional(),
+    tool: z.object({ name: z.literal('stowage'), version: z.string() }),
+    host: z.string(),
+    /** The head of `host`'s audit log when this backup was committed; absent in older manifests. */
+    audit: z.object({ seq: z.number().int().positive(), hash: sha256 }).optional(),
+    source: z.object({
+      path: z.string(),
+      pageSize: z.number().int().positive(),
+      pageCount: z.number().int().nonnegative(),
+      journalMode: z.string(),
+      sqliteVersion: z.string(),
+      schemaHash: sha256,
+      tables: z.record(z.string(), z.number().int().nonnegative()),
+      size: z.number().int().nonnegative(),
+      snapshotSha256: sha256,
+      pageHashAlgorithm: z.string(),
+      /** SHA-256 of the full page-hash list (a full's artifact; an incremental's list rebuilt through its chain). */
+      pageHashesSha256: sha256,
+      /** How long writers were held off while the snapshot was taken, in ms. */
+      lockMs: z.number().nonnegative(),
+    }),
+    /** For incrementals: how many pages the delta carries. */
+    delta: z.object({ changedPages: z.number().int().nonnegative(), basePageCount: z.number().int().nonnegative() }).optional(),
+    /** File sets archived with the database (media, config, logs), when configured. */
+    files: z
       .object({
-        cipher: z.literal('AES-256'),
-        format: z.string(),
-        mode: z.enum(['passphrase', 'public-key']),
-        /** Public-key mode: the recipients' primary key fingerprints. */
-        fingerprints: z.array(z.string()),
-        /**
-         * Passphrase mode: a salted scrypt check of the passphrase, truncated so that it reveals
-         * nothing useful (see @stowage/crypto verifier.ts). Absent in manifests of older versions.
-         */
-        passphraseVerifier: z
-          .object({ kdf: z.literal('scrypt'), logN: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string(), check: z.string() })
-          .optional(),
+        /** True when the archive holds only what changed since the parent's file sets. */
+        incremental: z.boolean(),
+        indexSha256: sha256,
+        sets: z.record(z.string(), z.object({ files: z.number(), dirs: z.number(), symlinks: z.number(), bytes: z.number() })),
+        diff: z.object({ added: z.number(), changed: z.number(), deleted: z.number() }),
+        /** Files that vanished or kept changing while read, and similar problems (never fatal). */
+        warnings: z.array(z.string()),
       })
-      .nullable(),
-  }),
-  artifacts: z.array(artifactSchema).min(1),
-  replicas: z.record(z.string(), replicaSchema),
-  /** SHA-256 of the manifest's compact JSON without this field (see `serializeManifest`); absent in older manifests. */
-  checksum: sha256.optional(),
-}).superRefine((manifest, context) => {
-  // A manifest may only name its own backup's objects, so a damaged or hostile one can never make
-  // cleanup delete (or restore read) another backup's data.
-  const own = `${FOLDERS[manifest.type]}/${manifest.id}.`;
-  manifest.artifacts.forEach((artifact, index) => {
-    if (isInsideDestination(artifact.key) && !artifact.key.startsWith(own)) {
-      context.addIssue({ code: 'custom', path: ['artifacts', index, 'key'], message: `'${artifact.key}' is not an object of backup ${manifest.id}` });
-    }
+      .optional(),
+    /** Size anomalies against the recent backups of the same type (median/MAD bands), if any. */
+    anomalies: z
+      .array(
+        z.object({
+          metric: z.string(),
+          value: z.number(),
+          median: z.number(),
+          band: z.object({ low: z.number(), high: z.number() }),
+          severity: z.enum(['critical', 'warning']),
+          reason: z.string(),
+        }),
+      )
+      .optional(),
+    /**
+     * Set once this backup's snapshot passed `PRAGMA integrity_check` and `foreign_key_check`
+     * (`by`: the operation, e.g. `validate`): a restore whose bytes hash to `source.snapshotSha256`
+     * then runs `quick_check` only, unless asked for the full checks.
+     */
+    integrityChecked: z.object({ at: z.iso.datetime(), by: z.string() }).optional(),
+    /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */
+    encoding: z.object({
+      compression: z.object({ algorithm: z.literal('zstd'), level: z.number().int() }).nullable(),
+      encryption: z
+        .object({
+          cipher: z.literal('AES-256'),
+          format: z.string(),
+          mode: z.enum(['passphrase', 'public-key']),
+          /** Public-key mode: the recipients' primary key fingerprints. */
+          fingerprints: z.array(z.string()),
+          /**
+           * Passphrase mode: a salted scrypt check of the passphrase, truncated so that it reveals
+           * nothing useful (see @stowage/crypto verifier.ts). Absent in manifests of older versions.
+           */
+          passphraseVerifier: z
+            .object({ kdf: z.literal('scrypt'), logN: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string(), check: z.string() })
+            .optional(),
+        })
+        .nullable(),
+    }),
+    artifacts: z.array(artifactSchema).min(1),
+    replicas: z.record(z.string(), replicaSchema),
+    /** SHA-256 of the manifest's compact JSON without this field (see `serializeManifest`); absent in older manifests. */
+    checksum: sha256.optional(),
+  })
+  .superRefine((manifest, context) => {
+    // A manifest may only name its own backup's objects, so a damaged or hostile one can never make
+    // cleanup delete (or restore read) another backup's data.
+    const own = `${FOLDERS[manifest.type]}/${manifest.id}.`;
+    manifest.artifacts.forEach((artifact, index) => {
+      if (isInsideDestination(artifact.key) && !artifact.key.startsWith(own)) {
+        context.addIssue({ code: 'custom', path: ['artifacts', index, 'key'], message: `'${artifact.key}' is not an object of backup ${manifest.id}` });
+      }
+    });
   });
-});
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** A relative key with no `..`, empty or absolute segments and no backslashes. */

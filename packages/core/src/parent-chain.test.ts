@@ -22,7 +22,10 @@ import { makeWorkspace } from './test/harness.js';
  * file-set archive and index) by flipping a byte, truncating or deleting it, at every destination or at one.
  */
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 const DESTINATIONS = { a: 'backups', b: 'region-b' } as const;
 const CONFIG: Partial<ConfigFile> = {
   source: { database: 'db.sqlite3', busyTimeoutMs: 5000, files: { media: { path: 'media' } } },
@@ -54,7 +57,10 @@ async function copyOfTemplate(options: EngineOptions = {}): Promise<{ dir: strin
   scratch.push(dir);
   await cp(template, dir, { recursive: true });
   const warnings: string[] = [];
-  const config = resolveConfig({ ...CONFIG, source: CONFIG.source!, destinations: CONFIG.destinations!, compression: { algorithm: 'none' } }, join(dir, 'stowage.config.json'));
+  const config = resolveConfig(
+    { ...CONFIG, source: CONFIG.source!, destinations: CONFIG.destinations!, compression: { algorithm: 'none' } },
+    join(dir, 'stowage.config.json'),
+  );
   return { dir, engine: await openEngine(config, { retry: false, onWarning: (m) => warnings.push(m), ...options }), warnings };
 }
 
@@ -151,7 +157,11 @@ describe('at destinations that report no checksum', () => {
 describe('an incremental is committed at a destination only with its whole chain', () => {
   it('after a full failed at a destination, the next incremental is not claimed there while it stays full, and is once the chain could be copied there', async () => {
     const { dir, engine } = await copyOfTemplate();
-    const fullDisk = await openEngine(engine.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'b' ? withChaos(a, { diskFull: true }) : a)] });
+    const fullDisk = await openEngine(engine.config, {
+      retry: false,
+      onWarning: () => undefined,
+      wrappers: [(a, name) => (name === 'b' ? withChaos(a, { diskFull: true }) : a)],
+    });
     try {
       const engineQuorum1 = { ...fullDisk, config: { ...fullDisk.config, quorum: 1 } };
       const newFull = await backup(engineQuorum1, { type: 'full' });
@@ -160,7 +170,13 @@ describe('an incremental is committed at a destination only with its whole chain
       simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 4, operations: 10 });
       const stillFull = await backup(engineQuorum1, { type: 'incremental' });
       expect(stillFull).toMatchObject({ outcome: 'degraded', committed: ['a'], manifest: { type: 'incremental', parent: newFull.manifest.id } });
-      expect(stillFull.failures).toEqual([{ destination: 'b', code: 'stowage.backup.chain_broken', message: expect.stringMatching(/^the chain is incomplete there: .*not committed there; copying \S+ there failed: .*no_space/) }]);
+      expect(stillFull.failures).toEqual([
+        {
+          destination: 'b',
+          code: 'stowage.backup.chain_broken',
+          message: expect.stringMatching(/^the chain is incomplete there: .*not committed there; copying \S+ there failed: .*no_space/),
+        },
+      ]);
       let catalog = await listBackups(engine);
       const entry = catalog.find((e) => e.manifest.id === stillFull.manifest.id)!;
       expect(restorableFrom(entry, catalog)).toEqual(['a']);

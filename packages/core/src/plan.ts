@@ -44,7 +44,10 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   const history = all.map((e) => e.manifest);
   const plan: BackupPlan = { type: requested, seq, chainLength: 0, chainIncompleteAt: [], history };
   if (requested !== 'incremental') return plan;
-  const tip = all.filter((e) => e.manifest.type !== 'hot').sort(byRecency).at(-1);
+  const tip = all
+    .filter((e) => e.manifest.type !== 'hot')
+    .sort(byRecency)
+    .at(-1);
   if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
   if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
     return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
@@ -61,7 +64,11 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
   if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
   const chainIncompleteAt = await completeChainEverywhere(engine, parent.links);
   if (chainIncompleteAt.length === engine.destinations.length) {
-    return downgradeToFull(plan, `the chain of ${tip.manifest.id} is complete at no destination (${chainIncompleteAt.map((f) => `${f.destination}: ${f.message}`).join('; ')})`, engine);
+    return downgradeToFull(
+      plan,
+      `the chain of ${tip.manifest.id} is complete at no destination (${chainIncompleteAt.map((f) => `${f.destination}: ${f.message}`).join('; ')})`,
+      engine,
+    );
   }
   return { ...plan, type: 'incremental', chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes }, chainIncompleteAt };
 }
@@ -94,7 +101,11 @@ export interface ChainLink {
  * or where it reports none by reading back artifacts up to `READ_BACK_LIMIT` and by size above.
  * Returns why not, or each link with the destinations it is intact at.
  */
-export async function assessParent(engine: Engine, catalog: ManifestCatalog, tip: CatalogEntry): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
+export async function assessParent(
+  engine: Engine,
+  catalog: ManifestCatalog,
+  tip: CatalogEntry,
+): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
   let chain: CatalogEntry[];
   try {
     chain = await resolveChain(catalog, tip, engine.destinations);

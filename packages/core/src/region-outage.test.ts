@@ -24,7 +24,13 @@ afterEach(async () => {
 /** A local destination that refuses every write as a read-only file system does (storage-local maps EROFS so). */
 const readOnly = (adapter: Parameters<typeof withChaos>[0]) =>
   withChaos(adapter, {
-    put: { fail: 'always', error: () => new StorageError(StorageErrorCode.PermissionDenied, `put 'locks/repository.lock' failed: EROFS: read-only file system`, { context: { errno: 'EROFS' } }) },
+    put: {
+      fail: 'always',
+      error: () =>
+        new StorageError(StorageErrorCode.PermissionDenied, `put 'locks/repository.lock' failed: EROFS: read-only file system`, {
+          context: { errno: 'EROFS' },
+        }),
+    },
     delete: { fail: 'always', error: StorageErrorCode.PermissionDenied },
   });
 
@@ -51,7 +57,11 @@ describe('one region down does not stop backups', () => {
       { name: 'frozen', url: 'frozen' },
     ];
     ws = await makeWorkspace({ config: { destinations, quorum: 1 } });
-    const engine = await openEngine(ws.config, { retry: false, onWarning: (m) => ws.warnings.push(m), wrappers: [(a, name) => (name === 'frozen' ? readOnly(a) : a)] });
+    const engine = await openEngine(ws.config, {
+      retry: false,
+      onWarning: (m) => ws.warnings.push(m),
+      wrappers: [(a, name) => (name === 'frozen' ? readOnly(a) : a)],
+    });
     try {
       const raised: Alert[] = [];
       vi.spyOn(engine.alerts, 'raise').mockImplementation(async (build) => void raised.push(build(Alerts, { where: 'test', since: new Date() })));
@@ -62,7 +72,9 @@ describe('one region down does not stop backups', () => {
       const result = await backup(run, { type: 'full' });
       expect(result.outcome).toBe('degraded');
       expect(result.committed).toEqual(['local']);
-      expect(result.failures).toEqual([{ destination: 'frozen', code: StorageErrorCode.PermissionDenied, message: expect.stringMatching(/lock cannot be taken.*EROFS/) }]);
+      expect(result.failures).toEqual([
+        { destination: 'frozen', code: StorageErrorCode.PermissionDenied, message: expect.stringMatching(/lock cannot be taken.*EROFS/) },
+      ]);
       const degraded = raised.find((a) => a.key.startsWith('backup-degraded'));
       expect(degraded?.title).toContain('missing at frozen');
       expect(JSON.stringify(degraded?.details)).toMatch(/frozen: its lock cannot be taken: .*EROFS/);
@@ -99,7 +111,10 @@ describe('one region down does not stop backups', () => {
       const raised: string[] = [];
       vi.spyOn(allFrozen.alerts, 'raise').mockImplementation(async (build) => void raised.push(build(Alerts, { where: 'test', since: new Date() }).title));
       const nothingLocked = await lockedEngine(allFrozen, 'backup');
-      const none = { code: 'stowage.destination.none_available', message: expect.stringMatching(/^no destination can be used: local: its lock cannot be taken: .*EROFS.*; frozen: /) };
+      const none = {
+        code: 'stowage.destination.none_available',
+        message: expect.stringMatching(/^no destination can be used: local: its lock cannot be taken: .*EROFS.*; frozen: /),
+      };
       expect(() => requireDestinations(nothingLocked)).toThrow(expect.objectContaining(none));
       await expect(backup(nothingLocked, { type: 'full' })).rejects.toMatchObject(none);
       expect(raised).toEqual([expect.stringMatching(/full backup failed/i)]);
@@ -118,8 +133,29 @@ describe('one region down does not stop backups', () => {
         quorum: 1,
         destinations: [
           { name: 'local', url: 'backups' },
-          { name: 's3-down', url: 's3://bucket/stowage', options: { ...keys, endpoint: `http://127.0.0.1:${await closedPort()}`, forcePathStyle: true, region: 'us-east-1', maxAttempts: 1, secretAccessKeyEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
-          { name: 'oss-down', url: 'oss://bucket/stowage', options: { ...keys, endpoint: `http://127.0.0.1:${await closedPort()}`, secure: false, region: 'cn-hangzhou', accessKeySecretEnv: 'STOWAGE_TEST_DOWN_SECRET' } },
+          {
+            name: 's3-down',
+            url: 's3://bucket/stowage',
+            options: {
+              ...keys,
+              endpoint: `http://127.0.0.1:${await closedPort()}`,
+              forcePathStyle: true,
+              region: 'us-east-1',
+              maxAttempts: 1,
+              secretAccessKeyEnv: 'STOWAGE_TEST_DOWN_SECRET',
+            },
+          },
+          {
+            name: 'oss-down',
+            url: 'oss://bucket/stowage',
+            options: {
+              ...keys,
+              endpoint: `http://127.0.0.1:${await closedPort()}`,
+              secure: false,
+              region: 'cn-hangzhou',
+              accessKeySecretEnv: 'STOWAGE_TEST_DOWN_SECRET',
+            },
+          },
         ],
       },
       engine: { registry: builtinRegistry() },

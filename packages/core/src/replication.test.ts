@@ -13,7 +13,10 @@ import { sync } from './sync.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { verify } from './verify.js';
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 
@@ -26,7 +29,11 @@ const destinations = [
 describe('replication to several destinations', () => {
   it('is degraded (not failed) when a destination is down but the quorum committed, and sync catches it up', async () => {
     ws = await makeWorkspace({ config: { destinations, quorum: 2 } });
-    const down = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'region-c' ? withChaos(a, { put: { fail: 'always' }, stat: { fail: 'always' } }) : a)] });
+    const down = await openEngine(ws.config, {
+      retry: false,
+      onWarning: () => undefined,
+      wrappers: [(a, name) => (name === 'region-c' ? withChaos(a, { put: { fail: 'always' }, stat: { fail: 'always' } }) : a)],
+    });
     const result = await backup(down, { type: 'full' });
     expect(result.outcome).toBe('degraded');
     expect(result.committed.sort()).toEqual(['primary', 'region-b']);
@@ -46,7 +53,11 @@ describe('replication to several destinations', () => {
 
   it('fails below the quorum and says where', async () => {
     ws = await makeWorkspace({ config: { destinations } });
-    const down = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'primary' ? a : withChaos(a, { diskFull: true }))] });
+    const down = await openEngine(ws.config, {
+      retry: false,
+      onWarning: () => undefined,
+      wrappers: [(a, name) => (name === 'primary' ? a : withChaos(a, { diskFull: true }))],
+    });
     const result = await backup(down, { type: 'full' });
     expect(result).toMatchObject({ outcome: 'failed', committed: ['primary'] });
     expect(result.failures.map((f) => f.destination).sort()).toEqual(['region-b', 'region-c']);

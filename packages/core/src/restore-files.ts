@@ -22,7 +22,9 @@ export async function restoreFilesOfChain(
   targetDir: string,
   only: readonly string[] | undefined,
 ): Promise<RestoreFilesResult> {
-  return withFileArchives(engine, chain, destinations, only, (archives) => restoreFileSets({ archives, targetDir, workDir: join(targetDir, `.stowage-restore-${ownerToken()}`), ...(only ? { only } : {}) }));
+  return withFileArchives(engine, chain, destinations, only, (archives) =>
+    restoreFileSets({ archives, targetDir, workDir: join(targetDir, `.stowage-restore-${ownerToken()}`), ...(only ? { only } : {}) }),
+  );
 }
 
 /**
@@ -57,12 +59,18 @@ async function withFileArchives<T>(
   }
   const first = links[0]?.manifest.files;
   if (!first || first.incremental) {
-    throw new CoreError(CoreErrorCode.ChainBroken, `the file sets of ${chain.at(-1)?.manifest.id} cannot be rebuilt: no archive of them in full is in its chain`);
+    throw new CoreError(
+      CoreErrorCode.ChainBroken,
+      `the file sets of ${chain.at(-1)?.manifest.id} cannot be rebuilt: no archive of them in full is in its chain`,
+    );
   }
   const known = Object.keys(links.at(-1)!.manifest.files!.sets);
   const unknown = (only ?? []).filter((name) => !known.includes(name));
   if (unknown.length) {
-    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `no file set named ${unknown.join(', ')} in ${chain.at(-1)?.manifest.id}; it has: database, ${known.join(', ')}`);
+    throw new CoreError(
+      CoreErrorCode.RestoreTargetMissing,
+      `no file set named ${unknown.join(', ')} in ${chain.at(-1)?.manifest.id}; it has: database, ${known.join(', ')}`,
+    );
   }
   await ensurePrivateDir(engine.stagingDir);
   const paths: string[] = [];

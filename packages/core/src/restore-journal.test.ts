@@ -9,7 +9,10 @@ import { backup } from './backup.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 
-const sha256File = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 const integrity = (path: string) => execFileSync('sqlite3', [path, 'PRAGMA integrity_check'], { encoding: 'utf8' }).trim();
 
 let ws: Workspace;
@@ -52,7 +55,10 @@ describe('the live switch of a restore', () => {
     app.exec('BEGIN EXCLUSIVE');
     try {
       const live = await sha256File(ws.database);
-      await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({ code: 'stowage.source.locked', message: expect.stringMatching(/stayed locked by another program for 300 ms; stop the application/) });
+      await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({
+        code: 'stowage.source.locked',
+        message: expect.stringMatching(/stayed locked by another program for 300 ms; stop the application/),
+      });
       expect(await sha256File(ws.database)).toBe(live);
       expect((await readdir(ws.dir)).filter((name) => name.includes('stowage-') || name.includes('damaged_'))).toEqual([]);
       expect(existsSync(`${ws.config.stateDir}/restore-journal.json`)).toBe(false);

@@ -72,7 +72,10 @@ export async function switchRestore(engine: JournalRun, journal: RestoreJournal)
     try {
       movedAside = await applyMoves(journal);
     } catch (error) {
-      await rollBack(journal).then(() => removeJournal(path), () => undefined);
+      await rollBack(journal).then(
+        () => removeJournal(path),
+        () => undefined,
+      );
       throw error;
     }
   } finally {
@@ -95,7 +98,9 @@ export async function recoverInterruptedRestore(engine: JournalRun): Promise<voi
     lock = await acquireSourceLock(engine.config.stateDir, { operation: 'restore-recovery' });
   } catch (error) {
     if (!(error instanceof LockError)) throw error;
-    engine.warn(`a restore of ${first.backupId} was interrupted; ${describeHolder(error.context.holder as LockHolder | undefined)} holds the source lock, so the next command will finish it`);
+    engine.warn(
+      `a restore of ${first.backupId} was interrupted; ${describeHolder(error.context.holder as LockHolder | undefined)} holds the source lock, so the next command will finish it`,
+    );
     return;
   }
   try {
@@ -131,9 +136,13 @@ export async function recoverInterruptedRestore(engine: JournalRun): Promise<voi
         ? `a restore of ${journal.backupId} was interrupted; completed it now${aside ? ` (the previous database is ${aside})` : ''}`
         : `a restore of ${journal.backupId} was interrupted and its restored data is gone; rolled it back: the previous database and files are in place again`,
     );
-    await logOperation(engine.logDir, 'restore.log', { operation: 'restore-recovery', backupId: journal.backupId, outcome: 'ok', durationMs: performance.now() - started, detail: outcome }).catch(
-      warnUnrecorded(engine.warn, 'the restore recovery in restore.log and the audit log'),
-    );
+    await logOperation(engine.logDir, 'restore.log', {
+      operation: 'restore-recovery',
+      backupId: journal.backupId,
+      outcome: 'ok',
+      durationMs: performance.now() - started,
+      detail: outcome,
+    }).catch(warnUnrecorded(engine.warn, 'the restore recovery in restore.log and the audit log'));
   } finally {
     await lock.release();
   }
@@ -151,7 +160,11 @@ async function readJournal(path: string): Promise<RestoreJournal | undefined> {
   try {
     return JSON.parse(text) as RestoreJournal;
   } catch (cause) {
-    throw new CoreError(CoreErrorCode.RestoreTargetMissing, `the restore journal ${path} is unreadable; check the database and file sets by hand, then delete it`, { context: { path }, cause });
+    throw new CoreError(
+      CoreErrorCode.RestoreTargetMissing,
+      `the restore journal ${path} is unreadable; check the database and file sets by hand, then delete it`,
+      { context: { path }, cause },
+    );
   }
 }
 
@@ -288,7 +301,11 @@ function lockLive(path: string, busyTimeoutMs: number): Database.Database | unde
   } catch (error) {
     db.close();
     if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-      throw new CoreError(CoreErrorCode.SourceLocked, `the live database ${path} stayed locked by another program for ${busyTimeoutMs} ms; stop the application and try again`, { context: { path }, cause: error });
+      throw new CoreError(
+        CoreErrorCode.SourceLocked,
+        `the live database ${path} stayed locked by another program for ${busyTimeoutMs} ms; stop the application and try again`,
+        { context: { path }, cause: error },
+      );
     }
     return undefined; // not a database SQLite can lock (damaged): nothing can write to it either
   }

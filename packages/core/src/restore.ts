@@ -155,9 +155,13 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         checks = await withPrivateDatabase(temp, (db) => runChecks(db, kind));
         await synced;
         if (!checksPassed(checks)) {
-          throw new CoreError(CoreErrorCode.RestoreCheckFailed, `restored copy of ${backupId} fails its checks (${describeChecks(checks)}); the target was not touched — try another backup`, {
-            context: { backupId, checks },
-          });
+          throw new CoreError(
+            CoreErrorCode.RestoreCheckFailed,
+            `restored copy of ${backupId} fails its checks (${describeChecks(checks)}); the target was not touched — try another backup`,
+            {
+              context: { backupId, checks },
+            },
+          );
         }
         crashPoint('restore.temp-written');
       }
@@ -219,7 +223,15 @@ export async function restore(engine: Engine, options: RestoreOptions): Promise<
         outcome: 'ok',
         durationMs: result.durationMs,
         bytes: result.bytes,
-        detail: [`from=${source}`, target ? `target=${target}` : '', checks ? `check=${checks.kind}` : '', files ? `files=${files.sets.join(',')}` : '', movedAside.length ? `moved-aside=${movedAside[0]}` : ''].filter(Boolean).join(' '),
+        detail: [
+          `from=${source}`,
+          target ? `target=${target}` : '',
+          checks ? `check=${checks.kind}` : '',
+          files ? `files=${files.sets.join(',')}` : '',
+          movedAside.length ? `moved-aside=${movedAside[0]}` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
       });
       return result;
     } finally {

@@ -66,7 +66,8 @@ export function planRetention(entries: readonly CatalogEntry[], policy: Retentio
   for (const id of unreadable.filter((u) => typeOfId(u) === 'incremental')) {
     const before = sorted.filter((e) => e.manifest.type !== 'hot' && stampOfId(e.manifest.id) <= stampOfId(id));
     const full = before.findLastIndex((e) => e.manifest.type === 'full');
-    for (const entry of before.slice(Math.max(0, full))) if (!why.has(entry.manifest.id)) why.set(entry.manifest.id, `possibly needed by ${id}, whose manifest cannot be read`);
+    for (const entry of before.slice(Math.max(0, full)))
+      if (!why.has(entry.manifest.id)) why.set(entry.manifest.id, `possibly needed by ${id}, whose manifest cannot be read`);
   }
   // Keep every link a kept incremental replays, newest first so that chains are followed to the end.
   const byId = new Map(sorted.map((e) => [e.manifest.id, e]));

@@ -20,7 +20,9 @@ describe('retries are logged through onRetry', () => {
 
   it('a caller’s own onRetry replaces the warning', async () => {
     const seen: number[] = [];
-    ws = await makeWorkspace({ engine: { retry: { baseDelayMs: 1, onRetry: (event) => seen.push(event.attempt) }, wrappers: [(adapter) => withChaos(adapter, { put: { fail: [1] } })] } });
+    ws = await makeWorkspace({
+      engine: { retry: { baseDelayMs: 1, onRetry: (event) => seen.push(event.attempt) }, wrappers: [(adapter) => withChaos(adapter, { put: { fail: [1] } })] },
+    });
     await backup(ws.engine, { type: 'full' });
     expect(seen).toEqual([1]);
     expect(ws.warnings.filter((w) => w.includes('retry'))).toEqual([]);

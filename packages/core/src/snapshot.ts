@@ -75,9 +75,13 @@ export async function takeSnapshot(source: string, target: string, options: Snap
 export function assertWholeSnapshot(source: string, snapshot: Snapshot, digest: FileDigest): void {
   const expected = snapshot.pageCount * snapshot.pageSize;
   if (digest.size !== expected) {
-    throw new CoreError(CoreErrorCode.SourceUnreadable, `snapshot of ${source} is ${digest.size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`, {
-      context: { source, size: digest.size, expected },
-    });
+    throw new CoreError(
+      CoreErrorCode.SourceUnreadable,
+      `snapshot of ${source} is ${digest.size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`,
+      {
+        context: { source, size: digest.size, expected },
+      },
+    );
   }
 }
 
@@ -91,10 +95,20 @@ function sourceError(source: string, cause: unknown, options: SnapshotOptions): 
     );
   }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new CoreError(CoreErrorCode.SourceNotSqlite, `${source} is not a usable SQLite database (${code}); check source.database or run PRAGMA integrity_check`, { context: { source }, cause });
+    return new CoreError(
+      CoreErrorCode.SourceNotSqlite,
+      `${source} is not a usable SQLite database (${code}); check source.database or run PRAGMA integrity_check`,
+      { context: { source }, cause },
+    );
   }
   if (code === 'ENOSPC' || code === 'SQLITE_FULL') {
-    return new CoreError(CoreErrorCode.NoSpace, `no space left on the device while copying the database snapshot; free disk space in the staging folder`, { context: { source }, cause });
+    return new CoreError(CoreErrorCode.NoSpace, `no space left on the device while copying the database snapshot; free disk space in the staging folder`, {
+      context: { source },
+      cause,
+    });
   }
-  return new CoreError(CoreErrorCode.SourceUnreadable, `cannot snapshot ${source}: ${(cause as Error).message ?? String(cause)}`, { context: { source }, cause });
+  return new CoreError(CoreErrorCode.SourceUnreadable, `cannot snapshot ${source}: ${(cause as Error).message ?? String(cause)}`, {
+    context: { source },
+    cause,
+  });
 }

@@ -158,7 +158,14 @@ describe('fault-injection soak', () => {
             continue;
           }
           const [result] = await verify(ws.engine, { backup: id, destination, deep: true });
-          if (!result?.ok) violate(op, `${id} at ${destination} was reported stored but fails verify --deep: ${result?.artifacts.filter((a) => !a.ok).map((a) => a.problem).join('; ')}`);
+          if (!result?.ok)
+            violate(
+              op,
+              `${id} at ${destination} was reported stored but fails verify --deep: ${result?.artifacts
+                .filter((a) => !a.ok)
+                .map((a) => a.problem)
+                .join('; ')}`,
+            );
         }
       }
     }
@@ -193,7 +200,10 @@ describe('fault-injection soak', () => {
         const fault: Fault = rng.random() < 0.3 ? rng.pick(FAULTS) : 'none';
         const adapter = inner.get(destination)!;
         faults.set(destination, fault);
-        active.set(destination, fault === 'torn-write' ? tornWrites(adapter, new Rng(`torn:${op}:${destination}`, SEED)) : withChaos(adapter, chaosPlan(fault, rng)));
+        active.set(
+          destination,
+          fault === 'torn-write' ? tornWrites(adapter, new Rng(`torn:${op}:${destination}`, SEED)) : withChaos(adapter, chaosPlan(fault, rng)),
+        );
         injected[fault]++;
       }
       const roll = rng.random();

@@ -33,12 +33,22 @@ export async function readSqliteHeader(path: string): Promise<SqliteHeader & { f
   } catch (cause) {
     const code = systemErrorCode(cause);
     if (code === 'ENOENT') {
-      throw new CoreError(CoreErrorCode.SourceNotFound, `database ${path} does not exist; check source.database in the config (a relative path there is relative to the config file's folder)`, { context: { path }, cause });
+      throw new CoreError(
+        CoreErrorCode.SourceNotFound,
+        `database ${path} does not exist; check source.database in the config (a relative path there is relative to the config file's folder)`,
+        { context: { path }, cause },
+      );
     }
     if (code === 'EISDIR') {
-      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is a folder, not a SQLite database; point source.database at the db file`, { context: { path }, cause });
+      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is a folder, not a SQLite database; point source.database at the db file`, {
+        context: { path },
+        cause,
+      });
     }
-    throw new CoreError(CoreErrorCode.SourceUnreadable, `cannot read database ${path} (${code ?? String(cause)}); check its permissions`, { context: { path }, cause });
+    throw new CoreError(CoreErrorCode.SourceUnreadable, `cannot read database ${path} (${code ?? String(cause)}); check its permissions`, {
+      context: { path },
+      cause,
+    });
   }
   try {
     const { size } = await handle.stat();
@@ -52,7 +62,9 @@ export async function readSqliteHeader(path: string): Promise<SqliteHeader & { f
     const { bytesRead } = await handle.read(header, 0, 100, 0);
     const parsed = parseSqliteHeader(header.subarray(0, bytesRead));
     if (!parsed) {
-      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is not a SQLite database (bad header); check source.database in the config`, { context: { path } });
+      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is not a SQLite database (bad header); check source.database in the config`, {
+        context: { path },
+      });
     }
     return { ...parsed, fileSize: size };
   } finally {

@@ -13,7 +13,15 @@ afterEach(async () => ws?.dispose());
 describe('status against RPO/RTO, and drills', () => {
   it('is unhealthy with no backups, healthy after a backup, a verify and a drill, and unhealthy again once the RPO is breached', async () => {
     const clock = { now: new Date(2024, 0, 1, 2, 0, 0) };
-    ws = await makeWorkspace({ engine: { now: () => clock.now }, config: { destinations: [{ name: 'local', url: 'backups' }, { name: 'offsite', url: 'offsite' }] } });
+    ws = await makeWorkspace({
+      engine: { now: () => clock.now },
+      config: {
+        destinations: [
+          { name: 'local', url: 'backups' },
+          { name: 'offsite', url: 'offsite' },
+        ],
+      },
+    });
     const empty = await status(ws.engine);
     expect(empty).toMatchObject({ healthy: false, problems: ['there is no full or incremental backup yet'] });
     await expect(drill(ws.engine)).rejects.toMatchObject({ code: 'stowage.backup.not_found', message: expect.stringMatching(/no backups yet/) });
@@ -38,7 +46,14 @@ describe('status against RPO/RTO, and drills', () => {
   });
 
   it('reports a failed drill and a destination behind as unhealthy', async () => {
-    ws = await makeWorkspace({ config: { destinations: [{ name: 'local', url: 'backups' }, { name: 'offsite', url: 'offsite' }] } });
+    ws = await makeWorkspace({
+      config: {
+        destinations: [
+          { name: 'local', url: 'backups' },
+          { name: 'offsite', url: 'offsite' },
+        ],
+      },
+    });
     const { manifest } = await backup(ws.engine, { type: 'full' });
     const stored = join(ws.dir, 'offsite', 'full', `${manifest.id}.sqlite3`);
     const bytes = await readFile(stored);

@@ -52,7 +52,8 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
       if (damagedManifest) {
         broken.push({ backupId: id, destination: destination.name, problem: 'damaged', detail: damagedManifest.problem, outcome: 'planned' });
       } else if (!entry.destinations.includes(destination.name)) {
-        if (!removedByCleanup.has(`${destination.name}:${id}`)) broken.push({ backupId: id, destination: destination.name, problem: 'missing', outcome: 'planned' });
+        if (!removedByCleanup.has(`${destination.name}:${id}`))
+          broken.push({ backupId: id, destination: destination.name, problem: 'missing', outcome: 'planned' });
       } else {
         const problem = await firstProblem(destination, entry.manifest, deep);
         if (problem === undefined) healthy.push(destination);
@@ -77,11 +78,29 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
     }
   }
   const readable = new Set(catalog.entries.map((e) => e.manifest.id));
-  for (const vanished of vanishedBackups(history, catalog, engine.destinations.map((d) => d.name))) {
-    actions.push({ backupId: vanished.id, destination: vanished.expectedAt.join(','), problem: 'missing', detail: describeVanished(vanished), outcome: options.dryRun ? 'planned' : 'failed', message: 'no destination holds a copy to repair it from' });
+  for (const vanished of vanishedBackups(
+    history,
+    catalog,
+    engine.destinations.map((d) => d.name),
+  )) {
+    actions.push({
+      backupId: vanished.id,
+      destination: vanished.expectedAt.join(','),
+      problem: 'missing',
+      detail: describeVanished(vanished),
+      outcome: options.dryRun ? 'planned' : 'failed',
+      message: 'no destination holds a copy to repair it from',
+    });
   }
   for (const damaged of catalog.damaged.filter((d) => !readable.has(d.id))) {
-    actions.push({ backupId: damaged.id, destination: damaged.destination, problem: 'damaged', detail: damaged.problem, outcome: options.dryRun ? 'planned' : 'failed', message: `no destination holds a readable manifest of ${damaged.id}` });
+    actions.push({
+      backupId: damaged.id,
+      destination: damaged.destination,
+      problem: 'damaged',
+      detail: damaged.problem,
+      outcome: options.dryRun ? 'planned' : 'failed',
+      message: `no destination holds a readable manifest of ${damaged.id}`,
+    });
   }
   if (!options.dryRun) {
     await logOperation(engine.logDir, 'backup.log', {

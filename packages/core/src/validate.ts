@@ -46,7 +46,13 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
     const schemaMatches = facts.schemaHash === entry.manifest.source.schemaHash;
     const ok = checksPassed(checks) && schemaMatches && Object.keys(rowCountMismatches).length === 0;
     const recorded = ok ? await recordIntegrityChecked(engine, catalog, entry.manifest) : [];
-    await logOperation(engine.logDir, 'backup.log', { operation: 'validate', backupId: entry.manifest.id, outcome: ok ? 'ok' : 'failed', durationMs: performance.now() - started, ...(recorded.length ? { detail: `integrity-recorded=${recorded.join(',')}` } : {}) });
+    await logOperation(engine.logDir, 'backup.log', {
+      operation: 'validate',
+      backupId: entry.manifest.id,
+      outcome: ok ? 'ok' : 'failed',
+      durationMs: performance.now() - started,
+      ...(recorded.length ? { detail: `integrity-recorded=${recorded.join(',')}` } : {}),
+    });
     return { backupId: entry.manifest.id, ok, checks, schemaMatches, rowCountMismatches, source, recorded };
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -68,7 +74,9 @@ async function recordIntegrityChecked(engine: Engine, catalog: ManifestCatalog, 
       if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by: 'validate' } });
       recorded.push(destination.name);
     } catch (error) {
-      engine.warn(`could not record the passed checks of ${validated.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`);
+      engine.warn(
+        `could not record the passed checks of ${validated.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`,
+      );
     }
   }
   return recorded;

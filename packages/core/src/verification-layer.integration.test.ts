@@ -34,7 +34,18 @@ async function workspace(prefix: string, partSizeMiB = 8): Promise<Workspace> {
       quorum: 1,
       destinations: [
         { name: 'local', url: 'backups' },
-        { name: 'oss', url: `oss://wms/${prefix}`, options: { region: 'cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'VL_OSS_ID', accessKeySecretEnv: 'VL_OSS_SECRET', partSizeMiB } },
+        {
+          name: 'oss',
+          url: `oss://wms/${prefix}`,
+          options: {
+            region: 'cn-hangzhou',
+            endpoint: oss.endpoint,
+            secure: false,
+            accessKeyIdEnv: 'VL_OSS_ID',
+            accessKeySecretEnv: 'VL_OSS_SECRET',
+            partSizeMiB,
+          },
+        },
       ],
     },
     engine: { registry: builtinRegistry() },

@@ -18,7 +18,11 @@ afterEach(async () => ws?.dispose());
 type Reads = Map<string, string[]>;
 
 /** The artifacts read back at one destination (manifests are read and confirmed too: not artifacts). */
-const artifactReads = (reads: Reads, name: string) => reads.get(name)!.filter((key) => !key.endsWith('.manifest.json')).sort();
+const artifactReads = (reads: Reads, name: string) =>
+  reads
+    .get(name)!
+    .filter((key) => !key.endsWith('.manifest.json'))
+    .sort();
 
 /**
  * Records the reads at each destination, and makes the ones named in `blind` report no checksum
@@ -68,13 +72,19 @@ describe('the verification method a manifest records is the one that ran', () =>
     expect(artifactReads(reads, 'blind')).toEqual([...keys].sort());
 
     expect(manifest.replicas.mixed?.verifiedBy).toBe('server-sha256');
-    expect(manifest.replicas.mixed?.verifiedByArtifact).toEqual(Object.fromEntries(keys.map((k) => [k, k === pageHashes ? 'sha256-readback' : 'server-sha256'])));
+    expect(manifest.replicas.mixed?.verifiedByArtifact).toEqual(
+      Object.fromEntries(keys.map((k) => [k, k === pageHashes ? 'sha256-readback' : 'server-sha256'])),
+    );
     expect(artifactReads(reads, 'mixed')).toEqual([pageHashes]);
   });
 
   it('sync: records how the copy it wrote was confirmed, not always a read-back', async () => {
     ws = await makeWorkspace({ config: { destinations, quorum: 1 } });
-    const down = await openEngine(ws.config, { retry: false, onWarning: () => undefined, wrappers: [(a, name) => (name === 'local' ? a : withChaos(a, { put: { fail: 'always' } }))] });
+    const down = await openEngine(ws.config, {
+      retry: false,
+      onWarning: () => undefined,
+      wrappers: [(a, name) => (name === 'local' ? a : withChaos(a, { put: { fail: 'always' } }))],
+    });
     const { manifest } = await backup(down, { type: 'full' });
     await down.close();
     expect(Object.keys(manifest.replicas)).toEqual(['local']);
@@ -87,7 +97,10 @@ describe('the verification method a manifest records is the one that ran', () =>
       ['blind', 'repaired'],
       ['mixed', 'repaired'],
     ]);
-    const [entry] = await listBackups(ws.engine, ws.engine.destinations.filter((d) => d.name === 'blind'));
+    const [entry] = await listBackups(
+      ws.engine,
+      ws.engine.destinations.filter((d) => d.name === 'blind'),
+    );
     await engine.close();
     const keys = artifactKeys(manifest);
     expect(entry?.manifest.replicas.blind).toMatchObject({ verifiedBy: 'sha256-readback' });
@@ -95,7 +108,10 @@ describe('the verification method a manifest records is the one that ran', () =>
     expect(entry?.manifest.replicas.mixed).toBeUndefined(); // each copy's manifest records its own replica
     expect(artifactReads(reads, 'blind')).toEqual([...keys].sort());
 
-    const [atMixed] = await listBackups(ws.engine, ws.engine.destinations.filter((d) => d.name === 'mixed'));
+    const [atMixed] = await listBackups(
+      ws.engine,
+      ws.engine.destinations.filter((d) => d.name === 'mixed'),
+    );
     expect(atMixed?.manifest.replicas.mixed?.verifiedBy).toBe('server-sha256');
     expect(atMixed?.manifest.replicas.mixed?.verifiedByArtifact?.[keys.find((k) => k.endsWith('.pagehash'))!]).toBe('sha256-readback');
     expect(artifactReads(reads, 'mixed')).toEqual([keys.find((k) => k.endsWith('.pagehash'))]);
@@ -106,7 +122,10 @@ describe('the verification method a manifest records is the one that ran', () =>
     expect((await sync(again)).actions.map((a) => [a.destination, a.outcome])).toEqual([['blind', 'repaired']]);
     await again.close();
     expect(artifactReads(reads, 'blind')).toEqual([...keys].sort());
-    const [rewritten] = await listBackups(ws.engine, ws.engine.destinations.filter((d) => d.name === 'blind'));
+    const [rewritten] = await listBackups(
+      ws.engine,
+      ws.engine.destinations.filter((d) => d.name === 'blind'),
+    );
     expect(rewritten?.manifest.replicas.blind).toMatchObject({ verifiedBy: 'sha256-readback' });
   });
 });

@@ -69,11 +69,15 @@ if (mode === '--child') {
   const size = (await stat(file)).size;
   const outputOf = (name: string) => join(dir, `${name.replace(/[^a-z0-9]+/gi, '_')}.out`);
   const inputOf = (variant: Variant) => (variant.input === 'plain' ? file : outputOf(variant.input));
-  const results = new Map<string, { seconds: number[]; cpuSeconds: number[]; rss: number[] }>(Object.keys(VARIANTS).map((name) => [name, { seconds: [], cpuSeconds: [], rss: [] }]));
+  const results = new Map<string, { seconds: number[]; cpuSeconds: number[]; rss: number[] }>(
+    Object.keys(VARIANTS).map((name) => [name, { seconds: [], cpuSeconds: [], rss: [] }]),
+  );
   const loadBefore = loadavg()[0]!;
   for (let run = 0; run < runs; run++) {
     for (const [name, variant] of Object.entries(VARIANTS)) {
-      const line = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, inputOf(variant), outputOf(name)], { encoding: 'utf8' });
+      const line = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, inputOf(variant), outputOf(name)], {
+        encoding: 'utf8',
+      });
       const { seconds, cpuSeconds, rssMiB } = JSON.parse(line.trim().split('\n').at(-1)!) as { seconds: number; cpuSeconds: number; rssMiB: number };
       const result = results.get(name)!;
       result.seconds.push(seconds);
@@ -82,7 +86,9 @@ if (mode === '--child') {
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  console.log(`${(size / MiB).toFixed(0)} MiB from ${file}; ${runs} interleaved runs; load average ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
+  console.log(
+    `${(size / MiB).toFixed(0)} MiB from ${file}; ${runs} interleaved runs; load average ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`,
+  );
   // CPU time (all threads, of the pipeline only) is far less disturbed by a loaded machine than wall time.
   for (const [name, { seconds, cpuSeconds, rss }] of results) {
     const rates = seconds.map((s) => size / MiB / s);
@@ -100,7 +106,9 @@ async function generate(path: string, bytes: number): Promise<void> {
     Readable.from(
       (function* () {
         for (let i = 0, size = 0; size < bytes; i++) {
-          const row = Buffer.from(`${i}|B-${i % 97}-${i % 13}|goods ${i % 5000} 上海仓库 浦东新区|${randomBytes(6).toString('hex')}|${i % 400}|2024-01-${(i % 28) + 1}\n`);
+          const row = Buffer.from(
+            `${i}|B-${i % 97}-${i % 13}|goods ${i % 5000} 上海仓库 浦东新区|${randomBytes(6).toString('hex')}|${i % 400}|2024-01-${(i % 28) + 1}\n`,
+          );
           size += row.length;
           yield row;
         }

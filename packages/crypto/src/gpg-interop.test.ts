@@ -140,7 +140,10 @@ describe('gpg encrypts, Stowage decrypts', () => {
   it.each([
     ['AES256, no compression, from stdin', ['--cipher-algo', 'AES256', '--compress-algo', 'none']],
     ['AES128, SHA-1 S2K, no compression', ['--cipher-algo', 'AES128', '--s2k-digest-algo', 'SHA1', '--compress-algo', 'none']],
-    ['AES256, SHA-512 S2K with a small count, a file name', ['--cipher-algo', 'AES256', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65536', '--compress-algo', 'none', '--set-filename', 'db.sqlite3']],
+    [
+      'AES256, SHA-512 S2K with a small count, a file name',
+      ['--cipher-algo', 'AES256', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65536', '--compress-algo', 'none', '--set-filename', 'db.sqlite3'],
+    ],
   ])('gpg --symmetric (%s) is read by the native decryptor', async (_name, options) => {
     const { gpg } = await gnupg();
     const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--symmetric', ...options], plain);

@@ -5,7 +5,16 @@ import { isStowageError } from '@stowage/errors';
 import type { Key } from 'openpgp';
 import { parseEncryptionConfig } from './config.js';
 import { CryptoError, CryptoErrorCode, isCryptoError } from './errors.js';
-import { fingerprintOf, loadDecryptionKeys, loadEncryptionKeys, parseKeys, type EncryptionKeys, type DecryptionKeys, type EncryptionMode, type LoadKeysOptions } from './keys.js';
+import {
+  fingerprintOf,
+  loadDecryptionKeys,
+  loadEncryptionKeys,
+  parseKeys,
+  type EncryptionKeys,
+  type DecryptionKeys,
+  type EncryptionMode,
+  type LoadKeysOptions,
+} from './keys.js';
 import { readPublicKeyFile, resolvePath, type SecretSource } from './secrets.js';
 import { createDecryptStream, createEncryptStream } from './streams.js';
 

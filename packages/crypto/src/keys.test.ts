@@ -5,15 +5,7 @@ import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CryptoErrorCode, isCryptoError } from './errors.js';
 import { checkKeys, describeKeys } from './inspect.js';
-import {
-  DecryptionKeys,
-  EncryptionKeys,
-  generateKeyPair,
-  keyFingerprints,
-  loadDecryptionKeys,
-  loadEncryptionKeys,
-  type GeneratedKeyPair,
-} from './keys.js';
+import { DecryptionKeys, EncryptionKeys, generateKeyPair, keyFingerprints, loadDecryptionKeys, loadEncryptionKeys, type GeneratedKeyPair } from './keys.js';
 import { writeKeyFile } from './secrets.js';
 import { cleanup, decrypt, encrypt, tempDir } from './test/helpers.js';
 
@@ -74,7 +66,10 @@ describe('generateKeyPair', () => {
 describe('loadEncryptionKeys / loadDecryptionKeys', () => {
   it('loads a passphrase from a key file or an environment variable', async () => {
     const fromFile = await loadEncryptionKeys({ mode: 'passphrase', passphraseFile: 'passphrase' }, { baseDir: dir });
-    const fromEnv = await loadDecryptionKeys({ mode: 'passphrase', passphraseEnv: 'STOWAGE_TEST_PASSPHRASE' }, { env: { STOWAGE_TEST_PASSPHRASE: PASSPHRASE } });
+    const fromEnv = await loadDecryptionKeys(
+      { mode: 'passphrase', passphraseEnv: 'STOWAGE_TEST_PASSPHRASE' },
+      { env: { STOWAGE_TEST_PASSPHRASE: PASSPHRASE } },
+    );
     const plain = Buffer.from('round trip through the config loaders');
     expect((await decrypt(await encrypt(plain, fromFile), fromEnv)).output).toEqual(plain);
     expect(keyFingerprints(fromFile)).toEqual([]);
@@ -116,9 +111,9 @@ describe('loadEncryptionKeys / loadDecryptionKeys', () => {
   it('refuses a public key given as the private key, and a file that holds no key', async () => {
     await writeKeyFile(join(dir, 'public-as-private'), ops.publicKey);
     await writeFile(join(dir, 'not-a-key.asc'), 'hello');
-    expect((await failure(loadDecryptionKeys({ mode: 'public-key', recipients: ['ops.asc'], privateKeyFile: 'public-as-private' }, { baseDir: dir }))).code).toBe(
-      CryptoErrorCode.InvalidKey,
-    );
+    expect(
+      (await failure(loadDecryptionKeys({ mode: 'public-key', recipients: ['ops.asc'], privateKeyFile: 'public-as-private' }, { baseDir: dir }))).code,
+    ).toBe(CryptoErrorCode.InvalidKey);
     expect((await failure(loadEncryptionKeys({ mode: 'public-key', recipients: ['not-a-key.asc'] }, { baseDir: dir }))).code).toBe(CryptoErrorCode.InvalidKey);
   });
 

@@ -81,7 +81,10 @@ export class EncryptionKeys {
    * Keys that encrypt to every public key in `publicKeys` (armored or binary; one entry may hold
    * several keys). Refuses private keys: the backup host must hold only public keys.
    */
-  static async fromPublicKeys(publicKeys: ReadonlyArray<string | Uint8Array>, options: { aead?: boolean; names?: readonly string[] } = {}): Promise<EncryptionKeys> {
+  static async fromPublicKeys(
+    publicKeys: ReadonlyArray<string | Uint8Array>,
+    options: { aead?: boolean; names?: readonly string[] } = {},
+  ): Promise<EncryptionKeys> {
     const recipients: PublicKey[] = [];
     for (const [index, data] of publicKeys.entries()) {
       const name = options.names?.[index] ?? `recipient ${index + 1}`;

@@ -53,7 +53,13 @@ describe('compress → encrypt of a real SQLite file', () => {
     const { gpg } = await gnupg();
     if (mode === 'public-key') await gpg(['--import'], Buffer.from(ops.privateKey));
     const compressed = join(dir, `restored-${mode}.sqlite3.zst`);
-    const decrypted = await gpg([...(mode === 'passphrase' ? ['--passphrase-file', join(dir, 'passphrase')] : []), '--output', compressed, '--decrypt', encoded]);
+    const decrypted = await gpg([
+      ...(mode === 'passphrase' ? ['--passphrase-file', join(dir, 'passphrase')] : []),
+      '--output',
+      compressed,
+      '--decrypt',
+      encoded,
+    ]);
     expect(decrypted.code, decrypted.stderr).toBe(0);
     const restored = join(dir, `restored-${mode}.sqlite3`);
     const unzstd = await run('zstd', ['-q', '-d', compressed, '-o', restored]);

@@ -12,10 +12,7 @@ import { createDecipheriv } from 'node:crypto';
 import { CFB_CIPHERS } from './seipd-decrypt.js';
 
 /** The start of a message's encrypted-data packet, found by scanning its first bytes. */
-export type SeipdScan =
-  | { state: 'need-more' }
-  | { state: 'none' }
-  | { state: 'found'; version: number | undefined; prefix: Uint8Array; start: number };
+export type SeipdScan = { state: 'need-more' } | { state: 'none' } | { state: 'found'; version: number | undefined; prefix: Uint8Array; start: number };
 
 const SEIPD_TAG = 18;
 /**

@@ -51,13 +51,16 @@ describe('native SEIPDv1 messages', () => {
 
   // Sizes around the partial-length chunks of both packets (the literal packet has 6 header
   // bytes; the SEIPD body adds the version byte, the 18-byte prefix and the 22-byte MDC packet).
-  it.each([0, 1, 191, 192, 8383, 8384, CHUNK - 47, CHUNK - 46, CHUNK - 6, CHUNK - 5, CHUNK, 3 * CHUNK + 7])('openpgp.js reads %i bytes written in odd chunks', async (size) => {
-    const plain = randomBytes(size);
-    const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
-    const { output, error } = await decrypt(encrypted, DecryptionKeys.fromPassphrase(PASSPHRASE), 4099);
-    expect(error).toBeUndefined();
-    expect(output.equals(plain)).toBe(true);
-  });
+  it.each([0, 1, 191, 192, 8383, 8384, CHUNK - 47, CHUNK - 46, CHUNK - 6, CHUNK - 5, CHUNK, 3 * CHUNK + 7])(
+    'openpgp.js reads %i bytes written in odd chunks',
+    async (size) => {
+      const plain = randomBytes(size);
+      const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
+      const { output, error } = await decrypt(encrypted, DecryptionKeys.fromPassphrase(PASSPHRASE), 4099);
+      expect(error).toBeUndefined();
+      expect(output.equals(plain)).toBe(true);
+    },
+  );
 
   it('does not depend on a written buffer once its write has completed (writers may reuse it)', async () => {
     const plain = randomBytes(CHUNK + 70_000);

@@ -16,7 +16,16 @@ import { BridgeDuplex } from './bridge.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
 import { decryptPrefix, quickCheck, scanForSeipd, type SeipdScan } from './quick-check.js';
 import { CFB_CIPHERS, passphraseSessionKeys, SeipdDecryptor, startsLiteral } from './seipd-decrypt.js';
-import { OPENPGP_CONFIG, decryptionMaterial, encryptionMaterial, messageOf, type DecryptionKeys, type DecryptionMaterial, type EncryptionKeys, type EncryptionMaterial } from './keys.js';
+import {
+  OPENPGP_CONFIG,
+  decryptionMaterial,
+  encryptionMaterial,
+  messageOf,
+  type DecryptionKeys,
+  type DecryptionMaterial,
+  type EncryptionKeys,
+  type EncryptionMaterial,
+} from './keys.js';
 import { createSeipdEncryptStream } from './seipd.js';
 
 type Bytes = Uint8Array<ArrayBufferLike>;
@@ -104,7 +113,11 @@ export function createDecryptStream(keys: DecryptionKeys): Duplex {
     }
     let data: ReadableStream<Bytes>;
     try {
-      const secret = sessionKeys ? { sessionKeys } : 'privateKeys' in material ? { decryptionKeys: material.privateKeys } : { passwords: [material.passphrase] };
+      const secret = sessionKeys
+        ? { sessionKeys }
+        : 'privateKeys' in material
+          ? { decryptionKeys: material.privateKeys }
+          : { passwords: [material.passphrase] };
       const result = await openpgp.decrypt({ message, format: 'binary', config: OPENPGP_CONFIG, ...secret });
       data = result.data;
     } catch (cause) {
@@ -166,15 +179,19 @@ async function checkedSessionKeys(keyPackets: Buffer, material: DecryptionMateri
   try {
     candidates =
       'passphrase' in material
-        ? ((await passphraseSessionKeys(keyPackets, material.passphrase)) ?? (await openpgp.decryptSessionKeys({ message, passwords: [material.passphrase], config: OPENPGP_CONFIG })))
+        ? ((await passphraseSessionKeys(keyPackets, material.passphrase)) ??
+          (await openpgp.decryptSessionKeys({ message, passwords: [material.passphrase], config: OPENPGP_CONFIG })))
         : await openpgp.decryptSessionKeys({ message, decryptionKeys: material.privateKeys, config: OPENPGP_CONFIG });
   } catch (cause) {
     throw sessionFailure(cause, keys, message, 'privateKeys' in material);
   }
   const usable = candidates.filter((key): key is openpgp.SessionKey => key.algorithm !== null && quickCheck(key, prefix) !== false);
   if (usable.length > 0) return usable.map((key) => ({ data: key.data, algorithm: key.algorithm }));
-  if ('passphrase' in material) throw new CryptoError(CryptoErrorCode.WrongKey, 'wrong passphrase: it does not decrypt this data', { context: { mode: 'passphrase' } });
-  throw new CryptoError(CryptoErrorCode.Integrity, 'the encrypted data is corrupt at its start (its session key fails the quick check)', { context: { mode: keys.mode } });
+  if ('passphrase' in material)
+    throw new CryptoError(CryptoErrorCode.WrongKey, 'wrong passphrase: it does not decrypt this data', { context: { mode: 'passphrase' } });
+  throw new CryptoError(CryptoErrorCode.Integrity, 'the encrypted data is corrupt at its start (its session key fails the quick check)', {
+    context: { mode: keys.mode },
+  });
 }
 
 /** Every binary OpenPGP packet header has its top bit set; SQLite, zstd and text never start so. */

@@ -39,12 +39,21 @@ describe('probeDecryption', () => {
     const message = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
     const head = message.subarray(0, 64 * 1024);
     await expect(probeDecryption(DecryptionKeys.fromPassphrase(PASSPHRASE), head)).resolves.toMatchObject({ ok: true });
-    await expect(probeDecryption(DecryptionKeys.fromPassphrase('another passphrase'), head)).resolves.toMatchObject({ ok: false, code: 'stowage.crypto.wrong_key' });
+    await expect(probeDecryption(DecryptionKeys.fromPassphrase('another passphrase'), head)).resolves.toMatchObject({
+      ok: false,
+      code: 'stowage.crypto.wrong_key',
+    });
 
     const [ops, other] = await Promise.all([generateKeyPair({ userId: 'ops' }), generateKeyPair({ userId: 'other' })]);
     const toOps = await encrypt(plain, await EncryptionKeys.fromPublicKeys([ops.publicKey], { aead: true }));
     await expect(probeDecryption(await DecryptionKeys.fromPrivateKeys([ops.privateKey]), toOps.subarray(0, 64 * 1024))).resolves.toMatchObject({ ok: true });
-    await expect(probeDecryption(await DecryptionKeys.fromPrivateKeys([other.privateKey]), toOps.subarray(0, 64 * 1024))).resolves.toMatchObject({ ok: false, code: 'stowage.crypto.wrong_key' });
-    await expect(probeDecryption(DecryptionKeys.fromPassphrase(PASSPHRASE), toOps.subarray(0, 64 * 1024))).resolves.toMatchObject({ ok: false, code: 'stowage.crypto.wrong_key' });
+    await expect(probeDecryption(await DecryptionKeys.fromPrivateKeys([other.privateKey]), toOps.subarray(0, 64 * 1024))).resolves.toMatchObject({
+      ok: false,
+      code: 'stowage.crypto.wrong_key',
+    });
+    await expect(probeDecryption(DecryptionKeys.fromPassphrase(PASSPHRASE), toOps.subarray(0, 64 * 1024))).resolves.toMatchObject({
+      ok: false,
+      code: 'stowage.crypto.wrong_key',
+    });
   });
 });

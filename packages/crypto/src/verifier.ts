@@ -32,7 +32,12 @@ const CHECK_BYTES = 4;
 /** Bounds for verifiers read from manifests, which may be hostile: no parameter may cost more than ~1 s. */
 export const VERIFIER_LIMITS = { logN: [10, 17], r: [1, 16], p: [1, 4], saltBytes: [16, 64], checkBytes: [2, 8] } as const;
 
-const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, length: number, options: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+const scryptAsync = promisify(scrypt) as (
+  password: string,
+  salt: Buffer,
+  length: number,
+  options: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
 
 /** A fresh verifier of the passphrase of `keys` (passphrase mode only). */
 export async function createPassphraseVerifier(keys: EncryptionKeys | DecryptionKeys): Promise<PassphraseVerifier> {
@@ -51,7 +56,14 @@ export async function matchesPassphraseVerifier(keys: EncryptionKeys | Decryptio
   const expected = Buffer.from(verifier.check, 'hex');
   const within = (value: number, [low, high]: readonly [number, number]) => Number.isInteger(value) && value >= low && value <= high;
   const { logN, r, p, saltBytes, checkBytes } = VERIFIER_LIMITS;
-  if (verifier.kdf !== 'scrypt' || !within(verifier.logN, logN) || !within(verifier.r, r) || !within(verifier.p, p) || !within(salt.length, saltBytes) || !within(expected.length, checkBytes)) {
+  if (
+    verifier.kdf !== 'scrypt' ||
+    !within(verifier.logN, logN) ||
+    !within(verifier.r, r) ||
+    !within(verifier.p, p) ||
+    !within(salt.length, saltBytes) ||
+    !within(expected.length, checkBytes)
+  ) {
     throw new TypeError('the passphrase verifier is outside the accepted parameters');
   }
   const actual = await derive(passphraseOf(keys), salt, verifier.logN, verifier.r, verifier.p, expected.length);

@@ -25,7 +25,7 @@ async function makeApp(): Promise<string> {
     'photos/2024/b.jpg': { content: 'b', mtimeMs: T0 + 999 },
     'photos/2024': { dir: true, mode: 0o750, mtimeMs: T0 + 2 },
     'readonly/locked.txt': { content: 'locked', mode: 0o444, mtimeMs: T0 + 3 },
-    'readonly': { dir: true, mode: 0o555, mtimeMs: T0 + 4 },
+    readonly: { dir: true, mode: 0o555, mtimeMs: T0 + 4 },
     'empty-dir': { dir: true, mtimeMs: T0 + 5 },
     'empty.bin': { content: '', mtimeMs: T0 + 6 },
     'script.sh': { content: '#!/bin/sh\necho hi\n', mode: 0o755, mtimeMs: T0 + 7 },
@@ -33,7 +33,7 @@ async function makeApp(): Promise<string> {
     [`${'deep/'.repeat(30)}long-name-${'x'.repeat(120)}.txt`]: { content: 'long', mtimeMs: T0 + 9 },
     'latest.jpg': { symlink: 'photos/2024/a.jpg' },
     'photos/up': { symlink: '..' },
-    'dangling': { symlink: 'does-not-exist' },
+    dangling: { symlink: 'does-not-exist' },
   });
   await writeTree(app, {
     'greaterwms/settings.py': { content: 'DEBUG = False\n', mode: 0o600, mtimeMs: T0 + 10 },
@@ -80,7 +80,11 @@ describe('full archive round trip', () => {
     const result = await backup(config, app, archive);
     expect(result.warnings).toEqual([]);
     expect(result.diff.deleted).toBe(0);
-    expect(result.stored.files).toBe(Object.values(expected).flatMap((set) => Object.values(set)).filter((e) => e.startsWith('file')).length);
+    expect(result.stored.files).toBe(
+      Object.values(expected)
+        .flatMap((set) => Object.values(set))
+        .filter((e) => e.startsWith('file')).length,
+    );
 
     const target = join(await tempDir('restore'), 'app');
     const restored = await restoreFileSets({ archives: [fromFile(archive)], targetDir: target });
@@ -120,7 +124,7 @@ describe('full archive round trip', () => {
     const app = await makeApp();
     const archive = join(await tempDir('out'), 'full.files.tar');
     const result = await backup(config, app, archive);
-    const fromArchive = await readFileSetIndex((await fromFile(archive)()));
+    const fromArchive = await readFileSetIndex(await fromFile(archive)());
     expect(fromArchive.index).toEqual(result.index);
     expect(fromArchive.sha256).toBe(result.indexSha256);
     expect(serializeFileSetIndex(parseFileSetIndex(result.indexBytes)).sha256).toBe(result.indexSha256);
@@ -151,7 +155,9 @@ describe('incremental chain', () => {
     const inc1 = await backup(config, app, join(out, '1.tar'), full.index);
     const tree1 = await expectedTree(app);
 
-    const members = execFileSync('tar', ['-tf', join(out, '1.tar')], { encoding: 'utf8' }).trim().split('\n');
+    const members = execFileSync('tar', ['-tf', join(out, '1.tar')], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(members).toContain('media/photos/2024/new.jpg');
     expect(members).toContain('media/photos/2024/b.jpg');
     expect(members).toContain('media/script.sh');
@@ -165,7 +171,15 @@ describe('incremental chain', () => {
     expect(diff.deleted.map((item) => item.path)).toContain(`${'deep/'.repeat(30)}long-name-${'x'.repeat(120)}.txt`);
     expect(diff.added.map((item) => item.path)).toEqual(expect.arrayContaining(['photos/2024/new.jpg', 'dangling/now-a-folder.txt']));
     expect(diff.changed.map((item) => `${item.set}:${item.path}`)).toEqual(
-      expect.arrayContaining(['media:photos/2024/b.jpg', 'media:script.sh', 'media:empty.bin', 'media:dangling', 'media:latest.jpg', 'config:supervisord.conf', 'logs:app.log']),
+      expect.arrayContaining([
+        'media:photos/2024/b.jpg',
+        'media:script.sh',
+        'media:empty.bin',
+        'media:dangling',
+        'media:latest.jpg',
+        'config:supervisord.conf',
+        'logs:app.log',
+      ]),
     );
     expect(inc1.diff).toEqual({ added: diff.added.length, changed: diff.changed.length, deleted: diff.deleted.length });
 
@@ -282,9 +296,9 @@ describe('incremental chain', () => {
     await expect(restoreFileSets({ archives: [fromFile(join(out, '1.tar'))], targetDir: target })).rejects.toMatchObject({
       code: FileSetErrorCode.ChainBroken,
     });
-    await expect(
-      restoreFileSets({ archives: [fromFile(join(out, '0.tar')), fromFile(join(out, '2.tar'))], targetDir: target }),
-    ).rejects.toMatchObject({ code: FileSetErrorCode.ChainBroken });
+    await expect(restoreFileSets({ archives: [fromFile(join(out, '0.tar')), fromFile(join(out, '2.tar'))], targetDir: target })).rejects.toMatchObject({
+      code: FileSetErrorCode.ChainBroken,
+    });
     await expect(restoreFileSets({ archives: [], targetDir: target })).rejects.toMatchObject({ code: FileSetErrorCode.ChainBroken });
     expect(await readdir(target)).toEqual([]);
   });

@@ -183,13 +183,23 @@ class ArchiveWriter {
         file = await openFile(location, setIndex.kind === 'files');
       } catch (error) {
         if (!isGone(error) && systemErrorCode(error) !== 'ELOOP') throw unreadable(set, entry.path, error);
-        this.warnings.push({ code: 'vanished', set, path: entry.path, message: `File set "${set}": "${entry.path}" vanished before it could be read; it is left out` });
+        this.warnings.push({
+          code: 'vanished',
+          set,
+          path: entry.path,
+          message: `File set "${set}": "${entry.path}" vanished before it could be read; it is left out`,
+        });
         return undefined;
       }
       try {
         const before = await file.stat();
         if (!before.isFile()) {
-          this.warnings.push({ code: 'vanished', set, path: entry.path, message: `File set "${set}": "${entry.path}" is no longer a regular file; it is left out` });
+          this.warnings.push({
+            code: 'vanished',
+            set,
+            path: entry.path,
+            message: `File set "${set}": "${entry.path}" is no longer a regular file; it is left out`,
+          });
           return undefined;
         }
         const read = fileEntry(entry.path, before, undefined);

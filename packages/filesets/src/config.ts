@@ -8,17 +8,15 @@ export const fileSetNameSchema = z
   .refine((name) => name !== 'database', { message: '"database" is reserved for the SQLite database' })
   .describe('Name of the file set, e.g. media, config, logs');
 
-const relativePath = z
-  .string()
-  .superRefine((path, ctx) => {
-    const reason = unsafePathReason(path);
-    if (reason !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `"${path}" must be a path inside the base folder, written like media or conf/app.ini (${reason})`,
-      });
-    }
-  });
+const relativePath = z.string().superRefine((path, ctx) => {
+  const reason = unsafePathReason(path);
+  if (reason !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${path}" must be a path inside the base folder, written like media or conf/app.ini (${reason})`,
+    });
+  }
+});
 
 const globs = z.array(z.string().min(1)).min(1);
 
@@ -29,9 +27,7 @@ export const folderSetSchema = z
     include: globs
       .optional()
       .describe('Only files and symlinks matching one of these globs are kept (folders are always kept); a glob without "/" matches the name at any depth'),
-    exclude: globs
-      .optional()
-      .describe('Entries matching one of these globs are left out; an excluded folder is not descended into'),
+    exclude: globs.optional().describe('Entries matching one of these globs are left out; an excluded folder is not descended into'),
   })
   .strict();
 

@@ -78,11 +78,7 @@ describe('parseFileSetIndex', () => {
   });
 
   it('rejects duplicate paths, a missing root and a root that is not a folder', () => {
-    const cases = [
-      [root, file('a'), file('a')],
-      [file('a')],
-      [{ ...file('.') }],
-    ];
+    const cases = [[root, file('a'), file('a')], [file('a')], [{ ...file('.') }]];
     for (const entries of cases) {
       expect(() => parseFileSetIndex(JSON.stringify(index({ media: { kind: 'folder', path: 'media', entries } })))).toThrow(
         expect.objectContaining({ code: FileSetErrorCode.UnsafePath }),

@@ -211,10 +211,7 @@ export function comparableEntries<F extends ScannedFileEntry>(
 }
 
 /** True when `current` reproduces `previous` exactly: same type, metadata and (for files) content. */
-export function sameEntry(
-  previous: ScannedFileEntry | DirEntry | SymlinkEntry,
-  current: ScannedFileEntry | DirEntry | SymlinkEntry,
-): boolean {
+export function sameEntry(previous: ScannedFileEntry | DirEntry | SymlinkEntry, current: ScannedFileEntry | DirEntry | SymlinkEntry): boolean {
   switch (current.type) {
     case 'file':
       return (

@@ -33,5 +33,15 @@ export {
 } from './fileset-index.js';
 export { scanFileSets, type FileSetScan, type ScanOptions } from './scan.js';
 export { writeFileSetArchive, type ArchiveOptions, type ArchiveProgress, type ArchiveResult } from './archive.js';
-export { finishFileSets, restoreFileSets, readFileSetIndex, stageFileSets, type RestoreFilesOptions, type RestoreFilesResult, type RestoredSet, type SetMove, type StagedFileSets } from './restore.js';
+export {
+  finishFileSets,
+  restoreFileSets,
+  readFileSetIndex,
+  stageFileSets,
+  type RestoreFilesOptions,
+  type RestoreFilesResult,
+  type RestoredSet,
+  type SetMove,
+  type StagedFileSets,
+} from './restore.js';
 export type { FileSetWarning, FileSetWarningCode } from './warnings.js';

@@ -21,7 +21,15 @@ function indexOf(entries: FileSetEntry[], path = 'media'): FileSetIndex {
   };
 }
 
-const file = (path: string, content = evil): FileEntry => ({ path, type: 'file', mode: 0o644, mtimeMs: 0, size: content.length, sha256: sha256(content), ctimeMs: 0 });
+const file = (path: string, content = evil): FileEntry => ({
+  path,
+  type: 'file',
+  mode: 0o644,
+  mtimeMs: 0,
+  size: content.length,
+  sha256: sha256(content),
+  ctimeMs: 0,
+});
 
 /**
  * Restores `archive` into `<sandbox>/target` and expects `code`; the sandbox (target included)
@@ -96,10 +104,20 @@ describe('restore refuses hostile archives and writes nothing', () => {
       indexOf([file('../evil', content)]),
       indexOf([file('/abs', content)]),
       indexOf([{ path: 'l', type: 'symlink', mtimeMs: 0, linkTarget: '/etc' }]),
-      indexOf([{ path: 'here', type: 'symlink', mtimeMs: 0, linkTarget: '.' }, { path: 'out', type: 'symlink', mtimeMs: 0, linkTarget: 'here/..' }]),
-      indexOf([{ path: 'l', type: 'symlink', mtimeMs: 0, linkTarget: 'sub' }, { path: 'sub', type: 'dir', mode: 0o755, mtimeMs: 0 }, file('l/ok.txt', content)]),
+      indexOf([
+        { path: 'here', type: 'symlink', mtimeMs: 0, linkTarget: '.' },
+        { path: 'out', type: 'symlink', mtimeMs: 0, linkTarget: 'here/..' },
+      ]),
+      indexOf([
+        { path: 'l', type: 'symlink', mtimeMs: 0, linkTarget: 'sub' },
+        { path: 'sub', type: 'dir', mode: 0o755, mtimeMs: 0 },
+        file('l/ok.txt', content),
+      ]),
       indexOf([file('ok.txt', content)], '../outside'),
-      { ...indexOf([file('ok.txt', content)]), sets: { ...indexOf([]).sets, inner: { kind: 'folder', path: 'media/x', entries: [{ path: '.', type: 'dir', mode: 0o755, mtimeMs: 0 }] } } },
+      {
+        ...indexOf([file('ok.txt', content)]),
+        sets: { ...indexOf([]).sets, inner: { kind: 'folder', path: 'media/x', entries: [{ path: '.', type: 'dir', mode: 0o755, mtimeMs: 0 }] } },
+      },
       { ...indexOf([]), sets: { config: { kind: 'files', entries: [file('../../etc/evil', content)] } } },
     ];
     for (const index of cases) await expectRefused(craftArchive(harmless, index), FileSetErrorCode.UnsafePath);
@@ -107,7 +125,10 @@ describe('restore refuses hostile archives and writes nothing', () => {
 
   it('refuses to restore through a symlink the target folder already holds', async () => {
     const content = Buffer.from('photo');
-    const archive = craftArchive([{ header: member('media/', 'directory') }, { header: member('media/a.jpg'), content }], indexOf([file('a.jpg', content)], 'uploads/media'));
+    const archive = craftArchive(
+      [{ header: member('media/', 'directory') }, { header: member('media/a.jpg'), content }],
+      indexOf([file('a.jpg', content)], 'uploads/media'),
+    );
     await expectRefused(archive, FileSetErrorCode.UnsafePath, async (sandbox) => {
       await symlink(join(sandbox, 'outside'), join(sandbox, 'target/uploads'));
     });
@@ -117,6 +138,9 @@ describe('restore refuses hostile archives and writes nothing', () => {
     await expectRefused(craftArchive([{ header: member('README'), content: evil }], indexOf([])), FileSetErrorCode.Corrupt);
     await expectRefused(Buffer.from('this is not a tar archive'.padEnd(2048, '!')), FileSetErrorCode.Corrupt);
     await expectRefused(craftArchive([], { format: INDEX_FORMAT, version: 99 }), FileSetErrorCode.Corrupt);
-    await expectRefused(craftArchive([{ header: member('media/x.txt'), content: evil }], indexOf([file('x.txt', Buffer.from('other'))])), FileSetErrorCode.Corrupt);
+    await expectRefused(
+      craftArchive([{ header: member('media/x.txt'), content: evil }], indexOf([file('x.txt', Buffer.from('other'))])),
+      FileSetErrorCode.Corrupt,
+    );
   });
 });

@@ -274,18 +274,14 @@ async function spool(content: AsyncIterable<Buffer>, file: string): Promise<Spoo
 
 function checkChain(previous: FileSetIndex | undefined, next: FileSetIndex, position: number): void {
   if (previous === undefined && next.parentId !== null) {
-    throw new FileSetError(
-      FileSetErrorCode.ChainBroken,
-      'The first archive is an incremental; restore needs its chain from the full backup on',
-      { context: { position, parentId: next.parentId } },
-    );
+    throw new FileSetError(FileSetErrorCode.ChainBroken, 'The first archive is an incremental; restore needs its chain from the full backup on', {
+      context: { position, parentId: next.parentId },
+    });
   }
   if (previous !== undefined && next.parentId !== previous.id) {
-    throw new FileSetError(
-      FileSetErrorCode.ChainBroken,
-      `Archive ${position + 1} of the chain is not the incremental of archive ${position}`,
-      { context: { position, parentId: next.parentId, expected: previous.id } },
-    );
+    throw new FileSetError(FileSetErrorCode.ChainBroken, `Archive ${position + 1} of the chain is not the incremental of archive ${position}`, {
+      context: { position, parentId: next.parentId, expected: previous.id },
+    });
   }
 }
 

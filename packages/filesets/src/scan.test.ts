@@ -18,7 +18,7 @@ describe('scanFileSets', () => {
       '-first.txt': 'sorts before "."',
       'b/c.txt': 'c',
       'a.txt': 'a',
-      'link': { symlink: 'b/c.txt' },
+      link: { symlink: 'b/c.txt' },
       'b/empty': { dir: true },
     });
     const scan = await scanFileSets({ media: { path: 'media' } }, { baseDir: base });
@@ -32,11 +32,11 @@ describe('scanFileSets', () => {
   it('never follows symlinks inside a set, so link loops cannot hang it', async () => {
     const base = await tempDir();
     await writeTree(join(base, 'media'), {
-      'self': { symlink: '.' },
+      self: { symlink: '.' },
       'sub/up': { symlink: '..' },
-      'ping': { symlink: 'pong' },
-      'pong': { symlink: 'ping' },
-      'me': { symlink: 'me' },
+      ping: { symlink: 'pong' },
+      pong: { symlink: 'ping' },
+      me: { symlink: 'me' },
     });
     const scan = await scanFileSets({ media: { path: 'media' } }, { baseDir: base });
     expect(paths(scan.sets.media)).toEqual(['.', 'me', 'ping', 'pong', 'self', 'sub', 'sub/up']);
@@ -46,13 +46,13 @@ describe('scanFileSets', () => {
   it('leaves out symlinks leading outside their set, with a warning', async () => {
     const base = await tempDir();
     await writeTree(join(base, 'media'), {
-      'etc': { symlink: '/etc' },
-      'sibling': { symlink: '../config.ini' },
-      'here': { symlink: '.' },
-      'sneaky': { symlink: 'here/..' },
-      'inside': { symlink: 'sub/../a.txt' },
+      etc: { symlink: '/etc' },
+      sibling: { symlink: '../config.ini' },
+      here: { symlink: '.' },
+      sneaky: { symlink: 'here/..' },
+      inside: { symlink: 'sub/../a.txt' },
       'a.txt': 'a',
-      'sub': { dir: true },
+      sub: { dir: true },
     });
     const scan = await scanFileSets({ media: { path: 'media' } }, { baseDir: base });
     expect(paths(scan.sets.media)).toEqual(['.', 'a.txt', 'here', 'inside', 'sub']);

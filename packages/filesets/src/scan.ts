@@ -15,14 +15,7 @@ import { z } from 'zod';
 import { fileSetsConfigSchema, type FileListSetConfig, type FileSetsConfig, type FolderSetConfig } from './config.js';
 import { FileSetError, FileSetErrorCode } from './errors.js';
 import { dirEntry, fileEntry, isGone, openFile, readChunks, unreadable } from './file-io.js';
-import {
-  comparableEntries,
-  type DirEntry,
-  type FileSetIndex,
-  type ScannedFileEntry,
-  type SetIndexOf,
-  type SymlinkEntry,
-} from './fileset-index.js';
+import { comparableEntries, type DirEntry, type FileSetIndex, type ScannedFileEntry, type SetIndexOf, type SymlinkEntry } from './fileset-index.js';
 import { byPath, linkEscapes } from './paths.js';
 import type { FileSetWarning } from './warnings.js';
 
@@ -91,7 +84,14 @@ function wrongType(set: string, path: string, expected: string): FileSetError {
  * A scanned file, with the parent's content hash when it is known to still hold: size, mode and
  * mtime match, and either ctime matches too or a fresh hash of the file equals the parent's.
  */
-async function scanFile(set: string, path: string, stats: Stats, previous: ScannedEntry | undefined, location: string, followLink: boolean): Promise<ScannedFileEntry> {
+async function scanFile(
+  set: string,
+  path: string,
+  stats: Stats,
+  previous: ScannedEntry | undefined,
+  location: string,
+  followLink: boolean,
+): Promise<ScannedFileEntry> {
   const current = fileEntry(path, stats, undefined);
   if (previous?.type !== 'file' || previous.sha256 === undefined) return current;
   if (previous.size !== current.size || previous.mode !== current.mode || previous.mtimeMs !== current.mtimeMs) return current;
@@ -115,8 +115,14 @@ async function scanFile(set: string, path: string, stats: Stats, previous: Scann
 /** gitignore-like: a glob without '/' matches an entry's name at any depth, one with '/' its whole relative path. */
 function globMatcher(globs: readonly string[] | undefined): ((path: string) => boolean) | undefined {
   if (globs === undefined) return undefined;
-  const byName = picomatch(globs.filter((glob) => !glob.includes('/')), { dot: true });
-  const byPath = picomatch(globs.filter((glob) => glob.includes('/')), { dot: true });
+  const byName = picomatch(
+    globs.filter((glob) => !glob.includes('/')),
+    { dot: true },
+  );
+  const byPath = picomatch(
+    globs.filter((glob) => glob.includes('/')),
+    { dot: true },
+  );
   return (path) => byName(basename(path)) || byPath(path);
 }
 

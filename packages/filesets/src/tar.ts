@@ -68,15 +68,7 @@ function writeOctal(block: Buffer, offset: number, length: number, value: number
   writeString(block, offset, length - 1, value.toString(8).padStart(length - 1, '0'));
 }
 
-function ustarBlock(fields: {
-  name: string;
-  prefix: string;
-  typeflag: string;
-  size: number;
-  mode: number;
-  mtime: number;
-  linkname: string;
-}): Buffer {
+function ustarBlock(fields: { name: string; prefix: string; typeflag: string; size: number; mode: number; mtime: number; linkname: string }): Buffer {
   const block = Buffer.alloc(BLOCK);
   writeString(block, 0, 100, fields.name);
   writeOctal(block, 100, 8, fields.mode);
@@ -199,7 +191,10 @@ class ByteReader {
 }
 
 function octal(block: Buffer, offset: number, length: number, field: string): number {
-  const text = block.toString('latin1', offset, offset + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const text = block
+    .toString('latin1', offset, offset + length)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (!/^[0-7]*$/.test(text)) throw corrupt(`bad ${field} field in a header`);
   return text === '' ? 0 : parseInt(text, 8);
 }
@@ -216,7 +211,13 @@ function parsePax(records: Buffer): Map<string, string> {
   while (offset < records.length) {
     const space = records.indexOf(0x20, offset);
     const length = Number(records.toString('latin1', offset, space));
-    if (space === -1 || !Number.isSafeInteger(length) || length <= space - offset + 1 || offset + length > records.length || records[offset + length - 1] !== 0x0a) {
+    if (
+      space === -1 ||
+      !Number.isSafeInteger(length) ||
+      length <= space - offset + 1 ||
+      offset + length > records.length ||
+      records[offset + length - 1] !== 0x0a
+    ) {
       throw corrupt('malformed pax header');
     }
     const record = records.toString('utf8', space + 1, offset + length - 1);

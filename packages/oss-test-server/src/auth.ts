@@ -65,12 +65,7 @@ const V4_ALGORITHM = 'OSS4-HMAC-SHA256';
  * @throws OssError AccessDenied (no or unreadable signature), InvalidAccessKeyId,
  *   SignatureDoesNotMatch, RequestTimeTooSkewed, InvalidSecurityToken, InvalidArgument.
  */
-export function authenticate(
-  request: SignedRequest,
-  credentials: OssCredentials,
-  region: string,
-  now = Date.now(),
-): SignatureVersion {
+export function authenticate(request: SignedRequest, credentials: OssCredentials, region: string, now = Date.now()): SignatureVersion {
   const authorization = header(request.headers, 'authorization');
   if (authorization === undefined) throw ossErrors.accessDenied('AccessDenied: anonymous access is not allowed.');
   const version = authorization.startsWith(`${V4_ALGORITHM} `) ? 'v4' : 'v1';
@@ -131,11 +126,7 @@ function verifyV4(request: SignedRequest, authorization: string, credentials: Os
     throw ossErrors.invalidArgument('Invalid credential scope in Authorization header.', 'Credential', credential!);
   }
   if (scopeRegion !== region) {
-    throw ossErrors.invalidArgument(
-      `Invalid signing region in Authorization header: expected ${region}.`,
-      'Credential',
-      credential!,
-    );
+    throw ossErrors.invalidArgument(`Invalid signing region in Authorization header: expected ${region}.`, 'Credential', credential!);
   }
   const timestamp = header(request.headers, 'x-oss-date') ?? '';
   const parts = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(timestamp);

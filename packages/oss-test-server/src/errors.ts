@@ -15,8 +15,7 @@ export class OssError extends Error {
 
 /** The errors the server answers with, worded as OSS words them. */
 export const ossErrors = {
-  accessDenied: (message = 'You have no right to access this object because of bucket acl.') =>
-    new OssError(403, 'AccessDenied', message),
+  accessDenied: (message = 'You have no right to access this object because of bucket acl.') => new OssError(403, 'AccessDenied', message),
   invalidAccessKeyId: (accessKeyId: string) =>
     new OssError(403, 'InvalidAccessKeyId', 'The OSS Access Key Id you provided does not exist in our records.', {
       OSSAccessKeyId: accessKeyId,
@@ -37,46 +36,29 @@ export const ossErrors = {
   invalidArgument: (message: string, name?: string, value?: string) =>
     new OssError(400, 'InvalidArgument', message, name === undefined ? {} : { ArgumentName: name, ArgumentValue: value ?? '' }),
   invalidDigest: (message = 'The Content-MD5 you specified is not valid.') => new OssError(400, 'InvalidDigest', message),
-  malformedXml: () =>
-    new OssError(
-      400,
-      'MalformedXML',
-      'The XML you provided was not well-formed or did not validate against our published schema.',
-    ),
+  malformedXml: () => new OssError(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.'),
   invalidObjectName: (key: string) => new OssError(400, 'InvalidObjectName', 'The specified object is not valid.', { Key: key }),
-  noSuchBucket: (bucket: string) =>
-    new OssError(404, 'NoSuchBucket', 'The specified bucket does not exist.', { BucketName: bucket }),
-  bucketAlreadyExists: (bucket: string) =>
-    new OssError(409, 'BucketAlreadyExists', 'The requested bucket name is not available.', { BucketName: bucket }),
-  bucketNotEmpty: (bucket: string) =>
-    new OssError(409, 'BucketNotEmpty', 'The bucket you tried to delete is not empty.', { BucketName: bucket }),
+  noSuchBucket: (bucket: string) => new OssError(404, 'NoSuchBucket', 'The specified bucket does not exist.', { BucketName: bucket }),
+  bucketAlreadyExists: (bucket: string) => new OssError(409, 'BucketAlreadyExists', 'The requested bucket name is not available.', { BucketName: bucket }),
+  bucketNotEmpty: (bucket: string) => new OssError(409, 'BucketNotEmpty', 'The bucket you tried to delete is not empty.', { BucketName: bucket }),
   noSuchKey: (key: string) => new OssError(404, 'NoSuchKey', 'The specified key does not exist.', { Key: key }),
   fileAlreadyExists: (key: string) =>
     new OssError(409, 'FileAlreadyExists', 'The object you specified already exists and can not be overwritten.', { Key: key }),
-  invalidObjectState: (key: string) =>
-    new OssError(403, 'InvalidObjectState', "The operation is not valid for the object's state", { Key: key }),
+  invalidObjectState: (key: string) => new OssError(403, 'InvalidObjectState', "The operation is not valid for the object's state", { Key: key }),
   invalidRange: () => new OssError(416, 'InvalidRange', 'The requested range cannot be satisfied'),
   noSuchUpload: (uploadId: string) =>
-    new OssError(
-      404,
-      'NoSuchUpload',
-      'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
-      { UploadId: uploadId },
-    ),
+    new OssError(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', {
+      UploadId: uploadId,
+    }),
   invalidPart: (partNumber: number) =>
     new OssError(
       400,
       'InvalidPart',
-      'One or more of the specified parts could not be found or the specified entity tag might not have matched ' +
-        "the part's entity tag.",
+      'One or more of the specified parts could not be found or the specified entity tag might not have matched ' + "the part's entity tag.",
       { PartNumber: String(partNumber) },
     ),
   invalidPartOrder: () =>
-    new OssError(
-      400,
-      'InvalidPartOrder',
-      'The list of parts was not in ascending order. Parts list must specified in order by part number.',
-    ),
+    new OssError(400, 'InvalidPartOrder', 'The list of parts was not in ascending order. Parts list must specified in order by part number.'),
   entityTooSmall: (partNumber: number) =>
     new OssError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size.', {
       PartNumber: String(partNumber),

@@ -49,9 +49,7 @@ describe.each([
     expect(String((await oss.get(key)).content)).toBe('payload');
     expect((await oss.head(key)).meta).toEqual({ note: 'hi' });
     expect(headersOf(await getObjectMeta(oss, key))['x-oss-hash-crc64ecma']).toBe(crc64(Buffer.from('payload')));
-    expect(
-      (await oss.listV2({ prefix: 'signed/', 'continuation-token': Buffer.from('signed/').toString('base64url') }, {})).objects,
-    ).toHaveLength(1);
+    expect((await oss.listV2({ prefix: 'signed/', 'continuation-token': Buffer.from('signed/').toString('base64url') }, {})).objects).toHaveLength(1);
     await oss.deleteMulti([key]);
     expect(server.requests.slice(-6).map((request) => request.signature)).toEqual(Array(6).fill(signature));
     expect(server.requests.slice(-6).map((request) => request.status)).toEqual([200, 200, 200, 200, 200, 200]);
@@ -646,9 +644,10 @@ describe('archive storage classes', () => {
     const bytes = randomBytes(100);
     await oss().put('src', bytes);
     const { etag } = server.object(BUCKET, 'src')!;
-    await expect(
-      oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': '"0123"' } }),
-    ).rejects.toMatchObject({ status: 412, code: 'PreconditionFailed' });
+    await expect(oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': '"0123"' } })).rejects.toMatchObject({
+      status: 412,
+      code: 'PreconditionFailed',
+    });
     await oss().copy('src', 'src', { headers: { 'x-oss-storage-class': 'IA', 'x-oss-copy-source-if-match': etag } });
     expect(server.object(BUCKET, 'src')).toMatchObject({ storageClass: 'IA' });
     server.faults.add({ fault: { kind: 'flip-byte' } });

@@ -22,14 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  SIGNED_SUBRESOURCES,
-  authenticate,
-  header,
-  type OssCredentials,
-  type QueryParameter,
-  type SignatureVersion,
-} from './auth.js';
+import { SIGNED_SUBRESOURCES, authenticate, header, type OssCredentials, type QueryParameter, type SignatureVersion } from './auth.js';
 import { crc64 as crc64Of } from './crc64.js';
 import { OssError, ossErrors } from './errors.js';
 import { OssFaults, type OssFault, type OssOperation } from './faults.js';
@@ -295,7 +288,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       const token = q.get('continuation-token');
       const startAfter = q.get('start-after');
       const maxKeys = integerParameter(q, 'max-keys', 100, 0, MAX_KEYS_LIMIT);
-      const after = token !== undefined ? decodeContinuationToken(token) : startAfter ?? '';
+      const after = token !== undefined ? decodeContinuationToken(token) : (startAfter ?? '');
       const page = bucket.list({ prefix, after, delimiter, maxKeys });
       replyXml(
         ex,
@@ -344,7 +337,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
           textElement('KeyMarker', encode(keyMarker)),
           textElement('UploadIdMarker', uploadIdMarker),
           textElement('NextKeyMarker', truncated ? encode(last?.key ?? '') : ''),
-          textElement('NextUploadIdMarker', truncated ? last?.uploadId ?? '' : ''),
+          textElement('NextUploadIdMarker', truncated ? (last?.uploadId ?? '') : ''),
           textElement('Delimiter', ''),
           textElement('Prefix', encode(prefix)),
           textElement('MaxUploads', maxUploads),
@@ -429,11 +422,10 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
         restore: undefined,
       };
       bucket.objects.set(ex.key, object);
-      replyXml(
-        ex,
-        element('CopyObjectResult', textElement('LastModified', object.lastModified.toISOString()), textElement('ETag', object.etag)),
-        { ETag: object.etag, ...crcHeader(object.crc64, ex.fault) },
-      );
+      replyXml(ex, element('CopyObjectResult', textElement('LastModified', object.lastModified.toISOString()), textElement('ETag', object.etag)), {
+        ETag: object.etag,
+        ...crcHeader(object.crc64, ex.fault),
+      });
     },
 
     PutBucketLifecycle(ex) {
@@ -461,7 +453,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
         throw new OssError(400, 'OperationNotSupported', 'The operation is not supported for this resource.', { Key: ex.key });
       }
       const request = ex.body.length === 0 ? undefined : parseBody(ex, 'RestoreRequest');
-      const daysText = request === undefined ? '1' : childText(request, 'Days') ?? '1';
+      const daysText = request === undefined ? '1' : (childText(request, 'Days') ?? '1');
       const maxDays = MAX_RESTORE_DAYS[object.storageClass]!;
       const days = /^\d{1,3}$/.test(daysText.trim()) ? Number(daysText) : NaN;
       if (!(days >= 1 && days <= maxDays)) {
@@ -549,15 +541,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       checkOverwrite(ex, bucket);
       const uploadId = newUploadId();
       bucket.uploads.set(uploadId, { uploadId, key: ex.key, initiated: new Date(), parts: new Map(), ...objectAttributes(ex) });
-      replyXml(
-        ex,
-        element(
-          'InitiateMultipartUploadResult',
-          textElement('Bucket', bucket.name),
-          textElement('Key', ex.key),
-          textElement('UploadId', uploadId),
-        ),
-      );
+      replyXml(ex, element('InitiateMultipartUploadResult', textElement('Bucket', bucket.name), textElement('Key', ex.key), textElement('UploadId', uploadId)));
     },
 
     UploadPart(ex) {
@@ -755,12 +739,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       handlers[operation]({ req, res, body, bucketName: target.bucket!, key: target.key, query: target.query, requestId, fault });
     } catch (error) {
       if (res.headersSent || res.destroyed) return;
-      const ossError =
-        error instanceof OssError
-          ? error
-          : error instanceof XmlSyntaxError
-          ? ossErrors.malformedXml()
-          : ossErrors.internalError(String(error));
+      const ossError = error instanceof OssError ? error : error instanceof XmlSyntaxError ? ossErrors.malformedXml() : ossErrors.internalError(String(error));
       replyError({ req, res, requestId }, record.bucket, ossError);
     }
   }
@@ -805,8 +784,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
       };
     },
     keys: (bucket) => [...storedBucket(bucket).objects.keys()].sort(compareUtf8),
-    uploads: (bucket) =>
-      [...storedBucket(bucket).uploads.values()].map(({ key, uploadId, parts }) => ({ key, uploadId, parts: parts.size })),
+    uploads: (bucket) => [...storedBucket(bucket).uploads.values()].map(({ key, uploadId, parts }) => ({ key, uploadId, parts: parts.size })),
     corruptObject(bucket, key, how) {
       const object = storedBucket(bucket).objects.get(key);
       if (!object) throw new Error(`the OSS test server has no object '${key}' in '${bucket}'`);
@@ -830,9 +808,7 @@ function parseTarget(req: IncomingMessage): { bucket: string | undefined; key: s
     .filter((pair) => pair !== '')
     .map((pair): QueryParameter => {
       const equals = pair.indexOf('=');
-      return equals < 0
-        ? [decodeComponent(pair, true), '']
-        : [decodeComponent(pair.slice(0, equals), true), decodeComponent(pair.slice(equals + 1), true)];
+      return equals < 0 ? [decodeComponent(pair, true), ''] : [decodeComponent(pair.slice(0, equals), true), decodeComponent(pair.slice(equals + 1), true)];
     });
   const host = (req.headers.host ?? '').replace(/^\[(.*)\](:\d+)?$|:\d+$/, '$1');
   if (host === '' || host === 'localhost' || isIP(host) !== 0) {
@@ -852,11 +828,7 @@ function decodeComponent(text: string, plusIsSpace: boolean): string {
 }
 
 /** The OSS operation a request asks for, from its method, target and sub-resources. */
-function operationOf(
-  method: string,
-  target: { bucket: string | undefined; key: string; query: readonly QueryParameter[] },
-  copy: boolean,
-): OssOperation {
+function operationOf(method: string, target: { bucket: string | undefined; key: string; query: readonly QueryParameter[] }, copy: boolean): OssOperation {
   const names = new Set(target.query.map(([name]) => name));
   const subresources = [...names].filter((name) => SIGNED_SUBRESOURCES.has(name) && !(name in RESPONSE_OVERRIDES));
   const only = (...allowed: string[]) => subresources.length === allowed.length && allowed.every((name) => names.has(name));

@@ -68,7 +68,10 @@ export class Bucket {
   /** The lifecycle configuration PutBucketLifecycle stored (checked XML, no declaration). */
   lifecycle: string | undefined;
 
-  constructor(readonly name: string, readonly created = new Date()) {}
+  constructor(
+    readonly name: string,
+    readonly created = new Date(),
+  ) {}
 
   /**
    * Keys starting with `prefix` and sorting after `after`, in UTF-8 byte order (as OSS sorts),
@@ -77,9 +80,7 @@ export class Bucket {
    */
   list(options: { prefix: string; after: string; delimiter: string; maxKeys: number }): ListingPage {
     const { prefix, after, delimiter, maxKeys } = options;
-    const keys = [...this.objects.keys()]
-      .filter((key) => key.startsWith(prefix) && compareUtf8(key, after) > 0)
-      .sort(compareUtf8);
+    const keys = [...this.objects.keys()].filter((key) => key.startsWith(prefix) && compareUtf8(key, after) > 0).sort(compareUtf8);
     const page: ListingPage = { entries: [], truncated: false, last: undefined };
     for (const key of keys) {
       const cut = delimiter === '' ? -1 : key.indexOf(delimiter, prefix.length);
@@ -89,9 +90,7 @@ export class Bucket {
         page.truncated = true;
         break;
       }
-      page.entries.push(
-        rollup === undefined ? { kind: 'object', key, object: this.objects.get(key)! } : { kind: 'prefix', prefix: rollup },
-      );
+      page.entries.push(rollup === undefined ? { kind: 'object', key, object: this.objects.get(key)! } : { kind: 'prefix', prefix: rollup });
       page.last = rollup ?? key;
     }
     return page;
@@ -113,10 +112,7 @@ export function quotedHex(digest: Buffer): string {
 }
 
 /** A fresh object written in one request. */
-export function normalObject(
-  bytes: Buffer,
-  attributes: Pick<StoredObject, 'contentType' | 'storageClass' | 'meta'>,
-): StoredObject {
+export function normalObject(bytes: Buffer, attributes: Pick<StoredObject, 'contentType' | 'storageClass' | 'meta'>): StoredObject {
   const digest = md5(bytes);
   return {
     ...attributes,

@@ -13,10 +13,7 @@ describe('xml', () => {
       </Delete>`);
     expect(root.name).toBe('Delete');
     expect(childText(root, 'Quiet')).toBe('true');
-    expect(childrenNamed(root, 'Object').map((object) => childText(object, 'Key'))).toEqual([
-      `a&b <c> "d" 'e' 中`,
-      '<raw & text>',
-    ]);
+    expect(childrenNamed(root, 'Object').map((object) => childText(object, 'Key'))).toEqual([`a&b <c> "d" 'e' 中`, '<raw & text>']);
     expect(childText(root, 'Empty')).toBe('');
     expect(childText(root, 'Missing')).toBeUndefined();
   });
@@ -34,9 +31,7 @@ describe('xml', () => {
 
   it('builds documents with escaped text', () => {
     expect(escapeXml(`<&>"'`)).toBe('&lt;&amp;&gt;&quot;&apos;');
-    const document = xmlDocument(
-      element('Root', textElement('Key', 'a<b'), textElement('Absent', undefined), textElement('N', 3)),
-    );
+    const document = xmlDocument(element('Root', textElement('Key', 'a<b'), textElement('Absent', undefined), textElement('N', 3)));
     expect(document).toBe('<?xml version="1.0" encoding="UTF-8"?>\n<Root><Key>a&lt;b</Key><N>3</N></Root>');
     expect(childText(parseXml(document), 'Key')).toBe('a<b');
   });

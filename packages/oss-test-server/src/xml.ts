@@ -106,11 +106,7 @@ function decodeEntities(text: string, fail: (what: string) => never): string {
     if (name === undefined) return fail('a bare &');
     const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
     if (name in named) return named[name]!;
-    const code = /^#x([0-9a-f]+)$/i.exec(name)
-      ? parseInt(name.slice(2), 16)
-      : /^#(\d+)$/.test(name)
-      ? Number(name.slice(1))
-      : NaN;
+    const code = /^#x([0-9a-f]+)$/i.exec(name) ? parseInt(name.slice(2), 16) : /^#(\d+)$/.test(name) ? Number(name.slice(1)) : NaN;
     if (!Number.isInteger(code) || code > 0x10ffff) return fail(`unknown entity ${match}`);
     return String.fromCodePoint(code);
   });

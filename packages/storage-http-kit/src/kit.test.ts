@@ -112,7 +112,15 @@ describe('isNetworkError', () => {
   });
 
   it('is false for other codes, non-string codes and non-errors', () => {
-    for (const value of [Object.assign(new Error('x'), { code: 'ENOENT' }), { code: 'EACCES' }, { code: 104 }, new Error('ECONNRESET'), undefined, null, 'ECONNRESET']) {
+    for (const value of [
+      Object.assign(new Error('x'), { code: 'ENOENT' }),
+      { code: 'EACCES' },
+      { code: 104 },
+      new Error('ECONNRESET'),
+      undefined,
+      null,
+      'ECONNRESET',
+    ]) {
       expect(isNetworkError(value), String(value)).toBe(false);
     }
   });

@@ -68,7 +68,11 @@ describe('LocalStorage maps file-system errors', () => {
   it('says a full disk with the numbers, also for a body streamed from a file (not "operation aborted")', async () => {
     const source = join(dir, 'staged');
     await writeFile(source, Buffer.alloc(300_000, 1));
-    const body = { size: 300_000, sha256: createHash('sha256').update(Buffer.alloc(300_000, 1)).digest('hex'), open: () => createReadStream(source, { highWaterMark: 4096 }) };
+    const body = {
+      size: 300_000,
+      sha256: createHash('sha256').update(Buffer.alloc(300_000, 1)).digest('hex'),
+      open: () => createReadStream(source, { highWaterMark: 4096 }),
+    };
     failures.set('write', 'ENOSPC');
     const error = await storage.put('big', body).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: StorageErrorCode.NoSpace, context: { errno: 'ENOSPC', key: 'big', needed: 300_000, free: expect.any(Number) } });

@@ -116,7 +116,10 @@ describe('LocalStorage on disk', () => {
       return (write as (...args: unknown[]) => Promise<unknown>).call(this, damaged, ...rest);
     } as typeof write);
     try {
-      await expect(storage.put('db', bufferBody('original'))).rejects.toMatchObject({ code: StorageErrorCode.ChecksumMismatch, message: expect.stringContaining('reads back differently') });
+      await expect(storage.put('db', bufferBody('original'))).rejects.toMatchObject({
+        code: StorageErrorCode.ChecksumMismatch,
+        message: expect.stringContaining('reads back differently'),
+      });
     } finally {
       spy.mockRestore();
     }

@@ -122,7 +122,10 @@ export class LocalStorage implements StorageAdapter {
   async #diskFull(error: StorageError, key: string, needed: number, folder: string): Promise<StorageError> {
     const free = await statfs(folder)
       .catch(() => statfs(this.root))
-      .then((fs) => fs.bavail * fs.bsize, () => undefined);
+      .then(
+        (fs) => fs.bavail * fs.bsize,
+        () => undefined,
+      );
     return new StorageError(StorageErrorCode.NoSpace, `disk full at ${this.root}: needed ${needed} bytes for '${key}', free ${free ?? 'unknown'} bytes`, {
       context: { ...error.context, needed, free },
       cause: error.cause,
@@ -213,9 +216,13 @@ export class LocalStorage implements StorageAdapter {
       const { mtime } = await file.stat();
       const stored = await digestStream(new FileRangeStream(file, 0, Infinity, (error) => this.#storageError(error, 'put', key), { keepOpen: true }));
       if (stored.size !== sent.size || stored.sha256 !== sent.sha256) {
-        throw new StorageError(StorageErrorCode.ChecksumMismatch, `'${key}' at ${this.description} reads back differently from what was written (${stored.size} of ${sent.size} bytes)`, {
-          context: { key, sent, stored },
-        });
+        throw new StorageError(
+          StorageErrorCode.ChecksumMismatch,
+          `'${key}' at ${this.description} reads back differently from what was written (${stored.size} of ${sent.size} bytes)`,
+          {
+            context: { key, sent, stored },
+          },
+        );
       }
       return { key, size: stored.size, modified: mtime, checksums: { sha256: stored.sha256 } };
     } finally {

@@ -4,8 +4,7 @@ import { ossStorageFactory, parseOssUrl } from './factory.js';
 import { OssStorage } from './oss.js';
 
 const registry = new StorageRegistry().register(ossStorageFactory);
-const open = (url: string, options: Record<string, unknown> = {}) =>
-  registry.open({ url, options: { region: 'cn-hangzhou', ...options } }, { baseDir: '/' });
+const open = (url: string, options: Record<string, unknown> = {}) => registry.open({ url, options: { region: 'cn-hangzhou', ...options } }, { baseDir: '/' });
 const ENV = { OSS_ACCESS_KEY_ID: 'LTAI5tFactoryTestId', OSS_ACCESS_KEY_SECRET: 'factory-test-secret', OSS_TEST_STS: 'sts-token' };
 
 describe('parseOssUrl', () => {
@@ -82,24 +81,17 @@ describe('ossStorageFactory', () => {
     await storage.close?.();
   });
 
-  it.each(['accessKeyId', 'accessKeySecret', 'securityToken', 'stsToken'])(
-    'refuses a literal %s in the options without repeating it',
-    async (option) => {
-      const error = (await open('oss://backups/x', { [option]: 'LiteralSecretValue' }).catch(
-        (caught: unknown) => caught,
-      )) as Error;
-      expect(error).toMatchObject({
-        code: StorageErrorCode.InvalidConfig,
-        message: expect.stringMatching(new RegExp(`^options\\.${option}: credentials do not belong in the configuration`)),
-      });
-      expect(error.message).not.toContain('LiteralSecretValue');
-    },
-  );
+  it.each(['accessKeyId', 'accessKeySecret', 'securityToken', 'stsToken'])('refuses a literal %s in the options without repeating it', async (option) => {
+    const error = (await open('oss://backups/x', { [option]: 'LiteralSecretValue' }).catch((caught: unknown) => caught)) as Error;
+    expect(error).toMatchObject({
+      code: StorageErrorCode.InvalidConfig,
+      message: expect.stringMatching(new RegExp(`^options\\.${option}: credentials do not belong in the configuration`)),
+    });
+    expect(error.message).not.toContain('LiteralSecretValue');
+  });
 
   it('refuses a secret given where an environment variable name belongs, without repeating it', async () => {
-    const error = (await open('oss://backups/x', { accessKeySecretEnv: 'kP3xSecretLooking+Value/9' }).catch(
-      (caught: unknown) => caught,
-    )) as Error;
+    const error = (await open('oss://backups/x', { accessKeySecretEnv: 'kP3xSecretLooking+Value/9' }).catch((caught: unknown) => caught)) as Error;
     expect(error).toMatchObject({
       code: StorageErrorCode.InvalidConfig,
       message: expect.stringContaining('options.accessKeySecretEnv: must be the name of an environment variable'),

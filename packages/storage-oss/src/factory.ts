@@ -3,9 +3,7 @@ import { z } from 'zod';
 import { OssStorage } from './oss.js';
 
 /** Names of environment variables: the options say where the secrets are, never what they are. */
-const envName = z
-  .string()
-  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the name of an environment variable (A-Z, 0-9 and _), not a credential');
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the name of an environment variable (A-Z, 0-9 and _), not a credential');
 
 /** A key that would put a credential in the config file. */
 const noLiteralSecret = (envOption: string) =>
@@ -55,18 +53,13 @@ export const ossStorageFactory: AdapterFactory<OssDestinationOptions> = {
     const variable = (name: string, option: string) => {
       const value = process.env[name];
       if (!value) {
-        throw new StorageError(
-          StorageErrorCode.InvalidConfig,
-          `the environment variable ${name} (options.${option}) is not set`,
-          {
-            context: { url: url.href, variable: name },
-          },
-        );
+        throw new StorageError(StorageErrorCode.InvalidConfig, `the environment variable ${name} (options.${option}) is not set`, {
+          context: { url: url.href, variable: name },
+        });
       }
       return value;
     };
-    const securityToken =
-      options.securityTokenEnv === undefined ? undefined : variable(options.securityTokenEnv, 'securityTokenEnv');
+    const securityToken = options.securityTokenEnv === undefined ? undefined : variable(options.securityTokenEnv, 'securityTokenEnv');
     return new OssStorage({
       bucket,
       prefix,
@@ -90,13 +83,9 @@ export const ossStorageFactory: AdapterFactory<OssDestinationOptions> = {
 /** Bucket and key prefix (`''` or ending with `/`) of `oss://bucket/prefix`. */
 export function parseOssUrl(url: URL): { bucket: string; prefix: string } {
   const invalid = (problem: string) =>
-    new StorageError(
-      StorageErrorCode.InvalidConfig,
-      `'oss://${url.host}${url.pathname}' is not a valid OSS destination: ${problem}`,
-      {
-        context: { bucket: url.hostname },
-      },
-    );
+    new StorageError(StorageErrorCode.InvalidConfig, `'oss://${url.host}${url.pathname}' is not a valid OSS destination: ${problem}`, {
+      context: { bucket: url.hostname },
+    });
   // Never echo a user name or password someone put in the URL.
   if (url.username || url.password) {
     throw invalid('credentials do not belong in the URL; name their environment variables in the options');

@@ -93,14 +93,7 @@ describe('OssStorage against the OSS test server', () => {
       const bytes = randomBytes(3 * PART + 4321);
       const start = server.requests.length;
       const info = await storage.put('big.bin', bufferBody(bytes));
-      expect(operationsSince(start)).toEqual([
-        'InitiateMultipartUpload',
-        'UploadPart',
-        'UploadPart',
-        'UploadPart',
-        'UploadPart',
-        'CompleteMultipartUpload',
-      ]);
+      expect(operationsSince(start)).toEqual(['InitiateMultipartUpload', 'UploadPart', 'UploadPart', 'UploadPart', 'UploadPart', 'CompleteMultipartUpload']);
       const crc = crc64Reference(bytes);
       expect(info).toMatchObject({ key: 'big.bin', size: bytes.length, checksums: { crc64ecma: crc } });
       expect(info.etag).toMatch(/^[0-9A-F]{32}-4$/);
@@ -118,9 +111,7 @@ describe('OssStorage against the OSS test server', () => {
       await parallel.put('p.bin', bufferBody(bytes));
       expect(sha256Hex(server.object(BUCKET, `${parallel.prefix}p.bin`)!.bytes)).toBe(sha256Hex(bytes));
       const parts = server.requests.slice(start).filter((request) => request.operation === 'UploadPart');
-      const overlapping = parts.map(
-        (part) => parts.filter((other) => other.startedAt <= part.startedAt && other.endedAt! > part.startedAt).length,
-      );
+      const overlapping = parts.map((part) => parts.filter((other) => other.startedAt <= part.startedAt && other.endedAt! > part.startedAt).length);
       expect(Math.max(...overlapping)).toBe(3);
       await parallel.close();
     });
@@ -471,33 +462,30 @@ describe('OssStorage against the OSS test server', () => {
   });
 
   describe('errors', () => {
-    it.each(['v1', 'v4'] as const)(
-      'a wrong secret is permission_denied on every operation, and never printed (%s)',
-      async (signatureVersion) => {
-        const secret = 'Wr0ngSecretValueThatMustNotLeak';
-        const wrong = adapter({ signatureVersion, credentials: { ...KEYS, accessKeySecret: secret } });
-        await storage.put('x', bufferBody('x'));
-        const attempts = [
-          () => wrong.put('x', bufferBody('x')),
-          () => wrong.put('big', bufferBody(randomBytes(2 * PART))),
-          () => wrong.get('x'),
-          () => wrong.stat('x'),
-          () => wrong.list('')[Symbol.asyncIterator]().next(),
-          () => wrong.delete(['x']),
-        ];
-        for (const attempt of attempts) {
-          const error = await attempt().then(
-            () => undefined,
-            (e: unknown) => e,
-          );
-          expect(error).toMatchObject({ name: 'StorageError', code: StorageErrorCode.PermissionDenied });
-          const printed = `${inspect(error, { depth: 20 })} ${JSON.stringify(error)}`;
-          expect(printed).not.toContain(secret);
-          expect(printed).not.toContain(KEYS.accessKeySecret);
-        }
-        await wrong.close();
-      },
-    );
+    it.each(['v1', 'v4'] as const)('a wrong secret is permission_denied on every operation, and never printed (%s)', async (signatureVersion) => {
+      const secret = 'Wr0ngSecretValueThatMustNotLeak';
+      const wrong = adapter({ signatureVersion, credentials: { ...KEYS, accessKeySecret: secret } });
+      await storage.put('x', bufferBody('x'));
+      const attempts = [
+        () => wrong.put('x', bufferBody('x')),
+        () => wrong.put('big', bufferBody(randomBytes(2 * PART))),
+        () => wrong.get('x'),
+        () => wrong.stat('x'),
+        () => wrong.list('')[Symbol.asyncIterator]().next(),
+        () => wrong.delete(['x']),
+      ];
+      for (const attempt of attempts) {
+        const error = await attempt().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toMatchObject({ name: 'StorageError', code: StorageErrorCode.PermissionDenied });
+        const printed = `${inspect(error, { depth: 20 })} ${JSON.stringify(error)}`;
+        expect(printed).not.toContain(secret);
+        expect(printed).not.toContain(KEYS.accessKeySecret);
+      }
+      await wrong.close();
+    });
 
     it('an unknown access key is permission_denied', async () => {
       const unknown = adapter({ credentials: { ...KEYS, accessKeyId: 'LTAI5tUnknownKey' } });

@@ -276,14 +276,7 @@ export class OssStorage implements StorageAdapter {
   }
 
   /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
-  async #putSimple(
-    key: string,
-    name: string,
-    body: PutBody,
-    source: Readable,
-    headers: Record<string, string>,
-    signal: AbortSignal,
-  ): Promise<StoredObject> {
+  async #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {
     const reader = new PartReader(key, body, source, this.#partSize);
     const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
     await reader.finish();
@@ -672,12 +665,7 @@ export class OssStorage implements StorageAdapter {
 }
 
 /** The storage error code of an OSS error code, HTTP status (-1/-2: no answer), error name, or a broken connection. */
-function storageCodeOf(
-  ossCode: string | undefined,
-  status: number | undefined,
-  name: string | undefined,
-  brokenConnection: boolean,
-): StorageErrorCode {
+function storageCodeOf(ossCode: string | undefined, status: number | undefined, name: string | undefined, brokenConnection: boolean): StorageErrorCode {
   if (ossCode === 'NoSuchKey' || (ossCode === undefined && status === 404)) return StorageErrorCode.ObjectNotFound;
   if (ossCode === 'FileAlreadyExists') return StorageErrorCode.AlreadyExists;
   if (ossCode === 'InvalidObjectName') return StorageErrorCode.InvalidKey;
@@ -686,12 +674,7 @@ function storageCodeOf(
     return StorageErrorCode.PermissionDenied;
   }
   const unanswered = status === -1 || status === -2 || (name !== undefined && NETWORK_ERROR_NAMES.has(name));
-  if (
-    unanswered ||
-    status === 429 ||
-    (status !== undefined && status >= 500) ||
-    brokenConnection
-  ) {
+  if (unanswered || status === 429 || (status !== undefined && status >= 500) || brokenConnection) {
     return StorageErrorCode.Transient;
   }
   return StorageErrorCode.Unavailable;

@@ -191,7 +191,10 @@ if (requestLog) {
     const log = () => {
       if (logged) return;
       logged = true;
-      appendFileSync(requestLog, `${JSON.stringify({ method: ctx.method, path: ctx.path, status: res.statusCode, bytesOut, range: ctx.get('range') || undefined })}\n`);
+      appendFileSync(
+        requestLog,
+        `${JSON.stringify({ method: ctx.method, path: ctx.path, status: res.statusCode, bytesOut, range: ctx.get('range') || undefined })}\n`,
+      );
     };
     // A response cut short (a fault) never finishes: log it when its connection closes.
     res.once('finish', log).once('close', log);

@@ -4,7 +4,12 @@ import { toStorageError, type S3Operation } from './errors.js';
 
 const op: S3Operation = { operation: 'get', key: 'full/a.sqlite3', bucket: 'backups', where: 's3://backups/prod' };
 const serviceError = (name: string, status: number, message = 'a message from S3') =>
-  Object.assign(new Error(message), { name, Code: name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status, requestId: 'REQ1' } });
+  Object.assign(new Error(message), {
+    name,
+    Code: name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status, requestId: 'REQ1' },
+  });
 const networkError = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code, $metadata: {} });
 
 describe('toStorageError', () => {
@@ -17,7 +22,11 @@ describe('toStorageError', () => {
     ['SignatureDoesNotMatch', serviceError('SignatureDoesNotMatch', 403), StorageErrorCode.PermissionDenied],
     ['ExpiredToken', serviceError('ExpiredToken', 400), StorageErrorCode.PermissionDenied],
     ['a bare 403', serviceError('Forbidden', 403, 'UnknownError'), StorageErrorCode.PermissionDenied],
-    ['no credentials at all', Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }), StorageErrorCode.PermissionDenied],
+    [
+      'no credentials at all',
+      Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+      StorageErrorCode.PermissionDenied,
+    ],
     ['PreconditionFailed', serviceError('PreconditionFailed', 412), StorageErrorCode.AlreadyExists],
     ['ConditionalRequestConflict', serviceError('ConditionalRequestConflict', 409), StorageErrorCode.Transient],
     ['InternalError', serviceError('InternalError', 500), StorageErrorCode.Transient],
@@ -30,7 +39,11 @@ describe('toStorageError', () => {
     ['ENOTFOUND', networkError('ENOTFOUND'), StorageErrorCode.Transient],
     ['a socket timeout', Object.assign(new Error('the request socket timed out'), { name: 'TimeoutError' }), StorageErrorCode.Transient],
     ['BadDigest', serviceError('BadDigest', 400), StorageErrorCode.ChecksumMismatch],
-    ['an SDK response checksum mismatch', new Error('Checksum mismatch: expected "a" but received "b" in response header "x-amz-checksum-crc32".'), StorageErrorCode.ChecksumMismatch],
+    [
+      'an SDK response checksum mismatch',
+      new Error('Checksum mismatch: expected "a" but received "b" in response header "x-amz-checksum-crc32".'),
+      StorageErrorCode.ChecksumMismatch,
+    ],
     ['NotImplemented', serviceError('NotImplemented', 501), StorageErrorCode.Unsupported],
     ['KeyTooLongError', serviceError('KeyTooLongError', 400), StorageErrorCode.InvalidKey],
     ['InvalidObjectState (archived)', serviceError('InvalidObjectState', 403), StorageErrorCode.ObjectArchived],
@@ -54,7 +67,14 @@ describe('toStorageError', () => {
     expect(denied.message).toBe(
       "get 'full/a.sqlite3' at s3://backups/prod was refused (InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.): check the credentials and their permissions on bucket 'backups'",
     );
-    expect(denied.context).toEqual({ key: 'full/a.sqlite3', bucket: 'backups', operation: 'get', s3Code: 'InvalidAccessKeyId', httpStatus: 403, requestId: 'REQ1' });
+    expect(denied.context).toEqual({
+      key: 'full/a.sqlite3',
+      bucket: 'backups',
+      operation: 'get',
+      s3Code: 'InvalidAccessKeyId',
+      httpStatus: 403,
+      requestId: 'REQ1',
+    });
   });
 
   it('reports an abort as aborted whatever the SDK threw, and passes StorageErrors through', () => {

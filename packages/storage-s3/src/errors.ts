@@ -92,10 +92,7 @@ export function toStorageError(error: unknown, op: S3Operation): StorageError {
     );
   }
   if ((s3Code !== undefined && DENIED.has(s3Code)) || status === 401 || status === 403) {
-    return make(
-      StorageErrorCode.PermissionDenied,
-      `${subject} was refused (${because}): check the credentials and their permissions on bucket '${op.bucket}'`,
-    );
+    return make(StorageErrorCode.PermissionDenied, `${subject} was refused (${because}): check the credentials and their permissions on bucket '${op.bucket}'`);
   }
   if (s3Code === 'KeyTooLongError') {
     return make(StorageErrorCode.InvalidKey, `${subject} failed: the key with the destination's prefix is longer than S3 allows`);
@@ -103,7 +100,10 @@ export function toStorageError(error: unknown, op: S3Operation): StorageError {
   // The SDK's own check of a response checksum (full GetObject on AWS) throws a plain Error.
   const sdkChecksumMismatch = typeof sdk.message === 'string' && sdk.message.startsWith('Checksum mismatch');
   if (sdkChecksumMismatch) {
-    return make(StorageErrorCode.ChecksumMismatch, `${subject} failed: the bytes read do not match the checksum the endpoint reports for the object (${because})`);
+    return make(
+      StorageErrorCode.ChecksumMismatch,
+      `${subject} failed: the bytes read do not match the checksum the endpoint reports for the object (${because})`,
+    );
   }
   if (s3Code !== undefined && CORRUPTED.has(s3Code)) {
     return make(StorageErrorCode.ChecksumMismatch, `${subject} failed: the endpoint received different bytes than were sent (${because})`);

@@ -137,7 +137,13 @@ describe('s3StorageFactory', () => {
     const storage = await openS3('s3://bucket/backups', { region: 'eu-west-1' });
     expect(storage).toBeInstanceOf(S3Storage);
     expect(storage).toMatchObject({ bucket: 'bucket', prefix: 'backups', checksumMode: 'crc64nvme', description: 's3://bucket/backups in eu-west-1' });
-    expect(storage.capabilities).toEqual({ serverChecksums: ['crc64nvme'], conditionalPut: true, rangeReads: true, maxParallelism: 8, ...ARCHIVE_CAPABILITIES });
+    expect(storage.capabilities).toEqual({
+      serverChecksums: ['crc64nvme'],
+      conditionalPut: true,
+      rangeReads: true,
+      maxParallelism: 8,
+      ...ARCHIVE_CAPABILITIES,
+    });
     expect(await storage.client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
     expect(storage.client.config.forcePathStyle).toBe(false);
   });

@@ -17,9 +17,7 @@ const LITERAL_SECRET_KEYS: Readonly<Record<string, string>> = {
   credentials: 'accessKeyIdEnv/secretAccessKeyEnv/sessionTokenEnv',
 };
 
-const envName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the NAME of an environment variable (letters, digits, _), not its value');
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the NAME of an environment variable (letters, digits, _), not its value');
 
 const destinationOptions = z
   .strictObject({

@@ -13,7 +13,7 @@ import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { isAlreadyExists, isChecksumMismatch, type EndpointProbe } from '@stowage/storage';
 import type { ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
-import { PROBE_KEY_PREFIX, S3Storage, sdkOptions } from './s3.js';
+import { PROBE_KEY_PREFIX, type S3Storage, sdkOptions } from './s3.js';
 
 /** What an endpoint does with one kind of flexible checksum. */
 export interface ChecksumSupport {
@@ -170,10 +170,7 @@ class Probe {
       // One key per page: as many pages as objects, and one more to be sure the paging ends.
       for (let pages = 0; pages <= this.#written.size; pages++) {
         const page = await this.#call('', (client, options) =>
-          client.send(
-            new ListObjectsV2Command({ Bucket: this.#storage.bucket, Prefix: this.#folder, MaxKeys: 1, ContinuationToken: token }),
-            options,
-          ),
+          client.send(new ListObjectsV2Command({ Bucket: this.#storage.bucket, Prefix: this.#folder, MaxKeys: 1, ContinuationToken: token }), options),
         );
         for (const object of page.Contents ?? []) if (object.Key) seen.add(object.Key);
         if (!page.IsTruncated) break;
@@ -205,9 +202,7 @@ class Probe {
   }
 
   async #put(key: string, input: Omit<PutObjectCommandInput, 'Bucket' | 'Key'>): Promise<void> {
-    await this.#call(key, (client, options) =>
-      client.send(new PutObjectCommand({ Bucket: this.#storage.bucket, Key: this.#folder + key, ...input }), options),
-    );
+    await this.#call(key, (client, options) => client.send(new PutObjectCommand({ Bucket: this.#storage.bucket, Key: this.#folder + key, ...input }), options));
     this.#written.add(this.#folder + key);
   }
 
@@ -226,11 +221,7 @@ class Probe {
    * One SDK call (`label`: the probe object it is about, if any), its errors mapped onto
    * StorageErrors; with the caller's signal except for the clean-up, which must run even then.
    */
-  async #call<T>(
-    label: string,
-    send: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>,
-    abortable = true,
-  ): Promise<T> {
+  async #call<T>(label: string, send: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>, abortable = true): Promise<T> {
     const signal = abortable ? this.#signal : undefined;
     const op: S3Operation = {
       operation: 'probe',

@@ -260,7 +260,10 @@ describe('S3Storage on s3rver', () => {
       const storage = await openS3(prefix, { endpoint: plainServer.endpoint, requestChecksumCalculation: 'WHEN_SUPPORTED', partSizeMiB: 5 });
       streamRequestBodies(storage);
       try {
-        for (const [key, size] of [['single.bin', 3_145_851], ['multipart.bin', 12 * MiB]] as const) {
+        for (const [key, size] of [
+          ['single.bin', 3_145_851],
+          ['multipart.bin', 12 * MiB],
+        ] as const) {
           const info = await storage.put(key, bufferBody(randomBytes(size)));
           expect(info).toMatchObject({ size, checksums: {}, sent: {} });
           // The engine compares the stored size with the artifact's and fails the replica (core's replica tests).
@@ -603,7 +606,10 @@ describe('S3Storage on s3rver', () => {
   });
 
   describe('flexible checksums (the AWS-like test server)', () => {
-    for (const [mode, partSizeMiB] of [['sha256', 5], ['crc64nvme', 5]] as const) {
+    for (const [mode, partSizeMiB] of [
+      ['sha256', 5],
+      ['crc64nvme', 5],
+    ] as const) {
       it(`${mode}: put reports the full-object checksum it sent; stat the endpoint's, for single and multipart uploads`, async () => {
         const prefix = freshPrefix(`checksums-${mode}`);
         const storage = await openS3(prefix, { checksumMode: mode, partSizeMiB });

@@ -281,9 +281,13 @@ export class S3Storage implements StorageAdapter {
         const mapped = toStorageError(error, op);
         throw httpStatusOf(error) === 412 || isObjectNotFound(mapped) ? objectChanged(key, this.description, received, error) : mapped;
       }
-      throw new StorageError(StorageErrorCode.Transient, `the download of '${key}' from ${this.description} broke after ${received} bytes, and the endpoint answered its resume without the range asked for`, {
-        context: { key, received },
-      });
+      throw new StorageError(
+        StorageErrorCode.Transient,
+        `the download of '${key}' from ${this.description} broke after ${received} bytes, and the endpoint answered its resume without the range asked for`,
+        {
+          context: { key, received },
+        },
+      );
     };
     const output = resumableGet(response.Body as Readable, {
       key,
@@ -472,9 +476,7 @@ export class S3Storage implements StorageAdapter {
     } catch (error) {
       const reason = await window.stop(error);
       // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
-        .catch(() => undefined);
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
       throw op.signal?.aborted ? abortedError(op.key, op.signal.reason) : reason;
     } finally {
       op.signal?.removeEventListener('abort', onAbort);

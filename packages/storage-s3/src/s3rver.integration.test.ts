@@ -116,12 +116,23 @@ describe('flexible checksums (the AWS-like test server)', () => {
   it('refuses a body that does not match its checksum or Content-MD5 (BadDigest), and two checksums at once', async () => {
     const other = Buffer.from(data);
     other[7]! ^= 1;
-    for (const checksum of [{ ChecksumSHA256: b64(sha256(other)) }, { ChecksumCRC32: b64(crc32Bytes(other)) }, { ChecksumCRC64NVME: b64(await crc64(other)) }, { ContentMD5: createHash('md5').update(other).digest('base64') }]) {
-      expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'bad/object', Body: data, ...checksum })))).toEqual({ name: 'BadDigest', status: 400 });
+    for (const checksum of [
+      { ChecksumSHA256: b64(sha256(other)) },
+      { ChecksumCRC32: b64(crc32Bytes(other)) },
+      { ChecksumCRC64NVME: b64(await crc64(other)) },
+      { ContentMD5: createHash('md5').update(other).digest('base64') },
+    ]) {
+      expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'bad/object', Body: data, ...checksum })))).toEqual({
+        name: 'BadDigest',
+        status: 400,
+      });
     }
     expect(await failure(head(s3, 'bad/object'))).toMatchObject({ status: 404 });
     const both = { ChecksumSHA256: b64(sha256(data)), ChecksumCRC32: b64(crc32Bytes(data)) };
-    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'bad/object', Body: data, ...both })))).toEqual({ name: 'InvalidRequest', status: 400 });
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'bad/object', Body: data, ...both })))).toEqual({
+      name: 'InvalidRequest',
+      status: 400,
+    });
   });
 
   it('multipart: composite SHA-256 and CRC32 (checksum of the part checksums, then -N), full-object CRC64NVME and CRC32', async () => {
@@ -150,17 +161,28 @@ describe('flexible checksums (the AWS-like test server)', () => {
   it('multipart: refuses a wrong full-object checksum, a listed part checksum that differs, and types an algorithm lacks', async () => {
     const parts = [randomBytes(2000), randomBytes(100)];
     const wrong = b64(await crc64(Buffer.from('other')));
-    expect(await failure(multipart('mp/bad', parts, { algorithm: 'CRC64NVME', complete: { ChecksumCRC64NVME: wrong, ChecksumType: 'FULL_OBJECT' } }))).toEqual({ name: 'BadDigest', status: 400 });
-    expect(await failure(multipart('mp/bad', parts, { algorithm: 'SHA256', partChecksums: [b64(sha256(parts[1]!)), b64(sha256(parts[1]!))] }))).toMatchObject({ name: 'InvalidPart' });
-    expect(await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/bad', ChecksumAlgorithm: 'SHA256', ChecksumType: 'FULL_OBJECT' })))).toMatchObject({ name: 'InvalidRequest' });
-    expect(await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/bad', ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'COMPOSITE' })))).toMatchObject({ name: 'InvalidRequest' });
+    expect(await failure(multipart('mp/bad', parts, { algorithm: 'CRC64NVME', complete: { ChecksumCRC64NVME: wrong, ChecksumType: 'FULL_OBJECT' } }))).toEqual({
+      name: 'BadDigest',
+      status: 400,
+    });
+    expect(await failure(multipart('mp/bad', parts, { algorithm: 'SHA256', partChecksums: [b64(sha256(parts[1]!)), b64(sha256(parts[1]!))] }))).toMatchObject({
+      name: 'InvalidPart',
+    });
+    expect(
+      await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/bad', ChecksumAlgorithm: 'SHA256', ChecksumType: 'FULL_OBJECT' }))),
+    ).toMatchObject({ name: 'InvalidRequest' });
+    expect(
+      await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/bad', ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'COMPOSITE' }))),
+    ).toMatchObject({ name: 'InvalidRequest' });
     expect(await failure(head(s3, 'mp/bad'))).toMatchObject({ status: 404 });
   });
 
   it('decodes an aws-chunked streamed upload (the SDK default for streams) and checks its trailing checksum', async () => {
     const streaming = new S3Client({ ...clientConfig(aws), requestChecksumCalculation: 'WHEN_SUPPORTED' });
     try {
-      await streaming.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'chunked', Body: Readable.from([data]), ContentLength: data.length, ChecksumAlgorithm: 'CRC32' }));
+      await streaming.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: 'chunked', Body: Readable.from([data]), ContentLength: data.length, ChecksumAlgorithm: 'CRC32' }),
+      );
       expect(await head(s3, 'chunked')).toMatchObject({ ContentLength: data.length, ChecksumCRC32: b64(crc32Bytes(data)) });
       const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunked' }));
       expect([got.ContentEncoding, Buffer.from(await got.Body!.transformToByteArray()).equals(data)]).toEqual([undefined, true]);
@@ -179,7 +201,10 @@ describe('flexible checksums (the AWS-like test server)', () => {
 describe('conditional writes (the AWS-like test server)', () => {
   it('If-None-Match: * refuses an existing key (412), on PutObject and CompleteMultipartUpload', async () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/a', Body: 'first', IfNoneMatch: '*' }));
-    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/a', Body: 'second', IfNoneMatch: '*' })))).toEqual({ name: 'PreconditionFailed', status: 412 });
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/a', Body: 'second', IfNoneMatch: '*' })))).toEqual({
+      name: 'PreconditionFailed',
+      status: 412,
+    });
     expect(await failure(multipart('cond/a', [Buffer.from('third')], { complete: { IfNoneMatch: '*' } }))).toMatchObject({ status: 412 });
     const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'cond/a' }));
     expect(await got.Body!.transformToString()).toBe('first');
@@ -188,7 +213,10 @@ describe('conditional writes (the AWS-like test server)', () => {
   it('If-Match: the write goes through only over the named ETag; 404 without an object; HeadObject answers 412', async () => {
     const first = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/b', Body: 'one' }));
     const second = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/b', Body: 'two', IfMatch: first.ETag }));
-    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/b', Body: 'three', IfMatch: first.ETag })))).toEqual({ name: 'PreconditionFailed', status: 412 });
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/b', Body: 'three', IfMatch: first.ETag })))).toEqual({
+      name: 'PreconditionFailed',
+      status: 412,
+    });
     expect(await failure(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/none', Body: 'x', IfMatch: first.ETag })))).toMatchObject({ status: 404 });
     expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'cond/b', IfMatch: second.ETag }))).ContentLength).toBe(3);
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'cond/b', IfMatch: first.ETag })))).toMatchObject({ status: 412 });

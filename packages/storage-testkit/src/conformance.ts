@@ -3,15 +3,7 @@ import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { expect, describe, test } from 'vitest';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
-import {
-  StorageErrorCode,
-  bufferBody,
-  sha256Hex,
-  type GetOptions,
-  type ObjectInfo,
-  type PutBody,
-  type StorageAdapter,
-} from '@stowage/storage';
+import { StorageErrorCode, bufferBody, sha256Hex, type GetOptions, type ObjectInfo, type PutBody, type StorageAdapter } from '@stowage/storage';
 
 /** A fresh adapter for one test, and how to dispose of what it stored. */
 export interface AdapterUnderTest {
@@ -102,7 +94,11 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
     });
 
     describe('put and get', () => {
-      for (const [label, size] of [['an empty object', 0], ['a 1-byte object', 1], ['a 5 MiB object', 5 * 1024 * 1024]] as const) {
+      for (const [label, size] of [
+        ['an empty object', 0],
+        ['a 1-byte object', 1],
+        ['a 5 MiB object', 5 * 1024 * 1024],
+      ] as const) {
         it(`round-trips ${label}`, async ({ storage }) => {
           const bytes = randomBytes(size);
           const { body, streamsSettled } = trackedBody(bytes);
@@ -121,7 +117,8 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
           for (const algorithm of storage.capabilities.serverChecksums) expect(stat!.checksums[algorithm], `reported ${algorithm}`).toBeDefined();
           await expectChecksumsOf(stat!, bytes);
           for (const [algorithm, value] of Object.entries(info.sent ?? {})) {
-            if (storage.capabilities.serverChecksums.includes(algorithm as never)) expect(stat!.checksums[algorithm as never], `stat's ${algorithm} = sent`).toBe(value);
+            if (storage.capabilities.serverChecksums.includes(algorithm as never))
+              expect(stat!.checksums[algorithm as never], `stat's ${algorithm} = sent`).toBe(value);
           }
           const read = await readObject(storage, key);
           expect(read.length).toBe(size);
@@ -148,7 +145,9 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
 
     describe('objects larger than one part', () => {
       const partSize = options.partSize;
-      it(`round-trip in several parts, read in ranges across part boundaries${partSize ? '' : ' (no partSize given: one 3 MiB object)'}`, async ({ storage }) => {
+      it(`round-trip in several parts, read in ranges across part boundaries${partSize ? '' : ' (no partSize given: one 3 MiB object)'}`, async ({
+        storage,
+      }) => {
         const size = partSize ? Math.floor(partSize * 2.5) + 1 : 3 * 1024 * 1024;
         const part = partSize ?? 1024 * 1024;
         const bytes = randomBytes(size);
@@ -167,7 +166,9 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
 
     describe('error classification', () => {
       const unreachable = options.unreachable;
-      it(`missing objects are object_not_found; ${unreachable ? 'an unreachable backend is transient on every operation' : 'no unreachable backend given'}`, async ({ storage }) => {
+      it(`missing objects are object_not_found; ${unreachable ? 'an unreachable backend is transient on every operation' : 'no unreachable backend given'}`, async ({
+        storage,
+      }) => {
         await expect(storage.get('missing/object')).rejects.toMatchObject({ code: StorageErrorCode.ObjectNotFound });
         await expect(storage.put('../escape', bufferBody('x'))).rejects.toMatchObject({ code: StorageErrorCode.InvalidKey });
         if (!unreachable) return;
@@ -178,9 +179,12 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
             ['get', () => down.get('k')],
             ['stat', () => down.stat('k')],
             ['delete', () => down.delete(['k'])],
-            ['list', async () => {
-              for await (const _ of down.list('')) return;
-            }],
+            [
+              'list',
+              async () => {
+                for await (const _ of down.list('')) return;
+              },
+            ],
           ];
           for (const [name, operation] of operations) {
             await expect(operation(), name).rejects.toMatchObject({ code: StorageErrorCode.Transient });
@@ -193,7 +197,9 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
 
     describe('download cut mid-stream', () => {
       const cutNextGet = options.cutNextGet;
-      it(`${cutNextGet ? 'a 3 MiB object whose download is cut after 1 MiB reads byte-exact' : 'no cutNextGet given: a 3 MiB object reads byte-exact'}`, async ({ storage }) => {
+      it(`${cutNextGet ? 'a 3 MiB object whose download is cut after 1 MiB reads byte-exact' : 'no cutNextGet given: a 3 MiB object reads byte-exact'}`, async ({
+        storage,
+      }) => {
         const bytes = randomBytes(3 * 1024 * 1024);
         await storage.put('cut/large.bin', bufferBody(bytes));
         await cutNextGet?.(1024 * 1024);
@@ -283,9 +289,7 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
 
       it('ifNoneMatch lets exactly one of several racing puts win (when conditionalPut)', async ({ storage }) => {
         const contenders = Array.from({ length: 8 }, (_, i) => `contender ${i}`);
-        const outcomes = await Promise.allSettled(
-          contenders.map((text) => storage.put('race', bufferBody(text), { ifNoneMatch: true })),
-        );
+        const outcomes = await Promise.allSettled(contenders.map((text) => storage.put('race', bufferBody(text), { ifNoneMatch: true })));
         const winners = contenders.filter((_, i) => outcomes[i]!.status === 'fulfilled');
         const expectedLoss = storage.capabilities.conditionalPut ? StorageErrorCode.AlreadyExists : StorageErrorCode.Unsupported;
         expect(winners).toHaveLength(storage.capabilities.conditionalPut ? 1 : 0);
@@ -298,8 +302,7 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
 
     describe('list', () => {
       it('lists 1,200 keys under nested prefixes, each exactly once', async ({ storage }) => {
-        const numbered = (prefix: string, count: number) =>
-          Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
+        const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
         const keys = [...numbered('tree/a/', 600), ...numbered('tree/b/c/', 400), ...numbered('tree/bb/', 200)];
         await inParallel(keys, storage.capabilities.maxParallelism, (key) => storage.put(key, bufferBody(key)));
 

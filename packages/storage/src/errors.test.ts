@@ -5,7 +5,10 @@ import type { StorageAdapter } from './contract.js';
 
 /** An error as a custom adapter built against its own copy of @stowage/storage throws it: another class, same code. */
 class ForeignStorageError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -87,13 +87,7 @@ export function throwIfAborted(signal: AbortSignal | undefined, key?: string): v
 }
 
 /** `get` (or a copy) of an object in an archive class that is not readable yet. */
-export function objectArchived(
-  key: string,
-  where: string,
-  storageClass: string,
-  state: 'archived' | 'thawing',
-  cause?: unknown,
-): StorageError {
+export function objectArchived(key: string, where: string, storageClass: string, state: 'archived' | 'thawing', cause?: unknown): StorageError {
   const what =
     state === 'thawing'
       ? `is being thawed from the ${storageClass} storage class and is not readable yet; wait for the thaw to finish`

@@ -2,21 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { StorageErrorCode } from './errors.js';
 import { assertValidKey, assertValidPrefix } from './keys.js';
 
-const invalidKey = (details: object = {}) =>
-  expect.objectContaining({ name: 'StorageError', code: StorageErrorCode.InvalidKey, ...details });
+const invalidKey = (details: object = {}) => expect.objectContaining({ name: 'StorageError', code: StorageErrorCode.InvalidKey, ...details });
 
 describe('assertValidKey', () => {
-  it.each([
-    'a',
-    'full/full_backup_20240101_020000.sqlite3',
-    'a/b/c/d.txt',
-    '.hidden',
-    'a..b/c.',
-    'ünïcode/名前 with spaces',
-    'x'.repeat(1024),
-  ])('accepts %j', (key) => {
-    expect(() => assertValidKey(key)).not.toThrow();
-  });
+  it.each(['a', 'full/full_backup_20240101_020000.sqlite3', 'a/b/c/d.txt', '.hidden', 'a..b/c.', 'ünïcode/名前 with spaces', 'x'.repeat(1024)])(
+    'accepts %j',
+    (key) => {
+      expect(() => assertValidKey(key)).not.toThrow();
+    },
+  );
 
   it.each([
     ['', 'empty'],

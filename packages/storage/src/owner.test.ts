@@ -9,7 +9,12 @@ describe('owner tokens of temp files', () => {
   it('name host, pid and start time, and are read back from any temp name that carries one', () => {
     const token = ownerToken();
     const owner = { host: TOKEN_HOST, pid: process.pid, startTicks: pidStartTicks(process.pid) };
-    for (const name of [`.db.sqlite3.stowage-restore-${token}`, `.x.manifest.json.stowage-tmp-${token}`, `backup-${token}.files.tar.zst`, `.stowage-restore-${token}`]) {
+    for (const name of [
+      `.db.sqlite3.stowage-restore-${token}`,
+      `.x.manifest.json.stowage-tmp-${token}`,
+      `backup-${token}.files.tar.zst`,
+      `.stowage-restore-${token}`,
+    ]) {
       expect(ownerOf(name)).toEqual(owner);
     }
     expect(ownerOf('.stowage-pre-restore-20240101_120000')).toBeUndefined();

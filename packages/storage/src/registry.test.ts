@@ -61,9 +61,7 @@ describe('StorageRegistry', () => {
   });
 
   it('lists registered schemes sorted', () => {
-    const registry = new StorageRegistry()
-      .register(recordingFactory('s3', z.object({})).factory)
-      .register(recordingFactory('file', z.object({})).factory);
+    const registry = new StorageRegistry().register(recordingFactory('s3', z.object({})).factory).register(recordingFactory('file', z.object({})).factory);
     expect(registry.schemes()).toEqual(['file', 's3']);
   });
 });
@@ -88,9 +86,7 @@ describe('lazily registered schemes', () => {
 describe('parseDestinationUrl', () => {
   it('treats plain paths as local folders', () => {
     expect(parseDestinationUrl('backups', baseDir).href).toBe(pathToFileURL(resolve(baseDir, 'backups')).href);
-    expect(parseDestinationUrl('/var/backups/stowage', baseDir).href).toBe(
-      pathToFileURL(resolve('/var/backups/stowage')).href,
-    );
+    expect(parseDestinationUrl('/var/backups/stowage', baseDir).href).toBe(pathToFileURL(resolve('/var/backups/stowage')).href);
   });
 
   it('keeps URLs with a scheme as they are', () => {
@@ -99,9 +95,7 @@ describe('parseDestinationUrl', () => {
   });
 
   it('rejects a malformed URL with invalid_config', () => {
-    expect(() => parseDestinationUrl('https://[::1', baseDir)).toThrow(
-      expect.objectContaining({ code: StorageErrorCode.InvalidConfig }),
-    );
+    expect(() => parseDestinationUrl('https://[::1', baseDir)).toThrow(expect.objectContaining({ code: StorageErrorCode.InvalidConfig }));
   });
 });
 
@@ -109,8 +103,12 @@ describe('a scheme has one factory', () => {
   it('refuses a second factory for a registered scheme (eager or lazy, any case) with duplicate_scheme', () => {
     const registry = new StorageRegistry().register(recordingFactory('s3', z.object({})).factory);
     const again = recordingFactory('S3', z.object({})).factory;
-    expect(() => registry.register(again)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme, message: expect.stringContaining("'s3:'") }));
-    expect(() => registry.registerLazy('s3', async () => again as AdapterFactory<never>)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme }));
+    expect(() => registry.register(again)).toThrow(
+      expect.objectContaining({ code: StorageErrorCode.DuplicateScheme, message: expect.stringContaining("'s3:'") }),
+    );
+    expect(() => registry.registerLazy('s3', async () => again as AdapterFactory<never>)).toThrow(
+      expect.objectContaining({ code: StorageErrorCode.DuplicateScheme }),
+    );
     const lazy = new StorageRegistry().registerLazy('oss', async () => again as AdapterFactory<never>);
     expect(() => lazy.register(recordingFactory('oss', z.object({})).factory)).toThrow(expect.objectContaining({ code: StorageErrorCode.DuplicateScheme }));
   });

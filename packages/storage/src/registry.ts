@@ -112,7 +112,9 @@ export class StorageRegistry {
     if (!factory) {
       throw new StorageError(
         StorageErrorCode.UnknownScheme,
-        `unknown storage scheme '${scheme}:' in '${spec.url}'; known: ${this.schemes().map((s) => `${s}:`).join(', ')}`,
+        `unknown storage scheme '${scheme}:' in '${spec.url}'; known: ${this.schemes()
+          .map((s) => `${s}:`)
+          .join(', ')}`,
         { context: { url: spec.url, scheme } },
       );
     }

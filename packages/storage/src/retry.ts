@@ -43,8 +43,7 @@ export function withRetry(inner: StorageAdapter, options: RetryOptions = {}): St
   return {
     description: inner.description,
     capabilities: inner.capabilities,
-    put: (key: string, body: PutBody, opts?: PutOptions): Promise<StoredObject> =>
-      run('put', key, opts?.signal, () => inner.put(key, body, opts)),
+    put: (key: string, body: PutBody, opts?: PutOptions): Promise<StoredObject> => run('put', key, opts?.signal, () => inner.put(key, body, opts)),
     get: (key: string, opts?: GetOptions) => run('get', key, opts?.signal, () => inner.get(key, opts)),
     stat: (key, opts) => run('stat', key, opts?.signal, () => inner.stat(key, opts)),
     delete: (keys, opts) => run('delete', undefined, opts?.signal, () => inner.delete(keys, opts)),

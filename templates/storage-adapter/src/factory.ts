@@ -17,6 +17,5 @@ export type ExampleStorageOptions = z.output<typeof exampleOptionsSchema>;
 export const exampleStorageFactory: AdapterFactory<ExampleStorageOptions> = {
   scheme: 'example',
   optionsSchema: exampleOptionsSchema,
-  create: (url, options, { baseDir }) =>
-    new ExampleStorage(resolve(baseDir, decodeURIComponent(url.pathname)), options.maxParallelism),
+  create: (url, options, { baseDir }) => new ExampleStorage(resolve(baseDir, decodeURIComponent(url.pathname)), options.maxParallelism),
 };

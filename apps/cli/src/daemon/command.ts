@@ -61,14 +61,20 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const config = await loadConfig(configPath(globals));
     const { schedules, timeZone } = configSchedules(config.schedules, options, hasArchivePolicy(config));
     const graceMs = options.grace === undefined ? DEFAULT_GRACE_MS : duration('--grace', options.grace);
-    const jobOptions: JobRunOptions = { log, signal: stop.signal, lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait) };
+    const jobOptions: JobRunOptions = {
+      log,
+      signal: stop.signal,
+      lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait),
+    };
     const open = await openEngine(config, { registry: builtinRegistry(), onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
     const daemon = new Daemon({ schedules, timeZone, log, run: (job) => runJob(open, job, jobOptions), newest: () => newestBackups(open) });
     lock = await acquireDaemonLock(config.stateDir);
     closeHttp = await startDaemonHttp(open, options, log);
     process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
-    log(`stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`);
+    log(
+      `stowage daemon ${TOOL_VERSION} started for ${config.configPath}, pid ${process.pid}, time zone ${timeZone ?? `${Intl.DateTimeFormat().resolvedOptions().timeZone} (this machine's)`}`,
+    );
     if (lock.tookOver) log(`took over the daemon lock of a daemon that is gone (${lock.tookOver})`);
     await recover(open, jobOptions).catch((error: unknown) => log(`recovery: skipped: ${(error as Error).message}`));
     if (!stop.signal.aborted) await daemon.start();

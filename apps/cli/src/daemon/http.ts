@@ -30,7 +30,9 @@ export async function startDaemonHttp(engine: Engine, options: DaemonHttpOptions
       log(`metrics at ${serverUrl(servers.at(-1)!)}metrics`);
     }
     if (options.http) {
-      servers.push(await serveDashboard(engine, { listen: options.http, flag: '--http', ...(options.authTokenEnv ? { authTokenEnv: options.authTokenEnv } : {}) }));
+      servers.push(
+        await serveDashboard(engine, { listen: options.http, flag: '--http', ...(options.authTokenEnv ? { authTokenEnv: options.authTokenEnv } : {}) }),
+      );
       log(`status page at ${serverUrl(servers.at(-1)!)}`);
     }
   } catch (error) {

@@ -77,7 +77,8 @@ export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunO
     ({ held, engine: usable } = await takeJobLocks(engine, job, { ...options, log: (message) => options.log(`${TITLES[job]} ${message}`) }));
   } catch (error) {
     if (options.signal?.aborted) return 'not started: the daemon is stopping';
-    if (error instanceof LockError && error.code === LockErrorCode.Held) return `skipped after waiting ${formatAge(options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)}: ${error.message}`;
+    if (error instanceof LockError && error.code === LockErrorCode.Held)
+      return `skipped after waiting ${formatAge(options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)}: ${error.message}`;
     throw error;
   }
   try {

@@ -21,7 +21,11 @@ export interface DaemonLock {
 export async function acquireDaemonLock(stateDir: string): Promise<DaemonLock> {
   const path = join(stateDir, 'locks', 'daemon.lock');
   try {
-    const lock = await acquireLockFile(path, { operation: 'daemon', command: 'stowage daemon' }, { name: 'daemon', where: `the state folder ${stateDir}`, unlock: `rm ${path}` });
+    const lock = await acquireLockFile(
+      path,
+      { operation: 'daemon', command: 'stowage daemon' },
+      { name: 'daemon', where: `the state folder ${stateDir}`, unlock: `rm ${path}` },
+    );
     return {
       path,
       ...(lock.broke && { tookOver: `${describeDaemon(lock.broke.holder)}: ${lock.broke.stale}` }),
@@ -30,10 +34,14 @@ export async function acquireDaemonLock(stateDir: string): Promise<DaemonLock> {
   } catch (error) {
     if (!isStowageError(error, LockErrorCode.Held)) throw error;
     const { holder } = error.context as { holder?: HeldLock['holder'] };
-    throw new LockError(LockErrorCode.Held, `another stowage daemon (${describeDaemon(holder)}) runs with the state folder ${stateDir}; stop it first, or delete ${path} if it is gone`, {
-      context: { lock: path, holder },
-      cause: error,
-    });
+    throw new LockError(
+      LockErrorCode.Held,
+      `another stowage daemon (${describeDaemon(holder)}) runs with the state folder ${stateDir}; stop it first, or delete ${path} if it is gone`,
+      {
+        context: { lock: path, holder },
+        cause: error,
+      },
+    );
   }
 }
 

@@ -96,7 +96,11 @@ export function parseSchedules(schedules: Partial<Record<ScheduledJob, string>>,
 }
 
 /** Each scheduled job's first run after `from` (null: the expression matches no later time). */
-export function nextRuns(schedules: Partial<Record<ScheduledJob, string>>, timeZone: string | undefined, from: Date): Partial<Record<ScheduledJob, Date | null>> {
+export function nextRuns(
+  schedules: Partial<Record<ScheduledJob, string>>,
+  timeZone: string | undefined,
+  from: Date,
+): Partial<Record<ScheduledJob, Date | null>> {
   return Object.fromEntries([...parseSchedules(schedules, timeZone)].map(([job, cron]) => [job, cron.nextRun(from)]));
 }
 
@@ -105,7 +109,12 @@ export function nextRuns(schedules: Partial<Record<ScheduledJob, string>>, timeZ
  * its schedule around `now` (or there is none), else an incremental on the same terms (a full
  * counts as its recovery point too). Undefined when neither was missed.
  */
-export function missedOnStart(newest: NewestBackups, schedules: Partial<Record<ScheduledJob, string>>, now: Date, timeZone?: string): { job: 'full' | 'incremental'; why: string } | undefined {
+export function missedOnStart(
+  newest: NewestBackups,
+  schedules: Partial<Record<ScheduledJob, string>>,
+  now: Date,
+  timeZone?: string,
+): { job: 'full' | 'incremental'; why: string } | undefined {
   const crons = parseSchedules(schedules, timeZone);
   const candidates = [
     ['full', newest.full, 'full backup'],
@@ -119,7 +128,11 @@ export function missedOnStart(newest: NewestBackups, schedules: Partial<Record<S
     const intervalMs = next.getTime() - previous.getTime();
     if (taken === undefined) return { job, why: `there is no ${what} yet: running the ${TITLES[job]} now` };
     const ageMs = now.getTime() - taken.getTime();
-    if (ageMs > intervalMs) return { job, why: `missed: the newest ${what} is ${formatAge(ageMs)} old, more than the ${formatAge(intervalMs)} between runs of '${cron.getPattern()}'; running the ${TITLES[job]} now` };
+    if (ageMs > intervalMs)
+      return {
+        job,
+        why: `missed: the newest ${what} is ${formatAge(ageMs)} old, more than the ${formatAge(intervalMs)} between runs of '${cron.getPattern()}'; running the ${TITLES[job]} now`,
+      };
   }
   return undefined;
 }
@@ -204,7 +217,8 @@ export class Daemon {
       const due = this.#next.get(job);
       if (due === undefined || due > now) continue;
       const lateMs = now.getTime() - due.getTime();
-      if (lateMs > checkEveryMs) this.#log(`${TITLES[job]} was due at ${isoSeconds(due)}, ${formatAge(lateMs)} ago (a clock step or a sleeping machine): running it once`);
+      if (lateMs > checkEveryMs)
+        this.#log(`${TITLES[job]} was due at ${isoSeconds(due)}, ${formatAge(lateMs)} ago (a clock step or a sleeping machine): running it once`);
       this.#enqueue(job);
       this.#plan(job, cron, now);
     }

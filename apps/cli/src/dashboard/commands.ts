@@ -37,7 +37,9 @@ export async function runReport(engine: Engine, out: Output, options: { html?: s
     const temp = `${path}.${process.pid}.tmp`;
     await writeFile(temp, renderDashboard(dashboard, { served: false }), { mode: 0o600 });
     await rename(temp, path);
-    out.say(`wrote ${path}: ${dashboard.status.healthy ? 'healthy' : 'UNHEALTHY'}, ${dashboard.backups.length} backup(s) at ${dashboard.destinations.length} destination(s)`);
+    out.say(
+      `wrote ${path}: ${dashboard.status.healthy ? 'healthy' : 'UNHEALTHY'}, ${dashboard.backups.length} backup(s) at ${dashboard.destinations.length} destination(s)`,
+    );
   }
   out.result(dashboard);
   return ExitCode.Ok;

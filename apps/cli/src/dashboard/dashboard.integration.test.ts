@@ -34,7 +34,16 @@ const OSS_SECRET = 'oss-dashboard-secret-never-shown';
 const ENV = { DASHBOARD_OSS_ID: 'dashboard-oss-id', DASHBOARD_OSS_SECRET: OSS_SECRET };
 const HOSTILE_REASON = '<img src=x onerror="document.title=\'pwned\'"> before import';
 /** Chromium's flags for this sandbox-less, offline machine (see README: the status page). */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 let oss: OssTestServer;
 let dir: string;
@@ -46,7 +55,12 @@ let ids: { full: string; inc1: string; hot: string; inc2: string; full2: string 
 /** A browser with a new, empty profile folder. */
 async function launchBrowser(): Promise<BrowserContext> {
   const profile = await mkdtemp(join(tmpdir(), 'stowage-chromium-'));
-  return chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  return chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+  });
 }
 
 /**
@@ -54,7 +68,11 @@ async function launchBrowser(): Promise<BrowserContext> {
  * a blocking spawn would leave the child waiting for it.
  */
 async function stowage(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(TSX, [STOWAGE, '--config', configPath, ...args], { cwd: dir, env: { ...process.env, ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSX, [STOWAGE, '--config', configPath, ...args], {
+    cwd: dir,
+    env: { ...process.env, ...ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -80,7 +98,14 @@ beforeAll(async () => {
         {
           name: 'oss-hangzhou',
           url: 'oss://wms-archive/greaterwms',
-          options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'DASHBOARD_OSS_ID', accessKeySecretEnv: 'DASHBOARD_OSS_SECRET', storageClass: 'IA' },
+          options: {
+            region: 'oss-cn-hangzhou',
+            endpoint: oss.endpoint,
+            secure: false,
+            accessKeyIdEnv: 'DASHBOARD_OSS_ID',
+            accessKeySecretEnv: 'DASHBOARD_OSS_SECRET',
+            storageClass: 'IA',
+          },
         },
       ],
       quorum: 2,
@@ -102,7 +127,12 @@ beforeAll(async () => {
   simulateWarehouseActivity(database, { seed: 2 });
   daysAgo(2);
   // offsite's disk is full: committed at two destinations of three, quorum 2 → degraded.
-  const offsiteFull = await openEngine(config, { registry: builtinRegistry(), retry: false, now, wrappers: [(adapter, name) => (name === 'offsite' ? withChaos(adapter, { diskFull: true }) : adapter)] });
+  const offsiteFull = await openEngine(config, {
+    registry: builtinRegistry(),
+    retry: false,
+    now,
+    wrappers: [(adapter, name) => (name === 'offsite' ? withChaos(adapter, { diskFull: true }) : adapter)],
+  });
   const inc2 = await backup(offsiteFull, { type: 'incremental' });
   await offsiteFull.close();
   expect(inc2.outcome, JSON.stringify(inc2.failures)).toBe('degraded');
@@ -188,7 +218,11 @@ let served: PageReading;
 
 describe('the status page in Chromium', () => {
   it('`stowage serve` shows the timeline, sizes, replica matrix, drills and audit with the right counts and states; the API matches the CLI --json', async () => {
-    const child: ChildProcess = spawn(TSX, [STOWAGE, 'serve', '--config', configPath, '--listen', '127.0.0.1:0'], { cwd: dir, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(TSX, [STOWAGE, 'serve', '--config', configPath, '--listen', '127.0.0.1:0'], {
+      cwd: dir,
+      env: { ...process.env, ...ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -211,7 +245,13 @@ describe('the status page in Chromium', () => {
       expect(served.bars).toEqual(
         [ids.full, ids.inc1, ids.hot, ids.inc2, ids.full2].map((id) => {
           const m = manifests.get(id)!;
-          return { backup: id, type: m.type, stored: m.artifacts.reduce((n, a) => n + a.size, 0), dbSize: m.source.size, anomaly: String((m.anomalies ?? []).length > 0) };
+          return {
+            backup: id,
+            type: m.type,
+            stored: m.artifacts.reduce((n, a) => n + a.size, 0),
+            dbSize: m.source.size,
+            anomaly: String((m.anomalies ?? []).length > 0),
+          };
         }),
       );
       expect(served.hasDbSizeLine).toBe(true);
@@ -230,7 +270,10 @@ describe('the status page in Chromium', () => {
       expect(consoleErrors).toEqual([]);
 
       await page.check('#matrix-problems');
-      expect(await page.locator('#matrix tbody tr:visible').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-backup')))).toEqual([ids.inc2, ids.full]);
+      expect(await page.locator('#matrix tbody tr:visible').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-backup')))).toEqual([
+        ids.inc2,
+        ids.full,
+      ]);
 
       // The API: the same shapes as the result of the CLI's --json.
       const api = async (path: string) => {
@@ -249,7 +292,8 @@ describe('the status page in Chromium', () => {
       expect(apiDashboard.replicas).toEqual(report.replicas);
       expect(apiDashboard.backups).toEqual(report.backups);
       // Never a secret, anywhere.
-      for (const text of [await page.content(), await api('api/dashboard'), await api('api/status'), await api('api/backups')]) expect(text).not.toContain(OSS_SECRET);
+      for (const text of [await page.content(), await api('api/dashboard'), await api('api/status'), await api('api/backups')])
+        expect(text).not.toContain(OSS_SECRET);
       expect((await fetch(new URL('api/dashboard', url), { method: 'POST' })).status).toBe(405);
       await page.close();
     } finally {
@@ -283,7 +327,9 @@ describe('the status page in Chromium', () => {
       await page.close();
     }
     // The report carries its data too, the same as `report --json` gives.
-    const data = JSON.parse(html.slice(html.indexOf('>', html.indexOf('id="dashboard-data"')) + 1, html.indexOf('</script>', html.indexOf('id="dashboard-data"')))) as { replicas: unknown[] };
+    const data = JSON.parse(
+      html.slice(html.indexOf('>', html.indexOf('id="dashboard-data"')) + 1, html.indexOf('</script>', html.indexOf('id="dashboard-data"'))),
+    ) as { replicas: unknown[] };
     expect(data.replicas).toHaveLength(15);
   }, 120_000);
 });
@@ -293,8 +339,15 @@ describe('`stowage daemon --http`', () => {
     // The same destinations and state folder, with every job off but a yearly drill: nothing runs.
     const daemonConfig = join(dir, 'daemon.config.json');
     const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(daemonConfig, JSON.stringify({ ...config, schedules: { full: false, incremental: false, cleanup: false, verify: false, drill: '0 5 1 1 *', timeZone: 'UTC' } }));
-    const child = spawn(TSX, [STOWAGE, 'daemon', '--config', daemonConfig, '--http', '127.0.0.1:0'], { cwd: dir, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    await writeFile(
+      daemonConfig,
+      JSON.stringify({ ...config, schedules: { full: false, incremental: false, cleanup: false, verify: false, drill: '0 5 1 1 *', timeZone: 'UTC' } }),
+    );
+    const child = spawn(TSX, [STOWAGE, 'daemon', '--config', daemonConfig, '--http', '127.0.0.1:0'], {
+      cwd: dir,
+      env: { ...process.env, ...ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -361,7 +414,10 @@ describe('an archived replica', () => {
       expect(shown.counts).toEqual({ verified: 12, archived: 1, unverified: 0, damaged: 1, missing: 1, pruned: 0 });
       expect(shown.marks['oss-hangzhou']).toEqual({ archived: 1, verified: 4 });
       const dashboard = await buildDashboard(engine);
-      expect(dashboard.replicas.find((c) => c.backupId === ids.full && c.destination === 'oss-hangzhou')).toMatchObject({ state: 'archived', problem: expect.stringContaining('thawed') });
+      expect(dashboard.replicas.find((c) => c.backupId === ids.full && c.destination === 'oss-hangzhou')).toMatchObject({
+        state: 'archived',
+        problem: expect.stringContaining('thawed'),
+      });
       expect(JSON.stringify(dashboard)).not.toContain(OSS_SECRET);
     } finally {
       server.closeAllConnections(); // the browser keeps its connections alive
@@ -410,7 +466,11 @@ describe('safe by default', () => {
     try {
       const port = (server.address() as { port: number }).port;
       const statusFor = (host: string) =>
-        new Promise<number>((done, fail) => httpRequest({ host: '127.0.0.1', port, path: '/api/status', headers: { host } }, (r) => (r.resume(), done(r.statusCode!))).on('error', fail).end());
+        new Promise<number>((done, fail) =>
+          httpRequest({ host: '127.0.0.1', port, path: '/api/status', headers: { host } }, (r) => (r.resume(), done(r.statusCode!)))
+            .on('error', fail)
+            .end(),
+        );
       expect(await statusFor('evil.example:8787')).toBe(421);
       expect(await statusFor(`localhost:${port}`)).toBe(200);
       expect(await statusFor(`127.0.0.1:${port}`)).toBe(200);
@@ -456,7 +516,14 @@ describe('speed', () => {
       }
     }
     const big = await openEngine(
-      resolveConfig({ source: { database: 'db.sqlite3' }, destinations: names.map((name) => ({ name, url: name })), retention: { full: '365d', incremental: '365d', hot: '365d' } }, join(root, 'stowage.config.json')),
+      resolveConfig(
+        {
+          source: { database: 'db.sqlite3' },
+          destinations: names.map((name) => ({ name, url: name })),
+          retention: { full: '365d', incremental: '365d', hot: '365d' },
+        },
+        join(root, 'stowage.config.json'),
+      ),
       { wrappers: [(_adapter, name) => stores.get(name)!] },
     );
     let server: Server | undefined;
@@ -476,7 +543,9 @@ describe('speed', () => {
       const asked = performance.now();
       await page.goto(serverUrl(server), { waitUntil: 'load' });
       const endToEndMs = performance.now() - asked;
-      const navigation = (await page.evaluate(`(() => { const n = performance.getEntriesByType('navigation')[0]; return { server: n.responseStart - n.requestStart, browser: n.loadEventEnd - n.responseEnd }; })()`)) as { server: number; browser: number };
+      const navigation = (await page.evaluate(
+        `(() => { const n = performance.getEntriesByType('navigation')[0]; return { server: n.responseStart - n.requestStart, browser: n.loadEventEnd - n.responseEnd }; })()`,
+      )) as { server: number; browser: number };
       const metrics = new Map((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
       const timings = {
         endToEndMs: Math.round(endToEndMs),
@@ -492,7 +561,11 @@ describe('speed', () => {
       const shownCells = await page.locator('#matrix td[data-state]').count();
       const counts = (await page.locator('[data-count-state]').allTextContents()).map((text) => Number(/(\d+)$/.exec(text)![1]));
       for (let i = 0; i < 1000 / MATRIX_PAGE_ROWS - 1; i++) await page.click('#matrix-older');
-      const lastPage = { shown: await page.locator('#matrix-shown').textContent(), rows: await page.locator('#matrix tbody tr').count(), oldest: await page.locator('#matrix tbody tr').last().getAttribute('data-backup') };
+      const lastPage = {
+        shown: await page.locator('#matrix-shown').textContent(),
+        rows: await page.locator('#matrix tbody tr').count(),
+        oldest: await page.locator('#matrix tbody tr').last().getAttribute('data-backup'),
+      };
       await page.check('#matrix-problems');
       const problemRows = await page.locator('#matrix tbody tr').count();
       await page.screenshot({ path: join(ARTIFACTS, 'thousand.png') });

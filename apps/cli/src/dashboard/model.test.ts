@@ -46,8 +46,12 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 /** An engine whose `archive` destination answers every read as an archived object (S3 Glacier, OSS Archive). */
 function openWithArchive(): Promise<Engine> {
-  const archived = () => new StorageError(StorageErrorCode.ObjectArchived, "'x' at oss://bucket/ is in the Archive storage class and must be restored before it can be read");
-  return openEngine(config, { retry: false, wrappers: [(adapter, name) => (name === 'archive' ? withChaos(adapter, { get: { fail: 'always', error: archived } }) : adapter)] });
+  const archived = () =>
+    new StorageError(StorageErrorCode.ObjectArchived, "'x' at oss://bucket/ is in the Archive storage class and must be restored before it can be read");
+  return openEngine(config, {
+    retry: false,
+    wrappers: [(adapter, name) => (name === 'archive' ? withChaos(adapter, { get: { fail: 'always', error: archived } }) : adapter)],
+  });
 }
 
 describe('the status page model', () => {
@@ -79,9 +83,28 @@ describe('the status page model', () => {
 
   it('shows the thaw wait of a drill from an archive destination apart from its RTO', async () => {
     const drills: DrillResult[] = [
-      { backupId: ids[1]!, destination: 'local', startedAt: new Date(Date.now() - DAY).toISOString(), ok: true, rtoMs: 2_000, durationMs: 2_500, chainLength: 1, problems: [] },
+      {
+        backupId: ids[1]!,
+        destination: 'local',
+        startedAt: new Date(Date.now() - DAY).toISOString(),
+        ok: true,
+        rtoMs: 2_000,
+        durationMs: 2_500,
+        chainLength: 1,
+        problems: [],
+      },
       // Five hours of thaw with an RTO target of 30 min: the drill is still within its RTO.
-      { backupId: ids[1]!, destination: 'archive', startedAt: new Date().toISOString(), ok: true, rtoMs: 3_000, thawMs: 5 * 3_600_000, durationMs: 5 * 3_600_000 + 3_500, chainLength: 1, problems: [] },
+      {
+        backupId: ids[1]!,
+        destination: 'archive',
+        startedAt: new Date().toISOString(),
+        ok: true,
+        rtoMs: 3_000,
+        thawMs: 5 * 3_600_000,
+        durationMs: 5 * 3_600_000 + 3_500,
+        chainLength: 1,
+        problems: [],
+      },
     ];
     await mkdir(join(config.stateDir, 'status'), { recursive: true });
     await writeFile(join(config.stateDir, 'status', 'drills.jsonl'), drills.map((d) => `${JSON.stringify(d)}\n`).join(''));

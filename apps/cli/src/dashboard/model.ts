@@ -102,7 +102,12 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   const days = options.days ?? 30;
   const now = engine.now();
   const listings = await listEachDestination(engine);
-  const [s, firing, drills, audit] = await Promise.all([status(engine, listings), engine.alerts.firing(), drillHistory(engine), readAuditRecords(engine.logDir)]);
+  const [s, firing, drills, audit] = await Promise.all([
+    status(engine, listings),
+    engine.alerts.firing(),
+    drillHistory(engine),
+    readAuditRecords(engine.logDir),
+  ]);
   const perDestination = listings.map((l) => l.entries);
   const unreadable = listings.map((l) => new Map(l.damaged.map((d) => [d.id, d])));
   const backups = mergeListings(engine, perDestination);
@@ -115,7 +120,11 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
       name: destination.name,
       held: new Map(perDestination[index]!.map((e) => [e.manifest.id, e])),
       unreadable: unreadable[index]!,
-      kept: new Set(planRetention(backups, retentionPolicyOf(engine, destination.name), now).filter((d) => d.keep).map((d) => d.entry.manifest.id)),
+      kept: new Set(
+        planRetention(backups, retentionPolicyOf(engine, destination.name), now)
+          .filter((d) => d.keep)
+          .map((d) => d.entry.manifest.id),
+      ),
       archiveClass: typeof storageClass === 'string' && ARCHIVE_CLASSES.has(storageClass) ? storageClass : null,
       newestVerified: undefined as CatalogEntry | undefined,
     };
@@ -124,7 +133,16 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   for (const entry of backups) {
     const id = entry.manifest.id;
     for (const column of columns) {
-      const cell = replicaCell(id, column.name, column.held.get(id), column.unreadable.get(id), column.kept.has(id), column.archiveClass, lastVerified.get(`${id}\u0000${column.name}`), s.lastVerify?.at);
+      const cell = replicaCell(
+        id,
+        column.name,
+        column.held.get(id),
+        column.unreadable.get(id),
+        column.kept.has(id),
+        column.archiveClass,
+        lastVerified.get(`${id}\u0000${column.name}`),
+        s.lastVerify?.at,
+      );
       replicas.push(cell);
       if (entry.manifest.type !== 'hot' && cell.verifiedAt) column.newestVerified = entry;
     }

@@ -126,7 +126,8 @@ function renderHealth(d: Dashboard): string {
   const cards = d.destinations.map((h) => {
     const listed = s.destinations.find((x) => x.name === h.name);
     const ok = (listed?.reachable ?? false) && h.verifiedRpo.ok;
-    const verified = h.verifiedRpo.ageMs === null ? 'no verified backup' : `verified RPO ${formatAge(h.verifiedRpo.ageMs)} (${e(h.verifiedRpo.backupId ?? '')})`;
+    const verified =
+      h.verifiedRpo.ageMs === null ? 'no verified backup' : `verified RPO ${formatAge(h.verifiedRpo.ageMs)} (${e(h.verifiedRpo.backupId ?? '')})`;
     return `<div class="card ${ok ? 'ok' : 'bad'}" data-destination="${e(h.name)}" data-verified-rpo-ok="${h.verifiedRpo.ok}">
   <h3>${e(h.name)}${h.archiveClass ? ` <small>${e(h.archiveClass)}</small>` : ''}</h3>
   <p>${listed?.reachable ? `newest ${e(listed.newest ?? '(none)')}` : `UNREACHABLE: ${e(listed?.error ?? 'not listed')}`}</p>
@@ -173,18 +174,35 @@ function renderTimeline(d: Dashboard): string {
       const cx = x(backup.createdAt).toFixed(1);
       // Lean markup: a month of hourly backups at four destinations is thousands of marks.
       const title = `${backup.id} at ${h.name}: ${cell.state}${cell.problem ? ` — ${cell.problem}` : ''}`;
-      marks.push(`<circle class="mark ${backup.type} ${cell.state}" cx="${cx}" cy="${laneY(lane)}" r="${backup.type === 'full' ? 6 : 4}" data-destination="${e(h.name)}" data-state="${cell.state}"><title>${e(title)}</title></circle>`);
+      marks.push(
+        `<circle class="mark ${backup.type} ${cell.state}" cx="${cx}" cy="${laneY(lane)}" r="${backup.type === 'full' ? 6 : 4}" data-destination="${e(h.name)}" data-state="${cell.state}"><title>${e(title)}</title></circle>`,
+      );
     }
   });
   const runLane = laneY(lanes.length - 1);
   for (const run of d.runs.filter((r) => r.outcome !== 'ok' && inWindow(r.time))) {
     const cx = x(run.time);
     const title = `${run.type} backup ${run.backupId ?? ''} ${run.outcome} ${when(run.time)}${run.detail ? ` — ${run.detail}` : ''}`;
-    const shape = run.outcome === 'failed' ? `M${cx - 5},${runLane - 5}L${cx + 5},${runLane + 5}M${cx - 5},${runLane + 5}L${cx + 5},${runLane - 5}` : `M${cx},${runLane - 6}L${cx + 6},${runLane}L${cx},${runLane + 6}L${cx - 6},${runLane}Z`;
-    marks.push(`<path class="run ${e(run.outcome)}" d="${shape}" data-outcome="${e(run.outcome)}" data-type="${e(run.type)}" data-time="${e(run.time)}"><title>${e(title)}</title></path>`);
+    const shape =
+      run.outcome === 'failed'
+        ? `M${cx - 5},${runLane - 5}L${cx + 5},${runLane + 5}M${cx - 5},${runLane + 5}L${cx + 5},${runLane - 5}`
+        : `M${cx},${runLane - 6}L${cx + 6},${runLane}L${cx},${runLane + 6}L${cx - 6},${runLane}Z`;
+    marks.push(
+      `<path class="run ${e(run.outcome)}" d="${shape}" data-outcome="${e(run.outcome)}" data-type="${e(run.type)}" data-time="${e(run.time)}"><title>${e(title)}</title></path>`,
+    );
   }
-  const grid = ticks.map((t) => `<line class="grid" x1="${x(t)}" x2="${x(t)}" y1="12" y2="${height}"/><text class="tick" x="${x(t)}" y="10" text-anchor="middle">${t.slice(5, 10)}</text>`).join('');
-  const labels = lanes.map((name, i) => `<text class="lane" x="${LEFT - 10}" y="${laneY(i) + 4}" text-anchor="end">${e(name)}</text><line class="lane-line" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${laneY(i)}" y2="${laneY(i)}"/>`).join('');
+  const grid = ticks
+    .map(
+      (t) =>
+        `<line class="grid" x1="${x(t)}" x2="${x(t)}" y1="12" y2="${height}"/><text class="tick" x="${x(t)}" y="10" text-anchor="middle">${t.slice(5, 10)}</text>`,
+    )
+    .join('');
+  const labels = lanes
+    .map(
+      (name, i) =>
+        `<text class="lane" x="${LEFT - 10}" y="${laneY(i) + 4}" text-anchor="end">${e(name)}</text><line class="lane-line" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${laneY(i)}" y2="${laneY(i)}"/>`,
+    )
+    .join('');
   return `<svg id="timeline" viewBox="0 0 ${W} ${height}" width="100%" role="img" aria-label="backups per destination over the last ${d.days} days">${grid}${labels}${marks.join('')}</svg>
 ${legend([...Object.entries(TYPE_COLORS).map(([type, color]) => `<i style="background:${color}"></i>${type}`), '<i class="ring"></i>missing there', '<i class="dmg"></i>damaged', '<b class="x">×</b>failed run', '<b class="deg">◆</b>degraded run'])}`;
 }
@@ -200,8 +218,14 @@ function renderSizes(d: Dashboard): string {
   const width = Math.min(12, Math.max(2, (PLOT / Math.max(1, shown.length)) * 0.6));
   const bars = shown.map((b) => bar(b, x(b.createdAt), width, y, bottom)).join('');
   const line = shown.map((b, i) => `${i ? 'L' : 'M'}${x(b.createdAt).toFixed(1)},${y(b.size).toFixed(1)}`).join('');
-  const dots = shown.length <= 100 ? shown.map((b) => `<circle class="db-point" cx="${x(b.createdAt).toFixed(1)}" cy="${y(b.size).toFixed(1)}" r="2.5"/>`).join('') : '';
-  const axis = [0, 0.5, 1].map((f) => `<line class="grid" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y(max * f)}" y2="${y(max * f)}"/><text class="tick" x="${LEFT - 8}" y="${y(max * f) + 4}" text-anchor="end">${formatBytes(max * f)}</text>`).join('');
+  const dots =
+    shown.length <= 100 ? shown.map((b) => `<circle class="db-point" cx="${x(b.createdAt).toFixed(1)}" cy="${y(b.size).toFixed(1)}" r="2.5"/>`).join('') : '';
+  const axis = [0, 0.5, 1]
+    .map(
+      (f) =>
+        `<line class="grid" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${y(max * f)}" y2="${y(max * f)}"/><text class="tick" x="${LEFT - 8}" y="${y(max * f) + 4}" text-anchor="end">${formatBytes(max * f)}</text>`,
+    )
+    .join('');
   const xTicks = ticks.map((t) => `<text class="tick" x="${x(t)}" y="${height - 6}" text-anchor="middle">${t.slice(5, 10)}</text>`).join('');
   const anomalies = shown.filter((b) => b.anomalies.length).length;
   return `<svg id="sizes" viewBox="0 0 ${W} ${height}" width="100%" role="img" aria-label="stored bytes per backup and database size">${axis}${xTicks}${bars}${line ? `<path class="db-size" d="${line}"/>` : ''}${dots}</svg>
@@ -221,7 +245,9 @@ export const MATRIX_PAGE_ROWS = 50;
 function renderMatrix(d: Dashboard): string {
   const counts = new Map<ReplicaState, number>();
   for (const cell of d.replicas) counts.set(cell.state, (counts.get(cell.state) ?? 0) + 1);
-  const summary = (Object.keys(STATE_LABELS) as ReplicaState[]).map((state) => `<span class="count ${state}" data-count-state="${state}">${STATE_LABELS[state]} ${counts.get(state) ?? 0}</span>`).join(' ');
+  const summary = (Object.keys(STATE_LABELS) as ReplicaState[])
+    .map((state) => `<span class="count ${state}" data-count-state="${state}">${STATE_LABELS[state]} ${counts.get(state) ?? 0}</span>`)
+    .join(' ');
   // `replicas` runs backup by backup, destinations in order: row i's cells are a slice of it.
   const columns = d.destinations.length;
   const rows = d.backups.map((b, i) => {
@@ -238,7 +264,10 @@ function renderMatrix(d: Dashboard): string {
   return `<p class="counts">${summary} <label><input type="checkbox" id="matrix-problems"> only backups with a problem</label> ${pager}</p>
 <div class="scroll"><table id="matrix"><thead><tr><th>backup</th><th>type</th><th>created</th><th>stored</th>${d.destinations.map((h) => `<th>${e(h.name)}</th>`).join('')}</tr></thead>
 <tbody>${pages[0] ?? ''}</tbody></table></div>
-<div id="matrix-pages" hidden>${pages.slice(1).map((page) => `<template>${page}</template>`).join('')}</div>`;
+<div id="matrix-pages" hidden>${pages
+    .slice(1)
+    .map((page) => `<template>${page}</template>`)
+    .join('')}</div>`;
 }
 
 function matrixCell(cell: ReplicaCell): string {
@@ -267,7 +296,8 @@ function renderVerify(d: Dashboard): string {
 
 function renderAudit(d: Dashboard): string {
   const rows = d.audit.map(
-    (r) => `<tr data-seq="${r.seq}" class="${r.outcome === 'failed' ? 'bad' : ''}"><td>${when(r.time)}</td><td>${e(r.operation)}</td><td>${e(r.backupId ?? '')}</td><td>${e(r.outcome)}</td><td class="num">${formatDuration(r.durationMs)}</td><td>${e(`${r.user}@${r.host}`)}</td><td class="detail">${e(r.detail ?? '')}</td></tr>`,
+    (r) =>
+      `<tr data-seq="${r.seq}" class="${r.outcome === 'failed' ? 'bad' : ''}"><td>${when(r.time)}</td><td>${e(r.operation)}</td><td>${e(r.backupId ?? '')}</td><td>${e(r.outcome)}</td><td class="num">${formatDuration(r.durationMs)}</td><td>${e(`${r.user}@${r.host}`)}</td><td class="detail">${e(r.detail ?? '')}</td></tr>`,
   );
   return `<div class="scroll short"><table id="audit"><thead><tr><th>when</th><th>operation</th><th>backup</th><th>outcome</th><th>took</th><th>who</th><th>detail</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
@@ -301,7 +331,9 @@ svg .lane{font-size:12px;fill:#111827}
 .grid{stroke:#e5e7eb}
 .lane-line{stroke:#d1d5db}
 .mark{stroke:#fff;stroke-width:.5}
-${Object.entries(TYPE_COLORS).map(([type, color]) => `.mark.${type}{fill:${color}}`).join('\n')}
+${Object.entries(TYPE_COLORS)
+  .map(([type, color]) => `.mark.${type}{fill:${color}}`)
+  .join('\n')}
 .mark.missing{fill:none}
 .mark.missing{stroke:#f59e0b;stroke-width:2}
 .mark.damaged{fill:#dc2626;stroke:#7f1d1d;stroke-width:2}

@@ -52,13 +52,18 @@ export function authTokenFor(options: ServeOptions, host: string): string | unde
   const flag = options.flag ?? '--listen';
   if (options.authTokenEnv === undefined) {
     if (!isLoopback(host)) {
-      throw new UsageError(`${flag}: ${host} is not a loopback address; to serve the status page beyond this machine, put a bearer token in an environment variable and pass --auth-token-env NAME`);
+      throw new UsageError(
+        `${flag}: ${host} is not a loopback address; to serve the status page beyond this machine, put a bearer token in an environment variable and pass --auth-token-env NAME`,
+      );
     }
     return undefined;
   }
   const token = process.env[options.authTokenEnv];
   if (!token) throw new UsageError(`--auth-token-env: the environment variable ${options.authTokenEnv} is not set or empty`);
-  if (token.length < MIN_TOKEN_LENGTH) throw new UsageError(`--auth-token-env: the token in ${options.authTokenEnv} is shorter than ${MIN_TOKEN_LENGTH} characters; use a long random one (openssl rand -hex 32)`);
+  if (token.length < MIN_TOKEN_LENGTH)
+    throw new UsageError(
+      `--auth-token-env: the token in ${options.authTokenEnv} is shorter than ${MIN_TOKEN_LENGTH} characters; use a long random one (openssl rand -hex 32)`,
+    );
   return token;
 }
 
@@ -82,7 +87,13 @@ export async function serveDashboard(engine: Engine, options: ServeOptions = {})
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'EADDRINUSE' ? new UsageError(`${flag}: ${host}:${port} is already in use; pick another port`) : error.code === 'EADDRNOTAVAIL' ? new UsageError(`${flag}: ${host} is not an address of this machine`) : error),
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new UsageError(`${flag}: ${host}:${port} is already in use; pick another port`)
+          : error.code === 'EADDRNOTAVAIL'
+            ? new UsageError(`${flag}: ${host} is not an address of this machine`)
+            : error,
+      ),
     );
     server.listen(port, host, resolve);
   });
@@ -98,7 +109,12 @@ export function serverUrl(server: Server): string {
 /** An API answer: the same data and field names as the `result` of the CLI's --json envelope. */
 const json = (value: unknown) => ({ type: 'application/json; charset=utf-8', body: `${JSON.stringify(jsonVocabulary(value), null, 2)}\n` });
 
-async function handle(request: IncomingMessage, response: ServerResponse, routes: Record<string, () => Promise<{ type: string; body: string }>>, token: string | undefined): Promise<void> {
+async function handle(
+  request: IncomingMessage,
+  response: ServerResponse,
+  routes: Record<string, () => Promise<{ type: string; body: string }>>,
+  token: string | undefined,
+): Promise<void> {
   const headers = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' };
   const url = new URL(request.url ?? '/', 'http://stowage.invalid');
   if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -115,17 +131,25 @@ async function handle(request: IncomingMessage, response: ServerResponse, routes
   } else {
     const offered = url.searchParams.get('token');
     if (offered !== null && sameSecret(offered, token)) {
-      response.writeHead(303, { ...headers, location: url.pathname, 'set-cookie': `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` }).end();
+      response
+        .writeHead(303, { ...headers, location: url.pathname, 'set-cookie': `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` })
+        .end();
       return;
     }
     if (!sameSecret(presentedToken(request) ?? '', token)) {
-      response.writeHead(401, { ...headers, 'www-authenticate': 'Bearer realm="stowage"' }).end('a bearer token is required (Authorization: Bearer …, or open /?token=… once)\n');
+      response
+        .writeHead(401, { ...headers, 'www-authenticate': 'Bearer realm="stowage"' })
+        .end('a bearer token is required (Authorization: Bearer …, or open /?token=… once)\n');
       return;
     }
   }
   const route = routes[url.pathname];
   if (!route) {
-    response.writeHead(404, headers).end(`no such page; see / or ${Object.keys(routes).filter((r) => r !== '/').join(', ')}\n`);
+    response.writeHead(404, headers).end(
+      `no such page; see / or ${Object.keys(routes)
+        .filter((r) => r !== '/')
+        .join(', ')}\n`,
+    );
     return;
   }
   const { type, body } = await route();

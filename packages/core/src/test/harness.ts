@@ -16,13 +16,20 @@ export interface Workspace {
 }
 
 /** A temporary folder with a small GreaterWMS-like database and a config backing it up to `backups/`. */
-export async function makeWorkspace(options: { config?: Partial<ConfigFile>; engine?: EngineOptions; journalMode?: 'delete' | 'wal'; seed?: number } = {}): Promise<Workspace> {
+export async function makeWorkspace(
+  options: { config?: Partial<ConfigFile>; engine?: EngineOptions; journalMode?: 'delete' | 'wal'; seed?: number } = {},
+): Promise<Workspace> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-core-'));
   const database = join(dir, 'db.sqlite3');
   createGreaterWmsDatabase(database, { seed: options.seed ?? 42, journalMode: options.journalMode ?? 'delete' });
   const config = resolveConfig(
     // Artifacts stored as is unless a test asks for compression or encryption, so tests can read them directly.
-    { source: { database: 'db.sqlite3', busyTimeoutMs: 5000 }, destinations: [{ name: 'local', url: 'backups' }], compression: { algorithm: 'none' }, ...options.config },
+    {
+      source: { database: 'db.sqlite3', busyTimeoutMs: 5000 },
+      destinations: [{ name: 'local', url: 'backups' }],
+      compression: { algorithm: 'none' },
+      ...options.config,
+    },
     join(dir, 'stowage.config.json'),
   );
   const warnings: string[] = [];

@@ -13,7 +13,14 @@ import { s3StorageFactory } from '@stowage/storage-s3';
 import { acquireDestinationLock, DESTINATION_LOCK_KEY } from '../lock.js';
 
 const { endpoint, url, rounds, gapMs } = JSON.parse(process.argv[2]!) as { endpoint: string; url: string; rounds: number; gapMs: number };
-const options = { endpoint, forcePathStyle: true, accessKeyIdEnv: 'RACE_S3_KEY', secretAccessKeyEnv: 'RACE_S3_SECRET', checksumMode: 'crc64nvme', conditionalWrites: true };
+const options = {
+  endpoint,
+  forcePathStyle: true,
+  accessKeyIdEnv: 'RACE_S3_KEY',
+  secretAccessKeyEnv: 'RACE_S3_SECRET',
+  checksumMode: 'crc64nvme',
+  conditionalWrites: true,
+};
 const adapter = await new StorageRegistry().register(s3StorageFactory).open({ url, options }, { baseDir: process.cwd() });
 const sleepUntil = (time: number) => sleep(Math.max(0, time - Date.now()));
 

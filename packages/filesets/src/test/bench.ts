@@ -15,7 +15,7 @@ import { scanFileSets } from '../scan.js';
 
 const totalMiB = Number(process.argv[2] ?? 200);
 const dir = await mkdtemp(join(tmpdir(), 'stowage-filesets-bench-'));
-const mib = (bytes: number, ms: number): string => `${((bytes / 1024 / 1024) / (ms / 1000)).toFixed(0)} MiB/s`;
+const mib = (bytes: number, ms: number): string => `${(bytes / 1024 / 1024 / (ms / 1000)).toFixed(0)} MiB/s`;
 const timed = async <T>(work: () => Promise<T> | T): Promise<[T, number]> => {
   const start = performance.now();
   const value = await work();

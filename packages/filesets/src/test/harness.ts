@@ -81,13 +81,7 @@ export function sha256(bytes: Buffer | string): string {
 }
 
 /** Scans `config` under `baseDir` and writes the archive to `file`. */
-export async function backup(
-  config: FileSetsConfig,
-  baseDir: string,
-  file: string,
-  parent?: FileSetIndex,
-  options?: ArchiveOptions,
-): Promise<ArchiveResult> {
+export async function backup(config: FileSetsConfig, baseDir: string, file: string, parent?: FileSetIndex, options?: ArchiveOptions): Promise<ArchiveResult> {
   const scan = await scanFileSets(config, { baseDir, parent });
   return writeFileSetArchive(scan, createWriteStream(file), options);
 }
