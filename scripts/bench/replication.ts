@@ -1,17 +1,10 @@
 import { join } from 'node:path';
 import { startOssTestServer } from '../../packages/oss-test-server/src/index.js';
 import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
+import { REMOTE_ENV } from './remote-env.js';
 import type { BenchContext, Section } from './section.js';
 import { stowageRig } from './stowage.js';
 
-/** Credentials go to the CLI through environment variables named in the config, as in production. */
-const ENV = {
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  BENCH_S3_KEY: 'S3RVER',
-  BENCH_S3_SECRET: 'S3RVER',
-  BENCH_OSS_ID: 'oss-bench-id',
-  BENCH_OSS_SECRET: 'oss-bench-secret',
-};
 const BUCKET = 'backups';
 /** s3rver without the AWS-like checksums and conditional writes, as these figures were first measured. */
 const PLAIN = { checksums: false, conditionalWrites: false };
@@ -22,11 +15,11 @@ const PLAIN = { checksums: false, conditionalWrites: false };
  */
 export async function replication(ctx: BenchContext): Promise<Section> {
   const dir = join(ctx.work, 'replication');
-  Object.assign(process.env, ENV);
+  Object.assign(process.env, REMOTE_ENV);
   const servers = await Promise.all([
     startS3rver(PLAIN),
     startS3rver(PLAIN),
-    startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
+    startOssTestServer({ accessKeyId: REMOTE_ENV.BENCH_OSS_ID, accessKeySecret: REMOTE_ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
   ]);
   const [regionA, regionB, oss] = servers;
   const dispose = async () => void (await Promise.all([regionA.stop(), regionB.stop(), oss.close()]));

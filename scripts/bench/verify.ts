@@ -4,6 +4,7 @@ import { startOssTestServer, type OssTestServer } from '../../packages/oss-test-
 import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
 import { ensureFixture, mutate } from './fixture.js';
 import { runOk } from './measure.js';
+import { REMOTE_ENV } from './remote-env.js';
 import type { BenchContext, Section } from './section.js';
 import { stowageRig } from './stowage.js';
 
@@ -11,13 +12,6 @@ const BACKUPS = 30;
 const FULL_EVERY = 10;
 const FIXTURE_MB = 16;
 const MAX_SECONDS = 2;
-const ENV = {
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  BENCH_S3_KEY: 'S3RVER',
-  BENCH_S3_SECRET: 'S3RVER',
-  BENCH_OSS_ID: 'oss-bench-id',
-  BENCH_OSS_SECRET: 'oss-bench-secret',
-};
 const BUCKET = 'backups';
 const PREFIX = 'verify';
 
@@ -28,11 +22,11 @@ const PREFIX = 'verify';
  * artifacts downloaded are counted from the servers' own request logs during one more run.
  */
 export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
-  Object.assign(process.env, ENV);
+  Object.assign(process.env, REMOTE_ENV);
   const [regionA, regionB, oss] = await Promise.all([
     startS3rver(),
     startS3rver(),
-    startOssTestServer({ accessKeyId: ENV.BENCH_OSS_ID, accessKeySecret: ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
+    startOssTestServer({ accessKeyId: REMOTE_ENV.BENCH_OSS_ID, accessKeySecret: REMOTE_ENV.BENCH_OSS_SECRET, buckets: [BUCKET] }),
   ]);
   const dispose = async () => void (await Promise.all([regionA.stop(), regionB.stop(), oss.close()]));
   try {
