@@ -64,7 +64,7 @@ export async function runDaemon(globals: GlobalOptions, options: DaemonCommandOp
     const jobOptions: JobRunOptions = {
       log,
       signal: stop.signal,
-      lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : duration('--wait', globals.wait === true ? '' : globals.wait),
+      lockWaitMs: globals.wait === undefined ? DEFAULT_LOCK_WAIT_MS : waitMs(globals.wait),
     };
     const open = await openEngine(config, { registry: builtinRegistry(), onWarning: (message) => log(`warning: ${message}`), ...options.engineOptions });
     engine = open;
