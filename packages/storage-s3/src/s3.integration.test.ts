@@ -445,13 +445,17 @@ describe('S3Storage on s3rver', () => {
         const read = await buffer(await storage.get('big.bin'));
         expect(read.equals(bytes)).toBe(true);
         const gets = (await server.requests()).slice(before).filter((request) => request.method === 'GET');
-        expect(gets.map((request) => request.range)).toEqual([undefined, `bytes=${MiB}-`]);
-        expect(gets[1]).toMatchObject({ status: 206, bytesOut: 2 * MiB });
+        expect(gets.map((request) => request.range ?? 'whole').sort()).toEqual([`bytes=${MiB}-`, 'whole']);
+        expect(gets.find((request) => request.range === `bytes=${MiB}-`)).toMatchObject({ status: 206, bytesOut: 2 * MiB });
         // A ranged read resumes within its range.
+        const beforeSlice = (await server.requests()).length;
         await server.cutNextGets(1000);
         const slice = await buffer(await storage.get('big.bin', { range: { offset: 10, length: 5000 } }));
         expect(slice.equals(bytes.subarray(10, 5010))).toBe(true);
-        expect((await server.requests()).at(-1)).toMatchObject({ range: 'bytes=1010-5009', status: 206 });
+        // The cut GET is logged when its connection closes, which may come after the resume's entry.
+        const sliceGets = (await server.requests()).slice(beforeSlice).filter((request) => request.method === 'GET');
+        expect(sliceGets.map((request) => request.range).sort()).toEqual(['bytes=10-5009', 'bytes=1010-5009']);
+        expect(sliceGets.find((request) => request.range === 'bytes=1010-5009')).toMatchObject({ status: 206 });
       } finally {
         await storage.close();
       }
