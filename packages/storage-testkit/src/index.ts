@@ -1,5 +1,6 @@
 export { describeStorageAdapter, type AdapterUnderTest, type StorageAdapterSuiteOptions } from './conformance.js';
 export { forwarding, type AdapterOperations } from './forwarding.js';
+export { resumedFrom } from './resume.js';
 export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
 export {
   withChaos,
