@@ -70,7 +70,7 @@ describe('the stowage and seed commands, end to end', () => {
     const check = run('db_restore', '--verify', '--test-mode', '--json');
     expect(check.code).toBe(0);
     expect(json(check.stdout)).toMatchObject({ ok: true, id: fullResult.id });
-  });
+  }, 180_000); // eleven CLI runs in dev mode: over a minute on a loaded machine
 
   it('takes seed-style incrementals and restores them with --at', () => {
     simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: 11, operations: 20 });
