@@ -7,6 +7,7 @@
  * decrypted instead (the session key and the quick check come before any data).
  */
 import type { CatalogEntry } from './catalog.js';
+import type { Codec } from './encoding.js';
 import type { Destination, Engine } from './engine.js';
 import { databaseArtifact } from './manifest.js';
 
@@ -18,7 +19,7 @@ export type KeyCheckRun = Pick<Engine, 'codec' | 'destinations'>;
 
 const PROBE_BYTES = 64 * 1024;
 /** Probe outcomes by the keys they were decrypted with, then by backup and the destinations read. */
-const probes = new WeakMap<KeyCheckRun['codec'], Map<string, Promise<string | undefined>>>();
+const probes = new WeakMap<Codec, Map<string, Promise<string | undefined>>>();
 
 /** Why the artifacts of `entry` do not match this machine's keys on `side`; undefined when they do. */
 export async function keyProblem(run: KeyCheckRun, entry: CatalogEntry, side: KeySide): Promise<string | undefined> {
@@ -54,7 +55,7 @@ export function probeDecryption(run: KeyCheckRun, entry: CatalogEntry): Promise<
   return probe;
 }
 
-async function probeOnce(codec: KeyCheckRun['codec'], holders: readonly Destination[], entry: CatalogEntry): Promise<string | undefined> {
+async function probeOnce(codec: Codec, holders: readonly Destination[], entry: CatalogEntry): Promise<string | undefined> {
   const { id } = entry.manifest;
   const artifact = databaseArtifact(entry.manifest);
   if (!artifact.encoding.includes('pgp')) return undefined; // nothing to decrypt; keyProblem compares with the config
@@ -73,7 +74,7 @@ async function probeOnce(codec: KeyCheckRun['codec'], holders: readonly Destinat
   return `the key of ${id} cannot be checked: ${artifact.key} cannot be read at any destination`;
 }
 
-async function recipientProblem(codec: KeyCheckRun['codec'], id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
+async function recipientProblem(codec: Codec, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
   if (side === 'encrypt') {
     const keys = await codec.encryptionKeys().catch((error: Error) => error);
     if (keys instanceof Error) return `the recipients of ${id} cannot be compared: ${keys.message}`;
@@ -124,7 +125,7 @@ export async function mixedKeyProblem(run: KeyCheckRun, chain: readonly CatalogE
 }
 
 /** True when this machine is set up to decrypt (a passphrase, or a private key); a public-key-only host is not. */
-export function decryptsHere(codec: KeyCheckRun['codec']): boolean {
+export function decryptsHere(codec: Codec): boolean {
   const encryption = codec.config.encryption;
   return encryption?.mode === 'passphrase' || encryption?.privateKeyFile !== undefined || encryption?.privateKeyEnv !== undefined;
 }
