@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { bufferBody, crashPoint, digestStream, isAlreadyExists, ownerToken, sha256Hex } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
+import type { ResolvedConfig } from './config.js';
 import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
@@ -73,7 +74,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
         ...(result.manifest.fullBecause ? [`full-because="${result.manifest.fullBecause}"`] : []),
       ].join(' '),
     });
-    await alertOn(engine, result);
+    await alertOn(engine.alerts, result);
     await copyAuditLog(engine, result.committed);
     return result;
   } catch (error) {
@@ -96,34 +97,34 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
  * committed the backup, as `audit/<host>.audit.jsonl`, so tampering on this host can be compared
  * against copies elsewhere. A failed copy is a warning.
  */
-async function copyAuditLog(engine: Engine, committed: readonly string[]): Promise<void> {
-  const log = await readFile(join(engine.logDir, AUDIT_FILE)).catch(() => undefined);
+async function copyAuditLog(run: Pick<Engine, 'logDir' | 'destinations' | 'warn'>, committed: readonly string[]): Promise<void> {
+  const log = await readFile(join(run.logDir, AUDIT_FILE)).catch(() => undefined);
   if (!log) return;
   const key = auditCopyKey();
   await Promise.all(
-    engine.destinations
+    run.destinations
       .filter((d) => committed.includes(d.name))
       .map((d) =>
-        d.adapter.put(key, bufferBody(log)).catch((error: unknown) => engine.warn(`could not copy the audit log to ${d.name}: ${(error as Error).message}`)),
+        d.adapter.put(key, bufferBody(log)).catch((error: unknown) => run.warn(`could not copy the audit log to ${d.name}: ${(error as Error).message}`)),
       ),
   );
 }
 
 /** Raises or resolves the alerts a finished backup settles: failed, degraded, size anomaly. */
-async function alertOn(engine: Engine, result: BackupResult): Promise<void> {
+async function alertOn(alerts: Engine['alerts'], result: BackupResult): Promise<void> {
   const { manifest } = result;
   if (result.outcome === 'failed') {
-    await engine.alerts.raise((a, at) =>
+    await alerts.raise((a, at) =>
       a.backupFailed({ ...at, type: manifest.type, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }),
     );
   } else {
-    await engine.alerts.resolve('backup-failed', manifest.type);
-    if (result.outcome === 'degraded') await engine.alerts.raise((a, at) => a.backupDegraded({ ...at, backupId: manifest.id, missing: result.failures }));
-    else await engine.alerts.resolve('backup-degraded');
+    await alerts.resolve('backup-failed', manifest.type);
+    if (result.outcome === 'degraded') await alerts.raise((a, at) => a.backupDegraded({ ...at, backupId: manifest.id, missing: result.failures }));
+    else await alerts.resolve('backup-degraded');
   }
   const findings = manifest.anomalies ?? [];
-  if (findings.length) await engine.alerts.raise((a, at) => a.sizeAnomaly({ ...at, type: manifest.type, backupId: manifest.id, findings }));
-  else await engine.alerts.resolve('size-anomaly', manifest.type);
+  if (findings.length) await alerts.raise((a, at) => a.sizeAnomaly({ ...at, type: manifest.type, backupId: manifest.id, findings }));
+  else await alerts.resolve('size-anomaly', manifest.type);
 }
 
 async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Date, started: number, onId: (id: string) => void): Promise<BackupResult> {
@@ -143,7 +144,7 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
     crashPoint('backup.snapshot-staged');
     const facts = await withPrivateDatabase(stagedSnapshot, readFacts);
     if (plan.parent && plan.parent.entry.manifest.source.pageSize !== snapshot.pageSize) {
-      downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine);
+      downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
     }
     const type = plan.type;
     const stagedFiles: StagedFile[] = [];
@@ -316,7 +317,7 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       }
       if (type !== 'hot') await cacheForNextBackup(engine, id, digest.pageHashes, files && (await readFile(`${stem}.files-index.json`)));
       crashPoint('backup.cache-written');
-      const quorum = requiredReplicas(engine);
+      const quorum = requiredReplicas(config);
       const outcome = failures.length === 0 ? 'ok' : committed.length >= quorum ? 'degraded' : 'failed';
       if (outcome !== 'ok')
         engine.warn(
@@ -353,18 +354,18 @@ interface EncodedFile {
 }
 
 /** Compresses and encrypts each staged file as the config says (page hashes are never encrypted). */
-async function encodeStaged(engine: Engine, staged: readonly StagedFile[]): Promise<EncodedFile[]> {
+async function encodeStaged(run: Pick<Engine, 'codec' | 'progress'>, staged: readonly StagedFile[]): Promise<EncodedFile[]> {
   const encoded: EncodedFile[] = [];
   for (const file of staged) {
-    const encoding = engine.codec.encodingFor(file.role);
+    const encoding = run.codec.encodingFor(file.role);
     const plain = { role: file.role, decodedSize: file.size, decodedSha256: file.sha256, encoding };
     if (encoding.length === 0) {
       encoded.push({ ...plain, path: file.path, size: file.size, sha256: file.sha256 });
       continue;
     }
-    engine.progress({ phase: 'encode', done: 0, total: file.size });
+    run.progress({ phase: 'encode', done: 0, total: file.size });
     const path = `${file.path}${encodedSuffix(encoding)}`;
-    encoded.push({ ...plain, path, ...(await engine.codec.encodeFile(file.path, path, encoding)) });
+    encoded.push({ ...plain, path, ...(await run.codec.encodeFile(file.path, path, encoding)) });
   }
   return encoded;
 }
@@ -400,15 +401,15 @@ function artifactKey(role: Artifact['role'], type: BackupType, id: string): stri
  * backup, only what changed since the parent's file sets for an incremental.
  */
 async function archiveFileSets(
-  engine: Engine,
+  run: Pick<Engine, 'config' | 'destinations' | 'codec' | 'progress' | 'warn'>,
   config: FileSetsConfig,
   plan: BackupPlan,
   stem: string,
   staged: StagedFile[],
 ): Promise<NonNullable<Manifest['files']>> {
-  const parent = plan.parent ? await loadFileSetIndex(engine, plan.parent.entry) : undefined;
-  engine.progress({ phase: 'files', done: 0 });
-  const scan = await scanFileSets(config, { baseDir: engine.config.baseDir, ...(parent ? { parent } : {}) });
+  const parent = plan.parent ? await loadFileSetIndex(run, plan.parent.entry) : undefined;
+  run.progress({ phase: 'files', done: 0 });
+  const scan = await scanFileSets(config, { baseDir: run.config.baseDir, ...(parent ? { parent } : {}) });
   const result = await writeFileSetArchive(scan, createWriteStream(`${stem}.files.tar`, { flags: 'wx', mode: 0o600 }));
   await writeFile(`${stem}.files-index.json`, result.indexBytes, { mode: 0o600 });
   staged.push(await stagedFile('files', `${stem}.files.tar`), {
@@ -418,7 +419,7 @@ async function archiveFileSets(
     sha256: result.indexSha256,
   });
   const warnings = result.warnings.map((w) => `${w.code}: ${w.message}`);
-  for (const warning of warnings) engine.warn(`file sets: ${warning}`);
+  for (const warning of warnings) run.warn(`file sets: ${warning}`);
   return {
     incremental: parent !== undefined,
     indexSha256: result.indexSha256,
@@ -434,9 +435,9 @@ type ReplicaOutcome = { kind: 'stored'; replica: Replica; artifacts: Artifact[] 
 const MAX_NAME_ATTEMPTS = 100;
 
 /** How many destinations must commit a backup for it to succeed (`quorum`, default all configured). */
-function requiredReplicas(engine: Engine): number {
-  const { quorum } = engine.config;
-  const configured = engine.config.destinations.length;
+function requiredReplicas(config: Pick<ResolvedConfig, 'quorum' | 'destinations'>): number {
+  const { quorum } = config;
+  const configured = config.destinations.length;
   return quorum === 'all' ? configured : Math.min(quorum, configured);
 }
 

@@ -2,8 +2,10 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint, type ObjectInfo } from '@stowage/storage';
 import { readCatalog, type Catalog, type DamagedManifest } from './catalog.js';
+import type { ArtifactReader } from './chain.js';
+import type { ResolvedConfig } from './config.js';
 import type { Destination, Engine } from './engine.js';
-import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory } from './history.js';
+import { describeVanished, readHistory, recordRemoval, vanishedBackups, type BackupHistory, type HistorySource } from './history.js';
 import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES } from './manifest.js';
 import { logOperation } from './oplog.js';
@@ -115,7 +117,7 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
       result.failures.push({ destination: destination.name, message: (error as Error).message });
     }
   }
-  if (!dryRun) await removeStaleStaging(engine, result);
+  if (!dryRun) await removeStaleStaging(engine.stagingDir, result);
   result.bytesFreed = result.removed.reduce((sum, item) => sum + item.bytes, 0);
   if (!dryRun) {
     const problems = [...result.failures.map((f) => `${f.destination}: ${f.message}`), ...result.damaged.map((d) => d.problem)];
@@ -138,11 +140,16 @@ export async function cleanup(engine: Engine, options: { dryRun?: boolean; asOf?
 }
 
 /** Rewrites each damaged manifest from a destination whose copy of the backup checks out; the rest go to `result.damaged`. */
-async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean, result: CleanupResult): Promise<void> {
+async function repairManifests(
+  run: ArtifactReader & Pick<Engine, 'destinations' | 'stagingDir'>,
+  catalog: Catalog,
+  dryRun: boolean,
+  result: CleanupResult,
+): Promise<void> {
   for (const damaged of catalog.damaged) {
     const entry = catalog.entries.find((e) => e.manifest.id === damaged.id);
-    const healthy = entry ? await healthyHolders(engine, entry) : [];
-    const target = engine.destinations.find((d) => d.name === damaged.destination)!;
+    const healthy = entry ? await healthyHolders(run.destinations, entry) : [];
+    const target = run.destinations.find((d) => d.name === damaged.destination)!;
     if (!entry || healthy.length === 0) {
       result.damaged.push({
         ...damaged,
@@ -151,7 +158,7 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
       continue;
     }
     try {
-      const from = dryRun ? healthy.map((d) => d.name).join(',') : await copyReplica(engine, entry, healthy, target);
+      const from = dryRun ? healthy.map((d) => d.name).join(',') : await copyReplica(run, entry, healthy, target);
       if (!dryRun) entry.destinations.push(target.name);
       result.repaired.push({ destination: damaged.destination, id: damaged.id, from });
     } catch (error) {
@@ -164,7 +171,7 @@ async function repairManifests(engine: Engine, catalog: Catalog, dryRun: boolean
 }
 
 async function cleanDestination(
-  engine: Engine,
+  run: Pick<Engine, 'config' | 'logDir' | 'now'>,
   destination: Destination,
   { catalog, history, asOf, dryRun, allowEarlyDelete }: { catalog: Catalog; history: BackupHistory; asOf: Date; dryRun: boolean; allowEarlyDelete: boolean },
   result: CleanupResult,
@@ -173,7 +180,7 @@ async function cleanDestination(
   const unreadableHere = result.damaged.filter((d) => d.destination.split(',').includes(destination.name)).map((d) => d.id);
   const stored = new Map<string, ObjectInfo>();
   for (const type of BACKUP_TYPES) for await (const info of destination.adapter.list(`${FOLDERS[type]}/`)) stored.set(info.key, info);
-  const decisions = planRetention(here, retentionPolicyOf(engine, destination.name), asOf, unreadableHere);
+  const decisions = planRetention(here, retentionPolicyOf(run, destination.name), asOf, unreadableHere);
   if (!allowEarlyDelete) holdEarlyDeletes(destination, decisions, stored, asOf, result);
   for (const decision of decisions.filter((d) => d.keep))
     result.kept.push({ destination: destination.name, id: decision.entry.manifest.id, why: decision.why });
@@ -183,7 +190,7 @@ async function cleanDestination(
     const { manifest } = decision.entry;
     const keys = [manifestKey(manifest.type, manifest.id), ...manifest.artifacts.map((a) => a.key)];
     if (!dryRun) {
-      await recordRemoval(engine, destination.name, manifest.id);
+      await recordRemoval(run, destination.name, manifest.id);
       await destination.adapter.delete(keys.slice(0, 1));
       crashPoint('cleanup.manifest-deleted');
       await destination.adapter.delete(keys.slice(1));
@@ -205,9 +212,9 @@ async function cleanDestination(
  * locks of the source and these destinations, under which no backup or sync can be writing
  * (`stowage daemon`'s recovery after a crash). Returns what it removed.
  */
-export async function removeOrphans(engine: Engine, destinations: readonly Destination[]): Promise<CleanupItem[]> {
+export async function removeOrphans(run: HistorySource, destinations: readonly Destination[]): Promise<CleanupItem[]> {
   if (destinations.length === 0) return [];
-  const [catalog, history] = await Promise.all([readCatalog(engine.destinations), readHistory(engine)]);
+  const [catalog, history] = await Promise.all([readCatalog(run.destinations), readHistory(run)]);
   const removed: CleanupItem[] = [];
   for (const destination of destinations) {
     if (catalog.unlisted.some((u) => u.destination === destination.name)) continue;
@@ -308,10 +315,10 @@ function holdEarlyDeletes(
   }
 }
 
-async function removeStaleStaging(engine: Engine, result: CleanupResult): Promise<void> {
-  const names = await readdir(engine.stagingDir).catch(() => [] as string[]);
+async function removeStaleStaging(stagingDir: string, result: CleanupResult): Promise<void> {
+  const names = await readdir(stagingDir).catch(() => [] as string[]);
   for (const name of names) {
-    const path = join(engine.stagingDir, name);
+    const path = join(stagingDir, name);
     const info = await stat(path).catch(() => undefined);
     if (!info || Date.now() - info.mtimeMs < ORPHAN_GRACE_MS) continue;
     await rm(path, { force: true });
@@ -320,8 +327,8 @@ async function removeStaleStaging(engine: Engine, result: CleanupResult): Promis
 }
 
 /** The retention policy of one destination: the config's, with that destination's overrides. */
-export function retentionPolicyOf(engine: Engine, destination: string): RetentionPolicy {
-  return { ...engine.config.retention, ...definedOnly(engine.config.destinations.find((d) => d.name === destination)?.retention) };
+export function retentionPolicyOf(run: { readonly config: Pick<ResolvedConfig, 'retention' | 'destinations'> }, destination: string): RetentionPolicy {
+  return { ...run.config.retention, ...definedOnly(run.config.destinations.find((d) => d.name === destination)?.retention) };
 }
 
 function definedOnly<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {

@@ -14,6 +14,7 @@ import { appendPrivate, ownedScratchDir, writePrivateAtomic } from './private-fs
 import { restoreFilesOfChain } from './restore-files.js';
 import { durationMs } from './retention.js';
 import { findBackup } from './find.js';
+import type { HistorySource } from './history.js';
 import { ensureThawed, type ThawRequest } from './archive.js';
 
 export interface DrillResult {
@@ -111,13 +112,13 @@ export async function drill(
 }
 
 async function chooseBackup(
-  engine: Engine,
+  run: HistorySource,
   catalog: ManifestCatalog,
   destination: Destination,
   reference: string,
   random: () => number,
 ): Promise<CatalogEntry> {
-  if (reference !== 'random') return findBackup(engine, catalog, reference, [destination]);
+  if (reference !== 'random') return findBackup(run, catalog, reference, [destination]);
   const all = await catalog.list([destination]);
   const pick = all[Math.floor(random() * all.length)];
   if (!pick)

@@ -200,7 +200,7 @@ export function withoutDestinations(engine: Engine, unavailable: readonly Destin
 }
 
 /** @throws CoreError `stowage.destination.none_available`, naming each destination and why, when the run has none left. */
-export function requireDestinations(engine: Engine): void {
+export function requireDestinations(engine: Pick<Engine, 'destinations' | 'unavailable'>): void {
   if (engine.destinations.length > 0) return;
   throw new CoreError(
     CoreErrorCode.NoDestinationAvailable,
@@ -212,7 +212,7 @@ export function requireDestinations(engine: Engine): void {
 }
 
 /** The destinations to use: all, or the one named (an unknown name is a usage error). */
-export function selectDestinations(engine: Engine, name: string | undefined): readonly Destination[] {
+export function selectDestinations(engine: Pick<Engine, 'destinations' | 'unavailable'>, name: string | undefined): readonly Destination[] {
   if (name === undefined) return engine.destinations;
   const found = engine.destinations.filter((d) => d.name === name);
   const unavailable = engine.unavailable.find((f) => f.destination === name);

@@ -7,54 +7,61 @@
  * decrypted instead (the session key and the quick check come before any data).
  */
 import type { CatalogEntry } from './catalog.js';
-import type { Engine } from './engine.js';
+import type { Codec } from './encoding.js';
+import type { Destination, Engine } from './engine.js';
 import { databaseArtifact } from './manifest.js';
 
 /** `encrypt`: encrypted as this config encrypts now; `decrypt`: decryptable with this machine's keys. */
 export type KeySide = 'encrypt' | 'decrypt';
 
+/** What checking keys needs of a run (an `Engine` is one): its codec (the config's encryption and this machine's keys) and the destinations to read. */
+export type KeyCheckRun = Pick<Engine, 'codec' | 'destinations'>;
+
 const PROBE_BYTES = 64 * 1024;
-const probes = new WeakMap<Engine, Map<string, Promise<string | undefined>>>();
+/** Probe outcomes by the keys they were decrypted with, then by backup and the destinations read. */
+const probes = new WeakMap<Codec, Map<string, Promise<string | undefined>>>();
 
 /** Why the artifacts of `entry` do not match this machine's keys on `side`; undefined when they do. */
-export async function keyProblem(engine: Engine, entry: CatalogEntry, side: KeySide): Promise<string | undefined> {
+export async function keyProblem(run: KeyCheckRun, entry: CatalogEntry, side: KeySide): Promise<string | undefined> {
   const { id } = entry.manifest;
   const recorded = entry.manifest.encoding.encryption;
-  const current = engine.config.encryption;
+  const current = run.codec.config.encryption;
   if (!recorded) return current ? `${id} is not encrypted, and this config encrypts` : undefined;
   if (!current) return `${id} is encrypted (${recorded.mode} mode), and this config has no encryption section`;
   if (recorded.mode !== current.mode) return `${id} was encrypted in ${recorded.mode} mode, and this config uses ${current.mode} mode`;
-  if (recorded.mode === 'public-key') return recipientProblem(engine, id, recorded.fingerprints, side);
+  if (recorded.mode === 'public-key') return recipientProblem(run.codec, id, recorded.fingerprints, side);
   if (recorded.passphraseVerifier) {
     // A verifier with parameters outside the accepted bounds is not trusted: the probe decides.
-    const matches = await engine.codec.passphraseMatches(recorded.passphraseVerifier).catch(() => undefined);
+    const matches = await run.codec.passphraseMatches(recorded.passphraseVerifier).catch(() => undefined);
     if (matches !== undefined) return matches ? undefined : `${id} was encrypted with another passphrase`;
   }
-  return probeDecryption(engine, entry);
+  return probeDecryption(run, entry);
 }
 
 /**
  * Decrypts the start of the database artifact of `entry` with this machine's keys (once per
- * engine and backup): undefined when it opens, else why not.
+ * codec, backup and set of destinations holding it): undefined when it opens, else why not.
  */
-export function probeDecryption(engine: Engine, entry: CatalogEntry): Promise<string | undefined> {
-  const done = probes.get(engine) ?? new Map<string, Promise<string | undefined>>();
-  probes.set(engine, done);
-  let probe = done.get(entry.manifest.id);
+export function probeDecryption(run: KeyCheckRun, entry: CatalogEntry): Promise<string | undefined> {
+  const holders = run.destinations.filter((d) => entry.destinations.includes(d.name));
+  const done = probes.get(run.codec) ?? new Map<string, Promise<string | undefined>>();
+  probes.set(run.codec, done);
+  const key = `${entry.manifest.id} ${holders.map((d) => d.name).join(',')}`;
+  let probe = done.get(key);
   if (!probe) {
-    probe = probeOnce(engine, entry);
-    done.set(entry.manifest.id, probe);
+    probe = probeOnce(run.codec, holders, entry);
+    done.set(key, probe);
   }
   return probe;
 }
 
-async function probeOnce(engine: Engine, entry: CatalogEntry): Promise<string | undefined> {
+async function probeOnce(codec: Codec, holders: readonly Destination[], entry: CatalogEntry): Promise<string | undefined> {
   const { id } = entry.manifest;
   const artifact = databaseArtifact(entry.manifest);
   if (!artifact.encoding.includes('pgp')) return undefined; // nothing to decrypt; keyProblem compares with the config
-  const keys = await engine.codec.decryptionKeys().catch((error: Error) => error);
+  const keys = await codec.decryptionKeys().catch((error: Error) => error);
   if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
-  for (const destination of engine.destinations.filter((d) => entry.destinations.includes(d.name))) {
+  for (const destination of holders) {
     const chunks: Buffer[] = [];
     try {
       for await (const chunk of await destination.adapter.get(artifact.key, { range: { offset: 0, length: PROBE_BYTES } })) chunks.push(chunk as Buffer);
@@ -67,15 +74,15 @@ async function probeOnce(engine: Engine, entry: CatalogEntry): Promise<string | 
   return `the key of ${id} cannot be checked: ${artifact.key} cannot be read at any destination`;
 }
 
-async function recipientProblem(engine: Engine, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
+async function recipientProblem(codec: Codec, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {
   if (side === 'encrypt') {
-    const keys = await engine.codec.encryptionKeys().catch((error: Error) => error);
+    const keys = await codec.encryptionKeys().catch((error: Error) => error);
     if (keys instanceof Error) return `the recipients of ${id} cannot be compared: ${keys.message}`;
     const { fingerprints } = keys;
     const same = recorded.length === fingerprints.length && recorded.every((f) => fingerprints.includes(f));
     return same ? undefined : `${id} is encrypted to ${recorded.join(', ')}, and this config encrypts to ${fingerprints.join(', ')}`;
   }
-  const keys = await engine.codec.decryptionKeys().catch((error: Error) => error);
+  const keys = await codec.decryptionKeys().catch((error: Error) => error);
   if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
   return recorded.some((f) => keys.fingerprints.includes(f))
     ? undefined
@@ -98,8 +105,8 @@ export function chainIn(catalog: ReadonlyMap<string, CatalogEntry>, entry: Catal
  * Why the next incremental must not be built on `chain` (full first): a link that this config's
  * key did not encrypt — a restore would need two keys at once. Undefined when every link matches.
  */
-export async function chainKeyProblem(engine: Engine, chain: readonly CatalogEntry[]): Promise<string | undefined> {
-  const problem = (await Promise.all(chain.map((link) => keyProblem(engine, link, 'encrypt')))).find((p) => p !== undefined);
+export async function chainKeyProblem(run: KeyCheckRun, chain: readonly CatalogEntry[]): Promise<string | undefined> {
+  const problem = (await Promise.all(chain.map((link) => keyProblem(run, link, 'encrypt')))).find((p) => p !== undefined);
   return problem && `the current key cannot decrypt the chain of ${chain.at(-1)!.manifest.id}: ${problem}`;
 }
 
@@ -108,9 +115,9 @@ export async function chainKeyProblem(engine: Engine, chain: readonly CatalogEnt
  * open with this machine's keys and others do not, or links were encrypted to different keys.
  * A chain wholly under another key (a rotated one) is not a mix; `key check` reports it.
  */
-export async function mixedKeyProblem(engine: Engine, chain: readonly CatalogEntry[]): Promise<string | undefined> {
+export async function mixedKeyProblem(run: KeyCheckRun, chain: readonly CatalogEntry[]): Promise<string | undefined> {
   if (chain.length < 2) return undefined;
-  const problems = await Promise.all(chain.map((link) => keyProblem(engine, link, decryptsHere(engine) ? 'decrypt' : 'encrypt')));
+  const problems = await Promise.all(chain.map((link) => keyProblem(run, link, decryptsHere(run.codec) ? 'decrypt' : 'encrypt')));
   const failing = problems.filter((p): p is string => p !== undefined);
   const recordedKeys = new Set(chain.map(({ manifest: { encoding } }) => keyLabel(encoding.encryption)).filter((label) => label !== undefined));
   if (failing.length === 0 || (failing.length === chain.length && recordedKeys.size <= 1)) return undefined;
@@ -118,8 +125,8 @@ export async function mixedKeyProblem(engine: Engine, chain: readonly CatalogEnt
 }
 
 /** True when this machine is set up to decrypt (a passphrase, or a private key); a public-key-only host is not. */
-export function decryptsHere(engine: Engine): boolean {
-  const encryption = engine.config.encryption;
+export function decryptsHere(codec: Codec): boolean {
+  const encryption = codec.config.encryption;
   return encryption?.mode === 'passphrase' || encryption?.privateKeyFile !== undefined || encryption?.privateKeyEnv !== undefined;
 }
 
@@ -149,7 +156,7 @@ export interface ChainKeyCheck {
  * its start with this machine's keys — on a host holding only public keys, compared with the
  * configured recipients instead — and every chain is checked for mixed keys. Newest chain last.
  */
-export async function checkChainKeys(engine: Engine, catalog: readonly CatalogEntry[]): Promise<ChainKeyCheck[]> {
+export async function checkChainKeys(run: KeyCheckRun, catalog: readonly CatalogEntry[]): Promise<ChainKeyCheck[]> {
   const byId = new Map(catalog.map((e) => [e.manifest.id, e]));
   const chains = new Map<string, CatalogEntry[]>();
   for (const entry of catalog) {
@@ -157,15 +164,15 @@ export async function checkChainKeys(engine: Engine, catalog: readonly CatalogEn
     chains.delete(chain[0]!.manifest.id); // re-inserted, so the chain of the newest backup ends the list
     chains.set(chain[0]!.manifest.id, chain);
   }
-  const checked = decryptsHere(engine) ? 'decrypted' : 'recipients';
+  const checked = decryptsHere(run.codec) ? 'decrypted' : 'recipients';
   return Promise.all(
     [...chains.values()].map(async (chain) => {
       const newest = chain.at(-1)!;
       const problem =
         checked === 'decrypted'
-          ? ((await keyProblem(engine, newest, 'decrypt')) ?? (await probeDecryption(engine, newest)))
-          : await keyProblem(engine, newest, 'encrypt');
-      const mixed = await mixedKeyProblem(engine, chain);
+          ? ((await keyProblem(run, newest, 'decrypt')) ?? (await probeDecryption(run, newest)))
+          : await keyProblem(run, newest, 'encrypt');
+      const mixed = await mixedKeyProblem(run, chain);
       return {
         chain: chain[0]!.manifest.id,
         newest: newest.manifest.id,

@@ -10,7 +10,7 @@ import { resolveConfig, type ConfigFile } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { checkChainKeys } from './key-match.js';
 import { manifestKey } from './layout.js';
-import type { Manifest } from './manifest.js';
+import { databaseArtifact, type Manifest } from './manifest.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { verify } from './verify.js';
@@ -107,6 +107,26 @@ describe('key changes never leave a chain that cannot be restored', () => {
     expect(checks.map((c) => [c.chain, c.ok])).toEqual([
       [full.id, false],
       [rotated.id, true],
+    ]);
+  });
+
+  it('a key check needs a codec and the destinations to read, no engine; a probe through some destinations is not reused for others', async () => {
+    ws = await makeWorkspace({ config: passphraseConfig });
+    await setPassphrase(generatePassphrase());
+    const full = (await backup(await fresh(), { type: 'full' })).manifest;
+    await dropVerifier(full); // the start of the artifact is decrypted instead
+    const { codec, destinations } = await fresh();
+    const catalog = await listBackups(ws.engine);
+    expect(await checkChainKeys({ codec, destinations }, catalog)).toEqual([{ chain: full.id, newest: full.id, checked: 'decrypted', ok: true }]);
+    // Same codec, no destination to read from: the outcome of the probe above does not answer for it.
+    expect(await checkChainKeys({ codec, destinations: [] }, catalog)).toEqual([
+      {
+        chain: full.id,
+        newest: full.id,
+        checked: 'decrypted',
+        ok: false,
+        problem: `the key of ${full.id} cannot be checked: ${databaseArtifact(full).key} cannot be read at any destination`,
+      },
     ]);
   });
 

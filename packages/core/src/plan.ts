@@ -1,8 +1,9 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { byRecency, catalogOf, type CatalogEntry, type ManifestCatalog } from './catalog.js';
-import { fetchArtifactBytes, resolveChain } from './chain.js';
+import { fetchArtifactBytes, resolveChain, type ArtifactReader } from './chain.js';
 import { applyPageHashDelta, PAGE_HASH_ALGORITHM } from './page-hashes.js';
+import type { StateFolder } from './config.js';
 import type { Destination, DestinationFailure, Engine } from './engine.js';
 import { CoreErrorCode } from './errors.js';
 import { confirmStored } from './replica.js';
@@ -37,8 +38,11 @@ export interface BackupPlan {
  * first from one that has them (as `sync` copies). Everything comes from the destinations; the
  * local cache only saves a download.
  */
-export async function planBackup(engine: Engine, requested: BackupType): Promise<BackupPlan> {
-  const catalog = catalogOf(engine);
+export async function planBackup(
+  run: Pick<Engine, 'config' | 'destinations' | 'stagingDir' | 'codec' | 'progress' | 'warn'>,
+  requested: BackupType,
+): Promise<BackupPlan> {
+  const catalog = catalogOf(run);
   const all = await catalog.list();
   const seq = all.reduce((max, e) => Math.max(max, e.manifest.seq + 1), 0);
   const history = all.map((e) => e.manifest);
@@ -48,34 +52,34 @@ export async function planBackup(engine: Engine, requested: BackupType): Promise
     .filter((e) => e.manifest.type !== 'hot')
     .sort(byRecency)
     .at(-1);
-  if (!tip) return downgradeToFull(plan, 'there is no full backup yet', engine);
-  if (tip.manifest.chainLength + 1 > engine.config.maxChainLength) {
-    return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${engine.config.maxChainLength})`, engine);
+  if (!tip) return downgradeToFull(plan, 'there is no full backup yet', run.warn);
+  if (tip.manifest.chainLength + 1 > run.config.maxChainLength) {
+    return downgradeToFull(plan, `the chain of ${tip.manifest.id} reached maxChainLength (${run.config.maxChainLength})`, run.warn);
   }
   const algorithm = tip.manifest.source.pageHashAlgorithm;
   if (algorithm !== PAGE_HASH_ALGORITHM) {
-    return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} are ${algorithm}, this version compares ${PAGE_HASH_ALGORITHM}`, engine);
+    return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} are ${algorithm}, this version compares ${PAGE_HASH_ALGORITHM}`, run.warn);
   }
-  const keyMismatch = await chainKeyProblem(engine, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
-  if (keyMismatch) return downgradeToFull(plan, keyMismatch, engine);
-  const parent = await assessParent(engine, catalog, tip);
-  if (!parent.usable) return downgradeToFull(plan, parent.why, engine);
-  const pageHashes = await loadPageHashes(engine, catalog, tip);
-  if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, engine);
-  const chainIncompleteAt = await completeChainEverywhere(engine, parent.links);
-  if (chainIncompleteAt.length === engine.destinations.length) {
+  const keyMismatch = await chainKeyProblem(run, chainIn(new Map(all.map((e) => [e.manifest.id, e])), tip));
+  if (keyMismatch) return downgradeToFull(plan, keyMismatch, run.warn);
+  const parent = await assessParent(catalog, tip, run.destinations);
+  if (!parent.usable) return downgradeToFull(plan, parent.why, run.warn);
+  const pageHashes = await loadPageHashes(run, catalog, tip);
+  if (!pageHashes) return downgradeToFull(plan, `the page hashes of ${tip.manifest.id} cannot be read`, run.warn);
+  const chainIncompleteAt = await completeChainEverywhere(run, parent.links);
+  if (chainIncompleteAt.length === run.destinations.length) {
     return downgradeToFull(
       plan,
       `the chain of ${tip.manifest.id} is complete at no destination (${chainIncompleteAt.map((f) => `${f.destination}: ${f.message}`).join('; ')})`,
-      engine,
+      run.warn,
     );
   }
   return { ...plan, type: 'incremental', chainLength: tip.manifest.chainLength + 1, parent: { entry: tip, pageHashes }, chainIncompleteAt };
 }
 
-/** Turns the plan into a full backup, saying why. */
-export function downgradeToFull(plan: BackupPlan, why: string, engine: Engine): BackupPlan {
-  engine.warn(`taking a full backup instead of an incremental: ${why}`);
+/** Turns the plan into a full backup, saying why through `warn`. */
+export function downgradeToFull(plan: BackupPlan, why: string, warn: (message: string) => void): BackupPlan {
+  warn(`taking a full backup instead of an incremental: ${why}`);
   plan.type = 'full';
   plan.chainLength = 0;
   delete plan.parent;
@@ -99,28 +103,28 @@ export interface ChainLink {
  * image or delta, page-hash list, file-set archive and index) intact at some destination, checked
  * at each destination by size and the checksum the destination reports (`stat`, no download),
  * or where it reports none by reading back artifacts up to `READ_BACK_LIMIT` and by size above.
- * Returns why not, or each link with the destinations it is intact at.
+ * Returns why not, or each link with the destinations (of `destinations`) it is intact at.
  */
 export async function assessParent(
-  engine: Engine,
   catalog: ManifestCatalog,
   tip: CatalogEntry,
+  destinations: readonly Destination[],
 ): Promise<{ usable: false; why: string } | { usable: true; links: ChainLink[] }> {
   let chain: CatalogEntry[];
   try {
-    chain = await resolveChain(catalog, tip, engine.destinations);
+    chain = await resolveChain(catalog, tip, destinations);
   } catch (error) {
     return { usable: false, why: `the chain of ${tip.manifest.id} cannot be read: ${(error as Error).message}` };
   }
   const links = await Promise.all(
     chain.map(async (entry): Promise<ChainLink> => {
       const found = await Promise.all(
-        engine.destinations.map((destination) =>
+        destinations.map((destination) =>
           entry.destinations.includes(destination.name) ? firstDamage(destination, entry.manifest.artifacts) : `${entry.manifest.id} is not committed there`,
         ),
       );
-      const problems = new Map(engine.destinations.flatMap((d, i) => (found[i] === undefined ? [] : [[d.name, found[i]] as const])));
-      return { entry, intactAt: engine.destinations.filter((d) => !problems.has(d.name)), problems };
+      const problems = new Map(destinations.flatMap((d, i) => (found[i] === undefined ? [] : [[d.name, found[i]] as const])));
+      return { entry, intactAt: destinations.filter((d) => !problems.has(d.name)), problems };
     }),
   );
   const lost = links.find((link) => link.intactAt.length === 0);
@@ -158,16 +162,19 @@ async function firstDamage(destination: Destination, artifacts: readonly Artifac
  * oldest first, as `sync` does, so the incremental can be committed everywhere. Returns the
  * destinations where that failed: the incremental is not stored there.
  */
-async function completeChainEverywhere(engine: Engine, links: readonly ChainLink[]): Promise<DestinationFailure[]> {
+async function completeChainEverywhere(
+  run: ArtifactReader & Pick<Engine, 'destinations' | 'stagingDir'>,
+  links: readonly ChainLink[],
+): Promise<DestinationFailure[]> {
   const incomplete: DestinationFailure[] = [];
   await Promise.all(
-    engine.destinations.map(async (destination) => {
+    run.destinations.map(async (destination) => {
       for (const link of links) {
         const problem = link.problems.get(destination.name);
         if (problem === undefined) continue;
         try {
-          const from = await copyReplica(engine, link.entry, link.intactAt, destination);
-          engine.warn(`copied ${link.entry.manifest.id} to ${destination.name} from ${from} (${problem}) to complete the chain there`);
+          const from = await copyReplica(run, link.entry, link.intactAt, destination);
+          run.warn(`copied ${link.entry.manifest.id} to ${destination.name} from ${from} (${problem}) to complete the chain there`);
         } catch (error) {
           const message = `the chain is incomplete there: ${problem}; copying ${link.entry.manifest.id} there failed: ${(error as Error).message}`;
           incomplete.push({ destination: destination.name, code: CoreErrorCode.ChainBroken, message });
@@ -179,28 +186,32 @@ async function completeChainEverywhere(engine: Engine, links: readonly ChainLink
   return incomplete;
 }
 
-const cacheDir = (engine: Engine) => join(engine.config.stateDir, 'cache');
+const cacheDir = (state: StateFolder) => join(state.config.stateDir, 'cache');
 
 /**
  * The parent's full page-hash list: from the local cache when it matches the manifest, else rebuilt
  * from the destinations — its full's list with each link's hash delta applied — and checked
  * against the SHA-256 its manifest pins.
  */
-async function loadPageHashes(engine: Engine, catalog: ManifestCatalog, entry: CatalogEntry): Promise<Buffer | undefined> {
+async function loadPageHashes(
+  run: ArtifactReader & StateFolder & Pick<Engine, 'destinations'>,
+  catalog: ManifestCatalog,
+  entry: CatalogEntry,
+): Promise<Buffer | undefined> {
   const expected = entry.manifest.source.pageHashesSha256;
-  const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
+  const cached = await readFile(join(cacheDir(run), `${entry.manifest.id}.pagehash`)).catch(() => undefined);
   if (cached && sha256Hex(cached) === expected) return cached;
   try {
-    const [full, ...links] = await resolveChain(catalog, entry, engine.destinations);
-    let list = await readSmallArtifact(engine, full!, artifactOf(full!.manifest, 'page-hashes'));
+    const [full, ...links] = await resolveChain(catalog, entry, run.destinations);
+    let list = await readSmallArtifact(run, full!, artifactOf(full!.manifest, 'page-hashes'), run.destinations);
     for (const link of links) {
-      const delta = list && (await readSmallArtifact(engine, link, artifactOf(link.manifest, 'page-hashes')));
+      const delta = list && (await readSmallArtifact(run, link, artifactOf(link.manifest, 'page-hashes'), run.destinations));
       list = list && delta && applyPageHashDelta(list, delta);
     }
     if (list && sha256Hex(list) === expected) return list;
-    if (list) engine.warn(`the page hashes rebuilt for ${entry.manifest.id} do not match its manifest`);
+    if (list) run.warn(`the page hashes rebuilt for ${entry.manifest.id} do not match its manifest`);
   } catch (error) {
-    engine.warn(`cannot rebuild the page hashes of ${entry.manifest.id}: ${(error as Error).message}`);
+    run.warn(`cannot rebuild the page hashes of ${entry.manifest.id}: ${(error as Error).message}`);
   }
   return undefined;
 }
@@ -209,20 +220,28 @@ async function loadPageHashes(engine: Engine, catalog: ManifestCatalog, entry: C
  * The file-set index of a backup, for the next incremental to diff against; undefined when the
  * backup has no file sets or its index cannot be read (the incremental then archives everything).
  */
-export async function loadFileSetIndex(engine: Engine, entry: CatalogEntry): Promise<FileSetIndex | undefined> {
+export async function loadFileSetIndex(
+  run: ArtifactReader & StateFolder & Pick<Engine, 'destinations'>,
+  entry: CatalogEntry,
+): Promise<FileSetIndex | undefined> {
   const artifact = entry.manifest.artifacts.find((a) => a.role === 'files-index');
   if (!artifact) return undefined;
-  const cached = await readFile(join(cacheDir(engine), `${entry.manifest.id}.files-index.json`)).catch(() => undefined);
-  const bytes = cached && sha256Hex(cached) === artifact.decodedSha256 ? cached : await readSmallArtifact(engine, entry, artifact);
+  const cached = await readFile(join(cacheDir(run), `${entry.manifest.id}.files-index.json`)).catch(() => undefined);
+  const bytes = cached && sha256Hex(cached) === artifact.decodedSha256 ? cached : await readSmallArtifact(run, entry, artifact, run.destinations);
   return bytes && parseFileSetIndex(bytes);
 }
 
-/** A small artifact's decoded bytes, or undefined (with a warning) when no destination yields them. */
-async function readSmallArtifact(engine: Engine, entry: CatalogEntry, artifact: Artifact): Promise<Buffer | undefined> {
+/** A small artifact's decoded bytes, or undefined (with a warning) when none of `destinations` yields them. */
+async function readSmallArtifact(
+  reader: ArtifactReader,
+  entry: CatalogEntry,
+  artifact: Artifact,
+  destinations: readonly Destination[],
+): Promise<Buffer | undefined> {
   try {
-    return await fetchArtifactBytes(engine, entry, artifact, engine.destinations);
+    return await fetchArtifactBytes(reader, entry, artifact, destinations);
   } catch (error) {
-    engine.warn(`cannot read ${artifact.key}: ${(error as Error).message}`);
+    reader.warn(`cannot read ${artifact.key}: ${(error as Error).message}`);
     return undefined;
   }
 }
@@ -231,8 +250,8 @@ async function readSmallArtifact(engine: Engine, entry: CatalogEntry, artifact: 
  * Keeps the newest backup's page hashes and file-set index locally, so the next incremental need
  * not download (or, on a host holding only a public key, decrypt) them.
  */
-export async function cacheForNextBackup(engine: Engine, id: string, pageHashes: Buffer, fileSetIndex: Buffer | undefined): Promise<void> {
-  const dir = cacheDir(engine);
+export async function cacheForNextBackup(state: StateFolder, id: string, pageHashes: Buffer, fileSetIndex: Buffer | undefined): Promise<void> {
+  const dir = cacheDir(state);
   await ensurePrivateDir(dir);
   for (const name of await readdir(dir)) await rm(join(dir, name), { force: true });
   await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { crashPoint, ownerToken } from '@stowage/storage';
 import { readCatalog, type CatalogEntry } from './catalog.js';
 import { describeVanished, readHistory, vanishedBackups } from './history.js';
-import { fetchArtifact } from './chain.js';
+import { fetchArtifact, type ArtifactReader } from './chain.js';
 import type { Destination, Engine } from './engine.js';
 import type { Artifact, Manifest } from './manifest.js';
 import { logOperation } from './oplog.js';
@@ -113,9 +113,9 @@ export async function sync(engine: Engine, options: { dryRun?: boolean; deep?: b
   return { dryRun: options.dryRun ?? false, actions };
 }
 
-/** The destinations holding `entry` whose every artifact checks out. */
-export async function healthyHolders(engine: Engine, entry: CatalogEntry, deep = false): Promise<Destination[]> {
-  const holders = engine.destinations.filter((d) => entry.destinations.includes(d.name));
+/** The ones of `destinations` holding `entry` whose every artifact checks out. */
+export async function healthyHolders(destinations: readonly Destination[], entry: CatalogEntry, deep = false): Promise<Destination[]> {
+  const holders = destinations.filter((d) => entry.destinations.includes(d.name));
   const problems = await Promise.all(holders.map((d) => firstProblem(d, entry.manifest, deep)));
   return holders.filter((_, i) => problems[i] === undefined);
 }
@@ -137,8 +137,14 @@ async function firstProblem(destination: Destination, manifest: Manifest, deep: 
  * verifies it there, then writes the manifest, recording how each artifact was confirmed.
  * Returns where the bytes came from.
  */
-export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: Destination[], target: Destination, deep = false): Promise<string> {
-  await ensurePrivateDir(engine.stagingDir);
+export async function copyReplica(
+  run: ArtifactReader & Pick<Engine, 'stagingDir'>,
+  entry: CatalogEntry,
+  healthy: Destination[],
+  target: Destination,
+  deep = false,
+): Promise<string> {
+  await ensurePrivateDir(run.stagingDir);
   const sources = new Set<string>();
   const methods = new Map<string, VerifiedBy>();
   const artifacts: Artifact[] = [];
@@ -150,9 +156,9 @@ export async function copyReplica(engine: Engine, entry: CatalogEntry, healthy: 
       artifacts.push(artifact);
       continue;
     }
-    const path = join(engine.stagingDir, `sync-${ownerToken()}`);
+    const path = join(run.stagingDir, `sync-${ownerToken()}`);
     try {
-      sources.add(await fetchArtifact(engine, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
+      sources.add(await fetchArtifact(run, { ...entry, destinations: healthy.map((d) => d.name) }, artifact, path, healthy, { decode: false }));
       const stored = await target.adapter.put(artifact.key, stagedBody({ artifact, path }));
       artifact = withSentChecksums(target, artifact, stored);
       methods.set(artifact.key, await confirmStored(target, artifact, { deep: false, stored }));

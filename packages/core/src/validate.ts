@@ -64,17 +64,17 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
  * the same snapshot and lacks it; a destination that cannot be written is warned about and skipped
  * (its restores keep running the full checks).
  */
-async function recordIntegrityChecked(engine: Engine, catalog: ManifestCatalog, validated: Manifest): Promise<string[]> {
+async function recordIntegrityChecked(run: Pick<Engine, 'destinations' | 'now' | 'warn'>, catalog: ManifestCatalog, validated: Manifest): Promise<string[]> {
   const recorded: string[] = [];
-  const at = engine.now().toISOString();
-  for (const destination of engine.destinations) {
+  const at = run.now().toISOString();
+  for (const destination of run.destinations) {
     try {
       const manifest = await catalog.manifestAt(destination, validated.id);
       if (!manifest || manifest.source.snapshotSha256 !== validated.source.snapshotSha256) continue;
       if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by: 'validate' } });
       recorded.push(destination.name);
     } catch (error) {
-      engine.warn(
+      run.warn(
         `could not record the passed checks of ${validated.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`,
       );
     }

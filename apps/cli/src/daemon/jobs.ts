@@ -114,8 +114,8 @@ async function patiently(take: () => Promise<Lock>, options: JobRunOptions): Pro
 }
 
 /** When the newest full, and the newest full or incremental, were taken. */
-export async function newestBackups(engine: Engine): Promise<NewestBackups> {
-  const entries = await listBackups(engine);
+export async function newestBackups(run: Pick<Engine, 'destinations' | 'warn'>): Promise<NewestBackups> {
+  const entries = await listBackups(run);
   const newest = (types: readonly string[]) => {
     const times = entries.filter((e) => types.includes(e.manifest.type)).map((e) => Date.parse(e.manifest.createdAt));
     return times.length ? new Date(Math.max(...times)) : undefined;

@@ -17,6 +17,7 @@ import {
   TOOL_VERSION,
   type AuditRecord,
   type CatalogEntry,
+  type Destination,
   type DestinationListing,
   type DrillResult,
   type Engine,
@@ -110,7 +111,7 @@ export async function buildDashboard(engine: Engine, options: DashboardOptions =
   ]);
   const perDestination = listings.map((l) => l.entries);
   const unreadable = listings.map((l) => new Map(l.damaged.map((d) => [d.id, d])));
-  const backups = mergeListings(engine, perDestination);
+  const backups = mergeListings(engine.destinations, perDestination);
   const lastVerified = new Map((s.lastVerify?.replicas ?? []).map((r) => [`${r.backupId}\u0000${r.destination}`, r]));
 
   // One pass over backup × destination: each cell from what is already in memory (maps by id).
@@ -196,13 +197,13 @@ function replicaCell(
   return { ...at, state: 'unverified' };
 }
 
-/** The catalog across destinations, from the per-destination listings (no second read). */
-function mergeListings(engine: Engine, perDestination: CatalogEntry[][]): CatalogEntry[] {
+/** The catalog across `destinations`, from their listings (`perDestination`, in the same order; no second read). */
+function mergeListings(destinations: readonly Destination[], perDestination: CatalogEntry[][]): CatalogEntry[] {
   const byId = new Map<string, CatalogEntry>();
   perDestination.forEach((entries, index) => {
     for (const entry of entries) {
       const merged = byId.get(entry.manifest.id) ?? { manifest: entry.manifest, destinations: [] };
-      merged.destinations.push(engine.destinations[index]!.name);
+      merged.destinations.push(destinations[index]!.name);
       byId.set(entry.manifest.id, merged);
     }
   });
