@@ -131,11 +131,15 @@ function isAdapterFactory(value: unknown): value is AdapterFactory {
   return typeof candidate?.scheme === 'string' && typeof candidate.create === 'function' && candidate.optionsSchema !== undefined;
 }
 
-/** `offsite: put 'full/x.sqlite3' failed (stowage.storage.transient: …); retry 1 in 180 ms`. */
+/**
+ * `offsite: put 'full/x.sqlite3' failed (stowage.storage.transient: …); retry 1 in 180 ms`, or for
+ * a download the adapter resumes, `…; resume 1 from byte 1048576`.
+ */
 function retryWarning(destination: string, event: Parameters<NonNullable<RetryOptions['onRetry']>>[0]): string {
   const cause = event.error as { code?: unknown; message?: unknown } | undefined;
   const why = [cause?.code, cause?.message].filter((part) => typeof part === 'string').join(': ');
-  return `${destination}: ${event.operation}${event.key === undefined ? '' : ` '${event.key}'`} failed (${why}); retry ${event.attempt} in ${event.delayMs} ms`;
+  const next = event.resumeAt === undefined ? `retry ${event.attempt} in ${event.delayMs} ms` : `resume ${event.attempt} from byte ${event.resumeAt}`;
+  return `${destination}: ${event.operation}${event.key === undefined ? '' : ` '${event.key}'`} failed (${why}); ${next}`;
 }
 
 export async function openEngine(config: ResolvedConfig, options: EngineOptions = {}): Promise<Engine> {
@@ -143,17 +147,20 @@ export async function openEngine(config: ResolvedConfig, options: EngineOptions 
   await registerCustomAdapters(registry, config);
   const destinations: Destination[] = [];
   for (const [index, spec] of config.destinations.entries()) {
-    const raw = await registry.open(spec, { baseDir: config.baseDir }).catch((error: unknown) => {
+    const retry = options.retry ?? {};
+    // Every retry is worth a line (a flaky region shows long before it fails a backup), unless the
+    // caller logs them itself; the adapter's own (a cut download resumed) go the same way.
+    const onRetry: NonNullable<RetryOptions['onRetry']> =
+      (retry ? retry.onRetry : undefined) ?? ((event) => options.onWarning?.(retryWarning(spec.name, event)));
+    const raw = await registry.open(spec, { baseDir: config.baseDir, onRetry }).catch((error: unknown) => {
       if (!isStorageError(error)) throw error;
       throw new StorageError(error.code, `destinations.${index} (${spec.name}): ${error.message}`, {
         context: { destination: spec.name, ...error.context },
         cause: error,
       });
     });
-    const retry = options.retry ?? {};
     const adapter = composeAdapter(raw, {
-      // Every retry is worth a line (a flaky region shows long before it fails a backup), unless the caller logs them itself.
-      retry: retry && { onRetry: (event) => options.onWarning?.(retryWarning(spec.name, event)), ...retry },
+      retry: retry && { ...retry, onRetry },
       wrappers: (options.wrappers ?? []).map((wrap) => (inner: StorageAdapter) => wrap(inner, spec.name)),
     });
     destinations.push({ name: spec.name, adapter });

@@ -20,7 +20,7 @@ describe('resumableGet', () => {
 
   it('continues from the byte after the cut, byte-exact, reporting each resume', async () => {
     const asked: number[] = [];
-    const retries: { attempt: number; key: string | undefined }[] = [];
+    const retries: { attempt: number; key: string | undefined; resumeAt: number | undefined }[] = [];
     const out = resumableGet(body(data.subarray(0, 3072), 'ECONNRESET'), {
       key: 'k',
       length: data.length,
@@ -28,14 +28,14 @@ describe('resumableGet', () => {
         asked.push(received);
         return received < 6144 ? body(data.subarray(received, 6144), 'ERR_STREAM_PREMATURE_CLOSE') : body(data.subarray(received));
       },
-      onRetry: ({ attempt, key }) => retries.push({ attempt, key }),
+      onRetry: ({ attempt, key, resumeAt }) => retries.push({ attempt, key, resumeAt }),
       toError: mapped,
     });
     expect((await buffer(out)).equals(data)).toBe(true);
     expect(asked).toEqual([3072, 6144]);
     expect(retries).toEqual([
-      { attempt: 1, key: 'k' },
-      { attempt: 2, key: 'k' },
+      { attempt: 1, key: 'k', resumeAt: 3072 },
+      { attempt: 2, key: 'k', resumeAt: 6144 },
     ]);
   });
 

@@ -16,7 +16,7 @@ export interface ResumableGetOptions {
   openAt: (received: number) => Promise<Readable>;
   /** Resumes at most (default 3); a cut after the last one fails the output. */
   maxResumes?: number;
-  /** Called before each resume (operation `get`, no delay), e.g. to log it. */
+  /** Called before each resume (operation `get`, no delay, `resumeAt` the bytes received), e.g. to log it. */
   onRetry?: RetryOptions['onRetry'] | undefined;
   /** Maps what broke the body (a network error, or a cut-short error it made) onto the error the output fails with. */
   toError: (error: unknown) => Error;
@@ -52,7 +52,7 @@ export function resumableGet(first: Readable, options: ResumableGetOptions): Rea
         }
         source.destroy();
         if (resumes >= maxResumes) throw toError(cut);
-        onRetry?.({ operation: 'get', key, attempt: resumes + 1, delayMs: 0, error: cut });
+        onRetry?.({ operation: 'get', key, attempt: resumes + 1, delayMs: 0, error: cut, resumeAt: received });
         source = await openAt(received);
         if (stopped) return;
       }

@@ -43,12 +43,13 @@ export type OssDestinationOptions = z.output<typeof ossOptionsSchema>;
  * Opens `oss://<bucket>/<prefix>` destinations as an `OssStorage`. Credentials come from the
  * environment variables named by `accessKeyIdEnv`, `accessKeySecretEnv` (default
  * `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET`) and `securityTokenEnv`, read when the adapter is
- * created; options holding a credential itself are refused.
+ * created; options holding a credential itself are refused. A download cut mid-stream resumes,
+ * reported through the context's `onRetry`.
  */
 export const ossStorageFactory: AdapterFactory<OssDestinationOptions> = {
   scheme: 'oss',
   optionsSchema: ossOptionsSchema,
-  create(url, options) {
+  create(url, options, { onRetry }) {
     const { bucket, prefix } = parseOssUrl(url);
     const variable = (name: string, option: string) => {
       const value = process.env[name];
@@ -76,6 +77,7 @@ export const ossStorageFactory: AdapterFactory<OssDestinationOptions> = {
       signatureVersion: options.signatureVersion,
       secure: options.secure,
       timeoutMs: options.timeoutMs,
+      onRetry,
     });
   },
 };

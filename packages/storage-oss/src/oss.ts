@@ -85,7 +85,7 @@ export interface OssStorageOptions {
   /** Timeout of each request in ms (default 60 000). */
   timeoutMs?: number;
   /** Called before a download cut mid-stream resumes (at most 3 times per `get`), e.g. to log it. */
-  onRetry?: RetryOptions['onRetry'];
+  onRetry?: RetryOptions['onRetry'] | undefined;
 }
 
 /** What ali-oss answers with: status and lower-case headers. */

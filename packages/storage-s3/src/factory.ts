@@ -10,11 +10,12 @@ const MiB = 1024 * 1024;
  * `s3OptionsSchema` (see the package README for the table). With a custom `endpoint` the defaults
  * are the cautious ones (`checksumMode: 'none'`, `conditionalWrites: false`,
  * `requestChecksumCalculation: 'WHEN_REQUIRED'`, path-style requests) until a probe shows more.
+ * A download cut mid-stream resumes, reported through the context's `onRetry`.
  */
 export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
   scheme: 's3',
   optionsSchema: s3OptionsSchema,
-  create(url, options) {
+  create(url, options, { onRetry }) {
     const { bucket, prefix } = parseS3Url(url);
     const custom = options.endpoint !== undefined;
     return new S3Storage({
@@ -32,11 +33,12 @@ export const s3StorageFactory: AdapterFactory<S3DestinationOptions> = {
       listApi: options.listApi,
       listPageSize: options.listPageSize,
       maxParallelism: options.maxParallelism,
+      onRetry,
     });
   },
-  async probe(url, options) {
+  async probe(url, options, context) {
     const { probeS3Storage, endpointProbe } = await import('./probe.js');
-    const storage = this.create(url, options, { baseDir: process.cwd() }) as S3Storage;
+    const storage = this.create(url, options, context) as S3Storage;
     try {
       return endpointProbe(await probeS3Storage(storage));
     } finally {

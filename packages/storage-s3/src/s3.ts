@@ -101,7 +101,7 @@ export interface S3StorageOptions {
   /** The `maxParallelism` capability (default 8). */
   maxParallelism?: number;
   /** Called before a download cut mid-stream resumes (at most 3 times per `get`), e.g. to log it. */
-  onRetry?: RetryOptions['onRetry'];
+  onRetry?: RetryOptions['onRetry'] | undefined;
 }
 
 /** What an upload sent, and the ETag it was answered with. */

@@ -38,7 +38,7 @@ export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestStre
 export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
 export { composeAdapter, type CompositionOptions } from './compose.js';
-export { StorageRegistry, parseDestinationUrl, type AdapterFactory, type DestinationSpec, type EndpointProbe } from './registry.js';
+export { StorageRegistry, parseDestinationUrl, type AdapterContext, type AdapterFactory, type DestinationSpec, type EndpointProbe } from './registry.js';
 export { bootId, isDeadOwnersTemp, ownerGone, ownerOf, ownerToken, pidRuns, pidStartTicks, TOKEN_HOST, type TempOwner } from './owner.js';
 export { CRASH_POINTS, crashPoint, type CrashPointName } from './crash.js';
 export { STOWAGE_RULE_ID_PREFIX, assertLifecycleRules, isOwnLifecycleRule, lifecycleRuleId } from './lifecycle.js';

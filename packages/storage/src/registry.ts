@@ -3,6 +3,20 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import type { StorageAdapter } from './contract.js';
 import { StorageError, StorageErrorCode } from './errors.js';
+import type { RetryOptions } from './retry.js';
+
+/** What a factory is given besides the destination's URL and options. */
+export interface AdapterContext {
+  /** Resolves relative paths: the config file's folder. */
+  baseDir: string;
+  /**
+   * Where an adapter reports what it retries on its own (a download cut mid-stream that it resumes,
+   * a request its client repeats), so these are logged with the retry wrapper's retries: core
+   * passes the callback it gives `RetryOptions.onRetry`. Optional; an adapter that retries nothing
+   * itself ignores it.
+   */
+  onRetry?: RetryOptions['onRetry'] | undefined;
+}
 
 /** How one URL scheme (`file:`, `s3:`, …) turns a destination's URL and options into an adapter. */
 export interface AdapterFactory<Options = unknown> {
@@ -10,13 +24,13 @@ export interface AdapterFactory<Options = unknown> {
   readonly scheme: string;
   /** Validates the destination's `options` object (and supplies defaults). */
   readonly optionsSchema: z.ZodType<Options>;
-  /** Builds the adapter. `baseDir` resolves relative paths (the config file's folder). */
-  create(url: URL, options: Options, context: { baseDir: string }): StorageAdapter | Promise<StorageAdapter>;
+  /** Builds the adapter (see `AdapterContext` for what `context` holds). */
+  create(url: URL, options: Options, context: AdapterContext): StorageAdapter | Promise<StorageAdapter>;
   /**
    * Finds out by trying what the destination's endpoint really supports beyond what the adapter
    * declares (`stowage destinations probe`), leaving nothing behind. Optional.
    */
-  probe?(url: URL, options: Options, context: { baseDir: string }): Promise<EndpointProbe>;
+  probe?(url: URL, options: Options, context: AdapterContext): Promise<EndpointProbe>;
 }
 
 /** What a factory's probe found out about an endpoint. */
@@ -90,7 +104,7 @@ export class StorageRegistry {
    * What the scheme's factory finds out by trying the destination (`AdapterFactory.probe`), or
    * `undefined` when the factory has no probe. Errors of the probe are its own.
    */
-  async probe(spec: DestinationSpec, context: { baseDir: string }): Promise<EndpointProbe | undefined> {
+  async probe(spec: DestinationSpec, context: AdapterContext): Promise<EndpointProbe | undefined> {
     const { factory, url, options } = await this.#resolve(spec, context);
     return factory.probe?.(url, options, context);
   }
@@ -100,12 +114,12 @@ export class StorageRegistry {
    * @throws `unknown_scheme` for a scheme nobody registered; `invalid_config` for bad options,
    *   with every problem as `options.path: message`.
    */
-  async open(spec: DestinationSpec, context: { baseDir: string }): Promise<StorageAdapter> {
+  async open(spec: DestinationSpec, context: AdapterContext): Promise<StorageAdapter> {
     const { factory, url, options } = await this.#resolve(spec, context);
     return factory.create(url, options, context);
   }
 
-  async #resolve(spec: DestinationSpec, context: { baseDir: string }): Promise<{ factory: AdapterFactory<unknown>; url: URL; options: unknown }> {
+  async #resolve(spec: DestinationSpec, context: AdapterContext): Promise<{ factory: AdapterFactory<unknown>; url: URL; options: unknown }> {
     const url = parseDestinationUrl(spec.url, context.baseDir);
     const scheme = url.protocol.slice(0, -1).toLowerCase();
     const factory = (this.#factories.get(scheme) ?? (await this.#load(scheme))) as AdapterFactory<unknown> | undefined;

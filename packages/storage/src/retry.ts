@@ -12,7 +12,15 @@ export interface RetryOptions {
   /** Source of randomness for full jitter, in [0, 1) (default Math.random; tests pass their own). */
   random?: () => number;
   /** Called before each retry, e.g. to log it. */
-  onRetry?: (event: { operation: string; key?: string | undefined; attempt: number; delayMs: number; error: unknown }) => void;
+  onRetry?: (event: {
+    operation: string;
+    key?: string | undefined;
+    attempt: number;
+    delayMs: number;
+    error: unknown;
+    /** Bytes already received, when the operation goes on from there instead of starting over (a cut download resumed). */
+    resumeAt?: number | undefined;
+  }) => void;
 }
 
 /**
