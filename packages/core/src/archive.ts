@@ -4,8 +4,9 @@
  *
  * Tiering (`runArchive`, `stowage archive run`): at each destination with an `archive` policy, the
  * backups of the policy's types older than `after` are moved in place — the adapter's
- * `setStorageClass`, a server-side copy onto the same key checked by the backend's checksum —
- * then checked once more against the manifest's size and checksum as the destination reports them.
+ * `setStorageClass`, a server-side copy onto the same key — then checked here, the one place that
+ * decides: the copy's size and checksum as the destination reports them against the manifest's
+ * (or, where it reports none the manifest records, against the original's just before the move).
  * What moves: the database image or delta and the file-set archive. What stays hot: the manifest
  * (listing and planning read it), the page-hash list and the file-set index (small, and read by
  * the next incremental). A chain moves as a unit, once its newest backup is past `after`, so a
@@ -173,18 +174,41 @@ export function dueForArchive(
   return due.sort((a, b) => a.manifest.seq - b.manifest.seq);
 }
 
-/** `setStorageClass`, then the destination's report of the copy checked against the manifest. */
+/**
+ * `setStorageClass`, then the copy as the destination reports it checked against the manifest
+ * (adapters only report: this decides). A copy is accepted when its size is the manifest's and a
+ * checksum the destination reports matches: one the manifest records, else the same checksum or
+ * single-part ETag (the bytes' MD5) as the original had in a `stat` just before. A copy that
+ * neither can vouch for is refused, as is an original that already differs from its manifest.
+ * @throws StorageError `checksum_mismatch`, naming the destination, key, class and what differs.
+ */
 async function moveArtifact(destination: Destination, artifact: Artifact, storageClass: string): Promise<ObjectInfo> {
-  const info = await destination.adapter.setStorageClass!(artifact.key, storageClass);
-  const reported = serverChecksumMatch(info, artifact);
-  if (info.size !== artifact.size || reported === false) {
-    throw new StorageError(
-      StorageErrorCode.ChecksumMismatch,
-      `${artifact.key} at ${destination.name} does not match its manifest after it was moved to ${storageClass} (${info.size} bytes, ${artifact.size} expected${reported === false ? ', checksum differs' : ''}); \`stowage sync\` replaces it from a good copy`,
-      { context: { destination: destination.name, key: artifact.key, storageClass } },
-    );
-  }
-  return info;
+  const refuse = (what: string) =>
+    new StorageError(StorageErrorCode.ChecksumMismatch, `${artifact.key} at ${destination.name} ${what}; \`stowage sync\` replaces it from a good copy`, {
+      context: { destination: destination.name, key: artifact.key, storageClass },
+    });
+  const before = await destination.adapter.stat(artifact.key);
+  if (before && serverChecksumMatch(before, artifact) === false) throw refuse(`was not moved to ${storageClass}: its checksum differs from its manifest's`);
+  const after = await destination.adapter.setStorageClass!(artifact.key, storageClass);
+  const problem = copyProblem(after, artifact, before);
+  if (problem) throw refuse(`does not match its manifest after it was moved to ${storageClass} (${problem})`);
+  return after;
+}
+
+/** What is wrong with the copy `after` of `artifact` (once `before`), or undefined when it is vouched for. */
+function copyProblem(after: ObjectInfo, artifact: Artifact, before: ObjectInfo | undefined): string | undefined {
+  if (after.size !== artifact.size) return `${after.size} bytes, ${artifact.size} expected`;
+  const recorded = serverChecksumMatch(after, artifact);
+  if (recorded !== undefined) return recorded ? undefined : 'checksum differs';
+  const was = before?.checksums ?? {};
+  const algorithm = (['sha256', 'crc64ecma', 'crc64nvme'] as const).find((name) => was[name] !== undefined);
+  if (algorithm)
+    return after.checksums[algorithm] === was[algorithm]
+      ? undefined
+      : `${algorithm} ${after.checksums[algorithm] ?? 'not reported'}, the original's ${was[algorithm]}`;
+  if (before?.etag !== undefined && !before.etag.includes('-'))
+    return after.etag === before.etag ? undefined : `ETag ${after.etag ?? 'not reported'}, the original's ${before.etag}`;
+  return 'the destination reports no checksum to check the copy by';
 }
 
 /** Whether a checksum the destination reports matches the manifest's; undefined when it reports none the manifest records. */

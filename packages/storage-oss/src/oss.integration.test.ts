@@ -334,7 +334,7 @@ describe('OssStorage against the OSS test server', () => {
     const MINUTE = 60_000;
     const DAY = 24 * 60 * MINUTE;
 
-    it('tiers to Archive by a verified copy, refuses reads, thaws, and then reads byte-exact', async () => {
+    it('tiers to Archive by a server-side copy reported with its CRC-64, refuses reads, thaws, and then reads byte-exact', async () => {
       const bytes = randomBytes(3 * PART + 17); // a multipart object: its CRC-64 is combined from the parts'
       const stored = await storage.put('full.bin', bufferBody(bytes));
       expect(await storage.stat('full.bin')).toMatchObject({ storageClass: 'Standard' });
@@ -403,13 +403,13 @@ describe('OssStorage against the OSS test server', () => {
       await expect(storage.get('k')).rejects.toMatchObject({ code: StorageErrorCode.ObjectArchived });
     });
 
-    it('a copy whose CRC-64 differs from the original is reported as checksum_mismatch', async () => {
-      await storage.put('k', bufferBody(randomBytes(5000)));
+    it('a copy whose bytes differ from the original is reported with the CRC-64 OSS computed for it (core decides)', async () => {
+      const stored = await storage.put('k', bufferBody(randomBytes(5000)));
       server.faults.add({ fault: { kind: 'flip-byte' }, operations: ['CopyObject'] });
-      await expect(storage.setStorageClass('k', 'Archive')).rejects.toMatchObject({
-        code: StorageErrorCode.ChecksumMismatch,
-        message: expect.stringContaining('upload'),
-      });
+      const copy = await storage.setStorageClass('k', 'Archive');
+      expect(copy).toMatchObject({ size: 5000, storageClass: 'Archive' });
+      expect(copy.checksums.crc64ecma).toBeDefined();
+      expect(copy.checksums.crc64ecma).not.toBe(stored.checksums.crc64ecma);
     });
 
     it('a thaw request racing another one, or one finished meanwhile, is not an error', async () => {

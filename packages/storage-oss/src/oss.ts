@@ -44,8 +44,8 @@ import { ossLifecycle, type AliOssLifecycleClient } from './lifecycle.js';
  * object's CRC combined from the parts' CRCs. Any failure aborts the multipart upload.
  *
  * Archive tiers: `setStorageClass` is a CopyObject onto the same key, conditional on the ETag
- * seen by a HEAD just before (so a concurrent replacement is never re-tiered by mistake), and the
- * CRC-64 a HEAD reports afterwards must equal the one before. `requestThaw` is a RestoreObject;
+ * seen by a HEAD just before (so a concurrent replacement is never re-tiered by mistake); it
+ * reports the size and CRC-64 a HEAD gives afterwards, which the caller checks. `requestThaw` is a RestoreObject;
  * HEAD's `x-oss-restore` (a listing's RestoreInfo) tells archived, thawing and readable apart.
  *
  * Aborting destroys the request bodies in flight (ali-oss has no cancellation of its own).
@@ -462,7 +462,8 @@ export class OssStorage implements StorageAdapter {
 
   /**
    * CopyObject onto the same key with the new class, if the ETag is still the one a HEAD just
-   * saw; then a HEAD must report the original size and CRC-64 and the new class.
+   * saw; then a HEAD must report the new class. Its size and CRC-64 are reported as they are, for
+   * the caller to check (core against the manifest).
    */
   async setStorageClass(key: string, storageClass: string, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
     const name = this.#nameOf(key);
@@ -509,15 +510,6 @@ export class OssStorage implements StorageAdapter {
     }
     const after = await this.stat(key, options);
     if (!after) throw objectNotFound(key, this.description);
-    const [was, now] = [before.checksums.crc64ecma, after.checksums.crc64ecma];
-    if (was === undefined || now !== was || after.size !== before.size) {
-      throw checksumMismatch(
-        key,
-        `the ${storageClass} copy of '${key}' at ${this.description} has ${after.size} bytes with CRC-64 ${now ?? 'unknown'}, ` +
-          `but the original had ${before.size} bytes with CRC-64 ${was ?? 'unknown'}; the copy replaced it, so upload ` +
-          `'${key}' again from another copy`,
-      );
-    }
     if (after.storageClass !== storageClass) {
       throw new StorageError(
         StorageErrorCode.Unavailable,

@@ -16,9 +16,9 @@ import { toStorageError, type S3Operation } from './errors.js';
  * S3's archive classes: GLACIER (Flexible Retrieval) and DEEP_ARCHIVE objects cannot be read until
  * a RestoreObject has made a temporary copy readable; HeadObject's `x-amz-restore` says where that
  * stands. `setStorageClass` is a CopyObject onto the same key with the new class, conditional on
- * the ETag a HeadObject just saw, checked afterwards by the size and full-object checksum S3
- * reports for the copy against the original's. CopyObject copies up to 5 GiB; larger objects
- * (which Stowage's artifacts rarely are) are left to a bucket lifecycle rule.
+ * the ETag a HeadObject just saw; it reports what a HeadObject says of the copy (size, full-object
+ * checksum, ETag), which the caller checks (core against the manifest). CopyObject copies up to
+ * 5 GiB; larger objects (which Stowage's artifacts rarely are) are left to a bucket lifecycle rule.
  */
 
 const MINUTE = 60_000;
@@ -113,24 +113,6 @@ export async function setS3StorageClass(s3: S3ArchiveContext, key: string, stora
   }
   const after = await s3.stat(key, options);
   if (!after) throw objectNotFound(key, s3.description);
-  // The full-object checksum S3 computed over the copy; where the endpoint reports none, a
-  // single-part ETag (the MD5 of the bytes, which S3 keeps for a copy of such an object).
-  const sameChecksum =
-    (['sha256', 'crc64nvme'] as const).some((name) => before.checksums[name] !== undefined && after.checksums[name] === before.checksums[name]) ||
-    (before.checksums.sha256 === undefined &&
-      before.checksums.crc64nvme === undefined &&
-      before.etag !== undefined &&
-      !before.etag.includes('-') &&
-      after.etag === before.etag);
-  if (after.size !== before.size || !sameChecksum) {
-    const describe = (info: ObjectInfo) => `${info.size} bytes, checksum ${info.checksums.crc64nvme ?? info.checksums.sha256 ?? 'not reported'}`;
-    throw new StorageError(
-      StorageErrorCode.ChecksumMismatch,
-      `the ${storageClass} copy of '${key}' at ${s3.description} has ${describe(after)} but the original had ${describe(before)}; ` +
-        `the copy replaced it, so upload '${key}' again from another copy`,
-      { context: { key, storageClass } },
-    );
-  }
   if ((after.storageClass ?? 'STANDARD') !== storageClass) {
     throw new StorageError(StorageErrorCode.Unavailable, `${s3.description} kept '${key}' in ${after.storageClass ?? 'STANDARD'} instead of ${storageClass}`, {
       context: { key, storageClass },

@@ -74,16 +74,16 @@ export interface StorageAdapter {
   /**
    * Moves the object to `storageClass` (one of `capabilities.archiveClasses`, or the backend's
    * hot class) in place: a server-side copy onto the same key, so the bytes never leave the
-   * backend. The adapter checks the backend's checksum of the copy against the original's and
-   * resolves with the object's facts afterwards.
+   * backend. Resolves with what the backend reports of the object afterwards (size, checksums,
+   * ETag, class), as `stat` would: like `put`, it does not verify the bytes — the caller compares
+   * them with what it expects (core: with the manifest, and with what `stat` reported before).
    *
    * Idempotent: an object already in `storageClass` is left as it is (no request is made). An
    * object in an archive class can only be copied once it is readable (thaw it first).
    *
    * @throws `object_not_found`; `object_archived` when the object is archived and not thawed;
-   *   `unsupported` for a class the backend does not know; `checksum_mismatch` when the copy's
-   *   checksum differs (the original bytes are then gone only if the backend replaced them:
-   *   the message says so); `permission_denied`, `transient`, `aborted`.
+   *   `unsupported` for a class the backend does not know; `permission_denied`, `transient`,
+   *   `aborted`.
    */
   setStorageClass?(key: string, storageClass: string, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
 
