@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StorageErrorCode, StorageRegistry } from '@stowage/storage';
 import { s3StorageFactory, parseS3Url } from './factory.js';
@@ -181,6 +183,52 @@ describe('s3StorageFactory', () => {
     expect(() => new S3Storage({ client: storage.client, bucket: 'bucket', prefix: '/abs' })).toThrow(
       expect.objectContaining({ code: StorageErrorCode.InvalidConfig }),
     );
+  });
+});
+
+describe("the SDK's own retries", () => {
+  /** A port on 127.0.0.1 nothing listens on: each attempt is refused (ECONNREFUSED), which the SDK retries. */
+  const closedPort = async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  };
+  const attempts = async (maxAttempts: number) => {
+    const events: unknown[] = [];
+    const options = {
+      endpoint: `http://127.0.0.1:${await closedPort()}`,
+      accessKeyIdEnv: 'STOWAGE_UNIT_KEY',
+      secretAccessKeyEnv: 'STOWAGE_UNIT_SECRET',
+      maxAttempts,
+    };
+    Object.assign(process.env, { STOWAGE_UNIT_KEY: 'id', STOWAGE_UNIT_SECRET: 'secret' });
+    const storage = (await registry.open(
+      { url: 's3://bucket/some/prefix', options },
+      { baseDir: '/tmp', onRetry: (event) => events.push({ ...event, code: (event.error as { code?: unknown }).code }) },
+    )) as S3Storage;
+    opened.push(storage);
+    await expect(storage.stat('full/k.bin')).rejects.toMatchObject({ code: StorageErrorCode.Transient });
+    return events;
+  };
+
+  it('are reported through the context’s onRetry (operation, adapter key, attempt, error), one per retry', async () => {
+    const events = await attempts(3);
+    expect(events).toEqual(
+      [1, 2].map((attempt) => ({
+        operation: 'HeadObject',
+        key: 'full/k.bin',
+        attempt,
+        delayMs: expect.any(Number),
+        error: expect.anything(),
+        code: 'ECONNREFUSED',
+      })),
+    );
+  });
+
+  it('none with the default maxAttempts of 1 (the retry wrapper is the one retrier)', async () => {
+    expect(await attempts(1)).toEqual([]);
   });
 });
 

@@ -55,7 +55,8 @@ const destinationOptions = z
     maxParallelism: z.int().min(1).max(64).default(8),
     /**
      * Attempts per request inside the SDK, the first included (default 1: Stowage's own retry
-     * wrapper is the one retrier, so that the two never multiply).
+     * wrapper is the one retrier, so that the two never multiply). The SDK's retries are logged
+     * like the wrapper's.
      */
     maxAttempts: z.int().min(1).max(10).default(1),
     connectTimeoutMs: z.int().positive().default(10_000),
