@@ -50,6 +50,7 @@ export {
   readLocks,
   type HeldLock,
   type Lock,
+  type LockHolder,
 } from './lock.js';
 export { describeChecks, readFacts, runChecks, type CheckKind, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';

@@ -83,8 +83,17 @@ export interface JobRunOptions {
 /**
  * Runs a job on `engine` under its locks and returns its line. A lock held by another stowage is
  * waited for (logged once) up to `lockWaitMs`, then the run is skipped; a stale one is taken over.
+ * Whatever came of it, the status is then watched (`watchStatus`), unless the daemon is stopping.
  */
 export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunOptions): Promise<string> {
+  try {
+    return await runLocked(engine, job, options);
+  } finally {
+    if (!options.signal?.aborted) await watchStatus(engine, options.log);
+  }
+}
+
+async function runLocked(engine: Engine, job: ScheduledJob, options: JobRunOptions): Promise<string> {
   let held: Lock[];
   let usable: Engine;
   try {
@@ -99,7 +108,6 @@ export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunO
     return await OPERATIONS[job](usable);
   } finally {
     await releaseLocks(held, options.log);
-    await watchStatus(engine, options.log);
   }
 }
 
