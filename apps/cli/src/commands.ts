@@ -26,6 +26,7 @@ import {
   formatAge,
   probeDestinations,
   status,
+  alertOnStatus,
   sync,
   listBackups,
   restorableFromEach,
@@ -509,9 +510,14 @@ export async function runDrill(engine: Engine, out: Output, options: { backup?: 
   return result.ok ? ExitCode.Ok : ExitCode.Failed;
 }
 
-/** `stowage status`: exit 0 when healthy, 1 when not — usable by monitoring and compose healthchecks. */
-export async function runStatus(engine: Engine, out: Output): Promise<ExitCode> {
+/**
+ * `stowage status`: exit 0 when healthy, 1 when not — usable by monitoring and compose healthchecks.
+ * It only reads; with `alert` (a monitoring cron without the daemon) it also raises or resolves the
+ * alert it evaluates, as the daemon does after each job.
+ */
+export async function runStatus(engine: Engine, out: Output, options: { alert?: boolean } = {}): Promise<ExitCode> {
   const s = await status(engine);
+  if (options.alert) await alertOnStatus(engine, s);
   out.result(s);
   out.say(`${s.healthy ? 'HEALTHY' : 'UNHEALTHY'} (RPO target ${s.targets.rpo}, RTO target ${s.targets.rto})`);
   for (const [type, t] of Object.entries(s.types))

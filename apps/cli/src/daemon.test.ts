@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { acquireSourceLock, backup, listBackups, openEngine, resolveConfig, type Engine } from '@stowage/core';
+import { dirname, join } from 'node:path';
+import { acquireSourceLock, backup, listBackups, openEngine, resolveConfig, type Engine, type LockError } from '@stowage/core';
 import { builtinRegistry } from '@stowage/adapters';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { startOssTestServer } from '@stowage/oss-test-server';
@@ -10,6 +11,7 @@ import { bufferBody, StorageErrorCode } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireDaemonLock, Daemon, missedOnStart, nextRuns, recover, runJob, type Clock, type DaemonOptions, type NewestBackups } from './daemon/index.js';
+import { runCli } from './cli-process.test-support.js';
 import { UsageError } from './exit-codes.js';
 import { DEFAULT_SCHEDULES, type ScheduledJob } from './schedule.js';
 
@@ -263,13 +265,110 @@ describe('the daemon lock', () => {
     expect(second.tookOver).toBe(`pid ${deadPid} on host ${hostname()}, since 2026-11-26T02:00:00Z: pid ${deadPid} no longer runs on host ${hostname()}`);
     await second.release();
     expect(await readdir(join(dir, 'locks'))).toEqual([]);
-
-    // Torn or foreign content is no lock: taken over, never trusted.
-    await writeFile(first.path, '{"pid": 1, "ho');
-    const third = await acquireDaemonLock(dir);
-    expect(third.tookOver).toBe('an unreadable lock: the lock cannot be read');
-    await third.release();
   });
+
+  it("honours the pid in an earlier version's lock, and never takes over a lock it cannot read", async () => {
+    const path = join(dir, 'locks', 'daemon.lock');
+    await mkdir(join(dir, 'locks'), { recursive: true });
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600_000)'], { stdio: 'ignore' });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const host = hostname();
+    const boot = existsSync('/proc/sys/kernel/random/boot_id') ? readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() : undefined;
+    /** The lock as the daemon before the core lock file wrote it (`token`, no operation, never renewed). */
+    const earlier = (fields: Record<string, unknown>) =>
+      `${JSON.stringify({ token: 'a1b2c3d4e5f60718', pid: live.pid, host, ...(boot && { bootId: boot }), startedAt: '2026-11-26T02:00:00Z', ...fields })}\n`;
+    const current = (fields: Record<string, unknown>) =>
+      JSON.stringify({ id: 'c0ffee', host, pid: live.pid, operation: 'daemon', startedAt: '2026-11-26T02:00:00Z', ...fields });
+    const HELD = 'held';
+    const UNREADABLE = 'unreadable';
+    const cases: Array<[string, string, string, { ageMs?: number }?]> = [
+      ['earlier version, live pid', earlier({}), HELD],
+      ['earlier version, live pid, started 7 h ago (never renewed)', earlier({}), HELD, { ageMs: 7 * HOUR }],
+      ['earlier version, another host', earlier({ host: 'other-host.example', pid: 1 }), HELD],
+      ['earlier version, dead pid', earlier({ pid: dead }), `took over: pid ${dead} no longer runs on host ${host}`],
+      ...(boot
+        ? [
+            ['earlier version, before a reboot', earlier({ bootId: 'an-earlier-boot' }), `took over: host ${host} has restarted since`] as [
+              string,
+              string,
+              string,
+            ],
+          ]
+        : []),
+      ['current version, live pid', current({}), HELD],
+      ['current version, dead pid', current({ pid: dead }), `took over: pid ${dead} no longer runs on host ${host}`],
+      ...['', 'garbage', '{"pid": 1, "ho', '{}', 'null', '[1,2]', '{"token": 7, "pid": "x"}', '\u0000\u00ff\u0001'].map(
+        (text) => [`unreadable ${JSON.stringify(text)}`, text, UNREADABLE] as [string, string, string],
+      ),
+    ];
+    const outcomes: string[] = [];
+    try {
+      for (const [name, text, want, options] of cases) {
+        await writeFile(path, text);
+        if (options?.ageMs) {
+          const then = new Date(Date.now() - options.ageMs);
+          await utimes(path, then, then);
+        }
+        let got: string;
+        try {
+          const lock = await acquireDaemonLock(dir);
+          got = `took over: ${lock.tookOver?.replace(/^.*: /, '')}`;
+          await lock.release();
+        } catch (error) {
+          const { code, message } = error as LockError;
+          expect(message, name).not.toContain('\n');
+          expect(await readFile(path, 'utf8'), `${name}: left in place`).toBe(text);
+          if (code === 'stowage.lock.held') {
+            expect(message, name).toMatch(new RegExp(`^another stowage daemon \\(pid ${text.includes('other-host') ? 1 : live.pid} on host `));
+            got = HELD;
+          } else {
+            expect(message, name).toBe(
+              `${path} holds a lock this version of stowage cannot read (another version's, or damaged), so it is not taken over: if no stowage runs with the state folder ${dir}, remove it (\`rm ${path}\`) and try again`,
+            );
+            got = code === 'stowage.lock.unreadable' ? UNREADABLE : code;
+          }
+        }
+        outcomes.push(`${got === want ? 'ok ' : 'BAD'} ${name}: ${got}`);
+        await rm(path, { force: true });
+      }
+    } finally {
+      live.kill();
+    }
+    console.log(`daemon lock found in place (${cases.length} cases):\n${outcomes.join('\n')}`);
+    expect(outcomes.filter((line) => line.startsWith('BAD'))).toEqual([]);
+  });
+
+  it('`stowage daemon` exits 1 with one line, the lock untouched, when an earlier daemon runs or the lock cannot be read', async () => {
+    const app = await mkdtemp(join(tmpdir(), 'stowage-daemon-earlier-'));
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600_000)'], { stdio: 'ignore' });
+    try {
+      createGreaterWmsDatabase(join(app, 'db.sqlite3'), { seed: 2, scale: 0.02 });
+      await writeFile(
+        join(app, 'stowage.config.json'),
+        JSON.stringify({ source: { database: 'db.sqlite3' }, destinations: [{ name: 'local', url: 'backups' }] }),
+      );
+      const path = join(app, '.stowage', 'locks', 'daemon.lock');
+      await mkdir(dirname(path), { recursive: true });
+      for (const [text, line] of [
+        [
+          `${JSON.stringify({ token: 'a1b2c3d4e5f60718', pid: live.pid, host: hostname(), startedAt: '2026-11-26T02:00:00Z' })}\n`,
+          `another stowage daemon (pid ${live.pid} on host`,
+        ],
+        ['{"pid": 1, "ho', `${path} holds a lock this version of stowage cannot read`],
+      ] as const) {
+        await writeFile(path, text);
+        const { code, stdout, stderr } = await runCli(app, { ...process.env, CI: 'true' }, 'daemon', '--config', join(app, 'stowage.config.json'));
+        expect(code, stderr).toBe(1);
+        expect(stderr.trim().split('\n'), stderr).toHaveLength(1);
+        expect(stderr).toContain(line);
+        expect(stdout).not.toMatch(/started|took over/);
+        expect(await readFile(path, 'utf8')).toBe(text);
+      }
+    } finally {
+      live.kill();
+      await rm(app, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('jobs on an engine', () => {

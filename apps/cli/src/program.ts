@@ -262,7 +262,8 @@ export function stowageProgram(setExit: (code: number) => void): Command {
   program
     .command('status')
     .description('newest backups against the RPO target, destinations, last verify and drill; exit 0 healthy, 1 unhealthy')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runStatus(engine, out)));
+    .option('--alert', 'also raise or resolve the RPO alert, as the daemon does after each job (for a monitoring cron); without it status only reads')
+    .action((options: { alert?: boolean }, command: Command) => run(command, (engine, out) => runStatus(engine, out, options)));
 
   withThawOptions(
     program

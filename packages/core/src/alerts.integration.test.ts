@@ -8,7 +8,7 @@ import { backup } from './backup.js';
 import { cleanup } from './cleanup.js';
 import { drill } from './drill.js';
 import { openEngine } from './engine.js';
-import { status } from './status.js';
+import { alertOnStatus, status } from './status.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { verify } from './verify.js';
 
@@ -80,9 +80,12 @@ describe('alerts by email, end to end', () => {
     expect((await cleanup(stuck, {})).failures.length).toBeGreaterThan(0);
     const impatient = await openEngine({ ...ws.config, targets: { rpo: '1h', rto: '0m' } }, { retry: false, now: () => clock.now });
     expect((await drill(impatient, { destination: 'local' })).ok).toBe(true);
-    // RPO breached: two hours without a backup.
+    // RPO breached: two hours without a backup. Reading the status only reads; a watcher raises it.
     clock.now = new Date(2024, 5, 6, 4, 0, 0);
-    expect((await status(ws.engine)).healthy).toBe(false);
+    const breached = await status(ws.engine);
+    expect(breached.healthy).toBe(false);
+    expect(subjects().some((subject) => /RPO/.test(subject))).toBe(false);
+    await alertOnStatus(ws.engine, breached);
 
     const got = subjects();
     for (const expected of [

@@ -110,9 +110,13 @@ async function copyAuditLog(run: Pick<Engine, 'logDir' | 'destinations' | 'warn'
   );
 }
 
-/** Raises or resolves the alerts a finished backup settles: failed, degraded, size anomaly. */
+/**
+ * Raises or resolves the alerts a finished backup settles: failed, degraded, size anomaly; and a
+ * committed full or incremental is a fresh recovery point, which clears a breached RPO.
+ */
 async function alertOn(alerts: Engine['alerts'], result: BackupResult): Promise<void> {
   const { manifest } = result;
+  if (manifest.type !== 'hot') await alerts.resolve('rpo-breached');
   if (result.outcome === 'failed') {
     await alerts.raise((a, at) =>
       a.backupFailed({ ...at, type: manifest.type, error: result.failures.map((f) => `${f.destination}: ${f.message}`).join('; ') }),

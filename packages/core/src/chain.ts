@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { write } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Transform, Writable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
 import { DigestStream } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
@@ -136,8 +137,8 @@ interface ImageTarget {
  * destination that holds it until the bytes check out: the stored bytes against the artifact's
  * SHA-256 and, decoded, the decoded SHA-256 — or, with `image`, the image written against its
  * snapshot SHA-256 (one hash of the written bytes, the chain's pages applied). Key problems
- * (wrong key, no private key) fail at once: another destination would not help. Returns the
- * destination used.
+ * (no private key; a wrong key, once the bytes that would not decrypt are found intact) fail at
+ * once: another destination would not help. Returns the destination used.
  */
 export async function fetchArtifact(
   engine: ArtifactReader,
@@ -281,6 +282,7 @@ export async function fetchArtifactBytes(
   return bytes;
 }
 
+const WRONG_KEY = 'stowage.crypto.wrong_key';
 const KEY_PROBLEMS = ['wrong_key', 'cannot_decrypt', 'key_missing', 'key_file_permissions', 'invalid_key', 'invalid_config'].map((c) => `stowage.crypto.${c}`);
 
 async function fromFirstGood(
@@ -313,7 +315,11 @@ async function fromFirstGood(
 
 /**
  * Streams one artifact from `destination` into `sink`, checking what was stored and, decoded with
- * `checkDecoded`, what it holds (else the sink checks it).
+ * `checkDecoded`, what it holds (else the sink checks it). A wrong-key failure of decryption is
+ * judged by the stored bytes: a damaged session-key packet fails exactly as a wrong passphrase or
+ * private key does, so the download is read to its end and hashed, and bytes other than the
+ * manifest's are damage at this destination (the next one may hold a good copy); only intact
+ * bytes that do not decrypt mean the key is wrong.
  */
 async function transfer(
   engine: ArtifactReader,
@@ -339,14 +345,34 @@ async function transfer(
     },
   });
   const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
+  // The download and the decoding are two pipelines, so the download can outlive a failed decoding.
+  const input = new PassThrough();
+  let failure: unknown;
+  /** The decoding failure that stopped the download (any but a wrong key). */
+  let stopped: unknown;
+  const decoding = pipeline([input, ...decoders, progress, ...decoded, sink]).then(
+    () => undefined,
+    (error: unknown) => (failure = error ?? new Error('decoding failed')),
+  );
   try {
-    await pipeline([await destination.adapter.get(artifact.key), stored, ...decoders, progress, ...decoded, sink]);
-  } catch (error) {
+    await pipeline(await destination.adapter.get(artifact.key), stored, async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) {
+        if (failure === undefined && !input.write(chunk)) await Promise.race([once(input, 'drain').catch(() => undefined), decoding]);
+        if (failure !== undefined && !isStowageError(failure, WRONG_KEY)) throw (stopped = failure); // else drained, to be hashed
+      }
+      input.end();
+    });
+  } catch (caught) {
+    const error = stopped ?? caught;
+    input.destroy();
+    await decoding;
     // A decoder failing on bytes that do not match the manifest is damage, not a key problem.
-    if (stored.size === artifact.size || !isStowageError(error) || isStowageError(error, ...KEY_PROBLEMS)) throw error;
+    if (!isStowageError(error) || isStowageError(error, ...KEY_PROBLEMS) || intact(stored, artifact)) throw error;
     throw damaged(destination, artifact, stored.size, error);
   }
-  if (stored.size !== artifact.size || stored.digest() !== artifact.sha256) throw damaged(destination, artifact, stored.size);
+  await decoding;
+  if (!intact(stored, artifact)) throw damaged(destination, artifact, stored.size, failure);
+  if (failure !== undefined) throw failure;
   const [digest] = decoded;
   if (digest && (digest.size !== artifact.decodedSize || digest.digest() !== artifact.decodedSha256)) {
     throw new CoreError(CoreErrorCode.BackupCorrupt, `${artifact.key} at ${destination.name} decodes to other bytes than were backed up`, {
@@ -354,6 +380,9 @@ async function transfer(
     });
   }
 }
+
+/** Whether the bytes `stored` has seen so far are the whole artifact, as the manifest records it. */
+const intact = (stored: DigestStream, artifact: Artifact) => stored.size === artifact.size && stored.digest() === artifact.sha256;
 
 function damaged(destination: Destination, artifact: Artifact, read: number, cause?: unknown): CoreError {
   return new CoreError(

@@ -35,7 +35,7 @@ export {
 } from './archive.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
-export { listEachDestination, status, type DestinationListing, type Status } from './status.js';
+export { alertOnStatus, listEachDestination, status, type DestinationListing, type Status } from './status.js';
 /** `ms` as a short human duration (`45 s`, `12 min`, `3.5 h`, `2.0 d`): the alerts' own, one format everywhere. */
 export { formatDuration as formatAge } from '@stowage/alerts';
 export {
@@ -50,6 +50,7 @@ export {
   readLocks,
   type HeldLock,
   type Lock,
+  type LockHolder,
 } from './lock.js';
 export { describeChecks, readFacts, runChecks, type CheckKind, type DatabaseChecks, type DatabaseFacts } from './facts.js';
 export { idFromReference, typeOfId } from './layout.js';

@@ -4,12 +4,15 @@
  * config encrypts now, and verify and `key check` report a chain that mixes keys.
  * Manifests name the key: the recipients' fingerprints, or a passphrase verifier. Passphrase-mode
  * manifests of older versions have no verifier: the first 64 KiB of their database artifact are
- * decrypted instead (the session key and the quick check come before any data).
+ * decrypted instead (the session key and the quick check come before any data); a start that
+ * does not decrypt is judged by the whole artifact's SHA-256, so damage reads as damage, not as
+ * another key.
  */
+import { createHash } from 'node:crypto';
 import type { CatalogEntry } from './catalog.js';
 import type { Codec } from './encoding.js';
 import type { Destination, Engine } from './engine.js';
-import { databaseArtifact } from './manifest.js';
+import { databaseArtifact, type Artifact } from './manifest.js';
 
 /** `encrypt`: encrypted as this config encrypts now; `decrypt`: decryptable with this machine's keys. */
 export type KeySide = 'encrypt' | 'decrypt';
@@ -61,17 +64,48 @@ async function probeOnce(codec: Codec, holders: readonly Destination[], entry: C
   if (!artifact.encoding.includes('pgp')) return undefined; // nothing to decrypt; keyProblem compares with the config
   const keys = await codec.decryptionKeys().catch((error: Error) => error);
   if (keys instanceof Error) return `${id} cannot be decrypted here: ${keys.message}`;
+  const { probeDecryption: probe } = await import('@stowage/crypto');
+  const damaged: string[] = [];
   for (const destination of holders) {
-    const chunks: Buffer[] = [];
+    let outcome: Awaited<ReturnType<typeof probe>>;
     try {
-      for await (const chunk of await destination.adapter.get(artifact.key, { range: { offset: 0, length: PROBE_BYTES } })) chunks.push(chunk as Buffer);
+      outcome = await probe(keys, await readHead(destination, artifact.key));
+      // Damage at the start of the data fails as a wrong key does: judge it by bytes that hash as the manifest says.
+      if (!outcome.ok) {
+        const head = await intactHead(destination, artifact);
+        if (!head) {
+          damaged.push(destination.name);
+          continue;
+        }
+        outcome = await probe(keys, head);
+      }
     } catch {
       continue; // another destination may serve it
     }
-    const outcome = await (await import('@stowage/crypto')).probeDecryption(keys, Buffer.concat(chunks));
     return outcome.ok ? undefined : `${id} does not decrypt with this machine's key (${outcome.message})`;
   }
-  return `the key of ${id} cannot be checked: ${artifact.key} cannot be read at any destination`;
+  const why = damaged.length ? `is damaged at ${damaged.join(', ')} (its SHA-256 differs from the manifest's)` : 'cannot be read at any destination';
+  return `the key of ${id} cannot be checked: ${artifact.key} ${why}`;
+}
+
+/** The first `PROBE_BYTES` of `key` at `destination`. */
+async function readHead(destination: Destination, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await destination.adapter.get(key, { range: { offset: 0, length: PROBE_BYTES } })) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The first bytes of `artifact` at `destination`, read whole and hashed: undefined when they are not the manifest's bytes. */
+async function intactHead(destination: Destination, artifact: Artifact): Promise<Buffer | undefined> {
+  const hash = createHash('sha256');
+  const head: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of await destination.adapter.get(artifact.key)) {
+    hash.update(chunk as Buffer);
+    if (size < PROBE_BYTES) head.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return size === artifact.size && hash.digest('hex') === artifact.sha256 ? Buffer.concat(head).subarray(0, PROBE_BYTES) : undefined;
 }
 
 async function recipientProblem(codec: Codec, id: string, recorded: readonly string[], side: KeySide): Promise<string | undefined> {

@@ -16,7 +16,9 @@ import { ensurePrivateDir, tempSibling } from './private-fs.js';
  * `id`. A lock is stale when its holder is provably gone (a dead pid on this host, or a reboot
  * since), or when it was not renewed in time (source: `staleAfterMs` since the file's mtime;
  * destination: the lease's `expiresAt`). Stale locks are taken over; `stowage unlock`
- * (`breakLock`) handles the rest.
+ * (`breakLock`) handles the rest. An unreadable lock is stale, except where a lock file's format
+ * changed between versions (the daemon's): there its holder may be a live process of another
+ * version, so it is left in place and the operator is told how to remove it.
  *
  * The source lock file appears complete or not at all: it is written to a temp file and linked
  * into place (link(2) fails atomically when the name is taken). A stale one is renamed aside and
@@ -27,6 +29,8 @@ import { ensurePrivateDir, tempSibling } from './private-fs.js';
 export const LockErrorCode = {
   /** Another process holds the lock (and, for `breakLock`, is still running). */
   Held: 'stowage.lock.held',
+  /** A lock file holds what this version cannot read (another version's, or damage), and its taker refuses such a lock. */
+  Unreadable: 'stowage.lock.unreadable',
   /** A lock this process held was removed or taken over by another process. */
   Lost: 'stowage.lock.lost',
 } as const;
@@ -62,7 +66,7 @@ export interface HeldLock {
   kind: 'source' | 'destination';
   /** `source`, or the destination's name. */
   name: string;
-  /** Undefined when the lock cannot be parsed (such a lock is stale). */
+  /** Undefined when the lock cannot be parsed (such a lock is stale, unless its taker refuses it: see `LockFileOptions.unreadable`). */
   holder?: LockHolder;
   /** Why the lock is stale (holder gone, not renewed, lease expired); undefined when it may be in use. */
   stale?: string;
@@ -142,12 +146,25 @@ export interface LockFileOptions extends SourceLockOptions {
   where: string;
   /** The command that removes the lock if its holder is gone, for messages. */
   unlock: string;
+  /**
+   * Reads a lock that an earlier version wrote at this path in another format; undefined when
+   * `text` is not one. Its holder is honoured as the current format's is (a live pid on this host
+   * holds the lock), except that it is never stale for want of renewal (those were not renewed).
+   */
+  legacy?: (text: string) => LockHolder | undefined;
+  /**
+   * A lock file that neither this format nor `legacy` reads: `take-over` (the default: the source
+   * lock has had one format, written atomically, so no live holder leaves one) or `refuse`
+   * (`stowage.lock.unreadable`, left in place, the message saying how to remove it).
+   */
+  unreadable?: 'take-over' | 'refuse';
 }
 
 /**
  * Takes a lock that is a file on this machine, as the source lock is (and the daemon's
  * `locks/daemon.lock`): created exclusively, renewed by its mtime, taken over when stale, waited
- * for up to `waitMs` when held, then `stowage.lock.held` names its holder.
+ * for up to `waitMs` when held, then `stowage.lock.held` names its holder (see `unreadable` for a
+ * lock that cannot be read).
  */
 export async function acquireLockFile(path: string, request: LockRequest, options: LockFileOptions): Promise<Lock> {
   const now = options.now ?? (() => new Date());
@@ -162,8 +179,9 @@ export async function acquireLockFile(path: string, request: LockRequest, option
     holder = { ...holder, startedAt: now().toISOString() };
     raw = `${JSON.stringify(holder, null, 2)}\n`;
     if (await createExclusive(path, raw)) break;
-    const current = await readSource(path, now(), staleAfterMs, name);
+    const current = await readSource(path, now(), staleAfterMs, name, options.legacy);
     if (current === undefined) continue;
+    if (current.holder === undefined && options.unreadable === 'refuse') throw unreadableError(path, options);
     if (current.stale !== undefined) {
       if (await removeIfUnchanged(path, current.raw)) broke = current;
       continue;
@@ -178,7 +196,7 @@ export async function acquireLockFile(path: string, request: LockRequest, option
     exclusive: true,
     ...(broke && { broke }),
     async renew() {
-      if ((await readText(path)) !== raw) throw lostError(name, where, await readSource(path, now(), staleAfterMs, name));
+      if ((await readText(path)) !== raw) throw lostError(name, where, await readSource(path, now(), staleAfterMs, name, options.legacy));
       const time = now();
       await utimes(path, time, time);
     },
@@ -399,10 +417,23 @@ function isoSeconds(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
 }
 
-/** Judges a lock: stale when its holder is gone, its lease expired, or it was not renewed in time. */
-function judge(kind: HeldLock['kind'], name: string, text: string, now: Date, renewedAt?: Date, staleAfterMs?: number): HeldLock {
-  const holder = parseHolder(text);
+/**
+ * Judges a lock: stale when its holder is gone, its lease expired, or it was not renewed in time.
+ * `legacy` reads an earlier version's format, whose holders were not renewed.
+ */
+function judge(
+  kind: HeldLock['kind'],
+  name: string,
+  text: string,
+  now: Date,
+  renewedAt?: Date,
+  staleAfterMs?: number,
+  legacy?: LockFileOptions['legacy'],
+): HeldLock {
+  const current = parseHolder(text);
+  const holder = current ?? legacy?.(text);
   if (!holder) return { kind, name, stale: 'the lock cannot be read', alive: false };
+  if (!current) renewedAt = undefined;
   const base = { kind, name, holder };
   let alive = false;
   if (holder.host === HOST) {
@@ -444,10 +475,16 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function readSource(path: string, now: Date, staleAfterMs: number, name = 'source'): Promise<(HeldLock & { raw: string }) | undefined> {
+async function readSource(
+  path: string,
+  now: Date,
+  staleAfterMs: number,
+  name = 'source',
+  legacy?: LockFileOptions['legacy'],
+): Promise<(HeldLock & { raw: string }) | undefined> {
   try {
     const [raw, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    return { ...judge('source', name, raw, now, info.mtime, staleAfterMs), raw };
+    return { ...judge('source', name, raw, now, info.mtime, staleAfterMs, legacy), raw };
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return undefined;
     throw error;
@@ -528,6 +565,14 @@ function heldError(current: HeldLock, where: string, unlock: string, waitMs = 0)
     LockErrorCode.Held,
     `another stowage (${describeHolder(current.holder)}) holds the lock on ${where}${lease}${waited}; wait for it or, if it is gone, run \`${unlock}\``,
     { context: { lock: current.name, holder: current.holder } },
+  );
+}
+
+function unreadableError(path: string, options: LockFileOptions): LockError {
+  return new LockError(
+    LockErrorCode.Unreadable,
+    `${path} holds a lock this version of stowage cannot read (another version's, or damaged), so it is not taken over: if no stowage runs with ${options.where}, remove it (\`${options.unlock}\`) and try again`,
+    { context: { lock: options.name, path } },
   );
 }
 

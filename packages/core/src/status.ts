@@ -51,6 +51,7 @@ export function listEachDestination(
  * per destination the newest replica (or why it cannot be listed), the last verify and the last
  * drill with its RTO against the target (from `listings` when the caller has them). Unhealthy when the RPO is breached, a destination is
  * unreachable or behind, the last verify found damage, or the last drill failed or took too long.
+ * It only reads: the alert it evaluates is raised by `alertOnStatus`, which watchers call.
  */
 export async function status(engine: Engine, listings?: readonly DestinationListing[]): Promise<Status> {
   const now = engine.now();
@@ -101,11 +102,6 @@ export async function status(engine: Engine, listings?: readonly DestinationList
   if (!point) problems.push('there is no full or incremental backup yet');
   else if (!rpo.ok)
     problems.push(`RPO breached: the newest backup ${point.manifest.id} is ${formatDuration(rpo.ageMs!)} old (target ${engine.config.targets.rpo})`);
-  if (rpo.ok) await engine.alerts.resolve('rpo-breached');
-  else
-    await engine.alerts.raise((a, at) =>
-      a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatDuration(rpo.ageMs), target: engine.config.targets.rpo }),
-    );
 
   for (const d of perDestination) {
     if (!d.reachable) problems.push(`destination ${d.name} cannot be listed: ${d.error}`);
@@ -138,6 +134,19 @@ export async function status(engine: Engine, listings?: readonly DestinationList
     problems,
     warnings,
   };
+}
+
+/**
+ * The alert side of `status()`, which only reads: raises `rpo-breached` while `evaluated` finds the
+ * RPO breached, and resolves it once met. For the paths that watch the installation — the daemon
+ * after each job, `stowage status --alert` — never for a page or a command that only looks.
+ */
+export async function alertOnStatus(engine: Pick<Engine, 'alerts' | 'config'>, evaluated: Pick<Status, 'rpo'>): Promise<void> {
+  const { rpo } = evaluated;
+  if (rpo.ok) return engine.alerts.resolve('rpo-breached');
+  await engine.alerts.raise((a, at) =>
+    a.rpoBreached({ ...at, newest: rpo.newest, age: rpo.ageMs === null ? 'never' : formatDuration(rpo.ageMs), target: engine.config.targets.rpo }),
+  );
 }
 
 /** Bytes of the artifacts of `entries` at destination `name`, per storage class (`default` when not archived). */

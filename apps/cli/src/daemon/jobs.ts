@@ -1,5 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backup, cleanup, drill, runArchive, formatAge, listBackups, LockError, LockErrorCode, verify, type Engine, type Lock } from '@stowage/core';
+import {
+  alertOnStatus,
+  backup,
+  cleanup,
+  drill,
+  runArchive,
+  formatAge,
+  listBackups,
+  LockError,
+  LockErrorCode,
+  status,
+  verify,
+  type Engine,
+  type Lock,
+} from '@stowage/core';
 import { releaseLocks, takeLocks, type LockPolicy } from '../commands.js';
 import { formatBytes, formatDuration } from '../output.js';
 import type { ScheduledJob } from '../schedule.js';
@@ -69,8 +83,17 @@ export interface JobRunOptions {
 /**
  * Runs a job on `engine` under its locks and returns its line. A lock held by another stowage is
  * waited for (logged once) up to `lockWaitMs`, then the run is skipped; a stale one is taken over.
+ * Whatever came of it, the status is then watched (`watchStatus`), unless the daemon is stopping.
  */
 export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunOptions): Promise<string> {
+  try {
+    return await runLocked(engine, job, options);
+  } finally {
+    if (!options.signal?.aborted) await watchStatus(engine, options.log);
+  }
+}
+
+async function runLocked(engine: Engine, job: ScheduledJob, options: JobRunOptions): Promise<string> {
   let held: Lock[];
   let usable: Engine;
   try {
@@ -85,6 +108,18 @@ export async function runJob(engine: Engine, job: ScheduledJob, options: JobRunO
     return await OPERATIONS[job](usable);
   } finally {
     await releaseLocks(held, options.log);
+  }
+}
+
+/**
+ * The daemon's watch, after each job: evaluates `status` and raises or resolves the alert it
+ * finds (a breached RPO), which reading the status never does. A failure to check is logged.
+ */
+async function watchStatus(engine: Engine, log: (message: string) => void): Promise<void> {
+  try {
+    await alertOnStatus(engine, await status(engine));
+  } catch (error) {
+    log(`status check after the job failed: ${(error as Error).message}`);
   }
 }
 
