@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createXXHash128, type IHasher } from 'hash-wasm';
+import { streamed } from '@stowage/storage';
 
 /** Bytes of each page hash. */
 export const PAGE_HASH_BYTES = 16;
@@ -43,6 +44,7 @@ export class PageDigestStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#whole.update(chunk);
     this.#size += chunk.length;
+    streamed(chunk.length);
     const data = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
     const wholePages = Math.floor(data.length / this.pageSize);
     const hashes = Buffer.allocUnsafe(wholePages * PAGE_HASH_BYTES);
