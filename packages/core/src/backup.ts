@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { bufferBody, crashPoint, digestStream, isAlreadyExists, ownerToken, sha256Hex } from '@stowage/storage';
+import { bufferBody, crashPoint, digestStream, isAlreadyExists, ownerToken, sha256Hex, withBoundedGarbage } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
 import type { ResolvedConfig } from './config.js';
 import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
@@ -60,7 +60,7 @@ export async function backup(engine: Engine, options: BackupOptions): Promise<Ba
   const createdAt = engine.now();
   let id: string | undefined;
   try {
-    const result = await takeBackup(engine, options, createdAt, started, (claimed) => (id = claimed));
+    const result = await withBoundedGarbage(() => takeBackup(engine, options, createdAt, started, (claimed) => (id = claimed)));
     await logOperation(engine.logDir, 'backup.log', {
       operation: `backup-${result.manifest.type}`,
       backupId: result.manifest.id,

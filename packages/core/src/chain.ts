@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import { PassThrough, Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
-import { DigestStream } from '@stowage/storage';
+import { DigestStream, streamed } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -250,6 +250,7 @@ class ImageSink extends Writable {
   #emit(bytes: Buffer, position: number, callback: (error?: Error | null) => void): void {
     this.#hash.update(bytes);
     this.#written += bytes.length;
+    streamed(bytes.length);
     write(this.#fd, bytes, 0, bytes.length, position, (error) => callback(error));
   }
 }

@@ -49,4 +49,27 @@ describe('page hashes', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('of a file larger than one read (the read buffer is reused) cover every page, a short last one included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-pagehash-'));
+    try {
+      const path = join(dir, 'db');
+      // 9 MiB of distinct pages (more than two 4 MiB reads) and 100 bytes more.
+      const pages = Array.from({ length: 2304 }, (_, i) => Buffer.alloc(4096, i % 251));
+      const file = Buffer.concat([...pages, PAGE.subarray(0, 100)]);
+      await writeFile(path, file);
+      const digest = await digestDatabaseFile(path, 4096);
+      const streamed = await createPageDigestStream(4096);
+      await pipeline(Readable.from([file]), streamed, async (out: AsyncIterable<Buffer>) => {
+        for await (const _ of out);
+      });
+      const expected = streamed.result();
+      expect(digest.size).toBe(file.length);
+      expect(digest.sha256).toBe(createHash('sha256').update(file).digest('hex'));
+      expect(digest.pageHashes.equals(expected.pageHashes)).toBe(true);
+      expect(digest.pageHashes.subarray(-PAGE_HASH_BYTES).toString('hex')).toBe(TAIL_XXH3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,8 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createXXHash128, type IHasher } from 'hash-wasm';
+import { streamed } from '@stowage/storage';
 
 /** Bytes of each page hash. */
 export const PAGE_HASH_BYTES = 16;
@@ -41,28 +41,32 @@ export class PageDigestStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.update(chunk);
+    callback(null, chunk);
+  }
+
+  /** Hashes `chunk`, the next bytes of the file; keeps no reference to it (the caller may reuse it). */
+  update(chunk: Buffer): void {
     this.#whole.update(chunk);
     this.#size += chunk.length;
+    streamed(chunk.length);
     const data = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
     const wholePages = Math.floor(data.length / this.pageSize);
     const hashes = Buffer.allocUnsafe(wholePages * PAGE_HASH_BYTES);
     for (let i = 0; i < wholePages; i++) hashes.set(this.#hash(data.subarray(i * this.pageSize, (i + 1) * this.pageSize)), i * PAGE_HASH_BYTES);
     this.#pages.push(hashes);
     this.#carry = Buffer.from(data.subarray(wholePages * this.pageSize));
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.#carry.length) this.#pages.push(Buffer.from(this.#hash(this.#carry)));
-    callback();
   }
 
   #hash(page: Uint8Array): Uint8Array {
     return this.hasher.init().update(page).digest('binary');
   }
 
-  /** The digest; call once the stream has finished. */
+  /** The digest; call once, after the last byte (the stream has finished, or the last `update`). */
   result(): FileDigest {
+    // A short last page: hashed as it is.
+    if (this.#carry.length) this.#pages.push(Buffer.from(this.#hash(this.#carry)));
+    this.#carry = Buffer.alloc(0);
     return { size: this.#size, sha256: this.#whole.digest('hex'), pageHashes: Buffer.concat(this.#pages) };
   }
 }
@@ -75,13 +79,22 @@ export async function createPageDigestStream(pageSize: number): Promise<PageDige
 /** One read pass over a database file: its SHA-256 and the hash of every page. */
 export async function digestDatabaseFile(path: string, pageSize: number): Promise<FileDigest> {
   const digest = await createPageDigestStream(pageSize);
-  await pipeline(createReadStream(path, { highWaterMark: 4 << 20 }), digest, async (chunks: AsyncIterable<Buffer>) => {
-    for await (const _ of chunks) {
-      // the digest is the point
+  const file = await open(path, 'r');
+  try {
+    // One buffer read into again and again (hashing is synchronous): a stream would leave a dead
+    // buffer per read, 1 GiB of them for a 1 GiB database, for the GC to catch up with.
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    for (let read = await file.read(buffer, 0, READ_BYTES); read.bytesRead > 0; read = await file.read(buffer, 0, READ_BYTES)) {
+      digest.update(buffer.subarray(0, read.bytesRead));
     }
-  });
+  } finally {
+    await file.close();
+  }
   return digest.result();
 }
+
+/** Bytes per read of `digestDatabaseFile`: large sequential reads. */
+const READ_BYTES = 4 << 20;
 
 /*
  * An incremental stores only the hashes of the pages it carries (a "page-hash delta"), not the

@@ -1,5 +1,5 @@
 import { access, chmod, chown, constants, readFile, rename, rm, stat } from 'node:fs/promises';
-import { crashPoint, ownerToken } from '@stowage/storage';
+import { crashPoint, ownerToken, withBoundedGarbage } from '@stowage/storage';
 import { createReadStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -99,7 +99,11 @@ interface RestoreRecord {
  * `.stowage-pre-restore-<stamp>/`. Any failure before the switch leaves the target as it was; a
  * crash during it is finished by the next command.
  */
-export async function restore(engine: Engine, options: RestoreOptions): Promise<RestoreResult> {
+export function restore(engine: Engine, options: RestoreOptions): Promise<RestoreResult> {
+  return withBoundedGarbage(() => restoreBackup(engine, options));
+}
+
+async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<RestoreResult> {
   const started = performance.now();
   const testMode = options.testMode ?? false;
   let backupId: string | undefined;

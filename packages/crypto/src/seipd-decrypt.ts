@@ -15,6 +15,7 @@ import { createDecipheriv, createHash, timingSafeEqual, type Decipher, type Hash
 import * as openpgp from 'openpgp';
 import { CryptoError, CryptoErrorCode } from './errors.js';
 import { OPENPGP_CONFIG } from './keys.js';
+import { s2kKey } from './s2k.js';
 
 /** OpenSSL names of the CFB ciphers the native path handles, by openpgp.js's algorithm name. */
 export const CFB_CIPHERS: Readonly<Record<string, string>> = { aes128: 'aes-128-cfb', aes192: 'aes-192-cfb', aes256: 'aes-256-cfb' };
@@ -242,26 +243,6 @@ export async function passphraseSessionKeys(keyPackets: Uint8Array, passphrase: 
     keys.push({ data: unwrapped.subarray(1), algorithm: wrapped.name });
   }
   return keys;
-}
-
-/** RFC 4880 §3.7.1: hash(zeros(i) ‖ salted passphrase, repeated to `count` bytes) for i = 0, 1… until `length` bytes. */
-function s2kKey(type: string, hash: string, passphrase: Buffer, salt: Uint8Array, count: number, length: number): Buffer {
-  const data = Buffer.concat([salt, passphrase]);
-  const total = type === 'iterated' ? Math.max(count, data.length) : data.length;
-  // One buffer of whole repetitions, hashed as many times as it fits, then the rest.
-  const block = Buffer.alloc(data.length * Math.max(1, Math.floor((64 << 10) / Math.max(1, data.length))));
-  for (let at = 0; at < block.length; at += data.length) data.copy(block, at);
-  const parts: Buffer[] = [];
-  for (let prefix = 0, produced = 0; produced < length; prefix++) {
-    const h = createHash(hash).update(Buffer.alloc(prefix));
-    let left = total;
-    for (; left >= block.length; left -= block.length) h.update(block);
-    h.update(block.subarray(0, left));
-    const digest = h.digest();
-    parts.push(digest);
-    produced += digest.length;
-  }
-  return Buffer.concat(parts).subarray(0, length);
 }
 
 function integrity(why: string): CryptoError {

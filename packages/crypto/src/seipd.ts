@@ -1,8 +1,9 @@
 /*
  * Native SEIPDv1 encryption (RFC 4880 §5.7, §5.9, §5.13, §5.14, §13.9) on node:crypto.
  * openpgp.js pushes every byte through Web Streams and measured ~150 MiB/s; this writes the same
- * packets with OpenSSL's AES-256-CFB and SHA-1. openpgp.js still writes the session key packets
- * (SKESK v4 with iterated+salted S2K, or PKESK v3 per recipient), so key handling is unchanged.
+ * packets with OpenSSL's AES-256-CFB and SHA-1. A passphrase's session key packet (SKESK v4 with
+ * iterated+salted S2K) is written natively too (s2k.ts: openpgp.js would fill a 65 MB buffer to
+ * derive its key); openpgp.js writes the PKESK v3 packets, one per recipient.
  *
  * Layout of the message:
  *   session key packets | SEIPD (tag 18): 0x01 ‖ CFB( prefix ‖ literal packet ‖ 0xD3 0x14 ‖ SHA-1 )
@@ -16,6 +17,7 @@ import { createCipheriv, createHash, randomBytes, type Cipher, type Hash } from 
 import { Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { OPENPGP_CONFIG, type EncryptionMaterial } from './keys.js';
+import { passphraseKeyPacket } from './s2k.js';
 
 const LITERAL_TAG = 11;
 const SEIPD_TAG = 18;
@@ -30,13 +32,10 @@ const MDC_HEADER = Buffer.from([0xd3, 0x14]);
  */
 export function createSeipdEncryptStream(material: EncryptionMaterial): Transform {
   const sessionKey = randomBytes(32);
-  const keyPackets = openpgp.encryptSessionKey({
-    data: sessionKey,
-    algorithm: 'aes256',
-    format: 'binary',
-    config: OPENPGP_CONFIG,
-    ...('passphrase' in material ? { passwords: [material.passphrase] } : { encryptionKeys: material.publicKeys }),
-  });
+  const keyPackets =
+    'passphrase' in material
+      ? Promise.resolve().then(() => passphraseKeyPacket(sessionKey, material.passphrase))
+      : openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', format: 'binary', config: OPENPGP_CONFIG, encryptionKeys: material.publicKeys });
   return new SeipdEncryptStream(sessionKey, keyPackets);
 }
 

@@ -5,6 +5,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PutBody } from './contract.js';
 import { StorageError, StorageErrorCode, abortedError } from './errors.js';
+import { streamed } from './garbage.js';
 
 /** A pass-through stream that counts and SHA-256-hashes what flows through it. */
 export class DigestStream extends Transform {
@@ -15,6 +16,7 @@ export class DigestStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#hash.update(chunk);
     this.#size += chunk.length;
+    streamed(chunk.length);
     callback(null, chunk);
   }
 

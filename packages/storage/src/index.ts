@@ -35,6 +35,7 @@ export {
 } from './errors.js';
 export { assertValidKey, assertValidPrefix } from './keys.js';
 export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestStream, fileBody, sha256Hex } from './body.js';
+export { streamed, withBoundedGarbage } from './garbage.js';
 export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
 export { composeAdapter, type CompositionOptions } from './compose.js';
