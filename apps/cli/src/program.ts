@@ -1,43 +1,20 @@
 import { Command, CommanderError, Option } from 'commander';
-import {
-  configPath,
-  runAlertTest,
-  runAuditVerify,
-  runBackup,
-  runSchedulePrint,
-  runUnlock,
-  waitMs,
-  type LockPolicy,
-  runCleanup,
-  runDrill,
-  runGuard,
-  runProbe,
-  runStatus,
-  runSync,
-  runList,
-  runRestore,
-  runRestoreVerify,
-  runValidate,
-  runVerify,
-  withEngine,
-  withOutput,
-  parseTime,
-  type CommandName,
-  type GlobalOptions,
-} from './commands.js';
-import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
-import { runDaemon } from './daemon/index.js';
-import { renderMetrics, writeMetricsFile } from './metrics.js';
-import { initConfigPath, runInit } from './init.js';
-import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule.js';
-import { runKeyCheck, runKeyGenerate, runKeyShow } from './keys.js';
 import { dirname } from 'node:path';
+import type { Engine } from '@stowage/core';
+import type { CommandName, GlobalOptions, LockPolicy } from './commands.js';
+import type { ThawFlags } from './archive-commands.js';
+import { ExitCode, UsageError, exitCodeFor } from './exit-codes.js';
+import { SCHEDULE_FORMATS, type ScheduleFormat } from './schedule-formats.js';
+import { DEFAULT_LISTEN } from './dashboard/defaults.js';
 import { Output } from './output.js';
 import { CLI_VERSION } from './version.js';
-import { loadConfig } from '@stowage/core';
-import { runReport, runServe } from './dashboard/commands.js';
-import { runArchiveRun, runLifecycleApply, runLifecyclePrint, runThawStatus, thawRequestOf, type ThawFlags } from './archive-commands.js';
-import { DEFAULT_LISTEN } from './dashboard/server.js';
+
+// The command implementations (and through them the engine, the storage SDKs, nodemailer, openpgp
+// and better-sqlite3) are imported when an action runs: `--version`, `--help` and usage errors load
+// commander and this file's few light imports only (apps/cli/src/startup.test.ts checks the built bin).
+/** The implementations of most commands. */
+const commands = () => import('./commands.js');
+type Commands = Awaited<ReturnType<typeof commands>>;
 
 /** Adds the options every command takes. */
 export function addGlobalOptions(command: Command): Command {
@@ -111,11 +88,18 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
-  const run = (command: Command, fn: Parameters<typeof withEngine>[2], locks?: Omit<LockPolicy, 'waitMs'>) => {
+  /** Runs `fn` with an engine for the config (see withEngine); `fn` gets the loaded `commands` module too. */
+  const run = async (command: Command, fn: (engine: Engine, out: Output, impl: Commands) => Promise<number>, locks?: Omit<LockPolicy, 'waitMs'>) => {
+    const impl = await commands();
     const g = globals(command);
     // A bare --wait waits for thaws (restore, verify, drill with --thaw: see thawRequestOf), not for locks.
     const lockWait = g.wait === true && THAWING_COMMANDS.includes(command.name()) ? undefined : g.wait;
-    return withEngine(commandName(command), g, fn, locks && { ...locks, waitMs: waitMs(lockWait) }).then(setExit);
+    setExit(await impl.withEngine(commandName(command), g, (engine, out) => fn(engine, out, impl), locks && { ...locks, waitMs: impl.waitMs(lockWait) }));
+  };
+  /** `withOutput` (no engine) for the commands that need none. */
+  const withOutput = async (command: Command, fn: (out: Output, impl: Commands) => Promise<number>) => {
+    const impl = await commands();
+    setExit(await impl.withOutput(commandName(command), globals(command), (out) => fn(out, impl)));
   };
 
   program
@@ -126,10 +110,12 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--database <path>', 'the live SQLite database', 'db.sqlite3')
     .option('--destination <path>', 'backup folder or URL', 'backups')
     .option('--force', 'overwrite an existing config, or write one for a database that does not exist yet')
-    .action(async (options: { database: string; destination: string; force?: boolean }, command: Command) => {
-      const g = globals(command);
-      setExit(await withOutput(commandName(command), g, (out) => runInit(out, initConfigPath(g.config), options)));
-    });
+    .action((options: { database: string; destination: string; force?: boolean }, command: Command) =>
+      withOutput(command, async (out) => {
+        const { initConfigPath, runInit } = await import('./init.js');
+        return runInit(out, initConfigPath(globals(command).config), options);
+      }),
+    );
 
   program
     .command('backup')
@@ -137,14 +123,17 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'hot', 'incremental']).default('full'))
     .option('--reason <text>', 'why (recorded with hot backups)')
     .action((options: { type: string; reason?: string }, command: Command) =>
-      run(command, (engine, out) => runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }),
+      run(command, (engine, out, impl) => impl.runBackup(engine, out, options), { kind: 'exclusive', operation: 'backup' }),
     );
 
   program
     .command('list')
     .description('list committed backups and the destinations holding them')
     .addOption(new Option('-t, --type <type>', 'only this type').choices(['full', 'hot', 'incremental']))
-    .action((options: { type?: string }, command: Command) => run(command, (engine, out) => runList(engine, out, options)));
+    .action((options: { type?: string }, command: Command) => run(command, (engine, out, impl) => impl.runList(engine, out, options)));
+
+  /** The thaw `command`'s flags and its global `--wait` ask for (see thawRequestOf). */
+  const thawRequest = async (flags: ThawFlags, command: Command) => (await import('./archive-commands.js')).thawRequestOf(flags, globals(command).wait);
 
   /** `--thaw`, `--tier`, `--days`, `--poll` (with the global `--wait`: see thawRequestOf). */
   const withThawOptions = (command: Command): Command =>
@@ -165,11 +154,11 @@ export function stowageProgram(setExit: (code: number) => void): Command {
   ).action((backupRef: string | undefined, options: { all?: boolean; destination?: string; deep?: boolean } & ThawFlags, command: Command) =>
     run(
       command,
-      (engine, out) => {
+      async (engine, out, impl) => {
         const { thaw, tier, days, poll, ...rest } = options;
-        const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
+        const request = await thawRequest({ thaw, tier, days, poll }, command);
         if (request && !rest.deep) throw new UsageError('--thaw goes with --deep: verify without --deep never reads archived objects');
-        return runVerify(engine, out, { ...rest, ...(backupRef === undefined ? {} : { backup: backupRef }), ...(request && { thaw: request }) });
+        return impl.runVerify(engine, out, { ...rest, ...(backupRef === undefined ? {} : { backup: backupRef }), ...(request && { thaw: request }) });
       },
       { kind: 'readers', operation: 'verify' },
     ),
@@ -180,7 +169,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .argument('<backup>', 'backup id, file name, or latest')
     .description('restore to scratch and check integrity, foreign keys, row counts and schema')
     .action((backupRef: string, _options: unknown, command: Command) =>
-      run(command, (engine, out) => runValidate(engine, out, backupRef), { kind: 'readers', operation: 'validate' }),
+      run(command, (engine, out, impl) => impl.runValidate(engine, out, backupRef), { kind: 'readers', operation: 'validate' }),
     );
 
   withThawOptions(
@@ -208,12 +197,12 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     ) =>
       run(
         command,
-        (engine, out) => {
+        async (engine, out, impl) => {
           const { verify, thaw, tier, days, poll, ...rest } = options;
-          const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
-          if (verify) return runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
+          const request = await thawRequest({ thaw, tier, days, poll }, command);
+          if (verify) return impl.runRestoreVerify(engine, out, { testMode: options.testMode ?? false });
           const defaultLatest = backupRef === undefined && options.at === undefined && options.testMode;
-          return runRestore(engine, out, {
+          return impl.runRestore(engine, out, {
             ...rest,
             ...(defaultLatest ? { backup: 'latest' } : backupRef === undefined ? {} : { backup: backupRef }),
             ...(request && { thaw: request }),
@@ -230,7 +219,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--as-of <time>', 'judge ages as of this time instead of now')
     .option('--allow-early-delete', "also delete archived objects younger than their storage class's minimum storage duration (charged as if kept that long)")
     .action((options: { dryRun?: boolean; asOf?: string; allowEarlyDelete?: boolean }, command: Command) =>
-      run(command, (engine, out) => runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }),
+      run(command, (engine, out, impl) => impl.runCleanup(engine, out, options), { kind: 'exclusive', operation: 'cleanup' }),
     );
 
   const archive = program.command('archive').description("archive offload: move old backups to a destination's archive storage class");
@@ -242,8 +231,11 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .action((options: { dryRun?: boolean; asOf?: string }, command: Command) =>
       run(
         command,
-        (engine, out) =>
-          runArchiveRun(engine, out, { dryRun: options.dryRun ?? false, ...(options.asOf === undefined ? {} : { asOf: parseTime(options.asOf) }) }),
+        async (engine, out, impl) =>
+          (await import('./archive-commands.js')).runArchiveRun(engine, out, {
+            dryRun: options.dryRun ?? false,
+            ...(options.asOf === undefined ? {} : { asOf: impl.parseTime(options.asOf) }),
+          }),
         { kind: 'exclusive', operation: 'archive' },
       ),
     );
@@ -256,14 +248,14 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('per artifact a restore of the backup reads: archived, thawing or readable (and until when), with the expected thaw time')
     .option('--from <destination>', 'only this destination')
     .action((backupRef: string, options: { from?: string }, command: Command) =>
-      run(command, (engine, out) => runThawStatus(engine, out, backupRef, options.from)),
+      run(command, async (engine, out) => (await import('./archive-commands.js')).runThawStatus(engine, out, backupRef, options.from)),
     );
 
   program
     .command('status')
     .description('newest backups against the RPO target, destinations, last verify and drill; exit 0 healthy, 1 unhealthy')
     .option('--alert', 'also raise or resolve the RPO alert, as the daemon does after each job (for a monitoring cron); without it status only reads')
-    .action((options: { alert?: boolean }, command: Command) => run(command, (engine, out) => runStatus(engine, out, options)));
+    .action((options: { alert?: boolean }, command: Command) => run(command, (engine, out, impl) => impl.runStatus(engine, out, options)));
 
   withThawOptions(
     program
@@ -275,10 +267,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .action((options: { backup?: string; destination?: string } & ThawFlags, command: Command) =>
       run(
         command,
-        (engine, out) => {
+        async (engine, out, impl) => {
           const { thaw, tier, days, poll, ...rest } = options;
-          const request = thawRequestOf({ thaw, tier, days, poll }, globals(command).wait);
-          return runDrill(engine, out, { ...rest, ...(request && { thaw: request }) });
+          const request = await thawRequest({ thaw, tier, days, poll }, command);
+          return impl.runDrill(engine, out, { ...rest, ...(request && { thaw: request }) });
         },
         { kind: 'readers', operation: 'drill' },
       ),
@@ -290,14 +282,14 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--dry-run', 'show the plan, copy nothing')
     .option('--deep', 'check replicas by reading them back')
     .action((options: { dryRun?: boolean; deep?: boolean }, command: Command) =>
-      run(command, (engine, out) => runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }),
+      run(command, (engine, out, impl) => impl.runSync(engine, out, options), { kind: 'exclusive', operation: 'sync' }),
     );
 
   const destinations = program.command('destinations').description('about the configured destinations');
   destinations
     .command('probe')
     .description('write, read and delete a probe object at every destination; for S3, find what the endpoint supports')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runProbe(engine, out)));
+    .action((_options: unknown, command: Command) => run(command, (engine, out, impl) => impl.runProbe(engine, out)));
   const lifecycle = destinations
     .command('lifecycle')
     .description("bucket lifecycle rules equivalent to each destination's archive policy (S3, OSS; a local folder has none: exit 2)");
@@ -305,13 +297,17 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .command('print')
     .description('print the lifecycle configuration the provider takes (S3: JSON, OSS: XML) on stdout, the caveat on stderr')
     .option('--destination <name>', 'only this destination')
-    .action((options: { destination?: string }, command: Command) => run(command, (engine, out) => runLifecyclePrint(engine, out, options)));
+    .action((options: { destination?: string }, command: Command) =>
+      run(command, async (engine, out) => (await import('./archive-commands.js')).runLifecyclePrint(engine, out, options)),
+    );
   lifecycle
     .command('apply')
     .description("write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix) and read them back")
     .option('--destination <name>', 'only this destination')
     .option('--yes', 'write without asking')
-    .action((options: { destination?: string; yes?: boolean }, command: Command) => run(command, (engine, out) => runLifecycleApply(engine, out, options)));
+    .action((options: { destination?: string; yes?: boolean }, command: Command) =>
+      run(command, async (engine, out) => (await import('./archive-commands.js')).runLifecycleApply(engine, out, options)),
+    );
 
   const key = program.command('key').description('encryption keys: generate, show, check');
   key
@@ -320,32 +316,31 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--public-key', 'generate a key pair: the public key for backup hosts, the private key for restore machines')
     .option('--out <path>', 'where to write (a file; with --public-key a path prefix)')
     .option('--user-id <text>', 'user id of the key pair', 'Stowage backups')
-    .action(async (options: { publicKey?: boolean; out?: string; userId?: string }, command: Command) => {
-      const g = globals(command);
-      setExit(await withOutput(commandName(command), g, (out) => runKeyGenerate(out, dirname(configPath(g)), options)));
-    });
+    .action((options: { publicKey?: boolean; out?: string; userId?: string }, command: Command) =>
+      withOutput(command, async (out, impl) => (await import('./keys.js')).runKeyGenerate(out, dirname(impl.configPath(globals(command))), options)),
+    );
   key
     .command('show')
     .description('the configured encryption mode and key fingerprints (never a secret)')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyShow(engine, out)));
+    .action((_options: unknown, command: Command) => run(command, async (engine, out) => (await import('./keys.js')).runKeyShow(engine, out)));
   key
     .command('check')
     .description('can this machine encrypt backups? decrypt them?')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runKeyCheck(engine, out)));
+    .action((_options: unknown, command: Command) => run(command, async (engine, out) => (await import('./keys.js')).runKeyCheck(engine, out)));
 
   program
     .command('alert')
     .description('alert channels')
     .command('test')
     .description('send a test message through every channel')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runAlertTest(engine, out)));
+    .action((_options: unknown, command: Command) => run(command, (engine, out, impl) => impl.runAlertTest(engine, out)));
 
   program
     .command('audit')
     .description('the tamper-evident audit log')
     .command('verify')
     .description('check that no record was edited, deleted, reordered or cut off')
-    .action((_options: unknown, command: Command) => run(command, (engine, out) => runAuditVerify(engine, out)));
+    .action((_options: unknown, command: Command) => run(command, (engine, out, impl) => impl.runAuditVerify(engine, out)));
 
   program
     .command('unlock')
@@ -354,7 +349,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--destination <name...>', 'only the locks at these destinations')
     .option('--force', 'also remove a lock whose holder still runs')
     .action((options: { source?: boolean; destination?: string[]; force?: boolean }, command: Command) =>
-      run(command, (engine, out) => runUnlock(engine, out, options)),
+      run(command, (engine, out, impl) => impl.runUnlock(engine, out, options)),
     );
 
   program
@@ -368,9 +363,10 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--npx', 'run `npx -y @stowage/cli@<this version>` instead of this installation')
     .action((options: { format: ScheduleFormat; timeZone?: string; log?: string; npx?: boolean }, command: Command) =>
       // The config alone: printing needs no destination, key or secret (environment variables are named, not read).
-      withOutput(commandName(command), globals(command), async (out) => runSchedulePrint(await loadConfig(configPath(globals(command))), out, options)).then(
-        setExit,
-      ),
+      withOutput(command, async (out, impl) => {
+        const { loadConfig } = await import('@stowage/core');
+        return impl.runSchedulePrint(await loadConfig(impl.configPath(globals(command))), out, options);
+      }),
     );
 
   program
@@ -382,7 +378,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--http <host:port>', 'serve the status page, its /api and /metrics (as `stowage serve`), e.g. 127.0.0.1:8787')
     .option('--auth-token-env <name>', 'with --http beyond loopback: environment variable holding the bearer token')
     .action((options: { timeZone?: string; grace: string; metricsListen?: string; http?: string; authTokenEnv?: string }, command: Command) =>
-      runDaemon(globals(command), options).then(setExit),
+      import('./daemon/index.js').then(({ runDaemon }) => runDaemon(globals(command), options)).then(setExit),
     );
 
   program
@@ -391,6 +387,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .option('--textfile <path>', 'write them atomically to this file')
     .action((options: { textfile?: string }, command: Command) =>
       run(command, async (engine, out) => {
+        const { renderMetrics, writeMetricsFile } = await import('./metrics.js');
         if (options.textfile) {
           await writeMetricsFile(engine, options.textfile);
           out.result({ textfile: options.textfile });
@@ -408,13 +405,17 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .description('a read-only status page (health, backup timeline, sizes, replica matrix, drills, audit) and its JSON API under /api/')
     .option('--listen <host:port>', 'where to listen; an address beyond loopback needs --auth-token-env', DEFAULT_LISTEN)
     .option('--auth-token-env <name>', 'environment variable holding a bearer token that every request must present')
-    .action((options: { listen: string; authTokenEnv?: string }, command: Command) => run(command, (engine, out) => runServe(engine, out, options)));
+    .action((options: { listen: string; authTokenEnv?: string }, command: Command) =>
+      run(command, async (engine, out) => (await import('./dashboard/commands.js')).runServe(engine, out, options)),
+    );
 
   program
     .command('report')
     .description('the status page as one self-contained HTML file (no network needed to open it); with --json its data')
     .option('--html <file>', 'write the page here')
-    .action((options: { html?: string }, command: Command) => run(command, (engine, out) => runReport(engine, out, options)));
+    .action((options: { html?: string }, command: Command) =>
+      run(command, async (engine, out) => (await import('./dashboard/commands.js')).runReport(engine, out, options)),
+    );
 
   program
     .command('guard')
@@ -423,7 +424,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .argument('<command...>', 'the command to run, after --')
     .passThroughOptions()
     .action((commandLine: string[], options: { reason?: string }, command: Command) =>
-      run(command, (engine, out) => runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), {
+      run(command, (engine, out, impl) => impl.runGuard(engine, out, commandLine, { ...options, config: globals(command).config }), {
         kind: 'exclusive',
         operation: 'guard',
       }),

@@ -3,13 +3,12 @@ import { TOOL_VERSION, type ResolvedConfig } from '@stowage/core';
 import { CronPattern } from 'croner';
 import { Document } from 'yaml';
 import { UsageError } from './exit-codes.js';
+import type { ScheduleFormat } from './schedule-formats.js';
 
 /** The jobs a schedule runs. */
 export type ScheduledJob = 'full' | 'incremental' | 'cleanup' | 'archive' | 'verify' | 'drill';
 
-/** Formats of `stowage schedule print --format`. */
-export const SCHEDULE_FORMATS = ['crontab', 'schtasks', 'systemd', 'compose'] as const;
-export type ScheduleFormat = (typeof SCHEDULE_FORMATS)[number];
+export type { ScheduleFormat } from './schedule-formats.js';
 
 /** The seed's schedule (full daily 02:00, incremental hourly, cleanup Sunday 03:00), plus a daily verify and a weekly restore drill. */
 export const DEFAULT_SCHEDULES: Readonly<Record<Exclude<ScheduledJob, 'archive'>, string>> = {

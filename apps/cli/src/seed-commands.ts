@@ -3,7 +3,7 @@
  * (`--type=full`, `--verify=FILE`, `--file=FILE --test-mode`, …), reading the same config as `stowage`.
  */
 import { Command, Option } from 'commander';
-import { waitMs, runBackup, runCleanup, runList, runRestore, runRestoreVerify, runValidate, runVerify, withEngine, type GlobalOptions } from './commands.js';
+import type { GlobalOptions } from './commands.js';
 import { UsageError } from './exit-codes.js';
 import { addGlobalOptions } from './program.js';
 
@@ -16,6 +16,8 @@ export function dbBackupProgram(setExit: (code: number) => void): Command {
     .option('--verify <file>', 'verify a backup file')
     .option('--validate-data <file>', 'validate the data in a backup file')
     .action(async (options: GlobalOptions & { type?: string; reason?: string; cleanup?: boolean; verify?: string; validateData?: string }) => {
+      // Loaded here, not above: `--help`, `--version` and usage errors load no engine (see program.ts).
+      const { waitMs, runBackup, runCleanup, runValidate, runVerify, withEngine } = await import('./commands.js');
       const actions = [options.type, options.cleanup, options.verify, options.validateData].filter((a) => a !== undefined).length;
       setExit(
         await withEngine(
@@ -47,6 +49,7 @@ export function dbRestoreProgram(setExit: (code: number) => void): Command {
     .option('--list', 'list available backups')
     .option('--verify', 'check the database restored last')
     .action(async (options: GlobalOptions & { file?: string; testMode?: boolean; target?: string; list?: boolean; verify?: boolean }) => {
+      const { waitMs, runList, runRestore, runRestoreVerify, withEngine } = await import('./commands.js');
       setExit(
         await withEngine(
           { program: 'db_restore', command: 'db_restore' },

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { createTransport } from 'nodemailer';
 import type { Alert } from './alert.js';
 import type { ChannelConfig, EmailChannelConfig, WebhookChannelConfig } from './config.js';
 import { AlertsError, AlertsErrorCode } from './errors.js';
@@ -47,6 +46,8 @@ export async function deliver(channel: ChannelConfig, payload: WebhookPayload, e
 async function sendEmail(channel: EmailChannelConfig, payload: WebhookPayload, env: Env): Promise<void> {
   const label = channelLabel(channel);
   const auth = channel.user && channel.passwordEnv ? { user: channel.user, pass: secretOf(env, channel.passwordEnv, label) } : undefined;
+  // Loaded on the first email (~40 modules): a process that sends none does not pay for it.
+  const { createTransport } = await import('nodemailer');
   const transport = createTransport({
     host: channel.host,
     port: portOf(channel),

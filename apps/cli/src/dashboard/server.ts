@@ -18,8 +18,8 @@ import { UsageError } from '../exit-codes.js';
 import { renderMetrics } from '../metrics.js';
 import { buildDashboard } from './model.js';
 import { contentSecurityPolicy, renderDashboard } from './render.js';
+import { DEFAULT_LISTEN } from './defaults.js';
 
-export const DEFAULT_LISTEN = '127.0.0.1:8787';
 /** Shortest token accepted: a guessable token on a network is no protection. */
 const MIN_TOKEN_LENGTH = 16;
 const COOKIE = 'stowage_token';
