@@ -308,10 +308,20 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     .action((options: { destination?: string }, command: Command) => run(command, (engine, out) => runLifecyclePrint(engine, out, options)));
   lifecycle
     .command('apply')
-    .description("write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix) and read them back")
+    .description(
+      "write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix; removing them where the policy was deleted) under the bucket's lifecycle lock, and read them back",
+    )
     .option('--destination <name>', 'only this destination')
     .option('--yes', 'write without asking')
-    .action((options: { destination?: string; yes?: boolean }, command: Command) => run(command, (engine, out) => runLifecycleApply(engine, out, options)));
+    .action((options: { destination?: string; yes?: boolean }, command: Command) =>
+      run(command, (engine, out) =>
+        runLifecycleApply(engine, out, {
+          ...options,
+          waitMs: waitMs(globals(command).wait),
+          command: `${commandName(command).program} ${process.argv.slice(2).join(' ')}`,
+        }),
+      ),
+    );
 
   const key = program.command('key').description('encryption keys: generate, show, check');
   key

@@ -116,6 +116,8 @@ export interface DestinationLockOptions extends LockOptions {
   leaseMs?: number;
   /** Without conditional put: how long to wait between writing the lock and reading it back (default 2 s). */
   settleMs?: number;
+  /** The lock object's key (default `DESTINATION_LOCK_KEY`): another key is a lock on something else kept there. */
+  key?: string;
 }
 
 /** A source lock not renewed for this long is stale. */
@@ -221,6 +223,7 @@ export async function acquireDestinationLock(
   options: DestinationLockOptions = {},
 ): Promise<Lock> {
   const { name, adapter } = destination;
+  const key = options.key ?? DESTINATION_LOCK_KEY;
   const now = options.now ?? (() => new Date());
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const exclusive = adapter.capabilities.conditionalPut;
@@ -231,13 +234,13 @@ export async function acquireDestinationLock(
   /** Writes our lock over `current` (undefined or stale); true when the lock is ours. */
   const claim = async (current: HeldLock | undefined): Promise<boolean> => {
     if (!exclusive) {
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)));
+      await adapter.put(key, bufferBody(JSON.stringify(holder)));
       await sleep(options.settleMs ?? 2000);
-      return (await readDestination(adapter, name, now()))?.holder?.id === holder.id;
+      return (await readDestination(adapter, name, now(), key))?.holder?.id === holder.id;
     }
-    if (current) await adapter.delete([DESTINATION_LOCK_KEY]);
+    if (current) await adapter.delete([key]);
     try {
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
+      await adapter.put(key, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
       return true;
     } catch (error) {
       if (isAlreadyExists(error)) return false;
@@ -246,7 +249,7 @@ export async function acquireDestinationLock(
   };
 
   for (;;) {
-    const current = await readDestination(adapter, name, now());
+    const current = await readDestination(adapter, name, now(), key);
     // Ours already: a retried conditional put whose first attempt went through.
     if (current?.holder?.id === holder.id) break;
     if (current === undefined || current.stale !== undefined) {
@@ -271,15 +274,15 @@ export async function acquireDestinationLock(
     exclusive,
     ...(broke && { broke }),
     async renew() {
-      const current = await readDestination(adapter, name, now());
+      const current = await readDestination(adapter, name, now(), key);
       if (current?.holder?.id !== holder.id) throw lostError(name, `destination ${name}`, current);
       const renewed = { ...holder, expiresAt: new Date(now().getTime() + leaseMs).toISOString() };
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(renewed)));
+      await adapter.put(key, bufferBody(JSON.stringify(renewed)));
       holder = renewed;
     },
     async release() {
-      if ((await readDestination(adapter, name, now()))?.holder?.id !== holder.id) return false;
-      await adapter.delete([DESTINATION_LOCK_KEY]);
+      if ((await readDestination(adapter, name, now(), key))?.holder?.id !== holder.id) return false;
+      await adapter.delete([key]);
       crashPoint('lock.destination-released');
       return true;
     },
@@ -491,10 +494,10 @@ async function readSource(
   }
 }
 
-async function readDestination(adapter: StorageAdapter, name: string, now: Date): Promise<HeldLock | undefined> {
+async function readDestination(adapter: StorageAdapter, name: string, now: Date, key = DESTINATION_LOCK_KEY): Promise<HeldLock | undefined> {
   let text: string;
   try {
-    text = Buffer.concat(await (await adapter.get(DESTINATION_LOCK_KEY)).toArray()).toString('utf8');
+    text = Buffer.concat(await (await adapter.get(key)).toArray()).toString('utf8');
   } catch (error) {
     if (isObjectNotFound(error)) return undefined;
     throw error;
