@@ -218,11 +218,32 @@ async function leftovers(dir: string): Promise<string[]> {
 
 const integrity = (path: string) => execFileSync('sqlite3', [path, 'PRAGMA integrity_check'], { encoding: 'utf8' }).trim();
 
+/** Runs a case in its folder `dir`, removed afterwards: `body` notes problems and says whether the first command was killed. */
+async function inCaseFolder(c: Outcome['case'], dir: string, body: (problems: string[]) => Promise<boolean>): Promise<Outcome> {
+  const problems: string[] = [];
+  try {
+    return { case: c, killed: await body(problems), problems };
+  } catch (error) {
+    return { case: c, killed: false, problems: [...problems, `the checks failed: ${(error as Error).message}`] };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Restores the database of each of `entries` (test mode) into `folder`: a problem for each that does not come back byte-exact. */
+async function restoreEach(engine: Engine, entries: Awaited<ReturnType<typeof listBackups>>, folder: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const { manifest } of entries) {
+    const r = await restore(engine, { backup: manifest.id, testMode: true, only: ['database'], target: join(folder, `check-${manifest.id}.sqlite3`) });
+    if ((await sha256(r.target!)) !== manifest.source.snapshotSha256) problems.push(`${manifest.id} does not restore byte-exact`);
+  }
+  return problems;
+}
+
 async function runCase(c: Case): Promise<Outcome> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
-  const problems: string[] = [];
   const database = join(dir, 'db.sqlite3');
-  try {
+  return inCaseFolder(c, dir, async (problems) => {
     await cp(template, dir, { recursive: true });
     await prepare(dir, c.operation);
     const writer = c.writer ? await startWriterProcess(database, { intervalMs: 3 }) : undefined;
@@ -276,26 +297,14 @@ async function runCase(c: Case): Promise<Outcome> {
         const bad = result.artifacts.filter((a) => !a.ok && !/no committed replica/.test(a.problem ?? ''));
         if (bad.length) problems.push(`${result.backupId} fails verify --deep: ${bad.map((a) => a.problem).join('; ')}`);
       }
-      for (const entry of entries) {
-        const r = await restore(engine, {
-          backup: entry.manifest.id,
-          testMode: true,
-          only: ['database'],
-          target: join(dir, '.stowage', `check-${entry.manifest.id}.sqlite3`),
-        });
-        if ((await sha256(r.target!)) !== entry.manifest.source.snapshotSha256) problems.push(`${entry.manifest.id} does not restore byte-exact`);
-      }
+      problems.push(...(await restoreEach(engine, entries, join(dir, '.stowage'))));
     } catch (error) {
       problems.push(`checking the backups: ${(error as Error).message}`);
     } finally {
       await engine.close();
     }
-    return { case: c, killed, problems };
-  } catch (error) {
-    return { case: c, killed: false, problems: [...problems, `the checks failed: ${(error as Error).message}`] };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return killed;
+  });
 }
 
 /** A seeded PRNG (mulberry32), so the random kills are the same every run. */
@@ -463,10 +472,9 @@ async function requestEveryThaw(engine: Engine, ids: readonly string[]): Promise
 }
 
 async function runArchiveCase(c: { operation: ArchiveOperation; step: string; env: Record<string, string>; killAfterMs?: number }): Promise<Outcome> {
-  const problems: string[] = [];
   const { dir, bucket, prefix, ids, foreign } = await archiveCase(c.operation);
   const argv = ARCHIVE_OPERATIONS[c.operation].argv(ids);
-  try {
+  return inCaseFolder(c, dir, async (problems) => {
     const first = await runCli(dir, argv, c.env, c.killAfterMs);
     const killed = first.signal === 'SIGKILL';
     // A thaw ends saying the thaws it requested are pending (exit 1, stowage.restore.thaw_pending), or, once
@@ -492,7 +500,7 @@ async function runArchiveCase(c: { operation: ArchiveOperation; step: string; en
       ];
       if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`bucket rules ${got.join('; ')}, not ${want.join('; ')}`);
       if (!isDeepStrictEqual(rules[0], foreign)) problems.push(`the foreign rule changed: ${JSON.stringify(rules[0])}`);
-      return { case: c, killed, problems };
+      return killed;
     }
 
     const engine = await openArchiveEngine(dir);
@@ -517,24 +525,12 @@ async function runArchiveCase(c: { operation: ArchiveOperation; step: string; en
       }
       await requestEveryThaw(engine, ids);
       oss.clock.advance(60 * 60_000); // ColdArchive's expedited thaw
-      for (const entry of entries) {
-        const r = await restore(engine, {
-          backup: entry.manifest.id,
-          testMode: true,
-          only: ['database'],
-          target: join(dir, `check-${entry.manifest.id}.sqlite3`),
-        });
-        if ((await sha256(r.target!)) !== entry.manifest.source.snapshotSha256) problems.push(`${entry.manifest.id} does not restore byte-exact`);
-      }
+      problems.push(...(await restoreEach(engine, entries, dir)));
     } finally {
       await engine.close();
     }
-    return { case: c, killed, problems };
-  } catch (error) {
-    return { case: c, killed: false, problems: [...problems, `the checks failed: ${(error as Error).message}`] };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return killed;
+  });
 }
 
 function archiveCases() {
