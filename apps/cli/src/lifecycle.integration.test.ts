@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,8 @@ let oss: OssTestServer;
 interface LifecycleCalls {
   getBucketLifecycle(bucket: string): Promise<{ rules: Array<{ id: string; prefix: string; transition?: { days: string; storageClass: string } }> }>;
   putBucketLifecycle(bucket: string, rules: object[]): Promise<unknown>;
+  put(key: string, body: Buffer): Promise<unknown>;
+  delete(key: string): Promise<unknown>;
 }
 const OSS = createRequire(import.meta.url)('ali-oss') as new (options: object) => LifecycleCalls;
 let admin: LifecycleCalls;
@@ -162,6 +164,20 @@ describe('stowage destinations lifecycle (OSS test server)', () => {
       'the lock is released',
     ).toEqual([]);
     expect(oss.requests.some((r) => r.bucket === 'cold' && r.key === 'locks/lifecycle.lock' && r.method === 'PUT')).toBe(true);
+  });
+
+  it("a live holder of the bucket's lifecycle lock fails an apply that does not wait, naming it and what to run; nothing is written", async () => {
+    const holder = { id: 'other-apply', host: hostname(), pid: process.pid, operation: 'lifecycle', startedAt: new Date().toISOString() };
+    await admin.put('locks/lifecycle.lock', Buffer.from(JSON.stringify({ ...holder, expiresAt: new Date(Date.now() + 600_000).toISOString() })));
+    try {
+      const before = oss.requests.filter((r) => r.operation === 'PutBucketLifecycle').length;
+      const held = await run('destinations', 'lifecycle', 'apply', '--yes');
+      expect(held.code).toBe(1);
+      expect(held.stderr).toMatch(/holds the lock on destination cold \(bucket lifecycle\).*run `stowage destinations lifecycle apply --wait 11m`/);
+      expect(oss.requests.filter((r) => r.operation === 'PutBucketLifecycle').length).toBe(before);
+    } finally {
+      await admin.delete('locks/lifecycle.lock');
+    }
   });
 
   it('a local folder or a destination without an archive policy: exit 2, saying why', async () => {

@@ -50,7 +50,8 @@ export async function applyLifecycle(
     const lock = await acquireDestinationLock(
       { name: `${name} (bucket lifecycle)`, adapter: bucket },
       { operation: 'lifecycle', ...(options.command !== undefined && { command: options.command }) },
-      { key: LIFECYCLE_LOCK_KEY, waitMs: options.waitMs ?? 0 },
+      // A holder that is gone leaves a lease of at most 10 minutes, which a waiting apply takes over.
+      { key: LIFECYCLE_LOCK_KEY, waitMs: options.waitMs ?? 0, unlock: 'stowage destinations lifecycle apply --wait 11m' },
     );
     try {
       const readBack = await lifecycle.put(rules);

@@ -118,6 +118,8 @@ export interface DestinationLockOptions extends LockOptions {
   settleMs?: number;
   /** The lock object's key (default `DESTINATION_LOCK_KEY`): another key is a lock on something else kept there. */
   key?: string;
+  /** The command that gets past the lock when its holder is gone, for messages (default `stowage unlock --destination <name>`). */
+  unlock?: string;
 }
 
 /** A source lock not renewed for this long is stale. */
@@ -212,7 +214,7 @@ export async function acquireLockFile(path: string, request: LockRequest, option
 }
 
 /**
- * Takes the lock on a destination's repository: the object `locks/repository.lock`, created with
+ * Takes the lock on a destination's repository: the object `locks/repository.lock` (or `key`), created with
  * a conditional put where the backend has one, holding a lease of `leaseMs`. An expired lease (or
  * a holder gone from this host) is deleted and the lock taken; a live one is waited for up to
  * `waitMs`. Without conditional put the lock is best effort (`exclusive: false`).
@@ -261,7 +263,7 @@ export async function acquireDestinationLock(
       continue;
     }
     const where = `destination ${name}`;
-    await wait(() => heldError(current, where, `stowage unlock --destination ${name}`, options.waitMs));
+    await wait(() => heldError(current, where, options.unlock ?? `stowage unlock --destination ${name}`, options.waitMs));
   }
 
   crashPoint('lock.destination-taken');
