@@ -1,4 +1,4 @@
-import { describeThawTimes, lifecycleRulesOf, runArchive, thawStatus, type Engine, type ThawRequest } from '@stowage/core';
+import { applyLifecycle, describeThawTimes, lifecycleRulesOf, runArchive, thawStatus, type Engine, type ThawRequest } from '@stowage/core';
 import type { LifecycleRule, ThawTier } from '@stowage/storage';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { waitMs } from './commands.js';
@@ -75,22 +75,37 @@ const LIFECYCLE_CAVEAT =
   '(a full can go cold while incrementals replaying it are hot), and it also moves the manifests and page-hash lists ' +
   'in the folder, which `archive run` keeps hot (S3 skips objects under 128 KiB by default; OSS does not)';
 
-/** The destinations `destinations lifecycle` works on, each with the rules its archive policy stands for. */
-function lifecycleTargets(engine: Engine, only: string | undefined) {
-  const specs = engine.config.destinations.filter((d) => (only === undefined ? d.archive !== undefined : d.name === only));
+/**
+ * The destinations `destinations lifecycle` works on, each with the rules its archive policy stands
+ * for. With `withoutPolicy` (apply), also every cloud-bucket destination without a policy, with no
+ * rules: applying them removes the rules a deleted policy left behind.
+ */
+function lifecycleTargets(engine: Engine, only: string | undefined, withoutPolicy = false) {
+  const specs = engine.config.destinations.filter((d) => (only === undefined ? d.archive !== undefined || withoutPolicy : d.name === only));
   if (only !== undefined && specs.length === 0) throw new UsageError(`no destination named '${only}' (see the config's destinations)`);
-  if (only !== undefined && specs[0]!.archive === undefined)
+  if (only !== undefined && specs[0]!.archive === undefined && !withoutPolicy)
     throw new UsageError(`destination '${only}' has no archive policy: add "archive": { "after": …, "storageClass": … } to it first`);
-  return specs.map((spec) => {
+  return specs.flatMap((spec) => {
     const destination = engine.destinations.find((d) => d.name === spec.name);
     if (!destination) throw new UsageError(`destination '${spec.name}' is not available for this run`);
     const { lifecycle } = destination.adapter;
     if (!lifecycle) {
+      // A folder without a policy has no rules to remove either.
+      if (spec.archive === undefined && only === undefined) return [];
+      if (spec.archive === undefined) throw new UsageError(`destination '${only}' has no archive policy (and, a folder, no lifecycle rules to remove)`);
       throw new UsageError(
         `bucket lifecycle rules are a cloud-bucket feature (S3, OSS); '${spec.name}' (${destination.adapter.description}) has none: use stowage archive run`,
       );
     }
-    return { name: spec.name, description: destination.adapter.description, lifecycle, rules: lifecycleRulesOf(spec.archive!) };
+    return [
+      {
+        name: spec.name,
+        description: destination.adapter.description,
+        lifecycle,
+        policy: spec.archive !== undefined,
+        rules: spec.archive ? lifecycleRulesOf(spec.archive) : [],
+      },
+    ];
   });
 }
 
@@ -119,23 +134,36 @@ export async function runLifecyclePrint(engine: Engine, out: Output, options: { 
 
 /**
  * `stowage destinations lifecycle apply`: writes each destination's rules (replacing only
- * Stowage's own, ids `stowage-…`, under its prefix), then reads them back to confirm.
+ * Stowage's own for its prefix, see `isOwnLifecycleRule`) under the bucket's lifecycle lock, then
+ * reads them back to confirm. A cloud destination without an archive policy that still has
+ * Stowage rules (its policy was deleted) has them removed; the bucket's other rules are kept.
  */
-export async function runLifecycleApply(engine: Engine, out: Output, options: { destination?: string; yes?: boolean }): Promise<ExitCode> {
-  const targets = lifecycleTargets(engine, options.destination);
+export async function runLifecycleApply(
+  engine: Engine,
+  out: Output,
+  options: { destination?: string; yes?: boolean; waitMs?: number; command?: string },
+): Promise<ExitCode> {
+  const targets = [];
+  for (const t of lifecycleTargets(engine, options.destination, true)) {
+    // Without a policy only leftovers are written: a bucket with none is not touched.
+    if (t.policy || (await t.lifecycle.get()).length > 0) targets.push(t);
+  }
   if (targets.length > 0 && !options.yes) {
     throw new UsageError(`apply replaces Stowage's lifecycle rules at ${targets.map((t) => t.name).join(', ')} (other rules are kept): add --yes`);
   }
   const applied = [];
   for (const t of targets) {
-    const readBack = await t.lifecycle.put(t.rules);
+    const readBack = await applyLifecycle(engine, t.name, t.rules, {
+      ...(options.waitMs !== undefined && { waitMs: options.waitMs }),
+      ...(options.command !== undefined && { command: options.command }),
+    });
     applied.push({ destination: t.name, description: t.description, rules: t.rules, readBack, confirmed: sameRules(t.rules, readBack) });
   }
   const ok = applied.every((a) => a.confirmed);
   out.result({ destinations: applied, caveat: LIFECYCLE_CAVEAT });
-  if (applied.length === 0) out.say('no destination has an archive policy: nothing to apply');
+  if (applied.length === 0) out.say('no destination has an archive policy or Stowage rules left over: nothing to apply');
   for (const a of applied) {
-    out.say(`${a.destination} (${a.description}): ${a.rules.map(describeRule).join('; ')}`);
+    out.say(`${a.destination} (${a.description}): ${a.rules.map(describeRule).join('; ') || "no archive policy: Stowage's rules removed"}`);
     out.say(
       a.confirmed
         ? '  read back: the bucket has exactly these Stowage rules'

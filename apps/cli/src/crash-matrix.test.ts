@@ -14,12 +14,28 @@ import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { backup, CRASH_POINTS, listBackups, openEngine, resolveConfig, restore, verify, type CrashPointName } from '@stowage/core';
+import { builtinRegistry } from '@stowage/adapters';
+import {
+  backup,
+  CoreErrorCode,
+  CRASH_POINTS,
+  listBackups,
+  openEngine,
+  resolveConfig,
+  restore,
+  runArchive,
+  thawStatus,
+  verify,
+  type CrashPointName,
+  type Engine,
+} from '@stowage/core';
 import { checkWriterInvariants, createGreaterWmsDatabase, simulateWarehouseActivity, startWriterProcess, writeSampleMedia } from '@stowage/fixtures';
+import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -59,7 +75,7 @@ interface Case {
 }
 
 interface Outcome {
-  case: Case;
+  case: Pick<Case, 'step'> & { operation: string };
   /** `killed` at the step, `finished` before a random kill, or what went wrong. */
   killed: boolean;
   problems: string[];
@@ -202,11 +218,32 @@ async function leftovers(dir: string): Promise<string[]> {
 
 const integrity = (path: string) => execFileSync('sqlite3', [path, 'PRAGMA integrity_check'], { encoding: 'utf8' }).trim();
 
+/** Runs a case in its folder `dir`, removed afterwards: `body` notes problems and says whether the first command was killed. */
+async function inCaseFolder(c: Outcome['case'], dir: string, body: (problems: string[]) => Promise<boolean>): Promise<Outcome> {
+  const problems: string[] = [];
+  try {
+    return { case: c, killed: await body(problems), problems };
+  } catch (error) {
+    return { case: c, killed: false, problems: [...problems, `the checks failed: ${(error as Error).message}`] };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Restores the database of each of `entries` (test mode) into `folder`: a problem for each that does not come back byte-exact. */
+async function restoreEach(engine: Engine, entries: Awaited<ReturnType<typeof listBackups>>, folder: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const { manifest } of entries) {
+    const r = await restore(engine, { backup: manifest.id, testMode: true, only: ['database'], target: join(folder, `check-${manifest.id}.sqlite3`) });
+    if ((await sha256(r.target!)) !== manifest.source.snapshotSha256) problems.push(`${manifest.id} does not restore byte-exact`);
+  }
+  return problems;
+}
+
 async function runCase(c: Case): Promise<Outcome> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
-  const problems: string[] = [];
   const database = join(dir, 'db.sqlite3');
-  try {
+  return inCaseFolder(c, dir, async (problems) => {
     await cp(template, dir, { recursive: true });
     await prepare(dir, c.operation);
     const writer = c.writer ? await startWriterProcess(database, { intervalMs: 3 }) : undefined;
@@ -260,26 +297,14 @@ async function runCase(c: Case): Promise<Outcome> {
         const bad = result.artifacts.filter((a) => !a.ok && !/no committed replica/.test(a.problem ?? ''));
         if (bad.length) problems.push(`${result.backupId} fails verify --deep: ${bad.map((a) => a.problem).join('; ')}`);
       }
-      for (const entry of entries) {
-        const r = await restore(engine, {
-          backup: entry.manifest.id,
-          testMode: true,
-          only: ['database'],
-          target: join(dir, '.stowage', `check-${entry.manifest.id}.sqlite3`),
-        });
-        if ((await sha256(r.target!)) !== entry.manifest.source.snapshotSha256) problems.push(`${entry.manifest.id} does not restore byte-exact`);
-      }
+      problems.push(...(await restoreEach(engine, entries, join(dir, '.stowage'))));
     } catch (error) {
       problems.push(`checking the backups: ${(error as Error).message}`);
     } finally {
       await engine.close();
     }
-    return { case: c, killed, problems };
-  } catch (error) {
-    return { case: c, killed: false, problems: [...problems, `the checks failed: ${(error as Error).message}`] };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return killed;
+  });
 }
 
 /** A seeded PRNG (mulberry32), so the random kills are the same every run. */
@@ -322,8 +347,7 @@ async function inBatches<T, R>(items: readonly T[], size: number, fn: (item: T) 
   return results;
 }
 
-function table(outcomes: readonly Outcome[]): string {
-  const operations = Object.keys(OPERATIONS) as Operation[];
+function table(outcomes: readonly Outcome[], operations: readonly string[] = Object.keys(OPERATIONS)): string {
   const steps = [...new Set(outcomes.map((o) => o.case.step))];
   const cell = (o: Outcome | undefined) => (!o ? '' : o.problems.length ? 'FAIL' : o.killed ? 'ok' : 'ok (done)');
   const rows = steps.map((step) => [step, ...operations.map((op) => cell(outcomes.find((o) => o.case.step === step && o.case.operation === op)))]);
@@ -332,17 +356,217 @@ function table(outcomes: readonly Outcome[]): string {
   return [line(['step', ...operations]), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line)].join('\n');
 }
 
+/*
+ * The archive rows: `archive run`, a thaw (`restore --thaw`, which requests the thaws and exits
+ * saying they are pending) and `destinations lifecycle apply`, against the OSS test server (archive
+ * classes, a thaw clock, bucket lifecycles), each case over its own prefix or bucket. After the kill
+ * and the same command again: the repository converges (a further `archive run` moves nothing,
+ * every artifact a thaw asked for is thawing or thawed, the bucket holds exactly the policy's rules
+ * beside the foreign one, untouched), no lock is left, `verify` passes without reading, and every
+ * backup restores byte-exact once what it needs is thawed.
+ */
+type ArchiveOperation = 'archive' | 'thaw' | 'lifecycle';
+const OSS_ENV = { CRASH_OSS_ID: 'crash-matrix-id', CRASH_OSS_SECRET: 'crash-matrix-secret' };
+const ARCHIVE_CLASS = 'ColdArchive';
+/** Chain 1 (full + incremental, each with the media file set): the artifacts `archive run` moves and a restore of it thaws. */
+const CHAIN_ARTIFACTS = 4;
+const passesOf = (step: CrashPointName, n: number) => Array.from({ length: n }, (_, i) => `${step}@${i + 1}`);
+const ARCHIVE_OPERATIONS: Record<ArchiveOperation, { argv: (ids: string[]) => string[]; steps: string[] }> = {
+  archive: {
+    argv: () => ['archive', 'run'],
+    steps: [
+      'lock.source-taken',
+      'lock.destination-taken',
+      ...passesOf('archive.artifact-copied', CHAIN_ARTIFACTS),
+      'lock.destination-released',
+      'lock.source-released',
+    ],
+  },
+  thaw: {
+    argv: (ids) => ['restore', ids[1]!, '--test-mode', '--thaw', '--tier', 'expedited', '--days', '30', '--json'],
+    steps: ['lock.destination-taken', ...passesOf('thaw.requested', CHAIN_ARTIFACTS), 'lock.destination-released'],
+  },
+  // Its one lock is the bucket's lifecycle lock.
+  lifecycle: {
+    argv: () => ['destinations', 'lifecycle', 'apply', '--yes'],
+    steps: ['lock.destination-taken', 'lifecycle.written', 'lock.destination-released'],
+  },
+};
+
+let oss: OssTestServer;
+/** The database and media every archive case starts from. */
+let archiveBase: string;
+let caseNumber = 0;
+const FOREIGN_RULE = { id: 'logs-expire', prefix: 'logs/', status: 'Enabled', expiration: { days: 30 } };
+
+/** The ali-oss lifecycle calls the lifecycle rows use (the CLI package has ali-oss but not its types). */
+interface OssAdmin {
+  getBucketLifecycle(bucket: string): Promise<{ rules: Array<{ id: string; prefix: string; transition?: { days: string; storageClass: string } }> }>;
+  putBucketLifecycle(bucket: string, rules: object[]): Promise<unknown>;
+}
+const ossAdmin = () =>
+  new (createRequire(import.meta.url)('ali-oss') as new (options: object) => OssAdmin)({
+    accessKeyId: OSS_ENV.CRASH_OSS_ID,
+    accessKeySecret: OSS_ENV.CRASH_OSS_SECRET,
+    endpoint: oss.endpoint,
+    region: 'oss-cn-hangzhou',
+  });
+
+/**
+ * A case's folder and repository: chain 1 (full 10 days old, incremental 9 days old) and chain 2 (a
+ * full a day old) at `oss://crash/<case>` under an archive policy of 2 days; for the thaw rows chain 1
+ * is archived already. The lifecycle rows get a bucket of their own with a foreign rule in it.
+ */
+async function archiveCase(operation: ArchiveOperation): Promise<{ dir: string; bucket: string; prefix: string; ids: string[]; foreign?: unknown }> {
+  const n = ++caseNumber;
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-archive-'));
+  await cp(archiveBase, dir, { recursive: true });
+  const bucket = operation === 'lifecycle' ? `lifecycle-${n}` : 'crash';
+  const prefix = `case-${n}`;
+  let foreign: unknown;
+  if (operation === 'lifecycle') {
+    oss.createBucket(bucket);
+    await ossAdmin().putBucketLifecycle(bucket, [FOREIGN_RULE]);
+    [foreign] = (await ossAdmin().getBucketLifecycle(bucket)).rules;
+  }
+  const file = {
+    source: { database: 'db.sqlite3', busyTimeoutMs: 8000, files: { media: { path: 'media' } } },
+    destinations: [
+      {
+        name: 'cold',
+        url: `oss://${bucket}/${prefix}`,
+        options: { region: 'oss-cn-hangzhou', endpoint: oss.endpoint, secure: false, accessKeyIdEnv: 'CRASH_OSS_ID', accessKeySecretEnv: 'CRASH_OSS_SECRET' },
+        archive: { after: '2d', storageClass: ARCHIVE_CLASS, types: ['full', 'incremental'] },
+      },
+    ],
+    compression: { algorithm: 'zstd', level: 1 },
+  };
+  await writeFile(join(dir, 'stowage.config.json'), JSON.stringify(file, null, 2));
+  const ids: string[] = [];
+  if (operation !== 'lifecycle') {
+    for (const [type, daysAgo] of [
+      ['full', 10],
+      ['incremental', 9],
+      ['full', 1],
+    ] as const) {
+      simulateWarehouseActivity(join(dir, 'db.sqlite3'), { seed: ids.length + 1, operations: 10 });
+      await writeFile(join(dir, 'media', `added-${ids.length}.txt`), `media file ${ids.length}\n`);
+      const engine = await openArchiveEngine(dir, new Date(Date.now() - daysAgo * DAY));
+      ids.push((await backup(engine, { type })).manifest.id);
+      if (operation === 'thaw' && ids.length === 3) expect((await runArchive(engine)).moved).toHaveLength(CHAIN_ARTIFACTS);
+      await engine.close();
+    }
+  }
+  return { dir, bucket, prefix, ids, foreign };
+}
+
+const openArchiveEngine = (dir: string, now?: Date) => openEngine(config(dir), { registry: builtinRegistry(), retry: false, ...(now && { now: () => now }) });
+
+/** Asks for a thaw of whatever a restore of each backup needs (those already thawing are left as they are). */
+async function requestEveryThaw(engine: Engine, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    await restore(engine, { backup: id, testMode: true, only: ['database'], thaw: { tier: 'expedited', days: 30, wait: false } }).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code !== CoreErrorCode.ThawPending) throw error;
+    });
+  }
+}
+
+async function runArchiveCase(c: { operation: ArchiveOperation; step: string; env: Record<string, string>; killAfterMs?: number }): Promise<Outcome> {
+  const { dir, bucket, prefix, ids, foreign } = await archiveCase(c.operation);
+  const argv = ARCHIVE_OPERATIONS[c.operation].argv(ids);
+  return inCaseFolder(c, dir, async (problems) => {
+    const first = await runCli(dir, argv, c.env, c.killAfterMs);
+    const killed = first.signal === 'SIGKILL';
+    // A thaw ends saying the thaws it requested are pending (exit 1, stowage.restore.thaw_pending), or, once
+    // they are done (the server's thaw clock is shared by the cases running at once), restores (exit 0).
+    const finished = (run: { code: number | null; stdout: string }) =>
+      run.code === 0 || (c.operation === 'thaw' && run.code === 1 && run.stdout.includes(CoreErrorCode.ThawPending));
+    if (!killed && (c.killAfterMs === undefined || !finished(first)))
+      problems.push(`not killed: exit ${first.code}: ${first.stderr.trim().split('\n').at(-1)}`);
+
+    const next = await runCli(dir, argv);
+    if (!finished(next)) problems.push(`next command failed (${next.code}): ${next.stderr.trim().split('\n').at(-1)}`);
+    const locks = oss.keys(bucket).filter((key) => key.startsWith(`${prefix}/locks/`) || key.startsWith('locks/'));
+    if (locks.length) problems.push(`locks left: ${locks.join(', ')}`);
+    const left = await leftovers(dir);
+    if (left.length) problems.push(`left behind: ${left.join(', ')}`);
+
+    if (c.operation === 'lifecycle') {
+      const rules = (await ossAdmin().getBucketLifecycle(bucket)).rules;
+      const got = rules.map((r) => `${r.id} ${r.prefix} ${r.transition?.days ?? '-'} ${r.transition?.storageClass ?? '-'}`);
+      const want = [
+        'logs-expire logs/ - -',
+        ...['full', 'incremental'].map((folder) => `stowage-${prefix}/${folder}/ ${prefix}/${folder}/ 2 ${ARCHIVE_CLASS}`),
+      ];
+      if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`bucket rules ${got.join('; ')}, not ${want.join('; ')}`);
+      if (!isDeepStrictEqual(rules[0], foreign)) problems.push(`the foreign rule changed: ${JSON.stringify(rules[0])}`);
+      return killed;
+    }
+
+    const engine = await openArchiveEngine(dir);
+    try {
+      const entries = await listBackups(engine);
+      if (entries.map((e) => e.manifest.id).join() !== ids.join())
+        problems.push(`backups ${entries.map((e) => e.manifest.id).join()} listed, not ${ids.join()}`);
+      if (c.operation === 'archive') {
+        const again = await runArchive(engine);
+        if (again.moved.length || again.failures.length)
+          problems.push(`a further archive run still moves ${again.moved.map((m) => m.key).join(', ')} ${again.failures.map((f) => f.message).join('; ')}`);
+        const classes = entries.map((e) => Object.values(e.storageClasses?.cold ?? {}).filter((k) => k === ARCHIVE_CLASS).length);
+        if (classes.join() !== '2,2,0') problems.push(`archived artifacts per backup ${classes.join()}, not 2,2,0`);
+      } else {
+        const states = (await thawStatus(engine, ids[1]!)).artifacts.map((a) => a.state);
+        if (states.length !== CHAIN_ARTIFACTS || states.includes('archived')) problems.push(`thaws not all requested: ${states.join(', ')}`);
+      }
+      // Sizes and the destination's checksums of the archived copies, without reading them.
+      for (const result of await verify(engine, { all: true })) {
+        const bad = result.artifacts.filter((a) => !a.ok);
+        if (bad.length) problems.push(`${result.backupId} fails verify: ${bad.map((a) => a.problem).join('; ')}`);
+      }
+      await requestEveryThaw(engine, ids);
+      oss.clock.advance(60 * 60_000); // ColdArchive's expedited thaw
+      problems.push(...(await restoreEach(engine, entries, dir)));
+    } finally {
+      await engine.close();
+    }
+    return killed;
+  });
+}
+
+function archiveCases() {
+  const all: Array<{ operation: ArchiveOperation; step: string; env: Record<string, string>; killAfterMs?: number }> = [];
+  for (const [operation, { steps }] of Object.entries(ARCHIVE_OPERATIONS) as Array<[ArchiveOperation, { steps: string[] }]>) {
+    for (const step of steps) all.push({ operation, step, env: { STOWAGE_CRASH_AT: step } });
+  }
+  const next = random(16);
+  for (const operation of Object.keys(ARCHIVE_OPERATIONS) as ArchiveOperation[]) {
+    const ms = 300 + Math.floor(next() * 900);
+    all.push({ operation, step: `random@${ms}ms`, env: {}, killAfterMs: ms });
+  }
+  return all;
+}
+
 beforeAll(async () => {
-  [bin] = await Promise.all([bundleCli(), makeTemplate()]);
+  Object.assign(process.env, OSS_ENV);
+  archiveBase = await mkdtemp(join(tmpdir(), 'stowage-crash-archive-base-'));
+  createGreaterWmsDatabase(join(archiveBase, 'db.sqlite3'), { seed: 6, scale: 0.05 });
+  writeSampleMedia(join(archiveBase, 'media'), { count: 4, maxBytes: 2048 });
+  [bin, oss] = await Promise.all([
+    bundleCli(),
+    startOssTestServer({ accessKeyId: OSS_ENV.CRASH_OSS_ID, accessKeySecret: OSS_ENV.CRASH_OSS_SECRET, buckets: ['crash'] }),
+    makeTemplate(),
+  ]);
 }, 120_000);
 afterAll(async () => {
+  await oss?.close();
+  await rm(archiveBase, { recursive: true, force: true });
   await rm(template, { recursive: true, force: true });
   await rm(resolve(dirname(bin), '..'), { recursive: true, force: true });
 });
 
 describe('the crash matrix', () => {
   it('covers every crash point with at least one operation', () => {
-    const covered = new Set(Object.values(OPERATIONS).flatMap((o) => o.steps));
+    const covered = new Set([...Object.values(OPERATIONS), ...Object.values(ARCHIVE_OPERATIONS)].flatMap((o) => o.steps.map((step) => step.split('@')[0])));
     expect(CRASH_POINTS.filter((step) => !covered.has(step))).toEqual([]);
   });
 
@@ -372,6 +596,16 @@ describe('the crash matrix', () => {
     const failed = outcomes.filter((o) => o.problems.length);
     const size = `${Object.keys(OPERATIONS).length} operations × ${CRASH_POINTS.length} steps: ${outcomes.length} cases (${outcomes.filter((o) => o.killed).length} killed, ${outcomes.filter((o) => !o.killed).length} finished before a random kill), ${outcomes.length - failed.length} ok, ${failed.length} bad, in ${Math.round((performance.now() - started) / 1000)} s`;
     console.log(`${table(outcomes)}\n${size}`);
+    expect(failed.map((o) => `${o.case.operation} × ${o.case.step}: ${o.problems.join('; ')}`)).toEqual([]);
+  }, 600_000);
+
+  it('a SIGKILL at every step of archive run, a thaw and lifecycle apply (or at random) loses no backup, and the same command again converges', async () => {
+    const started = performance.now();
+    const outcomes = await inBatches(archiveCases(), 2, runArchiveCase);
+    const failed = outcomes.filter((o) => o.problems.length);
+    console.log(
+      `${table(outcomes, Object.keys(ARCHIVE_OPERATIONS))}\n${outcomes.length} archive cases (${outcomes.filter((o) => o.killed).length} killed), ${failed.length} bad, in ${Math.round((performance.now() - started) / 1000)} s`,
+    );
     expect(failed.map((o) => `${o.case.operation} × ${o.case.step}: ${o.problems.join('; ')}`)).toEqual([]);
   }, 600_000);
 });

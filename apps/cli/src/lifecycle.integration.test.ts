@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,11 +14,18 @@ let oss: OssTestServer;
 interface LifecycleCalls {
   getBucketLifecycle(bucket: string): Promise<{ rules: Array<{ id: string; prefix: string; transition?: { days: string; storageClass: string } }> }>;
   putBucketLifecycle(bucket: string, rules: object[]): Promise<unknown>;
+  put(key: string, body: Buffer): Promise<unknown>;
+  delete(key: string): Promise<unknown>;
 }
 const OSS = createRequire(import.meta.url)('ali-oss') as new (options: object) => LifecycleCalls;
 let admin: LifecycleCalls;
 
 const run = (...rest: string[]) => runCli(dir, ENV, ...rest);
+/** The bucket's lifecycle configuration as the server sends it. */
+const rawLifecycle = async () => {
+  const { res } = (await admin.getBucketLifecycle('cold')) as unknown as { res: { data: Buffer } };
+  return res.data.toString('utf8');
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stowage-cli-lifecycle-'));
@@ -40,6 +47,15 @@ beforeAll(async () => {
     ],
   };
   await writeFile(join(dir, 'stowage.config.json'), JSON.stringify(config));
+  // The same bucket without cold's archive policy (it was deleted), and a second installation under another prefix.
+  await writeFile(join(dir, 'deleted.config.json'), JSON.stringify({ ...config, destinations: config.destinations.map(({ archive: _, ...d }) => d) }));
+  await writeFile(
+    join(dir, 'other.config.json'),
+    JSON.stringify({
+      source: { database: 'other.sqlite3' },
+      destinations: [{ name: 'other', url: 'oss://cold/other', options: ossOptions, archive: { after: '60d', storageClass: 'Archive' } }],
+    }),
+  );
   await writeFile(
     join(dir, 'local.config.json'),
     JSON.stringify({ ...config, destinations: [{ ...config.destinations[0], archive: { after: '30d', storageClass: 'Archive' } }] }),
@@ -104,6 +120,64 @@ describe('stowage destinations lifecycle (OSS test server)', () => {
       result: { destinations: [{ destination: 'cold', confirmed: true }] },
     });
     expect((await admin.getBucketLifecycle('cold')).rules).toEqual(first);
+  });
+
+  it("apply after a policy was deleted removes that destination's Stowage rules only; the foreign rule stays byte-identical", async () => {
+    const foreignXml = async () => /<Rule>(?:(?!<\/Rule>)[\s\S])*<ID>logs-expire<\/ID>[\s\S]*?<\/Rule>/.exec(await rawLifecycle())?.[0];
+    await run('destinations', 'lifecycle', 'apply', '--yes');
+    const foreign = await foreignXml();
+    expect(foreign).toContain('<Expiration>');
+    expect((await admin.getBucketLifecycle('cold')).rules.map((r) => r.id)).toEqual(['logs-expire', 'stowage-wms/full/', 'stowage-wms/incremental/']);
+
+    const removed = await run('destinations', 'lifecycle', 'apply', '--yes', '--config', 'deleted.config.json');
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain("cold (oss://cold/wms/): no archive policy: Stowage's rules removed");
+    expect((await admin.getBucketLifecycle('cold')).rules.map((r) => r.id)).toEqual(['logs-expire']);
+    expect(await foreignXml()).toBe(foreign);
+
+    const writes = () => oss.requests.filter((r) => r.operation === 'PutBucketLifecycle' || r.operation === 'DeleteBucketLifecycle').length;
+    const before = writes();
+    const again = await run('destinations', 'lifecycle', 'apply', '--yes', '--config', 'deleted.config.json');
+    expect([again.code, again.stdout.trim()]).toEqual([0, 'no destination has an archive policy or Stowage rules left over: nothing to apply']);
+    expect(writes(), 'nothing left over: nothing written').toBe(before);
+  });
+
+  it("two applies at once for two prefixes of one bucket both land: the bucket's lifecycle lock serialises the read-modify-writes", async () => {
+    // The first write is held 15 s: without the lock, the other writer reads the configuration meanwhile and
+    // writes first, and the held write, built on what its writer read before, would then drop the other's rules.
+    oss.faults.add({ fault: { kind: 'delay', ms: 15_000 }, operations: ['PutBucketLifecycle'], times: 1 });
+    const [mine, other] = await Promise.all([
+      run('destinations', 'lifecycle', 'apply', '--yes', '--wait', '60s'),
+      run('destinations', 'lifecycle', 'apply', '--yes', '--wait', '60s', '--config', 'other.config.json'),
+    ]);
+    expect([mine.code, other.code], `${mine.stderr}\n${other.stderr}`).toEqual([0, 0]);
+    expect(oss.faults.pending).toBe(0);
+    const rules = (await admin.getBucketLifecycle('cold')).rules;
+    expect(rules.map((r) => [r.id, r.transition?.days, r.transition?.storageClass]).sort()).toEqual([
+      ['logs-expire', undefined, undefined],
+      ['stowage-other/full/', '60', 'Archive'],
+      ['stowage-wms/full/', '28', 'ColdArchive'],
+      ['stowage-wms/incremental/', '28', 'ColdArchive'],
+    ]);
+    expect(
+      oss.keys('cold').filter((key) => key.startsWith('locks/')),
+      'the lock is released',
+    ).toEqual([]);
+    expect(oss.requests.some((r) => r.bucket === 'cold' && r.key === 'locks/lifecycle.lock' && r.method === 'PUT')).toBe(true);
+  });
+
+  it("a live holder of the bucket's lifecycle lock fails an apply that does not wait, naming it and what to run; nothing is written", async () => {
+    const holder = { id: 'other-apply', host: hostname(), pid: process.pid, operation: 'lifecycle', startedAt: new Date().toISOString() };
+    await admin.put('locks/lifecycle.lock', Buffer.from(JSON.stringify({ ...holder, expiresAt: new Date(Date.now() + 600_000).toISOString() })));
+    try {
+      const before = oss.requests.filter((r) => r.operation === 'PutBucketLifecycle').length;
+      const held = await run('destinations', 'lifecycle', 'apply', '--yes');
+      expect(held.code).toBe(1);
+      expect(held.stderr).toMatch(/holds the lock on destination cold \(bucket lifecycle\).*run `stowage destinations lifecycle apply --wait 11m`/);
+      expect(oss.requests.filter((r) => r.operation === 'PutBucketLifecycle').length).toBe(before);
+    } finally {
+      await admin.delete('locks/lifecycle.lock');
+    }
   });
 
   it('a local folder or a destination without an archive policy: exit 2, saying why', async () => {

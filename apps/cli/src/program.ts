@@ -302,11 +302,19 @@ export function stowageProgram(setExit: (code: number) => void): Command {
     );
   lifecycle
     .command('apply')
-    .description("write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix) and read them back")
+    .description(
+      "write the rules (replacing only Stowage's own, ids stowage-…, under the destination's prefix; removing them where the policy was deleted) under the bucket's lifecycle lock, and read them back",
+    )
     .option('--destination <name>', 'only this destination')
     .option('--yes', 'write without asking')
     .action((options: { destination?: string; yes?: boolean }, command: Command) =>
-      run(command, async (engine, out) => (await import('./archive-commands.js')).runLifecycleApply(engine, out, options)),
+      run(command, async (engine, out, impl) =>
+        (await import('./archive-commands.js')).runLifecycleApply(engine, out, {
+          ...options,
+          waitMs: impl.waitMs(globals(command).wait),
+          command: `${commandName(command).program} ${process.argv.slice(2).join(' ')}`,
+        }),
+      ),
     );
 
   const key = program.command('key').description('encryption keys: generate, show, check');

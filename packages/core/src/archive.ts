@@ -20,7 +20,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError } from '@stowage/errors';
-import { StorageError, StorageErrorCode, type LifecycleRule, type ObjectInfo, type ThawTier } from '@stowage/storage';
+import { crashPoint, StorageError, StorageErrorCode, type LifecycleRule, type ObjectInfo, type ThawTier } from '@stowage/storage';
 import { catalogOf, readCatalog, type CatalogEntry } from './catalog.js';
 import { findBackup } from './find.js';
 import { resolveChain } from './chain.js';
@@ -190,6 +190,7 @@ async function moveArtifact(destination: Destination, artifact: Artifact, storag
   const before = await destination.adapter.stat(artifact.key);
   if (before && serverChecksumMatch(before, artifact) === false) throw refuse(`was not moved to ${storageClass}: its checksum differs from its manifest's`);
   const after = await destination.adapter.setStorageClass!(artifact.key, storageClass);
+  crashPoint('archive.artifact-copied');
   const problem = copyProblem(after, artifact, before);
   if (problem) throw refuse(`does not match its manifest after it was moved to ${storageClass} (${problem})`);
   return after;
@@ -294,6 +295,7 @@ export async function requestThaws(
     if (!destination.adapter.requestThaw)
       throw new CoreError(CoreErrorCode.ConfigInvalid, `${destination.name} cannot thaw objects (its adapter has no requestThaw)`);
     const info = await destination.adapter.requestThaw(state.key, options);
+    crashPoint('thaw.requested');
     after.push({
       ...state,
       state: info.archive?.state ?? 'readable',

@@ -33,6 +33,7 @@ export {
   type ArtifactThawState,
   type ThawRequest,
 } from './archive.js';
+export { applyLifecycle, bucketRootUrl, LIFECYCLE_LOCK_KEY, type LifecycleApplyOptions } from './lifecycle.js';
 export { drill, drillHistory, lastDrill, type DrillResult } from './drill.js';
 export { CoreError, CoreErrorCode } from './errors.js';
 export { alertOnStatus, listEachDestination, status, type DestinationListing, type Status } from './status.js';

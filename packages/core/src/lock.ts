@@ -116,6 +116,10 @@ export interface DestinationLockOptions extends LockOptions {
   leaseMs?: number;
   /** Without conditional put: how long to wait between writing the lock and reading it back (default 2 s). */
   settleMs?: number;
+  /** The lock object's key (default `DESTINATION_LOCK_KEY`): another key is a lock on something else kept there. */
+  key?: string;
+  /** The command that gets past the lock when its holder is gone, for messages (default `stowage unlock --destination <name>`). */
+  unlock?: string;
 }
 
 /** A source lock not renewed for this long is stale. */
@@ -210,7 +214,7 @@ export async function acquireLockFile(path: string, request: LockRequest, option
 }
 
 /**
- * Takes the lock on a destination's repository: the object `locks/repository.lock`, created with
+ * Takes the lock on a destination's repository: the object `locks/repository.lock` (or `key`), created with
  * a conditional put where the backend has one, holding a lease of `leaseMs`. An expired lease (or
  * a holder gone from this host) is deleted and the lock taken; a live one is waited for up to
  * `waitMs`. Without conditional put the lock is best effort (`exclusive: false`).
@@ -221,6 +225,7 @@ export async function acquireDestinationLock(
   options: DestinationLockOptions = {},
 ): Promise<Lock> {
   const { name, adapter } = destination;
+  const key = options.key ?? DESTINATION_LOCK_KEY;
   const now = options.now ?? (() => new Date());
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const exclusive = adapter.capabilities.conditionalPut;
@@ -231,13 +236,13 @@ export async function acquireDestinationLock(
   /** Writes our lock over `current` (undefined or stale); true when the lock is ours. */
   const claim = async (current: HeldLock | undefined): Promise<boolean> => {
     if (!exclusive) {
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)));
+      await adapter.put(key, bufferBody(JSON.stringify(holder)));
       await sleep(options.settleMs ?? 2000);
-      return (await readDestination(adapter, name, now()))?.holder?.id === holder.id;
+      return (await readDestination(adapter, name, now(), key))?.holder?.id === holder.id;
     }
-    if (current) await adapter.delete([DESTINATION_LOCK_KEY]);
+    if (current) await adapter.delete([key]);
     try {
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
+      await adapter.put(key, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
       return true;
     } catch (error) {
       if (isAlreadyExists(error)) return false;
@@ -246,7 +251,7 @@ export async function acquireDestinationLock(
   };
 
   for (;;) {
-    const current = await readDestination(adapter, name, now());
+    const current = await readDestination(adapter, name, now(), key);
     // Ours already: a retried conditional put whose first attempt went through.
     if (current?.holder?.id === holder.id) break;
     if (current === undefined || current.stale !== undefined) {
@@ -258,7 +263,7 @@ export async function acquireDestinationLock(
       continue;
     }
     const where = `destination ${name}`;
-    await wait(() => heldError(current, where, `stowage unlock --destination ${name}`, options.waitMs));
+    await wait(() => heldError(current, where, options.unlock ?? `stowage unlock --destination ${name}`, options.waitMs));
   }
 
   crashPoint('lock.destination-taken');
@@ -271,15 +276,15 @@ export async function acquireDestinationLock(
     exclusive,
     ...(broke && { broke }),
     async renew() {
-      const current = await readDestination(adapter, name, now());
+      const current = await readDestination(adapter, name, now(), key);
       if (current?.holder?.id !== holder.id) throw lostError(name, `destination ${name}`, current);
       const renewed = { ...holder, expiresAt: new Date(now().getTime() + leaseMs).toISOString() };
-      await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(renewed)));
+      await adapter.put(key, bufferBody(JSON.stringify(renewed)));
       holder = renewed;
     },
     async release() {
-      if ((await readDestination(adapter, name, now()))?.holder?.id !== holder.id) return false;
-      await adapter.delete([DESTINATION_LOCK_KEY]);
+      if ((await readDestination(adapter, name, now(), key))?.holder?.id !== holder.id) return false;
+      await adapter.delete([key]);
       crashPoint('lock.destination-released');
       return true;
     },
@@ -491,10 +496,10 @@ async function readSource(
   }
 }
 
-async function readDestination(adapter: StorageAdapter, name: string, now: Date): Promise<HeldLock | undefined> {
+async function readDestination(adapter: StorageAdapter, name: string, now: Date, key = DESTINATION_LOCK_KEY): Promise<HeldLock | undefined> {
   let text: string;
   try {
-    text = Buffer.concat(await (await adapter.get(DESTINATION_LOCK_KEY)).toArray()).toString('utf8');
+    text = Buffer.concat(await (await adapter.get(key)).toArray()).toString('utf8');
   } catch (error) {
     if (isObjectNotFound(error)) return undefined;
     throw error;

@@ -84,6 +84,21 @@ export function describeBucketLifecycle(options: BucketLifecycleSuiteOptions): v
       expect(await neighbour.lifecycle.get()).toEqual([{ prefix: 'full/', days: 90, storageClass: options.storageClass }]);
     });
 
+    it("keeps a nested destination's rules and a user's rule named stowage-… unchanged, through a put and an empty put", async () => {
+      const mine = await options.create();
+      const nested = { id: `stowage-${mine.root}nested/full/`, prefix: `${mine.root}nested/full/` };
+      const named = { id: `stowage-${mine.root.replace(/\W/g, '')}-keep`, prefix: `${mine.root}full/` };
+      for (const rule of [nested, named]) await options.addForeignRule(rule.id, rule.prefix);
+      const theirs = async () => sorted((await options.bucketRules()).filter((r) => r.id === nested.id || r.id === named.id));
+      const before = await theirs();
+      expect(before.map((r) => r.id)).toEqual(sorted([nested, named] as BucketRule[]).map((r) => r.id));
+
+      expect(await mine.lifecycle.put(rules(options.storageClass))).toEqual(rules(options.storageClass));
+      expect(await theirs()).toEqual(before);
+      expect(await mine.lifecycle.put([])).toEqual([]);
+      expect(await theirs()).toEqual(before);
+    });
+
     it('refuses a class the backend cannot transition to, and zero days, before writing anything', async () => {
       const { lifecycle } = await options.create();
       const before = sorted(await options.bucketRules());

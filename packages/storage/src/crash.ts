@@ -30,6 +30,9 @@ export const CRASH_POINTS = [
   'restore.db-renamed-in',
   'restore.metadata-applied',
   'restore.journal-removed',
+  'archive.artifact-copied',
+  'thaw.requested',
+  'lifecycle.written',
   'lock.destination-released',
   'lock.source-released',
 ] as const;

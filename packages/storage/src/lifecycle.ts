@@ -12,9 +12,18 @@ export function lifecycleRuleId(bucketPrefix: string): string {
   return id;
 }
 
-/** Whether a bucket rule with `id` and `bucketPrefix` is Stowage's, for an adapter whose objects are under `root`. */
+/**
+ * Whether a bucket rule with `id` and `bucketPrefix` is Stowage's, for an adapter whose objects
+ * are under `root`: its id is the one `lifecycleRuleId` gives its prefix, and that prefix is one
+ * folder of the adapter's (`<root><folder>/`). A rule of a destination nested deeper (`<root>x/full/`,
+ * or any prefixed destination when `root` is the bucket's root) is that destination's, and a
+ * rule someone else wrote (another id, even one starting with `stowage-`) is theirs.
+ */
 export const isOwnLifecycleRule = (id: string | undefined, bucketPrefix: string | undefined, root: string): boolean =>
-  id?.startsWith(STOWAGE_RULE_ID_PREFIX) === true && bucketPrefix?.startsWith(root) === true;
+  bucketPrefix !== undefined &&
+  id === `${STOWAGE_RULE_ID_PREFIX}${bucketPrefix}` &&
+  bucketPrefix.startsWith(root) &&
+  /^[^/]+\/$/.test(bucketPrefix.slice(root.length));
 
 /** Checks `rules` before anything is written: whole days of at least 1, a class the backend transitions to, distinct prefixes. */
 export function assertLifecycleRules(rules: readonly LifecycleRule[], storageClasses: readonly string[], where: string): void {
