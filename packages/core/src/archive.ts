@@ -281,7 +281,7 @@ const hasArchiveClasses = (destination: Destination) => (destination.adapter.cap
 
 /** Requests a thaw of every `archived` artifact of `states` where it is archived; returns the states after. */
 export async function requestThaws(
-  engine: Engine,
+  engine: Pick<Engine, 'destinations'>,
   states: readonly ArtifactThawState[],
   options: { tier: ThawTier; days: number },
 ): Promise<ArtifactThawState[]> {
@@ -310,7 +310,7 @@ export async function requestThaws(
  * every `pollMs`; gives up after `timeoutMs` (`stowage.restore.thaw_pending`).
  */
 export async function waitForThaws(
-  engine: Engine,
+  engine: Pick<Engine, 'progress' | 'warn'>,
   chain: readonly CatalogEntry[],
   destinations: readonly Destination[],
   roles: ReadonlySet<Artifact['role']>,
@@ -340,7 +340,7 @@ export async function waitForThaws(
 }
 
 /** The slowest thaw per tier of the artifacts in `states` that still need one, from the destinations' documented times. */
-export function expectedThawTimes(engine: Engine, states: readonly ArtifactThawState[]): Partial<Record<ThawTier, number>> {
+export function expectedThawTimes(engine: Pick<Engine, 'destinations'>, states: readonly ArtifactThawState[]): Partial<Record<ThawTier, number>> {
   const times: Partial<Record<ThawTier, number>> = {};
   const tiers: ThawTier[] = ['expedited', 'standard', 'bulk'];
   for (const tier of tiers) {
@@ -395,7 +395,7 @@ export interface ThawRequest {
  * `stat` per artifact at destinations with archive classes, none elsewhere.
  */
 export async function ensureThawed(
-  engine: Engine,
+  engine: Pick<Engine, 'destinations' | 'progress' | 'warn'>,
   chain: readonly CatalogEntry[],
   destinations: readonly Destination[],
   options: { roles?: ReadonlySet<Artifact['role']>; thaw?: ThawRequest; command: string },
@@ -440,7 +440,7 @@ export async function ensureThawed(
  * read by `verify --deep`), then, with `wait`, polls until all are readable. Returns the time spent.
  */
 export async function thawEveryCopy(
-  engine: Engine,
+  engine: Pick<Engine, 'progress' | 'warn'>,
   entries: readonly CatalogEntry[],
   destinations: readonly Destination[],
   thaw: ThawRequest,
