@@ -515,13 +515,7 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function readSource(
-  path: string,
-  now: Date,
-  staleAfterMs: number,
-  name = 'source',
-  legacy?: LockFileOptions['legacy'],
-): Promise<StoredLock | undefined> {
+async function readSource(path: string, now: Date, staleAfterMs: number, name = 'source', legacy?: LockFileOptions['legacy']): Promise<StoredLock | undefined> {
   try {
     const [raw, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
     return { ...judge('source', name, raw, now, info.mtime, staleAfterMs, legacy), raw };
