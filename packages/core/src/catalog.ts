@@ -2,7 +2,7 @@ import { isStowageError } from '@stowage/errors';
 import { isObjectNotFound } from '@stowage/storage';
 import type { Destination } from './destination.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
+import { compareIds, FOLDERS, idFromReference, manifestKey, MANIFEST_SUFFIX, typeOfId } from './layout.js';
 import { BACKUP_TYPES, parseManifest, type Manifest } from './manifest.js';
 /** A committed backup and the destinations that hold its manifest. */
 export interface CatalogEntry {
@@ -129,7 +129,7 @@ export class ManifestCatalog {
     });
     const order = new Map(destinations.map((d, i) => [d.name, i]));
     catalog.entries = [...byId.values()].sort(byRecency);
-    catalog.damaged.sort((a, b) => a.id.localeCompare(b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
+    catalog.damaged.sort((a, b) => compareIds(a.id, b.id) || (order.get(a.destination) ?? 0) - (order.get(b.destination) ?? 0));
     return catalog;
   }
 
@@ -262,7 +262,7 @@ export function listBackups(
 
 /** Oldest first: by sequence number (clock-independent), then time, then id. */
 export function byRecency(a: CatalogEntry, b: CatalogEntry): number {
-  return a.manifest.seq - b.manifest.seq || a.manifest.createdAt.localeCompare(b.manifest.createdAt) || a.manifest.id.localeCompare(b.manifest.id);
+  return a.manifest.seq - b.manifest.seq || a.manifest.createdAt.localeCompare(b.manifest.createdAt) || compareIds(a.manifest.id, b.manifest.id);
 }
 
 /**

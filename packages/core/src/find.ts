@@ -1,7 +1,7 @@
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination } from './destination.js';
 import { describeVanished, readHistory, vanishedBackups, type HistorySource } from './history.js';
-import { stampOfId } from './layout.js';
+import { compareIds } from './layout.js';
 
 /**
  * Finds a committed backup by reference in the run's catalog: `latest`, an id, or a backup file
@@ -22,7 +22,7 @@ export async function findBackup(
     listing,
     destinations.map((d) => d.name),
   )) {
-    if (!newest || stampOfId(vanished.id) > stampOfId(newest.manifest.id)) catalog.warn(`${describeVanished(vanished)}; \`stowage verify --all\` reports it`);
+    if (!newest || compareIds(vanished.id, newest.manifest.id) > 0) catalog.warn(`${describeVanished(vanished)}; \`stowage verify --all\` reports it`);
   }
   return findInCatalog(catalog, reference, destinations);
 }

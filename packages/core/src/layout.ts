@@ -24,8 +24,20 @@ export function typeOfId(id: string): BackupType | undefined {
   return match[1] === 'inc' ? 'incremental' : (match[1] as BackupType);
 }
 
-/** `20240101_020000[_N]`: the time part of a backup id, which sorts as the time does. */
-export const stampOfId = (id: string) => id.split('_').slice(2).join('_');
+/**
+ * Orders backup ids (of any types) by when they were taken: by their time stamp, then by their
+ * `_N` suffix as a number, so `…_020000_2` comes before `…_020000_10` (a string comparison puts it after).
+ */
+export function compareIds(a: string, b: string): number {
+  const [stampA = '', suffixA = 0] = splitStamp(a);
+  const [stampB = '', suffixB = 0] = splitStamp(b);
+  return stampA < stampB ? -1 : stampA > stampB ? 1 : suffixA - suffixB;
+}
+
+function splitStamp(id: string): [string, number] {
+  const match = /_(\d{8}_\d{6})(?:_(\d+))?$/.exec(id);
+  return match ? [match[1]!, Number(match[2] ?? 0)] : [id, 0];
+}
 
 /**
  * The backup id in a user's reference: an id, an artifact or manifest file name, or a path such

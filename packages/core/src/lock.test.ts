@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { bufferBody, type StorageAdapter } from '@stowage/storage';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { bufferBody, sha256Hex, type StorageAdapter } from '@stowage/storage';
 import { LocalStorage } from '@stowage/storage-local';
 import { MemoryStorage, withChaos } from '@stowage/storage-testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -240,6 +241,89 @@ describe('destination lock', () => {
         );
       }
     }
+  });
+
+  /**
+   * Taker `i`'s own view of `adapter` (as if each were a process): every taker reads the lock, and
+   * none deletes it before all `n` have read it — so all find the same stale lock — then taker `i`
+   * deletes after `i` × 5 ms, interleaving one taker's delete and write with the others'.
+   */
+  function racingViews(adapter: StorageAdapter, n: number): (i: number) => StorageAdapter {
+    let reads = 0;
+    let allRead = () => {};
+    const barrier = new Promise<void>((resolve) => (allRead = resolve));
+    return (i) => ({
+      description: adapter.description,
+      capabilities: adapter.capabilities,
+      put: (key, body, options) => adapter.put(key, body, options),
+      get: (key, options) => {
+        if (key === DESTINATION_LOCK_KEY && ++reads === n) allRead();
+        return adapter.get(key, options);
+      },
+      stat: (key, options) => adapter.stat(key, options),
+      list: (prefix, options) => adapter.list(prefix, options),
+      delete: async (keys, options) => {
+        if (keys.includes(DESTINATION_LOCK_KEY)) {
+          await barrier;
+          await sleep(i * 5);
+        }
+        return adapter.delete(keys, options);
+      },
+    });
+  }
+
+  it.each([
+    ['memory', () => new MemoryStorage()],
+    ['local folder', () => new LocalStorage(join(stateDir, 'backups'))],
+  ])('lets exactly one of many processes that found the same stale lock take it over (%s)', async (_, make) => {
+    const adapter = make();
+    await adapter.put(DESTINATION_LOCK_KEY, bufferBody(JSON.stringify(holderOf({ expiresAt: new Date(Date.now() - 1000).toISOString() }))));
+    const n = 8;
+    const view = racingViews(adapter, n);
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) => acquireDestinationLock({ name: 'offsite', adapter: view(i) }, { operation: `backup-${i}` })),
+    );
+    const winners = results.flatMap((r) => (r.status === 'fulfilled' ? [keep(r.value)] : []));
+    expect(winners).toHaveLength(1);
+    const winner = winners[0]!;
+    expect(winner.broke?.holder?.host).toBe('web1');
+    expect((await lockObject(adapter)).id).toBe(winner.holder.id);
+    for (const r of results) {
+      if (r.status === 'fulfilled') continue;
+      expect(r.reason).toBeInstanceOf(LockError);
+      expect((r.reason as LockError).code).toBe(LockErrorCode.Held);
+      expect((r.reason as LockError).message).toContain(`another stowage (${winner.holder.operation}, pid ${process.pid} on host ${hostname()}`);
+    }
+    // Nothing of the takeover is left behind: the lock is the only object under locks/.
+    const left: string[] = [];
+    for await (const object of adapter.list('locks/')) left.push(object.key);
+    expect(left).toEqual([DESTINATION_LOCK_KEY]);
+  });
+
+  it('takes over past a takeover marker whose taker died, and waits for one whose taker runs', async () => {
+    const adapter = new MemoryStorage();
+    const stale = JSON.stringify(holderOf({ expiresAt: new Date(Date.now() - 1000).toISOString() }));
+    await adapter.put(DESTINATION_LOCK_KEY, bufferBody(stale));
+    const marker = `${DESTINATION_LOCK_KEY}.break-${sha256Hex(stale).slice(0, 16)}`;
+    // A taker that is still at work (its lease runs): the lock is held by it, not free.
+    await adapter.put(marker, bufferBody(JSON.stringify(holderOf({ id: 'taker', operation: 'sync', expiresAt: new Date(Date.now() + HOUR).toISOString() }))));
+    const error = await rejection(acquireDestinationLock({ name: 'offsite', adapter }, backupRequest));
+    expect(error.code).toBe(LockErrorCode.Held);
+    expect(error.message).toMatch(/^another stowage \(sync, pid 1234 on host web1, since .+\) holds the lock on destination offsite/);
+    expect(await lockObject(adapter)).toMatchObject({ id: 'someone-else' });
+
+    // That taker died here, between its marker and its lock: its marker is stale and broken in turn.
+    const pid = deadPid();
+    await adapter.put(
+      marker,
+      bufferBody(JSON.stringify(holderOf({ id: 'taker', host: hostname(), pid, expiresAt: new Date(Date.now() + HOUR).toISOString() }))),
+    );
+    const lock = keep(await acquireDestinationLock({ name: 'offsite', adapter }, backupRequest));
+    expect(lock.broke?.holder?.id).toBe('someone-else');
+    expect((await lockObject(adapter)).id).toBe(lock.holder.id);
+    const left: string[] = [];
+    for await (const object of adapter.list('locks/')) left.push(object.key);
+    expect(left).toEqual([DESTINATION_LOCK_KEY]);
   });
 
   it('waits for a held lock, then fails', async () => {

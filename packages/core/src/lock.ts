@@ -4,7 +4,18 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isStowageError, StowageError, systemErrorCode } from '@stowage/errors';
-import { bootId, bufferBody, crashPoint, isAlreadyExists, isObjectNotFound, ownerGone, pidStartTicks, TOKEN_HOST, type StorageAdapter } from '@stowage/storage';
+import {
+  bootId,
+  bufferBody,
+  crashPoint,
+  isAlreadyExists,
+  isObjectNotFound,
+  ownerGone,
+  pidStartTicks,
+  sha256Hex,
+  TOKEN_HOST,
+  type StorageAdapter,
+} from '@stowage/storage';
 import type { DestinationFailure } from './destination.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ensurePrivateDir, tempSibling } from './private-fs.js';
@@ -23,6 +34,10 @@ import { ensurePrivateDir, tempSibling } from './private-fs.js';
  * The source lock file appears complete or not at all: it is written to a temp file and linked
  * into place (link(2) fails atomically when the name is taken). A stale one is renamed aside and
  * compared before it is deleted, so a lock created meanwhile is put back, not lost.
+ *
+ * A stale destination lock is taken over through a marker object named after its content, created
+ * with a conditional put: of several processes that found the same stale lock, only the one that
+ * created the marker deletes it, so none deletes a lock another has just written (see `deleteStale`).
  */
 
 /** Stable codes of lock errors. */
@@ -216,8 +231,9 @@ export async function acquireLockFile(path: string, request: LockRequest, option
 /**
  * Takes the lock on a destination's repository: the object `locks/repository.lock` (or `key`), created with
  * a conditional put where the backend has one, holding a lease of `leaseMs`. An expired lease (or
- * a holder gone from this host) is deleted and the lock taken; a live one is waited for up to
- * `waitMs`. Without conditional put the lock is best effort (`exclusive: false`).
+ * a holder gone from this host) is taken over — by exactly one of the processes that found it —
+ * and a live one is waited for up to `waitMs`; `stowage.lock.held` then names the holder (or the
+ * process taking the lock over). Without conditional put the lock is best effort (`exclusive: false`).
  */
 export async function acquireDestinationLock(
   destination: { name: string; adapter: StorageAdapter },
@@ -233,20 +249,31 @@ export async function acquireDestinationLock(
   let holder = newHolder(request, now(), leaseMs);
   let broke: HeldLock | undefined;
 
-  /** Writes our lock over `current` (undefined or stale); true when the lock is ours. */
-  const claim = async (current: HeldLock | undefined): Promise<boolean> => {
+  /**
+   * Writes our lock over `current` (absent or stale): true when the lock is ours; else the process
+   * found taking it over, or undefined when the lock changed meanwhile (look again).
+   */
+  const claim = async (current: StoredLock | undefined): Promise<true | HeldLock | undefined> => {
+    const text = JSON.stringify(holder);
     if (!exclusive) {
-      await adapter.put(key, bufferBody(JSON.stringify(holder)));
+      await adapter.put(key, bufferBody(text));
       await sleep(options.settleMs ?? 2000);
-      return (await readDestination(adapter, name, now(), key))?.holder?.id === holder.id;
+      return (await readDestination(adapter, name, now(), key))?.holder?.id === holder.id || undefined;
     }
-    if (current) await adapter.delete([key]);
+    const markers: string[] = [];
     try {
-      await adapter.put(key, bufferBody(JSON.stringify(holder)), { ifNoneMatch: true });
+      if (current) {
+        const deleted = await deleteStale(adapter, name, key, current.raw, text, now, markers);
+        if (deleted !== true) return deleted;
+      }
+      await adapter.put(key, bufferBody(text), { ifNoneMatch: true });
       return true;
     } catch (error) {
-      if (isAlreadyExists(error)) return false;
+      if (isAlreadyExists(error)) return undefined;
       throw error;
+    } finally {
+      // Best effort: a marker left behind names a lock that no longer exists, so it blocks nothing.
+      if (markers.length) await adapter.delete(markers).catch(() => undefined);
     }
   };
 
@@ -254,16 +281,19 @@ export async function acquireDestinationLock(
     const current = await readDestination(adapter, name, now(), key);
     // Ours already: a retried conditional put whose first attempt went through.
     if (current?.holder?.id === holder.id) break;
-    if (current === undefined || current.stale !== undefined) {
+    let blocker: HeldLock;
+    if (current !== undefined && current.stale === undefined) blocker = current;
+    else {
       holder = { ...holder, startedAt: now().toISOString(), expiresAt: new Date(now().getTime() + leaseMs).toISOString() };
-      if (await claim(current)) {
-        broke = current;
+      const claimed = await claim(current);
+      if (claimed === true) {
+        if (current) broke = publicLock(current);
         break;
       }
-      continue;
+      if (claimed === undefined) continue;
+      blocker = claimed;
     }
-    const where = `destination ${name}`;
-    await wait(() => heldError(current, where, options.unlock ?? `stowage unlock --destination ${name}`, options.waitMs));
+    await wait(() => heldError(blocker, `destination ${name}`, options.unlock ?? `stowage unlock --destination ${name}`, options.waitMs));
   }
 
   crashPoint('lock.destination-taken');
@@ -329,9 +359,7 @@ export async function readLocks(
   const now = options.now?.() ?? new Date();
   const source = await readSource(sourceLockPath(stateDir), now, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
   const others = await Promise.all(destinations.map((d) => readDestination(d.adapter, d.name, now)));
-  return [source, ...others]
-    .filter((lock) => lock !== undefined)
-    .map(({ kind, name, holder, stale, alive }) => ({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive }));
+  return [source, ...others].filter((lock) => lock !== undefined).map(publicLock);
 }
 
 export interface BreakLockOptions {
@@ -366,7 +394,7 @@ export async function breakLock(
   const now = options.now?.() ?? new Date();
   const path = sourceLockPath(stateDir);
   const chosen = destinations.filter((d) => everything || options.destinations?.includes(d.name));
-  const found: Array<HeldLock & { raw?: string }> = [
+  const found: StoredLock[] = [
     ...(everything || options.source ? [await readSource(path, now, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS)] : []),
     ...(await Promise.all(chosen.map((d) => readDestination(d.adapter, d.name, now)))),
   ].filter((lock) => lock !== undefined);
@@ -387,8 +415,7 @@ export async function breakLock(
     } else {
       await destinations.find((d) => d.name === lock.name)?.adapter.delete([DESTINATION_LOCK_KEY]);
     }
-    const { kind, name, holder, stale, alive } = lock;
-    removed.push({ kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive });
+    removed.push(publicLock(lock));
   }
   return removed;
 }
@@ -416,6 +443,14 @@ function newHolder(request: LockRequest, time: Date, leaseMs?: number): LockHold
     startedAt: time.toISOString(),
     ...(leaseMs !== undefined && { expiresAt: new Date(time.getTime() + leaseMs).toISOString() }),
   };
+}
+
+/** A lock as read, with its text. */
+type StoredLock = HeldLock & { raw: string };
+
+/** `lock` without its text, as callers get it. */
+function publicLock({ kind, name, holder, stale, alive }: HeldLock): HeldLock {
+  return { kind, name, ...(holder && { holder }), ...(stale !== undefined && { stale }), alive };
 }
 
 function isoSeconds(iso: string): string {
@@ -480,13 +515,7 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function readSource(
-  path: string,
-  now: Date,
-  staleAfterMs: number,
-  name = 'source',
-  legacy?: LockFileOptions['legacy'],
-): Promise<(HeldLock & { raw: string }) | undefined> {
+async function readSource(path: string, now: Date, staleAfterMs: number, name = 'source', legacy?: LockFileOptions['legacy']): Promise<StoredLock | undefined> {
   try {
     const [raw, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
     return { ...judge('source', name, raw, now, info.mtime, staleAfterMs, legacy), raw };
@@ -496,15 +525,61 @@ async function readSource(
   }
 }
 
-async function readDestination(adapter: StorageAdapter, name: string, now: Date, key = DESTINATION_LOCK_KEY): Promise<HeldLock | undefined> {
-  let text: string;
+/** The destination lock (or another lock object, or a takeover marker: `key`) as stored, judged as of `now`. */
+async function readDestination(adapter: StorageAdapter, name: string, now: Date, key = DESTINATION_LOCK_KEY): Promise<StoredLock | undefined> {
+  let raw: string;
   try {
-    text = Buffer.concat(await (await adapter.get(key)).toArray()).toString('utf8');
+    raw = Buffer.concat(await (await adapter.get(key)).toArray()).toString('utf8');
   } catch (error) {
     if (isObjectNotFound(error)) return undefined;
     throw error;
   }
-  return judge('destination', name, text, now);
+  return { ...judge('destination', name, raw, now), raw };
+}
+
+/**
+ * Deletes the stale object `key` that holds `raw` so that, of several processes that found it,
+ * exactly one does: each first creates the marker `<key>.break-<hash of raw>` (holding `text`,
+ * the taker's lock) with a conditional put, and only the one that created it deletes `key`, after
+ * reading that it still holds `raw`. (Deleting without the marker, a slow taker would delete the
+ * lock a faster one had just written, and both would hold it.) Markers created are added to
+ * `markers`, for the caller to remove once its own lock is written. A marker left by a taker that
+ * died goes stale like a lock and is broken the same way.
+ *
+ * True when `key` was deleted; the marker's live holder when another process is taking `key`
+ * over; undefined when `key` no longer holds `raw` (look again).
+ */
+async function deleteStale(
+  adapter: StorageAdapter,
+  name: string,
+  key: string,
+  raw: string,
+  text: string,
+  now: () => Date,
+  markers: string[],
+): Promise<true | HeldLock | undefined> {
+  const marker = `${key}.break-${sha256Hex(raw).slice(0, 16)}`;
+  for (;;) {
+    try {
+      await adapter.put(marker, bufferBody(text), { ifNoneMatch: true });
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+      const other = await readDestination(adapter, name, now(), marker);
+      if (other === undefined) continue;
+      // Unless it is our own put, retried after its first attempt went through.
+      if (other.raw !== text) {
+        if (other.stale === undefined) return other;
+        const broken = await deleteStale(adapter, name, marker, other.raw, text, now, markers);
+        if (broken !== true && broken !== undefined) return broken;
+        continue;
+      }
+    }
+    markers.push(marker);
+    break;
+  }
+  if ((await readDestination(adapter, name, now(), key))?.raw !== raw) return undefined;
+  await adapter.delete([key]);
+  return true;
 }
 
 /** Creates `path` holding `text` unless it exists: written aside, then linked into place. */

@@ -67,18 +67,21 @@ describe('the live switch of a restore', () => {
     }
   });
 
-  it('takes a WAL database aside with its log, so the kept copy has every committed transaction', async () => {
-    ws = await makeWorkspace({ journalMode: 'wal' });
+  it('refuses to switch while an application keeps a WAL database open (it would write beside the restored one), changing nothing', async () => {
+    ws = await makeWorkspace({ journalMode: 'wal', config: { source: { database: 'db.sqlite3', busyTimeoutMs: 300 } } });
     const { manifest } = await backup(ws.engine, { type: 'full' });
     const app = new Database(ws.database);
-    app.pragma('wal_autocheckpoint = 0');
-    app.exec('CREATE TABLE after_backup(x); INSERT INTO after_backup VALUES (1), (2)');
-    const result = await restore(ws.engine, { backup: manifest.id });
-    app.close();
-    expect(await sha256File(ws.database)).toBe(manifest.source.snapshotSha256);
-    const aside = result.movedAside![0]!;
-    expect(integrity(aside)).toBe('ok');
-    expect(execFileSync('sqlite3', [aside, 'SELECT count(*) FROM after_backup'], { encoding: 'utf8' }).trim()).toBe('2');
-    expect(existsSync(`${ws.database}-wal`) && (await readFile(`${ws.database}-wal`)).length > 0).toBe(false);
+    try {
+      app.pragma('wal_autocheckpoint = 0');
+      app.exec('CREATE TABLE after_backup(x); INSERT INTO after_backup VALUES (1), (2)');
+      const live = await sha256File(ws.database);
+      await expect(restore(ws.engine, { backup: manifest.id })).rejects.toMatchObject({ code: 'stowage.source.locked' });
+      expect(await sha256File(ws.database)).toBe(live);
+      expect(app.prepare('SELECT count(*) AS n FROM after_backup').get()).toEqual({ n: 2 });
+      expect((await readdir(ws.dir)).filter((name) => name.includes('stowage-') || name.includes('damaged_'))).toEqual([]);
+    } finally {
+      app.close();
+    }
+    expect(integrity(ws.database)).toBe('ok');
   });
 });

@@ -283,9 +283,12 @@ async function removeJournal(path: string): Promise<void> {
 
 /**
  * Holds the live database still for a switch: an EXCLUSIVE transaction (which first rolls back a
- * hot journal; in WAL mode the log is checkpointed before). Undefined when there is no usable
- * database there, so nothing can write to it. `stowage.source.locked` when a writer holds it past
- * the busy timeout — nothing has changed then.
+ * hot journal; in WAL mode the log is checkpointed before) in EXCLUSIVE locking mode, so the
+ * database file itself stays locked: in WAL mode a transaction alone locks only the -shm, and a
+ * process opening the database once its -shm is unlinked would make a fresh one, write, and leave
+ * a -wal of the old database beside the restored one. (So in WAL mode every other connection must
+ * be closed.) Undefined when there is no usable database there, so nothing can write to it.
+ * `stowage.source.locked` when another program holds it past the busy timeout — nothing has changed then.
  */
 function lockLive(path: string, busyTimeoutMs: number): Database.Database | undefined {
   let db: Database.Database;
@@ -295,6 +298,7 @@ function lockLive(path: string, busyTimeoutMs: number): Database.Database | unde
     return undefined;
   }
   try {
+    db.pragma('locking_mode = EXCLUSIVE');
     if (db.pragma('journal_mode', { simple: true }) === 'wal') db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('BEGIN EXCLUSIVE');
     return db;

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { byRecency, type CatalogEntry } from './catalog.js';
-import { stampOfId, typeOfId } from './layout.js';
+import { compareIds, typeOfId } from './layout.js';
 import { BACKUP_TYPES, type BackupType } from './manifest.js';
 
 export const durationSchema = z.string().regex(/^\d+[mhdw]$/, 'expected a duration such as 30m, 36h, 30d or 4w');
@@ -64,7 +64,7 @@ export function planRetention(entries: readonly CatalogEntry[], policy: Retentio
   }
   // An unreadable incremental may replay any full or incremental back to the newest full before it.
   for (const id of unreadable.filter((u) => typeOfId(u) === 'incremental')) {
-    const before = sorted.filter((e) => e.manifest.type !== 'hot' && stampOfId(e.manifest.id) <= stampOfId(id));
+    const before = sorted.filter((e) => e.manifest.type !== 'hot' && compareIds(e.manifest.id, id) <= 0);
     const full = before.findLastIndex((e) => e.manifest.type === 'full');
     for (const entry of before.slice(Math.max(0, full)))
       if (!why.has(entry.manifest.id)) why.set(entry.manifest.id, `possibly needed by ${id}, whose manifest cannot be read`);
