@@ -12,6 +12,7 @@
  * is renamed over the live one, which rename(2) does atomically. An application that kept the old
  * file open gets SQLITE_READONLY_DBMOVED on its next write instead of writing beside the new one.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { link, lstat, mkdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -22,6 +23,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import { acquireSourceLock, describeHolder, LockError, type LockHolder } from './lock.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { fsyncDir, writePrivateAtomic } from './private-fs.js';
+import { parseSqliteHeader } from './sqlite-file.js';
 
 /** What the journal needs of a run (an `Engine` is one): the config (state folder, source), the log folder, a warning channel. */
 export interface JournalRun {
@@ -283,8 +285,8 @@ async function removeJournal(path: string): Promise<void> {
 
 /**
  * Holds the live database still for a switch: an EXCLUSIVE transaction (which first rolls back a
- * hot journal; in WAL mode the log is checkpointed before) in EXCLUSIVE locking mode, so the
- * database file itself stays locked: in WAL mode a transaction alone locks only the -shm, and a
+ * hot journal; in WAL mode the log is checkpointed before, and the transaction runs in EXCLUSIVE
+ * locking mode, so the database file itself stays locked: a WAL transaction alone locks only the -shm, and a
  * process opening the database once its -shm is unlinked would make a fresh one, write, and leave
  * a -wal of the old database beside the restored one. (So in WAL mode every other connection must
  * be closed.) Undefined when there is no usable database there, so nothing can write to it.
@@ -298,7 +300,10 @@ function lockLive(path: string, busyTimeoutMs: number): Database.Database | unde
     return undefined;
   }
   try {
-    db.pragma('locking_mode = EXCLUSIVE');
+    // Set before the first read to hold the file in WAL mode; not in rollback-journal mode, where the
+    // transaction locks the file anyway and the mode would keep the first read's shared lock,
+    // deadlocking against a writer mid-commit.
+    if (walModeFile(path)) db.pragma('locking_mode = EXCLUSIVE');
     if (db.pragma('journal_mode', { simple: true }) === 'wal') db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('BEGIN EXCLUSIVE');
     return db;
@@ -312,5 +317,20 @@ function lockLive(path: string, busyTimeoutMs: number): Database.Database | unde
       );
     }
     return undefined; // not a database SQLite can lock (damaged): nothing can write to it either
+  }
+}
+
+/** Whether the header of the database file at `path` says WAL mode (false when it cannot be read). */
+function walModeFile(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const header = Buffer.alloc(100);
+    readSync(fd, header, 0, 100, 0);
+    return parseSqliteHeader(header)?.wal ?? false;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
