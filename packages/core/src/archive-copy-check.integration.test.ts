@@ -5,7 +5,6 @@
  * gets its copy accepted, whichever checksum it reports: one the manifest records (CRC-64/NVME,
  * SHA-256, OSS's CRC-64) or none, where the single-part ETag before and after the move decides.
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { builtinRegistry } from '@stowage/adapters';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { StorageErrorCode, bufferBody } from '@stowage/storage';
@@ -35,14 +34,7 @@ beforeAll(async () => {
     startOssTestServer({ accessKeyId: ENV.CC_OSS_ID, accessKeySecret: ENV.CC_OSS_SECRET, buckets: ['wms-cc'] }),
   ]);
   for (const server of [corrupting, corruptingPlain, plain]) {
-    const client = new S3Client({
-      endpoint: server.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
-    await client.send(new CreateBucketCommand({ Bucket: 'wms-cc' }));
-    client.destroy();
+    await server.createBucket('wms-cc');
   }
 }, 60_000);
 

@@ -1,6 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import { startS3rver, type S3rverProcess } from '@stowage/storage-s3/testing';
@@ -32,14 +31,7 @@ beforeAll(async () => {
     startS3rver(),
     startOssTestServer({ accessKeyId: ENV.ARCH_OSS_ID, accessKeySecret: ENV.ARCH_OSS_SECRET, buckets: ['wms-archive'] }),
   ]);
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: 'archive' }));
-  client.destroy();
+  await s3.createBucket('archive');
 }, 60_000);
 
 afterAll(async () => {

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startS3rver, type S3rverProcess } from '@stowage/storage-s3/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
@@ -15,14 +14,7 @@ let server: S3rverProcess;
 
 beforeAll(async () => {
   server = await startS3rver();
-  const client = new S3Client({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: 'backups' }));
-  client.destroy();
+  await server.createBucket('backups');
 });
 
 afterAll(async () => {

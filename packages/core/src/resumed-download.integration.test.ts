@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { builtinRegistry } from '@stowage/adapters';
 import { startOssTestServer, type OssTestServer } from '@stowage/oss-test-server';
 import type { RetryOptions, StorageAdapter } from '@stowage/storage';
@@ -53,14 +52,7 @@ const SERVERS = [
 beforeAll(async () => {
   Object.assign(process.env, ENV);
   [s3, oss] = await Promise.all([startS3rver(), startOssTestServer({ accessKeyId: ENV.RD_OSS_ID, accessKeySecret: ENV.RD_OSS_SECRET, buckets: ['wms-rd'] })]);
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: 'wms-rd' }));
-  client.destroy();
+  await s3.createBucket('wms-rd');
 }, 60_000);
 
 afterAll(async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 /** A running s3rver child process (see scripts/s3rver.mjs). */
 export interface S3rverProcess {
@@ -17,6 +18,8 @@ export interface S3rverProcess {
   cutNextGets(after: number, times?: number): Promise<void>;
   /** Moves the server's thaw clock `ms` forward: restores under way finish, restored copies expire. */
   advanceThawClock(ms: number): Promise<void>;
+  /** Creates bucket `name` with s3rver's built-in credentials (`S3RVER` / `S3RVER`). */
+  createBucket(name: string): Promise<void>;
   /** Stops the process (SIGTERM, SIGKILL after 5 s) and removes its folder. */
   stop(): Promise<void>;
 }
@@ -111,7 +114,20 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<S3rverPr
       const response = await fetch(`${endpoint}/_stowage/faults?cut-get-after=${after}&times=${times}`, { method: 'POST' });
       if (!response.ok) throw new Error(`the fault was not set: ${response.status} ${await response.text()}`);
     };
-    return { endpoint, directory, requests, cutNextGets, advanceThawClock, stop };
+    const createBucket = async (name: string) => {
+      const client = new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
+      try {
+        await client.send(new CreateBucketCommand({ Bucket: name }));
+      } finally {
+        client.destroy();
+      }
+    };
+    return { endpoint, directory, requests, cutNextGets, advanceThawClock, createBucket, stop };
   } catch (error) {
     await stop();
     throw error;
