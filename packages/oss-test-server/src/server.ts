@@ -381,9 +381,10 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
     PutObject(ex) {
       const bucket = bucketOf(ex.bucketName);
       checkObjectName(ex.key);
-      checkContentMd5(ex);
+      const checked = checkContentMd5(ex);
       checkOverwrite(ex, bucket);
-      const object = normalObject(applyWriteFault(ex.body, ex.fault), objectAttributes(ex));
+      const bytes = applyWriteFault(ex.body, ex.fault);
+      const object = normalObject(bytes, objectAttributes(ex), bytes === ex.body ? checked : undefined);
       bucket.objects.set(ex.key, object);
       reply(ex, 200, {
         ETag: object.etag,
@@ -547,8 +548,9 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
     UploadPart(ex) {
       const upload = uploadOf(ex);
       const partNumber = integerParameter(queryOf(ex), 'partNumber', 0, 1, MAX_PARTS);
-      checkContentMd5(ex);
-      const part = newPart(applyWriteFault(ex.body, ex.fault));
+      const checked = checkContentMd5(ex);
+      const bytes = applyWriteFault(ex.body, ex.fault);
+      const part = newPart(bytes, bytes === ex.body ? checked : undefined);
       upload.parts.set(partNumber, part);
       reply(ex, 200, { ETag: part.etag, ...crcHeader(part.crc64, ex.fault) });
     },
@@ -573,8 +575,7 @@ export async function startOssTestServer(options: OssTestServerOptions): Promise
         if (part.bytes.length < minPartSize) throw ossErrors.entityTooSmall(listed[index]!.number);
       }
       checkOverwrite(ex, bucket);
-      const bytes = applyWriteFault(Buffer.concat(parts.map((part) => part.bytes)), ex.fault);
-      const object = multipartObject(upload, parts, bytes);
+      const object = multipartObject(upload, parts, (joined) => applyWriteFault(joined, ex.fault));
       bucket.objects.set(ex.key, object);
       bucket.uploads.delete(upload.uploadId);
       replyXml(
@@ -940,13 +941,16 @@ function parseBody(ex: Exchange, rootName: string): XmlElement {
   return root;
 }
 
-function checkContentMd5(ex: Exchange): void {
+/** Checks the request's Content-MD5, if it has one, and returns the body's MD5 it computed. */
+function checkContentMd5(ex: Exchange): Buffer | undefined {
   const sent = header(ex.req.headers, 'content-md5');
-  if (sent === undefined) return;
+  if (sent === undefined) return undefined;
   if (!/^[A-Za-z0-9+/]{22}==$/.test(sent)) throw ossErrors.invalidDigest();
-  if (md5(ex.body).toString('base64') !== sent) {
+  const digest = md5(ex.body);
+  if (digest.toString('base64') !== sent) {
     throw ossErrors.invalidDigest('The Content-MD5 you specified did not match what we received.');
   }
+  return digest;
 }
 
 function checkObjectName(key: string): void {

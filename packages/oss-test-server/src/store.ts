@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { crc64 } from './crc64.js';
+import { crc64, crc64Combine } from './crc64.js';
 
 /** OSS storage classes. */
 export const STORAGE_CLASSES = ['Standard', 'IA', 'Archive', 'ColdArchive', 'DeepColdArchive'] as const;
@@ -111,9 +111,8 @@ export function quotedHex(digest: Buffer): string {
   return `"${digest.toString('hex').toUpperCase()}"`;
 }
 
-/** A fresh object written in one request. */
-export function normalObject(bytes: Buffer, attributes: Pick<StoredObject, 'contentType' | 'storageClass' | 'meta'>): StoredObject {
-  const digest = md5(bytes);
+/** A fresh object written in one request; `digest`: the MD5 of `bytes` when the request's Content-MD5 check computed it. */
+export function normalObject(bytes: Buffer, attributes: Pick<StoredObject, 'contentType' | 'storageClass' | 'meta'>, digest = md5(bytes)): StoredObject {
   return {
     ...attributes,
     bytes,
@@ -125,13 +124,19 @@ export function normalObject(bytes: Buffer, attributes: Pick<StoredObject, 'cont
   };
 }
 
-/** The object a completed multipart upload makes of `parts`. */
-export function multipartObject(upload: MultipartUpload, parts: readonly StoredPart[], bytes: Buffer): StoredObject {
+/**
+ * The object a completed multipart upload makes of `parts`, whose joined bytes `alter` may replace
+ * (a write fault). The CRC-64 of the parts joined is combined from theirs, as they were computed
+ * when each was written.
+ */
+export function multipartObject(upload: MultipartUpload, parts: readonly StoredPart[], alter: (joined: Buffer) => Buffer): StoredObject {
   const etagOfParts = md5(Buffer.concat(parts.map((part) => Buffer.from(part.etag.replace(/"/g, ''), 'hex'))));
+  const joined = Buffer.concat(parts.map((part) => part.bytes));
+  const bytes = alter(joined);
   return {
     bytes,
     etag: `"${etagOfParts.toString('hex').toUpperCase()}-${parts.length}"`,
-    crc64: crc64(bytes),
+    crc64: bytes === joined ? parts.reduce((whole, part) => crc64Combine(whole, part.crc64, part.bytes.length), '0') : crc64(bytes),
     contentMd5: undefined,
     contentType: upload.contentType,
     lastModified: nowToTheSecond(),
@@ -141,8 +146,9 @@ export function multipartObject(upload: MultipartUpload, parts: readonly StoredP
   };
 }
 
-export function newPart(bytes: Buffer): StoredPart {
-  return { bytes, etag: quotedHex(md5(bytes)), crc64: crc64(bytes), lastModified: nowToTheSecond() };
+/** A part as written; `digest`: the MD5 of `bytes` when the request's Content-MD5 check computed it. */
+export function newPart(bytes: Buffer, digest = md5(bytes)): StoredPart {
+  return { bytes, etag: quotedHex(digest), crc64: crc64(bytes), lastModified: nowToTheSecond() };
 }
 
 /** OSS upload IDs are 32 upper-case hex digits. */
