@@ -551,6 +551,32 @@ describe('S3Storage on s3rver', () => {
       }
     });
 
+    it('signs uploads without hashing their bodies (UNSIGNED-PAYLOAD), each still sent with its Content-MD5', async () => {
+      const prefix = freshPrefix('unsigned');
+      const storage = await openS3(prefix, { partSizeMiB: 5 });
+      // Recorded after the signer: the headers as sent, and the signed ones among them.
+      const puts = recordHeaders(storage, 'PutObjectCommand');
+      const parts = recordHeaders(storage, 'UploadPartCommand');
+      try {
+        const small = randomBytes(1000);
+        const large = randomBytes(6 * MiB);
+        await storage.put('small', bufferBody(small));
+        await storage.put('large', bufferBody(large));
+        expect(puts).toHaveLength(1);
+        expect(parts).toHaveLength(2);
+        for (const headers of [...puts, ...parts]) {
+          expect(headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+          expect(headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+          expect(headers.authorization).toContain('x-amz-content-sha256');
+        }
+        // Compared by hash: toEqual on megabytes of bytes is slow.
+        expect(sha256Hex(await buffer(await storage.get('large')))).toBe(sha256Hex(large));
+      } finally {
+        await storage.close();
+        await deletePrefix(`${prefix}/`);
+      }
+    });
+
     it('deletes more than 1,000 keys in batches', async () => {
       const prefix = freshPrefix('many');
       const storage = await openS3(prefix);

@@ -52,9 +52,11 @@ import { PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit'
  * PutObject; a larger one goes up as a multipart upload that is completed only after the check
  * (and aborted on any failure, so no parts are left behind). Every request body is an in-memory
  * buffer sent with Content-MD5 (and the configured flexible checksum, which the endpoint checks
- * on receipt), which the SDK can retry and never re-encodes as `aws-chunked`. The put reports the
- * full-object checksum it sent; whether the stored object matches is the engine's call, from
- * `stat` (HeadObject with ChecksumMode ENABLED), which reports the endpoint's own checksum.
+ * on receipt), which the SDK can retry and never re-encodes as `aws-chunked`, and signed without
+ * a payload hash (`UNSIGNED-PAYLOAD`: those checksums prove the bytes, not the signature). The
+ * put reports the full-object checksum it sent; whether the stored object matches is the
+ * engine's call, from `stat` (HeadObject with ChecksumMode ENABLED), which reports the
+ * endpoint's own checksum.
  */
 
 const MiB = 1024 * 1024;
@@ -191,6 +193,7 @@ export class S3Storage implements StorageAdapter {
       op: (operation, key, signal) => this.#op(operation, key, signal),
     };
     this.lifecycle = s3Lifecycle({ ...this.#archive, root: this.#root });
+    signUploadsWithoutPayloadHash(this.client);
   }
 
   /** CopyObject onto the same key with the new class, checked by size and full-object checksum (see archive.ts). */
@@ -568,6 +571,26 @@ function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
   };
   if (head.ETag !== undefined) info.etag = head.ETag;
   return info;
+}
+
+/** The commands whose request bodies are object bytes, sent with their Content-MD5. */
+const UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/**
+ * Has `client` sign uploads with `x-amz-content-sha256: UNSIGNED-PAYLOAD` rather than the SHA-256
+ * of their bodies, which the SDK would compute over every byte once more. The bytes' integrity does
+ * not rest on the signature: each body goes with its Content-MD5 (and the flexible checksum of the
+ * mode), which the endpoint checks on receipt, and the engine checks the stored object afterwards
+ * (the endpoint's checksum, or the bytes read back).
+ */
+function signUploadsWithoutPayloadHash(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (UPLOADS.has(context.commandName ?? '')) (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'stowageUnsignedPayload', override: true },
+  );
 }
 
 /** The SDK's per-call options: its `abortSignal` may be left out but not set to undefined. */
