@@ -221,6 +221,7 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
     const totalBytes = encoded.reduce((sum, file) => sum + file.size, 0) * engine.destinations.length;
     let uploaded = 0;
     const onBytes = (n: number) => engine.progress({ phase: 'upload', done: (uploaded += n), total: totalBytes });
+    engine.progress({ phase: 'upload', done: 0, total: totalBytes });
 
     for (let sequence = 0; ; sequence++) {
       if (sequence >= MAX_NAME_ATTEMPTS) {
@@ -452,7 +453,14 @@ async function storeReplica(destination: Destination, staged: StagedArtifact[], 
     const methods = new Map<string, VerifiedBy>();
     const artifacts: Artifact[] = [];
     for (const item of staged) {
-      const stored = await destination.adapter.put(item.artifact.key, stagedBody(item, onBytes), { ifNoneMatch });
+      let sent = 0;
+      const body = stagedBody(item, (n) => {
+        sent += n;
+        onBytes(n);
+      });
+      const stored = await destination.adapter.put(item.artifact.key, body, { ifNoneMatch });
+      // An adapter that copied the staged file (`body.path`) read nothing through the body.
+      if (sent < item.artifact.size) onBytes(item.artifact.size - sent);
       const artifact = withSentChecksums(destination, item.artifact, stored);
       methods.set(artifact.key, await confirmStored(destination, artifact, { deep: false, stored }));
       artifacts.push(artifact);

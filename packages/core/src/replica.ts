@@ -109,11 +109,16 @@ export function confirmedReplica(methods: ReadonlyMap<string, VerifiedBy>, at: D
   };
 }
 
-/** A rewindable put body over a staged file whose size and hash are already known. */
+/**
+ * A rewindable put body over a staged file whose size and hash are already known; it names the
+ * file (`path`), so an adapter that can copy it does so without reading it through `open()` (and
+ * `onBytes` then hears nothing of it).
+ */
 export function stagedBody(staged: StagedArtifact, onBytes?: (n: number) => void): PutBody {
   return {
     size: staged.artifact.size,
     sha256: staged.artifact.sha256,
+    path: staged.path,
     open: () => {
       const stream = createReadStream(staged.path, { highWaterMark: 1 << 20 });
       if (!onBytes) return stream;

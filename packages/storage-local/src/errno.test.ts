@@ -21,6 +21,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     mkdir: ((...args: Parameters<typeof fs.mkdir>) => simulated('mkdir') || fs.mkdir(...args)) as typeof fs.mkdir,
     opendir: ((...args: Parameters<typeof fs.opendir>) => simulated('opendir') || fs.opendir(...args)) as typeof fs.opendir,
     unlink: ((...args: Parameters<typeof fs.unlink>) => simulated('unlink') || fs.unlink(...args)) as typeof fs.unlink,
+    copyFile: ((...args: Parameters<typeof fs.copyFile>) => simulated('copyFile') || fs.copyFile(...args)) as typeof fs.copyFile,
     open: (async (...args: Parameters<typeof fs.open>) => {
       const file = await (simulated('open') || fs.open(...args));
       const write = file.write.bind(file) as (...a: unknown[]) => Promise<unknown>;
@@ -77,6 +78,15 @@ describe('LocalStorage maps file-system errors', () => {
     const error = await storage.put('big', body).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: StorageErrorCode.NoSpace, context: { errno: 'ENOSPC', key: 'big', needed: 300_000, free: expect.any(Number) } });
     expect((error as Error).message).toMatch(new RegExp(`^disk full at ${dir}: needed 300000 bytes for 'big', free \\d+ bytes$`));
+  });
+
+  it('says a full disk with the numbers when copying a body backed by a file, and leaves no temporary file', async () => {
+    const source = join(dir, 'staged');
+    await writeFile(source, Buffer.alloc(300_000, 1));
+    failures.set('copyFile', 'ENOSPC');
+    const error = await storage.put('big', { ...bufferBody(Buffer.alloc(300_000, 1)), path: source }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: StorageErrorCode.NoSpace, context: { errno: 'ENOSPC', key: 'big', needed: 300_000, free: expect.any(Number) } });
+    expect((await readdir(dir)).sort()).toEqual(['existing', 'staged']);
   });
 
   it('maps errors of listing, deleting and creating folders too', async () => {

@@ -128,6 +128,31 @@ describe('LocalStorage on disk', () => {
     expect(info.checksums.sha256).toBe(sha256Hex('original'));
   });
 
+  it('copies a body backed by a file without reading it through open(): 0600, independent of the file, checked after the copy', async () => {
+    const source = join(dir, 'staged');
+    await writeFile(source, 'staged bytes', { mode: 0o644 });
+    const unread = (): never => {
+      throw new Error('open() was called');
+    };
+    const info = await storage.put('full/db', { ...bufferBody('staged bytes'), path: source, open: unread }, { ifNoneMatch: true });
+    expect(info).toMatchObject({ size: 12, checksums: { sha256: sha256Hex('staged bytes') } });
+    expect(await modeOf(join(root, 'full', 'db'))).toBe(0o600);
+    await writeFile(source, 'changed afterwards');
+    expect(await storage.stat('full/db')).toMatchObject({ checksums: { sha256: sha256Hex('staged bytes') } });
+    await expect(storage.put('full/db', { ...bufferBody('changed afterwards'), path: source, open: unread }, { ifNoneMatch: true })).rejects.toMatchObject({
+      code: StorageErrorCode.AlreadyExists,
+    });
+    // The file no longer holds what the body declares: refused after the copy, nothing left behind.
+    await expect(storage.put('full/db', { ...bufferBody('staged bytes'), path: source, open: unread })).rejects.toMatchObject({
+      code: StorageErrorCode.ChecksumMismatch,
+    });
+    await expect(storage.put('full/other', { ...bufferBody('staged bytes'), path: join(dir, 'absent'), open: unread })).rejects.toMatchObject({
+      code: StorageErrorCode.Unavailable,
+    });
+    expect(await filesBelow(root)).toEqual(['full', 'full/db']);
+    expect(await storage.stat('full/db')).toMatchObject({ checksums: { sha256: sha256Hex('staged bytes') } });
+  });
+
   it('treats folders as no object, and refuses keys that clash with a folder or an object', async () => {
     await storage.put('a/b', bufferBody('x'));
     expect(await storage.stat('a')).toBeUndefined();

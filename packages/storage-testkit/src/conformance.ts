@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { expect, describe, test } from 'vitest';
@@ -140,6 +143,36 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         const keys = Array.from({ length: 24 }, (_, i) => `concurrent/${i}`);
         await Promise.all(keys.map((key) => storage.put(key, bufferBody(`${key} `.repeat(1000)))));
         for (const key of keys) expect((await readObject(storage, key)).toString()).toBe(`${key} `.repeat(1000));
+      });
+    });
+
+    describe('bodies backed by a file (`path`)', () => {
+      it('round-trip whether the adapter copies the file or reads open()', async ({ storage }) => {
+        const bytes = randomBytes(3 * 1024 * 1024 + 7);
+        await withFile(bytes, async (path) => {
+          const info = await storage.put('file/body.bin', { ...bufferBody(bytes), path });
+          expect(info).toMatchObject({ key: 'file/body.bin', size: bytes.length });
+          await expectChecksumsOf(info, bytes);
+          await expectChecksumsOf((await storage.stat('file/body.bin'))!, bytes);
+          expect(sha256Hex(await readObject(storage, 'file/body.bin'))).toBe(sha256Hex(bytes));
+        });
+      });
+
+      it('are refused when the file does not match the declared size or SHA-256, leaving the existing object as it was', async ({ storage }) => {
+        await storage.put('kept', bufferBody('original'));
+        const bytes = Buffer.from('replacement');
+        await withFile(bytes, async (path) => {
+          for (const lie of [{ sha256: sha256Hex('something else') }, { size: bytes.length - 1 }, { size: bytes.length + 1 }]) {
+            await expect(storage.put('kept', { ...bufferBody(bytes), path, ...lie }), JSON.stringify(lie)).rejects.toMatchObject({
+              code: StorageErrorCode.ChecksumMismatch,
+            });
+            await expect(storage.put('new', { ...bufferBody(bytes), path, ...lie }), JSON.stringify(lie)).rejects.toMatchObject({
+              code: StorageErrorCode.ChecksumMismatch,
+            });
+          }
+        });
+        expect((await readObject(storage, 'kept')).toString()).toBe('original');
+        expect(await listAll(storage, '')).toEqual(['kept']);
       });
     });
 
@@ -472,6 +505,18 @@ function trackedBody(bytes: Buffer, lies: { size?: number; sha256?: string } = {
   };
   const streamsSettled = () => streams.every((stream) => stream.destroyed || stream.readableEnded);
   return { body, streamsSettled };
+}
+
+/** Runs `fn` with the path of a temporary file holding `bytes`, then removes it. */
+async function withFile(bytes: Buffer, fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-conformance-'));
+  try {
+    const path = join(dir, 'body');
+    await writeFile(path, bytes);
+    await fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function inParallel<T>(items: readonly T[], parallelism: number, fn: (item: T) => Promise<unknown>): Promise<void> {

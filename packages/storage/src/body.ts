@@ -71,7 +71,7 @@ export async function fileBody(path: string): Promise<PutBody> {
   const { size, sha256 } = await digestStream(createReadStream(path));
   const { size: sizeNow } = await stat(path);
   if (sizeNow !== size) throw new Error(`${path} changed while it was being hashed`);
-  return { size, sha256, open: () => createReadStream(path) };
+  return { size, sha256, path, open: () => createReadStream(path) };
 }
 
 /**

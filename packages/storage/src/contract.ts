@@ -157,6 +157,13 @@ export interface PutBody {
   readonly sha256: string;
   /** CRC-64/ECMA-182 (as Aliyun OSS computes it) of the bytes, as an unsigned decimal string. */
   readonly crc64ecma?: string;
+  /**
+   * A local file that holds exactly the bytes `open()` returns and does not change while `put`
+   * runs. An adapter may read or copy the file instead of calling `open()` (the local adapter
+   * copies it in the kernel, without the bytes passing through JS); the size and SHA-256 checks
+   * hold either way. A wrapper that changes what `open()` returns must not pass `path` on.
+   */
+  readonly path?: string;
 }
 
 export interface PutOptions {
