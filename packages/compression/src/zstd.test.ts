@@ -3,7 +3,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { CompressionError, CompressionErrorCode, decodeError } from './errors.js';
-import { createCompressStream, createDecompressStream } from './zstd.js';
+import { createCompressStream, createDecompressStream, workerThreads } from './zstd.js';
 
 /** SQLite-like data: repetitive rows with some noise, compressible about 4:1. */
 function sampleData(size: number): Buffer {
@@ -55,9 +55,10 @@ describe('round trips', () => {
   const data = sampleData(1024 * 1024 + 123);
 
   it.each([
-    ['level 3 (default), 1 worker (default)', {}],
+    ['level 3 (default), 2 workers (default)', {}],
     ['level 1, on the calling thread', { level: 1, workers: 0 }],
-    ['level 19, 2 workers', { level: 19, workers: 2 }],
+    ['level 19, 1 worker', { level: 19, workers: 1 }],
+    ['level 3, 2 workers, a small input on the calling thread', { inputSize: 1024 * 1024 + 123 }],
   ])('%s', async (_name, options) => {
     const compressed = await compress(data, options);
     expect(compressed.length).toBeLessThan(data.length / 2);
@@ -157,7 +158,17 @@ describe('decodeError', () => {
 });
 
 describe('options', () => {
-  it.each([[{ level: 0 }], [{ level: 20 }], [{ level: 2.5 }], [{ workers: -1 }], [{ workers: 1.5 }]])('rejects %o', (options) => {
-    expect(() => createCompressStream(options)).toThrow(expect.objectContaining({ code: CompressionErrorCode.InvalidOptions }));
+  it('compresses an input known to be at most 16 MiB on the calling thread, a larger or unknown one in the workers', () => {
+    expect(workerThreads(2, 16 * 1024 * 1024)).toBe(0);
+    expect(workerThreads(2, 0)).toBe(0);
+    expect(workerThreads(2, 16 * 1024 * 1024 + 1)).toBe(2);
+    expect(workerThreads(1, undefined)).toBe(1);
   });
+
+  it.each([[{ level: 0 }], [{ level: 20 }], [{ level: 2.5 }], [{ workers: -1 }], [{ workers: 1.5 }], [{ inputSize: -1 }], [{ inputSize: 0.5 }]])(
+    'rejects %o',
+    (options) => {
+      expect(() => createCompressStream(options)).toThrow(expect.objectContaining({ code: CompressionErrorCode.InvalidOptions }));
+    },
+  );
 });

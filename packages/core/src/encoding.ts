@@ -6,6 +6,7 @@
  * key must still read them to take the next incremental (they are hashes, not data).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DecryptionKeys, EncryptionKeys, PassphraseVerifier } from '@stowage/crypto';
@@ -102,7 +103,7 @@ export class Codec {
     for (const name of encoding) {
       stages.push(
         name === 'zstd'
-          ? (await compression()).createCompressStream({ level: this.config.compression.level })
+          ? (await compression()).createCompressStream({ level: this.config.compression.level, inputSize: (await stat(input)).size })
           : (await crypto()).createEncryptStream(await this.encryptionKeys()),
       );
     }
