@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, open, opendir, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -15,7 +16,6 @@ import {
   assertValidPrefix,
   crashPoint,
   destroyOnAbort,
-  digestStream,
   isDeadOwnersTemp,
   isNoSpace,
   objectNotFound,
@@ -42,6 +42,8 @@ const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
 const TEMP_MARKER = '.stowage-tmp-';
 const READ_CHUNK_BYTES = 256 * 1024;
+/** Read size when a file is hashed (stat, and the read-back of a put). */
+const DIGEST_CHUNK_BYTES = 1024 * 1024;
 
 /** True for errors meaning "no object here": missing, or a folder where the key expects a file. */
 function isNotAnObject(error: unknown): boolean {
@@ -155,9 +157,12 @@ export class LocalStorage implements StorageAdapter {
     throwIfAborted(options.signal, key);
     const opened = await this.#openObject(path, key, 'stat');
     if (!opened) return undefined;
-    const bytes = new FileRangeStream(opened.file, 0, Infinity, (error) => this.#storageError(error, 'stat', key));
-    const { size, sha256 } = await digestStream(destroyOnAbort(bytes, options.signal, key));
-    return { key, size, modified: opened.modified, checksums: { sha256 } };
+    try {
+      const { size, sha256 } = await this.#digestFile(opened.file, key, 'stat', options.signal);
+      return { key, size, modified: opened.modified, checksums: { sha256 } };
+    } finally {
+      await opened.file.close();
+    }
   }
 
   /** Walks only the folders that can hold matching keys; reports no checksums (that needs a read). */
@@ -218,7 +223,7 @@ export class LocalStorage implements StorageAdapter {
       assertBodyMatches(key, body, sent);
       if (this.#fsync) await file.sync();
       const { mtime } = await file.stat();
-      const stored = await digestStream(new FileRangeStream(file, 0, Infinity, (error) => this.#storageError(error, 'put', key), { keepOpen: true }));
+      const stored = await this.#digestFile(file, key, 'put', signal);
       if (stored.size !== sent.size || stored.sha256 !== sent.sha256) {
         throw new StorageError(
           StorageErrorCode.ChecksumMismatch,
@@ -246,13 +251,30 @@ export class LocalStorage implements StorageAdapter {
     try {
       await file.chmod(FILE_MODE);
       throwIfAborted(signal, key);
-      const readBack = new FileRangeStream(file, 0, Infinity, (error) => this.#storageError(error, 'put', key), { keepOpen: true });
-      const [stored] = await Promise.all([digestStream(destroyOnAbort(readBack, signal, key)), this.#fsync && file.sync()]);
+      const [stored] = await Promise.all([this.#digestFile(file, key, 'put', signal), this.#fsync && file.sync()]);
       assertBodyMatches(key, body, stored);
       const { mtime } = await file.stat();
       return { key, size: stored.size, modified: mtime, checksums: { sha256: stored.sha256 } };
     } finally {
       await file.close();
+    }
+  }
+
+  /** Size and SHA-256 of an open file's bytes, read from the start into one reused buffer. */
+  async #digestFile(file: FileHandle, key: string, operation: string, signal: AbortSignal | undefined): Promise<{ size: number; sha256: string }> {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(DIGEST_CHUNK_BYTES);
+    let size = 0;
+    try {
+      for (;;) {
+        throwIfAborted(signal, key);
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, size);
+        if (bytesRead === 0) return { size, sha256: hash.digest('hex') };
+        hash.update(buffer.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+    } catch (error) {
+      throw this.#storageError(error, operation, key);
     }
   }
 
@@ -352,20 +374,16 @@ async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-/** The bytes `[offset, offset + length)` of an open file (fewer at its end); closes the file when done unless `keepOpen`. */
+/** The bytes `[offset, offset + length)` of an open file (fewer at its end); closes the file when done. */
 class FileRangeStream extends Readable {
   readonly #file: FileHandle;
   readonly #end: number;
   readonly #mapError: (error: unknown) => unknown;
   #position: number;
 
-  readonly #keepOpen: boolean;
-
-  /** `keepOpen`: the caller closes the file (it goes on using it). */
-  constructor(file: FileHandle, offset: number, length: number, mapError: (error: unknown) => unknown, options: { keepOpen?: boolean } = {}) {
+  constructor(file: FileHandle, offset: number, length: number, mapError: (error: unknown) => unknown) {
     super({ highWaterMark: READ_CHUNK_BYTES });
     this.#file = file;
-    this.#keepOpen = options.keepOpen ?? false;
     this.#position = offset;
     this.#end = offset + length;
     this.#mapError = mapError;
@@ -387,7 +405,6 @@ class FileRangeStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.#keepOpen) return callback(error);
     this.#file.close().then(
       () => callback(error),
       (closeError: unknown) => callback(error ?? (closeError as Error)),
