@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { simulateWarehouseActivity, tableRowCounts } from '@stowage/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
+import type { ProgressEvent } from './destination.js';
 import { listBackups } from './catalog.js';
 import { parseManifest } from './manifest.js';
 import { restore, verifyRestored } from './restore.js';
@@ -45,6 +46,15 @@ describe('full and hot backups', () => {
     expect(execFileSync('sqlite3', [stored, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
     const log = await readFile(join(ws.backups, 'logs', 'backup.log'), 'utf8');
     expect(log).toMatch(new RegExp(`backup-full ${id} ok [\\d.]+s \\d+B committed=local`));
+  });
+
+  it('reports upload progress from 0 to the bytes stored, though the local destination copies the staged files without reading them', async () => {
+    const events: ProgressEvent[] = [];
+    ws = await makeWorkspace({ engine: { onProgress: (event) => events.push(event) } });
+    const result = await backup(ws.engine, { type: 'full' });
+    const upload = events.filter((event) => event.phase === 'upload');
+    expect(upload[0]).toEqual({ phase: 'upload', done: 0, total: result.bytes });
+    expect(upload.at(-1)).toEqual({ phase: 'upload', done: result.bytes, total: result.bytes });
   });
 
   it('gives two backups taken in the same second different names', async () => {
