@@ -7,6 +7,8 @@ import { simulateWarehouseActivity, tableRowCounts } from '@stowage/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import type { ProgressEvent } from './destination.js';
+import type { StorageAdapter } from '@stowage/storage';
+import { forwarding } from '@stowage/storage-testkit';
 import { listBackups } from './catalog.js';
 import { parseManifest } from './manifest.js';
 import { restore, verifyRestored } from './restore.js';
@@ -55,6 +57,22 @@ describe('full and hot backups', () => {
     const upload = events.filter((event) => event.phase === 'upload');
     expect(upload[0]).toEqual({ phase: 'upload', done: 0, total: result.bytes });
     expect(upload.at(-1)).toEqual({ phase: 'upload', done: result.bytes, total: result.bytes });
+  });
+
+  it('removes the staged snapshot once it is encoded: only the encoded artifacts are staged while they are stored', async () => {
+    const stagedDuringPut: string[][] = [];
+    const watch = (adapter: StorageAdapter) =>
+      forwarding(adapter, {
+        async put(key, body, options) {
+          if (key.startsWith('full/')) stagedDuringPut.push((await readdir(ws.engine.stagingDir)).sort());
+          return adapter.put(key, body, options);
+        },
+      });
+    ws = await makeWorkspace({ config: { compression: { algorithm: 'zstd', level: 3 } }, engine: { wrappers: [watch] } });
+    await backup(ws.engine, { type: 'full' });
+    expect(stagedDuringPut.length).toBeGreaterThanOrEqual(2);
+    for (const names of stagedDuringPut) expect(names.map((name) => name.replace(/^backup-[^.]+/, ''))).toEqual(['.pagehash', '.pagehash.zst', '.sqlite3.zst']);
+    expect(await readdir(ws.engine.stagingDir)).toEqual([]);
   });
 
   it('gives two backups taken in the same second different names', async () => {

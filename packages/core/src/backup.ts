@@ -139,6 +139,8 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
   const stagedSnapshot = `${stem}.sqlite3`;
   const stagedDelta = `${stem}.delta`;
   const stagedHashes = `${stem}.pagehash`;
+  // Set once a full backup has encoded the snapshot and no longer needs it (see there).
+  let snapshotRemoved: Promise<void> | undefined;
   try {
     const plan = await planBackup(engine, options.type);
     // Before the snapshot: a passphrase verifier's scrypt (32 MiB) then does not add to the encoding's memory peak.
@@ -163,6 +165,9 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
       engine.progress({ phase: 'encode', done: 0 });
       const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
+      // Removed while the rest runs rather than at the end, and before the kernel writes back a GiB
+      // of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
+      snapshotRemoved = rm(stagedSnapshot, { force: true }).catch(() => undefined);
       digest = tap.result();
       encoded.push({ role: 'database', path, encoding: databaseEncoding, ...stored, decodedSize: digest.size, decodedSha256: digest.sha256 });
     } else {
@@ -331,6 +336,7 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
+    await snapshotRemoved;
     const leftovers = (await readdir(engine.stagingDir)).filter((name) => name.startsWith(basename(stem)));
     await Promise.all(leftovers.map((name) => rm(join(engine.stagingDir, name), { force: true })));
   }
