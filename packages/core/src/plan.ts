@@ -11,7 +11,7 @@ import { copyReplica } from './sync.js';
 import { chainIn, chainKeyProblem } from './key-match.js';
 import { artifactOf, type Artifact, type BackupType, type Manifest } from './manifest.js';
 import { parseFileSetIndex, type FileSetIndex } from '@stowage/filesets';
-import { sha256Hex } from '@stowage/storage';
+import { isDeadOwnersTemp, ownerOf, sha256Hex } from '@stowage/storage';
 import { ensurePrivateDir, writePrivateAtomic } from './private-fs.js';
 
 /** What a backup run will take: its type, its parent (incrementals) and its place in the order. */
@@ -253,7 +253,10 @@ async function readSmallArtifact(
 export async function cacheForNextBackup(state: StateFolder, id: string, pageHashes: Buffer, fileSetIndex: Buffer | undefined): Promise<void> {
   const dir = cacheDir(state);
   await ensurePrivateDir(dir);
-  for (const name of await readdir(dir)) await rm(join(dir, name), { force: true });
+  for (const name of await readdir(dir)) {
+    // A temp file whose owner runs is another backup's cache write under way (in-process races included).
+    if (ownerOf(name) === undefined || isDeadOwnersTemp(name)) await rm(join(dir, name), { force: true });
+  }
   await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes);
   if (fileSetIndex) await writePrivateAtomic(join(dir, `${id}.files-index.json`), fileSetIndex);
 }
