@@ -42,6 +42,7 @@ import {
   type CatalogEntry,
   type Engine,
   type EngineOptions,
+  type RestoreCheck,
   type RestorePlan,
   type ThawRequest,
   type ResolvedConfig,
@@ -294,12 +295,13 @@ export async function runValidate(engine: Engine, out: Output, reference: string
   out.say(
     `${v.backupId}: ${v.ok ? 'data valid' : 'DATA INVALID'} — integrity ${v.checks.integrity.join('; ')}, foreign key violations ${v.checks.foreignKeyViolations}, schema ${v.schemaMatches ? 'matches' : 'DIFFERS'}, row counts ${Object.keys(v.rowCountMismatches).length === 0 ? 'match' : `DIFFER in ${Object.keys(v.rowCountMismatches).join(', ')}`}`,
   );
-  if (v.recorded.length)
-    out.say(
-      `  recorded in the manifest at ${v.recorded.join(', ')}: restores of this snapshot run quick_check only (restore --check full for the full checks)`,
-    );
+  if (v.recorded.length) out.say(`  recorded in the manifest at ${v.recorded.join(', ')}: ${SKIP_WHOLE_FILE_CHECKS}`);
   return v.ok ? ExitCode.Ok : ExitCode.Failed;
 }
+
+/** What recording `integrityChecked` in a manifest means for restores. */
+const SKIP_WHOLE_FILE_CHECKS = 'restores of this snapshot skip the whole-file checks (restore --check quick|full to run them)';
+const RESTORE_CHECKS: readonly string[] = ['auto', 'quick', 'full'] satisfies RestoreCheck[];
 
 export async function runRestore(
   engine: Engine,
@@ -317,7 +319,7 @@ export async function runRestore(
   },
 ): Promise<ExitCode> {
   const { at, only, yes, check, ...rest } = options;
-  if (check !== undefined && check !== 'auto' && check !== 'full') throw new UsageError(`--check takes auto or full, not '${check}'`);
+  if (check !== undefined && !RESTORE_CHECKS.includes(check)) throw new UsageError(`--check takes auto, quick or full, not '${check}'`);
   if (at !== undefined && options.backup !== undefined) throw new UsageError('give a backup or --at TIME, not both');
   if (!options.testMode && options.backup === undefined && at === undefined) {
     throw new UsageError('name the backup to restore over the live data: an id, a file, `latest`, or --at TIME (or add --test-mode to restore into scratch)');
@@ -334,7 +336,7 @@ export async function runRestore(
             .map((name) => name.trim())
             .filter(Boolean),
         }),
-    ...(check === undefined ? {} : { check }),
+    ...(check === undefined ? {} : { check: check as RestoreCheck }),
   });
   out.result({
     id: r.manifest.id,
@@ -347,6 +349,7 @@ export async function runRestore(
     bytes: r.bytes,
     durationMs: Math.round(r.durationMs),
     ...(r.checks ? { checks: r.checks } : {}),
+    ...(r.recorded ? { recorded: r.recorded } : {}),
     ...(r.thawMs === undefined ? {} : { thawMs: r.thawMs }),
   });
   if (r.chain.length > 1) out.say(`replayed the chain ${r.chain.join(' → ')}`);
@@ -358,10 +361,8 @@ export async function runRestore(
   );
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
-  if (r.checks)
-    out.say(
-      `  ${describeChecks(r.checks)}; SHA-256 matches the backup${r.checks.kind === 'quick' ? ' (--check full for integrity_check and foreign_key_check)' : ''}`,
-    );
+  if (r.checks) out.say(`  SHA-256 matches the backup; ${describeChecks(r.checks)}${r.checks.kind === 'full' ? '' : ' (--check full for integrity_check and foreign_key_check)'}`);
+  if (r.recorded) out.say(`  recorded in the manifest at ${r.recorded.join(', ')}: ${SKIP_WHOLE_FILE_CHECKS}`);
   if (r.thawMs !== undefined) out.say(`  ${formatAge(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;
 }

@@ -185,7 +185,7 @@ export function stowageProgram(setExit: (code: number) => void): Command {
       .option('--verify', 'check the database restored last against its backup')
       .option(
         '--check <kind>',
-        'auto: quick_check when the snapshot passed the full checks before (validate), else full; full: always integrity_check and foreign_key_check',
+        'auto: when the snapshot passed the full checks before (validate, or a restore that ran them), its bytes matching it are enough (header and schema read back); else full. quick: quick_check; full: integrity_check and foreign_key_check',
         'auto',
       )
       .option('-y, --yes', 'replace the live data without asking (required without a terminal)'),

@@ -110,8 +110,14 @@ class DbRestoreThawTest(SettingsCase):
         self.assertEqual(argv, ['restore', '--test-mode', '--thaw', '--wait', '12h', *config, '--', 'full_backup_x'])
         self.assertEqual(self.db_restore('--file', 'full_backup_x', '--test-mode')[:2], ['restore', '--test-mode'])
 
+    def test_check_reaches_the_cli(self):
+        config = ['--config', str(self.base / '.stowage-django.json'), '--json']
+        argv = self.db_restore('--file', 'full_backup_x', '--test-mode', '--check', 'full', '--thaw')
+        self.assertEqual(argv, ['restore', '--test-mode', '--check', 'full', '--thaw', *config, '--', 'full_backup_x'])
+        self.assertEqual(self.db_restore('--file', 'full_backup_x', '--test-mode', '--check', 'quick')[:4], ['restore', '--test-mode', '--check', 'quick'])
+
     def test_thaw_options_without_thaw_or_file_are_refused(self):
-        for args in (['--file', 'x', '--test-mode', '--tier', 'bulk'], ['--file', 'x', '--test-mode', '--wait'], ['--list', '--thaw']):
+        for args in (['--file', 'x', '--test-mode', '--tier', 'bulk'], ['--file', 'x', '--test-mode', '--wait'], ['--list', '--thaw'], ['--verify', '--check', 'full']):
             with self.assertRaises(CommandError) as raised:
                 self.db_restore(*args)
             self.assertEqual(raised.exception.returncode, 2)

@@ -10,7 +10,7 @@ import type { ProgressEvent } from './destination.js';
 import type { StorageAdapter } from '@stowage/storage';
 import { forwarding } from '@stowage/storage-testkit';
 import { listBackups } from './catalog.js';
-import { parseManifest } from './manifest.js';
+import { parseManifest, serializeManifest } from './manifest.js';
 import { restore, verifyRestored } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { validate } from './validate.js';
@@ -118,29 +118,63 @@ describe('verify and validate', () => {
 });
 
 describe('which checks a restore runs', () => {
-  it('full checks until validate records that the snapshot passed them; then quick_check, unless --check full', async () => {
+  const lastLogLine = async () => (await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).trim().split('\n').at(-1);
+
+  it('full checks until they passed once on the snapshot (a restore or validate records it); then none over the whole file, unless asked', async () => {
     ws = await makeWorkspace();
-    await backup(ws.engine, { type: 'full' });
+    const full = (await backup(ws.engine, { type: 'full' })).manifest;
     simulateWarehouseActivity(ws.database, { seed: 5, operations: 20 });
     const { manifest } = await backup(ws.engine, { type: 'incremental' });
     const manifestPath = join(ws.backups, 'incremental', `${manifest.id}.manifest.json`);
+    const recordedIn = async (path: string) => parseManifest(await readFile(path, 'utf8'), 'm').integrityChecked;
 
-    const before = await restore(ws.engine, { backup: manifest.id, testMode: true });
-    expect(before.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
-    expect(parseManifest(await readFile(manifestPath, 'utf8'), 'm').integrityChecked).toBeUndefined();
-
-    const validation = await validate(ws.engine, manifest.id);
-    expect(validation).toMatchObject({ ok: true, recorded: ['local'] });
-    const recorded = parseManifest(await readFile(manifestPath, 'utf8'), 'm');
-    expect(recorded.integrityChecked).toMatchObject({ by: 'validate' });
-    expect(recorded.source.snapshotSha256).toBe(manifest.source.snapshotSha256);
-
-    const quick = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    // quick_check passing records nothing: it is not the full checks.
+    const quick = await restore(ws.engine, { backup: manifest.id, testMode: true, check: 'quick' });
     expect(quick.checks).toEqual({ kind: 'quick', integrity: ['ok'] });
-    expect(await sha256File(quick.target!)).toBe(manifest.source.snapshotSha256);
-    expect((await readFile(join(ws.engine.logDir, 'restore.log'), 'utf8')).trim().split('\n').at(-1)).toContain('check=quick');
-    const full = await restore(ws.engine, { backup: manifest.id, testMode: true, check: 'full' });
-    expect(full.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
+    expect(quick.recorded).toBeUndefined();
+    expect(await recordedIn(manifestPath)).toBeUndefined();
+
+    const first = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    expect(first.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
+    expect(first.recorded).toEqual(['local']);
+    const recorded = await recordedIn(manifestPath);
+    expect(recorded).toMatchObject({ by: 'restore' });
+    expect(await lastLogLine()).toContain('integrity-recorded=local');
+
+    const verified = await restore(ws.engine, { backup: manifest.id, testMode: true });
+    expect(verified.checks).toEqual({
+      kind: 'verified',
+      integrity: ['ok'],
+      basis: { snapshotSha256: manifest.source.snapshotSha256, at: recorded!.at, by: 'restore' },
+    });
+    expect(verified.recorded).toBeUndefined();
+    expect(await sha256File(verified.target!)).toBe(manifest.source.snapshotSha256);
+    expect(await lastLogLine()).toContain('check=verified');
+
+    const again = await restore(ws.engine, { backup: manifest.id, testMode: true, check: 'full' });
+    expect(again.checks).toMatchObject({ kind: 'full', integrity: ['ok'], foreignKeyViolations: 0 });
+    expect(again.recorded).toBeUndefined();
+    expect(await recordedIn(manifestPath)).toEqual(recorded);
+
+    // validate records it too; the full backup's restores then inherit validate's pass.
+    expect(await validate(ws.engine, full.id)).toMatchObject({ ok: true, recorded: ['local'] });
+    const byValidate = await restore(ws.engine, { backup: full.id, testMode: true });
+    expect(byValidate.checks).toMatchObject({ kind: 'verified', integrity: ['ok'], basis: { snapshotSha256: full.source.snapshotSha256, by: 'validate' } });
+  });
+
+  it('a verified restore still reads the schema back: one that does not hash as the manifest says fails the restore, target untouched', async () => {
+    ws = await makeWorkspace();
+    const { manifest } = await backup(ws.engine, { type: 'full' });
+    expect(await validate(ws.engine, manifest.id)).toMatchObject({ ok: true });
+    const manifestPath = join(ws.backups, 'full', `${manifest.id}.manifest.json`);
+    const stored = parseManifest(await readFile(manifestPath, 'utf8'), 'm');
+    await writeFile(manifestPath, serializeManifest({ ...stored, source: { ...stored.source, schemaHash: '0'.repeat(64) } }));
+    const target = join(ws.dir, 'restored.sqlite3');
+    await expect(restore(ws.engine, { backup: manifest.id, target, confirm: async () => true })).rejects.toMatchObject({
+      code: 'stowage.restore.check_failed',
+      message: expect.stringContaining(`schema hash ${manifest.source.schemaHash} is not the backup's ${'0'.repeat(64)}`),
+    });
+    expect(existsSync(target)).toBe(false);
   });
 });
 

@@ -57,7 +57,7 @@ export { describeChecks, readFacts, runChecks, type CheckKind, type DatabaseChec
 export { idFromReference, typeOfId } from './layout.js';
 export { BACKUP_TYPES, manifestSchema, parseManifest, serializeManifest, type Artifact, type BackupType, type Manifest } from './manifest.js';
 export { DEFAULT_RETENTION, durationMs, planRetention, type RetentionDecision, type RetentionPolicy, type RetentionRule } from './retention.js';
-export { restore, verifyRestored, type RestoreOptions, type RestorePlan, type RestoreResult, type RestoreVerification } from './restore.js';
+export { restore, verifyRestored, type RestoreCheck, type RestoreOptions, type RestorePlan, type RestoreResult, type RestoreVerification } from './restore.js';
 export { probeDestinations, type DestinationProbe } from './probe.js';
 export { sync, type SyncAction, type SyncResult } from './sync.js';
 export { takeSnapshot, type Snapshot } from './snapshot.js';

@@ -115,8 +115,8 @@ export const manifestSchema = z
       .optional(),
     /**
      * Set once this backup's snapshot passed `PRAGMA integrity_check` and `foreign_key_check`
-     * (`by`: the operation, e.g. `validate`): a restore whose bytes hash to `source.snapshotSha256`
-     * then runs `quick_check` only, unless asked for the full checks.
+     * (`by`: the operation, `validate` or `restore`): a restore whose bytes hash to
+     * `source.snapshotSha256` then runs no whole-file check (kind `verified`), unless asked for one.
      */
     integrityChecked: z.object({ at: z.iso.datetime(), by: z.string() }).optional(),
     /** How artifacts are encoded: compression and encryption (cipher, mode, which key — never a key). */

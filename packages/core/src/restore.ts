@@ -11,7 +11,8 @@ import { restoreFilesOfChain, stageFilesOfChain } from './restore-files.js';
 import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { checksPassed, describeChecks, readFacts, runChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
+import { checksPassed, describeChecks, readFacts, runChecks, verifiedChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
+import { recordIntegrityChecked } from './validate.js';
 import type { Artifact, Manifest } from './manifest.js';
 import { ensureThawed, type ThawRequest } from './archive.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
@@ -42,13 +43,19 @@ export interface RestoreOptions {
    */
   thaw?: ThawRequest;
   /**
-   * The checks of the restored database: `auto` (default) runs `quick_check` alone when the
-   * backup's manifest records that its snapshot passed the full checks (`integrityChecked`) — the
-   * restored bytes are checked to hash to that snapshot — and the full checks otherwise; `full`
-   * always runs `integrity_check` and `foreign_key_check`.
+   * The checks of the restored database (its bytes are always checked to hash to the backup's
+   * snapshot first): `auto` (default) runs none over the whole file when the backup's manifest
+   * records that the snapshot passed the full checks (`integrityChecked`, by `validate` or an
+   * earlier restore) — identical bytes would pass them again — only reading its header and schema
+   * back (kind `verified`), and the full checks otherwise; `quick` runs `quick_check`; `full`
+   * always runs `integrity_check` and `foreign_key_check`. When full checks pass on a snapshot not
+   * yet recorded, each destination's manifest records it (`RestoreResult.recorded`).
    */
-  check?: 'auto' | 'full';
+  check?: RestoreCheck;
 }
+
+/** What `RestoreOptions.check` asks for. */
+export type RestoreCheck = 'auto' | 'quick' | 'full';
 
 /** What a restore is about to replace, for `RestoreOptions.confirm`. */
 export interface RestorePlan {
@@ -75,6 +82,8 @@ export interface RestoreResult {
   /** Backups replayed, full first. */
   chain: string[];
   checks?: DatabaseChecks;
+  /** Destinations whose manifest now records that this snapshot passed the full checks (this restore ran them). */
+  recorded?: string[];
   bytes: number;
   durationMs: number;
   /** Time spent waiting for thaws of archived artifacts (included in `durationMs`). */
@@ -155,8 +164,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
         // The one fsync runs in the thread pool while the checks read the page cache here.
         const synced = syncFile(temp);
         synced.catch(() => undefined);
-        const kind = options.check !== 'full' && entry.manifest.integrityChecked ? 'quick' : 'full';
-        checks = await withPrivateDatabase(temp, (db) => runChecks(db, kind));
+        checks = await withPrivateDatabase(temp, (db) => checkRestored(db, entry.manifest, options.check ?? 'auto'));
         await synced;
         if (!checksPassed(checks)) {
           throw new CoreError(
@@ -207,6 +215,9 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
           files = { targetDir, sets: staged.sets.map((set) => set.name), ...((await stat(aside).catch(() => undefined)) ? { movedAside: aside } : {}) };
         }
       }
+      // Full checks that passed on a snapshot not yet recorded spare its next restores them.
+      const recorded =
+        checks?.kind === 'full' && !entry.manifest.integrityChecked ? await recordIntegrityChecked(engine, catalog, entry.manifest, 'restore') : [];
       const source = [...new Set(sources)].join(',') || chain.at(-1)!.destinations[0]!;
       const result: RestoreResult = {
         manifest: entry.manifest,
@@ -217,6 +228,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
         source,
         chain: chain.map((link) => link.manifest.id),
         ...(checks ? { checks } : {}),
+        ...(recorded.length ? { recorded } : {}),
         bytes: entry.manifest.source.size,
         durationMs: performance.now() - started,
         ...(thawMs > 0 ? { thawMs: Math.round(thawMs) } : {}),
@@ -231,6 +243,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
           `from=${source}`,
           target ? `target=${target}` : '',
           checks ? `check=${checks.kind}` : '',
+          recorded.length ? `integrity-recorded=${recorded.join(',')}` : '',
           files ? `files=${files.sets.join(',')}` : '',
           movedAside.length ? `moved-aside=${movedAside[0]}` : '',
         ]
@@ -253,6 +266,13 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
     }).catch(warnUnrecorded(engine.warn, 'the failed restore in restore.log and the audit log'));
     throw error;
   }
+}
+
+/** The checks `check` asks for on a restored database whose bytes hash to `manifest`'s snapshot (see `RestoreOptions.check`). */
+function checkRestored(db: Database.Database, manifest: Manifest, check: RestoreCheck): DatabaseChecks {
+  const earlier = manifest.integrityChecked;
+  if (check === 'auto' && earlier) return verifiedChecks(db, manifest.source.schemaHash, { snapshotSha256: manifest.source.snapshotSha256, ...earlier });
+  return runChecks(db, check === 'quick' ? 'quick' : 'full');
 }
 
 async function resolveTarget(engine: Engine, target: string | undefined, testMode: boolean): Promise<string> {

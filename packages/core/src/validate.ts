@@ -18,7 +18,7 @@ export interface Validation {
   /** Tables whose row count differs from the manifest: name → [expected, found]. */
   rowCountMismatches: Record<string, [number | null, number | null]>;
   source: string;
-  /** Destinations whose manifest now records that this snapshot passed the full checks (restores of it then run `quick_check` only). */
+  /** Destinations whose manifest now records that this snapshot passed the full checks (restores of it then skip the whole-file checks). */
   recorded: string[];
 }
 
@@ -45,7 +45,7 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
     }
     const schemaMatches = facts.schemaHash === entry.manifest.source.schemaHash;
     const ok = checksPassed(checks) && schemaMatches && Object.keys(rowCountMismatches).length === 0;
-    const recorded = ok ? await recordIntegrityChecked(engine, catalog, entry.manifest) : [];
+    const recorded = ok ? await recordIntegrityChecked(engine, catalog, entry.manifest, 'validate') : [];
     await logOperation(engine.logDir, 'backup.log', {
       operation: 'validate',
       backupId: entry.manifest.id,
@@ -60,22 +60,28 @@ export async function validate(engine: Engine, reference: string): Promise<Valid
 }
 
 /**
- * Adds `integrityChecked` to the manifest of `validated` at every destination whose manifest is of
- * the same snapshot and lacks it; a destination that cannot be written is warned about and skipped
- * (its restores keep running the full checks).
+ * Adds `integrityChecked` (`by`: the operation whose full checks passed) to the manifest of
+ * `checked` at every destination whose manifest is of the same snapshot and lacks it; a
+ * destination that cannot be written is warned about and skipped (its restores keep running the
+ * full checks). Callers hold at least the readers lock. Returns the destinations that record it.
  */
-async function recordIntegrityChecked(run: Pick<Engine, 'destinations' | 'now' | 'warn'>, catalog: ManifestCatalog, validated: Manifest): Promise<string[]> {
+export async function recordIntegrityChecked(
+  run: Pick<Engine, 'destinations' | 'now' | 'warn'>,
+  catalog: ManifestCatalog,
+  checked: Manifest,
+  by: string,
+): Promise<string[]> {
   const recorded: string[] = [];
   const at = run.now().toISOString();
   for (const destination of run.destinations) {
     try {
-      const manifest = await catalog.manifestAt(destination, validated.id);
-      if (!manifest || manifest.source.snapshotSha256 !== validated.source.snapshotSha256) continue;
-      if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by: 'validate' } });
+      const manifest = await catalog.manifestAt(destination, checked.id);
+      if (!manifest || manifest.source.snapshotSha256 !== checked.source.snapshotSha256) continue;
+      if (!manifest.integrityChecked) await commitManifest(destination, { ...manifest, integrityChecked: { at, by } });
       recorded.push(destination.name);
     } catch (error) {
       run.warn(
-        `could not record the passed checks of ${validated.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`,
+        `could not record the passed checks of ${checked.id} at ${destination.name} (${(error as Error).message}); its restores will run the full checks`,
       );
     }
   }

@@ -16,7 +16,7 @@ STOP_THE_APPLICATION = (
 
 class Command(StowageCommand):
     help = (
-        "Restore with Stowage (the seed document's db_restore): --file=FILE [--test-mode] [--thaw [--tier T] [--days N] [--wait [D]]], "
+        "Restore with Stowage (the seed document's db_restore): --file=FILE [--test-mode] [--check auto|quick|full] [--thaw [--tier T] [--days N] [--wait [D]]], "
         '--list, --verify [--test-mode]'
     )
 
@@ -27,6 +27,11 @@ class Command(StowageCommand):
         action.add_argument('--verify', action='store_true', help='check the database restored last against its backup')
         parser.add_argument('--test-mode', action='store_true', help='restore into a scratch folder; the live database is not touched')
         parser.add_argument('--noinput', '--no-input', action='store_false', dest='interactive', help='do not ask before a live restore')
+        parser.add_argument(
+            '--check',
+            choices=['auto', 'quick', 'full'],
+            help='with --file: the checks of the restored database (stowage restore --check; default auto: none over the whole file when the snapshot passed the full checks before)',
+        )
         # Archive offload: passed through to `stowage restore --thaw [--tier] [--days] [--wait]`.
         parser.add_argument('--thaw', action='store_true', help='with --file: request thaws of the archived artifacts the restore needs (S3, OSS archive classes)')
         parser.add_argument('--tier', choices=['expedited', 'standard', 'bulk'], help='with --thaw: how fast (and how dear) the thaw is (default standard)')
@@ -38,6 +43,9 @@ class Command(StowageCommand):
         thaw = thaw_args(options)
         if thaw and not options['file']:
             raise CommandError('--thaw, --tier, --days and --wait go with --file', returncode=2)
+        if options.get('check') and not options['file']:
+            raise CommandError('--check goes with --file', returncode=2)
+        thaw = [*(['--check', options['check']] if options.get('check') else []), *thaw]
         if options['list']:
             if test_mode:
                 raise CommandError('--test-mode goes with --file or --verify', returncode=2)
