@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { write } from 'node:fs';
+import { fdatasync, writev } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -89,14 +89,16 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
  * first (small), then the full image is streamed to `path` with their pages substituted on the way
  * (`ChainOverlay`), hashed as written and checked against the last link's snapshot SHA-256. Every
  * artifact's stored bytes are checked against its SHA-256 while read, falling back to the next
- * destination on any error. Nothing is synced: the caller syncs what it keeps.
- * Returns the destinations each link came from.
+ * destination on any error. Nothing is synced: the caller syncs what it keeps; with
+ * `flushAsWritten` the image is flushed to disk as it is written (`ImageTarget.flushAsWritten`),
+ * so that sync has only the tail left. Returns the destinations each link came from.
  */
 export async function materializeChain(
   engine: ArtifactReader,
   chain: readonly CatalogEntry[],
   path: string,
   destinations: readonly Destination[],
+  options: { flushAsWritten?: boolean } = {},
 ): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
@@ -114,7 +116,13 @@ export async function materializeChain(
     }
     const { pageSize, size } = base.manifest.source;
     overlay = links.length ? ChainOverlay.open(links, { pageSize, pageCount: Math.ceil(size / pageSize) }) : undefined;
-    const image = { ...(overlay ? { overlay } : {}), sha256: last.source.snapshotSha256, size: last.source.size, id: last.id };
+    const image = {
+      ...(overlay ? { overlay } : {}),
+      sha256: last.source.snapshotSha256,
+      size: last.source.size,
+      id: last.id,
+      flushAsWritten: options.flushAsWritten ?? false,
+    };
     sources.unshift(await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations, { decode: true, sync: false, image }));
   } finally {
     overlay?.close();
@@ -130,7 +138,16 @@ interface ImageTarget {
   size: number;
   /** The backup whose snapshot it is, for messages. */
   id: string;
+  /**
+   * Start writing the image back to disk while it is written (an `fdatasync` in the thread pool
+   * every `FLUSH_BYTES`), for a caller that syncs the file next: the kernel would otherwise
+   * hold the whole image dirty until that sync, and the sync would write it all at once.
+   */
+  flushAsWritten?: boolean;
 }
+
+/** Bytes of image written between two flushes of `ImageTarget.flushAsWritten`. */
+const FLUSH_BYTES = 64 << 20;
 
 /**
  * Downloads one artifact to `path` (decoded with `decode`, else as stored), trying each
@@ -176,7 +193,7 @@ export async function fetchArtifact(
 /**
  * Writes a decoded full image to a file descriptor, positionally, with the pages of `overlay`
  * substituted and the pages past the image's end (a chain that grew) appended; hashes exactly
- * the bytes written.
+ * the bytes written. Chunks queued while a write runs go out together in one `writev`.
  */
 class ImageSink extends Writable {
   readonly #fd: number;
@@ -187,6 +204,11 @@ class ImageSink extends Writable {
   #written = 0;
   /** Next entry of `overlay.pages` not yet fully written. */
   #next = 0;
+  /** `#written` when the last flush started; the flush running, if any. */
+  #flushedAt = 0;
+  #flushing: Promise<void> | undefined;
+  /** A flush's failure, reported by the next write (a failed fdatasync is not reported twice by the kernel). */
+  #flushError: Error | undefined;
 
   constructor(fd: number, target: ImageTarget) {
     super({ highWaterMark: 1 << 20 });
@@ -195,32 +217,54 @@ class ImageSink extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    const start = this.#received;
-    this.#received += chunk.length;
+    this._writev([{ chunk }], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    const position = this.#received;
     const overlay = this.#target.overlay;
     const limit = overlay ? overlay.baseLimit * overlay.pageSize : Infinity;
-    if (start >= limit) return callback();
-    if (start + chunk.length > limit) chunk = chunk.subarray(0, limit - start);
-    if (overlay) this.#substitute(overlay, chunk, start);
-    this.#emit(chunk, start, callback);
+    const buffers: Buffer[] = [];
+    for (let { chunk } of chunks) {
+      const start = this.#received;
+      this.#received += chunk.length;
+      if (start >= limit) continue;
+      if (start + chunk.length > limit) chunk = chunk.subarray(0, limit - start);
+      if (overlay) this.#substitute(overlay, chunk, start);
+      buffers.push(chunk);
+    }
+    if (buffers.length === 0) return callback();
+    this.#emit(buffers, position, callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    const done = (error?: Error | null): void => void this.#settled(error).then(callback);
     const overlay = this.#target.overlay;
-    if (!overlay || this.#written >= overlay.pageCount * overlay.pageSize) return callback();
+    if (!overlay || this.#written >= overlay.pageCount * overlay.pageSize) return done();
     // Pages past the image's end (or past a link's truncation): from their delta, else zeros.
     const { pageSize, pageCount } = overlay;
     const first = Math.ceil(this.#written / pageSize);
     const batch = Math.max(1, Math.floor((1 << 20) / pageSize));
     const writeFrom = (page: number): void => {
-      if (page >= pageCount) return callback();
+      if (page >= pageCount) return done();
       const count = Math.min(batch, pageCount - page);
       const buffer = Buffer.alloc(count * pageSize);
       for (let i = 0; i < count; i++) overlay.pageInto(page + i, buffer, i * pageSize);
-      this.#emit(buffer, page * pageSize, (error) => (error ? callback(error) : writeFrom(page + count)));
+      this.#emit([buffer], page * pageSize, (error) => (error ? done(error) : writeFrom(page + count)));
     };
-    if (this.#written % pageSize !== 0) return callback(new Error(`the full image is not a whole number of ${pageSize}-byte pages`));
+    if (this.#written % pageSize !== 0) return done(new Error(`the full image is not a whole number of ${pageSize}-byte pages`));
     writeFrom(first);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // The caller closes the descriptor once the stream is done: no flush may still be using it.
+    void this.#settled(error).then(callback);
+  }
+
+  /** `error`, else a flush's failure, once no flush runs. */
+  async #settled(error?: Error | null): Promise<Error | null | undefined> {
+    await this.#flushing;
+    return error ?? this.#flushError;
   }
 
   /** Throws `backup_corrupt` when the bytes written are not the snapshot. */
@@ -247,12 +291,52 @@ class ImageSink extends Writable {
     }
   }
 
-  #emit(bytes: Buffer, position: number, callback: (error?: Error | null) => void): void {
-    this.#hash.update(bytes);
-    this.#written += bytes.length;
-    streamed(bytes.length);
-    write(this.#fd, bytes, 0, bytes.length, position, (error) => callback(error));
+  /** Hashes `buffers` and writes them, contiguous, at `position`. */
+  #emit(buffers: Buffer[], position: number, callback: (error?: Error | null) => void): void {
+    if (this.#flushError) return callback(this.#flushError);
+    let length = 0;
+    for (const buffer of buffers) {
+      this.#hash.update(buffer);
+      length += buffer.length;
+    }
+    this.#written += length;
+    streamed(length);
+    writeAllAt(this.#fd, buffers, position, length, (error) => {
+      if (!error) this.#flush();
+      callback(error);
+    });
   }
+
+  /** Starts a flush when `FLUSH_BYTES` were written since the last one and none runs. */
+  #flush(): void {
+    if (!this.#target.flushAsWritten || this.#flushing || this.#written - this.#flushedAt < FLUSH_BYTES) return;
+    this.#flushedAt = this.#written;
+    this.#flushing = new Promise((resolve) =>
+      fdatasync(this.#fd, (error) => {
+        if (error) this.#flushError ??= error;
+        this.#flushing = undefined;
+        resolve();
+      }),
+    );
+  }
+}
+
+/** `writev` of `buffers` (`length` bytes) at `position`, again for what a short write left. */
+function writeAllAt(fd: number, buffers: Buffer[], position: number, length: number, callback: (error: Error | null) => void): void {
+  writev(fd, buffers, position, (error, written) => {
+    if (error || written >= length) return callback(error);
+    if (written === 0) return callback(new Error(`wrote 0 of ${length} bytes at ${position}`));
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const buffer of buffers) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(buffer.subarray(skip));
+        skip = 0;
+      }
+    }
+    writeAllAt(fd, rest, position + written, length - written, callback);
+  });
 }
 
 /** A small artifact's decoded bytes (page hashes, file-set indexes), from the first good destination. */

@@ -159,7 +159,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
       if (target && temp) {
-        sources.push(...(await materializeChain(engine, chain, temp, destinations)));
+        sources.push(...(await materializeChain(engine, chain, temp, destinations, { flushAsWritten: true })));
         await keepOwnership(target, temp);
         // The one fsync runs in the thread pool while the checks read the page cache here.
         const synced = syncFile(temp);
