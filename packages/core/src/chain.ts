@@ -89,16 +89,16 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
  * first (small), then the full image is streamed to `path` with their pages substituted on the way
  * (`ChainOverlay`), hashed as written and checked against the last link's snapshot SHA-256. Every
  * artifact's stored bytes are checked against its SHA-256 while read, falling back to the next
- * destination on any error. Nothing is synced: the caller syncs what it keeps; with
- * `flushAsWritten` the image is flushed to disk as it is written (`ImageTarget.flushAsWritten`),
- * so that sync has only the tail left. Returns the destinations each link came from.
+ * destination on any error. Nothing is synced: the caller syncs what it keeps; with `flushEvery`
+ * the image is flushed to disk as it is written (`ImageTarget.flushEvery`), so that sync has only
+ * the tail left. Returns the destinations each link came from.
  */
 export async function materializeChain(
   engine: ArtifactReader,
   chain: readonly CatalogEntry[],
   path: string,
   destinations: readonly Destination[],
-  options: { flushAsWritten?: boolean } = {},
+  options: { flushEvery?: number } = {},
 ): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
@@ -121,7 +121,7 @@ export async function materializeChain(
       sha256: last.source.snapshotSha256,
       size: last.source.size,
       id: last.id,
-      flushAsWritten: options.flushAsWritten ?? false,
+      ...(options.flushEvery ? { flushEvery: options.flushEvery } : {}),
     };
     sources.unshift(await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations, { decode: true, sync: false, image }));
   } finally {
@@ -139,15 +139,12 @@ interface ImageTarget {
   /** The backup whose snapshot it is, for messages. */
   id: string;
   /**
-   * Start writing the image back to disk while it is written (an `fdatasync` in the thread pool
-   * every `FLUSH_BYTES`), for a caller that syncs the file next: the kernel would otherwise
+   * Start writing the image back to disk while it is written: an `fdatasync` in the thread pool
+   * after every this many bytes, for a caller that syncs the file next. The kernel would otherwise
    * hold the whole image dirty until that sync, and the sync would write it all at once.
    */
-  flushAsWritten?: boolean;
+  flushEvery?: number;
 }
-
-/** Bytes of image written between two flushes of `ImageTarget.flushAsWritten`. */
-const FLUSH_BYTES = 64 << 20;
 
 /**
  * Downloads one artifact to `path` (decoded with `decode`, else as stored), trying each
@@ -307,9 +304,10 @@ class ImageSink extends Writable {
     });
   }
 
-  /** Starts a flush when `FLUSH_BYTES` were written since the last one and none runs. */
+  /** Starts a flush when `flushEvery` bytes were written since the last one and none runs. */
   #flush(): void {
-    if (!this.#target.flushAsWritten || this.#flushing || this.#written - this.#flushedAt < FLUSH_BYTES) return;
+    const every = this.#target.flushEvery;
+    if (every === undefined || this.#flushing || this.#written - this.#flushedAt < every) return;
     this.#flushedAt = this.#written;
     this.#flushing = new Promise((resolve) =>
       fdatasync(this.#fd, (error) => {

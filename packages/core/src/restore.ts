@@ -57,6 +57,12 @@ export interface RestoreOptions {
 /** What `RestoreOptions.check` asks for. */
 export type RestoreCheck = 'auto' | 'quick' | 'full';
 
+/**
+ * Bytes of the restored image written between two flushes to disk (`materializeChain`'s
+ * `flushEvery`): the final fsync then has at most this much left to write.
+ */
+const FLUSH_BYTES = 64 << 20;
+
 /** What a restore is about to replace, for `RestoreOptions.confirm`. */
 export interface RestorePlan {
   backupId: string;
@@ -159,7 +165,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
       if (target && temp) {
-        sources.push(...(await materializeChain(engine, chain, temp, destinations, { flushAsWritten: true })));
+        sources.push(...(await materializeChain(engine, chain, temp, destinations, { flushEvery: FLUSH_BYTES })));
         await keepOwnership(target, temp);
         // The one fsync runs in the thread pool while the checks read the page cache here.
         const synced = syncFile(temp);
