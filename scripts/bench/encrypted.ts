@@ -50,8 +50,11 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
       'what one would script without Stowage (`sqlite3 .backup`, then `zstd -3 | gpg --symmetric --cipher-algo AES256 --compress-algo none`), ' +
       "restic's first backup (repository format 2: zstd `auto` compression + AES-256), `zstd -3` alone (the size baseline) and Stowage with " +
       "zstd only (the cost of encryption inside Stowage). Writers held is how long the backup kept the database's writers waiting (the manifest's `source.lockMs`). " +
-      'A restore of that backup against `borg extract`, `restic restore latest` and `gpg --decrypt | zstd -d` ' +
-      "of Stowage's own artifact (recovery without Stowage). References end with `sync`. Encoding throughputs come from " +
+      'A restore of that backup, validated first (`stowage validate latest` in the setup: its manifest then records that the snapshot passed ' +
+      '`integrity_check` and `foreign_key_check`, so the timed restore proves its bytes are that snapshot by SHA-256 and reads back only the header and schema), ' +
+      'against `borg extract`, `restic restore latest` and `gpg --decrypt | zstd -d` ' +
+      "of Stowage's own artifact (recovery without Stowage), and against `stowage restore --check full` (the same restore running both checks over the whole file). " +
+      'References end with `sync`. Encoding throughputs come from ' +
       `\`${THROUGHPUT}\` run on the fixture (in-process streams, no I/O but the file's).`,
     cases: [
       {
@@ -102,6 +105,7 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
         setup: async () => {
           await stowage.reset();
           await runOk(stowage.cli('backup', '--type', 'full'), ctx.root);
+          await runOk(stowage.cli('validate', 'latest'), ctx.root);
           const [manifest] = await stowage.manifests('full');
           const key = manifest?.artifacts.find((a) => a.role === 'database')?.key;
           if (!key) throw new Error(`no database artifact in the manifest at ${stowage.backups}`);
@@ -122,6 +126,11 @@ export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
         },
         references: [
           { label: 'borg extract', tools: ['borg'], maxRatio: 1, before: () => fresh(out), argv: () => borg.restore(out) },
+          {
+            label: 'stowage restore --check full',
+            before: () => fresh(out),
+            argv: () => stowage.cli('restore', 'latest', '--target', join(out, 'restored.sqlite3'), '--check', 'full'),
+          },
           { label: 'restic restore latest', tools: ['restic'], before: () => fresh(out), argv: () => restic.restore(out) },
           {
             label: 'gpg --decrypt | zstd -d',
