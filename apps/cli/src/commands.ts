@@ -361,7 +361,10 @@ export async function runRestore(
   );
   if (r.movedAside?.length) out.say(`  the previous database was moved aside: ${r.movedAside.join(', ')}`);
   if (r.files?.movedAside) out.say(`  the files it replaced were moved to ${r.files.movedAside}`);
-  if (r.checks) out.say(`  SHA-256 matches the backup; ${describeChecks(r.checks)}${r.checks.kind === 'full' ? '' : ' (--check full for integrity_check and foreign_key_check)'}`);
+  if (r.checks)
+    out.say(
+      `  SHA-256 matches the backup; ${describeChecks(r.checks)}${r.checks.kind === 'full' ? '' : ' (--check full for integrity_check and foreign_key_check)'}`,
+    );
   if (r.recorded) out.say(`  recorded in the manifest at ${r.recorded.join(', ')}: ${SKIP_WHOLE_FILE_CHECKS}`);
   if (r.thawMs !== undefined) out.say(`  ${formatAge(r.thawMs)} of that waiting for thaws of archived artifacts`);
   return ExitCode.Ok;

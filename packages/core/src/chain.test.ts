@@ -31,24 +31,36 @@ describe('materializeChain', () => {
     for (const [n, options] of [{ flushEvery: 4096, hashOffThread: true }, { hashOffThread: false }].entries()) {
       const path = join(ws.dir, `image-${n}.sqlite3`);
       expect(await materializeChain(ws.engine, chain, path, ws.engine.destinations, options)).toEqual(['local', 'local', 'local']);
-      expect(createHash('sha256').update(await readFile(path)).digest('hex')).toBe(entry.manifest.source.snapshotSha256);
+      expect(
+        createHash('sha256')
+          .update(await readFile(path))
+          .digest('hex'),
+      ).toBe(entry.manifest.source.snapshotSha256);
     }
   });
 });
 
 describe('a damaged chain link is caught by the image hash, inline or off the thread', () => {
-  it.each([true, false])('hashOffThread %s: a link whose stored page differs from its manifest fails backup_corrupt and leaves no file', async (hashOffThread) => {
-    ws = await makeWorkspace();
-    await backup(ws.engine, { type: 'full' });
-    simulateWarehouseActivity(ws.database, { seed: 3, operations: 40 });
-    const { manifest } = await backup(ws.engine, { type: 'incremental' });
-    const catalog = catalogOf(ws.engine);
-    const entry = await findBackup(ws.engine, catalog, manifest.id);
-    const chain = await resolveChain(catalog, entry, ws.engine.destinations);
-    // The snapshot the image must hash to, as a lying manifest would say it.
-    const lying = [chain[0]!, { ...chain[1]!, manifest: { ...chain[1]!.manifest, source: { ...chain[1]!.manifest.source, snapshotSha256: '1'.repeat(64) } } }];
-    const path = join(ws.dir, 'image.sqlite3');
-    await expect(materializeChain(ws.engine, lying, path, ws.engine.destinations, { hashOffThread })).rejects.toMatchObject({ code: 'stowage.backup.corrupt' });
-    expect(existsSync(path)).toBe(false);
-  });
+  it.each([true, false])(
+    'hashOffThread %s: a link whose stored page differs from its manifest fails backup_corrupt and leaves no file',
+    async (hashOffThread) => {
+      ws = await makeWorkspace();
+      await backup(ws.engine, { type: 'full' });
+      simulateWarehouseActivity(ws.database, { seed: 3, operations: 40 });
+      const { manifest } = await backup(ws.engine, { type: 'incremental' });
+      const catalog = catalogOf(ws.engine);
+      const entry = await findBackup(ws.engine, catalog, manifest.id);
+      const chain = await resolveChain(catalog, entry, ws.engine.destinations);
+      // The snapshot the image must hash to, as a lying manifest would say it.
+      const lying = [
+        chain[0]!,
+        { ...chain[1]!, manifest: { ...chain[1]!.manifest, source: { ...chain[1]!.manifest.source, snapshotSha256: '1'.repeat(64) } } },
+      ];
+      const path = join(ws.dir, 'image.sqlite3');
+      await expect(materializeChain(ws.engine, lying, path, ws.engine.destinations, { hashOffThread })).rejects.toMatchObject({
+        code: 'stowage.backup.corrupt',
+      });
+      expect(existsSync(path)).toBe(false);
+    },
+  );
 });

@@ -317,7 +317,12 @@ class ImageSink extends Writable {
     const written = new Promise<void>((resolve, reject) => writeAllAt(this.#fd, buffers, position, length, (error) => (error ? reject(error) : resolve())));
     if (!(hash instanceof OffThreadSha256)) for (const buffer of buffers) hash.update(buffer);
     // Off the thread: copied into its ring while the write runs.
-    const hashed = hash instanceof OffThreadSha256 ? (async () => { for (const buffer of buffers) await hash.update(buffer); })() : undefined;
+    const hashed =
+      hash instanceof OffThreadSha256
+        ? (async () => {
+            for (const buffer of buffers) await hash.update(buffer);
+          })()
+        : undefined;
     Promise.all([written, hashed]).then(
       () => {
         this.#flush();

@@ -109,7 +109,9 @@ export function describeChecks(checks: DatabaseChecks): string {
   if (checks.kind === 'quick') return `quick_check ${found}`;
   if (checks.kind === 'verified') {
     const basis = checks.basis;
-    const earlier = basis ? `its bytes match snapshot ${basis.snapshotSha256.slice(0, 12)}…, whose integrity_check and foreign_key_check passed at ${basis.at} (${basis.by})` : 'its bytes match a checked snapshot';
+    const earlier = basis
+      ? `its bytes match snapshot ${basis.snapshotSha256.slice(0, 12)}…, whose integrity_check and foreign_key_check passed at ${basis.at} (${basis.by})`
+      : 'its bytes match a checked snapshot';
     return `no whole-file check needed: ${earlier}; header and schema read back ${found}`;
   }
   return `integrity ${found}, ${checks.foreignKeyViolations ? `${checks.foreignKeyViolations} foreign key violations` : 'no foreign key violations'}`;
