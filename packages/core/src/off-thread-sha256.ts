@@ -44,7 +44,9 @@ parentPort.postMessage(hash.digest('hex'));
 
 /**
  * A SHA-256 fed with `update` (awaited: it waits while the ring is full) and read once with
- * `digest`. `close` stops the worker early (after a failure); `digest` does too.
+ * `digest`. `close` stops the worker early (after a failure); `digest` does too. Until then the
+ * worker keeps the process alive (a wait on the ring or for the digest holds no other handle):
+ * the owner must end it with one of the two.
  */
 export class OffThreadSha256 {
   readonly #counters: BigInt64Array;
@@ -64,7 +66,6 @@ export class OffThreadSha256 {
       workerData: { counters: this.#counters.buffer, ring: this.#ring.buffer },
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
     });
-    this.#worker.unref();
     this.#failed = new Promise((_, reject) => {
       this.#worker.once('error', reject);
       this.#worker.once('exit', (code) => reject(new Error(`the hashing thread exited (${code}) before the digest`)));
