@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { fdatasync, writev } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +11,6 @@ import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ChainOverlay, type ChainLink } from './delta.js';
 import { databaseArtifact, type Artifact } from './manifest.js';
-import { OffThreadSha256 } from './off-thread-sha256.js';
 import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
 
@@ -92,15 +91,14 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
  * artifact's stored bytes are checked against its SHA-256 while read, falling back to the next
  * destination on any error. Nothing is synced: the caller syncs what it keeps; with `flushEvery`
  * the image is flushed to disk as it is written (`ImageTarget.flushEvery`), so that sync has only
- * the tail left. The image is hashed in a worker thread when it is large (`HASH_OFF_THREAD_BYTES`,
- * or as `hashOffThread` says). Returns the destinations each link came from.
+ * the tail left. Returns the destinations each link came from.
  */
 export async function materializeChain(
   engine: ArtifactReader,
   chain: readonly CatalogEntry[],
   path: string,
   destinations: readonly Destination[],
-  options: { flushEvery?: number; hashOffThread?: boolean } = {},
+  options: { flushEvery?: number } = {},
 ): Promise<string[]> {
   const [base, ...deltas] = chain;
   if (!base) throw new Error('empty chain');
@@ -124,7 +122,6 @@ export async function materializeChain(
       size: last.source.size,
       id: last.id,
       ...(options.flushEvery ? { flushEvery: options.flushEvery } : {}),
-      hashOffThread: options.hashOffThread ?? last.source.size >= HASH_OFF_THREAD_BYTES,
     };
     sources.unshift(await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations, { decode: true, sync: false, image }));
   } finally {
@@ -147,12 +144,7 @@ interface ImageTarget {
    * hold the whole image dirty until that sync, and the sync would write it all at once.
    */
   flushEvery?: number;
-  /** Hash in a worker thread (`OffThreadSha256`), leaving this one to decrypt and decompress. */
-  hashOffThread?: boolean;
 }
-
-/** Images at least this large are hashed off the thread that decodes them: below, a worker's start costs more than it saves. */
-const HASH_OFF_THREAD_BYTES = 32 << 20;
 
 /**
  * Downloads one artifact to `path` (decoded with `decode`, else as stored), trying each
@@ -174,11 +166,10 @@ export async function fetchArtifact(
     // The file is opened before anything can fail and closed before it is removed, so no partial
     // (possibly decrypted) bytes can outlive a failed attempt.
     const file = await open(path, 'wx', 0o600);
-    let image: ImageSink | undefined;
     try {
-      image = options.image && new ImageSink(file.fd, options.image);
+      const image = options.image && new ImageSink(file.fd, options.image);
       await transfer(engine, destination, entry.manifest.id, artifact, image ?? file.createWriteStream(), options.decode, options.decode && !image);
-      await image?.check(destination.name);
+      image?.check(destination.name);
       if (options.sync ?? true) await syncFile(path);
     } catch (error) {
       await rm(path, { force: true });
@@ -191,7 +182,6 @@ export async function fetchArtifact(
       }
       throw error;
     } finally {
-      await image?.release();
       if (file.fd !== -1) await file.close(); // the stream closes it when the transfer ran
     }
   });
@@ -205,7 +195,7 @@ export async function fetchArtifact(
 class ImageSink extends Writable {
   readonly #fd: number;
   readonly #target: ImageTarget;
-  readonly #hash: Hash | OffThreadSha256;
+  readonly #hash = createHash('sha256');
   /** Bytes of the image received. */
   #received = 0;
   #written = 0;
@@ -221,7 +211,6 @@ class ImageSink extends Writable {
     super({ highWaterMark: 1 << 20 });
     this.#fd = fd;
     this.#target = target;
-    this.#hash = target.hashOffThread ? new OffThreadSha256() : createHash('sha256');
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -266,7 +255,6 @@ class ImageSink extends Writable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // The caller closes the descriptor once the stream is done: no flush may still be using it.
-    if (error) void this.release();
     void this.#settled(error).then(callback);
   }
 
@@ -276,17 +264,10 @@ class ImageSink extends Writable {
     return error ?? this.#flushError;
   }
 
-  /** Stops the hashing thread, if any (the stream ends before the hash is read: `check`, or a failure). */
-  async release(): Promise<void> {
-    if (this.#hash instanceof OffThreadSha256) await this.#hash.close();
-  }
-
   /** Throws `backup_corrupt` when the bytes written are not the snapshot. */
-  async check(destination: string): Promise<void> {
+  check(destination: string): void {
     const { sha256, size, id, overlay } = this.#target;
-    const hash = this.#hash;
-    const digest = hash instanceof OffThreadSha256 ? await hash.digest() : hash.digest('hex');
-    if (this.#written === size && digest === sha256) return;
+    if (this.#written === size && this.#hash.digest('hex') === sha256) return;
     const why = overlay
       ? `replaying the chain of ${id} from ${destination} did not reproduce its snapshot (SHA-256 differs); a link is inconsistent — restore an earlier backup`
       : `the database of ${id} at ${destination} decodes to other bytes than were backed up`;
@@ -310,26 +291,17 @@ class ImageSink extends Writable {
   /** Hashes `buffers` and writes them, contiguous, at `position`. */
   #emit(buffers: Buffer[], position: number, callback: (error?: Error | null) => void): void {
     if (this.#flushError) return callback(this.#flushError);
-    const length = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    let length = 0;
+    for (const buffer of buffers) {
+      this.#hash.update(buffer);
+      length += buffer.length;
+    }
     this.#written += length;
     streamed(length);
-    const hash = this.#hash;
-    const written = new Promise<void>((resolve, reject) => writeAllAt(this.#fd, buffers, position, length, (error) => (error ? reject(error) : resolve())));
-    if (!(hash instanceof OffThreadSha256)) for (const buffer of buffers) hash.update(buffer);
-    // Off the thread: copied into its ring while the write runs.
-    const hashed =
-      hash instanceof OffThreadSha256
-        ? (async () => {
-            for (const buffer of buffers) await hash.update(buffer);
-          })()
-        : undefined;
-    Promise.all([written, hashed]).then(
-      () => {
-        this.#flush();
-        callback();
-      },
-      (error: Error) => callback(error),
-    );
+    writeAllAt(this.#fd, buffers, position, length, (error) => {
+      if (!error) this.#flush();
+      callback(error);
+    });
   }
 
   /** Starts a flush when `flushEvery` bytes were written since the last one and none runs. */
