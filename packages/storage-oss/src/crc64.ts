@@ -1,170 +1,38 @@
-/*
- * CRC-64/ECMA-182 as Aliyun OSS computes it for `x-oss-hash-crc64ecma` (Go's hash/crc64 with the
- * ECMA table: reflected polynomial 0xC96C5795D7870F42, initial value and final XOR all ones; the
- * catalogue name is CRC-64/XZ, check value 0x995DC9BBDF1939FA for "123456789").
- *
- * Speed without BigInt: the 64-bit register lives in two int32 halves and the bulk of the input
- * goes through slicing-by-8 tables, read as aligned little-endian 32-bit words (an Int32Array
- * view), eight bytes per step. BigInt only converts the result to OSS's decimal string.
- *
- * `crc64ecmaCombine` joins the CRCs of two adjacent pieces without their bytes (zlib's GF(2)
- * matrix method), so parts hashed separately — multipart uploads, parallel chunks — yield the
- * whole object's CRC.
- */
+import { CRC64_ECMA, Crc64 } from '@stowage/storage-http-kit';
 
-/** Low and high halves of the reflected polynomial. */
-const POLY_LO = 0xd7870f42 | 0;
-const POLY_HI = 0xc96c5795 | 0;
-
-/** Table t (0..7) at [t * 256 + byte]: the register after `byte` followed by t zero bytes. */
-const TABLE_LO = new Int32Array(8 * 256);
-const TABLE_HI = new Int32Array(8 * 256);
-for (let byte = 0; byte < 256; byte++) {
-  let lo = byte;
-  let hi = 0;
-  for (let bit = 0; bit < 8; bit++) {
-    const mask = -(lo & 1);
-    lo = ((lo >>> 1) | (hi << 31)) ^ (POLY_LO & mask);
-    hi = (hi >>> 1) ^ (POLY_HI & mask);
-  }
-  TABLE_LO[byte] = lo;
-  TABLE_HI[byte] = hi;
-}
-for (let t = 1; t < 8; t++) {
-  for (let byte = 0; byte < 256; byte++) {
-    const lo = TABLE_LO[(t - 1) * 256 + byte]!;
-    const hi = TABLE_HI[(t - 1) * 256 + byte]!;
-    TABLE_LO[t * 256 + byte] = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[lo & 0xff]!;
-    TABLE_HI[t * 256 + byte] = (hi >>> 8) ^ TABLE_HI[lo & 0xff]!;
-  }
-}
-
-/** Word reads assume little-endian memory; elsewhere every byte takes the one-table path. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** CRC-64/ECMA-182 as Aliyun OSS writes it in `x-oss-hash-crc64ecma`: an unsigned decimal string (see storage-http-kit's crc64.ts). */
 
 /** An incremental CRC-64/ECMA-182: `update` with each piece in order, then `digest`. */
 export class Crc64Ecma {
-  /** The register (not yet inverted), in two int32 halves. */
-  #lo = ~0;
-  #hi = ~0;
-  #length = 0;
+  readonly #crc = new Crc64(CRC64_ECMA);
 
   /** Bytes hashed so far. */
   get length(): number {
-    return this.#length;
+    return this.#crc.length;
   }
 
   update(bytes: Uint8Array): this {
-    const length = bytes.length;
-    let lo = this.#lo;
-    let hi = this.#hi;
-    let i = 0;
-    // One byte at a time up to a 4-byte boundary, so the bulk can be read as aligned words.
-    const head = LITTLE_ENDIAN ? Math.min(length, (4 - (bytes.byteOffset & 3)) & 3) : length;
-    for (; i < head; i++) {
-      const index = (lo ^ bytes[i]!) & 0xff;
-      lo = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[index]!;
-      hi = (hi >>> 8) ^ TABLE_HI[index]!;
-    }
-    const blocks = (length - i) >>> 3;
-    if (blocks > 0) {
-      const words = new Int32Array(bytes.buffer, bytes.byteOffset + i, blocks * 2);
-      for (let w = 0; w < words.length; w += 2) {
-        const a = lo ^ words[w]!;
-        const b = hi ^ words[w + 1]!;
-        const i7 = 1792 + (a & 0xff);
-        const i6 = 1536 + ((a >>> 8) & 0xff);
-        const i5 = 1280 + ((a >>> 16) & 0xff);
-        const i4 = 1024 + (a >>> 24);
-        const i3 = 768 + (b & 0xff);
-        const i2 = 512 + ((b >>> 8) & 0xff);
-        const i1 = 256 + ((b >>> 16) & 0xff);
-        const i0 = b >>> 24;
-        lo = TABLE_LO[i7]! ^ TABLE_LO[i6]! ^ TABLE_LO[i5]! ^ TABLE_LO[i4]! ^ TABLE_LO[i3]! ^ TABLE_LO[i2]! ^ TABLE_LO[i1]! ^ TABLE_LO[i0]!;
-        hi = TABLE_HI[i7]! ^ TABLE_HI[i6]! ^ TABLE_HI[i5]! ^ TABLE_HI[i4]! ^ TABLE_HI[i3]! ^ TABLE_HI[i2]! ^ TABLE_HI[i1]! ^ TABLE_HI[i0]!;
-      }
-      i += blocks * 8;
-    }
-    for (; i < length; i++) {
-      const index = (lo ^ bytes[i]!) & 0xff;
-      lo = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[index]!;
-      hi = (hi >>> 8) ^ TABLE_HI[index]!;
-    }
-    this.#lo = lo;
-    this.#hi = hi;
-    this.#length += length;
+    this.#crc.update(bytes);
     return this;
   }
 
   /** The CRC of everything hashed so far, as OSS writes it: an unsigned decimal string. */
   digest(): string {
-    return toDecimal(~this.#lo, ~this.#hi);
+    return this.#crc.value().toString();
   }
 }
 
 /** CRC-64/ECMA-182 of `bytes`, as OSS reports it in `x-oss-hash-crc64ecma` (unsigned decimal). */
 export function crc64ecma(bytes: Uint8Array): string {
-  return new Crc64Ecma().update(bytes).digest();
+  return CRC64_ECMA.of(bytes).toString();
 }
 
-/**
- * The CRC of `A` followed by `B`, from `crc(A)`, `crc(B)` and the length of `B` in bytes:
- * crc(A‖B) = Z^len(B) · crc(A) ⊕ crc(B), where Z is the linear map of one zero byte.
- */
+/** The CRC of `A` followed by `B`, from the decimal `crc(A)`, `crc(B)` and the length of `B` in bytes. */
 export function crc64ecmaCombine(first: string, second: string, secondLength: number): string {
-  if (!Number.isSafeInteger(secondLength) || secondLength < 0) throw new RangeError(`invalid length ${secondLength}`);
-  let [lo, hi] = fromDecimal(first);
-  const [secondLo, secondHi] = fromDecimal(second);
-  // Operator matrices: 64 rows of (lo, hi). `odd` starts as the operator for one zero bit.
-  let odd = new Int32Array(128);
-  let even = new Int32Array(128);
-  odd[0] = POLY_LO;
-  odd[1] = POLY_HI;
-  for (let n = 1; n < 64; n++) {
-    odd[2 * n] = n <= 32 ? 1 << (n - 1) : 0;
-    odd[2 * n + 1] = n > 32 ? 1 << (n - 33) : 0;
-  }
-  square(even, odd); // two zero bits
-  square(odd, even); // four zero bits
-  // Apply `secondLength` zero bytes: each squaring doubles the operator, starting at one byte.
-  for (let remaining = secondLength; remaining > 0; remaining = Math.floor(remaining / 2)) {
-    square(even, odd);
-    if (remaining % 2 === 1) [lo, hi] = times(even, lo, hi);
-    [odd, even] = [even, odd];
-  }
-  return toDecimal(lo ^ secondLo, hi ^ secondHi);
+  return CRC64_ECMA.combine(fromDecimal(first), fromDecimal(second), secondLength).toString();
 }
 
-/** The matrix `matrix` applied to the vector (lo, hi) over GF(2). */
-function times(matrix: Int32Array, lo: number, hi: number): [number, number] {
-  let resultLo = 0;
-  let resultHi = 0;
-  for (let row = 0; lo !== 0 || hi !== 0; row++) {
-    if (lo & 1) {
-      resultLo ^= matrix[2 * row]!;
-      resultHi ^= matrix[2 * row + 1]!;
-    }
-    lo = (lo >>> 1) | (hi << 31);
-    hi >>>= 1;
-  }
-  return [resultLo, resultHi];
-}
-
-/** target = matrix · matrix. */
-function square(target: Int32Array, matrix: Int32Array): void {
-  for (let row = 0; row < 64; row++) {
-    const [lo, hi] = times(matrix, matrix[2 * row]!, matrix[2 * row + 1]!);
-    target[2 * row] = lo;
-    target[2 * row + 1] = hi;
-  }
-}
-
-function toDecimal(lo: number, hi: number): string {
-  return ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString();
-}
-
-function fromDecimal(text: string): [number, number] {
+function fromDecimal(text: string): bigint {
   if (!/^\d{1,20}$/.test(text) || BigInt(text) > 0xffffffffffffffffn) throw new RangeError(`'${text}' is not a CRC-64 value`);
-  const value = BigInt(text);
-  return [Number(value & 0xffffffffn) | 0, Number(value >> 32n) | 0];
+  return BigInt(text);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
+import { CRC64_NVME, Crc64 } from '@stowage/storage-http-kit';
 
 /**
  * Which checksum the adapter sends with every upload and expects the endpoint to verify and report:
@@ -15,35 +15,33 @@ export function base64ToHex(base64: string): string {
   return Buffer.from(base64, 'base64').toString('hex');
 }
 
-/** The checksums of one request body (a whole small object or one part), base64 as S3 wants them. */
+/**
+ * The checksums of one request body (a whole small object or one part), base64 as S3 wants them:
+ * the mode's flexible checksum, which the endpoint checks on receipt, or in mode `none` the
+ * `Content-MD5`, which every S3-compatible endpoint that checks anything checks. One is enough to
+ * have the endpoint refuse bytes damaged on the way (BadDigest); hashing MD5 as well would only cost.
+ */
 export interface BodyChecksums {
-  /** For `Content-MD5`, which every S3-compatible endpoint that checks anything checks. */
-  md5: string;
+  md5?: string;
   sha256?: string;
   crc64nvme?: string;
+  /** The CRC-64/NVME as a number, for `crc64nvmeCombine` (mode `crc64nvme`). */
+  crc?: bigint;
 }
 
 /** Checksums of one buffer for the given mode. */
-export async function checksumsOf(data: Buffer, mode: ChecksumMode): Promise<BodyChecksums> {
-  const sums: BodyChecksums = { md5: createHash('md5').update(data).digest('base64') };
-  if (mode === 'sha256') sums.sha256 = createHash('sha256').update(data).digest('base64');
+export function checksumsOf(data: Buffer, mode: ChecksumMode): BodyChecksums {
+  if (mode === 'sha256') return { sha256: createHash('sha256').update(data).digest('base64') };
   if (mode === 'crc64nvme') {
-    const crc = new Crc64Nvme();
-    crc.update(data);
-    sums.crc64nvme = Buffer.from(await crc.digest()).toString('base64');
+    const crc = new Crc64(CRC64_NVME).update(data).value();
+    return { crc64nvme: crc64nvmeBase64(crc), crc };
   }
-  return sums;
+  return { md5: createHash('md5').update(data).digest('base64') };
 }
 
-/** A running full-object CRC-64/NVME, base64 like S3's `x-amz-checksum-crc64nvme`. */
-export class Crc64NvmeAccumulator {
-  readonly #crc = new Crc64Nvme();
-
-  update(data: Uint8Array): void {
-    this.#crc.update(data);
-  }
-
-  async digestBase64(): Promise<string> {
-    return Buffer.from(await this.#crc.digest()).toString('base64');
-  }
+/** A CRC-64/NVME as S3 writes it in `x-amz-checksum-crc64nvme`: the 8 bytes big-endian, base64. */
+export function crc64nvmeBase64(crc: bigint): string {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(crc);
+  return bytes.toString('base64');
 }

@@ -41,9 +41,9 @@ import {
 } from '@stowage/storage';
 import { s3Lifecycle } from './lifecycle.js';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
-import { Crc64NvmeAccumulator, base64ToHex, checksumsOf, type ChecksumMode } from './checksums.js';
+import { base64ToHex, checksumsOf, crc64nvmeBase64, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
-import { PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit';
+import { CRC64_NVME, PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit';
 
 /*
  * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
@@ -51,8 +51,8 @@ import { PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit'
  * before anything becomes visible: a body of at most one part is checked before its single
  * PutObject; a larger one goes up as a multipart upload that is completed only after the check
  * (and aborted on any failure, so no parts are left behind). Every request body is an in-memory
- * buffer sent with Content-MD5 (and the configured flexible checksum, which the endpoint checks
- * on receipt), which the SDK can retry and never re-encodes as `aws-chunked`, and signed without
+ * buffer sent with the configured flexible checksum (Content-MD5 in mode `none`), which the
+ * endpoint checks on receipt, which the SDK can retry and never re-encodes as `aws-chunked`, and signed without
  * a payload hash (`UNSIGNED-PAYLOAD`: those checksums prove the bytes, not the signature). The
  * put reports the full-object checksum it sent; whether the stored object matches is the
  * engine's call, from `stat` (HeadObject with ChecksumMode ENABLED), which reports the
@@ -378,7 +378,7 @@ export class S3Storage implements StorageAdapter {
   /** One PutObject of the whole (checked) body. */
   async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
     const data = await readWhole(body, op, this.#partSize);
-    const sums = await checksumsOf(data, this.checksumMode);
+    const sums = checksumsOf(data, this.checksumMode);
     const out = await this.#call(op, () =>
       this.client.send(
         new PutObjectCommand({
@@ -422,7 +422,8 @@ export class S3Storage implements StorageAdapter {
     if (!uploadId) throw toStorageError(new Error('CreateMultipartUpload returned no upload id'), op);
 
     const parts: CompletedPart[] = [];
-    const crc = mode === 'crc64nvme' ? new Crc64NvmeAccumulator() : undefined;
+    /** Each part's CRC-64/NVME and size (mode `crc64nvme`), combined into the full object's at the end. */
+    const partCrcs: Array<{ crc: bigint; size: number }> = [];
     // Aborts the parts in flight and the body when one fails or the caller aborts.
     const window = new PartWindow(this.#queueSize, new AbortController());
     const stopParts = window.controller.signal;
@@ -431,7 +432,8 @@ export class S3Storage implements StorageAdapter {
     const source = destroyOnAbort(body.open(), stopParts, op.key!);
 
     const uploadPart = async (data: Buffer, PartNumber: number): Promise<void> => {
-      const sums = await checksumsOf(data, mode);
+      const sums = checksumsOf(data, mode);
+      if (sums.crc !== undefined) partCrcs[PartNumber - 1] = { crc: sums.crc, size: data.length };
       const out = await this.#call(op, () =>
         this.client.send(
           new UploadPartCommand({
@@ -456,12 +458,11 @@ export class S3Storage implements StorageAdapter {
       for (let partNumber = 1; ; partNumber++) {
         const data = await reader.nextPart();
         if (!data) break;
-        crc?.update(data);
         await window.add(() => uploadPart(data, partNumber));
       }
       await window.drain();
       await reader.finish();
-      const fullCrc = await crc?.digestBase64();
+      const fullCrc = mode === 'crc64nvme' ? crc64nvmeBase64(partCrcs.reduce((whole, part) => CRC64_NVME.combine(whole, part.crc, part.size), 0n)) : undefined;
       const done = await this.#call(op, () =>
         this.client.send(
           new CompleteMultipartUploadCommand({
@@ -573,14 +574,14 @@ function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
   return info;
 }
 
-/** The commands whose request bodies are object bytes, sent with their Content-MD5. */
+/** The commands whose request bodies are object bytes, sent with their flexible checksum or Content-MD5. */
 const UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
 
 /**
  * Has `client` sign uploads with `x-amz-content-sha256: UNSIGNED-PAYLOAD` rather than the SHA-256
  * of their bodies, which the SDK would compute over every byte once more. The bytes' integrity does
- * not rest on the signature: each body goes with its Content-MD5 (and the flexible checksum of the
- * mode), which the endpoint checks on receipt, and the engine checks the stored object afterwards
+ * not rest on the signature: each body goes with the flexible checksum of the mode (Content-MD5 in
+ * mode `none`), which the endpoint checks on receipt, and the engine checks the stored object afterwards
  * (the endpoint's checksum, or the bytes read back).
  */
 function signUploadsWithoutPayloadHash(client: S3Client): void {
