@@ -9,7 +9,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import { withPrivateDatabase, readFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
-import { changedPages, writeDelta } from './delta.js';
+import { takeChanges } from './changes.js';
 import { AUDIT_FILE, auditCopyKey, auditHead } from './audit.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -146,12 +146,19 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
     // Before the snapshot: a passphrase verifier's scrypt (32 MiB) then does not add to the encoding's memory peak.
     const encoding = await engine.codec.describe(plan.history);
     engine.progress({ phase: 'snapshot', done: 0 });
-    const snapshot = await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
+    // Incrementals: the changed pages straight from the live database, without a copy of it.
+    const changes =
+      plan.parent &&
+      (await takeChanges(
+        config.source.database,
+        { ...plan.parent.entry.manifest.source, pageHashes: plan.parent.pageHashes },
+        { snapshot: stagedSnapshot, delta: stagedDelta },
+        { busyTimeoutMs: config.source.busyTimeoutMs },
+      ));
+    if (plan.parent && !changes) downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
+    const snapshot = changes ? changes.snapshot : await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
     crashPoint('backup.snapshot-staged');
-    const facts = await withPrivateDatabase(stagedSnapshot, readFacts);
-    if (plan.parent && plan.parent.entry.manifest.source.pageSize !== snapshot.pageSize) {
-      downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
-    }
+    const facts = changes ? changes.facts : await withPrivateDatabase(stagedSnapshot, readFacts);
     const type = plan.type;
     const stagedFiles: StagedFile[] = [];
     const encoded: EncodedFile[] = [];
@@ -159,7 +166,10 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
     let digest: FileDigest;
     let delta: Manifest['delta'];
     let pages: number[] | undefined;
-    if (!plan.parent && databaseEncoding.length > 0) {
+    if (changes) {
+      ({ digest, pages, delta } = changes);
+      stagedFiles.push(await stagedFile('delta', stagedDelta));
+    } else if (databaseEncoding.length > 0) {
       // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
       const tap = await createPageDigestStream(snapshot.pageSize);
       const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
@@ -172,28 +182,9 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       encoded.push({ role: 'database', path, encoding: databaseEncoding, ...stored, decodedSize: digest.size, decodedSha256: digest.sha256 });
     } else {
       digest = await digestDatabaseFile(stagedSnapshot, snapshot.pageSize);
-      if (plan.parent) {
-        const base = plan.parent.entry.manifest.source;
-        pages = changedPages(plan.parent.pageHashes, digest.pageHashes);
-        await writeDelta(
-          stagedSnapshot,
-          stagedDelta,
-          {
-            pageSize: snapshot.pageSize,
-            pageCount: snapshot.pageCount,
-            basePageCount: base.pageCount,
-            baseSha256: base.snapshotSha256,
-            targetSha256: digest.sha256,
-          },
-          pages,
-        );
-        stagedFiles.push(await stagedFile('delta', stagedDelta));
-        delta = { changedPages: pages.length, basePageCount: base.pageCount };
-      } else {
-        stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
-      }
+      stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
     }
-    assertWholeSnapshot(config.source.database, snapshot, digest);
+    assertWholeSnapshot(config.source.database, snapshot, digest.size);
     // Incrementals store only the hashes of the pages they carry; fulls and hots the whole list.
     const hashArtifact = pages ? encodePageHashDelta(digest.pageHashes, pages) : digest.pageHashes;
     await writeFile(stagedHashes, hashArtifact, { mode: 0o600 });

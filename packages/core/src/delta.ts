@@ -11,9 +11,8 @@
  * applied in one pass over the full image (`ChainOverlay`).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { PAGE_HASH_BYTES } from './page-hashes.js';
 
 const MAGIC = Buffer.from('STWDELTA', 'latin1');
 export const DELTA_VERSION = 1;
@@ -28,46 +27,59 @@ export interface DeltaHeader {
   targetSha256: string;
 }
 
-/** Indexes of pages that are new or whose hash differs from the parent's. */
-export function changedPages(parentHashes: Buffer, hashes: Buffer): number[] {
-  const count = hashes.length / PAGE_HASH_BYTES;
-  const parentCount = parentHashes.length / PAGE_HASH_BYTES;
-  const changed: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const at = i * PAGE_HASH_BYTES;
-    if (i >= parentCount || parentHashes.compare(hashes, at, at + PAGE_HASH_BYTES, at, at + PAGE_HASH_BYTES) !== 0) changed.push(i);
+/**
+ * Writes a delta file as its pages are found: records first (in ascending page order, batched),
+ * the header last, once the page count and the target SHA-256 are known. Not fsynced: it is a
+ * staging file, encoded and stored (and made durable) by the destination.
+ */
+export class DeltaWriter {
+  readonly #batch: Buffer;
+  #used = 0;
+  #position = HEADER_BYTES;
+  #pages = 0;
+
+  private constructor(
+    private readonly file: FileHandle,
+    readonly pageSize: number,
+  ) {
+    this.#batch = Buffer.allocUnsafe(Math.max(1, Math.floor(DELTA_BATCH_BYTES / (4 + pageSize))) * (4 + pageSize));
   }
-  return changed;
+
+  /** Creates `path` (which must not exist) for a delta of `pageSize`-byte pages. */
+  static async create(path: string, pageSize: number): Promise<DeltaWriter> {
+    return new DeltaWriter(await open(path, 'wx', 0o600), pageSize);
+  }
+
+  /** Adds page `index` (0-based; after every page added before it); `page` may be reused once this returns. */
+  async add(index: number, page: Uint8Array): Promise<void> {
+    this.#batch.writeUInt32BE(index, this.#used);
+    this.#batch.set(page, this.#used + 4);
+    this.#used += 4 + this.pageSize;
+    this.#pages++;
+    if (this.#used === this.#batch.length) await this.#flush();
+  }
+
+  /** Writes what is batched and the header; returns the delta's size. */
+  async finish(header: Omit<DeltaHeader, 'changedPages' | 'pageSize'>): Promise<number> {
+    await this.#flush();
+    await this.file.write(encodeHeader({ ...header, pageSize: this.pageSize, changedPages: this.#pages }), 0, HEADER_BYTES, 0);
+    return this.#position;
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#used === 0) return;
+    await this.file.write(this.#batch, 0, this.#used, this.#position);
+    this.#position += this.#used;
+    this.#used = 0;
+  }
 }
 
-/** Writes the delta of `snapshotPath` against its parent to `deltaPath`; returns its size. */
-export async function writeDelta(
-  snapshotPath: string,
-  deltaPath: string,
-  header: Omit<DeltaHeader, 'changedPages'>,
-  pages: readonly number[],
-): Promise<number> {
-  const source = await open(snapshotPath, 'r');
-  const out = await open(deltaPath, 'wx', 0o600);
-  try {
-    await out.write(encodeHeader({ ...header, changedPages: pages.length }));
-    const record = Buffer.alloc(4 + header.pageSize);
-    // Batch records so that a delta of thousands of pages is a few hundred writes.
-    const batch: Buffer[] = [];
-    for (const index of pages) {
-      record.writeUInt32BE(index, 0);
-      const { bytesRead } = await source.read(record, 4, header.pageSize, index * header.pageSize);
-      if (bytesRead !== header.pageSize) throw new Error(`snapshot ${snapshotPath} ends inside page ${index}`);
-      batch.push(Buffer.from(record));
-      if (batch.length === 256) await out.writev(batch.splice(0));
-    }
-    if (batch.length) await out.writev(batch);
-    await out.sync();
-    return HEADER_BYTES + pages.length * (4 + header.pageSize);
-  } finally {
-    await Promise.all([source.close(), out.close()]);
-  }
-}
+/** Bytes of page records a `DeltaWriter` batches per write. */
+const DELTA_BATCH_BYTES = 1 << 20;
 
 /** One decoded delta file of a chain, and the snapshot it must apply to. */
 export interface ChainLink {

@@ -49,26 +49,33 @@ export async function withPrivateDatabase<T>(path: string, fn: (db: Database.Dat
   }
 }
 
-export function readFacts(db: Database.Database): DatabaseFacts {
+/**
+ * Reads the facts of `db`. `countRows` may count a table's rows another way, from its b-tree's
+ * root page (a pass that read the file's pages anyway); where it returns undefined, `count(*)` does.
+ */
+export function readFacts(db: Database.Database, countRows?: (rootPage: number) => number | undefined): DatabaseFacts {
   const { schema, schemaHash } = readSchema(db);
   const tables: Record<string, number> = {};
   for (const row of schema) {
     if (row.type !== 'table' || row.name.startsWith('sqlite_') || /^\s*create\s+virtual/i.test(row.sql)) continue;
-    const { n } = db.prepare(`SELECT count(*) AS n FROM "${row.name.replace(/"/g, '""')}"`).get() as { n: number };
-    tables[row.name] = n;
+    const counted = row.rootpage ? countRows?.(row.rootpage) : undefined;
+    tables[row.name] = counted ?? (db.prepare(`SELECT count(*) AS n FROM "${row.name.replace(/"/g, '""')}"`).get() as { n: number }).n;
   }
   const { v } = db.prepare('SELECT sqlite_version() AS v').get() as { v: string };
   return { sqliteVersion: v, schemaHash, tables };
 }
 
-/** The rows of `sqlite_schema`, and their SHA-256 as `DatabaseFacts.schemaHash`. */
-function readSchema(db: Database.Database): { schema: Array<{ type: string; name: string; tbl_name: string; sql: string }>; schemaHash: string } {
-  const schema = db.prepare(`SELECT type, name, tbl_name, coalesce(sql, '') AS sql FROM sqlite_schema ORDER BY type, name`).all() as Array<{
-    type: string;
-    name: string;
-    tbl_name: string;
-    sql: string;
-  }>;
+interface SchemaRow {
+  type: string;
+  name: string;
+  tbl_name: string;
+  sql: string;
+  rootpage: number | null;
+}
+
+/** The rows of `sqlite_schema`, and their SHA-256 as `DatabaseFacts.schemaHash` (over all but `rootpage`). */
+function readSchema(db: Database.Database): { schema: SchemaRow[]; schemaHash: string } {
+  const schema = db.prepare(`SELECT type, name, tbl_name, coalesce(sql, '') AS sql, rootpage FROM sqlite_schema ORDER BY type, name`).all() as SchemaRow[];
   const schemaHash = createHash('sha256')
     .update(JSON.stringify(schema.map((row) => [row.type, row.name, row.tbl_name, row.sql])))
     .digest('hex');

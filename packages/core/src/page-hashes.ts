@@ -53,13 +53,13 @@ export class PageDigestStream extends Transform {
     const data = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
     const wholePages = Math.floor(data.length / this.pageSize);
     const hashes = Buffer.allocUnsafe(wholePages * PAGE_HASH_BYTES);
-    for (let i = 0; i < wholePages; i++) hashes.set(this.#hash(data.subarray(i * this.pageSize, (i + 1) * this.pageSize)), i * PAGE_HASH_BYTES);
+    hashPages(this.hasher, data.subarray(0, wholePages * this.pageSize), this.pageSize, hashes, 0);
     this.#pages.push(hashes);
     this.#carry = Buffer.from(data.subarray(wholePages * this.pageSize));
   }
 
   #hash(page: Uint8Array): Uint8Array {
-    return this.hasher.init().update(page).digest('binary');
+    return pageHash(this.hasher, page);
   }
 
   /** The digest; call once, after the last byte (the stream has finished, or the last `update`). */
@@ -69,6 +69,16 @@ export class PageDigestStream extends Transform {
     this.#carry = Buffer.alloc(0);
     return { size: this.#size, sha256: this.#whole.digest('hex'), pageHashes: Buffer.concat(this.#pages) };
   }
+}
+
+/** The page hash of `page`. */
+function pageHash(hasher: IHasher, page: Uint8Array): Uint8Array {
+  return hasher.init().update(page).digest('binary');
+}
+
+/** Writes the hash of each page of `data` (whole pages) into `out`, `PAGE_HASH_BYTES` each, from byte `at`. */
+export function hashPages(hasher: IHasher, data: Uint8Array, pageSize: number, out: Uint8Array, at: number): void {
+  for (let page = 0; page < data.length; page += pageSize, at += PAGE_HASH_BYTES) out.set(pageHash(hasher, data.subarray(page, page + pageSize)), at);
 }
 
 /** A `PageDigestStream` for a database of `pageSize`-byte pages. */

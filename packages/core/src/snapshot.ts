@@ -18,7 +18,6 @@ import { constants } from 'node:fs';
 import { copyFile, rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { CoreError, CoreErrorCode } from './errors.js';
-import type { FileDigest } from './page-hashes.js';
 import { readSqliteHeader } from './sqlite-file.js';
 
 export interface SnapshotOptions {
@@ -36,19 +35,28 @@ export interface Snapshot {
   lockMs: number;
 }
 
-/** Copies a consistent image of the live database `source` to `target`. */
-export async function takeSnapshot(source: string, target: string, options: SnapshotOptions): Promise<Snapshot> {
+/**
+ * Opens the live database `source` (read-write: a reader rolls back a hot journal a crashed writer
+ * left), after checking its header, so that a missing or foreign file is a one-line error. The
+ * header is read before any lock is taken: closing that descriptor would drop the locks.
+ */
+export async function openLiveDatabase(source: string, options: SnapshotOptions): Promise<{ db: Database.Database; journalMode: string }> {
   await readSqliteHeader(source);
-  let db: Database.Database;
+  let db: Database.Database | undefined;
   try {
     db = new Database(source, { fileMustExist: true, timeout: options.busyTimeoutMs });
+    return { db, journalMode: String(db.pragma('journal_mode', { simple: true })).toLowerCase() };
   } catch (cause) {
+    db?.close();
     throw sourceError(source, cause, options);
   }
-  let journalMode: string;
+}
+
+/** Copies a consistent image of the live database `source` to `target`. */
+export async function takeSnapshot(source: string, target: string, options: SnapshotOptions): Promise<Snapshot> {
+  const { db, journalMode } = await openLiveDatabase(source, options);
   let lockMs: number;
   try {
-    journalMode = String(db.pragma('journal_mode', { simple: true })).toLowerCase();
     const started = performance.now();
     if (journalMode === 'wal') {
       await db.backup(target, { progress: () => 0x7fffffff });
@@ -74,21 +82,22 @@ export async function takeSnapshot(source: string, target: string, options: Snap
   return { path: target, pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs };
 }
 
-/** Checks that a snapshot's digest covers exactly the pages its header announces. */
-export function assertWholeSnapshot(source: string, snapshot: Snapshot, digest: FileDigest): void {
-  const expected = snapshot.pageCount * snapshot.pageSize;
-  if (digest.size !== expected) {
+/** Checks that the bytes read of a snapshot (`size`) are exactly the pages its header announces. */
+export function assertWholeSnapshot(source: string, header: Pick<Snapshot, 'pageSize' | 'pageCount'>, size: number): void {
+  const expected = header.pageCount * header.pageSize;
+  if (size !== expected) {
     throw new CoreError(
       CoreErrorCode.SourceUnreadable,
-      `snapshot of ${source} is ${digest.size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`,
+      `snapshot of ${source} is ${size} bytes but its header says ${expected}; the database may be damaged — run PRAGMA integrity_check on it`,
       {
-        context: { source, size: digest.size, expected },
+        context: { source, size, expected },
       },
     );
   }
 }
 
-function sourceError(source: string, cause: unknown, options: SnapshotOptions): CoreError {
+/** The one-line error for a failure to read the live database `source`. */
+export function sourceError(source: string, cause: unknown, options: SnapshotOptions): CoreError {
   const code = (cause as { code?: string }).code ?? '';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     return new CoreError(

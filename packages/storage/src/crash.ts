@@ -12,6 +12,7 @@ export const CRASH_POINTS = [
   'local.temp-written',
   'local.linked',
   'local.renamed',
+  'backup.database-reading',
   'backup.snapshot-staged',
   'backup.artifacts-stored',
   'backup.manifest-written',

@@ -1,0 +1,201 @@
+/*
+ * The pages an incremental carries, found in one read of the database and no copy of it.
+ *
+ * Rollback-journal mode (GreaterWMS): a read transaction holds SQLite's SHARED lock, under which no
+ * writer may change the database file. Under it the live file is read once, in large sequential
+ * reads, and while the bytes go by: each page is hashed (XXH3-128, this thread) and compared with
+ * the parent's hash, a changed page is written to the staged delta, and the whole file is hashed
+ * (SHA-256, on another thread at the same time: `Sha256Thread`). The facts (schema, rows per table)
+ * are read in the same transaction — the same state as the bytes — with the row counts taken from
+ * the pages just read (`RowCensus`) instead of SQLite reading every table again. Writers wait for
+ * the read (`lockMs`), about as long as it takes to SHA-256 the file; the copy that `takeSnapshot`
+ * makes holds them for less (the copy alone) but costs the copy and a second read after it.
+ * Closing a descriptor of the file drops the process's POSIX locks (a POSIX quirk), so ours is
+ * opened under the lock and closed only after the transaction ends.
+ *
+ * WAL mode: the file alone is not consistent, so the online backup copies it (`takeSnapshot`) and
+ * the copy is read the same way.
+ */
+import { readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createXXHash128 } from 'hash-wasm';
+import { crashPoint } from '@stowage/storage';
+import { DeltaWriter } from './delta.js';
+import { CoreError, CoreErrorCode } from './errors.js';
+import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
+import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
+import { RowCensus } from './row-census.js';
+import { Sha256Thread } from './sha256-thread.js';
+import { assertWholeSnapshot, openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
+import { parseSqliteHeader } from './sqlite-file.js';
+
+/** The snapshot an incremental is taken against: its manifest's source facts and its page hashes. */
+export interface ParentPages {
+  pageSize: number;
+  pageCount: number;
+  /** SHA-256 of the parent snapshot (the delta's base). */
+  snapshotSha256: string;
+  /** `PAGE_HASH_BYTES` per page. */
+  pageHashes: Buffer;
+}
+
+/** What `takeChanges` found: the new snapshot's description, facts and digest, and the pages it wrote to the delta. */
+export interface Changes {
+  snapshot: Omit<Snapshot, 'path'>;
+  facts: DatabaseFacts;
+  digest: FileDigest;
+  /** Indexes (0-based) of the pages in the delta, ascending: new, or different from the parent's. */
+  pages: number[];
+  /** For the manifest. */
+  delta: { changedPages: number; basePageCount: number };
+}
+
+/**
+ * Writes the delta of the live database `source` against `parent` to `staged.delta` (in WAL mode
+ * through a copy at `staged.snapshot`). Returns undefined, having written nothing, when the page
+ * size is no longer the parent's: no delta can be taken, the caller takes a full.
+ */
+export async function takeChanges(
+  source: string,
+  parent: ParentPages,
+  staged: { snapshot: string; delta: string },
+  options: SnapshotOptions,
+): Promise<Changes | undefined> {
+  const { db, journalMode } = await openLiveDatabase(source, options);
+  if (journalMode === 'wal') {
+    db.close();
+    const snapshot = await takeSnapshot(source, staged.snapshot, options);
+    const file = await open(staged.snapshot, 'r');
+    try {
+      const read = await readChanges(file, staged.snapshot, parent, staged.delta, (countRows) =>
+        withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows)),
+      );
+      return read && { ...read, snapshot: { pageSize: read.header.pageSize, pageCount: read.header.pageCount, journalMode, lockMs: snapshot.lockMs } };
+    } finally {
+      await file.close();
+    }
+  }
+  const started = performance.now();
+  let read: Awaited<ReturnType<typeof readChanges>>;
+  try {
+    db.prepare('BEGIN').run();
+    let file: FileHandle | undefined;
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      file = await open(source, 'r');
+      read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows));
+    } finally {
+      try {
+        db.prepare('COMMIT').run();
+      } finally {
+        await file?.close();
+      }
+    }
+  } catch (cause) {
+    throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
+  } finally {
+    db.close();
+  }
+  const lockMs = performance.now() - started;
+  return read && { ...read, snapshot: { pageSize: read.header.pageSize, pageCount: read.header.pageCount, journalMode, lockMs } };
+}
+
+/** Bytes per read: large sequential reads, a multiple of every page size. */
+const CHUNK_BYTES = 4 << 20;
+/** Chunks in flight: read ahead, hashed here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
+const SLOTS = 4;
+
+/**
+ * One read of the database `file` (named `name` in messages), start to end, as the module comment
+ * says. `facts` reads the facts while the file is still open, given a row counter from the pages.
+ */
+async function readChanges(
+  file: FileHandle,
+  name: string,
+  parent: ParentPages,
+  deltaPath: string,
+  facts: (countRows: (rootPage: number) => number | undefined) => DatabaseFacts | Promise<DatabaseFacts>,
+): Promise<(Omit<Changes, 'snapshot'> & { header: { pageSize: number; pageCount: number } }) | undefined> {
+  const first = Buffer.alloc(100);
+  await file.read(first, 0, first.length, 0);
+  const header = parseSqliteHeader(first);
+  if (!header)
+    throw new CoreError(CoreErrorCode.SourceNotSqlite, `${name} is not a SQLite database (bad header); check source.database in the config`, {
+      context: { path: name },
+    });
+  const { pageSize, pageCount } = header;
+  if (pageSize !== parent.pageSize) return undefined;
+  const { size } = await file.stat();
+  assertWholeSnapshot(name, header, size);
+
+  const hashes = Buffer.alloc(pageCount * PAGE_HASH_BYTES);
+  const census = new RowCensus(pageSize, pageCount);
+  const pages: number[] = [];
+  const [hasher, delta] = await Promise.all([createXXHash128(), DeltaWriter.create(deltaPath, pageSize)]);
+  const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
+  try {
+    const chunks = Math.ceil(size / CHUNK_BYTES);
+    const free: Array<Promise<void>> = Array.from({ length: SLOTS }, () => Promise.resolve());
+    const reads: Array<Promise<number>> = [];
+    const readChunk = (n: number) => {
+      const slot = n % SLOTS;
+      const length = Math.min(CHUNK_BYTES, size - n * CHUNK_BYTES);
+      reads[slot] = free[slot]!.then(async () => {
+        const { bytesRead } = await file.read(sha.slots[slot]!, 0, length, n * CHUNK_BYTES);
+        if (bytesRead !== length) throw new Error(`${name} ended at ${n * CHUNK_BYTES + bytesRead} bytes while being read, ${size} expected`);
+        return length;
+      });
+      reads[slot]!.catch(() => undefined); // awaited below, unless an error ends the read first
+    };
+    for (let n = 0; n < Math.min(SLOTS, chunks); n++) readChunk(n);
+    const parentHashes = parent.pageHashes;
+    const parentPages = parentHashes.length / PAGE_HASH_BYTES;
+    for (let n = 0; n < chunks; n++) {
+      const slot = n % SLOTS;
+      const length = await reads[slot]!;
+      const chunk = sha.slots[slot]!;
+      free[slot] = sha.update(slot, length);
+      const firstPage = (n * CHUNK_BYTES) / pageSize;
+      hashPages(hasher, chunk.subarray(0, length), pageSize, hashes, firstPage * PAGE_HASH_BYTES);
+      for (let i = 0, at = 0; at < length; i++, at += pageSize) {
+        const index = firstPage + i;
+        census.observe(index, chunk, at);
+        if (index >= parentPages || !sameHash(hashes, parentHashes, index * PAGE_HASH_BYTES)) {
+          pages.push(index);
+          await delta.add(index, chunk.subarray(at, at + pageSize));
+        }
+      }
+      if (n === 0) crashPoint('backup.database-reading');
+      if (n + SLOTS < chunks) readChunk(n + SLOTS);
+    }
+    // While the SHA-256 thread finishes the last chunks.
+    const page = Buffer.alloc(pageSize);
+    const found = await facts((root) =>
+      census.rows(root, (index) => {
+        if (readSync(file.fd, page, 0, pageSize, index * pageSize) !== pageSize) throw new Error(`${name} ended inside page ${index + 1}`);
+        return page;
+      }),
+    );
+    const sha256 = await sha.digest();
+    await delta.finish({ pageCount, basePageCount: parent.pageCount, baseSha256: parent.snapshotSha256, targetSha256: sha256 });
+    return {
+      header,
+      facts: found,
+      digest: { size, sha256, pageHashes: hashes },
+      pages,
+      delta: { changedPages: pages.length, basePageCount: parent.pageCount },
+    };
+  } finally {
+    await Promise.all([sha.close(), delta.close()]);
+  }
+}
+
+/** Whether the `PAGE_HASH_BYTES`-byte hashes at byte `at` of `a` and `b` are equal. */
+function sameHash(a: Buffer, b: Buffer, at: number): boolean {
+  return (
+    a.readUInt32LE(at) === b.readUInt32LE(at) &&
+    a.readUInt32LE(at + 4) === b.readUInt32LE(at + 4) &&
+    a.readUInt32LE(at + 8) === b.readUInt32LE(at + 8) &&
+    a.readUInt32LE(at + 12) === b.readUInt32LE(at + 12)
+  );
+}

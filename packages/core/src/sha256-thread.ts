@@ -1,0 +1,73 @@
+import { Worker } from 'node:worker_threads';
+
+/*
+ * The worker: hashes the slot it is told to, in the order it is told, and says when it is done
+ * with it. Inline (eval) source, so that it needs no file of its own next to the bundled CLI.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const slots = workerData.map((shared) => Buffer.from(shared));
+const hash = createHash('sha256');
+parentPort.on('message', ({ slot, length }) => {
+  if (slot < 0) return parentPort.postMessage(hash.digest('hex'));
+  hash.update(slots[slot].subarray(0, length));
+  parentPort.postMessage(slot);
+});
+`;
+
+/**
+ * A SHA-256 computed on another thread over bytes that pass through shared buffers (`slots`), so
+ * that it runs beside the caller's own work on the same bytes (a whole-file SHA-256 is the
+ * longest single-threaded step of reading a database). The caller fills a slot, calls `update`,
+ * and must not refill that slot before the promise `update` returned has resolved.
+ */
+export class Sha256Thread {
+  /** Shared buffers the caller fills; the worker reads them. */
+  readonly slots: Buffer[];
+  readonly #worker: Worker;
+  /** Waiters for the worker's answers, which come in the order of the requests. */
+  readonly #waiting: Array<{ resolve: (answer: unknown) => void; reject: (error: Error) => void }> = [];
+  #failed: Error | undefined;
+
+  constructor(slotCount: number, slotBytes: number) {
+    const shared = Array.from({ length: slotCount }, () => new SharedArrayBuffer(slotBytes));
+    this.slots = shared.map((buffer) => Buffer.from(buffer));
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: shared });
+    this.#worker.on('message', (answer: unknown) => this.#waiting.shift()?.resolve(answer));
+    this.#worker.on('error', (error) => this.#fail(error));
+    this.#worker.on('exit', (code) => this.#fail(new Error(`the SHA-256 thread stopped (exit code ${code})`)));
+  }
+
+  /** Hashes the first `length` bytes of `slots[slot]` next; resolves once the slot may be refilled. */
+  update(slot: number, length: number): Promise<void> {
+    const done = this.#ask({ slot, length }).then(() => undefined);
+    // A caller that gave up (an error elsewhere) may never wait for it: its failure is not unhandled.
+    done.catch(() => undefined);
+    return done;
+  }
+
+  /** The SHA-256 (hex) of everything passed to `update`; call once, last. */
+  digest(): Promise<string> {
+    return this.#ask({ slot: -1, length: 0 }) as Promise<string>;
+  }
+
+  /** Stops the thread (whether or not the digest was taken). */
+  async close(): Promise<void> {
+    this.#fail(new Error('the SHA-256 thread was closed'));
+    await this.#worker.terminate();
+  }
+
+  #ask(request: { slot: number; length: number }): Promise<unknown> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+      this.#worker.postMessage(request);
+    });
+  }
+
+  #fail(error: Error): void {
+    this.#failed ??= error;
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(this.#failed);
+  }
+}
