@@ -58,7 +58,8 @@ const BACKUP_STEPS: CrashPointName[] = [...COMMON, 'local.renamed', 'backup.snap
 /** The commit steps each operation reaches, and its command line. */
 const OPERATIONS: Record<Operation, { argv: string[]; steps: CrashPointName[] }> = {
   'backup-full': { argv: ['backup', '--type', 'full'], steps: [...BACKUP_STEPS, 'backup.cache-written'] },
-  'backup-incremental': { argv: ['backup', '--type', 'incremental'], steps: [...BACKUP_STEPS, 'backup.cache-written'] },
+  // An incremental reads the live database under its read lock: killed mid-read, it leaves the database as it was.
+  'backup-incremental': { argv: ['backup', '--type', 'incremental'], steps: [...BACKUP_STEPS, 'backup.database-reading', 'backup.cache-written'] },
   'backup-hot': { argv: ['backup', '--type', 'hot'], steps: BACKUP_STEPS },
   cleanup: { argv: ['cleanup'], steps: [...COMMON, ...stepsOf('cleanup')] },
   sync: { argv: ['sync'], steps: [...COMMON, 'local.renamed', ...stepsOf('sync')] },
@@ -262,7 +263,9 @@ async function runCase(c: Case): Promise<Outcome> {
     const journaled = existsSync(join(dir, '.stowage', 'restore-journal.json'));
 
     const next = await runCli(dir, c.operation === 'restore' ? ['list', '--json'] : OPERATIONS[c.operation].argv);
-    if (writer) await writer.stop();
+    const tallies = await writer?.stop();
+    // A backup only makes writers wait.
+    if (tallies?.errors && c.operation.startsWith('backup')) problems.push(`the writer failed ${tallies.errors} transactions`);
     if (next.code !== 0) problems.push(`next command failed (${next.code}): ${next.stderr.trim()}`);
     if (journaled && !/restore of \S+ was interrupted; (completed it|.*rolled it back)/.test(next.stderr))
       problems.push('an interrupted restore was repaired without saying so');
@@ -330,6 +333,8 @@ function cases(): Case[] {
   for (const step of ['restore.journal-written', 'restore.db-linked-aside'] as const) {
     all.push({ operation: 'restore', step: `writer:${step}`, env: { STOWAGE_CRASH_AT: step }, writer: true });
   }
+  const reading = 'backup.database-reading';
+  all.push({ operation: 'backup-incremental', step: `writer:${reading}`, env: { STOWAGE_CRASH_AT: reading }, writer: true });
   return all;
 }
 
