@@ -1,0 +1,33 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Sha256Thread } from './sha256-thread.js';
+
+describe('a SHA-256 on another thread', () => {
+  it('equals the SHA-256 of the bytes passed through its slots, in order, whatever their lengths', async () => {
+    const data = randomBytes(3 * 65536 + 123);
+    const sha = new Sha256Thread(2, 65536);
+    try {
+      const free = [Promise.resolve(), Promise.resolve()];
+      for (let at = 0, n = 0; at < data.length; n++) {
+        const slot = n % 2;
+        await free[slot];
+        const length = Math.min(1 + ((n * 40_000) % 65536), data.length - at);
+        sha.slots[slot]!.set(data.subarray(at, at + length));
+        free[slot] = sha.update(slot, length);
+        at += length;
+      }
+      expect(await sha.digest()).toBe(createHash('sha256').update(data).digest('hex'));
+    } finally {
+      await sha.close();
+    }
+  });
+
+  it('fails what is asked of it once closed, and what was waiting when it closed', async () => {
+    const sha = new Sha256Thread(1, 16);
+    const waiting = sha.update(0, 16);
+    await sha.close();
+    await expect(waiting).rejects.toThrow(/closed/);
+    await expect(sha.update(0, 16)).rejects.toThrow(/closed/);
+    await expect(sha.digest()).rejects.toThrow(/closed/);
+  });
+});
