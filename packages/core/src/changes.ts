@@ -101,7 +101,7 @@ export async function takeChanges(
 }
 
 /** Bytes per read: large sequential reads, a multiple of every page size. */
-const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 2 << 20;
 /** Chunks in flight: read ahead, hashed here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
 const SLOTS = 4;
 

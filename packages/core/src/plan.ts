@@ -248,7 +248,8 @@ async function readSmallArtifact(
 
 /**
  * Keeps the newest backup's page hashes and file-set index locally, so the next incremental need
- * not download (or, on a host holding only a public key, decrypt) them.
+ * not download (or, on a host holding only a public key, decrypt) them. Not fsynced: a cached file
+ * is used only when its SHA-256 is the one the manifest pins (else it is rebuilt from the destinations).
  */
 export async function cacheForNextBackup(state: StateFolder, id: string, pageHashes: Buffer, fileSetIndex: Buffer | undefined): Promise<void> {
   const dir = cacheDir(state);
@@ -257,6 +258,6 @@ export async function cacheForNextBackup(state: StateFolder, id: string, pageHas
     // A temp file whose owner runs is another backup's cache write under way (in-process races included).
     if (ownerOf(name) === undefined || isDeadOwnersTemp(name)) await rm(join(dir, name), { force: true });
   }
-  await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes);
-  if (fileSetIndex) await writePrivateAtomic(join(dir, `${id}.files-index.json`), fileSetIndex);
+  await writePrivateAtomic(join(dir, `${id}.pagehash`), pageHashes, { durable: false });
+  if (fileSetIndex) await writePrivateAtomic(join(dir, `${id}.files-index.json`), fileSetIndex, { durable: false });
 }

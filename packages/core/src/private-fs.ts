@@ -20,20 +20,24 @@ export async function appendPrivate(path: string, text: string): Promise<void> {
   await chmod(path, 0o600);
 }
 
-/** Writes a file atomically (temp, fsync, rename, fsync folder) with mode 600. */
-export async function writePrivateAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Writes a file atomically (temp, fsync, rename, fsync folder) with mode 600. `durable: false`
+ * skips both fsyncs, for a file whose reader checks it (a cache): a power cut may lose or tear it.
+ */
+export async function writePrivateAtomic(path: string, data: string | Uint8Array, options: { durable?: boolean } = {}): Promise<void> {
+  const durable = options.durable ?? true;
   await ensurePrivateDir(dirname(path));
   const temp = join(dirname(path), `.${basename(path)}.stowage-tmp-${ownerToken()}`);
   const handle = await open(temp, 'wx', 0o600);
   try {
     await handle.writeFile(data);
     await handle.chmod(0o600);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(temp, path);
-  await fsyncDir(dirname(path));
+  if (durable) await fsyncDir(dirname(path));
 }
 
 /** Flushes a file's content to disk. */
