@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { tableRowCounts } from '@stowage/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
+import { takeChanges } from './changes.js';
 import { listBackups } from './catalog.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
@@ -198,6 +199,29 @@ describe('an incremental read from the live database (rollback journal)', () => 
     expect(manifest).toMatchObject({ type: 'full', fullBecause: `the page size changed since ${full.id}`, source: { pageSize: 8192 } });
     const target = await restoreTo(manifest.id, 'restored.sqlite3');
     expect(await sha256File(target)).toBe(await sha256File(ws.database));
+  });
+
+  it('gives the same delta, facts and digest through a copy when the read would hold writers past its budget', async () => {
+    ws = await makeWorkspace();
+    addFiller(ws.database, 5000); // several reads
+    const { manifest: full } = await backup(ws.engine, { type: 'full' });
+    addFiller(ws.database, 100);
+    const parent = { ...full.source, pageHashes: await readFile(join(ws.config.stateDir, 'cache', `${full.id}.pagehash`)) };
+    const take = (name: string, readBudgetMs?: number) =>
+      takeChanges(
+        ws.database,
+        parent,
+        { snapshot: join(ws.dir, `${name}.sqlite3`), delta: join(ws.dir, `${name}.delta`) },
+        { busyTimeoutMs: 5000, ...(readBudgetMs === undefined ? {} : { readBudgetMs }) },
+      );
+    const read = await take('read');
+    const copied = await take('copied', 0);
+    expect(existsSync(join(ws.dir, 'read.sqlite3'))).toBe(false);
+    expect(existsSync(join(ws.dir, 'copied.sqlite3'))).toBe(true);
+    expect(read!.pages.length).toBeGreaterThan(0);
+    expect(copied).toEqual({ ...read, snapshot: { ...read!.snapshot, lockMs: expect.any(Number) } });
+    expect(await readFile(join(ws.dir, 'copied.delta'))).toEqual(await readFile(join(ws.dir, 'read.delta')));
+    expect(read!.digest.sha256).toBe(await sha256File(ws.database));
   });
 
   it('gives up with source.locked, storing nothing, when a writer holds the database past busyTimeoutMs', async () => {

@@ -9,7 +9,8 @@
  * are read in the same transaction — the same state as the bytes — with the row counts taken from
  * the pages just read (`RowCensus`) instead of SQLite reading every table again. Writers wait for
  * the read (`lockMs`), about as long as it takes to SHA-256 the file; the copy that `takeSnapshot`
- * makes holds them for less (the copy alone) but costs the copy and a second read after it.
+ * makes holds them for about half that but costs the copy and a read after it — so a read that
+ * would hold them past `readBudgetMs` (a large database, a busy machine) is given up for a copy.
  * Closing a descriptor of the file drops the process's POSIX locks (a POSIX quirk), so ours is
  * opened under the lock and closed only after the transaction ends.
  *
@@ -17,7 +18,7 @@
  * the copy is read the same way.
  */
 import { readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createXXHash128 } from 'hash-wasm';
 import { crashPoint } from '@stowage/storage';
 import { DeltaWriter } from './delta.js';
@@ -59,46 +60,68 @@ export async function takeChanges(
   source: string,
   parent: ParentPages,
   staged: { snapshot: string; delta: string },
-  options: SnapshotOptions,
+  options: ChangesOptions,
 ): Promise<Changes | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
-  if (journalMode === 'wal') {
-    db.close();
-    const snapshot = await takeSnapshot(source, staged.snapshot, options);
-    const file = await open(staged.snapshot, 'r');
+  let heldMs = 0;
+  if (journalMode !== 'wal') {
+    const started = performance.now();
+    const deadline = started + (options.readBudgetMs ?? READ_BUDGET_MS);
+    let read: Awaited<ReturnType<typeof readChanges>>;
+    let tooSlow = false;
     try {
-      const read = await readChanges(file, staged.snapshot, parent, staged.delta, (countRows) =>
-        withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows)),
-      );
-      return read && { ...read, snapshot: { pageSize: read.header.pageSize, pageCount: read.header.pageCount, journalMode, lockMs: snapshot.lockMs } };
-    } finally {
-      await file.close();
-    }
-  }
-  const started = performance.now();
-  let read: Awaited<ReturnType<typeof readChanges>>;
-  try {
-    db.prepare('BEGIN').run();
-    let file: FileHandle | undefined;
-    try {
-      db.prepare('SELECT count(*) FROM sqlite_schema').get();
-      file = await open(source, 'r');
-      read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows));
-    } finally {
+      db.prepare('BEGIN').run();
+      let file: FileHandle | undefined;
       try {
-        db.prepare('COMMIT').run();
+        db.prepare('SELECT count(*) FROM sqlite_schema').get();
+        file = await open(source, 'r');
+        read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows), deadline);
       } finally {
-        await file?.close();
+        try {
+          db.prepare('COMMIT').run();
+        } finally {
+          await file?.close();
+        }
       }
+    } catch (cause) {
+      if (!(cause instanceof ReadTooSlow)) throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
+      tooSlow = true;
+    } finally {
+      db.close();
     }
-  } catch (cause) {
-    throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
-  } finally {
+    heldMs = performance.now() - started;
+    if (!tooSlow) return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs } };
+    await rm(staged.delta, { force: true });
+  } else {
     db.close();
   }
-  const lockMs = performance.now() - started;
-  return read && { ...read, snapshot: { pageSize: read.header.pageSize, pageCount: read.header.pageCount, journalMode, lockMs } };
+  const snapshot = await takeSnapshot(source, staged.snapshot, options);
+  const file = await open(staged.snapshot, 'r');
+  try {
+    const read = await readChanges(file, staged.snapshot, parent, staged.delta, (countRows) =>
+      withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows)),
+    );
+    return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
+  } finally {
+    await file.close();
+  }
 }
+
+export interface ChangesOptions extends SnapshotOptions {
+  /**
+   * How long the live file may be read under the lock (rollback-journal mode), in ms, default
+   * `READ_BUDGET_MS`. A read that would hold writers longer (a large database, a busy machine) is
+   * given up, and the file copied under the lock instead (`takeSnapshot`: about half the time per
+   * GiB), then read without holding anyone.
+   */
+  readBudgetMs?: number;
+}
+
+/** Default `ChangesOptions.readBudgetMs`: well under the 5 s busy timeout of Django and Python's sqlite3. */
+export const READ_BUDGET_MS = 2000;
+
+/** `readChanges` passed its deadline. */
+class ReadTooSlow extends Error {}
 
 /** Bytes per read: large sequential reads, a multiple of every page size. */
 const CHUNK_BYTES = 2 << 20;
@@ -115,6 +138,7 @@ async function readChanges(
   parent: ParentPages,
   deltaPath: string,
   facts: (countRows: (rootPage: number) => number | undefined) => DatabaseFacts | Promise<DatabaseFacts>,
+  deadline = Number.POSITIVE_INFINITY,
 ): Promise<(Omit<Changes, 'snapshot'> & { header: { pageSize: number; pageCount: number } }) | undefined> {
   const first = Buffer.alloc(100);
   await file.read(first, 0, first.length, 0);
@@ -166,6 +190,7 @@ async function readChanges(
         }
       }
       if (n === 0) crashPoint('backup.database-reading');
+      if (performance.now() > deadline) throw new ReadTooSlow();
       if (n + SLOTS < chunks) readChunk(n + SLOTS);
     }
     // While the SHA-256 thread finishes the last chunks.
@@ -179,7 +204,7 @@ async function readChanges(
     const sha256 = await sha.digest();
     await delta.finish({ pageCount, basePageCount: parent.pageCount, baseSha256: parent.snapshotSha256, targetSha256: sha256 });
     return {
-      header,
+      header: { pageSize, pageCount },
       facts: found,
       digest: { size, sha256, pageHashes: hashes },
       pages,
