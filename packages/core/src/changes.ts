@@ -65,17 +65,20 @@ export async function takeChanges(
   const { db, journalMode } = await openLiveDatabase(source, options);
   let heldMs = 0;
   if (journalMode !== 'wal') {
-    const started = performance.now();
-    const deadline = started + (options.readBudgetMs ?? READ_BUDGET_MS);
+    const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
+    let started = performance.now();
     let read: Awaited<ReturnType<typeof readChanges>>;
     let tooSlow = false;
     try {
+      await sha.ready(); // before the lock: writers do not wait for the thread to start
+      started = performance.now();
       db.prepare('BEGIN').run();
       let file: FileHandle | undefined;
       try {
         db.prepare('SELECT count(*) FROM sqlite_schema').get();
         file = await open(source, 'r');
-        read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows), deadline);
+        const budget = { since: started, ms: options.readBudgetMs ?? READ_BUDGET_MS };
+        read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows), sha, budget);
       } finally {
         try {
           db.prepare('COMMIT').run();
@@ -88,6 +91,7 @@ export async function takeChanges(
       tooSlow = true;
     } finally {
       db.close();
+      await sha.close();
     }
     heldMs = performance.now() - started;
     if (!tooSlow) return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs } };
@@ -97,22 +101,22 @@ export async function takeChanges(
   }
   const snapshot = await takeSnapshot(source, staged.snapshot, options);
   const file = await open(staged.snapshot, 'r');
+  const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
   try {
-    const read = await readChanges(file, staged.snapshot, parent, staged.delta, (countRows) =>
-      withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows)),
-    );
+    const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
+    const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
     return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
   } finally {
-    await file.close();
+    await Promise.all([file.close(), sha.close()]);
   }
 }
 
 export interface ChangesOptions extends SnapshotOptions {
   /**
    * How long the live file may be read under the lock (rollback-journal mode), in ms, default
-   * `READ_BUDGET_MS`. A read that would hold writers longer (a large database, a busy machine) is
-   * given up, and the file copied under the lock instead (`takeSnapshot`: about half the time per
-   * GiB), then read without holding anyone.
+   * `READ_BUDGET_MS`. A read that takes longer, or is on its way to (projected from the first 5 %),
+   * as with a large database or a busy machine, is given up, and the file copied under the lock
+   * instead (`takeSnapshot`: about half the time per GiB), then read without holding anyone.
    */
   readBudgetMs?: number;
 }
@@ -120,8 +124,11 @@ export interface ChangesOptions extends SnapshotOptions {
 /** Default `ChangesOptions.readBudgetMs`: well under the 5 s busy timeout of Django and Python's sqlite3. */
 export const READ_BUDGET_MS = 2000;
 
-/** `readChanges` passed its deadline. */
+/** `readChanges` passed its budget, or is on its way to. */
 class ReadTooSlow extends Error {}
+
+/** Bytes read before a read's duration is projected from its pace (the first reads, at least). */
+const PROJECT_AFTER_BYTES = 32 << 20;
 
 /** Bytes per read: large sequential reads, a multiple of every page size. */
 const CHUNK_BYTES = 2 << 20;
@@ -130,7 +137,9 @@ const SLOTS = 4;
 
 /**
  * One read of the database `file` (named `name` in messages), start to end, as the module comment
- * says. `facts` reads the facts while the file is still open, given a row counter from the pages.
+ * says, through `sha` (a fresh thread, `SLOTS` slots of `CHUNK_BYTES`). `facts` reads the facts
+ * while the file is still open, given a row counter from the pages. With a `budget`, throws
+ * `ReadTooSlow` once the read, from `since`, has taken or is projected to take over `ms`.
  */
 async function readChanges(
   file: FileHandle,
@@ -138,7 +147,8 @@ async function readChanges(
   parent: ParentPages,
   deltaPath: string,
   facts: (countRows: (rootPage: number) => number | undefined) => DatabaseFacts | Promise<DatabaseFacts>,
-  deadline = Number.POSITIVE_INFINITY,
+  sha: Sha256Thread,
+  budget?: { since: number; ms: number },
 ): Promise<(Omit<Changes, 'snapshot'> & { header: { pageSize: number; pageCount: number } }) | undefined> {
   const first = Buffer.alloc(100);
   await file.read(first, 0, first.length, 0);
@@ -156,7 +166,6 @@ async function readChanges(
   const census = new RowCensus(pageSize, pageCount);
   const pages: number[] = [];
   const [hasher, delta] = await Promise.all([createXXHash128(), DeltaWriter.create(deltaPath, pageSize)]);
-  const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
   try {
     const chunks = Math.ceil(size / CHUNK_BYTES);
     const free: Array<Promise<void>> = Array.from({ length: SLOTS }, () => Promise.resolve());
@@ -190,7 +199,12 @@ async function readChanges(
         }
       }
       if (n === 0) crashPoint('backup.database-reading');
-      if (performance.now() > deadline) throw new ReadTooSlow();
+      if (budget) {
+        const elapsed = performance.now() - budget.since;
+        const done = Math.min(size, (n + 1) * CHUNK_BYTES);
+        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 20) ? (elapsed * size) / done : elapsed;
+        if (projected > budget.ms) throw new ReadTooSlow();
+      }
       if (n + SLOTS < chunks) readChunk(n + SLOTS);
     }
     // While the SHA-256 thread finishes the last chunks.
@@ -211,7 +225,7 @@ async function readChanges(
       delta: { changedPages: pages.length, basePageCount: parent.pageCount },
     };
   } finally {
-    await Promise.all([sha.close(), delta.close()]);
+    await delta.close();
   }
 }
 

@@ -26,6 +26,7 @@ export class Sha256Thread {
   /** Shared buffers the caller fills; the worker reads them. */
   readonly slots: Buffer[];
   readonly #worker: Worker;
+  readonly #online: Promise<void>;
   /** Waiters for the worker's answers, which come in the order of the requests. */
   readonly #waiting: Array<{ resolve: (answer: unknown) => void; reject: (error: Error) => void }> = [];
   #failed: Error | undefined;
@@ -34,9 +35,16 @@ export class Sha256Thread {
     const shared = Array.from({ length: slotCount }, () => new SharedArrayBuffer(slotBytes));
     this.slots = shared.map((buffer) => Buffer.from(buffer));
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: shared });
+    this.#online = new Promise((resolve, reject) => this.#worker.once('online', resolve).once('error', reject));
+    this.#online.catch(() => undefined); // reported by whatever asks next
     this.#worker.on('message', (answer: unknown) => this.#waiting.shift()?.resolve(answer));
     this.#worker.on('error', (error) => this.#fail(error));
     this.#worker.on('exit', (code) => this.#fail(new Error(`the SHA-256 thread stopped (exit code ${code})`)));
+  }
+
+  /** Resolves once the thread runs (it starts in the background: work sent before waits for it). */
+  ready(): Promise<void> {
+    return this.#online;
   }
 
   /** Hashes the first `length` bytes of `slots[slot]` next; resolves once the slot may be refilled. */
