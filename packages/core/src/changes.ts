@@ -21,6 +21,7 @@ import { readSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createXXHash128 } from 'hash-wasm';
 import { crashPoint } from '@stowage/storage';
+import type Database from 'better-sqlite3';
 import { DeltaWriter } from './delta.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
@@ -63,51 +64,64 @@ export async function takeChanges(
   options: ChangesOptions,
 ): Promise<Changes | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
-  let heldMs = 0;
-  if (journalMode !== 'wal') {
-    const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
-    let started = performance.now();
-    let read: Awaited<ReturnType<typeof readChanges>>;
-    let tooSlow = false;
-    try {
-      await sha.ready(); // before the lock: writers do not wait for the thread to start
-      started = performance.now();
-      db.prepare('BEGIN').run();
-      let file: FileHandle | undefined;
-      try {
-        db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        file = await open(source, 'r');
-        const budget = { since: started, ms: options.readBudgetMs ?? READ_BUDGET_MS };
-        read = await readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows), sha, budget);
-      } finally {
-        try {
-          db.prepare('COMMIT').run();
-        } finally {
-          await file?.close();
-        }
-      }
-    } catch (cause) {
-      if (!(cause instanceof ReadTooSlow)) throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
-      tooSlow = true;
-    } finally {
-      db.close();
-      await sha.close();
-    }
-    heldMs = performance.now() - started;
-    if (!tooSlow) return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs } };
-    await rm(staged.delta, { force: true });
-  } else {
-    db.close();
-  }
-  const snapshot = await takeSnapshot(source, staged.snapshot, options);
-  const file = await open(staged.snapshot, 'r');
   const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
   try {
-    const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
-    const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
-    return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
+    let heldMs = 0;
+    if (journalMode !== 'wal') {
+      const live = await readLive(db, source, parent, staged.delta, sha, options);
+      if (!live.tooSlow) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
+      heldMs = live.heldMs;
+      await Promise.all([rm(staged.delta, { force: true }), sha.reset()]);
+    } else {
+      db.close();
+    }
+    const snapshot = await takeSnapshot(source, staged.snapshot, options);
+    const file = await open(staged.snapshot, 'r');
+    try {
+      const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
+      const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
+      return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
+    } finally {
+      await file.close();
+    }
   } finally {
-    await Promise.all([file.close(), sha.close()]);
+    await sha.close();
+  }
+}
+
+/** `readChanges` of the live database under a read transaction of `db` (closed after), within the read budget. */
+async function readLive(
+  db: Database.Database,
+  source: string,
+  parent: ParentPages,
+  deltaPath: string,
+  sha: Sha256Thread,
+  options: ChangesOptions,
+): Promise<{ read: Awaited<ReturnType<typeof readChanges>>; tooSlow: boolean; heldMs: number }> {
+  let started = performance.now();
+  try {
+    await sha.ready(); // before the lock: writers do not wait for the thread to start
+    started = performance.now();
+    db.prepare('BEGIN').run();
+    let file: FileHandle | undefined;
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      file = await open(source, 'r');
+      const budget = { since: started, ms: options.readBudgetMs ?? READ_BUDGET_MS };
+      const read = await readChanges(file, source, parent, deltaPath, (countRows) => readFacts(db, countRows), sha, budget);
+      return { read, tooSlow: false, heldMs: performance.now() - started };
+    } finally {
+      try {
+        db.prepare('COMMIT').run();
+      } finally {
+        await file?.close();
+      }
+    }
+  } catch (cause) {
+    if (cause instanceof ReadTooSlow) return { read: undefined, tooSlow: true, heldMs: performance.now() - started };
+    throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
+  } finally {
+    db.close();
   }
 }
 

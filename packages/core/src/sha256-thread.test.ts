@@ -22,6 +22,22 @@ describe('a SHA-256 on another thread', () => {
     }
   });
 
+  it('starts over after reset, and after a digest', async () => {
+    const sha = new Sha256Thread(1, 8);
+    try {
+      sha.slots[0]!.write('discard');
+      await sha.update(0, 7);
+      await sha.reset();
+      sha.slots[0]!.write('kept');
+      await sha.update(0, 4);
+      expect(await sha.digest()).toBe(createHash('sha256').update('kept').digest('hex'));
+      await sha.reset();
+      expect(await sha.digest()).toBe(createHash('sha256').digest('hex'));
+    } finally {
+      await sha.close();
+    }
+  });
+
   it('fails what is asked of it once closed, and what was waiting when it closed', async () => {
     const sha = new Sha256Thread(1, 16);
     const waiting = sha.update(0, 16);

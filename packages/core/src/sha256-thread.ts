@@ -8,9 +8,10 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const slots = workerData.map((shared) => Buffer.from(shared));
-const hash = createHash('sha256');
+let hash = createHash('sha256');
 parentPort.on('message', ({ slot, length }) => {
-  if (slot < 0) return parentPort.postMessage(hash.digest('hex'));
+  if (slot === -1) return parentPort.postMessage(hash.digest('hex'));
+  if (slot === -2) return parentPort.postMessage((hash = createHash('sha256')) && slot);
   hash.update(slots[slot].subarray(0, length));
   parentPort.postMessage(slot);
 });
@@ -58,6 +59,11 @@ export class Sha256Thread {
   /** The SHA-256 (hex) of everything passed to `update`; call once, last. */
   digest(): Promise<string> {
     return this.#ask({ slot: -1, length: 0 }) as Promise<string>;
+  }
+
+  /** Starts over: the next `update` is the first byte of another SHA-256 (updates sent before are dropped). */
+  reset(): Promise<void> {
+    return this.#ask({ slot: -2, length: 0 }).then(() => undefined);
   }
 
   /** Stops the thread (whether or not the digest was taken). */
