@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { appendFile, readdir, readFile, truncate } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -214,10 +214,15 @@ describe('an incremental read from the live database (rollback journal)', () => 
         { snapshot: join(ws.dir, `${name}.sqlite3`), delta: join(ws.dir, `${name}.delta`) },
         { busyTimeoutMs: 5000, ...(readBudgetMs === undefined ? {} : { readBudgetMs }) },
       );
+    const created: string[] = [];
+    const watcher = watch(ws.dir, (_event, name) => created.push(String(name)));
     const read = await take('read');
     const copied = await take('copied', 0);
-    expect(existsSync(join(ws.dir, 'read.sqlite3'))).toBe(false);
-    expect(existsSync(join(ws.dir, 'copied.sqlite3'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    watcher.close();
+    expect(created).toContain('copied.sqlite3'); // the copy was made (and removed once read)
+    expect(created).not.toContain('read.sqlite3');
+    expect(existsSync(join(ws.dir, 'copied.sqlite3'))).toBe(false);
     expect(read!.pages.length).toBeGreaterThan(0);
     expect(copied).toEqual({ ...read, snapshot: { ...read!.snapshot, lockMs: expect.any(Number) } });
     expect(await readFile(join(ws.dir, 'copied.delta'))).toEqual(await readFile(join(ws.dir, 'read.delta')));

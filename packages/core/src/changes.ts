@@ -83,6 +83,8 @@ export async function takeChanges(
       return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
     } finally {
       await file.close();
+      // Not needed any more: gone before the kernel writes a GiB of it back.
+      await rm(staged.snapshot, { force: true });
     }
   } finally {
     await sha.close();
