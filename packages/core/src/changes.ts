@@ -184,6 +184,7 @@ async function readChanges(
   const [hasher, delta] = await Promise.all([createXXHash128(), DeltaWriter.create(deltaPath, pageSize)]);
   try {
     const chunks = Math.ceil(size / CHUNK_BYTES);
+    const reading = performance.now(); // the pace is projected from here, the set-up before it counted once
     const free: Array<Promise<void>> = Array.from({ length: SLOTS }, () => Promise.resolve());
     const reads: Array<Promise<number>> = [];
     const readChunk = (n: number) => {
@@ -216,9 +217,10 @@ async function readChanges(
       }
       if (n === 0) crashPoint('backup.database-reading');
       if (budget) {
-        const elapsed = performance.now() - budget.since;
+        const now = performance.now();
+        const elapsed = now - budget.since;
         const done = Math.min(size, (n + 1) * CHUNK_BYTES);
-        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 20) ? (elapsed * size) / done : elapsed;
+        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 20) ? elapsed + ((now - reading) * (size - done)) / done : elapsed;
         if (projected > budget.ms) throw new ReadTooSlow();
       }
       if (n + SLOTS < chunks) readChunk(n + SLOTS);
