@@ -130,7 +130,7 @@ async function readLive(
 export interface ChangesOptions extends SnapshotOptions {
   /**
    * How long the live file may be read under the lock (rollback-journal mode), in ms, default
-   * `READ_BUDGET_MS`. A read that takes longer, or is on its way to (projected from the first 5 %),
+   * `READ_BUDGET_MS`. A read that takes longer, or is on its way to (projected from its pace over the first quarter),
    * as with a large database or a busy machine, is given up, and the file copied under the lock
    * instead (`takeSnapshot`: about half the time per GiB), then read without holding anyone.
    */
@@ -220,7 +220,7 @@ async function readChanges(
         const now = performance.now();
         const elapsed = now - budget.since;
         const done = Math.min(size, (n + 1) * CHUNK_BYTES);
-        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 20) ? elapsed + ((now - reading) * (size - done)) / done : elapsed;
+        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 4) ? elapsed + ((now - reading) * (size - done)) / done : elapsed;
         if (projected > budget.ms) throw new ReadTooSlow();
       }
       if (n + SLOTS < chunks) readChunk(n + SLOTS);
