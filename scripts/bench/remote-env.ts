@@ -6,3 +6,19 @@ export const REMOTE_ENV = {
   BENCH_OSS_ID: 'oss-bench-id',
   BENCH_OSS_SECRET: 'oss-bench-secret',
 };
+
+/** A Stowage destination on an AWS-like s3rver (flexible checksums reported, conditional writes), credentials from `REMOTE_ENV`. */
+export function s3Destination(name: string, endpoint: string, url: string, checksumMode: 'crc64nvme' | 'sha256') {
+  return {
+    name,
+    url,
+    options: {
+      endpoint,
+      forcePathStyle: true,
+      accessKeyIdEnv: 'BENCH_S3_KEY',
+      secretAccessKeyEnv: 'BENCH_S3_SECRET',
+      checksumMode,
+      conditionalWrites: true,
+    },
+  };
+}

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { startOssTestServer } from '../../packages/oss-test-server/src/index.js';
-import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
-import { REMOTE_ENV } from './remote-env.js';
+import { startS3rver } from '../../packages/storage-s3/src/s3rver.test-support.js';
+import { REMOTE_ENV, s3Destination } from './remote-env.js';
 import type { BenchContext, Section } from './section.js';
 import { stowageRig } from './stowage.js';
 
@@ -28,21 +28,9 @@ export async function replication(ctx: BenchContext): Promise<Section> {
       const response = await fetch(`${server.endpoint}/${BUCKET}`, { method: 'PUT' });
       if (!response.ok) throw new Error(`creating bucket ${BUCKET} at ${server.endpoint}: HTTP ${response.status}`);
     }
-    const s3 = (name: string, server: S3rverProcess, prefix: string, checksumMode: string) => ({
-      name,
-      url: `s3://${BUCKET}/${prefix}`,
-      options: {
-        endpoint: server.endpoint,
-        forcePathStyle: true,
-        accessKeyIdEnv: 'BENCH_S3_KEY',
-        secretAccessKeyEnv: 'BENCH_S3_SECRET',
-        checksumMode,
-        conditionalWrites: true,
-      },
-    });
     const remotes = (prefix: string) => [
-      s3('s3-eu-west-1', regionA, prefix, 'crc64nvme'),
-      s3('s3-ap-southeast-1', regionB, prefix, 'sha256'),
+      s3Destination('s3-eu-west-1', regionA.endpoint, `s3://${BUCKET}/${prefix}`, 'crc64nvme'),
+      s3Destination('s3-ap-southeast-1', regionB.endpoint, `s3://${BUCKET}/${prefix}`, 'sha256'),
       {
         name: 'oss-cn-hangzhou',
         url: `oss://${BUCKET}/${prefix}`,

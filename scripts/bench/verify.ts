@@ -4,7 +4,7 @@ import { startOssTestServer, type OssTestServer } from '../../packages/oss-test-
 import { startS3rver, type S3rverProcess } from '../../packages/storage-s3/src/s3rver.test-support.js';
 import { ensureFixture, mutate } from './fixture.js';
 import { runOk } from './measure.js';
-import { REMOTE_ENV } from './remote-env.js';
+import { REMOTE_ENV, s3Destination } from './remote-env.js';
 import type { BenchContext, Section } from './section.js';
 import { stowageRig } from './stowage.js';
 
@@ -34,18 +34,6 @@ export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
       const response = await fetch(`${server.endpoint}/${BUCKET}`, { method: 'PUT' }); // s3rver lets an unsigned request create a bucket
       if (!response.ok) throw new Error(`creating bucket ${BUCKET} at ${server.endpoint}: HTTP ${response.status}`);
     }
-    const s3 = (name: string, server: S3rverProcess, checksumMode: string) => ({
-      name,
-      url: `s3://${BUCKET}/${PREFIX}`,
-      options: {
-        endpoint: server.endpoint,
-        forcePathStyle: true,
-        accessKeyIdEnv: 'BENCH_S3_KEY',
-        secretAccessKeyEnv: 'BENCH_S3_SECRET',
-        checksumMode,
-        conditionalWrites: true,
-      },
-    });
     const oss1 = {
       name: 'oss-cn-hangzhou',
       url: `oss://${BUCKET}/${PREFIX}`,
@@ -53,8 +41,8 @@ export async function zeroEgressVerify(ctx: BenchContext): Promise<Section> {
     };
     const db = join(ctx.work, 'zero-egress', 'db.sqlite3');
     const rig = await stowageRig(ctx, join(ctx.work, 'zero-egress', 'rig'), { source: { database: db } }, [
-      s3('s3-eu-west-1', regionA, 'crc64nvme'),
-      s3('s3-ap-southeast-1', regionB, 'sha256'),
+      s3Destination('s3-eu-west-1', regionA.endpoint, `s3://${BUCKET}/${PREFIX}`, 'crc64nvme'),
+      s3Destination('s3-ap-southeast-1', regionB.endpoint, `s3://${BUCKET}/${PREFIX}`, 'sha256'),
       oss1,
     ]);
 

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,14 +11,10 @@ import { forwarding } from '@stowage/storage-testkit';
 import { listBackups } from './catalog.js';
 import { parseManifest, serializeManifest } from './manifest.js';
 import { restore, verifyRestored } from './restore.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 import { validate } from './validate.js';
 import { verify } from './verify.js';
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
 let ws: Workspace;

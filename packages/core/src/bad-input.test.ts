@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { withChaos } from '@stowage/storage-testkit';
@@ -7,12 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { resolveConfig } from './config.js';
 import { restore } from './restore.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
-
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());

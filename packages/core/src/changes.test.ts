@@ -12,7 +12,7 @@ import { backup } from './backup.js';
 import { takeChanges } from './changes.js';
 import { listBackups } from './catalog.js';
 import { restore } from './restore.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 
 /*
  * Incrementals read the live database once under SQLite's read lock (changes.ts): what they store
@@ -20,10 +20,6 @@ import { makeWorkspace, type Workspace } from './test/harness.js';
  * before, during and after the read, and a file that is not what its header says is refused.
  */
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -13,15 +12,11 @@ import { openEngine } from './engine.js';
 import { probeDestinations } from './probe.js';
 import { restore } from './restore.js';
 import { sync } from './sync.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 import { verify } from './verify.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const ENV = { E2E_S3_KEY: 'S3RVER', E2E_S3_SECRET: 'S3RVER', E2E_OSS_ID: 'oss-e2e-id', E2E_OSS_SECRET: 'oss-e2e-secret-never-printed' };
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 
 let regionA: S3rverProcess;
 let regionB: S3rverProcess;

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,13 +9,9 @@ import { backup } from './backup.js';
 import { listBackups } from './catalog.js';
 import { parseManifest, serializeManifest } from './manifest.js';
 import { restore } from './restore.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 import { validate } from './validate.js';
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { resolveConfig, type ConfigFile } from './config.js';
 import { openEngine, type Engine, type EngineOptions } from './engine.js';
 import type { Artifact, Manifest } from './manifest.js';
 import { restore } from './restore.js';
-import { makeWorkspace } from './test/harness.js';
+import { makeWorkspace, sha256File } from './test/harness.js';
 
 /*
  * An incremental is built only on a parent whose whole chain is restorable, and committed at a
@@ -22,10 +21,6 @@ import { makeWorkspace } from './test/harness.js';
  * file-set archive and index) by flipping a byte, truncating or deleting it, at every destination or at one.
  */
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 const DESTINATIONS = { a: 'backups', b: 'region-b' } as const;
 const CONFIG: Partial<ConfigFile> = {
   source: { database: 'db.sqlite3', busyTimeoutMs: 5000, files: { media: { path: 'media' } } },

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,13 +9,9 @@ import { listBackups } from './catalog.js';
 import { openEngine } from './engine.js';
 import { restore } from './restore.js';
 import { sync } from './sync.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 import { verify } from './verify.js';
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
 

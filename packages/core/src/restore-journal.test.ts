@@ -1,18 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { tableRowCounts } from '@stowage/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { restore } from './restore.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 const integrity = (path: string) => execFileSync('sqlite3', [path, 'PRAGMA integrity_check'], { encoding: 'utf8' }).trim();
 
 let ws: Workspace;

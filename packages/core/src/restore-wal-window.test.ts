@@ -1,7 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { CrashPointName } from '@stowage/storage';
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { tableRowCounts } from '@stowage/fixtures';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -9,7 +8,7 @@ import { backup } from './backup.js';
 import type { ConfigFile } from './config.js';
 import { restore } from './restore.js';
 import { recoverInterruptedRestore } from './restore-journal.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 
 /** Called before every rename, so a test can act at the instant the restored file goes in. */
 const beforeRename = vi.hoisted(() => ({ hook: undefined as ((from: string, to: string) => void) | undefined }));
@@ -23,10 +22,6 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 });
 
 const sqlite = (path: string, sql: string) => execFileSync('sqlite3', [path, sql], { encoding: 'utf8' }).trim();
-const sha256File = async (path: string) =>
-  createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
 
 /**
  * An application process that opens the live database afresh, writes one transaction and dies

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGreaterWmsDatabase } from '@stowage/fixtures';
@@ -46,4 +47,11 @@ export async function makeWorkspace(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Lower-case hex SHA-256 of a file's bytes. */
+export async function sha256File(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
