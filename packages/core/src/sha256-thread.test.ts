@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { Sha256Thread } from './sha256-thread.js';
 
@@ -46,4 +49,16 @@ describe('a SHA-256 on another thread', () => {
     await expect(sha.update(0, 16)).rejects.toThrow(/closed/);
     await expect(sha.digest()).rejects.toThrow(/closed/);
   });
+
+  it('works in a process started with --input-type=module (the worker inherits it: its code then runs as an ES module)', async () => {
+    const module = fileURLToPath(new URL('./sha256-thread.ts', import.meta.url));
+    const script = `import { Sha256Thread } from ${JSON.stringify(module)};
+      const sha = new Sha256Thread(1, 8);
+      sha.slots[0].write('stowage');
+      await sha.update(0, 7);
+      console.log(await sha.digest());
+      await sha.close();`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+    expect(stdout.trim()).toBe(createHash('sha256').update('stowage').digest('hex'));
+  }, 60_000);
 });

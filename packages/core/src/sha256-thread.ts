@@ -2,19 +2,24 @@ import { Worker } from 'node:worker_threads';
 
 /*
  * The worker: hashes the slot it is told to, in the order it is told, and says when it is done
- * with it. Inline (eval) source, so that it needs no file of its own next to the bundled CLI.
+ * with it. Inline (eval) source, so that it needs no file of its own next to the bundled CLI. It
+ * imports dynamically: eval code runs as CommonJS or, when the process was started with
+ * `--input-type=module` (inherited by workers), as an ES module, and `import()` works in both.
+ * Messages sent before the listener is attached wait in the port.
  */
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const slots = workerData.map((shared) => Buffer.from(shared));
-let hash = createHash('sha256');
-parentPort.on('message', ({ slot, length }) => {
-  if (slot === -1) return parentPort.postMessage(hash.digest('hex'));
-  if (slot === -2) return parentPort.postMessage((hash = createHash('sha256')) && slot);
-  hash.update(slots[slot].subarray(0, length));
-  parentPort.postMessage(slot);
-});
+(async () => {
+  const { parentPort, workerData } = await import('node:worker_threads');
+  const { createHash } = await import('node:crypto');
+  const slots = workerData.map((shared) => Buffer.from(shared));
+  let hash = createHash('sha256');
+  parentPort.on('message', ({ slot, length }) => {
+    if (slot === -1) return parentPort.postMessage(hash.digest('hex'));
+    if (slot === -2) return parentPort.postMessage((hash = createHash('sha256')) && slot);
+    hash.update(slots[slot].subarray(0, length));
+    parentPort.postMessage(slot);
+  });
+})();
 `;
 
 /**
