@@ -20,7 +20,7 @@ import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type EncodingName } from './encoding.js';
 import { commitManifest, confirmedReplica, confirmStored, stagedBody, withSentChecksums, type StagedArtifact, type VerifiedBy } from './replica.js';
-import { assertWholeSnapshot, takeSnapshot } from './snapshot.js';
+import { assertWholeSnapshot, takeSnapshot, warmPageCache } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -142,9 +142,12 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
   // Set once a full backup has encoded the snapshot and no longer needs it (see there).
   let snapshotRemoved: Promise<void> | undefined;
   try {
+    // While the backup is planned: writers then wait for a copy from memory, not from the disk.
+    const warmed = warmPageCache(config.source.database);
     const plan = await planBackup(engine, options.type);
     // Before the snapshot: a passphrase verifier's scrypt (32 MiB) then does not add to the encoding's memory peak.
     const encoding = await engine.codec.describe(plan.history);
+    await warmed;
     engine.progress({ phase: 'snapshot', done: 0 });
     // Incrementals: the changed pages straight from the live database, without a copy of it.
     const changes =

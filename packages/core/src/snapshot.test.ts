@@ -1,9 +1,13 @@
 import { checkWriterInvariants, startWriterProcess } from '@stowage/fixtures';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { restore } from './restore.js';
+import { warmPageCache } from './snapshot.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 
 let ws: Workspace;
@@ -34,5 +38,35 @@ describe.each(['delete', 'wal'] as const)('a backup while another process writes
       stats = await writer.stop();
     }
     expect(stats.errors).toBe(0);
+  });
+});
+
+describe('warmPageCache', () => {
+  const readBytes = async () => Number(/^rchar: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))![1]);
+
+  it('reads the whole database once, so the copy under the lock comes from memory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-warm-'));
+    try {
+      const path = join(dir, 'db.sqlite3');
+      const size = 9 * (4 << 20) + 12_345; // more chunks than lanes, and a partial last one
+      await writeFile(path, randomBytes(size));
+      const before = await readBytes();
+      await warmPageCache(path);
+      const read = (await readBytes()) - before;
+      expect(read).toBeGreaterThanOrEqual(size);
+      expect(read).toBeLessThan(size + (1 << 20)); // once, not per lane
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves a missing file or a folder for the snapshot to report', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-warm-'));
+    try {
+      await expect(warmPageCache(join(dir, 'missing.sqlite3'))).resolves.toBeUndefined();
+      await expect(warmPageCache(dir)).resolves.toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

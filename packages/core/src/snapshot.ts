@@ -13,9 +13,14 @@
  * another process writes and never finishes under a busy writer (README.md, "How a backup is taken").
  *
  * Both keep the source's page layout, which page-delta incrementals rely on.
+ *
+ * Either reads the file under the lock, so `warmPageCache` reads it once beforehand without one: the
+ * kernel's copy of a file that is not in the page cache reads it in small pieces (3.8 s per GiB
+ * here, against 0.36 s from the cache), and writers would wait for the disk.
  */
 import { constants } from 'node:fs';
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
+import { freemem } from 'node:os';
 import Database from 'better-sqlite3';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { readSqliteHeader } from './sqlite-file.js';
@@ -49,6 +54,40 @@ export async function openLiveDatabase(source: string, options: SnapshotOptions)
   } catch (cause) {
     db?.close();
     throw sourceError(source, cause, options);
+  }
+}
+
+/** Bytes per read of `warmPageCache`, and how many reads it keeps in flight (the disk's queue, both cores). */
+const WARM_CHUNK_BYTES = 4 << 20;
+const WARM_LANES = 2;
+
+/**
+ * Reads the whole of `path` (no lock taken) so that its pages are in the page cache when the lock
+ * is taken; about 0.35 s per GiB when they already are, 0.8 s when none are. Best effort: a file
+ * that would not fit in half the available memory is not read (its pages would be evicted before
+ * the copy), and errors are left for the snapshot to report. The descriptor is closed before this
+ * returns, so no lock of this process's can be dropped by the close (see above).
+ */
+export async function warmPageCache(path: string): Promise<void> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file) return;
+  try {
+    const { size } = await file.stat();
+    if (size > freemem() / 2) return;
+    let next = 0;
+    const lane = async () => {
+      const buffer = Buffer.allocUnsafe(WARM_CHUNK_BYTES);
+      while (next < size) {
+        const at = next;
+        next += WARM_CHUNK_BYTES;
+        if ((await file.read(buffer, 0, WARM_CHUNK_BYTES, at)).bytesRead === 0) return;
+      }
+    };
+    await Promise.all(Array.from({ length: WARM_LANES }, lane));
+  } catch {
+    // The snapshot reads the file again and reports what is wrong with it.
+  } finally {
+    await file.close();
   }
 }
 
