@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encryptedBackup } from './bench/encrypted.js';
-import { ensureFixture, warmUp } from './bench/fixture.js';
+import { ensureFixture } from './bench/fixture.js';
 import { fullBackupAndRestore } from './bench/full.js';
 import { incrementalBackups } from './bench/incremental.js';
 import { runOk, summarize, timeOnce, type Sample } from './bench/measure.js';
@@ -68,7 +68,6 @@ try {
   console.log(
     `fixture ${fixture.path}: ${(fixture.bytes / 2 ** 20).toFixed(1)} MiB; ${runs} run(s) per command; sections: ${factories.map(([name]) => name).join(', ')}`,
   );
-  await warmUp(fixture.path);
 
   const startupSamples: Sample[] = [];
   for (let run = 0; run < runs; run++)

@@ -147,8 +147,8 @@ ${d.sections.join('\n\n')}
   Stowage runs as \`node apps/cli/dist/stowage.js … --config <temp>/stowage.config.json\` from the repo root (\`BENCH_CLI=source\`:
   \`node --import tsx apps/cli/src/bin/stowage.ts\`), with a local destination in the same temporary folder.
 - Reference tools that are missing (borg, restic, zstd, gpg, sqlite3) are installed with \`apt-get\` first when the bench runs as root.
-- The fixture is built once and cached in \`.bench/\` (keyed by size). Before measuring, the whole fixture is read once, so every run
-  sees a warm page cache (dropping the cache needs root); the file system is never cold for either side.
+- The fixture is built once and cached in \`.bench/\` (keyed by size). Before every timed command the whole fixture is read, untimed,
+  so every run finds it in the page cache, as a live database is (an earlier section's writes can evict it); never cold for either side.
 - Before every timed command, its outputs from the previous run are deleted and \`sync\` runs untimed, so no command pays for another's
   writeback. Stowage fsyncs what it writes; the references do so through \`sync\` after the command, or SQLite's own commit (\`sqlite3 .backup\`).
 - In each run Stowage and its references run back to back, in that order; runs repeat \`BENCH_RUNS\` / \`--runs\` times (default 2).

@@ -1,4 +1,4 @@
-import type { Fixture } from './fixture.js';
+import { warmUp, type Fixture } from './fixture.js';
 import { installed, summarize, timeOnce, type Command, type Sample, type Stats } from './measure.js';
 import type { Verdict } from './report.js';
 
@@ -97,6 +97,8 @@ export async function runSection(section: Section, ctx: BenchContext, runs: numb
     const samples: Sample[][] = commands.map(() => []);
     for (let run = 1; run <= runs; run++) {
       for (const [i, command] of commands.entries()) {
+        // Untimed: an earlier section's writes can have evicted the fixture; a live database is in the page cache.
+        await warmUp(ctx.fixture.path);
         const sample = await timeOnce(command, ctx.root, ctx.work);
         samples[i]!.push(sample);
         console.log(
