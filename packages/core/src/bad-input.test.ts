@@ -1,4 +1,5 @@
-import { readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readdir, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { withChaos } from '@stowage/storage-testkit';
@@ -29,6 +30,29 @@ describe('bad input: one clear error, nothing lost', () => {
     await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({ code: 'stowage.source.empty' });
     expect(await readdir(join(ws.config.stateDir, 'staging'))).toEqual([]);
   });
+
+  it('a named pipe, a device or a folder as the database: refused at once, no wait for a writer', async () => {
+    ws = await makeWorkspace();
+    await rm(ws.database);
+    execFileSync('mkfifo', [ws.database]);
+    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+      code: 'stowage.source.not_sqlite',
+      message: expect.stringMatching(/not a regular file/),
+    });
+    await rm(ws.database);
+    await symlink('/dev/zero', ws.database);
+    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+      code: 'stowage.source.not_sqlite',
+      message: expect.stringMatching(/not a regular file/),
+    });
+    await rm(ws.database);
+    await mkdir(ws.database);
+    await expect(backup(ws.engine, { type: 'full' })).rejects.toMatchObject({
+      code: 'stowage.source.not_sqlite',
+      message: expect.stringMatching(/is a folder/),
+    });
+    expect(await readdir(join(ws.config.stateDir, 'staging'))).toEqual([]);
+  }, 10_000);
 
   it('a database held by an exclusive writer past the timeout', async () => {
     ws = await makeWorkspace({ config: { source: { database: 'db.sqlite3', busyTimeoutMs: 300 } } });

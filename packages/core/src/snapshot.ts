@@ -69,11 +69,12 @@ const WARM_LANES = 2;
  * returns, so no lock of this process's can be dropped by the close (see above).
  */
 export async function warmPageCache(path: string): Promise<void> {
-  const file = await open(path, 'r').catch(() => undefined);
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined); // a FIFO: no wait for a writer
   if (!file) return;
   try {
-    const { size } = await file.stat();
-    if (size > freemem() / 2) return;
+    const stats = await file.stat();
+    if (!stats.isFile() || stats.size > freemem() / 2) return;
+    const { size } = stats;
     let next = 0;
     const lane = async () => {
       const buffer = Buffer.allocUnsafe(WARM_CHUNK_BYTES);

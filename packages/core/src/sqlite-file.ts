@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { systemErrorCode } from '@stowage/errors';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -29,7 +30,8 @@ export function parseSqliteHeader(header: Buffer): SqliteHeader | undefined {
 export async function readSqliteHeader(path: string): Promise<SqliteHeader & { fileSize: number }> {
   let handle;
   try {
-    handle = await open(path, 'r');
+    // Non-blocking: a FIFO without a writer would block the open forever; it is refused below.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
     const code = systemErrorCode(cause);
     if (code === 'ENOENT') {
@@ -39,22 +41,22 @@ export async function readSqliteHeader(path: string): Promise<SqliteHeader & { f
         { context: { path }, cause },
       );
     }
-    if (code === 'EISDIR') {
-      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is a folder, not a SQLite database; point source.database at the db file`, {
-        context: { path },
-        cause,
-      });
-    }
     throw new CoreError(CoreErrorCode.SourceUnreadable, `cannot read database ${path} (${code ?? String(cause)}); check its permissions`, {
       context: { path },
       cause,
     });
   }
   try {
-    const { size } = await handle.stat();
-    if (!(await handle.stat()).isFile()) {
-      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is not a regular file`, { context: { path } });
+    const stats = await handle.stat();
+    if (stats.isDirectory()) {
+      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is a folder, not a SQLite database; point source.database at the db file`, {
+        context: { path },
+      });
     }
+    if (!stats.isFile()) {
+      throw new CoreError(CoreErrorCode.SourceNotSqlite, `${path} is not a regular file; point source.database at the db file`, { context: { path } });
+    }
+    const { size } = stats;
     if (size === 0) {
       throw new CoreError(CoreErrorCode.SourceEmpty, `database ${path} is an empty file (0 bytes); there is nothing to back up`, { context: { path } });
     }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,13 @@ describe('readKeyFile', () => {
     await mkdir(join(dir, 'folder'), { mode: 0o700 });
     expect(await codeOf(readKeyFile(join(dir, 'folder')))).toBe(CryptoErrorCode.KeyMissing);
   });
+
+  it('refuses a named pipe at once instead of waiting for a writer that never comes', async () => {
+    const dir = await tempDir();
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    await expect(readKeyFile(fifo)).rejects.toMatchObject({ code: CryptoErrorCode.KeyMissing, message: expect.stringMatching(/not a regular file/) });
+  }, 5000);
 });
 
 describe('readPassphrase', () => {

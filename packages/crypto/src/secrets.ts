@@ -65,14 +65,17 @@ export async function readKeyFile(path: string): Promise<string> {
 export async function readKeyFileBytes(path: string): Promise<Buffer> {
   let handle;
   try {
-    handle = await open(path, constants.O_RDONLY);
+    // Non-blocking: a FIFO without a writer would block the open forever; it is refused below.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
     throw missingFile(path, cause);
   }
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) {
-      throw new CryptoError(CryptoErrorCode.KeyMissing, `key file ${path} is not a regular file`, { context: { path } });
+      throw new CryptoError(CryptoErrorCode.KeyMissing, `key file ${path} is not a regular file; point the config at the key file itself`, {
+        context: { path },
+      });
     }
     const mode = stats.mode & 0o777;
     if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
