@@ -41,10 +41,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const DAY = 86_400_000;
 
-type Operation = 'backup-full' | 'backup-incremental' | 'backup-hot' | 'cleanup' | 'sync' | 'restore';
+type Operation = 'backup-full' | 'backup-incremental' | 'backup-hot' | 'cleanup' | 'sync' | 'restore' | 'restore-large' | 'restore-target';
 
-/** The crash points an operation names for itself (`restore.…`), in the order it meets them. */
-const stepsOf = (prefix: string): CrashPointName[] => CRASH_POINTS.filter((step) => step.startsWith(`${prefix}.`));
+/** The crash points an operation names for itself (`restore.…`), in the order it meets them, but those of `except`. */
+const stepsOf = (prefix: string, except: readonly CrashPointName[] = []): CrashPointName[] =>
+  CRASH_POINTS.filter((step) => step.startsWith(`${prefix}.`) && !except.includes(step));
+/** The `n`-th pass of a crash point (`STOWAGE_CRASH_AT=<step>@<n>`). */
+const nth = (step: CrashPointName, n: number) => `${step}@${n}`;
 /** Steps every operation passes: its locks, and the local adapter's put of the destination lock. */
 const COMMON: CrashPointName[] = [
   'lock.source-taken',
@@ -54,16 +57,35 @@ const COMMON: CrashPointName[] = [
   'lock.destination-released',
   'lock.source-released',
 ];
-const BACKUP_STEPS: CrashPointName[] = [...COMMON, 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];
-/** The commit steps each operation reaches, and its command line. */
-const OPERATIONS: Record<Operation, { argv: string[]; steps: CrashPointName[] }> = {
-  'backup-full': { argv: ['backup', '--type', 'full'], steps: [...BACKUP_STEPS, 'backup.cache-written'] },
+/**
+ * The backup steps: the artifacts are staged files the local adapter copies in the kernel
+ * (`local.copied`, before their read-back check) and links into place (`local.linked`: passes 1
+ * and 2 are the two destination locks, 3 is the first artifact).
+ */
+const BACKUP_STEPS: string[] = [...COMMON, 'local.copied', 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];
+/** Fulls and hots encode the snapshot and remove it at once (`backup.snapshot-removed`); incrementals stage a delta instead. */
+const ENCODED_STEPS = ['backup.snapshot-removed', nth('local.linked', 3)];
+/**
+ * The commit steps each operation reaches, and its command line; `template: 'large'` runs it on a
+ * database larger than the restore's flush interval (64 MiB), so a restore flushes its image midway;
+ * `randomKill: false` leaves out its kill at a random time.
+ */
+const OPERATIONS: Record<Operation, { argv: string[]; steps: string[]; template?: TemplateName; randomKill?: false }> = {
+  'backup-full': { argv: ['backup', '--type', 'full'], steps: [...BACKUP_STEPS, ...ENCODED_STEPS, 'backup.cache-written'] },
   // An incremental reads the live database under its read lock: killed mid-read, it leaves the database as it was.
   'backup-incremental': { argv: ['backup', '--type', 'incremental'], steps: [...BACKUP_STEPS, 'backup.database-reading', 'backup.cache-written'] },
-  'backup-hot': { argv: ['backup', '--type', 'hot'], steps: BACKUP_STEPS },
+  'backup-hot': { argv: ['backup', '--type', 'hot'], steps: [...BACKUP_STEPS, ...ENCODED_STEPS] },
   cleanup: { argv: ['cleanup'], steps: [...COMMON, ...stepsOf('cleanup')] },
-  sync: { argv: ['sync'], steps: [...COMMON, 'local.renamed', ...stepsOf('sync')] },
-  restore: { argv: ['restore', 'latest', '--yes'], steps: [...COMMON, ...stepsOf('restore')] },
+  sync: { argv: ['sync'], steps: [...COMMON, 'local.copied', 'local.renamed', ...stepsOf('sync')] },
+  restore: { argv: ['restore', 'latest', '--yes'], steps: [...COMMON, ...stepsOf('restore', ['restore.image-flushed'])] },
+  'restore-large': { argv: ['restore', 'latest', '--yes'], steps: ['restore.image-flushed'], template: 'large' },
+  // A restore into another folder, killed before its switch: what it rebuilt there must not outlive the next command.
+  // (Killed later, the switch is finished into that folder, which the checks of the live database do not follow.)
+  'restore-target': {
+    argv: ['restore', 'latest', '--yes', '--target', join('restored', 'db.sqlite3')],
+    steps: ['restore.temp-written', 'restore.files-staged'],
+    randomKill: false,
+  },
 };
 
 interface Case {
@@ -83,9 +105,15 @@ interface Outcome {
 }
 
 let bin: string;
-let template: string;
-/** The template's state, which every case starts from. */
-let before: { dbSha: string; media: string; backups: string[]; doomed: string; latestSha: string; latestMedia: string };
+type TemplateName = 'small' | 'large';
+/** A folder every case starts from (copied), and its state. */
+interface Template {
+  dir: string;
+  before: { dbSha: string; media: string; backups: string[]; doomed: string; latestSha: string; latestMedia: string };
+}
+const templates = {} as Record<TemplateName, Template>;
+/** What the large template adds to the database: more than the restore's flush interval (64 MiB), as zeros. */
+const BALLAST_BYTES = 72 << 20;
 
 const sha256 = async (path: string) =>
   existsSync(path)
@@ -159,11 +187,15 @@ async function bundleCli(): Promise<string> {
   return join(out, 'bin', 'stowage.mjs');
 }
 
-/** A small GreaterWMS database with media, backed up to two local destinations: full, hot (past retention), hot, incremental. */
-async function makeTemplate(): Promise<void> {
-  template = await mkdtemp(join(tmpdir(), 'stowage-crash-template-'));
+/**
+ * A small GreaterWMS database with media (`large`: and a table of `BALLAST_BYTES`), backed up to
+ * two local destinations: full, hot (past retention), hot, incremental.
+ */
+async function makeTemplate(name: TemplateName): Promise<void> {
+  const template = await mkdtemp(join(tmpdir(), `stowage-crash-template-${name}-`));
   const database = join(template, 'db.sqlite3');
   createGreaterWmsDatabase(database, { seed: 5, scale: 0.05 });
+  if (name === 'large') execFileSync('sqlite3', [database, `CREATE TABLE ballast (bytes BLOB); INSERT INTO ballast VALUES (zeroblob(${BALLAST_BYTES}));`]);
   writeSampleMedia(join(template, 'media'), { count: 4, maxBytes: 2048 });
   const file = {
     source: { database: 'db.sqlite3', busyTimeoutMs: 8000, files: { media: { path: 'media' } } },
@@ -194,18 +226,22 @@ async function makeTemplate(): Promise<void> {
   const latestMedia = await treeHash(join(template, 'media'));
   simulateWarehouseActivity(database, { seed: 9, operations: 10 });
   await writeFile(join(template, 'media', 'after-the-last-backup.txt'), 'new since\n');
-  before = {
-    dbSha: await sha256(database),
-    media: await treeHash(join(template, 'media')),
-    backups: ids,
-    doomed: ids[1]!,
-    latestSha: latest.manifest.source.snapshotSha256,
-    latestMedia,
+  templates[name] = {
+    dir: template,
+    before: {
+      dbSha: await sha256(database),
+      media: await treeHash(join(template, 'media')),
+      backups: ids,
+      doomed: ids[1]!,
+      latestSha: latest.manifest.source.snapshotSha256,
+      latestMedia,
+    },
   };
 }
 
-/** Sync needs a replica to copy: the newest backup is taken away from destination b. */
+/** Sync needs a replica to copy: the newest backup is taken away from destination b. A restore to another folder needs it. */
 async function prepare(dir: string, operation: Operation): Promise<void> {
+  if (operation === 'restore-target') await mkdir(join(dir, 'restored'));
   if (operation !== 'sync') return;
   const folder = join(dir, 'backups-b', 'incremental');
   for (const name of await readdir(folder)) await rm(join(folder, name));
@@ -244,6 +280,7 @@ async function restoreEach(engine: Engine, entries: Awaited<ReturnType<typeof li
 async function runCase(c: Case): Promise<Outcome> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
   const database = join(dir, 'db.sqlite3');
+  const { dir: template, before } = templates[OPERATIONS[c.operation].template ?? 'small'];
   return inCaseFolder(c, dir, async (problems) => {
     await cp(template, dir, { recursive: true });
     await prepare(dir, c.operation);
@@ -262,7 +299,7 @@ async function runCase(c: Case): Promise<Outcome> {
     if (restored && existsSync(`${database}-journal`)) problems.push('a journal sits beside the restored database');
     const journaled = existsSync(join(dir, '.stowage', 'restore-journal.json'));
 
-    const next = await runCli(dir, c.operation === 'restore' ? ['list', '--json'] : OPERATIONS[c.operation].argv);
+    const next = await runCli(dir, c.operation.startsWith('restore') ? ['list', '--json'] : OPERATIONS[c.operation].argv);
     const tallies = await writer?.stop();
     // A backup only makes writers wait.
     if (tallies?.errors && c.operation.startsWith('backup')) problems.push(`the writer failed ${tallies.errors} transactions`);
@@ -322,11 +359,11 @@ function random(seed: number): () => number {
 
 function cases(): Case[] {
   const all: Case[] = [];
-  for (const [operation, { steps }] of Object.entries(OPERATIONS) as Array<[Operation, { steps: CrashPointName[] }]>) {
+  for (const [operation, { steps }] of Object.entries(OPERATIONS) as Array<[Operation, { steps: string[] }]>) {
     for (const step of steps) all.push({ operation, step, env: { STOWAGE_CRASH_AT: step } });
   }
   const next = random(10);
-  for (const operation of Object.keys(OPERATIONS) as Operation[]) {
+  for (const operation of (Object.keys(OPERATIONS) as Operation[]).filter((o) => OPERATIONS[o].randomKill ?? true)) {
     const ms = 150 + Math.floor(next() * 900);
     all.push({ operation, step: `random@${ms}ms`, env: {}, killAfterMs: ms });
   }
@@ -375,7 +412,7 @@ const OSS_ENV = { CRASH_OSS_ID: 'crash-matrix-id', CRASH_OSS_SECRET: 'crash-matr
 const ARCHIVE_CLASS = 'ColdArchive';
 /** Chain 1 (full + incremental, each with the media file set): the artifacts `archive run` moves and a restore of it thaws. */
 const CHAIN_ARTIFACTS = 4;
-const passesOf = (step: CrashPointName, n: number) => Array.from({ length: n }, (_, i) => `${step}@${i + 1}`);
+const passesOf = (step: CrashPointName, n: number) => Array.from({ length: n }, (_, i) => nth(step, i + 1));
 const ARCHIVE_OPERATIONS: Record<ArchiveOperation, { argv: (ids: string[]) => string[]; steps: string[] }> = {
   archive: {
     argv: () => ['archive', 'run'],
@@ -559,13 +596,14 @@ beforeAll(async () => {
   [bin, oss] = await Promise.all([
     bundleCli(),
     startOssTestServer({ accessKeyId: OSS_ENV.CRASH_OSS_ID, accessKeySecret: OSS_ENV.CRASH_OSS_SECRET, buckets: ['crash'] }),
-    makeTemplate(),
+    makeTemplate('small'),
+    makeTemplate('large'),
   ]);
 }, 120_000);
 afterAll(async () => {
   await oss?.close();
   await rm(archiveBase, { recursive: true, force: true });
-  await rm(template, { recursive: true, force: true });
+  for (const { dir } of Object.values(templates)) await rm(dir, { recursive: true, force: true });
   await rm(resolve(dirname(bin), '..'), { recursive: true, force: true });
 });
 
@@ -577,6 +615,7 @@ describe('the crash matrix', () => {
 
   it('rolls an interrupted restore back when its restored data is gone, and says so', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
+    const { dir: template, before } = templates.small;
     try {
       await cp(template, dir, { recursive: true });
       const killed = await runCli(dir, OPERATIONS.restore.argv, { STOWAGE_CRASH_AT: 'restore.set-moved-in' });

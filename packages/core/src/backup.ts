@@ -180,7 +180,10 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
       // Removed while the rest runs rather than at the end, and before the kernel writes back a GiB
       // of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
-      snapshotRemoved = rm(stagedSnapshot, { force: true }).catch(() => undefined);
+      snapshotRemoved = rm(stagedSnapshot, { force: true }).then(
+        () => crashPoint('backup.snapshot-removed'),
+        () => undefined,
+      );
       digest = tap.result();
       encoded.push({ role: 'database', path, encoding: databaseEncoding, ...stored, decodedSize: digest.size, decodedSha256: digest.sha256 });
     } else {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import { PassThrough, Transform, Writable } from 'node:stream';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
-import { DigestStream, streamed } from '@stowage/storage';
+import { crashPoint, DigestStream, streamed } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
@@ -312,6 +312,7 @@ class ImageSink extends Writable {
     this.#flushing = new Promise((resolve) =>
       fdatasync(this.#fd, (error) => {
         if (error) this.#flushError ??= error;
+        else crashPoint('restore.image-flushed');
         this.#flushing = undefined;
         resolve();
       }),

@@ -1,14 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerToken, TOKEN_HOST } from '@stowage/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openEngine } from './engine.js';
+import { markTempFolders } from './leftovers.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
+/** The state folder's records of folders holding a run's temps (`markTempFolders`). */
+const records = async () => (await readdir(ws.config.stateDir).catch(() => [] as string[])).filter((name) => name.startsWith('temp-folders-'));
 
 describe('leftovers of crashed runs', () => {
   it('are removed by the next command when their owner is dead, and kept while it may run', async () => {
@@ -37,5 +40,39 @@ describe('leftovers of crashed runs', () => {
     expect(paths(live).filter(existsSync)).toEqual(paths(live));
     expect(paths(elsewhere).filter(existsSync)).toEqual(paths(elsewhere));
     expect(warnings).toEqual([expect.stringMatching(/^removed 5 leftover\(s\) of crashed runs: /)]);
+  });
+
+  it("are removed from a folder a dead run recorded (a restore's --target elsewhere), and that folder's other files kept", async () => {
+    ws = await makeWorkspace();
+    const dead = `${TOKEN_HOST}_${spawnSync(process.execPath, ['-e', '']).pid}_0_0badc0de`;
+    const elsewhere = join(ws.dir, 'elsewhere');
+    await mkdir(elsewhere);
+    // The folders swept anyway are not recorded.
+    const unmark = await markTempFolders(ws.config, [ws.config.baseDir, join(ws.config.stateDir, 'test-restore')]);
+    expect(await records()).toEqual([]);
+    await unmark();
+    await mkdir(ws.config.stateDir, { recursive: true });
+    // A dead run's record of `elsewhere` (as markTempFolders writes it), and what that run left there.
+    await writeFile(join(ws.config.stateDir, `temp-folders-${dead}.json`), JSON.stringify([elsewhere]));
+    const left = [join(elsewhere, `.db.sqlite3.stowage-restore-${dead}`), join(elsewhere, `.stowage-restore-${dead}`)];
+    const kept = [join(elsewhere, 'db.sqlite3'), join(elsewhere, `.db.sqlite3.stowage-restore-${ownerToken()}`)];
+    await writeFile(left[0]!, 'plaintext');
+    await mkdir(join(left[1]!, 'media'), { recursive: true });
+    for (const file of kept) await writeFile(file, 'theirs');
+    const engine = await openEngine(ws.config, { onWarning: () => undefined });
+    await engine.close();
+    expect(left.filter(existsSync)).toEqual([]);
+    expect(kept.filter(existsSync)).toEqual(kept);
+    expect(await records()).toEqual([]);
+  });
+
+  it('a live run records a folder outside those swept anyway, and removes its record when done', async () => {
+    ws = await makeWorkspace();
+    const unmark = await markTempFolders(ws.config, [join(ws.dir, 'elsewhere'), ws.config.baseDir]);
+    const [record, ...more] = await records();
+    expect(more).toEqual([]);
+    expect(JSON.parse(await readFile(join(ws.config.stateDir, record!), 'utf8'))).toEqual([join(ws.dir, 'elsewhere')]);
+    await unmark();
+    expect(await records()).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { access, chmod, chown, constants, readFile, rename, rm, stat } from 'node:fs/promises';
 import { crashPoint, ownerToken, withBoundedGarbage } from '@stowage/storage';
 import { createReadStream } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestStream } from '@stowage/storage';
 import { catalogOf, findBackupAt } from './catalog.js';
@@ -9,6 +9,7 @@ import { findBackup } from './find.js';
 import { materializeChain, resolveChain } from './chain.js';
 import { restoreFilesOfChain, stageFilesOfChain } from './restore-files.js';
 import { pendingRestorePaths, SIDECARS, switchRestore } from './restore-journal.js';
+import { markTempFolders } from './leftovers.js';
 import { selectDestinations, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { checksPassed, describeChecks, readFacts, runChecks, verifiedChecks, withPrivateDatabase, type DatabaseChecks } from './facts.js';
@@ -161,6 +162,8 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
     ) {
       throw new CoreError(CoreErrorCode.RestoreCancelled, `restore of ${backupId} cancelled; nothing was changed`, { context: { backupId } });
     }
+    // A target in another folder: the next command must know where to look for what a crash leaves there.
+    const unmark = await markTempFolders(engine.config, [targetDir, ...(target ? [dirname(target)] : [])]);
     try {
       let checks: DatabaseChecks | undefined;
       const sources: string[] = [];
@@ -259,8 +262,10 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
       return result;
     } finally {
       // Once the switch is journaled, what is left belongs to the journal: the next command finishes it.
-      if ((await pendingRestorePaths(engine.config.stateDir)).length === 0)
+      if ((await pendingRestorePaths(engine.config.stateDir)).length === 0) {
         await Promise.all([temp && rm(temp, { force: true }), rm(workDir, { recursive: true, force: true })]);
+        await unmark();
+      }
     }
   } catch (error) {
     await logOperation(engine.logDir, 'restore.log', {
@@ -283,7 +288,8 @@ function checkRestored(db: Database.Database, manifest: Manifest, check: Restore
 
 async function resolveTarget(engine: Engine, target: string | undefined, testMode: boolean): Promise<string> {
   const live = engine.config.source.database;
-  let path = target ?? (testMode ? join(engine.config.stateDir, 'test-restore', basename(live)) : live);
+  // Absolute: the restore journal and record name it for commands run from other folders.
+  let path = resolve(target ?? (testMode ? join(engine.config.stateDir, 'test-restore', basename(live)) : live));
   if (target === undefined && testMode) await ensurePrivateDir(dirname(path));
   const info = await stat(path).catch(() => undefined);
   if (info?.isDirectory()) path = join(path, basename(live));

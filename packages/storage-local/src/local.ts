@@ -247,6 +247,7 @@ export class LocalStorage implements StorageAdapter {
    */
   async #copyFile(source: string, path: string, key: string, body: PutBody, signal: AbortSignal | undefined): Promise<ObjectInfo> {
     await copyFile(source, path, constants.COPYFILE_EXCL);
+    crashPoint('local.copied');
     const file = await open(path, 'r+');
     try {
       await file.chmod(FILE_MODE);
