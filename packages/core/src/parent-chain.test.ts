@@ -1,6 +1,7 @@
-import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { simulateWarehouseActivity, writeSampleMedia } from '@stowage/fixtures';
 import type { StorageAdapter } from '@stowage/storage';
 import { withChaos } from '@stowage/storage-testkit';
@@ -99,6 +100,23 @@ describe('an incremental is built only on a restorable parent', () => {
       });
     }
   }
+
+  it('a damaged chain found while the pages are read from a copy (WAL mode) → the copy and delta are dropped, a full is taken through the same staging path', async () => {
+    const { dir, engine } = await copyOfTemplate();
+    try {
+      const db = new Database(join(dir, 'db.sqlite3'));
+      expect(db.pragma('journal_mode = WAL', { simple: true })).toBe('wal');
+      db.close();
+      for (const root of Object.values(DESTINATIONS)) await DAMAGES.flipped!(join(dir, root, artifact(full, 'database').key));
+      const next = await backup(engine, { type: 'incremental' });
+      expect(next.manifest).toMatchObject({ type: 'full', source: { journalMode: 'wal' }, fullBecause: expect.stringContaining('has no intact copy') });
+      expect(await readdir(engine.stagingDir)).toEqual([]);
+      const restored = await restore(engine, { testMode: true });
+      expect(await sha256File(restored.target!)).toBe(next.manifest.source.snapshotSha256);
+    } finally {
+      await engine.close();
+    }
+  });
 
   it.each(KINDS.map(([kind, pick], i) => [kind, pick, Object.keys(DAMAGES)[i % 3]!] as const))(
     '%s damaged at one destination → the link is copied there first and the incremental is restorable from each destination alone',
