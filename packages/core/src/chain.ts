@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { fdatasync, writev } from 'node:fs';
+import { fdatasync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -9,7 +9,7 @@ import { crashPoint, DigestStream, streamed } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { ChainOverlay, type ChainLink } from './delta.js';
+import { ChainPages, writeAllAt, type DeltaReceiver } from './delta.js';
 import { databaseArtifact, type Artifact } from './manifest.js';
 import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
@@ -86,12 +86,14 @@ export function restorableFromEach(catalog: readonly CatalogEntry[]): Map<string
 
 /**
  * Writes the database of the last backup of `chain` to `path` in one pass: the deltas are fetched
- * first (small), then the full image is streamed to `path` with their pages substituted on the way
- * (`ChainOverlay`), hashed as written and checked against the last link's snapshot SHA-256. Every
+ * first, newest first, keeping in a spill file beside `path` only the pages no newer link
+ * rewrote (`ChainPages`); then the full image is streamed to `path` with those pages substituted
+ * on the way, hashed as written and checked against the last link's snapshot SHA-256 — which
+ * proves every page taken from a delta, so the deltas' decoded bytes are not hashed apart. Every
  * artifact's stored bytes are checked against its SHA-256 while read, falling back to the next
  * destination on any error. Nothing is synced: the caller syncs what it keeps; with `flushEvery`
  * the image is flushed to disk as it is written (`ImageTarget.flushEvery`), so that sync has only
- * the tail left. Returns the destinations each link came from.
+ * the tail left. Returns the destinations each link came from, full first.
  */
 export async function materializeChain(
   engine: ArtifactReader,
@@ -104,18 +106,27 @@ export async function materializeChain(
   if (!base) throw new Error('empty chain');
   const last = chain.at(-1)!.manifest;
   const sources: string[] = [];
-  const links: ChainLink[] = [];
-  let overlay: ChainOverlay | undefined;
+  const spill = tempSibling(path, 'pages');
+  const { pageSize, size } = base.manifest.source;
+  const overlay = deltas.length ? ChainPages.create(spill, { pageSize, pageCount: Math.ceil(size / pageSize) }) : undefined;
   try {
-    let previous = base.manifest;
-    for (const link of deltas) {
-      const deltaPath = tempSibling(path, `delta${links.length}`);
-      links.push({ path: deltaPath, link: link.manifest.id, base: { sha256: previous.source.snapshotSha256, name: previous.id } });
-      sources.push(await fetchArtifact(engine, link, databaseArtifact(link.manifest), deltaPath, destinations, { decode: true, sync: false }));
-      previous = link.manifest;
+    for (let i = deltas.length - 1; overlay && i >= 0; i--) {
+      const link = deltas[i]!;
+      const previous = chain[i]!.manifest;
+      const artifact = databaseArtifact(link.manifest);
+      let receiver: DeltaReceiver | undefined;
+      const source = await fromFirstGood(engine, link, artifact, destinations, async (destination) => {
+        receiver = overlay.receive({ link: link.manifest.id, base: { sha256: previous.source.snapshotSha256, name: previous.id } });
+        try {
+          await transfer(engine, destination, link.manifest.id, artifact, receiver, true, false);
+        } catch (error) {
+          receiver.abort();
+          throw noSpace(error, spill, link.manifest.id, artifact);
+        }
+      });
+      receiver!.commit();
+      sources.unshift(source);
     }
-    const { pageSize, size } = base.manifest.source;
-    overlay = links.length ? ChainOverlay.open(links, { pageSize, pageCount: Math.ceil(size / pageSize) }) : undefined;
     const image = {
       ...(overlay ? { overlay } : {}),
       sha256: last.source.snapshotSha256,
@@ -125,15 +136,17 @@ export async function materializeChain(
     };
     sources.unshift(await fetchArtifact(engine, base, databaseArtifact(base.manifest), path, destinations, { decode: true, sync: false, image }));
   } finally {
-    overlay?.close();
-    await Promise.all(links.map((link) => rm(link.path, { force: true })));
+    if (overlay) {
+      overlay.close();
+      await rm(spill, { force: true });
+    }
   }
   return sources;
 }
 
 /** A database image to write, with a chain's pages substituted, and what its bytes must hash to. */
 interface ImageTarget {
-  overlay?: ChainOverlay;
+  overlay?: ChainPages;
   sha256: string;
   size: number;
   /** The backup whose snapshot it is, for messages. */
@@ -173,14 +186,7 @@ export async function fetchArtifact(
       if (options.sync ?? true) await syncFile(path);
     } catch (error) {
       await rm(path, { force: true });
-      if (systemErrorCode(error) === 'ENOSPC') {
-        throw new CoreError(
-          CoreErrorCode.NoSpace,
-          `no space left in ${dirname(path)} while restoring ${entry.manifest.id}; free ${artifact.decodedSize} bytes there`,
-          { cause: error },
-        );
-      }
-      throw error;
+      throw noSpace(error, path, entry.manifest.id, artifact);
     } finally {
       if (file.fd !== -1) await file.close(); // the stream closes it when the transfer ran
     }
@@ -246,7 +252,7 @@ class ImageSink extends Writable {
       if (page >= pageCount) return done();
       const count = Math.min(batch, pageCount - page);
       const buffer = Buffer.alloc(count * pageSize);
-      for (let i = 0; i < count; i++) overlay.pageInto(page + i, buffer, i * pageSize);
+      for (let i = 0; i < count; i++) overlay.copy(page + i, buffer, i * pageSize);
       this.#emit([buffer], page * pageSize, (error) => (error ? done(error) : writeFrom(page + count)));
     };
     if (this.#written % pageSize !== 0) return done(new Error(`the full image is not a whole number of ${pageSize}-byte pages`));
@@ -274,17 +280,25 @@ class ImageSink extends Writable {
     throw new CoreError(CoreErrorCode.BackupCorrupt, why, { context: { id, destination } });
   }
 
-  #substitute(overlay: ChainOverlay, chunk: Buffer, start: number): void {
+  #substitute(overlay: ChainPages, chunk: Buffer, start: number): void {
     const { pages, pageSize } = overlay;
     const end = start + chunk.length;
-    for (; this.#next < pages.length; this.#next++) {
+    while (this.#next < pages.length) {
+      // A run of pages that follow one another in the image and in the spill file: one read.
+      const run = overlay.run(this.#next);
       const page = pages[this.#next]!;
-      const pageStart = page * pageSize;
-      if (pageStart >= end) return;
-      const from = Math.max(pageStart, start);
-      const to = Math.min(pageStart + pageSize, end);
-      if (to > from) overlay.pageInto(page, chunk, from - start, from - pageStart, to - from);
-      if (pageStart + pageSize > end) return; // the rest of this page is in the next chunk
+      const runStart = page * pageSize;
+      const runEnd = runStart + run * pageSize;
+      if (runStart >= end) return;
+      const from = Math.max(runStart, start);
+      const to = Math.min(runEnd, end);
+      if (to > from) overlay.copy(page, chunk, from - start, from - runStart, to - from);
+      if (runEnd > end) {
+        // The rest is in the next chunk: resume at the first page not wholly in this one.
+        this.#next += Math.floor((end - runStart) / pageSize);
+        return;
+      }
+      this.#next += run;
     }
   }
 
@@ -320,21 +334,11 @@ class ImageSink extends Writable {
   }
 }
 
-/** `writev` of `buffers` (`length` bytes) at `position`, again for what a short write left. */
-function writeAllAt(fd: number, buffers: Buffer[], position: number, length: number, callback: (error: Error | null) => void): void {
-  writev(fd, buffers, position, (error, written) => {
-    if (error || written >= length) return callback(error);
-    if (written === 0) return callback(new Error(`wrote 0 of ${length} bytes at ${position}`));
-    let skip = written;
-    const rest: Buffer[] = [];
-    for (const buffer of buffers) {
-      if (skip >= buffer.length) skip -= buffer.length;
-      else {
-        rest.push(buffer.subarray(skip));
-        skip = 0;
-      }
-    }
-    writeAllAt(fd, rest, position + written, length - written, callback);
+/** `error`, or `no_space` (what a restore writing `path` needs free) when it is ENOSPC. */
+function noSpace(error: unknown, path: string, backupId: string, artifact: Artifact): unknown {
+  if (systemErrorCode(error) !== 'ENOSPC') return error;
+  return new CoreError(CoreErrorCode.NoSpace, `no space left in ${dirname(path)} while restoring ${backupId}; free ${artifact.decodedSize} bytes there`, {
+    cause: error,
   });
 }
 
