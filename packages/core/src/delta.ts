@@ -13,6 +13,7 @@
 import { closeSync, openSync, readSync, writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { streamed } from '@stowage/storage';
 import { CoreError, CoreErrorCode } from './errors.js';
 
 const MAGIC = Buffer.from('STWDELTA', 'latin1');
@@ -241,6 +242,7 @@ export class DeltaReceiver extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    streamed(chunk.length); // the decoded chunks are garbage once parsed
     if (!this.#problem) this.#parse(chunk);
     this.#drain(callback);
   }
