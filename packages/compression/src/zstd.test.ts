@@ -143,6 +143,35 @@ describe('bad input is stowage.compression.corrupt', () => {
   });
 });
 
+describe('a context left by a finished stream decodes the next one', () => {
+  it('after good, truncated, corrupt, abandoned and overlapping streams, each stream decodes exactly its own input', async () => {
+    const [a, b, c] = [sampleData(300_000), sampleData(2_000_000), sampleData(1000)];
+    const [za, zb, zc] = [await compress(a), await compress(b, { level: 19 }), await compress(c)];
+    const expectDecodes = async (compressed: Buffer, data: Buffer) =>
+      expect((await through(compressed, [createDecompressStream()])).output.equals(data)).toBe(true);
+    await expectDecodes(za, a);
+    await expectDecodes(zb, b);
+    // A stream that fails in the middle of a frame, after one that released its context: corrupt, and the next is unaffected.
+    expect(codeOf((await through(zb.subarray(0, zb.length >> 1), [createDecompressStream()])).error)).toBe(CompressionErrorCode.Corrupt);
+    await expectDecodes(zc, c);
+    const flipped = Buffer.from(za);
+    flipped[za.length >> 1]! ^= 0x10;
+    expect(codeOf((await through(flipped, [createDecompressStream()])).error)).toBe(CompressionErrorCode.Corrupt);
+    await expectDecodes(za, a);
+    // Abandoned half-way (destroyed), then two streams at once.
+    const abandoned = createDecompressStream();
+    abandoned.write(zb.subarray(0, zb.length >> 1));
+    abandoned.destroy();
+    const [first, second] = await Promise.all([
+      through(zb, [createDecompressStream()]),
+      through(Buffer.concat([zc, za]), [createDecompressStream()], { slow: true }),
+    ]);
+    expect(first.output.equals(b)).toBe(true);
+    expect(second.output.equals(Buffer.concat([c, a]))).toBe(true);
+    await expectDecodes(zc, c);
+  });
+});
+
 describe('decodeError', () => {
   it('wraps a zstd failure and keeps its reason', () => {
     const error = decodeError(new Error("Restored data doesn't match checksum"));

