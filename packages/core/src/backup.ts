@@ -6,7 +6,7 @@ import { isStowageError } from '@stowage/errors';
 import type { ResolvedConfig } from './config.js';
 import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { withPrivateDatabase, readFacts } from './facts.js';
+import type { DatabaseFacts } from './facts.js';
 import { backupId, databaseKey, filesIndexKey, filesKey, manifestKey, pageHashKey } from './layout.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type Manifest, type Replica } from './manifest.js';
 import { takeChanges } from './changes.js';
@@ -15,12 +15,13 @@ import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
-import { createPageDigestStream, digestDatabaseFile, encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
+import { encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
+import { readSnapshot } from './read-pass.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { encodedSuffix, type EncodingName } from './encoding.js';
+import { encodedSuffix, type Encoder, type EncodingName } from './encoding.js';
 import { commitManifest, confirmedReplica, confirmStored, stagedBody, withSentChecksums, type StagedArtifact, type VerifiedBy } from './replica.js';
-import { assertWholeSnapshot, takeSnapshot, warmPageCache } from './snapshot.js';
+import { takeSnapshot, warmPageCache } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -161,36 +162,40 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
     if (plan.parent && !changes) downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
     const snapshot = changes ? changes.snapshot : await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
     crashPoint('backup.snapshot-staged');
-    const facts = changes ? changes.facts : await withPrivateDatabase(stagedSnapshot, readFacts);
     const type = plan.type;
     const stagedFiles: StagedFile[] = [];
     const encoded: EncodedFile[] = [];
     const databaseEncoding = engine.codec.encodingFor('database');
     let digest: FileDigest;
+    let facts: DatabaseFacts;
     let delta: Manifest['delta'];
     let pages: number[] | undefined;
     if (changes) {
-      ({ digest, pages, delta } = changes);
+      ({ digest, facts, pages, delta } = changes);
       stagedFiles.push(await stagedFile('delta', stagedDelta));
-    } else if (databaseEncoding.length > 0) {
-      // Full and hot backups: the pass that compresses and encrypts the snapshot also hashes its pages.
-      const tap = await createPageDigestStream(snapshot.pageSize);
-      const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
-      engine.progress({ phase: 'encode', done: 0 });
-      const stored = await engine.codec.encodeFile(stagedSnapshot, path, databaseEncoding, tap);
-      // Removed while the rest runs rather than at the end, and before the kernel writes back a GiB
-      // of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
-      snapshotRemoved = rm(stagedSnapshot, { force: true }).then(
-        () => crashPoint('backup.snapshot-removed'),
-        () => undefined,
-      );
-      digest = tap.result();
-      encoded.push({ role: 'database', path, encoding: databaseEncoding, ...stored, decodedSize: digest.size, decodedSha256: digest.sha256 });
     } else {
-      digest = await digestDatabaseFile(stagedSnapshot, snapshot.pageSize);
-      stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
+      // Full and hot backups: one pass over the snapshot hashes it and its pages, counts its rows,
+      // and compresses and encrypts it.
+      const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
+      let encoder: Encoder | undefined;
+      if (databaseEncoding.length > 0) {
+        engine.progress({ phase: 'encode', done: 0 });
+        encoder = await engine.codec.openEncoder(path, databaseEncoding, snapshot.pageSize * snapshot.pageCount);
+      }
+      const read = await readSnapshot(stagedSnapshot, config.source.database, snapshot, encoder);
+      ({ digest, facts } = read);
+      if (read.encoded) {
+        // Removed while the rest runs rather than at the end, and before the kernel writes back a GiB
+        // of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
+        snapshotRemoved = rm(stagedSnapshot, { force: true }).then(
+          () => crashPoint('backup.snapshot-removed'),
+          () => undefined,
+        );
+        encoded.push({ role: 'database', path, encoding: databaseEncoding, ...read.encoded, decodedSize: digest.size, decodedSha256: digest.sha256 });
+      } else {
+        stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
+      }
     }
-    assertWholeSnapshot(config.source.database, snapshot, digest.size);
     // Incrementals store only the hashes of the pages they carry; fulls and hots the whole list.
     const hashArtifact = pages ? encodePageHashDelta(digest.pageHashes, pages) : digest.pageHashes;
     await writeFile(stagedHashes, hashArtifact, { mode: 0o600 });

@@ -17,18 +17,16 @@
  * WAL mode: the file alone is not consistent, so the online backup copies it (`takeSnapshot`) and
  * the copy is read the same way.
  */
-import { readSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
-import { createXXHash128 } from 'hash-wasm';
 import { crashPoint } from '@stowage/storage';
 import type Database from 'better-sqlite3';
 import { DeltaWriter } from './delta.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
-import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
-import { RowCensus } from './row-census.js';
-import { Sha256Thread } from './sha256-thread.js';
-import { assertWholeSnapshot, openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
+import { PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
+import { censusRows, readPages, readPassThread } from './read-pass.js';
+import type { Sha256Thread } from './sha256-thread.js';
+import { openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import { parseSqliteHeader } from './sqlite-file.js';
 
 /** The snapshot an incremental is taken against: its manifest's source facts and its page hashes. */
@@ -64,7 +62,7 @@ export async function takeChanges(
   options: ChangesOptions,
 ): Promise<Changes | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
-  const sha = new Sha256Thread(SLOTS, CHUNK_BYTES);
+  const sha = readPassThread();
   try {
     let heldMs = 0;
     const budgetMs = options.readBudgetMs ?? READ_BUDGET_MS;
@@ -155,16 +153,11 @@ class ReadTooSlow extends Error {}
 /** Bytes read before a read's duration is projected from its pace (the first reads, at least). */
 const PROJECT_AFTER_BYTES = 32 << 20;
 
-/** Bytes per read: large sequential reads, a multiple of every page size. */
-const CHUNK_BYTES = 2 << 20;
-/** Chunks in flight: read ahead, hashed here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
-const SLOTS = 4;
-
 /**
  * One read of the database `file` (named `name` in messages), start to end, as the module comment
- * says, through `sha` (a fresh thread, `SLOTS` slots of `CHUNK_BYTES`). `facts` reads the facts
- * while the file is still open, given a row counter from the pages. With a `budget`, throws
- * `ReadTooSlow` once the read, from `since`, has taken or is projected to take over `ms`.
+ * says, through `sha` (a fresh `readPassThread()`). `facts` reads the facts while the file is still
+ * open, given a row counter from the pages. With a `budget`, throws `ReadTooSlow` once the read,
+ * from `since`, has taken or is projected to take over `ms`.
  */
 async function readChanges(
   file: FileHandle,
@@ -184,70 +177,37 @@ async function readChanges(
     });
   const { pageSize, pageCount } = header;
   if (pageSize !== parent.pageSize) return undefined;
-  const { size } = await file.stat();
-  assertWholeSnapshot(name, header, size);
 
-  const hashes = Buffer.alloc(pageCount * PAGE_HASH_BYTES);
-  const census = new RowCensus(pageSize, pageCount);
   const pages: number[] = [];
-  const [hasher, delta] = await Promise.all([createXXHash128(), DeltaWriter.create(deltaPath, pageSize)]);
+  const delta = await DeltaWriter.create(deltaPath, pageSize);
   try {
-    const chunks = Math.ceil(size / CHUNK_BYTES);
     const reading = performance.now(); // the pace is projected from here, the set-up before it counted once
-    const free: Array<Promise<void>> = Array.from({ length: SLOTS }, () => Promise.resolve());
-    const reads: Array<Promise<number>> = [];
-    const readChunk = (n: number) => {
-      const slot = n % SLOTS;
-      const length = Math.min(CHUNK_BYTES, size - n * CHUNK_BYTES);
-      reads[slot] = free[slot]!.then(async () => {
-        const { bytesRead } = await file.read(sha.slots[slot]!, 0, length, n * CHUNK_BYTES);
-        if (bytesRead !== length) throw new Error(`${name} ended at ${n * CHUNK_BYTES + bytesRead} bytes while being read, ${size} expected`);
-        return length;
-      });
-      reads[slot]!.catch(() => undefined); // awaited below, unless an error ends the read first
-    };
-    for (let n = 0; n < Math.min(SLOTS, chunks); n++) readChunk(n);
     const parentHashes = parent.pageHashes;
     const parentPages = parentHashes.length / PAGE_HASH_BYTES;
-    for (let n = 0; n < chunks; n++) {
-      const slot = n % SLOTS;
-      const length = await reads[slot]!;
-      const chunk = sha.slots[slot]!;
-      free[slot] = sha.update(slot, length);
-      const firstPage = (n * CHUNK_BYTES) / pageSize;
-      hashPages(hasher, chunk.subarray(0, length), pageSize, hashes, firstPage * PAGE_HASH_BYTES);
-      for (let i = 0, at = 0; at < length; i++, at += pageSize) {
-        const index = firstPage + i;
-        census.observe(index, chunk, at);
-        if (index >= parentPages || !sameHash(hashes, parentHashes, index * PAGE_HASH_BYTES)) {
+    const read = await readPages(file, name, header, sha, async (chunk, firstPage, { size, pageHashes }) => {
+      for (let at = 0, index = firstPage; at < chunk.length; at += pageSize, index++) {
+        if (index >= parentPages || !sameHash(pageHashes, parentHashes, index * PAGE_HASH_BYTES)) {
           pages.push(index);
           await delta.add(index, chunk.subarray(at, at + pageSize));
         }
       }
-      if (n === 0) crashPoint('backup.database-reading');
+      if (firstPage === 0) crashPoint('backup.database-reading');
       if (budget) {
         const now = performance.now();
         const elapsed = now - budget.since;
-        const done = Math.min(size, (n + 1) * CHUNK_BYTES);
+        const done = firstPage * pageSize + chunk.length;
         const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 4) ? elapsed + ((now - reading) * (size - done)) / done : elapsed;
         if (projected > budget.ms) throw new ReadTooSlow();
       }
-      if (n + SLOTS < chunks) readChunk(n + SLOTS);
-    }
+    });
     // While the SHA-256 thread finishes the last chunks.
-    const page = Buffer.alloc(pageSize);
-    const found = await facts((root) =>
-      census.rows(root, (index) => {
-        if (readSync(file.fd, page, 0, pageSize, index * pageSize) !== pageSize) throw new Error(`${name} ended inside page ${index + 1}`);
-        return page;
-      }),
-    );
+    const found = await facts(censusRows(read.census, file, name));
     const sha256 = await sha.digest();
     await delta.finish({ pageCount, basePageCount: parent.pageCount, baseSha256: parent.snapshotSha256, targetSha256: sha256 });
     return {
       header: { pageSize, pageCount },
       facts: found,
-      digest: { size, sha256, pageHashes: hashes },
+      digest: { size: read.size, sha256, pageHashes: read.pageHashes },
       pages,
       delta: { changedPages: pages.length, basePageCount: parent.pageCount },
     };

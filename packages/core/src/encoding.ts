@@ -25,6 +25,18 @@ const EXTENSIONS: Record<EncodingName, string> = { zstd: '.zst', pgp: '.pgp' };
 /** `.zst.pgp` for `["zstd", "pgp"]`. */
 export const encodedSuffix = (encoding: readonly string[]) => encoding.map((name) => EXTENSIONS[name as EncodingName] ?? `.${name}`).join('');
 
+/**
+ * A file being encoded, fed chunk by chunk (`Codec.openEncoder`): each `write` resolves once the
+ * chunk's bytes are taken, after which its buffer may be read into again; chunks are written one at
+ * a time (the next after the previous write resolved), then `end`, or `destroy` to give up.
+ */
+export interface Encoder {
+  write(chunk: Buffer): Promise<void>;
+  /** Ends the input; resolves once the encoded file is written, with its size and SHA-256. */
+  end(): Promise<{ size: number; sha256: string }>;
+  destroy(error: Error): void;
+}
+
 /** Keys are loaded once per engine and only when needed (a restore of plain backups needs none). */
 export class Codec {
   #encryption: Promise<EncryptionKeys> | undefined;
@@ -93,22 +105,54 @@ export class Codec {
     return match;
   }
 
-  /**
-   * Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes.
-   * `tap` sees the plain bytes on the way (to hash them in the same pass).
-   */
-  async encodeFile(input: string, output: string, encoding: readonly EncodingName[], tap?: Duplex): Promise<{ size: number; sha256: string }> {
+  /** Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes. */
+  async encodeFile(input: string, output: string, encoding: readonly EncodingName[]): Promise<{ size: number; sha256: string }> {
     const digest = new DigestStream();
-    const stages: Duplex[] = tap ? [tap] : [];
+    const stages = await this.#encoders(encoding, (await stat(input)).size);
+    await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
+    return { size: digest.size, sha256: digest.digest() };
+  }
+
+  /**
+   * An `Encoder` of `inputSize` bytes, written chunk by chunk, into the new file `output` (which the
+   * caller removes when it fails or is given up). `encoding` must not be empty.
+   */
+  async openEncoder(output: string, encoding: readonly EncodingName[], inputSize: number): Promise<Encoder> {
+    const stages = await this.#encoders(encoding, inputSize);
+    // Every stage is done with a chunk once its write completes: zstd copies it into its own
+    // buffers, the OpenPGP writers copy what they hold back.
+    const first = stages[0]!;
+    const digest = new DigestStream();
+    const done = pipeline([...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
+    // A write fails with the pipeline's error: a stage destroyed while it holds a write may never call it back.
+    let waiting: ((error: Error) => void) | undefined;
+    done.catch((error: Error) => waiting?.(error));
+    return {
+      write: (chunk) =>
+        new Promise((resolve, reject) => {
+          waiting = reject;
+          first.write(chunk, (error) => (error ? done.then(() => reject(error), reject) : resolve()));
+        }),
+      end: async () => {
+        first.end();
+        await done;
+        return { size: digest.size, sha256: digest.digest() };
+      },
+      destroy: (error) => first.destroy(error),
+    };
+  }
+
+  /** The stages that apply `encoding` to `inputSize` bytes, in order. */
+  async #encoders(encoding: readonly EncodingName[], inputSize: number): Promise<Duplex[]> {
+    const stages: Duplex[] = [];
     for (const name of encoding) {
       stages.push(
         name === 'zstd'
-          ? (await compression()).createCompressStream({ level: this.config.compression.level, inputSize: (await stat(input)).size })
+          ? (await compression()).createCompressStream({ level: this.config.compression.level, inputSize })
           : (await crypto()).createEncryptStream(await this.encryptionKeys()),
       );
     }
-    await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
-    return { size: digest.size, sha256: digest.digest() };
+    return stages;
   }
 
   /** Transforms that undo `encoding`, last applied first. */

@@ -1,8 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { Transform, type TransformCallback } from 'node:stream';
-import { createXXHash128, type IHasher } from 'hash-wasm';
-import { streamed } from '@stowage/storage';
+import type { IHasher } from 'hash-wasm';
 
 /** Bytes of each page hash. */
 export const PAGE_HASH_BYTES = 16;
@@ -21,56 +17,6 @@ export interface FileDigest {
   pageHashes: Buffer;
 }
 
-/**
- * A pass-through stream that computes a database file's SHA-256 and the XXH3-128 of every page,
- * so that hashing can ride along another pass over the file (compression, upload).
- * A short tail is carried over until the next chunk completes its page. Create it with
- * `createPageDigestStream` (the hasher is WebAssembly, instantiated asynchronously).
- */
-export class PageDigestStream extends Transform {
-  readonly #whole: Hash = createHash('sha256');
-  readonly #pages: Buffer[] = [];
-  #carry: Buffer = Buffer.alloc(0);
-  #size = 0;
-
-  constructor(
-    readonly pageSize: number,
-    private readonly hasher: IHasher,
-  ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.update(chunk);
-    callback(null, chunk);
-  }
-
-  /** Hashes `chunk`, the next bytes of the file; keeps no reference to it (the caller may reuse it). */
-  update(chunk: Buffer): void {
-    this.#whole.update(chunk);
-    this.#size += chunk.length;
-    streamed(chunk.length);
-    const data = this.#carry.length ? Buffer.concat([this.#carry, chunk]) : chunk;
-    const wholePages = Math.floor(data.length / this.pageSize);
-    const hashes = Buffer.allocUnsafe(wholePages * PAGE_HASH_BYTES);
-    hashPages(this.hasher, data.subarray(0, wholePages * this.pageSize), this.pageSize, hashes, 0);
-    this.#pages.push(hashes);
-    this.#carry = Buffer.from(data.subarray(wholePages * this.pageSize));
-  }
-
-  #hash(page: Uint8Array): Uint8Array {
-    return pageHash(this.hasher, page);
-  }
-
-  /** The digest; call once, after the last byte (the stream has finished, or the last `update`). */
-  result(): FileDigest {
-    // A short last page: hashed as it is.
-    if (this.#carry.length) this.#pages.push(Buffer.from(this.#hash(this.#carry)));
-    this.#carry = Buffer.alloc(0);
-    return { size: this.#size, sha256: this.#whole.digest('hex'), pageHashes: Buffer.concat(this.#pages) };
-  }
-}
-
 /** The page hash of `page`. */
 function pageHash(hasher: IHasher, page: Uint8Array): Uint8Array {
   return hasher.init().update(page).digest('binary');
@@ -80,31 +26,6 @@ function pageHash(hasher: IHasher, page: Uint8Array): Uint8Array {
 export function hashPages(hasher: IHasher, data: Uint8Array, pageSize: number, out: Uint8Array, at: number): void {
   for (let page = 0; page < data.length; page += pageSize, at += PAGE_HASH_BYTES) out.set(pageHash(hasher, data.subarray(page, page + pageSize)), at);
 }
-
-/** A `PageDigestStream` for a database of `pageSize`-byte pages. */
-export async function createPageDigestStream(pageSize: number): Promise<PageDigestStream> {
-  return new PageDigestStream(pageSize, await createXXHash128());
-}
-
-/** One read pass over a database file: its SHA-256 and the hash of every page. */
-export async function digestDatabaseFile(path: string, pageSize: number): Promise<FileDigest> {
-  const digest = await createPageDigestStream(pageSize);
-  const file = await open(path, 'r');
-  try {
-    // One buffer read into again and again (hashing is synchronous): a stream would leave a dead
-    // buffer per read, 1 GiB of them for a 1 GiB database, for the GC to catch up with.
-    const buffer = Buffer.allocUnsafe(READ_BYTES);
-    for (let read = await file.read(buffer, 0, READ_BYTES); read.bytesRead > 0; read = await file.read(buffer, 0, READ_BYTES)) {
-      digest.update(buffer.subarray(0, read.bytesRead));
-    }
-  } finally {
-    await file.close();
-  }
-  return digest.result();
-}
-
-/** Bytes per read of `digestDatabaseFile`: large sequential reads. */
-const READ_BYTES = 4 << 20;
 
 /*
  * An incremental stores only the hashes of the pages it carries (a "page-hash delta"), not the

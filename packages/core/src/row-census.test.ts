@@ -6,6 +6,7 @@ import { createGreaterWmsDatabase } from '@stowage/fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFacts } from './facts.js';
 import { RowCensus } from './row-census.js';
+import { createShapesDatabase } from './test/harness.js';
 
 let dir: string;
 beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'stowage-census-'))));
@@ -42,31 +43,10 @@ describe('row counts from the pages of a database file', () => {
     'equal count(*) for rowid and WITHOUT ROWID tables, empty to multi-level, with overflow pages and free pages (page size %i)',
     async (pageSize) => {
       const path = join(dir, `shapes-${pageSize}.sqlite3`);
-      const db = new Database(path);
-      db.pragma(`page_size = ${pageSize}`);
-      db.exec(`
-      CREATE TABLE empty(a);
-      CREATE TABLE small(a, b);
-      CREATE TABLE big(id INTEGER PRIMARY KEY, payload TEXT);
-      CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB);
-      CREATE TABLE keyed(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
-      CREATE TABLE "odd ""name"""(x);
-      CREATE INDEX big_payload ON big(payload);
-      INSERT INTO small VALUES (1, 2), (3, 4);
-      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-        INSERT INTO big(payload) SELECT printf('%08d-%s', i, hex(randomblob(20))) FROM n;
-      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-        INSERT INTO blobs(data) SELECT randomblob(3 * ${pageSize}) FROM n;
-      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-        INSERT INTO keyed SELECT printf('key-%06d-%s', i, hex(randomblob(30 + i % 200))), i FROM n;
-      INSERT INTO "odd ""name""" VALUES (1);
-      DELETE FROM big WHERE id % 3 = 0;
-      DELETE FROM blobs WHERE id % 2 = 0;
-    `);
-      db.close();
+      const expected = createShapesDatabase(path, pageSize);
       const { sqlite, census, counted } = await bothCounts(path);
       expect(census).toEqual(sqlite);
-      expect(sqlite).toMatchObject({ empty: 0, small: 2, big: 13334, blobs: 150, keyed: 5000 });
+      expect(sqlite).toEqual(expected);
       expect(counted).toHaveLength(Object.keys(sqlite).length); // every table from the pages, none by count(*)
     },
   );

@@ -1,0 +1,219 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from './config.js';
+import { Codec, type EncodingName } from './encoding.js';
+import { readFacts } from './facts.js';
+import { hashPages, PAGE_HASH_BYTES } from './page-hashes.js';
+import { censusRows, readPages, readPassThread, readSnapshot } from './read-pass.js';
+import { createShapesDatabase } from './test/harness.js';
+import { createXXHash128 } from 'hash-wasm';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-read-pass-'));
+  await writeFile(join(dir, 'backup.key'), 'correct horse battery staple\n', { mode: 0o600 });
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** A database of every shape of table (`createShapesDatabase`) over more than four reads of 2 MiB: the read buffers are reused. */
+const shapes = (path: string, pageSize: number) => createShapesDatabase(path, pageSize, pageSize === 4096 ? 600 : 300);
+
+const headerOf = (bytes: Buffer) => {
+  const pageSize = bytes.readUInt16BE(16) === 1 ? 65536 : bytes.readUInt16BE(16);
+  return { pageSize, pageCount: bytes.length / pageSize };
+};
+
+const codecFor = (encryption: boolean, aead = false) =>
+  new Codec(
+    resolveConfig(
+      {
+        source: { database: 'db.sqlite3' },
+        destinations: [{ name: 'local', url: 'backups' }],
+        compression: { algorithm: 'zstd', level: 3 },
+        ...(encryption ? { encryption: { mode: 'passphrase' as const, passphraseFile: 'backup.key', aead } } : {}),
+      },
+      join(dir, 'stowage.config.json'),
+    ),
+  );
+
+/** The bytes `path` (encoded with `encoding` by `codec`) decodes to. */
+async function decoded(codec: Codec, path: string, encoding: EncodingName[]): Promise<Buffer> {
+  const stages = await codec.decoders({ role: 'database', key: 'full/test.sqlite3', encoding, size: 0, sha256: '', decodedSize: 0, decodedSha256: '' }, 'test');
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await pipeline([createReadStream(path), ...stages, out]);
+  return Buffer.concat(chunks);
+}
+
+/** The encodings of a database artifact: compressed, encrypted (SEIPDv1 natively, or AEAD through openpgp.js), or both. */
+const ENCODINGS = ['zstd + pgp', 'pgp', 'pgp (aead)', 'zstd'] as const;
+const encoderOf = (label: (typeof ENCODINGS)[number]) => {
+  const encoding = label.split(/ \+ | /).filter((name) => name === 'zstd' || name === 'pgp') as EncodingName[];
+  return { encoding, codec: codecFor(encoding.includes('pgp'), label.includes('aead')) };
+};
+
+describe('an encoder fed chunk by chunk', () => {
+  it.each(ENCODINGS)('may be given the same buffer again once a write resolved (%s)', async (label) => {
+    const { codec, encoding } = encoderOf(label);
+    const output = join(dir, `reused-${label.replace(/\W+/g, '-')}.out`);
+    const encoder = await codec.openEncoder(output, encoding, 3 * (1 << 20));
+    const buffer = Buffer.alloc(1 << 20);
+    const written: Buffer[] = [];
+    for (let n = 0; n < 3; n++) {
+      buffer.fill(n + 1);
+      written.push(Buffer.from(buffer));
+      await encoder.write(buffer);
+    }
+    buffer.fill(0xff); // after the last write: nothing of it may be read any more
+    await encoder.end();
+    expect((await decoded(codec, output, encoding)).equals(Buffer.concat(written))).toBe(true);
+  });
+});
+
+describe("a backup's read of a database file", () => {
+  it.each([4096, 65536])('sees every page once, in order, through reused buffers, and hashes each and the whole file (page size %i)', async (pageSize) => {
+    const path = join(dir, `pages-${pageSize}.sqlite3`);
+    const tables = shapes(path, pageSize);
+    const bytes = await readFile(path);
+    expect(bytes.length).toBeGreaterThan(4 * (2 << 20)); // more than the read buffers hold
+    const header = headerOf(bytes);
+    const sha = readPassThread();
+    const file = await open(path, 'r');
+    try {
+      const seen: Buffer[] = [];
+      const firstPages: number[] = [];
+      const read = await readPages(file, path, header, sha, (chunk, firstPage) => {
+        seen.push(Buffer.from(chunk));
+        firstPages.push(firstPage);
+      });
+      expect(Buffer.concat(seen).equals(bytes)).toBe(true);
+      expect(firstPages).toEqual(seen.map((_, n) => (n * (2 << 20)) / pageSize));
+      expect(await sha.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
+      const hashes = Buffer.alloc(header.pageCount * PAGE_HASH_BYTES);
+      hashPages(await createXXHash128(), bytes, pageSize, hashes, 0);
+      expect(read.size).toBe(bytes.length);
+      expect(read.pageHashes.equals(hashes)).toBe(true);
+      // Every table counted from the pages, as count(*) does.
+      const db = new Database(path, { readonly: true });
+      try {
+        const counted: string[] = [];
+        const rows = censusRows(read.census, file, path);
+        const census = readFacts(db, (root) => {
+          const n = rows(root);
+          if (n !== undefined) counted.push(String(root));
+          return n;
+        }).tables;
+        const sqlite = readFacts(db).tables;
+        expect(census).toEqual(sqlite);
+        expect(sqlite).toEqual(tables);
+        expect(counted).toHaveLength(Object.keys(sqlite).length);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await file.close();
+      await sha.close();
+    }
+  });
+
+  it('refuses a file that is not exactly the pages its header announces, before reading it', async () => {
+    const path = join(dir, 'short.sqlite3');
+    shapes(path, 4096);
+    const header = headerOf(await readFile(path));
+    const sha = readPassThread();
+    const file = await open(path, 'r');
+    try {
+      const visits: number[] = [];
+      await expect(
+        readPages(file, 'the source', { ...header, pageCount: header.pageCount + 1 }, sha, (_, first) => void visits.push(first)),
+      ).rejects.toMatchObject({
+        code: 'stowage.source.unreadable',
+        message: expect.stringMatching(/^snapshot of the source is \d+ bytes but its header says \d+/),
+      });
+      expect(visits).toEqual([]);
+    } finally {
+      await file.close();
+      await sha.close();
+    }
+  });
+});
+
+describe("a full's read of its snapshot", () => {
+  it.each(ENCODINGS)('encodes it on the way (%s): the output decodes to the snapshot; digest and row counts as a separate read finds them', async (label) => {
+    const { codec, encoding } = encoderOf(label);
+    const path = join(dir, `snapshot-${label.replace(/\W+/g, '-')}.sqlite3`);
+    shapes(path, 4096);
+    const bytes = await readFile(path);
+    const output = `${path}.out`;
+    const read = await readSnapshot(path, 'db.sqlite3', headerOf(bytes), await codec.openEncoder(output, encoding, bytes.length));
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    expect(read.digest).toMatchObject({ size: bytes.length, sha256 });
+    const out = await readFile(output);
+    expect(read.encoded).toEqual({ size: out.length, sha256: createHash('sha256').update(out).digest('hex') });
+    // The encoder may be handed the read buffers themselves (zstd copies them) or copies: either way the bytes are the file's.
+    expect((await decoded(codec, output, encoding)).equals(bytes)).toBe(true);
+    const db = new Database(path, { readonly: true });
+    expect(read.facts).toEqual(readFacts(db));
+    db.close();
+  });
+
+  it('counts with count(*) a table whose b-tree the pages show damaged (SQLite counts it from an index)', async () => {
+    const path = join(dir, 'damaged.sqlite3');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v TEXT);
+      CREATE INDEX t_n ON t(n);
+      CREATE TABLE u(a);
+      INSERT INTO u VALUES (1), (2);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO t(n, v) SELECT i, hex(randomblob(50)) FROM n;`);
+    const root = (db.prepare(`SELECT rootpage FROM sqlite_schema WHERE name = 't'`).get() as { rootpage: number }).rootpage;
+    db.close();
+    const bytes = await readFile(path);
+    const { pageSize } = headerOf(bytes);
+    const rootPage = bytes.subarray((root - 1) * pageSize, root * pageSize);
+    expect(rootPage[0]).toBe(0x05); // interior: its children are read
+    const child = rootPage.readUInt32BE(8);
+    bytes[(child - 1) * pageSize] = 0x0a; // a leaf of the other kind of tree
+    await writeFile(path, bytes);
+
+    const read = await readSnapshot(path, 'db.sqlite3', headerOf(bytes));
+    expect(read.facts.tables).toEqual({ t: 5000, u: 2 });
+    const file = await open(path, 'r');
+    try {
+      const sha = readPassThread();
+      const pages = await readPages(file, path, headerOf(bytes), sha).finally(() => sha.close());
+      expect(censusRows(pages.census, file, path)(root)).toBeUndefined(); // so count(*) gave t's rows
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('fails with the encoder’s own error when the encoded file cannot be written', async () => {
+    const path = join(dir, 'unwritable.sqlite3');
+    shapes(path, 4096);
+    const bytes = await readFile(path);
+    const codec = codecFor(true);
+    const encoder = await codec.openEncoder(join(dir, 'no-such-folder', 'out'), ['zstd', 'pgp'], bytes.length);
+    await expect(readSnapshot(path, 'db.sqlite3', headerOf(bytes), encoder)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('gives the encoder up when the read fails', async () => {
+    const path = join(dir, 'given-up.sqlite3');
+    shapes(path, 4096);
+    const bytes = await readFile(path);
+    const output = join(dir, 'given-up.out');
+    const encoder = await codecFor(false).openEncoder(output, ['zstd'], bytes.length);
+    await expect(readSnapshot(path, 'db.sqlite3', { ...headerOf(bytes), pageCount: headerOf(bytes).pageCount - 1 }, encoder)).rejects.toMatchObject({
+      code: 'stowage.source.unreadable',
+    });
+    await expect(encoder.end()).rejects.toThrow();
+    expect((await stat(output).catch(() => undefined))?.size ?? 0).toBe(0);
+  });
+});

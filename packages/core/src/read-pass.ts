@@ -1,0 +1,136 @@
+/*
+ * The one read of a database file that a backup makes: start to end, in large sequential reads
+ * into a few reused buffers. While each chunk goes by, its pages are hashed (XXH3-128, this
+ * thread) and noted for the row census (`RowCensus`), the caller does what else it needs with it
+ * (compress and encrypt it, or compare it with the parent's pages), and the whole file is hashed
+ * (SHA-256, on another thread at the same time: `Sha256Thread`, whose shared buffers are the ones
+ * read into). A full and an incremental differ only in what they do with each chunk.
+ */
+import { readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createXXHash128 } from 'hash-wasm';
+import type { Encoder } from './encoding.js';
+import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
+import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
+import { RowCensus } from './row-census.js';
+import { Sha256Thread } from './sha256-thread.js';
+import { assertWholeSnapshot } from './snapshot.js';
+
+/** Bytes per read: large sequential reads, a multiple of every page size. */
+const CHUNK_BYTES = 2 << 20;
+/** Chunks in flight: read ahead, seen here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
+const SLOTS = 4;
+
+/** The SHA-256 thread a `readPages` needs (start it early: it comes up in the background). */
+export function readPassThread(): Sha256Thread {
+  return new Sha256Thread(SLOTS, CHUNK_BYTES);
+}
+
+/** What `readPages` found, besides the SHA-256 (`sha.digest()`, once the thread has caught up). */
+export interface PagesRead {
+  size: number;
+  /** `PAGE_HASH_BYTES` per page, page 1 first. */
+  pageHashes: Buffer;
+  census: RowCensus;
+}
+
+/**
+ * Reads `file` (a database of `header`'s pages, named `name` in messages) once, as the module
+ * comment says, through `sha` (a fresh `readPassThread()`). `visit` sees each chunk after its pages
+ * were hashed and noted, with the index (0-based) of its first page; the chunk's buffer is read into
+ * again once the promise `visit` returned has resolved. Throws when the file is not exactly the
+ * pages its header announces.
+ */
+export async function readPages(
+  file: FileHandle,
+  name: string,
+  header: { pageSize: number; pageCount: number },
+  sha: Sha256Thread,
+  visit?: (chunk: Buffer, firstPage: number, read: PagesRead) => void | Promise<void>,
+): Promise<PagesRead> {
+  const { pageSize, pageCount } = header;
+  const { size } = await file.stat();
+  assertWholeSnapshot(name, header, size);
+  const read: PagesRead = { size, pageHashes: Buffer.alloc(pageCount * PAGE_HASH_BYTES), census: new RowCensus(pageSize, pageCount) };
+  const hasher = await createXXHash128();
+  const slots = sha.slots.length;
+  const chunkBytes = sha.slots[0]!.length;
+  const chunks = Math.ceil(size / chunkBytes);
+  const free: Array<Promise<void>> = Array.from({ length: slots }, () => Promise.resolve());
+  const reads: Array<Promise<number>> = [];
+  const readChunk = (n: number) => {
+    const slot = n % slots;
+    const length = Math.min(chunkBytes, size - n * chunkBytes);
+    reads[slot] = free[slot]!.then(async () => {
+      const { bytesRead } = await file.read(sha.slots[slot]!, 0, length, n * chunkBytes);
+      if (bytesRead !== length) throw new Error(`${name} ended at ${n * chunkBytes + bytesRead} bytes while being read, ${size} expected`);
+      return length;
+    });
+    reads[slot]!.catch(() => undefined); // awaited below, unless an error ends the read first
+  };
+  for (let n = 0; n < Math.min(slots, chunks); n++) readChunk(n);
+  for (let n = 0; n < chunks; n++) {
+    const slot = n % slots;
+    const length = await reads[slot]!;
+    const chunk = sha.slots[slot]!.subarray(0, length);
+    const hashed = sha.update(slot, length);
+    const firstPage = (n * chunkBytes) / pageSize;
+    hashPages(hasher, chunk, pageSize, read.pageHashes, firstPage * PAGE_HASH_BYTES);
+    for (let at = 0, index = firstPage; at < length; at += pageSize, index++) read.census.observe(index, chunk, at);
+    await visit?.(chunk, firstPage, read);
+    free[slot] = hashed;
+    if (n + slots < chunks) readChunk(n + slots);
+  }
+  return read;
+}
+
+/**
+ * Rows of the table whose b-tree's root is `root`, from `census` of the database `file` (named
+ * `name` in messages), reading its interior pages from the file; for `readFacts`.
+ */
+export function censusRows(census: RowCensus, file: FileHandle, name: string): (root: number) => number | undefined {
+  const page = Buffer.alloc(census.pageSize);
+  return (root) =>
+    census.rows(root, (index) => {
+      if (readSync(file.fd, page, 0, census.pageSize, index * census.pageSize) !== census.pageSize) throw new Error(`${name} ended inside page ${index + 1}`);
+      return page;
+    });
+}
+
+/** What `readSnapshot` found. */
+export interface SnapshotRead {
+  digest: FileDigest;
+  facts: DatabaseFacts;
+  /** Size and SHA-256 of the encoded file, when an encoder was given. */
+  encoded?: { size: number; sha256: string };
+}
+
+/**
+ * A full's pass over its snapshot at `path` (a private copy, of `header`'s pages; `name` in
+ * messages): digest and page hashes, the facts with row counts from the pages read, and, through
+ * `encoder` when given, the snapshot compressed and encrypted on the way. The encoder is destroyed
+ * when the pass fails.
+ */
+export async function readSnapshot(path: string, name: string, header: { pageSize: number; pageCount: number }, encoder?: Encoder): Promise<SnapshotRead> {
+  const sha = readPassThread();
+  try {
+    const file = await open(path, 'r');
+    try {
+      const read = await readPages(file, name, header, sha, encoder && ((chunk) => encoder.write(chunk)));
+      const ending = encoder?.end();
+      ending?.catch(() => undefined); // awaited below, after the facts
+      // While the encoder's threads finish the last chunks, and the SHA-256 thread its own.
+      const facts = await withPrivateDatabase(path, (db) => readFacts(db, censusRows(read.census, file, name)));
+      const encoded = await ending;
+      const digest = { size: read.size, sha256: await sha.digest(), pageHashes: read.pageHashes };
+      return { digest, facts, ...(encoded ? { encoded } : {}) };
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    encoder?.destroy(error as Error);
+    throw error;
+  } finally {
+    await sha.close();
+  }
+}
