@@ -1,12 +1,12 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ownerToken, sha256Hex, TOKEN_HOST } from '@stowage/storage';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
-import { digestDatabaseFile } from './page-hashes.js';
 import { cacheForNextBackup } from './plan.js';
+import { readSnapshot } from './read-pass.js';
 import { restore } from './restore.js';
 import { makeWorkspace, sha256File, type Workspace } from './test/harness.js';
 
@@ -48,7 +48,8 @@ describe('a damaged page-hash cache', () => {
       const cached = join(ws.config.stateDir, 'cache', `${full.id}.pagehash`);
       expect(sha256Hex(await readFile(cached))).toBe(full.source.pageHashesSha256);
       simulateWarehouseActivity(ws.database, { seed: 3, operations: 30 });
-      const now = (await digestDatabaseFile(ws.database, full.source.pageSize)).pageHashes;
+      const { pageSize } = full.source;
+      const now = (await readSnapshot(ws.database, ws.database, { pageSize, pageCount: (await stat(ws.database)).size / pageSize })).digest.pageHashes;
       await writeFile(cached, now.subarray(0, Math.floor((now.length * cut) / 20) * 20));
 
       const incremental = (await backup(ws.engine, { type: 'incremental' })).manifest;
