@@ -3,8 +3,10 @@
  * into a few reused buffers. While each chunk goes by, its pages are hashed (XXH3-128, this
  * thread) and noted for the row census (`RowCensus`), the caller does what else it needs with it
  * (compress and encrypt it, or compare it with the parent's pages), and the whole file is hashed
- * (SHA-256, on another thread at the same time: `Sha256Thread`, whose shared buffers are the ones
- * read into). A full and an incremental differ only in what they do with each chunk.
+ * (SHA-256) from the buffers read into. An incremental hashes on another thread at the same time
+ * (`Sha256Thread`): this thread is its bound. A full hashes here (`Sha256Here`): its compression
+ * threads keep both cores busy, and another thread would only add its memory. A full and an
+ * incremental differ only in that and in what they do with each chunk.
  */
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -13,15 +15,18 @@ import type { Encoder } from './encoding.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
 import { RowCensus } from './row-census.js';
-import { Sha256Thread } from './sha256-thread.js';
+import { Sha256Here, Sha256Thread, type Sha256Slots } from './sha256-thread.js';
 import { assertWholeSnapshot } from './snapshot.js';
 
 /** Bytes per read: large sequential reads, a multiple of every page size. */
 const CHUNK_BYTES = 2 << 20;
 /** Chunks in flight: read ahead, seen here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
 const SLOTS = 4;
+/** A full's chunks in flight, and their size: one read ahead while one is seen (`Sha256Here` is done with it at once). */
+const FULL_SLOTS = 2;
+const FULL_CHUNK_BYTES = 1 << 20;
 
-/** The SHA-256 thread a `readPages` needs (start it early: it comes up in the background). */
+/** The SHA-256 thread an incremental's `readPages` needs (start it early: it comes up in the background). */
 export function readPassThread(): Sha256Thread {
   return new Sha256Thread(SLOTS, CHUNK_BYTES);
 }
@@ -36,7 +41,7 @@ export interface PagesRead {
 
 /**
  * Reads `file` (a database of `header`'s pages, named `name` in messages) once, as the module
- * comment says, through `sha` (a fresh `readPassThread()`). `visit` sees each chunk after its pages
+ * comment says, through `sha` (fresh: a `readPassThread()` or a `Sha256Here`). `visit` sees each chunk after its pages
  * were hashed and noted, with the index (0-based) of its first page; the chunk's buffer is read into
  * again once the promise `visit` returned has resolved. Throws when the file is not exactly the
  * pages its header announces.
@@ -45,7 +50,7 @@ export async function readPages(
   file: FileHandle,
   name: string,
   header: { pageSize: number; pageCount: number },
-  sha: Sha256Thread,
+  sha: Sha256Slots,
   visit?: (chunk: Buffer, firstPage: number, read: PagesRead) => void | Promise<void>,
 ): Promise<PagesRead> {
   const { pageSize, pageCount } = header;
@@ -112,14 +117,14 @@ export interface SnapshotRead {
  * when the pass fails.
  */
 export async function readSnapshot(path: string, name: string, header: { pageSize: number; pageCount: number }, encoder?: Encoder): Promise<SnapshotRead> {
-  const sha = readPassThread();
+  const sha = new Sha256Here(FULL_SLOTS, FULL_CHUNK_BYTES);
   try {
     const file = await open(path, 'r');
     try {
       const read = await readPages(file, name, header, sha, encoder && ((chunk) => encoder.write(chunk)));
       const ending = encoder?.end();
       ending?.catch(() => undefined); // awaited below, after the facts
-      // While the encoder's threads finish the last chunks, and the SHA-256 thread its own.
+      // While the encoder's threads finish the last chunks.
       const facts = await withPrivateDatabase(path, (db) => readFacts(db, censusRows(read.census, file, name)));
       const encoded = await ending;
       const digest = { size: read.size, sha256: await sha.digest(), pageHashes: read.pageHashes };

@@ -3,12 +3,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { Sha256Thread } from './sha256-thread.js';
+import { Sha256Here, Sha256Thread, type Sha256Slots } from './sha256-thread.js';
 
-describe('a SHA-256 on another thread', () => {
+const implementations: Array<[string, (slotCount: number, slotBytes: number) => Sha256Slots]> = [
+  ['on another thread', (count, bytes) => new Sha256Thread(count, bytes)],
+  ['on the calling thread', (count, bytes) => new Sha256Here(count, bytes)],
+];
+
+describe.each(implementations)('a SHA-256 through slots, %s', (_, create) => {
   it('equals the SHA-256 of the bytes passed through its slots, in order, whatever their lengths', async () => {
     const data = randomBytes(3 * 65536 + 123);
-    const sha = new Sha256Thread(2, 65536);
+    const sha = create(2, 65536);
     try {
       const free = [Promise.resolve(), Promise.resolve()];
       for (let at = 0, n = 0; at < data.length; n++) {
@@ -26,7 +31,7 @@ describe('a SHA-256 on another thread', () => {
   });
 
   it('starts over after reset, and after a digest', async () => {
-    const sha = new Sha256Thread(1, 8);
+    const sha = create(1, 8);
     try {
       sha.slots[0]!.write('discard');
       await sha.update(0, 7);
@@ -40,7 +45,9 @@ describe('a SHA-256 on another thread', () => {
       await sha.close();
     }
   });
+});
 
+describe('a SHA-256 on another thread', () => {
   it('fails what is asked of it once closed, and what was waiting when it closed', async () => {
     const sha = new Sha256Thread(1, 16);
     const waiting = sha.update(0, 16);

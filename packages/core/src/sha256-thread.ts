@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
 /*
@@ -23,12 +24,66 @@ const WORKER_SOURCE = `
 `;
 
 /**
+ * A SHA-256 over bytes passed through `slots`: the caller fills a slot, calls `update`, and must
+ * not refill that slot before the promise `update` returned has resolved; `digest` once, last.
+ */
+export interface Sha256Slots {
+  readonly slots: Buffer[];
+  /** Hashes the first `length` bytes of `slots[slot]` next; resolves once the slot may be refilled. */
+  update(slot: number, length: number): Promise<void>;
+  /** The SHA-256 (hex) of everything passed to `update`. */
+  digest(): Promise<string>;
+  /** Starts over: the next `update` is the first byte of another SHA-256. */
+  reset(): Promise<void>;
+  /** Resolves once updates are taken without delay. */
+  ready(): Promise<void>;
+  /** Releases what it holds (whether or not the digest was taken). */
+  close(): Promise<void>;
+}
+
+/**
+ * `Sha256Slots` hashed on the calling thread, during `update`: for a caller whose other threads
+ * keep both cores busy anyway (a full backup's compression), where another thread would only add
+ * its memory.
+ */
+export class Sha256Here implements Sha256Slots {
+  readonly slots: Buffer[];
+  #hash: Hash = createHash('sha256');
+
+  constructor(slotCount: number, slotBytes: number) {
+    this.slots = Array.from({ length: slotCount }, () => Buffer.allocUnsafe(slotBytes));
+  }
+
+  update(slot: number, length: number): Promise<void> {
+    this.#hash.update(this.slots[slot]!.subarray(0, length));
+    return Promise.resolve();
+  }
+
+  digest(): Promise<string> {
+    return Promise.resolve(this.#hash.digest('hex'));
+  }
+
+  reset(): Promise<void> {
+    this.#hash = createHash('sha256');
+    return Promise.resolve();
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
  * A SHA-256 computed on another thread over bytes that pass through shared buffers (`slots`), so
  * that it runs beside the caller's own work on the same bytes (a whole-file SHA-256 is the
  * longest single-threaded step of reading a database). The caller fills a slot, calls `update`,
  * and must not refill that slot before the promise `update` returned has resolved.
  */
-export class Sha256Thread {
+export class Sha256Thread implements Sha256Slots {
   /** Shared buffers the caller fills; the worker reads them. */
   readonly slots: Buffer[];
   readonly #worker: Worker;
