@@ -48,12 +48,15 @@ export async function replication(ctx: BenchContext): Promise<Section> {
         "checksums as AWS does (two processes of the project's AWS-like s3rver; one destination uploads with CRC-64/NVME, the other with " +
         'SHA-256) and Aliyun OSS (the OSS test server, in the bench process) — against the same backup to the local destination only: ' +
         'staging once and uploading in parallel should cost little over one destination. Each replica is proven after the upload by the ' +
-        'checksum its store reports (S3 CRC-64/NVME or SHA-256, OSS CRC-64), except that for a multipart object (the database artifact) ' +
-        'the SHA-256 S3 endpoint reports only a composite checksum of the parts, as AWS does, so that artifact is read back. Then ' +
+        'checksum its store reports (S3 CRC-64/NVME or SHA-256, OSS CRC-64); for a multipart object (the database artifact) ' +
+        'the SHA-256 S3 endpoint reports only a composite checksum of the parts, as AWS does, which must equal the one the part SHA-256s ' +
+        'the upload sent make (each part checked by the endpoint on receipt), so nothing is read back. Then ' +
         '`stowage verify --all` without and with `--deep` over those full backups: without `--deep` the local replica is hashed, the ' +
         'CRC-64/NVME S3 and the OSS replicas are checked by HeadObject and the SHA-256 S3 replica’s database artifact is read back; ' +
         '`--deep` reads all four back, so this shows how the cost grows with the bytes stored. The ' +
-        'servers run on the same 2 cores as Stowage, so the four-destination figures include their work.',
+        'servers run on the same 2 cores as Stowage, so the four-destination figures include their work; they compute their CRC-64s ' +
+        "with their own WebAssembly (@stowage/test-server-crc64), independent of the client's (hash-wasm), and s3rver MD5-hashes every part " +
+        'and again every completed multipart object, as it always has.',
       cases: [
         {
           operation: 'full backup, 4 destinations',

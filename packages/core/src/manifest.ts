@@ -40,7 +40,8 @@ export const replicaSchema = z.object({
    * How the stored bytes were confirmed before the manifest was written — the check that ran:
    * `sha256-readback` (downloaded and hashed), `server-sha256` / `server-crc64ecma` / `server-crc64nvme` (the checksum
    * the destination computed over the bytes it stores; the local adapter re-reads the file after
-   * fsync). When artifacts were confirmed differently, this is the database artifact's method and
+   * fsync; for an S3 object uploaded in parts with SHA-256, its composite checksum of the parts' SHA-256s,
+   * equal to the one the upload sent). When artifacts were confirmed differently, this is the database artifact's method and
    * `verifiedByArtifact` names each.
    */
   verifiedBy: verifyMethod,

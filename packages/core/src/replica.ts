@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
-import { bufferBody, digestStream, StorageError, StorageErrorCode, type ObjectInfo, type PutBody, type StoredObject } from '@stowage/storage';
+import { bufferBody, digestStream, StorageError, StorageErrorCode, type PutBody, type StoredObject } from '@stowage/storage';
 import type { Destination } from './engine.js';
 import { manifestKey } from './layout.js';
 import { serializeManifest, type Artifact, type Manifest, type Replica } from './manifest.js';
@@ -49,11 +49,13 @@ export function withSentChecksums<T extends Expected>(destination: Destination, 
  * hashed; otherwise a SHA-256 the store reports for the object is trusted when there is one —
  * `stored`, what `put` just returned (computed by the destination over the stored bytes: the
  * local adapter re-reads its file after fsync), or else `stat` — then a CRC-64 the store reports
- * (OSS: ECMA, S3: NVME) that the artifact records (see `withSentChecksums`), and the bytes are
- * read back when there is neither. Returns the method that ran.
+ * (OSS: ECMA, S3: NVME) that the artifact records (see `withSentChecksums`), then, right after a
+ * put, an S3 composite SHA-256 that `stat` reports equal to the one `put` sent (the endpoint checked
+ * each part against its SHA-256, computed over bytes whose whole SHA-256 is the artifact's; recorded
+ * as `server-sha256`), and the bytes are read back when there is none of these. Returns the method that ran.
  * @throws StorageError `object_not_found` or `checksum_mismatch`, naming destination and key.
  */
-export async function confirmStored(destination: Destination, artifact: Expected, options: { deep: boolean; stored?: ObjectInfo }): Promise<VerifiedBy> {
+export async function confirmStored(destination: Destination, artifact: Expected, options: { deep: boolean; stored?: StoredObject }): Promise<VerifiedBy> {
   const info = !options.deep && options.stored?.checksums.sha256 ? options.stored : await destination.adapter.stat(artifact.key);
   if (!info) {
     throw new StorageError(StorageErrorCode.ObjectNotFound, `${artifact.key} is missing at ${destination.name}`, {
@@ -75,6 +77,11 @@ export async function confirmStored(destination: Destination, artifact: Expected
     if (options.deep || reported === undefined || expected === undefined) continue;
     if (reported !== expected) throw mismatch(`${algorithm === 'crc64ecma' ? 'CRC-64' : 'CRC-64/NVME'} reported by the destination differs`);
     return `server-${algorithm}`;
+  }
+  const composite = options.stored?.sent?.sha256Composite;
+  if (!options.deep && composite !== undefined && info.checksums.sha256Composite !== undefined) {
+    if (info.checksums.sha256Composite !== composite) throw mismatch('composite SHA-256 of the parts reported by the destination differs');
+    return 'server-sha256';
   }
   const read = await digestStream(await destination.adapter.get(artifact.key));
   if (read.size !== artifact.size) throw mismatch(`${read.size} bytes read back, ${artifact.size} expected`);

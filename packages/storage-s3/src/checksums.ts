@@ -39,6 +39,15 @@ export function checksumsOf(data: Buffer, mode: ChecksumMode): BodyChecksums {
   return { md5: createHash('md5').update(data).digest('base64') };
 }
 
+/**
+ * S3's composite checksum of a multipart upload with SHA-256, from its parts' base64 SHA-256s in
+ * part order: the base64 SHA-256 of their binary values joined, then `-<parts>`.
+ */
+export function sha256Composite(partSha256s: readonly string[]): string {
+  const joined = Buffer.concat(partSha256s.map((value) => Buffer.from(value, 'base64')));
+  return `${createHash('sha256').update(joined).digest('base64')}-${partSha256s.length}`;
+}
+
 /** A CRC-64/NVME as S3 writes it in `x-amz-checksum-crc64nvme`: the 8 bytes big-endian, base64. */
 export function crc64nvmeBase64(crc: bigint): string {
   const bytes = Buffer.alloc(8);

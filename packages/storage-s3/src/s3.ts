@@ -41,7 +41,7 @@ import {
 } from '@stowage/storage';
 import { s3Lifecycle } from './lifecycle.js';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
-import { base64ToHex, checksumsOf, crc64nvmeBase64, type ChecksumMode } from './checksums.js';
+import { base64ToHex, checksumsOf, crc64nvmeBase64, sha256Composite, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
 import { CRC64_NVME, PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit';
 
@@ -111,6 +111,8 @@ interface Sent {
   etag: string | undefined;
   /** Base64 full-object checksum sent under the configured mode (none for a multipart `sha256` upload). */
   checksum: string | undefined;
+  /** A multipart `sha256` upload's composite checksum, from the part SHA-256s sent (as S3 reports it). */
+  composite?: string;
 }
 
 /** A storage adapter over an S3 bucket (AWS or an S3-compatible endpoint); keys map to `<prefix>/<key>`. */
@@ -209,7 +211,8 @@ export class S3Storage implements StorageAdapter {
   /**
    * Uploads `body` (one PutObject up to `partSize`, a multipart upload above). Resolves with the
    * stored object's ETag, no checksums of the endpoint's (the write's answer only echoes what was
-   * sent: `stat` asks for them) and, in `crc64nvme` mode, the full-object CRC-64/NVME sent.
+   * sent: `stat` asks for them) and, in `crc64nvme` mode, the full-object CRC-64/NVME sent; in
+   * `sha256` mode, a multipart upload's composite checksum of the part SHA-256s sent.
    */
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<StoredObject> {
     const objectKey = this.#objectKey(key);
@@ -233,7 +236,10 @@ export class S3Storage implements StorageAdapter {
         modified: new Date(),
         ...(sent.etag !== undefined && { etag: sent.etag }),
         checksums: {},
-        sent: this.checksumMode === 'crc64nvme' && sent.checksum !== undefined ? { crc64nvme: sent.checksum } : {},
+        sent: {
+          ...(this.checksumMode === 'crc64nvme' && sent.checksum !== undefined && { crc64nvme: sent.checksum }),
+          ...(sent.composite !== undefined && { sha256Composite: sent.composite }),
+        },
       };
     } catch (error) {
       if (error instanceof StorageError) throw error;
@@ -463,6 +469,7 @@ export class S3Storage implements StorageAdapter {
       await window.drain();
       await reader.finish();
       const fullCrc = mode === 'crc64nvme' ? crc64nvmeBase64(partCrcs.reduce((whole, part) => CRC64_NVME.combine(whole, part.crc, part.size), 0n)) : undefined;
+      const composite = mode === 'sha256' ? sha256Composite(parts.map((part) => part.ChecksumSHA256!)) : undefined;
       const done = await this.#call(op, () =>
         this.client.send(
           new CompleteMultipartUploadCommand({
@@ -476,7 +483,7 @@ export class S3Storage implements StorageAdapter {
           sdkOptions(op.signal),
         ),
       );
-      return { etag: done.ETag, checksum: fullCrc };
+      return { etag: done.ETag, checksum: fullCrc, ...(composite !== undefined && { composite }) };
     } catch (error) {
       const reason = await window.stop(error);
       // Best effort (without the caller's signal, which may be what stopped us): the first error is the one to report.
@@ -559,9 +566,8 @@ async function readWhole(body: PutBody, op: S3Operation, partSize: number): Prom
 function infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
   const checksums: ObjectChecksums = {};
   // A composite checksum (`…-<parts>`, multipart uploads) is not the SHA-256 of the object.
-  if (head.ChecksumSHA256 && head.ChecksumType !== 'COMPOSITE' && !head.ChecksumSHA256.includes('-')) {
-    checksums.sha256 = base64ToHex(head.ChecksumSHA256);
-  }
+  if (head.ChecksumSHA256 && (head.ChecksumType === 'COMPOSITE' || head.ChecksumSHA256.includes('-'))) checksums.sha256Composite = head.ChecksumSHA256;
+  else if (head.ChecksumSHA256) checksums.sha256 = base64ToHex(head.ChecksumSHA256);
   if (head.ChecksumCRC64NVME) checksums.crc64nvme = head.ChecksumCRC64NVME;
   const info: ObjectInfo = {
     key,

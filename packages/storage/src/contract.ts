@@ -185,6 +185,12 @@ export interface ObjectChecksums {
   crc64ecma?: string;
   /** Base64, as S3 reports full-object CRC64NVME. */
   crc64nvme?: string;
+  /**
+   * S3's composite checksum of an object uploaded in parts with SHA-256, as S3 reports it: the
+   * base64 SHA-256 of the parts' binary SHA-256s, then `-<parts>`. Not the object's SHA-256; it
+   * proves the object's bytes only against the part SHA-256s of a known upload (`sent`).
+   */
+  sha256Composite?: string;
   md5?: string;
 }
 
