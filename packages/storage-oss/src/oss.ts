@@ -27,7 +27,7 @@ import {
   type ThawOptions,
   type ThawTier,
 } from '@stowage/storage';
-import { PartReader, PartWindow, isNetworkError, resumableGet } from '@stowage/storage-http-kit';
+import { PART_MEMORY, PartReader, PartWindow, isNetworkError, resumableGet, uploadParts } from '@stowage/storage-http-kit';
 import { crc64ecma, crc64ecmaCombine } from './crc64.js';
 import { ossLifecycle, type AliOssLifecycleClient } from './lifecycle.js';
 
@@ -76,7 +76,7 @@ export interface OssStorageOptions {
   storageClass?: OssStorageClass;
   /** Bytes per multipart part, and the largest body sent in one PutObject (default 8 MiB, at least 100 KiB). */
   partSize?: number;
-  /** Parts uploaded at once (default 4). */
+  /** Parts uploaded at once (default 4), within storage-http-kit's `PART_MEMORY` (64 MiB) shared by the parts of all puts of the process. */
   parallel?: number;
   /** Request signature: `v4` (default, OSS4-HMAC-SHA256) or `v1` (HMAC-SHA1). */
   signatureVersion?: 'v1' | 'v4';
@@ -277,6 +277,15 @@ export class OssStorage implements StorageAdapter {
 
   /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
   async #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {
+    const release = await PART_MEMORY.hold(Math.min(body.size, this.#partSize));
+    try {
+      return await this.#sendWhole(key, name, body, source, headers, signal);
+    } finally {
+      release();
+    }
+  }
+
+  async #sendWhole(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {
     const reader = new PartReader(key, body, source, this.#partSize);
     const bytes = (await reader.nextPart()) ?? Buffer.alloc(0);
     await reader.finish();
@@ -309,14 +318,9 @@ export class OssStorage implements StorageAdapter {
     let completed = false;
     try {
       const reader = new PartReader(key, body, source, partSize);
-      for (let number = 1; ; number++) {
-        const bytes = await reader.nextPart();
-        if (!bytes) break;
-        await window.add(async () => {
-          parts[number - 1] = await this.#uploadPart(key, name, uploadId, number, bytes, controller.signal);
-        });
-      }
-      await window.drain();
+      await uploadParts(reader, window, async (bytes, number) => {
+        parts[number - 1] = await this.#uploadPart(key, name, uploadId, number, bytes, controller.signal);
+      });
       await reader.finish();
       const crc = parts.reduce((whole, part) => crc64ecmaCombine(whole, part.crc, part.size), crc64ecma(new Uint8Array(0)));
       assertDeclaredCrc(key, body, crc);

@@ -43,7 +43,7 @@ import { s3Lifecycle } from './lifecycle.js';
 import { archiveFacts, requestS3Thaw, S3_ARCHIVE_CLASS_FACTS, S3_ARCHIVE_CLASSES, setS3StorageClass, type S3ArchiveContext } from './archive.js';
 import { base64ToHex, checksumsOf, crc64nvmeBase64, sha256Composite, type ChecksumMode } from './checksums.js';
 import { toStorageError, type S3Operation } from './errors.js';
-import { CRC64_NVME, PartReader, PartWindow, resumableGet } from '@stowage/storage-http-kit';
+import { CRC64_NVME, PART_MEMORY, PartReader, PartWindow, resumableGet, uploadParts } from '@stowage/storage-http-kit';
 
 /*
  * Design: an object is the S3 object `<prefix>/<key>`. A put reads the body into memory one part
@@ -94,7 +94,10 @@ export interface S3StorageOptions {
   kmsKeyId?: string | undefined;
   /** Bytes per multipart part, at least 5 MiB (default 16 MiB); bodies up to this size go up in one PutObject. */
   partSize?: number;
-  /** Parts of one upload in flight at once (default 4); memory use is about (queueSize + 1) × partSize per put. */
+  /**
+   * Parts of one upload in flight at once (default 4); memory use is about (queueSize + 1) × partSize
+   * per put, and the parts of all puts of the process share storage-http-kit's `PART_MEMORY` (64 MiB).
+   */
   queueSize?: number;
   /** ListObjectsV2 (default) or the older ListObjects with markers, for endpoints whose V2 paging is broken. */
   listApi?: 'v2' | 'v1';
@@ -383,7 +386,15 @@ export class S3Storage implements StorageAdapter {
 
   /** One PutObject of the whole (checked) body. */
   async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
-    const data = await readWhole(body, op, this.#partSize);
+    const release = await PART_MEMORY.hold(Math.min(body.size, this.#partSize));
+    try {
+      return await this.#sendWhole(objectKey, await readWhole(body, op, this.#partSize), op, ifNoneMatch);
+    } finally {
+      release();
+    }
+  }
+
+  async #sendWhole(objectKey: string, data: Buffer, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
     const sums = checksumsOf(data, this.checksumMode);
     const out = await this.#call(op, () =>
       this.client.send(
@@ -461,12 +472,7 @@ export class S3Storage implements StorageAdapter {
 
     try {
       const reader = new PartReader(op.key!, body, source, partSize);
-      for (let partNumber = 1; ; partNumber++) {
-        const data = await reader.nextPart();
-        if (!data) break;
-        await window.add(() => uploadPart(data, partNumber));
-      }
-      await window.drain();
+      await uploadParts(reader, window, uploadPart);
       await reader.finish();
       const fullCrc = mode === 'crc64nvme' ? crc64nvmeBase64(partCrcs.reduce((whole, part) => CRC64_NVME.combine(whole, part.crc, part.size), 0n)) : undefined;
       const composite = mode === 'sha256' ? sha256Composite(parts.map((part) => part.ChecksumSHA256!)) : undefined;
