@@ -23,9 +23,10 @@
 // `--corrupt-copies` (a fault for tests) flips the first byte of every CopyObject's copy.
 // `POST /_stowage/faults?cut-get-after=<bytes>&times=<n>` (a fault for tests): the next n (default 1)
 // GetObject answers send their headers and the first <bytes> body bytes, then drop the connection.
+import { createHash } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import S3rver from 's3rver';
 import authentication from 's3rver/lib/middleware/authentication.js';
@@ -73,6 +74,34 @@ store.deleteObject = (bucket, key) =>
   deleteObject(bucket, key).catch((error) => {
     if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY') throw error;
   });
+// Completing a multipart upload: s3rver streamed every part through MD5 once more for the object's
+// ETag. AWS gives a multipart object the MD5 of its parts' binary MD5s followed by `-<parts>`, and so
+// does this launcher, from the MD5s s3rver kept of the parts on upload; the parts are joined as they are.
+store.putObjectMultipart = async (bucket, uploadId, parts) => {
+  const uploadDir = join(store.getResourcePath(bucket, undefined, 'uploads'), String(uploadId));
+  const [key, metadata] = await Promise.all([readFile(join(uploadDir, 'key'), 'utf8'), readFile(join(uploadDir, 'metadata'), 'utf8').then(JSON.parse)]);
+  const objectPath = store.getResourcePath(bucket, key, 'object');
+  await mkdir(dirname(objectPath), { recursive: true });
+  const ordered = [...parts].sort((a, b) => a.number - b.number);
+  const partMd5s = [];
+  let size = 0;
+  const object = await open(objectPath, 'w');
+  try {
+    for (const part of ordered) {
+      const partPath = join(uploadDir, String(part.number));
+      const bytes = await readFile(partPath);
+      await object.write(bytes);
+      size += bytes.length;
+      partMd5s.push(Buffer.from((await readFile(`${partPath}.md5`, 'utf8')).trim(), 'hex'));
+    }
+  } finally {
+    await object.close();
+  }
+  const md5 = `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${ordered.length}`;
+  await store.putMetadata(bucket, key, metadata, md5);
+  await rm(uploadDir, { recursive: true, force: true });
+  return { md5, size };
+};
 
 /** The folder where s3rver keeps the multipart uploads of `bucket`, one sub-folder per upload id. */
 const uploadsFolder = (ctx, bucket) => ctx.app.store.getResourcePath(bucket, undefined, 'uploads');

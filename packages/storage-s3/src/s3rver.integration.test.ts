@@ -158,6 +158,26 @@ describe('flexible checksums (the AWS-like test server)', () => {
     expect(await head(s3, 'mp/default')).toMatchObject({ ChecksumCRC64NVME: full, ChecksumType: 'FULL_OBJECT' });
   });
 
+  it('multipart: the object is its parts joined, with the ETag AWS gives it (MD5 of the parts’ MD5s, then -N)', async () => {
+    const parts = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024), randomBytes(777)];
+    const etag = `"${createHash('md5')
+      .update(Buffer.concat(parts.map((part) => createHash('md5').update(part).digest())))
+      .digest('hex')}-3"`;
+    for (const client of [s3, s3Plain]) {
+      const UploadId = (await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/joined' }))).UploadId;
+      const done = [];
+      for (const [index, Body] of parts.entries()) {
+        const out = await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'mp/joined', UploadId, PartNumber: index + 1, Body }));
+        done.push({ PartNumber: index + 1, ETag: out.ETag });
+      }
+      const completed = await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'mp/joined', UploadId, MultipartUpload: { Parts: done } }));
+      expect(completed.ETag).toBe(etag);
+      const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'mp/joined' }));
+      expect(got.ETag).toBe(etag);
+      expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    }
+  });
+
   it('multipart: refuses a wrong full-object checksum, a listed part checksum that differs, and types an algorithm lacks', async () => {
     const parts = [randomBytes(2000), randomBytes(100)];
     const wrong = b64(await crc64(Buffer.from('other')));
