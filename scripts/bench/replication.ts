@@ -55,8 +55,8 @@ export async function replication(ctx: BenchContext): Promise<Section> {
         'CRC-64/NVME S3 and the OSS replicas are checked by HeadObject and the SHA-256 S3 replica’s database artifact is read back; ' +
         '`--deep` reads all four back, so this shows how the cost grows with the bytes stored. The ' +
         'servers run on the same 2 cores as Stowage, so the four-destination figures include their work; they compute their CRC-64s ' +
-        "with their own WebAssembly (@stowage/test-server-crc64), independent of the client's (hash-wasm), and s3rver MD5-hashes every part " +
-        'and again every completed multipart object, as it always has.',
+        "with their own WebAssembly (@stowage/test-server-crc64), independent of the client's (hash-wasm); s3rver MD5-hashes every part " +
+        "for its ETag and gives a completed multipart object AWS's ETag from the parts' MD5s (no second pass over the object).",
       cases: [
         {
           operation: 'full backup, 4 destinations',
