@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { catalogOf } from './catalog.js';
 import { materializeChain, resolveChain } from './chain.js';
 import { findBackup } from './find.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
+import type { CatalogEntry } from './catalog.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
@@ -63,4 +64,122 @@ describe('the image hash', () => {
       expect(existsSync(path)).toBe(false);
     },
   );
+});
+
+describe('deltas opened ahead of their turn (encrypted chain of 4 deltas, two destinations)', () => {
+  /** One workspace for these tests (the file's `ws` is disposed after each test). */
+  let shared: Workspace;
+  let chain: CatalogEntry[];
+  let snapshot: string;
+  /** The stored delta of each link, oldest first; the full's database artifact first. */
+  let keys: string[];
+
+  beforeAll(async () => {
+    process.env.STOWAGE_CHAIN_TEST_PASSPHRASE = 'correct horse battery staple';
+    shared = await makeWorkspace({
+      config: {
+        compression: { algorithm: 'zstd', level: 3 },
+        encryption: { mode: 'passphrase', passphraseEnv: 'STOWAGE_CHAIN_TEST_PASSPHRASE' },
+        destinations: [
+          { name: 'dest-a', url: 'a' },
+          { name: 'dest-b', url: 'b' },
+        ],
+      },
+    });
+    await backup(shared.engine, { type: 'full' });
+    for (const seed of [1, 2, 3, 4]) {
+      simulateWarehouseActivity(shared.database, { seed, operations: 40 });
+      await backup(shared.engine, { type: 'incremental' });
+    }
+    const catalog = catalogOf(shared.engine);
+    const entry = await findBackup(shared.engine, catalog, 'latest');
+    chain = await resolveChain(catalog, entry, shared.engine.destinations);
+    snapshot = entry.manifest.source.snapshotSha256;
+    keys = chain.map((link) => link.manifest.artifacts.find((a) => a.role === 'database' || a.role === 'delta')!.key);
+  });
+  afterAll(() => shared.dispose());
+  afterEach(() => void (shared.warnings.length = 0));
+
+  /** Flips a byte in the middle of `key` at the named destinations; returns what heals it. */
+  async function damage(key: string, at: readonly string[]): Promise<() => Promise<void>> {
+    const original = await readFile(join(shared.dir, 'a', key));
+    const bytes = Buffer.from(original);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    for (const folder of at) await writeFile(join(shared.dir, folder, key), bytes);
+    return async () => {
+      for (const folder of at) await writeFile(join(shared.dir, folder, key), original);
+    };
+  }
+
+  /** Restores the chain into a fresh folder: the sources, or the error; and what the folder holds after. */
+  async function materialize(): Promise<{ sources?: string[]; error?: unknown; left: string[]; sha256?: string }> {
+    const folder = join(shared.dir, `out-${Math.random().toString(36).slice(2)}`);
+    await mkdir(folder);
+    const path = join(folder, 'image.sqlite3');
+    try {
+      const sources = await materializeChain(shared.engine, chain, path, shared.engine.destinations);
+      const sha256 = createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex');
+      return { sources, left: await readdir(folder), sha256 };
+    } catch (error) {
+      return { error, left: await readdir(folder) };
+    }
+  }
+
+  it('restores the snapshot, each link from the first destination', async () => {
+    const { sources, sha256, left } = await materialize();
+    expect(sources).toEqual(['dest-a', 'dest-a', 'dest-a', 'dest-a', 'dest-a']);
+    expect(sha256).toBe(snapshot);
+    expect(left).toEqual(['image.sqlite3']);
+  });
+
+  it('a newer delta slow to arrive: the older one opened behind it waits its turn (same bytes)', async () => {
+    const adapter = shared.engine.destinations[0]!.adapter;
+    const get = adapter.get.bind(adapter);
+    adapter.get = async (key, options) => {
+      if (key === keys[4]) await new Promise((resolve) => setTimeout(resolve, 300));
+      return get(key, options);
+    };
+    try {
+      const { sha256, error } = await materialize();
+      expect(error).toBeUndefined();
+      expect(sha256).toBe(snapshot);
+    } finally {
+      adapter.get = get;
+    }
+  });
+
+  it.each([
+    ['the newest delta (received first, the next one opened behind it)', 4],
+    ['a middle delta (opened while a newer one streams)', 2],
+    ['the oldest delta', 1],
+    ['the full (after every delta was received)', 0],
+  ])('%s damaged at every destination: backup_corrupt naming it, no retry of the others, and no image, spill or temp file left', async (_, link) => {
+    const heal = await damage(keys[link]!, ['a', 'b']);
+    try {
+      const { error, left } = await materialize();
+      expect(error).toMatchObject({ code: 'stowage.backup.corrupt' });
+      expect((error as Error).message).toContain(keys[link]);
+      expect(left).toEqual([]);
+      // Only the damaged artifact was tried elsewhere: the links opened behind it gave up without a warning.
+      expect(shared.warnings).toHaveLength(2);
+      expect(shared.warnings.every((w) => w.includes(keys[link]!))).toBe(true);
+    } finally {
+      await heal();
+    }
+  });
+
+  it.each([4, 2, 1])('delta %i damaged at the first destination only: read from the second, the others from the first; the same bytes', async (link) => {
+    const heal = await damage(keys[link]!, ['a']);
+    try {
+      const { sources, sha256, left } = await materialize();
+      expect(sha256).toBe(snapshot);
+      expect(sources).toEqual(chain.map((_, i) => (i === link ? 'dest-b' : 'dest-a')));
+      expect(left).toEqual(['image.sqlite3']);
+      expect(shared.warnings).toEqual([expect.stringContaining(keys[link]!)]);
+    } finally {
+      await heal();
+    }
+  });
 });
