@@ -33,10 +33,6 @@ export interface Sha256Slots {
   update(slot: number, length: number): Promise<void>;
   /** The SHA-256 (hex) of everything passed to `update`. */
   digest(): Promise<string>;
-  /** Starts over: the next `update` is the first byte of another SHA-256. */
-  reset(): Promise<void>;
-  /** Resolves once updates are taken without delay. */
-  ready(): Promise<void>;
   /** Releases what it holds (whether or not the digest was taken). */
   close(): Promise<void>;
 }
@@ -48,7 +44,7 @@ export interface Sha256Slots {
  */
 export class Sha256Here implements Sha256Slots {
   readonly slots: Buffer[];
-  #hash: Hash = createHash('sha256');
+  readonly #hash: Hash = createHash('sha256');
 
   constructor(slotCount: number, slotBytes: number) {
     this.slots = Array.from({ length: slotCount }, () => Buffer.allocUnsafe(slotBytes));
@@ -61,15 +57,6 @@ export class Sha256Here implements Sha256Slots {
 
   digest(): Promise<string> {
     return Promise.resolve(this.#hash.digest('hex'));
-  }
-
-  reset(): Promise<void> {
-    this.#hash = createHash('sha256');
-    return Promise.resolve();
-  }
-
-  ready(): Promise<void> {
-    return Promise.resolve();
   }
 
   close(): Promise<void> {

@@ -42,6 +42,19 @@ describe('PartMemory', () => {
     (await large)();
     expect(memory.held).toBe(0);
   });
+
+  it('holds the bytes while `holding` runs its work, and gives them back whether it resolves or throws', async () => {
+    const memory = new PartMemory(100);
+    await expect(
+      memory.holding(60, async () => {
+        expect(memory.held).toBe(60);
+        throw new Error('upload failed');
+      }),
+    ).rejects.toThrow('upload failed');
+    expect(memory.held).toBe(0);
+    expect(await memory.holding(100, async () => memory.held)).toBe(100);
+    expect(memory.held).toBe(0);
+  });
 });
 
 describe('uploadParts', () => {

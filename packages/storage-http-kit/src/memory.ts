@@ -37,6 +37,16 @@ export class PartMemory {
     };
   }
 
+  /** Runs `work` while holding `bytes` (as `hold`), giving them back however it ends. */
+  async holding<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    const release = await this.hold(bytes);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
   #grantWaiting(): void {
     while (this.#waiting.length > 0 && this.#held + this.#waiting[0]!.bytes <= this.limit) {
       const next = this.#waiting.shift()!;

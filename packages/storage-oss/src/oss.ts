@@ -276,13 +276,8 @@ export class OssStorage implements StorageAdapter {
   }
 
   /** One PutObject: the whole body is read and checked first, then sent with its Content-MD5. */
-  async #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {
-    const release = await PART_MEMORY.hold(Math.min(body.size, this.#partSize));
-    try {
-      return await this.#sendWhole(key, name, body, source, headers, signal);
-    } finally {
-      release();
-    }
+  #putSimple(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {
+    return PART_MEMORY.holding(body.size, () => this.#sendWhole(key, name, body, source, headers, signal));
   }
 
   async #sendWhole(key: string, name: string, body: PutBody, source: Readable, headers: Record<string, string>, signal: AbortSignal): Promise<StoredObject> {

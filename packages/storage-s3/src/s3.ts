@@ -385,13 +385,8 @@ export class S3Storage implements StorageAdapter {
   }
 
   /** One PutObject of the whole (checked) body. */
-  async #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
-    const release = await PART_MEMORY.hold(Math.min(body.size, this.#partSize));
-    try {
-      return await this.#sendWhole(objectKey, await readWhole(body, op, this.#partSize), op, ifNoneMatch);
-    } finally {
-      release();
-    }
+  #putSimple(objectKey: string, body: PutBody, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
+    return PART_MEMORY.holding(body.size, async () => this.#sendWhole(objectKey, await readWhole(body, op, this.#partSize), op, ifNoneMatch));
   }
 
   async #sendWhole(objectKey: string, data: Buffer, op: S3Operation, ifNoneMatch: boolean): Promise<Sent> {
