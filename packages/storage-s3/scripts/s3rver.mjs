@@ -215,7 +215,13 @@ if (requestLog) {
         return write.call(this, chunk, ...rest);
       };
     res.write = count(res.write);
-    res.end = count(res.end);
+    // Logged as the last bytes are handed over, before they can reach the client: a client that has
+    // read a whole answer finds its line in the log ('finish' may come after the client looks).
+    const end = res.end;
+    res.end = count(function (...args) {
+      log();
+      return end.apply(this, args);
+    });
     let logged = false;
     const log = () => {
       if (logged) return;
