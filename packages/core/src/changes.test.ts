@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, watch } from 'node:fs';
-import { appendFile, readdir, readFile, truncate } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,6 +13,7 @@ import { takeChanges } from './changes.js';
 import { listBackups } from './catalog.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
+import { HOLD_EVENTS, makeHoldsDatabase, writeNow } from './test/hold-events.js';
 
 /*
  * Incrementals read the live database once under SQLite's read lock (changes.ts): what they store
@@ -197,32 +198,38 @@ describe('an incremental read from the live database (rollback journal)', () => 
     expect(await sha256File(target)).toBe(await sha256File(ws.database));
   });
 
-  it('gives the same delta, facts and digest through a copy when the read would hold writers past its budget', async () => {
+  it('reads in holds, and after a commit between two holds, reads a copy instead: the delta of the state after the commit', async () => {
     ws = await makeWorkspace();
     addFiller(ws.database, 5000); // several reads
     const { manifest: full } = await backup(ws.engine, { type: 'full' });
     addFiller(ws.database, 100);
     const parent = { ...full.source, pageHashes: await readFile(join(ws.config.stateDir, 'cache', `${full.id}.pagehash`)) };
-    const take = (name: string, readBudgetMs?: number) =>
+    const take = (name: string, betweenHolds: () => void) =>
       takeChanges(
         ws.database,
         parent,
         { snapshot: join(ws.dir, `${name}.sqlite3`), delta: join(ws.dir, `${name}.delta`) },
-        { busyTimeoutMs: 5000, ...(readBudgetMs === undefined ? {} : { readBudgetMs }) },
+        { busyTimeoutMs: 5000, holdsMs: [0], betweenHolds },
       );
     const created: string[] = [];
     const watcher = watch(ws.dir, (_event, name) => created.push(String(name)));
-    const read = await take('read');
-    const copied = await take('copied', 0);
+    let breaths = 0;
+    const copied = await take('copied', () => {
+      if (++breaths === 1) addFiller(ws.database, 10);
+    });
+    const committed = breaths;
+    const read = await take('read', () => void breaths++);
     await new Promise((r) => setTimeout(r, 100));
     watcher.close();
     expect(created).toContain('copied.sqlite3'); // the copy was made (and removed once read)
     expect(created).not.toContain('read.sqlite3');
     expect(existsSync(join(ws.dir, 'copied.sqlite3'))).toBe(false);
+    expect(breaths - committed).toBeGreaterThan(1); // the read took several holds
     expect(read!.pages.length).toBeGreaterThan(0);
     expect(copied).toEqual({ ...read, snapshot: { ...read!.snapshot, lockMs: expect.any(Number) } });
     expect(await readFile(join(ws.dir, 'copied.delta'))).toEqual(await readFile(join(ws.dir, 'read.delta')));
     expect(read!.digest.sha256).toBe(await sha256File(ws.database));
+    expect(read!.facts.tables.filler).toBe(5110);
   });
 
   it('gives up with source.locked, storing nothing, when a writer holds the database past busyTimeoutMs', async () => {
@@ -238,5 +245,63 @@ describe('an incremental read from the live database (rollback journal)', () => 
     }
     expect(await readdir(join(ws.config.stateDir, 'staging'))).toEqual([]);
     expect((await listBackups(ws.engine)).map((b) => b.manifest.type)).toEqual(['full']);
+  });
+});
+
+/*
+ * The live read in holds (rollback-journal mode): whatever happens between two holds, the delta,
+ * digest and facts are those of the database as it is after. Holds of 0 ms make every 2 MiB read
+ * a hold of its own; the parent has no pages, so the delta holds every page.
+ */
+describe('takeChanges in holds of the read lock, with something happening between two holds', () => {
+  const READ_CHUNK = 2 << 20;
+  const COPY_CHUNK = 4 << 20;
+  const noPages = { pageSize: 4096, pageCount: 0, snapshotSha256: '0'.repeat(64), pageHashes: Buffer.alloc(0) };
+  const take = (dir: string, path: string, name: string, betweenHolds: () => void) =>
+    takeChanges(
+      path,
+      noPages,
+      { snapshot: join(dir, `${name}.sqlite3`), delta: join(dir, `${name}.delta`) },
+      { busyTimeoutMs: 5000, holdsMs: [0, 0], betweenHolds },
+    );
+  const chunks = async (path: string, bytes: number) => Math.ceil((await stat(path)).size / bytes);
+
+  it.each(HOLD_EVENTS)('$event: the delta is the database as it is after', async ({ at, commits }) => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      const reads = await chunks(path, READ_CHUNK);
+      let breaths = 0;
+      const changes = await take(dir, path, 'during', () => {
+        if (++breaths === 2) at(path);
+      });
+      // No commit: one breath between each two reads. A commit at the second: the read ends there, and the file is copied in holds.
+      expect(breaths).toBe(commits ? 2 + (await chunks(path, COPY_CHUNK)) - 1 : reads - 1);
+      expect(existsSync(`${path}-journal`)).toBe(false);
+      expect(existsSync(join(dir, 'during.sqlite3'))).toBe(false);
+      const after = await take(dir, path, 'after', () => {});
+      const { digest, ...found } = changes!;
+      expect({ ...found, snapshot: { ...found.snapshot, lockMs: 0 } }).toEqual({ ...after!, digest: undefined, snapshot: { ...after!.snapshot, lockMs: 0 } });
+      expect(digest.pageHashes.equals(after!.digest.pageHashes)).toBe(true);
+      // Compared as one value each: a deep comparison of 20 MB, byte by byte, takes the test runner's whole heap.
+      expect(await sha256File(join(dir, 'during.delta'))).toBe(await sha256File(join(dir, 'after.delta')));
+      expect(changes!.digest.sha256).toBe(await sha256File(path));
+      expect(changes!.facts.tables).toEqual(tableRowCounts(path));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a database switched to WAL mode between two holds, with a one-line error, the database whole', async () => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      const taking = take(dir, path, 'during', () => writeNow(path, 'PRAGMA journal_mode = WAL;'));
+      await expect(taking).rejects.toMatchObject({
+        code: 'stowage.source.unreadable',
+        message: expect.stringMatching(/switched to WAL mode during the backup; run the backup again$/),
+      });
+      expect(execFileSync('sqlite3', [path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,32 +1,32 @@
 /*
  * The pages an incremental carries, found in one read of the database and no copy of it.
  *
- * Rollback-journal mode (GreaterWMS): a read transaction holds SQLite's SHARED lock, under which no
- * writer may change the database file. Under it the live file is read once, in large sequential
- * reads, and while the bytes go by: each page is hashed (XXH3-128, this thread) and compared with
- * the parent's hash, a changed page is written to the staged delta, and the whole file is hashed
- * (SHA-256, on another thread at the same time: `Sha256Thread`). The facts (schema, rows per table)
- * are read in the same transaction — the same state as the bytes — with the row counts taken from
- * the pages just read (`RowCensus`) instead of SQLite reading every table again. Writers wait for
- * the read (`lockMs`), about as long as it takes to SHA-256 the file; the copy that `takeSnapshot`
- * makes holds them for about half that but costs the copy and a read after it — so a read that
- * would hold them past `readBudgetMs` (a large database, a busy machine) is given up for a copy.
- * Closing a descriptor of the file drops the process's POSIX locks (a POSIX quirk), so ours is
- * opened under the lock and closed only after the transaction ends.
+ * Rollback-journal mode (GreaterWMS): under SQLite's read lock no writer may change the database
+ * file. Under it — taken in short holds (`ReadHolds`), between which writers that waited commit —
+ * the live file is read once, in large sequential reads, and while the bytes go by: each page is
+ * hashed (XXH3-128, this thread) and compared with the parent's hash, a changed page is written to
+ * the staged delta, and the whole file is hashed (SHA-256, on another thread at the same time:
+ * `Sha256Thread`). The facts (schema, rows per table) are read in the last hold — the same state
+ * as the bytes — with the row counts taken from the pages just read (`RowCensus`) instead of
+ * SQLite reading every table again. A commit during the read ends it: the file is copied instead
+ * (`takeSnapshot`, which starts again after a commit, in longer holds), and the copy read the same
+ * way without holding anyone. Closing a descriptor of the file drops the process's POSIX locks (a
+ * POSIX quirk), so ours is opened under the lock and closed only after the last hold.
  *
  * WAL mode: the file alone is not consistent, so the online backup copies it (`takeSnapshot`) and
  * the copy is read the same way.
  */
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { crashPoint } from '@stowage/storage';
 import type Database from 'better-sqlite3';
 import { DeltaWriter } from './delta.js';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
+import { ReadHolds, StateChanged } from './read-holds.js';
 import { censusRows, readPages, readPassThread } from './read-pass.js';
 import type { Sha256Thread } from './sha256-thread.js';
-import { openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
+import { COPY_HOLDS_MS, openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import { parseSqliteHeader } from './sqlite-file.js';
 
 /** The snapshot an incremental is taken against: its manifest's source facts and its page hashes. */
@@ -59,18 +59,15 @@ export async function takeChanges(
   source: string,
   parent: ParentPages,
   staged: { snapshot: string; delta: string },
-  options: ChangesOptions,
+  options: SnapshotOptions,
 ): Promise<Changes | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
   const sha = readPassThread();
   try {
     let heldMs = 0;
-    const budgetMs = options.readBudgetMs ?? READ_BUDGET_MS;
-    // A file too large to be read within the budget even at a fast pace is copied at once.
-    const readable = journalMode !== 'wal' && (await stat(source)).size <= budgetMs * LIVE_READ_BYTES_PER_MS;
-    if (readable) {
+    if (journalMode !== 'wal') {
       const live = await readLive(db, source, parent, staged.delta, sha, options);
-      if (!live.tooSlow) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
+      if (!live.changed) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
       heldMs = live.heldMs;
       await Promise.all([rm(staged.delta, { force: true }), sha.reset()]);
     } else {
@@ -81,7 +78,7 @@ export async function takeChanges(
     try {
       const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
       const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
-      return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: heldMs + snapshot.lockMs } };
+      return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: Math.max(heldMs, snapshot.lockMs) } };
     } finally {
       await file.close();
       // Not needed any more: gone before the kernel writes a GiB of it back.
@@ -92,72 +89,42 @@ export async function takeChanges(
   }
 }
 
-/** `readChanges` of the live database under a read transaction of `db` (closed after), within the read budget. */
+/** `readChanges` of the live database in holds of `db`'s read lock (closed after); `changed` when a commit came between two holds. */
 async function readLive(
   db: Database.Database,
   source: string,
   parent: ParentPages,
   deltaPath: string,
   sha: Sha256Thread,
-  options: ChangesOptions,
-): Promise<{ read: Awaited<ReturnType<typeof readChanges>>; tooSlow: boolean; heldMs: number }> {
-  let started = performance.now();
+  options: SnapshotOptions,
+): Promise<{ read: Awaited<ReturnType<typeof readChanges>>; changed: boolean; heldMs: number }> {
+  let holds: ReadHolds | undefined;
   try {
     await sha.ready(); // before the lock: writers do not wait for the thread to start
-    started = performance.now();
-    db.prepare('BEGIN').run();
-    let file: FileHandle | undefined;
+    const file = await open(source, 'r');
     try {
-      db.prepare('SELECT count(*) FROM sqlite_schema').get();
-      file = await open(source, 'r');
-      const budget = { since: started, ms: options.readBudgetMs ?? READ_BUDGET_MS };
-      const read = await readChanges(file, source, parent, deltaPath, (countRows) => readFacts(db, countRows), sha, budget);
-      return { read, tooSlow: false, heldMs: performance.now() - started };
+      holds = new ReadHolds(db, file, source, options.betweenHolds);
+      await holds.start((options.holdsMs ?? COPY_HOLDS_MS)[0] ?? Number.POSITIVE_INFINITY);
+      const read = await readChanges(file, source, parent, deltaPath, (countRows) => readFacts(db, countRows), sha, holds);
+      holds.release();
+      return { read, changed: false, heldMs: holds.longestMs };
     } finally {
-      try {
-        db.prepare('COMMIT').run();
-      } finally {
-        await file?.close();
-      }
+      holds?.release();
+      await file.close(); // only once the lock is released
     }
   } catch (cause) {
-    if (cause instanceof ReadTooSlow) return { read: undefined, tooSlow: true, heldMs: performance.now() - started };
+    if (cause instanceof StateChanged) return { read: undefined, changed: true, heldMs: holds!.longestMs };
     throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
   } finally {
     db.close();
   }
 }
 
-export interface ChangesOptions extends SnapshotOptions {
-  /**
-   * How long the live file may be read under the lock (rollback-journal mode), in ms, default
-   * `READ_BUDGET_MS`. A read that takes longer, or is on its way to (projected from its pace over the first quarter),
-   * as with a large database or a busy machine, is given up, and the file copied under the lock
-   * instead (`takeSnapshot`: about half the time per GiB), then read without holding anyone.
-   */
-  readBudgetMs?: number;
-}
-
-/**
- * Default `ChangesOptions.readBudgetMs`: writers are held at most about half a second by any
- * backup (a full's copy of 1 GiB holds them ~0.35 s), far under the 5 s busy timeout of Django and
- * Python's sqlite3. A 1 GiB database is therefore copied, and one of a few hundred MiB read live.
- */
-export const READ_BUDGET_MS = 500;
-/** The pace of a live read on a quiet machine (measured ~1.2 GiB/s here), for deciding before taking the lock. */
-const LIVE_READ_BYTES_PER_MS = (1 << 30) / 1000;
-
-/** `readChanges` passed its budget, or is on its way to. */
-class ReadTooSlow extends Error {}
-
-/** Bytes read before a read's duration is projected from its pace (the first reads, at least). */
-const PROJECT_AFTER_BYTES = 32 << 20;
-
 /**
  * One read of the database `file` (named `name` in messages), start to end, as the module comment
  * says, through `sha` (a fresh `readPassThread()`). `facts` reads the facts while the file is still
- * open, given a row counter from the pages. With a `budget`, throws `ReadTooSlow` once the read,
- * from `since`, has taken or is projected to take over `ms`.
+ * open, given a row counter from the pages. With `holds` (the live file), reads under them, and
+ * reads the facts in the last.
  */
 async function readChanges(
   file: FileHandle,
@@ -166,7 +133,7 @@ async function readChanges(
   deltaPath: string,
   facts: (countRows: (rootPage: number) => number | undefined) => DatabaseFacts | Promise<DatabaseFacts>,
   sha: Sha256Thread,
-  budget?: { since: number; ms: number },
+  holds?: ReadHolds,
 ): Promise<(Omit<Changes, 'snapshot'> & { header: { pageSize: number; pageCount: number } }) | undefined> {
   const first = Buffer.alloc(100);
   await file.read(first, 0, first.length, 0);
@@ -181,25 +148,24 @@ async function readChanges(
   const pages: number[] = [];
   const delta = await DeltaWriter.create(deltaPath, pageSize);
   try {
-    const reading = performance.now(); // the pace is projected from here, the set-up before it counted once
     const parentHashes = parent.pageHashes;
     const parentPages = parentHashes.length / PAGE_HASH_BYTES;
-    const read = await readPages(file, name, header, sha, async (chunk, firstPage, { size, pageHashes }) => {
-      for (let at = 0, index = firstPage; at < chunk.length; at += pageSize, index++) {
-        if (index >= parentPages || !sameHash(pageHashes, parentHashes, index * PAGE_HASH_BYTES)) {
-          pages.push(index);
-          await delta.add(index, chunk.subarray(at, at + pageSize));
+    const read = await readPages(
+      file,
+      name,
+      header,
+      sha,
+      async (chunk, firstPage, { pageHashes }) => {
+        for (let at = 0, index = firstPage; at < chunk.length; at += pageSize, index++) {
+          if (index >= parentPages || !sameHash(pageHashes, parentHashes, index * PAGE_HASH_BYTES)) {
+            pages.push(index);
+            await delta.add(index, chunk.subarray(at, at + pageSize));
+          }
         }
-      }
-      if (firstPage === 0) crashPoint('backup.database-reading');
-      if (budget) {
-        const now = performance.now();
-        const elapsed = now - budget.since;
-        const done = firstPage * pageSize + chunk.length;
-        const projected = done >= Math.max(PROJECT_AFTER_BYTES, size / 4) ? elapsed + ((now - reading) * (size - done)) / done : elapsed;
-        if (projected > budget.ms) throw new ReadTooSlow();
-      }
-    });
+        if (firstPage === 0) crashPoint('backup.database-reading');
+      },
+      holds,
+    );
     // While the SHA-256 thread finishes the last chunks.
     const found = await facts(censusRows(read.census, file, name));
     const sha256 = await sha.digest();

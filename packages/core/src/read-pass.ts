@@ -14,6 +14,7 @@ import { createXXHash128 } from 'hash-wasm';
 import type { Encoder } from './encoding.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
+import type { ReadHolds } from './read-holds.js';
 import { RowCensus } from './row-census.js';
 import { Sha256Here, Sha256Thread, type Sha256Slots } from './sha256-thread.js';
 import { assertWholeSnapshot } from './snapshot.js';
@@ -47,8 +48,9 @@ export interface PagesRead {
  * Reads `file` (a database of `header`'s pages, named `name` in messages) once, as the module
  * comment says, through `sha` (fresh: a `readPassThread()` or a `Sha256Here`). `visit` sees each chunk after its pages
  * were hashed and noted, with the index (0-based) of its first page; the chunk's buffer is read into
- * again once the promise `visit` returned has resolved. Throws when the file is not exactly the
- * pages its header announces.
+ * again once the promise `visit` returned has resolved. With `holds`, reads are asked for only
+ * while a hold lasts, and the next hold is taken once none is in flight. Throws when the file is
+ * not exactly the pages its header announces.
  */
 export async function readPages(
   file: FileHandle,
@@ -56,6 +58,7 @@ export async function readPages(
   header: { pageSize: number; pageCount: number },
   sha: Sha256Slots,
   visit?: (chunk: Buffer, firstPage: number, read: PagesRead) => void | Promise<void>,
+  holds?: Pick<ReadHolds, 'due' | 'breathe'>,
 ): Promise<PagesRead> {
   const { pageSize, pageCount } = header;
   const { size } = await file.stat();
@@ -77,8 +80,19 @@ export async function readPages(
     });
     reads[slot]!.catch(() => undefined); // awaited below, unless an error ends the read first
   };
-  for (let n = 0; n < Math.min(slots, chunks); n++) readChunk(n);
+  let issued = 0; // chunks whose read was asked for
+  let seen = 0;
+  /** Asks for reads up to `slots` ahead while the hold lasts, and one at least at its start. */
+  const readAhead = (holdStarted: boolean) => {
+    for (let first = holdStarted; issued < chunks && issued < seen + slots && (first || !holds?.due()); first = false) readChunk(issued++);
+  };
+  readAhead(true);
   for (let n = 0; n < chunks; n++) {
+    if (n === issued) {
+      // The hold ended with no read in flight: every byte is read under a hold.
+      await holds!.breathe();
+      readAhead(true);
+    }
     const slot = n % slots;
     const length = await reads[slot]!;
     const chunk = sha.slots[slot]!.subarray(0, length);
@@ -88,7 +102,8 @@ export async function readPages(
     for (let at = 0, index = firstPage; at < length; at += pageSize, index++) read.census.observe(index, chunk, at);
     await visit?.(chunk, firstPage, read);
     free[slot] = hashed;
-    if (n + slots < chunks) readChunk(n + slots);
+    seen = n + 1;
+    readAhead(false);
   }
   return read;
 }

@@ -1,14 +1,17 @@
 import { checkWriterInvariants, startWriterProcess } from '@stowage/fixtures';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { restore } from './restore.js';
-import { warmPageCache } from './snapshot.js';
-import { makeWorkspace, type Workspace } from './test/harness.js';
+import { takeSnapshot, warmPageCache } from './snapshot.js';
+import { makeWorkspace, sha256File, type Workspace } from './test/harness.js';
+import { bumpEnds, HOLD_EVENTS, makeHoldsDatabase, writeNow } from './test/hold-events.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
@@ -83,6 +86,102 @@ describe('warmPageCache', () => {
     try {
       await expect(warmPageCache(join(dir, 'missing.sqlite3'))).resolves.toBeUndefined();
       await expect(warmPageCache(dir)).resolves.toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/*
+ * The copy in holds (rollback-journal mode): whatever happens between two holds, the snapshot is
+ * the bytes of one committed state — the state the database is in once nothing else happens.
+ * Holds of 0 ms make every 4 MiB chunk a hold of its own, so the events below land mid-copy.
+ */
+describe('takeSnapshot in holds of the read lock, with something happening between two holds', () => {
+  const CHUNK = 4 << 20;
+  it.each(HOLD_EVENTS)('$event: the snapshot is the database as it is after', async ({ at, commits }) => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      const chunks = Math.ceil((await stat(path)).size / CHUNK);
+      let breaths = 0;
+      const snapshot = await takeSnapshot(path, join(dir, 'snapshot'), {
+        busyTimeoutMs: 5000,
+        holdsMs: [0, 0],
+        betweenHolds: () => {
+          if (++breaths === 2) at(path);
+        },
+      });
+      // No restart: one breath between each two chunks. A restart at the second: those two, then the second attempt's.
+      expect(breaths).toBe(commits ? 2 + (Math.ceil((await stat(path)).size / CHUNK) - 1) : chunks - 1);
+      expect(existsSync(`${path}-journal`)).toBe(false);
+      expect(await sha256File(snapshot.path)).toBe(await sha256File(path));
+      expect(snapshot).toMatchObject({ journalMode: 'delete', pageCount: (await stat(path)).size / snapshot.pageSize });
+      expect(execFileSync('sqlite3', [snapshot.path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('after a commit in every attempt in holds, copies in one hold, however long', async () => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      let breaths = 0;
+      const snapshot = await takeSnapshot(path, join(dir, 'snapshot'), {
+        busyTimeoutMs: 5000,
+        holdsMs: [0, 0],
+        betweenHolds: () => {
+          breaths++;
+          writeNow(path, bumpEnds);
+        },
+      });
+      expect(breaths).toBe(2); // the first breath of each attempt in holds; none in the last
+      const db = new Database(snapshot.path, { readonly: true });
+      expect(db.prepare('SELECT (SELECT n FROM head) AS head, (SELECT n FROM tail) AS tail').get()).toEqual({ head: 2, tail: 2 });
+      db.close();
+      expect(await sha256File(snapshot.path)).toBe(await sha256File(path));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a database switched to WAL mode between two holds, leaving no snapshot and the database whole', async () => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      const target = join(dir, 'snapshot');
+      const taking = takeSnapshot(path, target, { busyTimeoutMs: 5000, holdsMs: [0], betweenHolds: () => writeNow(path, 'PRAGMA journal_mode = WAL;') });
+      await expect(taking).rejects.toMatchObject({ code: 'stowage.source.unreadable', message: expect.stringContaining('switched to WAL mode') });
+      expect(existsSync(target)).toBe(false);
+      expect(execFileSync('sqlite3', [path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('in holds of 0 ms, lets a writer in between every two chunks; unbounded, holds the lock once for the whole copy', async () => {
+    const { dir, path } = await makeHoldsDatabase();
+    try {
+      const chunks = Math.ceil((await stat(path)).size / CHUNK);
+      let breaths = 0;
+      const once = await takeSnapshot(path, join(dir, 'once'), {
+        busyTimeoutMs: 5000,
+        holdsMs: [Number.POSITIVE_INFINITY],
+        betweenHolds: () => void breaths++,
+      });
+      expect(breaths).toBe(0);
+      expect(once.lockMs).toBeGreaterThan(0);
+      const inHolds = await takeSnapshot(path, join(dir, 'in-holds'), {
+        busyTimeoutMs: 5000,
+        holdsMs: [0, 0, 0],
+        betweenHolds: () => {
+          const db = new Database(path, { timeout: 0 });
+          db.exec('BEGIN EXCLUSIVE'); // the lock a commit needs, refused (timeout 0) while any read lock is held
+          db.exec('ROLLBACK');
+          db.close();
+          breaths++;
+        },
+      });
+      expect(breaths).toBe(chunks - 1);
+      expect(await sha256File(inHolds.path)).toBe(await sha256File(once.path));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

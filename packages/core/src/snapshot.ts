@@ -1,12 +1,11 @@
 /*
  * Consistent snapshots of a live database.
  *
- * Rollback-journal mode (GreaterWMS): a read transaction holds SQLite's SHARED lock, under which no
- * writer may change the database file, so the file itself is a consistent image. We copy it with
- * the kernel (copy_file_range) while the lock is held — about 0.3 s per GiB, so writers with a
- * normal busy timeout wait rather than fail — and release the lock before hashing.
- * Closing our copy's file descriptor drops the process's POSIX locks on the file (a POSIX quirk),
- * so the copy happens strictly before the transaction ends, and nothing is read afterwards.
+ * Rollback-journal mode (GreaterWMS): under SQLite's read lock no writer may change the database
+ * file, so the file itself is a consistent image. It is copied under the lock taken in short holds
+ * (`ReadHolds`), between which writers that waited commit; a commit starts the copy again, in longer
+ * holds, and in the end in one hold, however long (`COPY_HOLDS_MS`). The lock is released before
+ * the copy is hashed.
  *
  * WAL mode: the file alone is not consistent (committed pages may still be in the -wal), so SQLite's
  * online backup copies the database, in a single step: the default step loop restarts whenever
@@ -21,15 +20,24 @@
  * (`read_bytes` in /proc/self/io): a whole read of a cached GiB would cost 0.3 CPU-s for nothing.
  */
 import { constants } from 'node:fs';
-import { copyFile, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { freemem } from 'node:os';
 import Database from 'better-sqlite3';
 import { CoreError, CoreErrorCode } from './errors.js';
+import { ReadHolds, StateChanged } from './read-holds.js';
 import { readSqliteHeader } from './sqlite-file.js';
 
 export interface SnapshotOptions {
   /** How long to wait for a writer's lock before giving up (ms). */
   busyTimeoutMs: number;
+  /**
+   * Rollback-journal mode: how long the read lock is held at a time while the database is copied,
+   * for each attempt in turn; the attempt after the last holds it as long as the copy takes
+   * (`ReadHolds`). Default `COPY_HOLDS_MS`.
+   */
+  holdsMs?: readonly number[];
+  /** Called between two holds, with no lock held (tests). */
+  betweenHolds?: () => void | Promise<void>;
 }
 
 /** A consistent copy of the database in the staging folder (not yet hashed). */
@@ -38,7 +46,7 @@ export interface Snapshot {
   pageSize: number;
   pageCount: number;
   journalMode: string;
-  /** How long writers were held off (rollback mode) or the online backup ran (WAL), in ms. */
+  /** The longest writers were held off at a time (rollback mode), or how long the online backup ran (WAL), in ms. */
   lockMs: number;
 }
 
@@ -124,29 +132,83 @@ export async function takeSnapshot(source: string, target: string, options: Snap
   const { db, journalMode } = await openLiveDatabase(source, options);
   let lockMs: number;
   try {
-    const started = performance.now();
     if (journalMode === 'wal') {
+      const started = performance.now();
       await db.backup(target, { progress: () => 0x7fffffff });
+      lockMs = performance.now() - started;
     } else {
-      db.prepare('BEGIN').run();
-      try {
-        db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        // EXCL: the target is new, and libuv then skips its ftruncate(0), after which ext4 flushes
-        // the whole file to disk on close (auto_da_alloc) — doubling the time writers wait.
-        await copyFile(source, target, constants.COPYFILE_EXCL);
-      } finally {
-        db.prepare('COMMIT').run();
-      }
+      lockMs = await copyInHolds(db, source, target, options);
     }
-    lockMs = performance.now() - started;
   } catch (cause) {
     await rm(target, { force: true });
-    throw sourceError(source, cause, options);
+    throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
   } finally {
     db.close();
   }
   const header = await readSqliteHeader(target);
   return { path: target, pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs };
+}
+
+/**
+ * Default `SnapshotOptions.holdsMs`: a copy in holds of 50 ms (a GiB takes 8 or so); after a
+ * commit, another in holds of 400 ms; after one more, the rest of the copy in a single hold, as
+ * long as it takes, so that a database written more often than it can be copied is still copied.
+ */
+export const COPY_HOLDS_MS: readonly number[] = [50, 400];
+/** Bytes copied between two looks at the clock (about 1.5 ms from the page cache); two chunks are in memory. */
+const COPY_CHUNK_BYTES = 4 << 20;
+
+/**
+ * Copies the rollback-journal database `source` (open as `db`) to the new file `target` under
+ * `ReadHolds`, starting again after a commit; returns the longest hold (ms). A restart writes over
+ * the bytes of the one before — their pages are in the page cache already, and copy faster.
+ */
+async function copyInHolds(db: Database.Database, source: string, target: string, options: SnapshotOptions): Promise<number> {
+  const holdsMs = options.holdsMs ?? COPY_HOLDS_MS;
+  // EXCL: the target is new, and libuv then skips its ftruncate(0), after which ext4 flushes
+  // the whole file to disk on close (auto_da_alloc) — doubling the time writers wait.
+  const out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  let file: FileHandle | undefined;
+  let holds: ReadHolds | undefined;
+  try {
+    file = await open(source, 'r');
+    holds = new ReadHolds(db, file, source, options.betweenHolds);
+    const buffers = [Buffer.allocUnsafe(COPY_CHUNK_BYTES), Buffer.allocUnsafe(COPY_CHUNK_BYTES)];
+    let written = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await holds.start(holdsMs[attempt] ?? Number.POSITIVE_INFINITY);
+        const { size } = await file.stat();
+        const readAt = (at: number, turn: number) => file!.read(buffers[turn % 2]!, 0, Math.min(COPY_CHUNK_BYTES, size - at), at);
+        // The next chunk is read while this one is written, unless the hold ends first: every read is under a hold.
+        let reading: ReturnType<typeof readAt> | undefined = size > 0 ? readAt(0, 0) : undefined;
+        for (let at = 0, turn = 0; reading; turn++) {
+          const { bytesRead, buffer } = await reading;
+          if (bytesRead === 0) break;
+          const end = at + bytesRead;
+          reading = end < size && !holds.due() ? readAt(end, turn + 1) : undefined;
+          const writing = out.write(buffer, 0, bytesRead, at);
+          await Promise.allSettled([writing, reading]); // no read left running when the write fails
+          await writing;
+          at = end;
+          if (!reading && at < size) {
+            await holds.breathe();
+            reading = readAt(at, turn + 1);
+          }
+        }
+        holds.release();
+        if (size < written) await out.truncate(size);
+        return holds.longestMs;
+      } catch (cause) {
+        if (!(cause instanceof StateChanged)) throw cause;
+        written = Math.max(written, (await out.stat()).size);
+      }
+    }
+  } finally {
+    holds?.release();
+    await file?.close(); // only once the lock is released (see the module comment)
+    await out.close();
+  }
 }
 
 /** Checks that the bytes read of a snapshot (`size`) are exactly the pages its header announces. */
