@@ -11,7 +11,7 @@
  * SQLite reading every table again. A commit during the read ends it: the file is copied instead
  * (`takeSnapshot`, which starts again after a commit, in longer holds), and the copy read the same
  * way without holding anyone. Closing a descriptor of the file drops the process's POSIX locks (a
- * POSIX quirk), so ours is opened under the lock and closed only after the last hold.
+ * POSIX quirk), so ours is closed only after the last hold.
  *
  * WAL mode: the file alone is not consistent, so the online backup copies it (`takeSnapshot`) and
  * the copy is read the same way.
