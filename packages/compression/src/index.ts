@@ -1,2 +1,2 @@
 export { CompressionError, CompressionErrorCode, decodeError } from './errors.js';
-export { DEFAULT_LEVEL, DEFAULT_WORKERS, createCompressStream, createDecompressStream, type CompressOptions } from './zstd.js';
+export { DEFAULT_LEVEL, DEFAULT_WORKERS, createCompressStream, createDecompressStream, type CompressOptions, type Recycling } from './zstd.js';

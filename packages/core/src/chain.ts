@@ -3,7 +3,8 @@ import { fdatasync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
-import { PassThrough, Transform, Writable } from 'node:stream';
+import { PassThrough, Transform, Writable, type Duplex } from 'node:stream';
+import type { Recycling } from '@stowage/compression';
 import { isStowageError, systemErrorCode } from '@stowage/errors';
 import { crashPoint, DigestStream, streamed } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
@@ -196,12 +197,14 @@ export async function fetchArtifact(
 /**
  * Writes a decoded full image to a file descriptor, positionally, with the pages of `overlay`
  * substituted and the pages past the image's end (a chain that grew) appended; hashes exactly
- * the bytes written. Chunks queued while a write runs go out together in one `writev`.
+ * the bytes written. Chunks queued while a write runs go out together in one `writev`. Given a
+ * decoder that recycles (`recycleInto`), it hands each chunk back once its write has completed.
  */
 class ImageSink extends Writable {
   readonly #fd: number;
   readonly #target: ImageTarget;
   readonly #hash = createHash('sha256');
+  #recycler: Recycling | undefined;
   /** Bytes of the image received. */
   #received = 0;
   #written = 0;
@@ -219,6 +222,14 @@ class ImageSink extends Writable {
     this.#target = target;
   }
 
+  /**
+   * Hands the chunks written back to `decoder`, which pushes them: the caller makes sure this
+   * sink is their last reader. Their bytes are then not counted as garbage (`streamed`).
+   */
+  recycleInto(decoder: Recycling): void {
+    this.#recycler = decoder;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this._writev([{ chunk }], callback);
   }
@@ -228,16 +239,23 @@ class ImageSink extends Writable {
     const overlay = this.#target.overlay;
     const limit = overlay ? overlay.baseLimit * overlay.pageSize : Infinity;
     const buffers: Buffer[] = [];
-    for (let { chunk } of chunks) {
+    /** The chunks as received, to recycle: `buffers` holds a piece of the last one the limit cuts. */
+    const received: Buffer[] = [];
+    for (const { chunk } of chunks) {
       const start = this.#received;
       this.#received += chunk.length;
+      received.push(chunk);
       if (start >= limit) continue;
-      if (start + chunk.length > limit) chunk = chunk.subarray(0, limit - start);
-      if (overlay) this.#substitute(overlay, chunk, start);
-      buffers.push(chunk);
+      const part = start + chunk.length > limit ? chunk.subarray(0, limit - start) : chunk;
+      if (overlay) this.#substitute(overlay, part, start);
+      buffers.push(part);
     }
-    if (buffers.length === 0) return callback();
-    this.#emit(buffers, position, callback);
+    const recycle = (error?: Error | null): void => {
+      for (const chunk of received) this.#recycler?.recycle(chunk);
+      callback(error);
+    };
+    if (buffers.length === 0) return recycle();
+    this.#emit(buffers, position, recycle, this.#recycler === undefined);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -253,7 +271,7 @@ class ImageSink extends Writable {
       const count = Math.min(batch, pageCount - page);
       const buffer = Buffer.alloc(count * pageSize);
       for (let i = 0; i < count; i++) overlay.copy(page + i, buffer, i * pageSize);
-      this.#emit([buffer], page * pageSize, (error) => (error ? done(error) : writeFrom(page + count)));
+      this.#emit([buffer], page * pageSize, (error) => (error ? done(error) : writeFrom(page + count)), true);
     };
     if (this.#written % pageSize !== 0) return done(new Error(`the full image is not a whole number of ${pageSize}-byte pages`));
     writeFrom(first);
@@ -302,8 +320,11 @@ class ImageSink extends Writable {
     }
   }
 
-  /** Hashes `buffers` and writes them, contiguous, at `position`. */
-  #emit(buffers: Buffer[], position: number, callback: (error?: Error | null) => void): void {
+  /**
+   * Hashes `buffers` and writes them, contiguous, at `position`; calls back once the write has
+   * completed, not before. `garbage`: the buffers are left to the collector after (not recycled).
+   */
+  #emit(buffers: Buffer[], position: number, callback: (error?: Error | null) => void, garbage: boolean): void {
     if (this.#flushError) return callback(this.#flushError);
     let length = 0;
     for (const buffer of buffers) {
@@ -311,7 +332,7 @@ class ImageSink extends Writable {
       length += buffer.length;
     }
     this.#written += length;
-    streamed(length);
+    if (garbage) streamed(length);
     writeAllAt(this.#fd, buffers, position, length, (error) => {
       if (!error) this.#flush();
       callback(error);
@@ -433,6 +454,9 @@ async function transfer(
     },
   });
   const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
+  // An image sink is the last reader of what the decoders push (no digest of decoded bytes here).
+  const last = decoders.at(-1);
+  if (sink instanceof ImageSink && decoded.length === 0 && recycles(last)) sink.recycleInto(last);
   // The download and the decoding are two pipelines, so the download can outlive a failed decoding.
   const input = new PassThrough();
   let failure: unknown;
@@ -468,6 +492,9 @@ async function transfer(
     });
   }
 }
+
+/** Whether `stage` takes its chunks back (`Recycling`: zstd decoding). */
+const recycles = (stage: Duplex | undefined): stage is Duplex & Recycling => typeof (stage as Partial<Recycling> | undefined)?.recycle === 'function';
 
 /** Whether the bytes `stored` has seen so far are the whole artifact, as the manifest records it. */
 const intact = (stored: DigestStream, artifact: Artifact) => stored.size === artifact.size && stored.digest() === artifact.sha256;
