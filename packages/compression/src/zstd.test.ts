@@ -3,7 +3,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { CompressionError, CompressionErrorCode, decodeError } from './errors.js';
-import { createCompressStream, createDecompressStream, workerThreads } from './zstd.js';
+import { createCompressStream, createDecompressStream, workerThreads, type Recycling } from './zstd.js';
 
 /** SQLite-like data: repetitive rows with some noise, compressible about 4:1. */
 function sampleData(size: number): Buffer {
@@ -106,6 +106,82 @@ describe('backpressure', () => {
     expect(first.length).toBeGreaterThan(0);
     expect(decompressor.readableLength).toBeLessThan(2 * 1024 * 1024);
     decompressor.destroy();
+  });
+});
+
+describe('a reader that recycles the chunks', () => {
+  const data = sampleData(4 * 1024 * 1024 + 321);
+
+  /**
+   * Decodes `compressed` into `read`, called with each chunk and its offset in the output, through
+   * a slow reader; returns the distinct buffers the chunks were in.
+   */
+  async function recycling(compressed: Buffer, read: (chunk: Buffer, offset: number, decoder: Recycling) => void): Promise<Set<ArrayBufferLike>> {
+    const decoder = createDecompressStream();
+    const buffers = new Set<ArrayBufferLike>();
+    let offset = 0;
+    await pipeline(
+      Readable.from([compressed.subarray(0, 100_000), compressed.subarray(100_000)]),
+      decoder,
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          buffers.add(chunk.buffer);
+          read(chunk, offset, decoder);
+          offset += chunk.length;
+          setImmediate(callback);
+        },
+      }),
+    );
+    expect(offset).toBe(data.length);
+    return buffers;
+  }
+
+  it('keeps each chunk intact until it is handed back (8 held at a time, poisoned when handed back), and decodes into a dozen buffers', async () => {
+    const compressed = await compress(data);
+    const held: Array<{ chunk: Buffer; offset: number }> = [];
+    const damaged: number[] = [];
+    const handBack = (decoder: Recycling, { chunk, offset }: { chunk: Buffer; offset: number }) => {
+      if (!chunk.equals(data.subarray(offset, offset + chunk.length))) damaged.push(offset);
+      chunk.fill(0xee); // what a buffer reused too early would carry into the output
+      decoder.recycle(chunk);
+    };
+    const buffers = await recycling(compressed, (chunk, offset, decoder) => {
+      held.push({ chunk, offset });
+      if (held.length > 8) handBack(decoder, held.shift()!);
+    });
+    expect(damaged).toEqual([]);
+    expect(buffers.size).toBeLessThanOrEqual(12);
+  });
+
+  it('ignores a chunk handed back twice (after its buffer was reused), a piece, a copy or another view of it: no chunk still read is overwritten', async () => {
+    const compressed = await compress(data);
+    const kept: Array<{ chunk: Buffer; offset: number }> = [];
+    let returned: Buffer | undefined;
+    let count = 0;
+    const buffers = await recycling(compressed, (chunk, offset, decoder) => {
+      // Every other chunk goes back at once; the one before is handed back again, stale.
+      if (returned) decoder.recycle(returned);
+      if (count++ % 2 === 0) {
+        decoder.recycle(chunk);
+        returned = chunk;
+        return;
+      }
+      decoder.recycle(chunk.subarray(0, 100));
+      decoder.recycle(chunk.subarray(0));
+      decoder.recycle(Buffer.from(chunk));
+      kept.push({ chunk, offset });
+    });
+    expect(buffers.size).toBeGreaterThan(kept.length); // the kept ones, and the recycled one(s)
+    expect(buffers.size).toBeLessThanOrEqual(kept.length + 2);
+    for (const { chunk, offset } of kept) expect(chunk.equals(data.subarray(offset, offset + chunk.length)), `chunk at ${offset}`).toBe(true);
+  });
+
+  it('without recycling, no chunk is ever decoded into again', async () => {
+    const compressed = await compress(data);
+    const chunks: Buffer[] = [];
+    const buffers = await recycling(compressed, (chunk) => chunks.push(chunk));
+    expect(buffers.size).toBe(chunks.length);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
   });
 });
 

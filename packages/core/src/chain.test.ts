@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { Recycling } from '@stowage/compression';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simulateWarehouseActivity } from '@stowage/fixtures';
@@ -38,6 +40,55 @@ describe('materializeChain', () => {
           .digest('hex'),
       ).toBe(entry.manifest.source.snapshotSha256);
     }
+  });
+});
+
+describe('recycling the decoded chunks', () => {
+  it('the image sink hands a chunk back to zstd only once its bytes are in the file (checked then, and poisoned), over a chain and a full alone', async () => {
+    process.env.STOWAGE_CHAIN_TEST_PASSPHRASE = 'correct horse battery staple';
+    ws = await makeWorkspace({
+      config: { compression: { algorithm: 'zstd', level: 3 }, encryption: { mode: 'passphrase', passphraseEnv: 'STOWAGE_CHAIN_TEST_PASSPHRASE' } },
+    });
+    const full = await backup(ws.engine, { type: 'full' });
+    simulateWarehouseActivity(ws.database, { seed: 5, operations: 40 });
+    await backup(ws.engine, { type: 'incremental' });
+    const codec = ws.engine.codec;
+    const decoders = codec.decoders.bind(codec);
+    let path = '';
+    const early: number[] = [];
+    let recycled = 0;
+    codec.decoders = async (artifact, backupId) => {
+      const stages = await decoders(artifact, backupId);
+      const zstd = stages.at(-1) as Duplex & Recycling;
+      const recycle = zstd.recycle.bind(zstd);
+      let offset = 0; // chunks come back in the order they were written, from the image's start
+      zstd.recycle = (chunk) => {
+        if (artifact.role === 'database') {
+          const onDisk = Buffer.alloc(chunk.length);
+          const fd = openSync(path, 'r');
+          readSync(fd, onDisk, 0, chunk.length, offset);
+          closeSync(fd);
+          if (!onDisk.equals(chunk)) early.push(offset);
+          offset += chunk.length;
+          recycled++;
+        }
+        chunk.fill(0xee); // what the file would get if the write were still reading it
+        recycle(chunk);
+      };
+      return stages;
+    };
+    const catalog = catalogOf(ws.engine);
+    for (const id of ['latest', full.manifest.id]) {
+      const entry = await findBackup(ws.engine, catalog, id);
+      const chain = await resolveChain(catalog, entry, ws.engine.destinations);
+      path = join(ws.dir, `image-${chain.length}.sqlite3`);
+      recycled = 0;
+      await materializeChain(ws.engine, chain, path, ws.engine.destinations);
+      const image = await readFile(path);
+      expect(createHash('sha256').update(image).digest('hex')).toBe(entry.manifest.source.snapshotSha256);
+      expect(recycled).toBeGreaterThan(image.length / (128 * 1024) - 2);
+    }
+    expect(early).toEqual([]);
   });
 });
 
