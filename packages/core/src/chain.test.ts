@@ -44,7 +44,7 @@ describe('materializeChain', () => {
 });
 
 describe('recycling the decoded chunks', () => {
-  it('the image sink hands a chunk back to zstd only once its bytes are in the file (checked then, and poisoned), over a chain and a full alone', async () => {
+  it('the image sink hands a chunk back to zstd only once its bytes are in the file (checked then, and poisoned), the delta receiver once parsed; over a chain and a full alone', async () => {
     process.env.STOWAGE_CHAIN_TEST_PASSPHRASE = 'correct horse battery staple';
     ws = await makeWorkspace({
       config: { compression: { algorithm: 'zstd', level: 3 }, encryption: { mode: 'passphrase', passphraseEnv: 'STOWAGE_CHAIN_TEST_PASSPHRASE' } },
@@ -57,6 +57,7 @@ describe('recycling the decoded chunks', () => {
     let path = '';
     const early: number[] = [];
     let recycled = 0;
+    let deltaChunks = 0;
     codec.decoders = async (artifact, backupId) => {
       const stages = await decoders(artifact, backupId);
       const zstd = stages.at(-1) as Duplex & Recycling;
@@ -71,8 +72,8 @@ describe('recycling the decoded chunks', () => {
           if (!onDisk.equals(chunk)) early.push(offset);
           offset += chunk.length;
           recycled++;
-        }
-        chunk.fill(0xee); // what the file would get if the write were still reading it
+        } else deltaChunks++;
+        chunk.fill(0xee); // what the file or the spill would get if a write or the parse still read it
         recycle(chunk);
       };
       return stages;
@@ -89,6 +90,7 @@ describe('recycling the decoded chunks', () => {
       expect(recycled).toBeGreaterThan(image.length / (128 * 1024) - 2);
     }
     expect(early).toEqual([]);
+    expect(deltaChunks).toBeGreaterThan(0);
   });
 });
 

@@ -10,7 +10,7 @@ import { crashPoint, DigestStream, streamed } from '@stowage/storage';
 import { findInCatalog, type CatalogEntry, type ManifestCatalog } from './catalog.js';
 import type { Destination, Engine } from './engine.js';
 import { CoreError, CoreErrorCode } from './errors.js';
-import { ChainPages, writeAllAt, type DeltaReceiver } from './delta.js';
+import { ChainPages, DeltaReceiver, writeAllAt } from './delta.js';
 import { databaseArtifact, type Artifact } from './manifest.js';
 import { syncFile, tempSibling } from './private-fs.js';
 import { dirname } from 'node:path';
@@ -454,9 +454,9 @@ async function transfer(
     },
   });
   const decoders = decode ? await engine.codec.decoders(artifact, backupId) : [];
-  // An image sink is the last reader of what the decoders push (no digest of decoded bytes here).
+  // An image sink or a delta receiver is the last reader of what the decoders push (no digest of decoded bytes here).
   const last = decoders.at(-1);
-  if (sink instanceof ImageSink && decoded.length === 0 && recycles(last)) sink.recycleInto(last);
+  if ((sink instanceof ImageSink || sink instanceof DeltaReceiver) && decoded.length === 0 && recycles(last)) sink.recycleInto(last);
   // The download and the decoding are two pipelines, so the download can outlive a failed decoding.
   const input = new PassThrough();
   let failure: unknown;

@@ -13,6 +13,7 @@
 import { closeSync, openSync, readSync, writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import type { Recycling } from '@stowage/compression';
 import { streamed } from '@stowage/storage';
 import { CoreError, CoreErrorCode } from './errors.js';
 
@@ -217,6 +218,7 @@ export class DeltaReceiver extends Writable {
   #writeAt: number;
   #writing: Promise<void> | undefined;
   #problem: CoreError | undefined;
+  #recycler: Recycling | undefined;
 
   constructor(
     fd: number,
@@ -241,9 +243,16 @@ export class DeltaReceiver extends Writable {
     this.#batch = spare.pop() ?? Buffer.allocUnsafe(SPILL_BATCH_BYTES);
   }
 
+  /** Hands each chunk back to `decoder`, which pushed it, once parsed (its pages are copied): the caller makes sure this receiver is its last reader. */
+  recycleInto(decoder: Recycling): void {
+    this.#recycler = decoder;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    streamed(chunk.length); // the decoded chunks are garbage once parsed
     if (!this.#problem) this.#parse(chunk);
+    // Parsed, the chunk is read no more: recycled, else garbage.
+    if (this.#recycler) this.#recycler.recycle(chunk);
+    else streamed(chunk.length);
     this.#drain(callback);
   }
 
