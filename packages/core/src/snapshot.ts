@@ -33,7 +33,8 @@ export interface SnapshotOptions {
   /**
    * Rollback-journal mode: how long the read lock is held at a time while the database is copied,
    * for each attempt in turn; the attempt after the last holds it as long as the copy takes
-   * (`ReadHolds`). Default `COPY_HOLDS_MS`.
+   * (`ReadHolds`). An incremental's read of the live file, before any copy, holds it as long as the
+   * first. Default `COPY_HOLDS_MS`.
    */
   holdsMs?: readonly number[];
   /** Called between two holds, with no lock held (tests). */
@@ -165,8 +166,8 @@ const COPY_CHUNK_BYTES = 4 << 20;
  */
 async function copyInHolds(db: Database.Database, source: string, target: string, options: SnapshotOptions): Promise<number> {
   const holdsMs = options.holdsMs ?? COPY_HOLDS_MS;
-  // EXCL: the target is new, and libuv then skips its ftruncate(0), after which ext4 flushes
-  // the whole file to disk on close (auto_da_alloc) — doubling the time writers wait.
+  // A new file (EXCL), never truncated to nothing: ext4 flushes a file truncated to 0 and written
+  // again to disk when it is closed (auto_da_alloc), which would double the time the copy takes.
   const out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   let file: FileHandle | undefined;
   let holds: ReadHolds | undefined;
