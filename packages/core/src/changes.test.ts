@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, watch } from 'node:fs';
-import { appendFile, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { appendFile, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,7 +13,7 @@ import { takeChanges } from './changes.js';
 import { listBackups } from './catalog.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
-import { HOLD_EVENTS, makeHoldsDatabase, writeNow } from './test/hold-events.js';
+import { HOLD_EVENTS, withHoldsDatabase, writeNow } from './test/hold-events.js';
 
 /*
  * Incrementals read the live database once under SQLite's read lock (changes.ts): what they store
@@ -267,8 +267,7 @@ describe('takeChanges in holds of the read lock, with something happening betwee
   const chunks = async (path: string, bytes: number) => Math.ceil((await stat(path)).size / bytes);
 
   it.each(HOLD_EVENTS)('$event: the delta is the database as it is after', async ({ at, commits }) => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       const reads = await chunks(path, READ_CHUNK);
       let breaths = 0;
       const changes = await take(dir, path, 'during', () => {
@@ -286,22 +285,17 @@ describe('takeChanges in holds of the read lock, with something happening betwee
       expect(await sha256File(join(dir, 'during.delta'))).toBe(await sha256File(join(dir, 'after.delta')));
       expect(changes!.digest.sha256).toBe(await sha256File(path));
       expect(changes!.facts.tables).toEqual(tableRowCounts(path));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('refuses a database switched to WAL mode between two holds, with a one-line error, the database whole', async () => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       const taking = take(dir, path, 'during', () => writeNow(path, 'PRAGMA journal_mode = WAL;'));
       await expect(taking).rejects.toMatchObject({
         code: 'stowage.source.unreadable',
         message: expect.stringMatching(/switched to WAL mode during the backup; run the backup again$/),
       });
       expect(execFileSync('sqlite3', [path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -11,7 +11,7 @@ import { backup } from './backup.js';
 import { restore } from './restore.js';
 import { takeSnapshot, warmPageCache } from './snapshot.js';
 import { makeWorkspace, sha256File, type Workspace } from './test/harness.js';
-import { bumpEnds, HOLD_EVENTS, makeHoldsDatabase, writeNow } from './test/hold-events.js';
+import { bumpEnds, HOLD_EVENTS, withHoldsDatabase, writeNow } from './test/hold-events.js';
 
 let ws: Workspace;
 afterEach(async () => ws?.dispose());
@@ -100,8 +100,7 @@ describe('warmPageCache', () => {
 describe('takeSnapshot in holds of the read lock, with something happening between two holds', () => {
   const CHUNK = 4 << 20;
   it.each(HOLD_EVENTS)('$event: the snapshot is the database as it is after', async ({ at, commits }) => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       const chunks = Math.ceil((await stat(path)).size / CHUNK);
       let breaths = 0;
       const snapshot = await takeSnapshot(path, join(dir, 'snapshot'), {
@@ -117,14 +116,11 @@ describe('takeSnapshot in holds of the read lock, with something happening betwe
       expect(await sha256File(snapshot.path)).toBe(await sha256File(path));
       expect(snapshot).toMatchObject({ journalMode: 'delete', pageCount: (await stat(path)).size / snapshot.pageSize });
       expect(execFileSync('sqlite3', [snapshot.path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('after a commit in every attempt in holds, copies in one hold, however long', async () => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       let breaths = 0;
       const snapshot = await takeSnapshot(path, join(dir, 'snapshot'), {
         busyTimeoutMs: 5000,
@@ -139,27 +135,21 @@ describe('takeSnapshot in holds of the read lock, with something happening betwe
       expect(db.prepare('SELECT (SELECT n FROM head) AS head, (SELECT n FROM tail) AS tail').get()).toEqual({ head: 2, tail: 2 });
       db.close();
       expect(await sha256File(snapshot.path)).toBe(await sha256File(path));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('refuses a database switched to WAL mode between two holds, leaving no snapshot and the database whole', async () => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       const target = join(dir, 'snapshot');
       const taking = takeSnapshot(path, target, { busyTimeoutMs: 5000, holdsMs: [0], betweenHolds: () => writeNow(path, 'PRAGMA journal_mode = WAL;') });
       await expect(taking).rejects.toMatchObject({ code: 'stowage.source.unreadable', message: expect.stringContaining('switched to WAL mode') });
       expect(existsSync(target)).toBe(false);
       expect(execFileSync('sqlite3', [path, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim()).toBe('ok');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('in holds of 0 ms, lets a writer in between every two chunks; unbounded, holds the lock once for the whole copy', async () => {
-    const { dir, path } = await makeHoldsDatabase();
-    try {
+    await withHoldsDatabase(async ({ dir, path }) => {
       const chunks = Math.ceil((await stat(path)).size / CHUNK);
       let breaths = 0;
       const once = await takeSnapshot(path, join(dir, 'once'), {
@@ -182,8 +172,6 @@ describe('takeSnapshot in holds of the read lock, with something happening betwe
       });
       expect(breaths).toBe(chunks - 1);
       expect(await sha256File(inHolds.path)).toBe(await sha256File(once.path));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,17 +13,24 @@ import Database from 'better-sqlite3';
 
 const BETTER_SQLITE3 = JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'));
 
-/** A ~20 MB database (pages of 4096 bytes) in a new folder, whose first and last pages `bumpEnds` changes. */
-export async function makeHoldsDatabase(): Promise<{ dir: string; path: string }> {
+/**
+ * Runs `run` on a ~20 MB database (pages of 4096 bytes) in a new folder, removed after, whose first
+ * and last pages `bumpEnds` changes.
+ */
+export async function withHoldsDatabase(run: (database: { dir: string; path: string }) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-holds-'));
-  const path = join(dir, 'db.sqlite3');
-  const db = new Database(path);
-  db.exec(`CREATE TABLE head(n); INSERT INTO head VALUES (0);
-    CREATE TABLE filler(id INTEGER PRIMARY KEY, v BLOB);
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO filler(v) SELECT randomblob(1000) FROM n;
-    CREATE TABLE tail(n); INSERT INTO tail VALUES (0);`);
-  db.close();
-  return { dir, path };
+  try {
+    const path = join(dir, 'db.sqlite3');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE head(n); INSERT INTO head VALUES (0);
+      CREATE TABLE filler(id INTEGER PRIMARY KEY, v BLOB);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO filler(v) SELECT randomblob(1000) FROM n;
+      CREATE TABLE tail(n); INSERT INTO tail VALUES (0);`);
+    db.close();
+    await run({ dir, path });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs `sql` on `path` without waiting for a lock: between holds, none is held. */
