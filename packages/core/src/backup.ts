@@ -16,7 +16,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
-import { readSnapshot } from './read-pass.js';
+import { readPassThread, readSnapshot } from './read-pass.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
 import { encodedSuffix, type Encoder, type EncodingName } from './encoding.js';
@@ -142,10 +142,14 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
   const stagedHashes = `${stem}.pagehash`;
   // Set once a full backup has encoded the snapshot and no longer needs it (see there).
   let snapshotRemoved: Promise<void> | undefined;
+  // An incremental's SHA-256 thread comes up while the backup is planned (a full does not need it).
+  let readThread = options.type === 'incremental' ? readPassThread() : undefined;
+  const closeReadThread = () => readThread?.close().finally(() => (readThread = undefined));
   try {
     // While the backup is planned: writers then wait for a copy from memory, not from the disk.
     const warmed = warmPageCache(config.source.database);
     const plan = await planBackup(engine, options.type);
+    if (!plan.parent) await closeReadThread();
     // Before the snapshot: a passphrase verifier's scrypt (32 MiB) then does not add to the encoding's memory peak.
     const encoding = await engine.codec.describe(plan.history);
     await warmed;
@@ -158,7 +162,9 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
         { ...plan.parent.entry.manifest.source, pageHashes: plan.parent.pageHashes },
         { snapshot: stagedSnapshot, delta: stagedDelta },
         { busyTimeoutMs: config.source.busyTimeoutMs },
+        (readThread ??= readPassThread()),
       ));
+    await closeReadThread();
     if (plan.parent && !changes) downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
     const snapshot = changes ? changes.snapshot : await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
     crashPoint('backup.snapshot-staged');
@@ -338,7 +344,7 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       return { outcome, manifest, committed, failures, bytes, durationMs: performance.now() - started };
     }
   } finally {
-    await snapshotRemoved;
+    await Promise.all([snapshotRemoved, closeReadThread()]);
     const leftovers = (await readdir(engine.stagingDir)).filter((name) => name.startsWith(basename(stem)));
     await Promise.all(leftovers.map((name) => rm(join(engine.stagingDir, name), { force: true })));
   }

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backup } from './backup.js';
 import { takeChanges } from './changes.js';
 import { listBackups } from './catalog.js';
+import { readPassThread } from './read-pass.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace, sha256File } from './test/harness.js';
 import { HOLD_EVENTS, withHoldsDatabase, writeNow } from './test/hold-events.js';
@@ -30,6 +31,16 @@ function addFiller(path: string, rows: number): void {
   db.exec(`CREATE TABLE IF NOT EXISTS filler(id INTEGER PRIMARY KEY, v BLOB);
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows}) INSERT INTO filler(v) SELECT randomblob(1000) FROM n;`);
   db.close();
+}
+
+/** `takeChanges` with a SHA-256 thread of its own, closed after. */
+async function takeChangesOnce(...args: Parameters<typeof takeChanges> extends [...infer Head, unknown] ? Head : never) {
+  const sha = readPassThread();
+  try {
+    return await takeChanges(...args, sha);
+  } finally {
+    await sha.close();
+  }
 }
 
 async function restoreTo(id: string, name: string): Promise<string> {
@@ -205,7 +216,7 @@ describe('an incremental read from the live database (rollback journal)', () => 
     addFiller(ws.database, 100);
     const parent = { ...full.source, pageHashes: await readFile(join(ws.config.stateDir, 'cache', `${full.id}.pagehash`)) };
     const take = (name: string, betweenHolds: () => void) =>
-      takeChanges(
+      takeChangesOnce(
         ws.database,
         parent,
         { snapshot: join(ws.dir, `${name}.sqlite3`), delta: join(ws.dir, `${name}.delta`) },
@@ -258,7 +269,7 @@ describe('takeChanges in holds of the read lock, with something happening betwee
   const COPY_CHUNK = 4 << 20;
   const noPages = { pageSize: 4096, pageCount: 0, snapshotSha256: '0'.repeat(64), pageHashes: Buffer.alloc(0) };
   const take = (dir: string, path: string, name: string, betweenHolds: () => void) =>
-    takeChanges(
+    takeChangesOnce(
       path,
       noPages,
       { snapshot: join(dir, `${name}.sqlite3`), delta: join(dir, `${name}.delta`) },

@@ -24,7 +24,7 @@ import { CoreError, CoreErrorCode } from './errors.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
 import { ReadHolds, StateChanged } from './read-holds.js';
-import { censusRows, readPages, readPassThread } from './read-pass.js';
+import { censusRows, readPages } from './read-pass.js';
 import type { Sha256Thread } from './sha256-thread.js';
 import { COPY_HOLDS_MS, openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import { parseSqliteHeader } from './sqlite-file.js';
@@ -53,39 +53,37 @@ export interface Changes {
 /**
  * Writes the delta of the live database `source` against `parent` to `staged.delta` (in WAL mode
  * through a copy at `staged.snapshot`). Returns undefined, having written nothing, when the page
- * size is no longer the parent's: no delta can be taken, the caller takes a full.
+ * size is no longer the parent's: no delta can be taken, the caller takes a full. `sha` is a
+ * `readPassThread()` not used before, started early so that it comes up while the caller does
+ * other work; the caller closes it.
  */
 export async function takeChanges(
   source: string,
   parent: ParentPages,
   staged: { snapshot: string; delta: string },
   options: SnapshotOptions,
+  sha: Sha256Thread,
 ): Promise<Changes | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
-  const sha = readPassThread();
+  let heldMs = 0;
+  if (journalMode !== 'wal') {
+    const live = await readLive(db, source, parent, staged.delta, sha, options);
+    if (!live.changed) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
+    heldMs = live.heldMs;
+    await Promise.all([rm(staged.delta, { force: true }), sha.reset()]);
+  } else {
+    db.close();
+  }
+  const snapshot = await takeSnapshot(source, staged.snapshot, options);
+  const file = await open(staged.snapshot, 'r');
   try {
-    let heldMs = 0;
-    if (journalMode !== 'wal') {
-      const live = await readLive(db, source, parent, staged.delta, sha, options);
-      if (!live.changed) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
-      heldMs = live.heldMs;
-      await Promise.all([rm(staged.delta, { force: true }), sha.reset()]);
-    } else {
-      db.close();
-    }
-    const snapshot = await takeSnapshot(source, staged.snapshot, options);
-    const file = await open(staged.snapshot, 'r');
-    try {
-      const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
-      const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
-      return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: Math.max(heldMs, snapshot.lockMs) } };
-    } finally {
-      await file.close();
-      // Not needed any more: gone before the kernel writes a GiB of it back.
-      await rm(staged.snapshot, { force: true });
-    }
+    const facts = (countRows: (rootPage: number) => number | undefined) => withPrivateDatabase(staged.snapshot, (copy) => readFacts(copy, countRows));
+    const read = await readChanges(file, staged.snapshot, parent, staged.delta, facts, sha);
+    return read && { ...read, snapshot: { ...read.header, journalMode, lockMs: Math.max(heldMs, snapshot.lockMs) } };
   } finally {
-    await sha.close();
+    await file.close();
+    // Not needed any more: gone before the kernel writes a GiB of it back.
+    await rm(staged.snapshot, { force: true });
   }
 }
 
