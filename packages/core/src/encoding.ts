@@ -155,6 +155,11 @@ export class Codec {
     return stages;
   }
 
+  /** Starts zstd's decoding thread when `artifacts` need it, so that it comes up while the caller prepares. */
+  async prepareDecoding(artifacts: readonly Artifact[]): Promise<void> {
+    if (artifacts.some((artifact) => artifact.encoding.includes('zstd'))) (await compression()).startDecodeThread();
+  }
+
   /** Transforms that undo `encoding`, last applied first. */
   async decoders(artifact: Artifact, backupId: string): Promise<Duplex[]> {
     const encrypted = artifact.encoding.includes('pgp');
@@ -174,7 +179,7 @@ export class Codec {
     }
     const stages: Duplex[] = [];
     for (const name of [...artifact.encoding].reverse()) {
-      if (name === 'zstd') stages.push((await compression()).createDecompressStream());
+      if (name === 'zstd') stages.push((await compression()).createThreadedDecompressStream());
       else if (name === 'pgp') stages.push((await crypto()).createDecryptStream(await this.decryptionKeys()));
       else throw new CoreError(CoreErrorCode.NotABackup, `${artifact.key} uses an unknown encoding '${name}'`, { context: { key: artifact.key } });
     }

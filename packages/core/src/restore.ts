@@ -143,6 +143,7 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
     const workDir = join(targetDir, `.stowage-restore-${ownerToken()}`);
     const setNames = wantFiles ? (sets ?? Object.keys(entry.manifest.files?.sets ?? {})) : [];
     const chain = await resolveChain(catalog, entry, destinations);
+    await engine.codec.prepareDecoding(chain.flatMap((link) => link.manifest.artifacts));
     const roles = new Set<Artifact['role']>([...(wantDatabase ? (['database', 'delta'] as const) : []), ...(wantFiles ? (['files'] as const) : [])]);
     const command = [
       'stowage restore',
