@@ -7,8 +7,8 @@ import type { BenchContext } from './section.js';
 export interface Manifest {
   id: string;
   seq: number;
-  /** How long the backup held the database's writers off, in ms. */
-  source: { lockMs: number };
+  /** How long the backup held the database's writers off, in ms; the SHA-256 of the database it holds. */
+  source: { lockMs: number; snapshotSha256: string };
   artifacts: Array<{ role: string; key: string; size: number }>;
 }
 
