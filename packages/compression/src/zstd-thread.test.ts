@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -7,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { CompressionError, CompressionErrorCode } from './errors.js';
 import { createCompressStream } from './zstd.js';
-import { createThreadedDecompressStream } from './zstd-thread.js';
+import { createThreadedDecompressStream, stopDecodeThread } from './zstd-thread.js';
 
 /*
  * What only the decoding thread can get wrong (zstd.test.ts runs the decoding matrix on both
@@ -67,6 +68,30 @@ describe('streams sharing the decoding thread', () => {
         expect(output.equals(plain), `stream ${n}`).toBe(true);
       }
     }
+  });
+});
+
+describe('stopDecodeThread', () => {
+  it('lets an open stream finish; a stream made before and written to after, and the next ones, decode on a new thread', async () => {
+    const plain = Buffer.from(randomBytes(50_000).toString('hex'));
+    const compressed = await compress(plain);
+    const open = createThreadedDecompressStream();
+    const out: Buffer[] = [];
+    open.on('data', (chunk: Buffer) => out.push(Buffer.from(chunk)));
+    open.write(compressed.subarray(0, 1000)); // opened on the running thread
+    const early = createThreadedDecompressStream(); // made, not yet written to
+    const stopped = stopDecodeThread();
+    const ended = once(open, 'end');
+    open.end(compressed.subarray(1000));
+    await ended;
+    expect(Buffer.concat(out).equals(plain)).toBe(true);
+    await stopped;
+    const late: Buffer[] = [];
+    await pipeline(Readable.from([compressed]), early, new Writable({ write: (chunk: Buffer, _e, cb) => (late.push(Buffer.from(chunk)), cb()) }));
+    expect(Buffer.concat(late).equals(plain)).toBe(true);
+    expect((await decode(compressed, true)).output.equals(plain)).toBe(true);
+    await stopDecodeThread(); // none open: ends at once
+    expect((await decode(compressed)).output.equals(plain)).toBe(true);
   });
 });
 

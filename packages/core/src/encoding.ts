@@ -160,6 +160,11 @@ export class Codec {
     if (artifacts.some((artifact) => artifact.encoding.includes('zstd'))) (await compression()).startDecodeThread();
   }
 
+  /** Ends zstd's decoding thread once its streams have ended: what follows runs without its memory. */
+  async finishDecoding(): Promise<void> {
+    await (await compression()).stopDecodeThread();
+  }
+
   /** Transforms that undo `encoding`, last applied first. */
   async decoders(artifact: Artifact, backupId: string): Promise<Duplex[]> {
     const encrypted = artifact.encoding.includes('pgp');

@@ -170,6 +170,8 @@ async function restoreBackup(engine: Engine, options: RestoreOptions): Promise<R
       const sources: string[] = [];
       if (target && temp) {
         sources.push(...(await materializeChain(engine, chain, temp, destinations, { flushEvery: FLUSH_BYTES })));
+        // The checks (seconds per GiB) run without the decoding thread's memory; file sets start another.
+        await engine.codec.finishDecoding();
         await keepOwnership(target, temp);
         // The one fsync runs in the thread pool while the checks read the page cache here.
         const synced = syncFile(temp);
