@@ -1,3 +1,3 @@
 export { CompressionError, CompressionErrorCode, decodeError } from './errors.js';
-export { DEFAULT_LEVEL, DEFAULT_WORKERS, createCompressStream, createDecompressStream, type CompressOptions, type Recycling } from './zstd.js';
-export { createThreadedDecompressStream, startDecodeThread, stopDecodeThread } from './zstd-thread.js';
+export { DEFAULT_LEVEL, DEFAULT_WORKERS, createCompressStream, type CompressOptions } from './zstd.js';
+export { createDecompressStream, startDecodeThread, stopDecodeThread, type Recycling } from './zstd-thread.js';

@@ -4,7 +4,8 @@ import { Readable, type Transform } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { createCompressStream, createDecompressStream } from './zstd.js';
+import { createCompressStream } from './zstd.js';
+import { createDecompressStream } from './zstd-thread.js';
 
 // Debian's zstd CLI on the other side of our streams.
 

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { CompressionError, CompressionErrorCode } from './errors.js';
 import { createCompressStream } from './zstd.js';
-import { createThreadedDecompressStream, stopDecodeThread } from './zstd-thread.js';
+import { createDecompressStream, stopDecodeThread } from './zstd-thread.js';
 
 /*
  * What only the decoding thread can get wrong (zstd.test.ts runs the decoding matrix on both
@@ -28,7 +28,7 @@ async function decode(input: Buffer, slow = false): Promise<{ output: Buffer; er
   try {
     await pipeline(
       Readable.from(pieces),
-      createThreadedDecompressStream(),
+      createDecompressStream(),
       new Writable({ write: (chunk: Buffer, _e, cb) => (out.push(Buffer.from(chunk)), slow ? setTimeout(cb, 1) : cb()) }),
     );
     return { output: Buffer.concat(out) };
@@ -54,7 +54,7 @@ describe('streams sharing the decoding thread', () => {
       }),
     );
     const abandoned = Array.from({ length: 5 }, () => {
-      const stream = createThreadedDecompressStream();
+      const stream = createDecompressStream();
       stream.write(cases[0]!.input.subarray(0, 500));
       return stream;
     });
@@ -75,11 +75,11 @@ describe('stopDecodeThread', () => {
   it('lets an open stream finish; a stream made before and written to after, and the next ones, decode on a new thread', async () => {
     const plain = Buffer.from(randomBytes(50_000).toString('hex'));
     const compressed = await compress(plain);
-    const open = createThreadedDecompressStream();
+    const open = createDecompressStream();
     const out: Buffer[] = [];
     open.on('data', (chunk: Buffer) => out.push(Buffer.from(chunk)));
     open.write(compressed.subarray(0, 1000)); // opened on the running thread
-    const early = createThreadedDecompressStream(); // made, not yet written to
+    const early = createDecompressStream(); // made, not yet written to
     const stopped = stopDecodeThread();
     const ended = once(open, 'end');
     open.end(compressed.subarray(1000));
@@ -98,7 +98,7 @@ describe('stopDecodeThread', () => {
 describe('the process', () => {
   const module = fileURLToPath(new URL('./zstd-thread.ts', import.meta.url));
   const run = async (body: string) => {
-    const script = `import { createThreadedDecompressStream, startDecodeThread } from ${JSON.stringify(module)};
+    const script = `import { createDecompressStream, startDecodeThread } from ${JSON.stringify(module)};
       import { createCompressStream } from ${JSON.stringify(module.replace('zstd-thread.ts', 'zstd.ts'))};
       ${body}`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 });
@@ -112,9 +112,9 @@ describe('the process', () => {
   it('ends by itself once its streams have ended, with the thread started and streams never written to', async () => {
     const lines = await run(`
       startDecodeThread();
-      createThreadedDecompressStream(); // never written to
+      createDecompressStream(); // never written to
       const compressor = createCompressStream({ workers: 0 });
-      const decoder = createThreadedDecompressStream();
+      const decoder = createDecompressStream();
       compressor.pipe(decoder);
       let text = '';
       decoder.on('data', (chunk) => (text += chunk));
@@ -125,7 +125,7 @@ describe('the process', () => {
 
   it('is kept alive by a stream still decoding (an unref-ed timer fires), and ends once it is destroyed', async () => {
     const lines = await run(`
-      const decoder = createThreadedDecompressStream();
+      const decoder = createDecompressStream();
       decoder.write(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])); // a frame begun
       setTimeout(() => { console.log('alive'); decoder.destroy(); }, 2000).unref(); // long after a process with nothing to do has ended`);
     expect(lines).toEqual(['alive']);

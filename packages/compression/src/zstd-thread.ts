@@ -1,8 +1,8 @@
 /*
- * zstd decoding on a thread of its own. Decoding is most of what a restore's calling thread does
- * (~2 s per GiB, beside ~1 s of hashing and the writes); on another thread it runs beside the rest.
- * One thread serves every decoding stream of the process (a chain restore decodes dozens of
- * artifacts one after the other; a thread costs ~0.15 s to start), each with its own context, and
+ * zstd decoding, on a thread of its own. Decoding is most of what a restore's calling thread
+ * would do (~2 s per GiB, beside ~1 s of hashing and the writes); on another thread it runs beside
+ * the rest. One thread serves every decoding stream of the process (a chain restore decodes dozens
+ * of artifacts one after the other; a thread costs ~0.15 s to start), each with its own context, and
  * keeps the process alive only while a stream is open. `stopDecodeThread` ends it before long work
  * that decodes nothing, which then runs without its memory (~14 MiB).
  *
@@ -11,19 +11,22 @@
  * the thread decodes into output buffers it transfers back, at most `OUTPUT_CREDIT` unread at a
  * time — the stream grants one more for each chunk its reader takes, so a few KiB that expand to
  * GiBs are decoded only as fast as they are read. A recycling reader's chunks are transferred back
- * to be decoded into again. Every way input can be bad ends in `decodeError`, as on the calling thread.
+ * to be decoded into again. Every way input can be bad (not zstd, corrupt, checksum mismatch,
+ * truncated, empty) ends in one typed error (`decodeError`).
  */
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { decodeError } from './errors.js';
-import type { Recycling } from './zstd.js';
 
 /** Decoded chunks the thread may send before the reader takes one. */
 const OUTPUT_CREDIT = 8;
 /** Input chunks sent and not yet decoded, at most: one being decoded, one waiting. */
 const INPUTS_IN_FLIGHT = 2;
-/** Output buffers handed back and kept by the thread for reuse, at most (8 MiB), as `MAX_FREE` on the calling thread. */
+/**
+ * Output buffers handed back and kept by the thread for reuse, at most (8 MiB): more than a reader
+ * keeps in flight (a restore's image writes hold ~2 MiB), so a recycling reader never makes it allocate.
+ */
 const THREAD_MAX_FREE = 64;
 /** Bytes of an input buffer: a file stream's chunk; a larger chunk is sent in pieces. */
 const INPUT_BYTES = 64 << 10;
@@ -31,7 +34,11 @@ const INPUT_BYTES = 64 << 10;
 const MAX_SPARE_INPUTS = 8;
 
 /*
- * The thread. Inline (eval) source, so that it needs no file of its own next to the bundled CLI;
+ * The thread. A context released by a stream that ended cleanly is kept for the next one: a
+ * context's window (MiBs) is malloc'd on its first frame and freed only when the context is
+ * garbage-collected, and a fresh window for each of a chain's dozens of artifacts fragmented the C
+ * heap (a 24-link chain of the 256 MiB fixture peaked at ~145 MiB against ~119 MiB reusing one).
+ * Inline (eval) source, so that it needs no file of its own next to the bundled CLI;
  * it loads zstd-napi's binding from the path it is given, through `import()`, which works whether
  * eval code runs as CommonJS or as an ES module. Messages: from the stream `open`, `input`,
  * `credit`, `end`, `close` (by stream id) and `free` (buffers handed back); to it `output`,
@@ -117,7 +124,7 @@ type FromThread =
 class DecodeThread {
   static #current: DecodeThread | undefined;
   readonly #worker: Worker;
-  readonly #streams = new Map<number, ThreadedDecompressStream>();
+  readonly #streams = new Map<number, DecompressStream>();
   /** Input buffers the thread gave back. */
   readonly #inputs: ArrayBuffer[] = [];
   #nextId = 0;
@@ -128,8 +135,8 @@ class DecodeThread {
     const binding = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { binding } });
     this.#worker.on('message', (message: FromThread) => this.#streams.get(message.id)?.fromThread(message));
-    this.#worker.on('error', (error) => this.#stop(error));
-    this.#worker.on('exit', (code) => this.#stop(new Error(`the zstd decoding thread stopped (exit code ${code})`)));
+    this.#worker.on('error', (error) => this.#fail(error));
+    this.#worker.on('exit', (code) => this.#fail(new Error(`the zstd decoding thread stopped (exit code ${code}); run the command again`)));
     this.#worker.unref(); // after the listeners: adding a 'message' listener refs it again
   }
 
@@ -138,7 +145,7 @@ class DecodeThread {
     return DecodeThread.#current;
   }
 
-  open(stream: ThreadedDecompressStream): number {
+  open(stream: DecompressStream): number {
     const id = this.#nextId++;
     if (this.#streams.size === 0) this.#worker.ref();
     this.#streams.set(id, stream);
@@ -178,7 +185,8 @@ class DecodeThread {
     if (thread.#streams.size === 0) await thread.#worker.terminate();
   }
 
-  #stop(error: Error): void {
+  /** The thread died: its open streams fail with `error`, and the next stream starts another thread. */
+  #fail(error: Error): void {
     if (DecodeThread.#current === this) DecodeThread.#current = undefined;
     const open = [...this.#streams.values()];
     this.#streams.clear();
@@ -186,7 +194,20 @@ class DecodeThread {
   }
 }
 
-class ThreadedDecompressStream extends Transform implements Recycling {
+/**
+ * A stream whose last reader may hand its chunks back to be filled again, instead of leaving
+ * them to the garbage collector.
+ */
+export interface Recycling {
+  /**
+   * Hands back `chunk`, the very Buffer the stream pushed, once nothing reads it any more (what
+   * hashes it has taken it, its write has completed): its memory is decoded into again. A chunk
+   * handed back twice, a piece or a copy of one, or any other Buffer is ignored.
+   */
+  recycle(chunk: Buffer): void;
+}
+
+class DecompressStream extends Transform implements Recycling {
   /**
    * The thread and this stream's id there, taken on the first write or the end: a stream never
    * written to holds nothing of it, and one written to late gets a thread that is still running.
@@ -315,10 +336,12 @@ export function stopDecodeThread(): Promise<void> {
 }
 
 /**
- * A Transform that decompresses zstd data as `createDecompressStream` does — the same output and
- * the same errors, recycling as well — but on the process's decoding thread, so that the calling
- * thread is free for the stages around it.
+ * A Transform that decompresses zstd data (one or more frames, from us or from `zstd`) on the
+ * process's decoding thread. Bad input of any kind fails the stream with
+ * `stowage.compression.corrupt` (zstd's reason in the message); as with decryption, output
+ * written before the failure must be discarded. A reader that recycles the chunks (`Recycling`)
+ * keeps the thread decoding into the same few buffers.
  */
-export function createThreadedDecompressStream(): Transform & Recycling {
-  return new ThreadedDecompressStream();
+export function createDecompressStream(): Transform & Recycling {
+  return new DecompressStream();
 }

@@ -184,7 +184,7 @@ export class Codec {
     }
     const stages: Duplex[] = [];
     for (const name of [...artifact.encoding].reverse()) {
-      if (name === 'zstd') stages.push((await compression()).createThreadedDecompressStream());
+      if (name === 'zstd') stages.push((await compression()).createDecompressStream());
       else if (name === 'pgp') stages.push((await crypto()).createDecryptStream(await this.decryptionKeys()));
       else throw new CoreError(CoreErrorCode.NotABackup, `${artifact.key} uses an unknown encoding '${name}'`, { context: { key: artifact.key } });
     }
