@@ -23,10 +23,12 @@
 // `--corrupt-copies` (a fault for tests) flips the first byte of every CopyObject's copy.
 // `POST /_stowage/faults?cut-get-after=<bytes>&times=<n>` (a fault for tests): the next n (default 1)
 // GetObject answers send their headers and the first <bytes> body bytes, then drop the connection.
-import { createHash } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { appendFileSync, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import S3rver from 's3rver';
 import authentication from 's3rver/lib/middleware/authentication.js';
@@ -52,19 +54,36 @@ if (!values.directory) {
 const server = new S3rver({ address: '127.0.0.1', port: Number(values.port), directory: values.directory, silent: true });
 const checkSignature = authentication();
 
-// s3rver answers a PUT (and CompleteMultipartUpload) when its hashing stream has finished, which
-// can be before the object file is fully written: a HeadObject right after the PUT may then see a
-// short object. Wait until the file has the size s3rver reported before answering.
+// s3rver answers a PUT when its hashing stream has finished, which can be before its write stream
+// has even opened the object file: a HeadObject or GetObject right after the PUT may then see no
+// object, a short one, or (an overwrite) the previous one. Waiting for the file's size was not
+// enough: under load the file was not there yet, and that wait failed the PUT with a 500
+// InternalError. This launcher writes the object itself, beside it then renamed over it (an S3 PUT
+// replaces an object at once), and answers once it is written.
 const { store } = server;
-const putObject = store.putObject.bind(store);
 store.putObject = async (object) => {
-  const result = await putObject(object);
   const path = store.getResourcePath(object.bucket, object.key, 'object');
-  for (let waited = 0; waited < 10_000; waited += 5) {
-    if ((await stat(path)).size >= result.size) break;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  await mkdir(dirname(path), { recursive: true });
+  const md5 = createHash('md5');
+  let size = 0;
+  const content = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+  const counted = new Transform({
+    transform(chunk, _encoding, callback) {
+      md5.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const temp = `${path}.${randomUUID()}.partial`; // not an object's name: never listed
+  try {
+    await pipeline(content, counted, createWriteStream(temp));
+    await rename(temp, path);
+  } finally {
+    await rm(temp, { force: true });
   }
-  return result;
+  const hex = md5.digest('hex');
+  await store.putMetadata(object.bucket, object.key, object.metadata, hex);
+  return { size, md5: hex };
 };
 // DeleteObjects deletes its keys in parallel, and each deletion then removes its folder if empty:
 // two of them racing for one folder made the request fail with 500. A folder that is already gone,
