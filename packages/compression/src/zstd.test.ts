@@ -141,12 +141,13 @@ describe('decoding', () => {
 
     it('keeps each chunk intact until it is handed back (8 held at a time, poisoned when handed back), and takes each one back to decode into', async () => {
       const compressed = await compress(data);
-      const held: Array<{ chunk: Buffer; offset: number }> = [];
+      const held: Array<{ chunk: Buffer; offset: number; length: number }> = [];
       const damaged: number[] = [];
       let handedBack = 0;
       let keptHere = 0;
-      const handBack = (decoder: Recycling, { chunk, offset }: { chunk: Buffer; offset: number }) => {
-        if (!chunk.equals(data.subarray(offset, offset + chunk.length))) damaged.push(offset);
+      const handBack = (decoder: Recycling, { chunk, offset, length }: { chunk: Buffer; offset: number; length: number }) => {
+        // Its length too: a chunk whose memory went back to the thread early is left empty.
+        if (chunk.length !== length || !chunk.equals(data.subarray(offset, offset + length))) damaged.push(offset);
         chunk.fill(0xee); // what a buffer reused too early would carry into the output
         decoder.recycle(chunk);
         handedBack++;
@@ -154,7 +155,7 @@ describe('decoding', () => {
         if (chunk.length !== 0) keptHere++;
       };
       await recycling(compressed, (chunk, offset, decoder) => {
-        held.push({ chunk, offset });
+        held.push({ chunk, offset, length: chunk.length });
         if (held.length > 8) handBack(decoder, held.shift()!);
       });
       expect(damaged).toEqual([]);
@@ -164,7 +165,7 @@ describe('decoding', () => {
 
     it('ignores a chunk handed back twice (after its buffer was reused), a piece, a copy or another view of it: no chunk still read is overwritten', async () => {
       const compressed = await compress(data);
-      const kept: Array<{ chunk: Buffer; offset: number }> = [];
+      const kept: Array<{ chunk: Buffer; offset: number; length: number }> = [];
       let returned: Buffer | undefined;
       let count = 0;
       await recycling(compressed, (chunk, offset, decoder) => {
@@ -178,9 +179,12 @@ describe('decoding', () => {
         decoder.recycle(chunk.subarray(0, 100));
         decoder.recycle(chunk.subarray(0));
         decoder.recycle(Buffer.from(chunk));
-        kept.push({ chunk, offset });
+        kept.push({ chunk, offset, length: chunk.length });
       });
-      for (const { chunk, offset } of kept) expect(chunk.equals(data.subarray(offset, offset + chunk.length)), `chunk at ${offset}`).toBe(true);
+      expect(kept.length).toBeGreaterThan(10);
+      // Intact, and not emptied: a hand-back taken by mistake would have sent its memory to the thread.
+      for (const { chunk, offset, length } of kept)
+        expect(chunk.length === length && chunk.equals(data.subarray(offset, offset + length)), `chunk at ${offset}`).toBe(true);
     });
 
     it('without recycling, no chunk is ever decoded into again', async () => {
