@@ -11,8 +11,8 @@ import { createCompressStream } from './zstd.js';
 import { createDecompressStream, stopDecodeThread } from './zstd-thread.js';
 
 /*
- * What only the decoding thread can get wrong (zstd.test.ts runs the decoding matrix on both
- * threads): streams that share it at once, and the process's lifetime.
+ * What a single stream's decoding cannot show (zstd.test.ts runs the decoding matrix): streams
+ * that share the thread at once, stopping it, and the process's lifetime.
  */
 
 async function compress(data: Buffer): Promise<Buffer> {

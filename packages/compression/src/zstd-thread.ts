@@ -288,7 +288,7 @@ class DecompressStream extends Transform implements Recycling {
         return;
       }
       case 'consumed': {
-        this.#opened.thread.inputDone(message.buffer);
+        this.#link!.thread.inputDone(message.buffer); // a message comes only for an opened stream
         if (--this.#inFlight >= INPUTS_IN_FLIGHT) return;
         const callback = this.#waitingInput;
         this.#waitingInput = undefined;

@@ -78,8 +78,9 @@ store.putObject = async (object) => {
   try {
     await pipeline(content, counted, createWriteStream(temp));
     await rename(temp, path);
-  } finally {
+  } catch (error) {
     await rm(temp, { force: true });
+    throw error;
   }
   const hex = md5.digest('hex');
   await store.putMetadata(object.bucket, object.key, object.metadata, hex);
