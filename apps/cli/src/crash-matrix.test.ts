@@ -41,7 +41,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const DAY = 86_400_000;
 
-type Operation = 'backup-full' | 'backup-incremental' | 'backup-hot' | 'cleanup' | 'sync' | 'restore' | 'restore-large' | 'restore-target';
+type Operation = 'backup-full' | 'backup-full-wal' | 'backup-incremental' | 'backup-hot' | 'cleanup' | 'sync' | 'restore' | 'restore-large' | 'restore-target';
 
 /** The crash points an operation names for itself (`restore.…`), in the order it meets them, but those of `except`. */
 const stepsOf = (prefix: string, except: readonly CrashPointName[] = []): CrashPointName[] =>
@@ -63,8 +63,12 @@ const COMMON: CrashPointName[] = [
  * and 2 are the two destination locks, 3 is the first artifact).
  */
 const BACKUP_STEPS: string[] = [...COMMON, 'local.copied', 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];
-/** Fulls and hots encode the snapshot and remove it at once (`backup.snapshot-removed`); incrementals stage a delta instead. */
-const ENCODED_STEPS = ['backup.snapshot-removed', nth('local.linked', 3)];
+/**
+ * Fulls and hots read the live database (rollback-journal mode) and encode it on the way, like
+ * incrementals, which stage a delta instead. In WAL mode they copy it, encode the copy and remove it
+ * at once (`backup.snapshot-removed`).
+ */
+const ENCODED_STEPS = ['backup.database-reading', nth('local.linked', 3)];
 /**
  * The commit steps each operation reaches, and its command line; `template: 'large'` runs it on a
  * database larger than the restore's flush interval (64 MiB), so a restore flushes its image midway;
@@ -72,7 +76,8 @@ const ENCODED_STEPS = ['backup.snapshot-removed', nth('local.linked', 3)];
  */
 const OPERATIONS: Record<Operation, { argv: string[]; steps: string[]; template?: TemplateName; randomKill?: false }> = {
   'backup-full': { argv: ['backup', '--type', 'full'], steps: [...BACKUP_STEPS, ...ENCODED_STEPS, 'backup.cache-written'] },
-  // An incremental reads the live database under its read lock: killed mid-read, it leaves the database as it was.
+  'backup-full-wal': { argv: ['backup', '--type', 'full'], steps: ['backup.snapshot-staged', 'backup.snapshot-removed'], template: 'wal', randomKill: false },
+  // Incrementals (and fulls) read the live database under its read lock: killed mid-read, they leave the database as it was.
   'backup-incremental': { argv: ['backup', '--type', 'incremental'], steps: [...BACKUP_STEPS, 'backup.database-reading', 'backup.cache-written'] },
   'backup-hot': { argv: ['backup', '--type', 'hot'], steps: [...BACKUP_STEPS, ...ENCODED_STEPS] },
   cleanup: { argv: ['cleanup'], steps: [...COMMON, ...stepsOf('cleanup')] },
@@ -105,7 +110,7 @@ interface Outcome {
 }
 
 let bin: string;
-type TemplateName = 'small' | 'large';
+type TemplateName = 'small' | 'large' | 'wal';
 /** A folder every case starts from (copied), and its state. */
 interface Template {
   dir: string;
@@ -188,7 +193,7 @@ async function bundleCli(): Promise<string> {
 }
 
 /**
- * A small GreaterWMS database with media (`large`: and a table of `BALLAST_BYTES`), backed up to
+ * A small GreaterWMS database with media (`large`: and a table of `BALLAST_BYTES`; `wal`: in WAL mode), backed up to
  * two local destinations: full, hot (past retention), hot, incremental.
  */
 async function makeTemplate(name: TemplateName): Promise<void> {
@@ -196,6 +201,7 @@ async function makeTemplate(name: TemplateName): Promise<void> {
   const database = join(template, 'db.sqlite3');
   createGreaterWmsDatabase(database, { seed: 5, scale: 0.05 });
   if (name === 'large') execFileSync('sqlite3', [database, `CREATE TABLE ballast (bytes BLOB); INSERT INTO ballast VALUES (zeroblob(${BALLAST_BYTES}));`]);
+  if (name === 'wal') execFileSync('sqlite3', [database, 'PRAGMA journal_mode = WAL;']);
   writeSampleMedia(join(template, 'media'), { count: 4, maxBytes: 2048 });
   const file = {
     source: { database: 'db.sqlite3', busyTimeoutMs: 8000, files: { media: { path: 'media' } } },
@@ -371,7 +377,8 @@ function cases(): Case[] {
     all.push({ operation: 'restore', step: `writer:${step}`, env: { STOWAGE_CRASH_AT: step }, writer: true });
   }
   const reading = 'backup.database-reading';
-  all.push({ operation: 'backup-incremental', step: `writer:${reading}`, env: { STOWAGE_CRASH_AT: reading }, writer: true });
+  for (const operation of ['backup-full', 'backup-incremental'] as const)
+    all.push({ operation, step: `writer:${reading}`, env: { STOWAGE_CRASH_AT: reading }, writer: true });
   return all;
 }
 
@@ -598,6 +605,7 @@ beforeAll(async () => {
     startOssTestServer({ accessKeyId: OSS_ENV.CRASH_OSS_ID, accessKeySecret: OSS_ENV.CRASH_OSS_SECRET, buckets: ['crash'] }),
     makeTemplate('small'),
     makeTemplate('large'),
+    makeTemplate('wal'),
   ]);
 }, 120_000);
 afterAll(async () => {

@@ -54,7 +54,7 @@ describe('full and hot backups', () => {
     expect(upload.at(-1)).toEqual({ phase: 'upload', done: result.bytes, total: result.bytes });
   });
 
-  it('removes the staged snapshot once it is encoded: only the encoded artifacts are staged while they are stored', async () => {
+  it('stages no copy of a rollback-journal database: only the encoded artifacts are staged while they are stored', async () => {
     const stagedDuringPut: string[][] = [];
     const watch = (adapter: StorageAdapter) =>
       forwarding(adapter, {

@@ -16,12 +16,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
-import { readPassThread, readSnapshot } from './read-pass.js';
+import { readPassThread, takeFull } from './read-pass.js';
 import { logOperation, warnUnrecorded } from './oplog.js';
 import { ensurePrivateDir } from './private-fs.js';
-import { encodedSuffix, type Encoder, type EncodingName } from './encoding.js';
+import { encodedSuffix, type EncodingName } from './encoding.js';
 import { commitManifest, confirmedReplica, confirmStored, stagedBody, withSentChecksums, type StagedArtifact, type VerifiedBy } from './replica.js';
-import { takeSnapshot, warmPageCache } from './snapshot.js';
+import { warmPageCache, type Snapshot } from './snapshot.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface BackupOptions {
@@ -166,40 +166,41 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
       ));
     await closeReadThread();
     if (plan.parent && !changes) downgradeToFull(plan, `the page size changed since ${plan.parent.entry.manifest.id}`, engine.warn);
-    const snapshot = changes ? changes.snapshot : await takeSnapshot(config.source.database, stagedSnapshot, { busyTimeoutMs: config.source.busyTimeoutMs });
-    crashPoint('backup.snapshot-staged');
     const type = plan.type;
     const stagedFiles: StagedFile[] = [];
     const encoded: EncodedFile[] = [];
-    const databaseEncoding = engine.codec.encodingFor('database');
+    let snapshot: Omit<Snapshot, 'path'>;
     let digest: FileDigest;
     let facts: DatabaseFacts;
     let delta: Manifest['delta'];
     let pages: number[] | undefined;
     if (changes) {
-      ({ digest, facts, pages, delta } = changes);
+      ({ snapshot, digest, facts, pages, delta } = changes);
+      crashPoint('backup.snapshot-staged');
       stagedFiles.push(await stagedFile('delta', stagedDelta));
     } else {
       // Full and hot backups: one pass over the snapshot hashes it and its pages, counts its rows,
       // and compresses and encrypts it.
-      const path = `${stagedSnapshot}${encodedSuffix(databaseEncoding)}`;
-      let encoder: Encoder | undefined;
-      if (databaseEncoding.length > 0) {
-        engine.progress({ phase: 'encode', done: 0 });
-        encoder = await engine.codec.openEncoder(path, databaseEncoding, snapshot.pageSize * snapshot.pageCount);
-      }
-      const read = await readSnapshot(stagedSnapshot, config.source.database, snapshot, encoder);
-      ({ digest, facts } = read);
-      if (read.encoded) {
-        // Removed while the rest runs rather than at the end, and before the kernel writes back a GiB
-        // of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
-        snapshotRemoved = rm(stagedSnapshot, { force: true }).then(
-          () => crashPoint('backup.snapshot-removed'),
-          () => undefined,
-        );
-        encoded.push({ role: 'database', path, encoding: databaseEncoding, ...read.encoded, decodedSize: digest.size, decodedSha256: digest.sha256 });
+      const databaseEncoding = engine.codec.encodingFor('database');
+      if (databaseEncoding.length > 0) engine.progress({ phase: 'encode', done: 0 });
+      const full = await takeFull(
+        config.source.database,
+        stem,
+        { busyTimeoutMs: config.source.busyTimeoutMs },
+        databaseEncoding.length > 0 ? { suffix: encodedSuffix(databaseEncoding), open: (path, size) => engine.codec.openEncoder(path, databaseEncoding, size) } : undefined,
+      );
+      ({ snapshot, digest, facts } = full);
+      if (full.encoded) {
+        // A copy is removed while the rest runs rather than at the end, and before the kernel writes
+        // back a GiB of it, competing with the destinations' fsyncs (the cleanup below retries a failed removal).
+        if (full.copy)
+          snapshotRemoved = rm(full.copy, { force: true }).then(
+            () => crashPoint('backup.snapshot-removed'),
+            () => undefined,
+          );
+        encoded.push({ role: 'database', path: full.staged, encoding: databaseEncoding, ...full.encoded, decodedSize: digest.size, decodedSha256: digest.sha256 });
       } else {
-        stagedFiles.push({ role: 'database', path: stagedSnapshot, size: digest.size, sha256: digest.sha256 });
+        stagedFiles.push({ role: 'database', path: full.staged, size: digest.size, sha256: digest.sha256 });
       }
     }
     // Incrementals store only the hashes of the pages they carry; fulls and hots the whole list.

@@ -18,16 +18,14 @@
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { crashPoint } from '@stowage/storage';
-import type Database from 'better-sqlite3';
 import { DeltaWriter } from './delta.js';
-import { CoreError, CoreErrorCode } from './errors.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
-import { ReadHolds, StateChanged } from './read-holds.js';
+import type { ReadHolds } from './read-holds.js';
 import { censusRows, readPages } from './read-pass.js';
 import type { Sha256Thread } from './sha256-thread.js';
-import { COPY_HOLDS_MS, openLiveDatabase, sourceError, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
-import { parseSqliteHeader } from './sqlite-file.js';
+import { openLiveDatabase, readInHolds, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
+import { readOpenSqliteHeader } from './sqlite-file.js';
 
 /** The snapshot an incremental is taken against: its manifest's source facts and its page hashes. */
 export interface ParentPages {
@@ -67,8 +65,11 @@ export async function takeChanges(
   const { db, journalMode } = await openLiveDatabase(source, options);
   let heldMs = 0;
   if (journalMode !== 'wal') {
-    const live = await readLive(db, source, parent, staged.delta, sha, options);
-    if (!live.changed) return live.read && { ...live.read, snapshot: { ...live.read.header, journalMode, lockMs: live.heldMs } };
+    await sha.ready(); // before the lock: writers do not wait for the thread to start
+    const live = await readInHolds(db, source, options, (file, holds) =>
+      readChanges(file, source, parent, staged.delta, (countRows) => readFacts(db, countRows), sha, holds),
+    );
+    if (!live.changed) return live.value && { ...live.value, snapshot: { ...live.value.header, journalMode, lockMs: live.heldMs } };
     heldMs = live.heldMs;
     await Promise.all([rm(staged.delta, { force: true }), sha.reset()]);
   } else {
@@ -87,37 +88,6 @@ export async function takeChanges(
   }
 }
 
-/** `readChanges` of the live database in holds of `db`'s read lock (closed after); `changed` when a commit came between two holds. */
-async function readLive(
-  db: Database.Database,
-  source: string,
-  parent: ParentPages,
-  deltaPath: string,
-  sha: Sha256Thread,
-  options: SnapshotOptions,
-): Promise<{ read: Awaited<ReturnType<typeof readChanges>>; changed: boolean; heldMs: number }> {
-  let holds: ReadHolds | undefined;
-  try {
-    await sha.ready(); // before the lock: writers do not wait for the thread to start
-    const file = await open(source, 'r');
-    try {
-      holds = new ReadHolds(db, file, source, options.betweenHolds);
-      await holds.start((options.holdsMs ?? COPY_HOLDS_MS)[0] ?? Number.POSITIVE_INFINITY);
-      const read = await readChanges(file, source, parent, deltaPath, (countRows) => readFacts(db, countRows), sha, holds);
-      holds.release();
-      return { read, changed: false, heldMs: holds.longestMs };
-    } finally {
-      holds?.release();
-      await file.close(); // only once the lock is released
-    }
-  } catch (cause) {
-    if (cause instanceof StateChanged) return { read: undefined, changed: true, heldMs: holds!.longestMs };
-    throw cause instanceof CoreError ? cause : sourceError(source, cause, options);
-  } finally {
-    db.close();
-  }
-}
-
 /**
  * One read of the database `file` (named `name` in messages), start to end, as the module comment
  * says, through `sha` (a fresh `readPassThread()`). `facts` reads the facts while the file is still
@@ -133,13 +103,7 @@ async function readChanges(
   sha: Sha256Thread,
   holds?: ReadHolds,
 ): Promise<(Omit<Changes, 'snapshot'> & { header: { pageSize: number; pageCount: number } }) | undefined> {
-  const first = Buffer.alloc(100);
-  await file.read(first, 0, first.length, 0);
-  const header = parseSqliteHeader(first);
-  if (!header)
-    throw new CoreError(CoreErrorCode.SourceNotSqlite, `${name} is not a SQLite database (bad header); check source.database in the config`, {
-      context: { path: name },
-    });
+  const header = await readOpenSqliteHeader(file, name);
   const { pageSize, pageCount } = header;
   if (pageSize !== parent.pageSize) return undefined;
 

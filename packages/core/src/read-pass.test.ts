@@ -1,17 +1,19 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
+import { tableRowCounts } from '@stowage/fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from './config.js';
-import { Codec, type EncodingName } from './encoding.js';
+import { Codec, type Encoder, type EncodingName } from './encoding.js';
 import { readFacts } from './facts.js';
 import { hashPages, PAGE_HASH_BYTES } from './page-hashes.js';
-import { censusRows, readPages, readPassThread, readSnapshot } from './read-pass.js';
+import { censusRows, readPages, readPassThread, readSnapshot, takeFull, type FullEncoding } from './read-pass.js';
+import { HOLD_EVENTS, withHoldsDatabase, writeNow } from './test/hold-events.js';
 import { createShapesDatabase } from './test/harness.js';
 import { createXXHash128 } from 'hash-wasm';
 
@@ -215,5 +217,124 @@ describe("a full's read of its snapshot", () => {
     });
     await expect(encoder.end()).rejects.toThrow();
     expect((await stat(output).catch(() => undefined))?.size ?? 0).toBe(0);
+  });
+});
+
+/*
+ * A full reads the live database itself in holds of the read lock (rollback-journal mode), and
+ * copies it only after a commit between two holds, or in WAL mode: whatever happens between two
+ * holds, what it stages is the database as it is after. Holds of 0 ms make every 1 MiB read a hold
+ * of its own (every 4 MiB of a copy).
+ */
+describe("a full's snapshot (takeFull)", () => {
+  const READ_CHUNK = 1 << 20;
+  const COPY_CHUNK = 4 << 20;
+  const chunks = async (path: string, bytes: number) => Math.ceil((await stat(path)).size / bytes);
+  /** Encodes with zstd, counting the encoders opened. */
+  const zstd = () => {
+    const codec = codecFor(false);
+    const opened: string[] = [];
+    const encoding: FullEncoding = {
+      suffix: '.zst',
+      open: (path, size) => {
+        opened.push(basename(path));
+        return codec.openEncoder(path, ['zstd'], size);
+      },
+    };
+    return { opened, encoding, codec };
+  };
+  const holds = (betweenHolds: () => void) => ({ busyTimeoutMs: 5000, holdsMs: [0, 0], betweenHolds });
+
+  it.each(HOLD_EVENTS)('$event: it stages the database as it is after', async ({ at, commits }) => {
+    await withHoldsDatabase(async ({ dir, path }) => {
+      const reads = await chunks(path, READ_CHUNK);
+      const { opened, encoding, codec } = zstd();
+      let breaths = 0;
+      const full = await takeFull(
+        path,
+        join(dir, 'during'),
+        holds(() => {
+          if (++breaths === 2) at(path);
+        }),
+        encoding,
+      );
+      // No commit: one breath between each two reads of the live file. A commit at the second: the pass ends there, and the file is copied in holds.
+      expect(breaths).toBe(commits ? 2 + (await chunks(path, COPY_CHUNK)) - 1 : reads - 1);
+      expect(opened).toEqual(commits ? ['during.sqlite3.zst', 'during.copy.zst'] : ['during.sqlite3.zst']);
+      expect(full.staged).toBe(join(dir, opened.at(-1)!));
+      expect(full.copy).toBe(commits ? join(dir, 'during.sqlite3') : undefined);
+      expect((await readdir(dir)).sort()).toEqual(['db.sqlite3', ...(commits ? ['during.copy.zst', 'during.sqlite3'] : ['during.sqlite3.zst'])]);
+      const bytes = await readFile(path);
+      expect(full.snapshot).toMatchObject({ ...headerOf(bytes), journalMode: 'delete' });
+      expect(full.digest.size).toBe(bytes.length);
+      expect(full.digest.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+      expect(full.facts.tables).toEqual(tableRowCounts(path));
+      const staged = await readFile(full.staged);
+      expect(full.encoded).toEqual({ size: staged.length, sha256: createHash('sha256').update(staged).digest('hex') });
+      // Compared as one value each: a deep comparison of 20 MB, byte by byte, takes the test runner's whole heap.
+      expect((await decoded(codec, full.staged, ['zstd'])).equals(bytes)).toBe(true);
+    });
+  });
+
+  it('copies a WAL-mode database (the file alone is not consistent), opening no encoder for the live file', async () => {
+    await withHoldsDatabase(async ({ dir, path }) => {
+      writeNow(path, 'PRAGMA journal_mode = WAL; UPDATE head SET n = 7;'); // the commit stays in the -wal
+      const { opened, encoding, codec } = zstd();
+      const full = await takeFull(path, join(dir, 'wal'), { busyTimeoutMs: 5000 }, encoding);
+      expect(opened).toEqual(['wal.copy.zst']);
+      expect(full.copy).toBe(join(dir, 'wal.sqlite3'));
+      expect(full.snapshot.journalMode).toBe('wal');
+      const copy = new Database(full.copy!, { readonly: true });
+      expect(copy.prepare('SELECT n FROM head').get()).toEqual({ n: 7 });
+      copy.close();
+      expect((await decoded(codec, full.staged, ['zstd'])).equals(await readFile(full.copy!))).toBe(true);
+    });
+  });
+
+  it('unencoded, stages the copy itself', async () => {
+    await withHoldsDatabase(async ({ dir, path }) => {
+      const full = await takeFull(path, join(dir, 'plain'), { busyTimeoutMs: 5000 });
+      expect(full).toMatchObject({ staged: join(dir, 'plain.sqlite3'), copy: join(dir, 'plain.sqlite3') });
+      expect(full.encoded).toBeUndefined();
+      expect((await readFile(full.staged)).equals(await readFile(path))).toBe(true);
+    });
+  });
+
+  it('gives up with source.locked when a writer holds the database past busyTimeoutMs, its encoder given up and nothing staged', async () => {
+    await withHoldsDatabase(async ({ dir, path }) => {
+      const writer = new Database(path);
+      const encoders: Encoder[] = [];
+      try {
+        const { encoding } = zstd();
+        // The writer takes its lock once the encoder is open, before the pass takes the read lock.
+        const open: FullEncoding['open'] = async (file, size) => {
+          encoders.push(await encoding.open(file, size));
+          writer.prepare('BEGIN EXCLUSIVE').run();
+          return encoders.at(-1)!;
+        };
+        await expect(takeFull(path, join(dir, 'locked'), { busyTimeoutMs: 200 }, { ...encoding, open })).rejects.toMatchObject({
+          code: 'stowage.source.locked',
+        });
+      } finally {
+        if (writer.inTransaction) writer.prepare('ROLLBACK').run();
+        writer.close();
+      }
+      expect(encoders).toHaveLength(1);
+      await expect(encoders[0]!.end()).rejects.toThrow(); // destroyed: its threads are gone
+      expect(await readdir(dir)).toEqual(['db.sqlite3']);
+    });
+  });
+
+  it('refuses a file that is not a SQLite database, staging nothing', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'stowage-take-full-'));
+    try {
+      await writeFile(join(folder, 'db.sqlite3'), Buffer.alloc(8192, 7));
+      await expect(takeFull(join(folder, 'db.sqlite3'), join(folder, 'bad'), { busyTimeoutMs: 200 }, zstd().encoding)).rejects.toMatchObject({
+        code: 'stowage.source.not_sqlite',
+      });
+      expect(await readdir(folder)).toEqual(['db.sqlite3']);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });

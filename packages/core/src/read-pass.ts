@@ -6,26 +6,29 @@
  * (SHA-256) from the buffers read into. An incremental hashes on another thread at the same time
  * (`Sha256Thread`): this thread is its bound. A full hashes here (`Sha256Here`): its compression
  * threads keep both cores busy, and another thread would only add its memory. A full and an
- * incremental differ only in that and in what they do with each chunk.
+ * incremental differ only in that and in what they do with each chunk. Both read the live file in
+ * holds of the read lock (rollback-journal mode), and a copy of it after a commit between two holds.
  */
 import { readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { crashPoint } from '@stowage/storage';
 import { createXXHash128 } from 'hash-wasm';
 import type { Encoder } from './encoding.js';
 import { readFacts, withPrivateDatabase, type DatabaseFacts } from './facts.js';
 import { hashPages, PAGE_HASH_BYTES, type FileDigest } from './page-hashes.js';
 import type { ReadHolds } from './read-holds.js';
+import { readOpenSqliteHeader } from './sqlite-file.js';
 import { RowCensus } from './row-census.js';
 import { Sha256Here, Sha256Thread, type Sha256Slots } from './sha256-thread.js';
-import { assertWholeSnapshot } from './snapshot.js';
+import { assertWholeSnapshot, openLiveDatabase, readInHolds, takeSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 
 /** Bytes per read: large sequential reads, a multiple of every page size. */
 const CHUNK_BYTES = 2 << 20;
 /** Chunks in flight: read ahead, seen here, hashed by the SHA-256 thread (memory: SLOTS × CHUNK_BYTES). */
 const SLOTS = 4;
 /**
- * A full's chunks in flight, and their size: one buffer, read into again once seen (the snapshot
- * was just copied, so it reads from the page cache; `Sha256Here` is done with a chunk at once, and
+ * A full's chunks in flight, and their size: one buffer, read into again once seen (the database
+ * was warmed, or just copied, so it reads from the page cache; `Sha256Here` is done with a chunk at once, and
  * the main thread waits on zstd's threads anyway). A read-ahead slot measured no faster, 1–3 MiB more RSS.
  */
 const FULL_SLOTS = 1;
@@ -136,21 +139,116 @@ export interface SnapshotRead {
  * when the pass fails.
  */
 export async function readSnapshot(path: string, name: string, header: { pageSize: number; pageCount: number }, encoder?: Encoder): Promise<SnapshotRead> {
+  let file: FileHandle;
+  try {
+    file = await open(path, 'r');
+  } catch (error) {
+    encoder?.destroy(error as Error);
+    throw error;
+  }
+  try {
+    return await readFull(file, name, header, (countRows) => withPrivateDatabase(path, (db) => readFacts(db, countRows)), encoder);
+  } finally {
+    await file.close();
+  }
+}
+
+/** How `takeFull` encodes the snapshot: the encoded file's name ends in `suffix`; `open` starts an encoder writing `path`, for an input of `size` bytes. */
+export interface FullEncoding {
+  suffix: string;
+  open: (path: string, size: number) => Promise<Encoder>;
+}
+
+/** A full's snapshot, its pass, and what to store: `staged`, the encoded file or the copy itself; `copy`, the copy when one was made. */
+export interface FullSnapshot extends SnapshotRead {
+  snapshot: Omit<Snapshot, 'path'>;
+  staged: string;
+  copy?: string;
+}
+
+/**
+ * A full's snapshot of the live database `source`, read once (`readSnapshot`'s pass), staged under
+ * `stem`. Encoded and in rollback-journal mode, the live file itself is read under read holds
+ * (`readInHolds`), with no copy: the facts are read in the last hold, the encoder finishes its last
+ * chunks after it. In WAL mode, after a commit between two holds (the encoded output so far is
+ * removed), or unencoded, the database is copied to `<stem>.sqlite3` (`takeSnapshot`) and the copy
+ * read without holding anyone.
+ */
+export async function takeFull(source: string, stem: string, options: SnapshotOptions, encoding?: FullEncoding): Promise<FullSnapshot> {
+  const live = encoding && (await readLive(source, `${stem}.sqlite3${encoding.suffix}`, options, encoding));
+  if (live) return live;
+  const copy = `${stem}.sqlite3`;
+  const snapshot = await takeSnapshot(source, copy, options);
+  crashPoint('backup.snapshot-staged');
+  // Not the live pass's name: its destroyed encoder may still have that file open.
+  const staged = encoding ? `${stem}.copy${encoding.suffix}` : copy;
+  const encoder = await encoding?.open(staged, snapshot.pageSize * snapshot.pageCount);
+  const { path: _, ...described } = snapshot;
+  return { ...(await readSnapshot(copy, source, snapshot, encoder)), snapshot: described, staged, copy };
+}
+
+/** `takeFull`'s pass over the live database, encoded to `staged`; undefined, having kept nothing, in WAL mode or after a commit between two holds. */
+async function readLive(source: string, staged: string, options: SnapshotOptions, encoding: FullEncoding): Promise<FullSnapshot | undefined> {
+  const { db, journalMode } = await openLiveDatabase(source, options);
+  let encoder: Encoder | undefined;
+  try {
+    // Before the lock: writers do not wait for the encoder's threads to start.
+    if (journalMode !== 'wal') encoder = await encoding.open(staged, (await stat(source)).size);
+  } finally {
+    if (!encoder) db.close();
+  }
+  if (!encoder) return undefined;
+  const opened = encoder;
+  const live = await readInHolds(db, source, options, async (file, holds) => {
+    const header = await readOpenSqliteHeader(file, source);
+    return { ...(await readFull(file, source, header, (countRows) => readFacts(db, countRows), opened, holds)), header };
+  }).catch(async (error: Error) => {
+    opened.destroy(error); // when the pass did not start
+    await rm(staged, { force: true });
+    throw error;
+  });
+  if (live.changed) {
+    await rm(staged, { force: true }); // its encoder was destroyed with the pass
+    return undefined;
+  }
+  const { header, ...read } = live.value;
+  crashPoint('backup.snapshot-staged');
+  return { ...read, snapshot: { pageSize: header.pageSize, pageCount: header.pageCount, journalMode, lockMs: live.heldMs }, staged };
+}
+
+/**
+ * The one pass of a full over its open database `file`, as `readSnapshot` says; with `holds`, every
+ * read under them and the facts in the last, which ends once they are read.
+ */
+async function readFull(
+  file: FileHandle,
+  name: string,
+  header: { pageSize: number; pageCount: number },
+  facts: (countRows: (rootPage: number) => number | undefined) => DatabaseFacts | Promise<DatabaseFacts>,
+  encoder?: Encoder,
+  holds?: ReadHolds,
+): Promise<SnapshotRead> {
   const sha = new Sha256Here(FULL_SLOTS, FULL_CHUNK_BYTES);
   try {
-    const file = await open(path, 'r');
-    try {
-      const read = await readPages(file, name, header, sha, encoder && ((chunk) => encoder.write(chunk)));
-      const ending = encoder?.end();
-      ending?.catch(() => undefined); // awaited below, after the facts
-      // While the encoder's threads finish the last chunks.
-      const facts = await withPrivateDatabase(path, (db) => readFacts(db, censusRows(read.census, file, name)));
-      const encoded = await ending;
-      const digest = { size: read.size, sha256: await sha.digest(), pageHashes: read.pageHashes };
-      return { digest, facts, ...(encoded ? { encoded } : {}) };
-    } finally {
-      await file.close();
-    }
+    const read = await readPages(
+      file,
+      name,
+      header,
+      sha,
+      async (chunk, firstPage) => {
+        await encoder?.write(chunk);
+        if (firstPage === 0) crashPoint('backup.database-reading');
+      },
+      holds,
+    );
+    const ending = encoder?.end();
+    ending?.catch(() => undefined); // awaited below, after the facts
+    // While the encoder's threads finish the last chunks.
+    const found = await facts(censusRows(read.census, file, name));
+    holds?.release();
+    const encoded = await ending;
+    const digest = { size: read.size, sha256: await sha.digest(), pageHashes: read.pageHashes };
+    return { digest, facts: found, ...(encoded ? { encoded } : {}) };
   } catch (error) {
     encoder?.destroy(error as Error);
     throw error;

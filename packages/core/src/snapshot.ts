@@ -23,6 +23,7 @@ import { constants } from 'node:fs';
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { freemem } from 'node:os';
 import Database from 'better-sqlite3';
+import { isStowageError } from '@stowage/errors';
 import { CoreError, CoreErrorCode } from './errors.js';
 import { ReadHolds, StateChanged } from './read-holds.js';
 import { readSqliteHeader } from './sqlite-file.js';
@@ -209,6 +210,40 @@ async function copyInHolds(db: Database.Database, source: string, target: string
     holds?.release();
     await file?.close(); // only once the lock is released (see the module comment)
     await out.close();
+  }
+}
+
+/**
+ * Runs `read` over the live rollback-journal database `source`, open as `db` (closed after), under
+ * `ReadHolds` of the first of `options.holdsMs`: `read` reads `file` only while a hold lasts (as
+ * `readPages` does) and returns in the last hold, which ends here if it has not ended already.
+ * `changed` when a commit came between two holds: what was read is not one state, and the caller
+ * copies the database instead (`takeSnapshot`). `heldMs` is the longest hold.
+ */
+export async function readInHolds<T>(
+  db: Database.Database,
+  source: string,
+  options: SnapshotOptions,
+  read: (file: FileHandle, holds: ReadHolds) => Promise<T>,
+): Promise<{ value: T; changed: false; heldMs: number } | { changed: true; heldMs: number }> {
+  let holds: ReadHolds | undefined;
+  try {
+    const file = await open(source, 'r');
+    try {
+      holds = new ReadHolds(db, file, source, options.betweenHolds);
+      await holds.start((options.holdsMs ?? COPY_HOLDS_MS)[0] ?? Number.POSITIVE_INFINITY);
+      const value = await read(file, holds);
+      holds.release();
+      return { value, changed: false, heldMs: holds.longestMs };
+    } finally {
+      holds?.release();
+      await file.close(); // only once the lock is released (see the module comment)
+    }
+  } catch (cause) {
+    if (cause instanceof StateChanged) return { changed: true, heldMs: holds!.longestMs };
+    throw isStowageError(cause) ? cause : sourceError(source, cause, options);
+  } finally {
+    db.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { systemErrorCode } from '@stowage/errors';
 import { CoreError, CoreErrorCode } from './errors.js';
 
@@ -21,6 +21,18 @@ export function parseSqliteHeader(header: Buffer): SqliteHeader | undefined {
   const pageSize = raw === 1 ? 65536 : raw;
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return undefined;
   return { pageSize, pageCount: header.readUInt32BE(28), wal: header[18] === 2 && header[19] === 2 };
+}
+
+/** The header of the open database `file` (named `name` in messages); a one-line error when it is not a SQLite database. */
+export async function readOpenSqliteHeader(file: FileHandle, name: string): Promise<SqliteHeader> {
+  const first = Buffer.alloc(100);
+  await file.read(first, 0, first.length, 0);
+  const header = parseSqliteHeader(first);
+  if (!header)
+    throw new CoreError(CoreErrorCode.SourceNotSqlite, `${name} is not a SQLite database (bad header); check source.database in the config`, {
+      context: { path: name },
+    });
+  return header;
 }
 
 /**
