@@ -81,6 +81,31 @@ describe('warmPageCache', () => {
     });
   });
 
+  /** Drops the cached pages of `path` from its 4 KiB page `from` to its end. */
+  const evictFrom = (path: string, from: number) => {
+    execFileSync('sync');
+    execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'bs=4096', `skip=${from}`, 'count=0', 'status=none']);
+  };
+  const pages = Math.floor(size / 4096);
+
+  it('only samples a database of which a few pages left the page cache: they are read under the lock', async () => {
+    await withFile(async (path) => {
+      evictFrom(path, Math.floor((pages * 62) / 64)); // the last two of the 64 stretches sampled: two pages come from storage
+      const before = await readBytes();
+      await warmPageCache(path);
+      expect((await readBytes()) - before).toBeLessThan(1 << 20);
+    });
+  });
+
+  it('reads a database half of which left the page cache, whole', async () => {
+    await withFile(async (path) => {
+      evictFrom(path, Math.floor(pages / 2));
+      const before = await readBytes();
+      await warmPageCache(path);
+      expect((await readBytes()) - before).toBeGreaterThanOrEqual(size);
+    });
+  });
+
   it('leaves a missing file or a folder for the snapshot to report', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-warm-'));
     try {
