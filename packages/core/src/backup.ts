@@ -187,7 +187,9 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
         config.source.database,
         stem,
         { busyTimeoutMs: config.source.busyTimeoutMs },
-        databaseEncoding.length > 0 ? { suffix: encodedSuffix(databaseEncoding), open: (path, size) => engine.codec.openEncoder(path, databaseEncoding, size) } : undefined,
+        databaseEncoding.length > 0
+          ? { suffix: encodedSuffix(databaseEncoding), open: (path, size) => engine.codec.openEncoder(path, databaseEncoding, size) }
+          : undefined,
       );
       ({ snapshot, digest, facts } = full);
       if (full.encoded) {
@@ -198,7 +200,14 @@ async function takeBackup(engine: Engine, options: BackupOptions, createdAt: Dat
             () => crashPoint('backup.snapshot-removed'),
             () => undefined,
           );
-        encoded.push({ role: 'database', path: full.staged, encoding: databaseEncoding, ...full.encoded, decodedSize: digest.size, decodedSha256: digest.sha256 });
+        encoded.push({
+          role: 'database',
+          path: full.staged,
+          encoding: databaseEncoding,
+          ...full.encoded,
+          decodedSize: digest.size,
+          decodedSha256: digest.sha256,
+        });
       } else {
         stagedFiles.push({ role: 'database', path: full.staged, size: digest.size, sha256: digest.sha256 });
       }
