@@ -50,11 +50,16 @@ export class Codec {
     private readonly onKeyUse: (use: 'encrypt' | 'decrypt', keys: { mode: string; fingerprints: readonly string[] }) => Promise<void> = async () => undefined,
   ) {}
 
-  /** The encodings a new artifact of `role` gets under this config. */
+  /**
+   * The encodings a new artifact of `role` gets under this config. Page-hash lists get none: they
+   * hold hashes, which zstd cannot shrink (it grew a GiB's list by 106 bytes, for a compression
+   * context of a few MiB), and no data, so they are not encrypted either.
+   */
   encodingFor(role: Artifact['role']): EncodingName[] {
     const names: EncodingName[] = [];
+    if (role === 'page-hashes') return names;
     if (this.config.compression.algorithm === 'zstd') names.push('zstd');
-    if (this.config.encryption && role !== 'page-hashes') names.push('pgp');
+    if (this.config.encryption) names.push('pgp');
     return names;
   }
 

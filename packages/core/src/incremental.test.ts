@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { sha256Hex } from '@stowage/storage';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -183,5 +184,39 @@ describe('page-delta incrementals', () => {
     const restored = await restore(ws.engine, { backup: inc.manifest.id, target: join(ws.dir, 'r.sqlite3') });
     expect(await sha256File(restored.target!)).toBe(await sha256File(ws.database));
     expect((await stat(restored.target!)).size).toBe(inc.manifest.source.size);
+  });
+});
+
+describe('page-hash lists of earlier versions', () => {
+  it('a full whose list is compressed (`.pagehash.zst`, as earlier versions stored it) still parents an incremental, and the chain restores', async () => {
+    ws = await makeWorkspace({ config: { compression: { algorithm: 'zstd', level: 3 } } });
+    const { manifest: full } = await backup(ws.engine, { type: 'full' });
+    const list = full.artifacts.find((a) => a.role === 'page-hashes')!;
+    expect(list).toMatchObject({ key: `full/${full.id}.pagehash`, encoding: [] });
+    // Rewritten at the destination as an earlier version wrote it, compressed by the zstd program.
+    const raw = join(ws.backups, list.key);
+    execFileSync('zstd', ['-q', '-3', raw, '-o', `${raw}.zst`]);
+    const compressed = await readFile(`${raw}.zst`);
+    await rm(raw);
+    const old = {
+      ...list,
+      key: `${list.key}.zst`,
+      encoding: ['zstd'],
+      size: compressed.length,
+      sha256: sha256Hex(compressed),
+      decodedSize: list.size,
+      decodedSha256: list.sha256,
+    };
+    const rewritten = { ...full, artifacts: full.artifacts.map((a) => (a.role === 'page-hashes' ? old : a)) };
+    await writeFile(join(ws.backups, 'full', `${full.id}.manifest.json`), serializeManifest(rewritten));
+    await rm(join(ws.config.stateDir, 'cache'), { recursive: true, force: true }); // the list is read from the destination
+
+    simulateWarehouseActivity(ws.database, { seed: 1, operations: 30 });
+    const { manifest: inc } = await backup(ws.engine, { type: 'incremental' });
+    expect(inc).toMatchObject({ type: 'incremental', parent: full.id });
+    expect(inc.delta!.changedPages).toBeLessThan(inc.source.pageCount / 2);
+    const target = join(ws.dir, 'restored.sqlite3');
+    await restore(ws.engine, { backup: inc.id, target });
+    expect(await sha256File(target)).toBe(await sha256File(ws.database));
   });
 });
