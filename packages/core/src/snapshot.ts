@@ -5,7 +5,8 @@
  * file, so the file itself is a consistent image. It is copied under the lock taken in short holds
  * (`ReadHolds`), between which writers that waited commit; a commit starts the copy again, in longer
  * holds, and in the end in one hold, however long (`COPY_HOLDS_MS`). The lock is released before
- * the copy is hashed.
+ * the copy is hashed. Incrementals and encoded fulls first read the live file itself in the same
+ * holds (`readInHolds`), and copy it only when a commit came between two of them.
  *
  * WAL mode: the file alone is not consistent (committed pages may still be in the -wal), so SQLite's
  * online backup copies the database, in a single step: the default step loop restarts whenever
@@ -34,8 +35,8 @@ export interface SnapshotOptions {
   /**
    * Rollback-journal mode: how long the read lock is held at a time while the database is copied,
    * for each attempt in turn; the attempt after the last holds it as long as the copy takes
-   * (`ReadHolds`). An incremental's read of the live file, before any copy, holds it as long as the
-   * first. Default `COPY_HOLDS_MS`.
+   * (`ReadHolds`). A read of the live file itself (`readInHolds`: a full's or an incremental's),
+   * before any copy, holds it as long as the first. Default `COPY_HOLDS_MS`.
    */
   holdsMs?: readonly number[];
   /** Called between two holds, with no lock held (tests). */
