@@ -190,15 +190,18 @@ export async function takeFull(source: string, stem: string, options: SnapshotOp
 /** `takeFull`'s pass over the live database, encoded to `staged`; undefined, having kept nothing, in WAL mode or after a commit between two holds. */
 async function readLive(source: string, staged: string, options: SnapshotOptions, encoding: FullEncoding): Promise<FullSnapshot | undefined> {
   const { db, journalMode } = await openLiveDatabase(source, options);
-  let encoder: Encoder | undefined;
+  if (journalMode === 'wal') {
+    db.close();
+    return undefined;
+  }
+  let opened: Encoder;
   try {
     // Before the lock: writers do not wait for the encoder's threads to start.
-    if (journalMode !== 'wal') encoder = await encoding.open(staged, (await stat(source)).size);
-  } finally {
-    if (!encoder) db.close();
+    opened = await encoding.open(staged, (await stat(source)).size);
+  } catch (error) {
+    db.close();
+    throw error;
   }
-  if (!encoder) return undefined;
-  const opened = encoder;
   const live = await readInHolds(db, source, options, async (file, holds) => {
     const header = await readOpenSqliteHeader(file, source);
     return { ...(await readFull(file, source, header, (countRows) => readFacts(db, countRows), opened, holds)), header };
