@@ -116,16 +116,21 @@ export function confirmedReplica(methods: ReadonlyMap<string, VerifiedBy>, at: D
   };
 }
 
+/** Staged files that a destination's put has claimed to hard-link (`PutBody.claimLink`). */
+const claimedForLink = new WeakSet<StagedArtifact>();
+
 /**
  * A rewindable put body over a staged file whose size and hash are already known; it names the
  * file (`path`), so an adapter that can copy it does so without reading it through `open()` (and
- * `onBytes` then hears nothing of it).
+ * `onBytes` then hears nothing of it), and one destination may hard-link it instead: the staged
+ * file is only removed once stored.
  */
 export function stagedBody(staged: StagedArtifact, onBytes?: (n: number) => void): PutBody {
   return {
     size: staged.artifact.size,
     sha256: staged.artifact.sha256,
     path: staged.path,
+    claimLink: () => !claimedForLink.has(staged) && Boolean(claimedForLink.add(staged)),
     open: () => {
       const stream = createReadStream(staged.path, { highWaterMark: 1 << 20 });
       if (!onBytes) return stream;

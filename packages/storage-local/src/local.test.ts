@@ -153,6 +153,52 @@ describe('LocalStorage on disk', () => {
     expect(await storage.stat('full/db')).toMatchObject({ checksums: { sha256: sha256Hex('staged bytes') } });
   });
 
+  it('hard-links a file body it may claim, once: the object is the file until the file is removed; a second claim or another file system copies', async () => {
+    const source = join(dir, 'staged');
+    await writeFile(source, 'staged bytes', { mode: 0o644 });
+    let claimed = false;
+    const claimLink = () => !claimed && (claimed = true);
+    const body = { ...bufferBody('staged bytes'), path: source, claimLink };
+    const linked = await storage.put('full/db', body, { ifNoneMatch: true });
+    expect(linked).toMatchObject({ size: 12, checksums: { sha256: sha256Hex('staged bytes') } });
+    const [file, object] = await Promise.all([stat(source), stat(join(root, 'full', 'db'))]);
+    expect(object.ino).toBe(file.ino);
+    expect(object.nlink).toBe(2);
+    expect(object.mode & 0o777).toBe(0o600);
+    // Claimed already (another destination of the same backup): a copy of its own.
+    await storage.put('mirror/db', body);
+    expect((await stat(join(root, 'mirror', 'db'))).ino).not.toBe(file.ino);
+    await rm(source);
+    expect((await stat(join(root, 'full', 'db'))).nlink).toBe(1);
+    expect(await storage.stat('full/db')).toMatchObject({ size: 12, checksums: { sha256: sha256Hex('staged bytes') } });
+    // A file the body misdeclares is refused after the link, which is undone; the file stays as it was.
+    await writeFile(source, 'staged bytes');
+    claimed = false;
+    await expect(storage.put('full/lie', { ...body, ...bufferBody('other bytes!'), path: source, claimLink })).rejects.toMatchObject({
+      code: StorageErrorCode.ChecksumMismatch,
+    });
+    expect(claimed).toBe(true);
+    expect((await stat(source)).nlink).toBe(1);
+    expect(await filesBelow(join(root, 'full'))).toEqual(['db']);
+  });
+
+  it('copies a claimable file body that is on another file system', async () => {
+    const shm = await mkdtemp('/dev/shm/stowage-local-');
+    try {
+      const source = join(shm, 'staged');
+      await writeFile(source, 'staged bytes');
+      const [file, rootDevice] = await Promise.all([stat(source), (await mkdir(root, { recursive: true }), stat(root))]);
+      expect(file.dev).not.toBe(rootDevice.dev); // else this test would not cross file systems
+      const info = await storage.put('full/db', { ...bufferBody('staged bytes'), path: source, claimLink: () => true });
+      expect(info.checksums.sha256).toBe(sha256Hex('staged bytes'));
+      expect((await stat(source)).nlink).toBe(1);
+      await rm(source);
+      expect(await storage.stat('full/db')).toMatchObject({ size: 12, checksums: { sha256: sha256Hex('staged bytes') } });
+    } finally {
+      await rm(shm, { recursive: true, force: true });
+    }
+  });
+
   it('treats folders as no object, and refuses keys that clash with a folder or an object', async () => {
     await storage.put('a/b', bufferBody('x'));
     expect(await storage.stat('a')).toBeUndefined();

@@ -34,7 +34,8 @@ import {
  * folder (`.<name>.stowage-tmp-<owner token>`: host, pid, start time; see `removeDeadTemporaries`), hashing and counting on the way, checks the body,
  * fsyncs, then makes it visible in one step: rename(2), or link(2) for `ifNoneMatch` since link
  * fails atomically when the name is taken. A body backed by a file (`PutBody.path`) is copied by
- * the kernel instead and checked by reading the copy back. Folders are 0700 and files 0600
+ * the kernel instead, or hard-linked when the body lets the put claim it (`PutBody.claimLink`), and
+ * checked by reading it back. Folders are 0700 and files 0600
  * whatever the umask.
  */
 
@@ -240,13 +241,21 @@ export class LocalStorage implements StorageAdapter {
   }
 
   /**
-   * Copies the body's file into a new 0600 file in the kernel (no byte passes through JS), then
-   * fsyncs the copy while reading it back: the bytes stored must be the body's declared size and
+   * Hard-links the body's file as the new file when the body lets this put claim it and it is on the
+   * same file system; copies it in the kernel otherwise (no byte passes through JS). Then makes it
+   * 0600 and fsyncs it while reading it back: the bytes stored must be the body's declared size and
    * SHA-256, and that read-back's SHA-256 is what `put` reports. `COPYFILE_EXCL`: without it
    * libuv truncates the new file first, and ext4 then flushes it on close (twice the time).
    */
   async #copyFile(source: string, path: string, key: string, body: PutBody, signal: AbortSignal | undefined): Promise<ObjectInfo> {
-    await copyFile(source, path, constants.COPYFILE_EXCL);
+    // Any failure to link (another file system, links not supported) leaves the copy to find what is wrong.
+    const linked =
+      body.claimLink?.() === true &&
+      (await link(source, path).then(
+        () => true,
+        () => false,
+      ));
+    if (!linked) await copyFile(source, path, constants.COPYFILE_EXCL);
     crashPoint('local.copied');
     const file = await open(path, 'r+');
     try {

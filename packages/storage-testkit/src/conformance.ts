@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -158,18 +158,33 @@ export function describeStorageAdapter(options: StorageAdapterSuiteOptions): voi
         });
       });
 
+      it('that the adapter may claim (to hard-link) round-trip, and the object outlives the file', async ({ storage }) => {
+        const bytes = randomBytes(1024 * 1024 + 3);
+        await withFile(bytes, async (path) => {
+          const info = await storage.put('file/claimed.bin', { ...bufferBody(bytes), path, claimLink: () => true });
+          await expectChecksumsOf(info, bytes);
+          await rm(path);
+        });
+        await expectChecksumsOf((await storage.stat('file/claimed.bin'))!, bytes);
+        expect(sha256Hex(await readObject(storage, 'file/claimed.bin'))).toBe(sha256Hex(bytes));
+      });
+
       it('are refused when the file does not match the declared size or SHA-256, leaving the existing object as it was', async ({ storage }) => {
         await storage.put('kept', bufferBody('original'));
         const bytes = Buffer.from('replacement');
         await withFile(bytes, async (path) => {
           for (const lie of [{ sha256: sha256Hex('something else') }, { size: bytes.length - 1 }, { size: bytes.length + 1 }]) {
-            await expect(storage.put('kept', { ...bufferBody(bytes), path, ...lie }), JSON.stringify(lie)).rejects.toMatchObject({
-              code: StorageErrorCode.ChecksumMismatch,
-            });
-            await expect(storage.put('new', { ...bufferBody(bytes), path, ...lie }), JSON.stringify(lie)).rejects.toMatchObject({
-              code: StorageErrorCode.ChecksumMismatch,
-            });
+            for (const claim of [{}, { claimLink: () => true }]) {
+              const label = JSON.stringify({ ...lie, claimable: 'claimLink' in claim });
+              await expect(storage.put('kept', { ...bufferBody(bytes), path, ...claim, ...lie }), label).rejects.toMatchObject({
+                code: StorageErrorCode.ChecksumMismatch,
+              });
+              await expect(storage.put('new', { ...bufferBody(bytes), path, ...claim, ...lie }), label).rejects.toMatchObject({
+                code: StorageErrorCode.ChecksumMismatch,
+              });
+            }
           }
+          expect(await readFile(path)).toEqual(bytes);
         });
         expect((await readObject(storage, 'kept')).toString()).toBe('original');
         expect(await listAll(storage, '')).toEqual(['kept']);

@@ -164,6 +164,14 @@ export interface PutBody {
    * hold either way. A wrapper that changes what `open()` returns must not pass `path` on.
    */
   readonly path?: string;
+  /**
+   * Offered with `path` when the adapter may hard-link that file into its store instead of copying
+   * it (the local adapter, on the same file system). Calling it claims the file: true for the first
+   * claim only, so that of several destinations on one file system one links and the others still
+   * store copies of their own. Once it is claimed the caller never writes to the file again; it only
+   * removes it. The size and SHA-256 checks hold as for a copy.
+   */
+  readonly claimLink?: () => boolean;
 }
 
 export interface PutOptions {
