@@ -1,6 +1,6 @@
 import { copyFile, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { bytes, fresh } from './files.js';
+import { bytes, evictFromPageCache, fresh } from './files.js';
 import { mutate } from './fixture.js';
 import { installed, runOk } from './measure.js';
 import { positive, type BenchContext, type Figure, type Reference, type Section } from './section.js';
@@ -59,6 +59,11 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
   let incremental: Manifest | undefined;
   const added = new Map<string, number>();
   let chain: { fullId: string; sameStateFullId: string; incrementals: Manifest[]; resticBytes?: number | undefined } | undefined;
+  /** Before a chain restore: an empty output folder, and every backup to be read from the disk. */
+  const coldRestore = async () => {
+    await fresh(out);
+    await evictFromPageCache(ctx.root, stowage.backups, join(dir, 'restic'));
+  };
 
   /** The db at `live` as it was before the hour, backed up once by `first`; then the hour's changes, untimed. */
   const beforeTheHour = async (first: string[]) => {
@@ -95,7 +100,9 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
       `the restore of the last incremental (full + ${chainLength} deltas) vs that of a full backup taken of the same state (the target: ` +
       "the same bytes written and checked), that of the chain's own full (the fixture before the changes: its `integrity_check` is " +
       'about 1 s shorter on this machine) and `restic restore latest`; every Stowage restore runs `--check full`, as the first ' +
-      'restore of a snapshot does by default (`BENCH_CHAIN_LENGTH`, default 24).',
+      "restore of a snapshot does by default (`BENCH_CHAIN_LENGTH`, default 24). Before each of these restores, Stowage's backups and " +
+      "restic's repository are dropped from the page cache (`dd iflag=nocache`), so each reads its backup from the disk: the full taken " +
+      'last would otherwise still be in memory while the chain, written earlier, is not.',
     cases: [
       {
         operation: 'incremental backup (1 h of changes)',
@@ -160,21 +167,21 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
         stowage: {
           label: 'stowage restore <the last incremental> --check full',
           argv: () => stowage.cli('restore', chain!.incrementals.at(-1)!.id, '--check', 'full', '--target', restored),
-          before: () => fresh(out),
+          before: coldRestore,
         },
         references: [
           {
             label: 'stowage restore <a full of the same state> --check full',
             argv: () => stowage.cli('restore', chain!.sameStateFullId, '--check', 'full', '--target', restored),
-            before: () => fresh(out),
+            before: coldRestore,
             maxRatio: 1.2,
           },
           {
             label: "stowage restore <the chain's full> --check full",
             argv: () => stowage.cli('restore', chain!.fullId, '--check', 'full', '--target', restored),
-            before: () => fresh(out),
+            before: coldRestore,
           },
-          { label: 'restic restore latest', tools: ['restic'], argv: () => restic.restore(out), before: () => fresh(out) },
+          { label: 'restic restore latest', tools: ['restic'], argv: () => restic.restore(out), before: coldRestore },
         ],
       },
     ],
