@@ -58,8 +58,8 @@ const COMMON: CrashPointName[] = [
   'lock.source-released',
 ];
 /**
- * The backup steps: the artifacts are staged files the local adapter copies in the kernel
- * (`local.copied`, before their read-back check) and links into place (`local.linked`: passes 1
+ * The backup steps: the artifacts are staged files the local adapter hard-links (the first local
+ * destination) or copies in the kernel (`local.copied`, before their read-back check) and links into place (`local.linked`: passes 1
  * and 2 are the two destination locks, 3 is the first artifact).
  */
 const BACKUP_STEPS: string[] = [...COMMON, 'local.copied', 'local.renamed', 'backup.snapshot-staged', 'backup.artifacts-stored', 'backup.manifest-written'];

@@ -56,8 +56,8 @@ export class Codec {
    * context of a few MiB), and no data, so they are not encrypted either.
    */
   encodingFor(role: Artifact['role']): EncodingName[] {
+    if (role === 'page-hashes') return [];
     const names: EncodingName[] = [];
-    if (role === 'page-hashes') return names;
     if (this.config.compression.algorithm === 'zstd') names.push('zstd');
     if (this.config.encryption) names.push('pgp');
     return names;
