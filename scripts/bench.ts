@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encryptedBackup } from './bench/encrypted.js';
+import { cpuShare, readCpu } from './bench/cpu-share.js';
 import { ensureFixture } from './bench/fixture.js';
 import { fullBackupAndRestore } from './bench/full.js';
 import { incrementalBackups } from './bench/incremental.js';
@@ -25,7 +26,7 @@ import { replication } from './bench/replication.js';
 import { ensureReferenceTools } from './bench/tools.js';
 import { zeroEgressVerify } from './bench/verify.js';
 import { machineInfo, mergeSections, renderDocument, renderSection, type Verdict } from './bench/report.js';
-import { positive, runSection, type BenchContext, type SectionFactory } from './bench/section.js';
+import { positive, runSection, type BenchContext, type SectionFactory, type SectionResult } from './bench/section.js';
 
 /** By the name that BENCH_SECTIONS / --sections selects them with. */
 const SECTIONS: Record<string, SectionFactory> = {
@@ -99,31 +100,41 @@ try {
   const verdicts: Verdict[] = [];
   for (const [name, factory] of factories) {
     const loadBefore = loadavg()[0]!;
+    const cpuBefore = readCpu();
     const date = new Date();
     const section = await factory(ctx);
+    let result: SectionResult;
     try {
       console.log(`\n${section.title} (${name})`);
-      const result = await runSection(section, ctx, runs);
-      const rendered = renderSection(result, startup, { date, runs, load: [loadBefore, loadavg()[0]!], fixtureBytes: fixture.bytes });
-      console.log(`\n${rendered.markdown}\n`);
-      sections.push(rendered);
-      verdicts.push(...rendered.verdicts);
-      // Written after every section, so a later one failing loses nothing measured before it.
-      await writeFile(
-        docPath,
-        renderDocument({
-          date: new Date(),
-          machine,
-          fixture,
-          cli,
-          startup,
-          ...(installedStartup ? { installedStartup } : {}),
-          sections: mergeSections(previous, sections),
-        }),
-      );
+      result = await runSection(section, ctx, runs);
     } finally {
+      // Before the CPU is read: the section's servers are then stopped, and their CPU counted as the bench's.
       await section.dispose?.();
     }
+    const cpuAfter = readCpu();
+    const rendered = renderSection(result, startup, {
+      date,
+      runs,
+      load: [loadBefore, loadavg()[0]!],
+      ...(cpuBefore && cpuAfter ? { cpu: cpuShare(cpuBefore, cpuAfter) } : {}),
+      fixtureBytes: fixture.bytes,
+    });
+    console.log(`\n${rendered.markdown}\n`);
+    sections.push(rendered);
+    verdicts.push(...rendered.verdicts);
+    // Written after every section, so a later one failing loses nothing measured before it.
+    await writeFile(
+      docPath,
+      renderDocument({
+        date: new Date(),
+        machine,
+        fixture,
+        cli,
+        startup,
+        ...(installedStartup ? { installedStartup } : {}),
+        sections: mergeSections(previous, sections),
+      }),
+    );
   }
 
   const missed = verdicts.filter((v) => !v.met).length;

@@ -22,7 +22,9 @@ export async function fullBackupAndRestore(ctx: BenchContext): Promise<Section> 
     about:
       'A full backup of the idle fixture to one local destination, compression off (snapshot, page hashes, store, fsync, verify, manifest), ' +
       'against `sqlite3 .backup` (the target baseline) and a plain `cp` + `sync`. A restore of that backup to a new file ' +
-      '(download, SHA-256 check, fsync, `PRAGMA integrity_check` and `foreign_key_check`, rename), against `cp` + `sync` of the backup file.',
+      '(download, SHA-256 check, fsync, rename), once `stowage validate` has checked the snapshot (so the restore reads back its header and ' +
+      'schema), against `cp` + `sync` of the backup file and against `stowage restore --check full` (the same restore running ' +
+      '`PRAGMA integrity_check` and `foreign_key_check`, as the first restore of a snapshot never checked does).',
     cases: [
       {
         operation: 'full backup',
@@ -39,13 +41,22 @@ export async function fullBackupAndRestore(ctx: BenchContext): Promise<Section> 
         setup: async () => {
           await stowage.reset();
           await runOk(stowage.cli('backup', '--type', 'full'), ctx.root);
+          // Every run then restores a checked snapshot: without it the first run would check and the next would not.
+          await runOk(stowage.cli('validate', 'latest'), ctx.root);
           const names = await readdir(join(stowage.backups, 'full'));
           const name = names.find((f) => f.endsWith('.sqlite3'));
           if (!name) throw new Error(`no uncompressed backup (*.sqlite3) in ${join(stowage.backups, 'full')}, only: ${names.join(', ')}`);
           backupFile = join(stowage.backups, 'full', name);
         },
         stowage: { label: 'stowage restore latest', argv: () => stowage.cli('restore', 'latest', '--target', restored), before: () => fresh(out) },
-        references: [{ label: 'cp + sync', argv: () => sh(CP_SYNC, backupFile, copy), before: () => fresh(out), maxRatio: 2 }],
+        references: [
+          { label: 'cp + sync', argv: () => sh(CP_SYNC, backupFile, copy), before: () => fresh(out), maxRatio: 2 },
+          {
+            label: 'stowage restore --check full',
+            argv: () => stowage.cli('restore', 'latest', '--target', restored, '--check', 'full'),
+            before: () => fresh(out),
+          },
+        ],
       },
     ],
   };

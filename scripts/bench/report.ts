@@ -3,6 +3,7 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Stats } from './measure.js';
 import { runOk } from './measure.js';
+import type { CpuShare } from './cpu-share.js';
 import type { BenchContext, SectionResult } from './section.js';
 
 import { MiB } from './files.js';
@@ -44,6 +45,8 @@ export interface SectionMeta {
   runs: number;
   /** 1-minute load average when the section started and ended. */
   load: [number, number];
+  /** What other processes and the hypervisor took while the section ran (when /proc could tell). */
+  cpu?: CpuShare;
   fixtureBytes: number;
 }
 
@@ -51,11 +54,22 @@ export interface SectionMeta {
 const cell = (text: string) => text.replaceAll('|', '\\|');
 const iso = (date: Date) => date.toISOString().replace(/\.\d+Z$/, 'Z');
 
+/** Above this many cores taken by others on average, a section's figures are flagged as noisier than usual. */
+const NOISY_CORES = 0.25;
+
+/** How quiet the machine was: what others took (or, without /proc, the load average, which includes the bench's own work). */
+function quiet(meta: SectionMeta, cores: number): string {
+  const load = `load average ${meta.load[0].toFixed(2)} at the start, ${meta.load[1].toFixed(2)} at the end (the bench's own work included), on ${cores} cores`;
+  if (!meta.cpu) return load;
+  const { otherCores, stealCores } = meta.cpu;
+  const noisy = otherCores + stealCores > NOISY_CORES ? ': other work was competing for the CPU, more noise than usual' : '';
+  return `${load}; other processes used ${otherCores.toFixed(2)} cores on average and the hypervisor took ${stealCores.toFixed(2)} (steal)${noisy}`;
+}
+
 /** A section as Markdown: when it was measured, results table, other figures, skipped references, then each target met or missed. */
 export function renderSection(result: SectionResult, startup: Stats, meta: SectionMeta): { title: string; markdown: string; verdicts: Verdict[] } {
   const cores = availableParallelism();
-  const noisy = Math.max(...meta.load) > cores ? ' (other work was competing for the CPU: more noise than usual)' : '';
-  const measured = `_Measured ${iso(meta.date)} on the ${(meta.fixtureBytes / MiB).toFixed(1)} MiB fixture, ${meta.runs} run(s) per command; load average ${meta.load[0].toFixed(2)} at the start, ${meta.load[1].toFixed(2)} at the end, on ${cores} cores${noisy}._`;
+  const measured = `_Measured ${iso(meta.date)} on the ${(meta.fixtureBytes / MiB).toFixed(1)} MiB fixture, ${meta.runs} run(s) per command; ${quiet(meta, cores)}._`;
   const rows = [
     '| Operation | Stowage (s) | Reference | Reference (s) | Ratio | Ratio excl. CLI startup | Stowage CPU (s) | Reference CPU (s) | Stowage peak RSS (MiB) | Reference peak RSS (MiB) |',
     '|---|--:|---|--:|--:|--:|--:|--:|--:|--:|',
