@@ -213,14 +213,24 @@ describe('decoding', () => {
       }
     });
 
-    it('bit flips anywhere (the content checksum catches the rest)', async () => {
-      const compressed = await compress(sampleData(500_000));
-      for (let position = 0; position < compressed.length; position += Math.floor(compressed.length / 40)) {
+    // A few bits of a zstd frame do not change what it decodes to (4 of 92,000 flips measured); such a flip
+    // decodes to the original bytes. Every other flip must be an error: never different bytes without one.
+    it('bit flips anywhere: an error, or exactly the original bytes (the content checksum catches the rest)', async () => {
+      const data = sampleData(500_000);
+      const compressed = await compress(data);
+      let caught = 0;
+      let flips = 0;
+      for (let position = 0; position < compressed.length; position += Math.floor(compressed.length / 40), flips++) {
         const flipped = Buffer.from(compressed);
         flipped[position]! ^= 0x10;
-        const { error } = await through(flipped, [createDecompressStream()]);
-        expect(codeOf(error), `flip at ${position}`).toBe(CompressionErrorCode.Corrupt);
+        const { error, output } = await through(flipped, [createDecompressStream()]);
+        if (error === undefined) expect(output.equals(data), `flip at ${position} decoded to other bytes without an error`).toBe(true);
+        else {
+          expect(codeOf(error), `flip at ${position}`).toBe(CompressionErrorCode.Corrupt);
+          caught++;
+        }
       }
+      expect(caught).toBeGreaterThanOrEqual(flips - 2);
     });
 
     it('trailing garbage after the frame', async () => {
