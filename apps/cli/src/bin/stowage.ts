@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { runProgram, stowageProgram } from '../program.js';
+import { keepYoungGenerationSmall } from '../young-generation.js';
 
+// Before the program's modules are loaded and evaluated (see there).
+keepYoungGenerationSmall();
+const { runProgram, stowageProgram } = await import('../program.js');
 process.exitCode = await runProgram(stowageProgram, process.argv.slice(2));
