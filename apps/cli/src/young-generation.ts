@@ -5,10 +5,11 @@
  * through `#!/usr/bin/env node` cannot pass everywhere (BusyBox's env has no `-S`); the growth
  * factor, though, is read each time the young generation would grow, so a factor of 1 stops it
  * growing. Set before the program's modules are loaded, it took the peak RSS on the 1 GiB fixture
- * here from 129 to 114–126 MiB for an encrypted full backup, from 129 to 118 for an incremental and
- * from 120 to 114 for a restore (3–4 alternating pairs each), at the same speed: the passes collect
- * it every few MiB streamed anyway (`withBoundedGarbage`). A process-wide setting: the program
- * makes it, not the libraries a host may load.
+ * here from 129 to 114–126 MiB for an encrypted full backup (112–114 once full collections came
+ * sooner: garbage.ts), from 129 to 118 for an incremental and from 120 to 114 for a restore (3–4
+ * alternating pairs each), at the same speed: the passes collect it every few MiB streamed anyway
+ * (`withBoundedGarbage`). A process-wide setting: the program makes it, not the libraries a host
+ * may load.
  */
 import { setFlagsFromString } from 'node:v8';
 
