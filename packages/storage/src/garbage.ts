@@ -6,9 +6,9 @@
  * memory. Measured on the 1 GiB fixture, that was 30–45 MiB of a backup's or restore's peak RSS
  * holding nothing. A small young generation bounds it too (the CLI's bins keep it at 2 MiB), but
  * that is a process-wide choice for the program, not a library, to make; and a timer that samples
- * memory starves while a pass keeps the event loop busy. So the hashing streams every byte of a pass goes through report what they
- * see (`streamed`), and every `PACE` bytes a young-generation collection runs: a scavenge of a
- * small young generation costs well under a millisecond.
+ * memory starves while a pass keeps the event loop busy. So the hashing streams every byte of a
+ * pass goes through report what they see (`streamed`), and every `PACE` bytes a young-generation
+ * collection runs: a scavenge of a small young generation costs well under a millisecond.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
