@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { bufferBody, crashPoint, digestStream, isAlreadyExists, ownerToken, sha256Hex, withBoundedGarbage } from '@stowage/storage';
+import { bufferBody, crashPoint, digestFile, isAlreadyExists, ownerToken, sha256Hex, withBoundedGarbage } from '@stowage/storage';
 import { isStowageError } from '@stowage/errors';
 import type { ResolvedConfig } from './config.js';
 import { requireDestinations, type Destination, type DestinationFailure, type Engine } from './engine.js';
@@ -12,7 +12,7 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, type Artifact, type BackupType, type
 import { takeChanges } from './changes.js';
 import { AUDIT_FILE, auditCopyKey, auditHead } from './audit.js';
 import { cacheForNextBackup, downgradeToFull, loadFileSetIndex, planBackup, type BackupPlan } from './plan.js';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import type { AnomalyFinding, BackupFacts } from '@stowage/alerts/anomaly';
 import { scanFileSets, summarizeSet, writeFileSetArchive, type FileSetsConfig } from '@stowage/filesets';
 import { encodePageHashDelta, PAGE_HASH_ALGORITHM, type FileDigest } from './page-hashes.js';
@@ -408,7 +408,7 @@ interface StagedFile {
 }
 
 async function stagedFile(role: Artifact['role'], path: string): Promise<StagedFile> {
-  return { role, path, ...(await digestStream(createReadStream(path))) };
+  return { role, path, ...(await digestFile(path)) };
 }
 
 function artifactKey(role: Artifact['role'], type: BackupType, id: string): string {

@@ -5,8 +5,8 @@
  * recover it. Page-hash lists are compressed but never encrypted: a host holding only a public
  * key must still read them to take the next incremental (they are hashes, not data).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DecryptionKeys, EncryptionKeys, PassphraseVerifier } from '@stowage/crypto';
@@ -36,6 +36,9 @@ export interface Encoder {
   end(): Promise<{ size: number; sha256: string }>;
   destroy(error: Error): void;
 }
+
+/** Bytes of each read of `Codec.encodeFile`. */
+const ENCODE_READ_BYTES = 1 << 20;
 
 /** Keys are loaded once per engine and only when needed (a restore of plain backups needs none). */
 export class Codec {
@@ -112,10 +115,21 @@ export class Codec {
 
   /** Encodes the file at `input` into `output`; returns size and SHA-256 of the encoded bytes. */
   async encodeFile(input: string, output: string, encoding: readonly EncodingName[]): Promise<{ size: number; sha256: string }> {
-    const digest = new DigestStream();
-    const stages = await this.#encoders(encoding, (await stat(input)).size);
-    await pipeline([createReadStream(input, { highWaterMark: 1 << 20 }), ...stages, digest, createWriteStream(output, { flags: 'wx', mode: 0o600 })]);
-    return { size: digest.size, sha256: digest.digest() };
+    const file = await open(input, 'r');
+    try {
+      const encoder = await this.openEncoder(output, encoding, (await file.stat()).size);
+      // One buffer, read into again once the encoder took its bytes: no garbage per chunk.
+      const buffer = Buffer.allocUnsafe(ENCODE_READ_BYTES);
+      try {
+        for (let read: number; (read = (await file.read(buffer, 0, buffer.length, null)).bytesRead) > 0; ) await encoder.write(buffer.subarray(0, read));
+      } catch (error) {
+        encoder.destroy(error as Error);
+        throw error;
+      }
+      return await encoder.end();
+    } finally {
+      await file.close();
+    }
   }
 
   /**

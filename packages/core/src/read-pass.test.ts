@@ -80,6 +80,25 @@ describe('an encoder fed chunk by chunk', () => {
   });
 });
 
+describe('a staged file encoded whole (encodeFile)', () => {
+  // Around the size of its one read buffer (1 MiB), which it reads into again for every chunk.
+  const SIZES = [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7];
+  it.each(ENCODINGS)('decodes to the file, every byte, and reports the encoded size and SHA-256 (%s)', async (label) => {
+    const { codec, encoding } = encoderOf(label);
+    for (const size of SIZES) {
+      const input = join(dir, `whole-${size}.in`);
+      const bytes = Buffer.alloc(size);
+      for (let at = 0; at < size; at += 32) createHash('sha256').update(`${label}:${at}`).digest().copy(bytes, at);
+      await writeFile(input, bytes);
+      const output = join(dir, `whole-${size}-${label.replace(/\W+/g, '-')}.out`);
+      const reported = await codec.encodeFile(input, output, encoding);
+      const stored = await readFile(output);
+      expect(reported, `${size} bytes`).toEqual({ size: stored.length, sha256: createHash('sha256').update(stored).digest('hex') });
+      expect((await decoded(codec, output, encoding)).equals(bytes), `${size} bytes`).toBe(true);
+    }
+  });
+});
+
 describe("a backup's read of a database file", () => {
   it.each([4096, 65536])('sees every page once, in order, through reused buffers, and hashes each and the whole file (page size %i)', async (pageSize) => {
     const path = join(dir, `pages-${pageSize}.sqlite3`);

@@ -1,9 +1,8 @@
 import { access, chmod, chown, constants, readFile, rename, rm, stat } from 'node:fs/promises';
 import { crashPoint, ownerToken, withBoundedGarbage } from '@stowage/storage';
-import { createReadStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { digestStream } from '@stowage/storage';
+import { digestFile } from '@stowage/storage';
 import { catalogOf, findBackupAt } from './catalog.js';
 import { findBackup } from './find.js';
 import { materializeChain, resolveChain } from './chain.js';
@@ -384,7 +383,7 @@ export async function verifyRestored(engine: Engine, options: { testMode?: boole
   try {
     const checks = runChecks(db);
     const facts = readFacts(db);
-    const { sha256 } = await digestStream(createReadStream(record.target));
+    const { sha256 } = await digestFile(record.target);
     const schemaMatches = facts.schemaHash === record.schemaHash;
     return {
       backupId: record.backupId,

@@ -1,8 +1,14 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { assertBodyMatches, bufferBody, destroyOnAbort, digestStream, sha256Hex } from './body.js';
+import { assertBodyMatches, bufferBody, destroyOnAbort, digestFile, digestStream, sha256Hex } from './body.js';
 import { StorageErrorCode } from './errors.js';
 
 describe('bufferBody and digestStream', () => {
@@ -11,6 +17,26 @@ describe('bufferBody and digestStream', () => {
     expect(body).toMatchObject({ size: 5, sha256: sha256Hex('hello') });
     await expect(digestStream(body.open())).resolves.toEqual({ size: 5, sha256: body.sha256 });
     await expect(text(body.open())).resolves.toBe('hello');
+  });
+});
+
+describe('digestFile', () => {
+  it('gives the size and the SHA-256 that sha256sum gives, for sizes around its read buffer (1 MiB)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-digest-file-'));
+    try {
+      for (const size of [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7]) {
+        const path = join(dir, `${size}.bin`);
+        await writeFile(path, randomBytes(size));
+        const { stdout } = await promisify(execFile)('sha256sum', [path]);
+        await expect(digestFile(path), `${size} bytes`).resolves.toEqual({ size, sha256: stdout.split(' ')[0] });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a missing file with its system error', async () => {
+    await expect(digestFile(join(tmpdir(), 'stowage-no-such-file'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PutBody } from './contract.js';
@@ -43,6 +43,26 @@ export async function digestStream(source: Readable): Promise<{ size: number; sh
   return { size: meter.size, sha256: meter.digest() };
 }
 
+/** Bytes of each read of `digestFile`. */
+const DIGEST_READ_BYTES = 1 << 20;
+
+/**
+ * Size and SHA-256 of the file at `path`, read start to end into one buffer used again for every
+ * read: a read stream would leave each chunk it read behind as garbage (a GiB file, a GiB of it).
+ */
+export async function digestFile(path: string): Promise<{ size: number; sha256: string }> {
+  const file = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(DIGEST_READ_BYTES);
+    let size = 0;
+    for (let read: number; (read = (await file.read(buffer, 0, buffer.length, size)).bytesRead) > 0; size += read) hash.update(buffer.subarray(0, read));
+    return { size, sha256: hash.digest('hex') };
+  } finally {
+    await file.close();
+  }
+}
+
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -68,7 +88,7 @@ export function bufferBody(data: Uint8Array | string): PutBody {
 
 /** A rewindable body over a file that does not change; reads it once to learn size and SHA-256. */
 export async function fileBody(path: string): Promise<PutBody> {
-  const { size, sha256 } = await digestStream(createReadStream(path));
+  const { size, sha256 } = await digestFile(path);
   const { size: sizeNow } = await stat(path);
   if (sizeNow !== size) throw new Error(`${path} changed while it was being hashed`);
   return { size, sha256, path, open: () => createReadStream(path) };

@@ -34,7 +34,7 @@ export {
   throwIfAborted,
 } from './errors.js';
 export { assertValidKey, assertValidPrefix } from './keys.js';
-export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestStream, fileBody, sha256Hex } from './body.js';
+export { DigestStream, assertBodyMatches, bufferBody, destroyOnAbort, digestFile, digestStream, fileBody, sha256Hex } from './body.js';
 export { streamed, withBoundedGarbage } from './garbage.js';
 export { withRetry, type RetryOptions } from './retry.js';
 export { Semaphore, withConcurrencyLimit } from './limit.js';
