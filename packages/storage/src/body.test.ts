@@ -8,7 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { assertBodyMatches, bufferBody, destroyOnAbort, digestFile, digestStream, sha256Hex } from './body.js';
+import { assertBodyMatches, bufferBody, destroyOnAbort, digestFile, digestStream, fileBody, sha256Hex } from './body.js';
 import { StorageErrorCode } from './errors.js';
 
 describe('bufferBody and digestStream', () => {
@@ -30,6 +30,20 @@ describe('digestFile', () => {
         const { stdout } = await promisify(execFile)('sha256sum', [path]);
         await expect(digestFile(path), `${size} bytes`).resolves.toEqual({ size, sha256: stdout.split(' ')[0] });
       }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('describes the file a fileBody opens, every time it is opened', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-file-body-'));
+    try {
+      const path = join(dir, 'body.bin');
+      const bytes = randomBytes(3 * (1 << 20) + 7);
+      await writeFile(path, bytes);
+      const body = await fileBody(path);
+      expect(body).toMatchObject({ size: bytes.length, sha256: sha256Hex(bytes), path });
+      for (let n = 0; n < 2; n++) await expect(digestStream(body.open())).resolves.toEqual({ size: body.size, sha256: body.sha256 });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
