@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, open, opendir, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -16,6 +15,7 @@ import {
   assertValidPrefix,
   crashPoint,
   destroyOnAbort,
+  digestFile,
   isDeadOwnersTemp,
   isNoSpace,
   objectNotFound,
@@ -43,8 +43,6 @@ const FOLDER_MODE = 0o700;
 const FILE_MODE = 0o600;
 const TEMP_MARKER = '.stowage-tmp-';
 const READ_CHUNK_BYTES = 256 * 1024;
-/** Read size when a file is hashed (stat, and the read-back of a put). */
-const DIGEST_CHUNK_BYTES = 1024 * 1024;
 
 /** True for errors meaning "no object here": missing, or a folder where the key expects a file. */
 function isNotAnObject(error: unknown): boolean {
@@ -270,19 +268,10 @@ export class LocalStorage implements StorageAdapter {
     }
   }
 
-  /** Size and SHA-256 of an open file's bytes, read from the start into one reused buffer. */
+  /** Size and SHA-256 of an open file's bytes, read from the start (`digestFile`). */
   async #digestFile(file: FileHandle, key: string, operation: string, signal: AbortSignal | undefined): Promise<{ size: number; sha256: string }> {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(DIGEST_CHUNK_BYTES);
-    let size = 0;
     try {
-      for (;;) {
-        throwIfAborted(signal, key);
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, size);
-        if (bytesRead === 0) return { size, sha256: hash.digest('hex') };
-        hash.update(buffer.subarray(0, bytesRead));
-        size += bytesRead;
-      }
+      return await digestFile(file, { beforeRead: () => throwIfAborted(signal, key) });
     } catch (error) {
       throw this.#storageError(error, operation, key);
     }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -44,6 +44,31 @@ describe('digestFile', () => {
       const body = await fileBody(path);
       expect(body).toMatchObject({ size: bytes.length, sha256: sha256Hex(bytes), path });
       for (let n = 0; n < 2; n++) await expect(digestStream(body.open())).resolves.toEqual({ size: body.size, sha256: body.sha256 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads an open file from its start and leaves it open; what beforeRead throws ends the digest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-digest-open-'));
+    try {
+      const path = join(dir, 'open.bin');
+      const bytes = randomBytes((1 << 20) + 3);
+      await writeFile(path, bytes);
+      const file = await open(path, 'r');
+      try {
+        await file.read(Buffer.alloc(10), 0, 10, null); // moves the file position: the digest starts at 0 anyway
+        await expect(digestFile(file)).resolves.toEqual({ size: bytes.length, sha256: sha256Hex(bytes) });
+        let reads = 0;
+        const stop = new Error('stop');
+        const beforeRead = () => {
+          if (++reads === 2) throw stop;
+        };
+        await expect(digestFile(file, { beforeRead })).rejects.toBe(stop);
+        expect((await file.stat()).size).toBe(bytes.length); // still open
+      } finally {
+        await file.close();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

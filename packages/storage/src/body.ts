@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PutBody } from './contract.js';
@@ -47,19 +47,26 @@ export async function digestStream(source: Readable): Promise<{ size: number; sh
 const DIGEST_READ_BYTES = 1 << 20;
 
 /**
- * Size and SHA-256 of the file at `path`, read start to end into one buffer used again for every
- * read: a read stream would leave each chunk it read behind as garbage (a GiB file, a GiB of it).
+ * Size and SHA-256 of a file's bytes — the file at a path, or an open one, read from its start —
+ * read into one buffer used again for every read: a read stream would leave each chunk it read
+ * behind as garbage (a GiB file, a GiB of it). `beforeRead` runs before each read (an abort check);
+ * what it throws ends the digest. An open file is not closed.
  */
-export async function digestFile(path: string): Promise<{ size: number; sha256: string }> {
-  const file = await open(path, 'r');
+export async function digestFile(file: string | FileHandle, options: { beforeRead?: () => void } = {}): Promise<{ size: number; sha256: string }> {
+  const handle = typeof file === 'string' ? await open(file, 'r') : file;
   try {
     const hash = createHash('sha256');
     const buffer = Buffer.allocUnsafe(DIGEST_READ_BYTES);
     let size = 0;
-    for (let read: number; (read = (await file.read(buffer, 0, buffer.length, size)).bytesRead) > 0; size += read) hash.update(buffer.subarray(0, read));
-    return { size, sha256: hash.digest('hex') };
+    for (;;) {
+      options.beforeRead?.();
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+      if (bytesRead === 0) return { size, sha256: hash.digest('hex') };
+      hash.update(buffer.subarray(0, bytesRead));
+      size += bytesRead;
+    }
   } finally {
-    await file.close();
+    if (handle !== file) await handle.close();
   }
 }
 
