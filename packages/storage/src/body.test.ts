@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBodyMatches, bufferBody, destroyOnAbort, digestFile, digestStream, fileBody, sha256Hex } from './body.js';
 import { StorageErrorCode } from './errors.js';
 
@@ -21,61 +21,52 @@ describe('bufferBody and digestStream', () => {
 });
 
 describe('digestFile', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-digest-file-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
   it('gives the size and the SHA-256 that sha256sum gives, for sizes around its read buffer (1 MiB)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'stowage-digest-file-'));
-    try {
-      for (const size of [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7]) {
-        const path = join(dir, `${size}.bin`);
-        await writeFile(path, randomBytes(size));
-        const { stdout } = await promisify(execFile)('sha256sum', [path]);
-        await expect(digestFile(path), `${size} bytes`).resolves.toEqual({ size, sha256: stdout.split(' ')[0] });
-      }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    for (const size of [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7]) {
+      const path = join(dir, `${size}.bin`);
+      await writeFile(path, randomBytes(size));
+      const { stdout } = await promisify(execFile)('sha256sum', [path]);
+      await expect(digestFile(path), `${size} bytes`).resolves.toEqual({ size, sha256: stdout.split(' ')[0] });
     }
   });
 
   it('describes the file a fileBody opens, every time it is opened', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'stowage-file-body-'));
-    try {
-      const path = join(dir, 'body.bin');
-      const bytes = randomBytes(3 * (1 << 20) + 7);
-      await writeFile(path, bytes);
-      const body = await fileBody(path);
-      expect(body).toMatchObject({ size: bytes.length, sha256: sha256Hex(bytes), path });
-      for (let n = 0; n < 2; n++) await expect(digestStream(body.open())).resolves.toEqual({ size: body.size, sha256: body.sha256 });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const path = join(dir, 'body.bin');
+    const bytes = randomBytes(3 * (1 << 20) + 7);
+    await writeFile(path, bytes);
+    const body = await fileBody(path);
+    expect(body).toMatchObject({ size: bytes.length, sha256: sha256Hex(bytes), path });
+    for (let n = 0; n < 2; n++) await expect(digestStream(body.open())).resolves.toEqual({ size: body.size, sha256: body.sha256 });
   });
 
   it('reads an open file from its start and leaves it open; what beforeRead throws ends the digest', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'stowage-digest-open-'));
+    const path = join(dir, 'open.bin');
+    const bytes = randomBytes((1 << 20) + 3);
+    await writeFile(path, bytes);
+    const file = await open(path, 'r');
     try {
-      const path = join(dir, 'open.bin');
-      const bytes = randomBytes((1 << 20) + 3);
-      await writeFile(path, bytes);
-      const file = await open(path, 'r');
-      try {
-        await file.read(Buffer.alloc(10), 0, 10, null); // moves the file position: the digest starts at 0 anyway
-        await expect(digestFile(file)).resolves.toEqual({ size: bytes.length, sha256: sha256Hex(bytes) });
-        let reads = 0;
-        const stop = new Error('stop');
-        const beforeRead = () => {
-          if (++reads === 2) throw stop;
-        };
-        await expect(digestFile(file, { beforeRead })).rejects.toBe(stop);
-        expect((await file.stat()).size).toBe(bytes.length); // still open
-      } finally {
-        await file.close();
-      }
+      await file.read(Buffer.alloc(10), 0, 10, null); // moves the file position: the digest starts at 0 anyway
+      await expect(digestFile(file)).resolves.toEqual({ size: bytes.length, sha256: sha256Hex(bytes) });
+      let reads = 0;
+      const stop = new Error('stop');
+      const beforeRead = () => {
+        if (++reads === 2) throw stop;
+      };
+      await expect(digestFile(file, { beforeRead })).rejects.toBe(stop);
+      expect((await file.stat()).size).toBe(bytes.length); // still open
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await file.close();
     }
   });
 
   it('rejects a missing file with its system error', async () => {
-    await expect(digestFile(join(tmpdir(), 'stowage-no-such-file'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(digestFile(join(dir, 'no-such-file'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 
