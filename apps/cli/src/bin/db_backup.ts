@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { keepYoungGenerationSmall } from '../young-generation.js';
+import { tuneHeapForStreaming } from '../heap.js';
 
 // Before the program's modules are loaded and evaluated (see there).
-keepYoungGenerationSmall();
+tuneHeapForStreaming();
 const [{ runProgram }, { dbBackupProgram }] = await Promise.all([import('../program.js'), import('../seed-commands.js')]);
 process.exitCode = await runProgram(dbBackupProgram, process.argv.slice(2));
