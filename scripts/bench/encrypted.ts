@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import { chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytes, fresh } from './files.js';
 import { installed, run, runOk, sh } from './measure.js';
 import type { BenchContext, Figure, Section } from './section.js';
-import { storedBytes, stowageRig, type Manifest } from './stowage.js';
+import { passphraseEncryption, storedBytes, stowageRig, type Manifest } from './stowage.js';
 import { borgRepo, resticRepo } from './tools.js';
 
 const GPG = 'gpg --batch --quiet --yes --pinentry-mode loopback --passphrase-file "$1"';
@@ -21,16 +20,16 @@ const THROUGHPUT = 'packages/crypto/bench/throughput.ts';
 export async function encryptedBackup(ctx: BenchContext): Promise<Section> {
   const dir = join(ctx.work, 'encrypted');
   const out = join(dir, 'out');
-  const keyFile = join(dir, 'passphrase');
   const gnupg = join(dir, 'gnupg');
   await fresh(dir, out, gnupg);
   await chmod(gnupg, 0o700);
   process.env.GNUPGHOME = gnupg;
-  await writeFile(keyFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  const encryption = await passphraseEncryption(dir);
+  const keyFile = encryption.passphraseFile;
 
   const source = { database: ctx.fixture.path };
   const compression = { algorithm: 'zstd', level: 3 };
-  const stowage = await stowageRig(ctx, join(dir, 'stowage'), { source, compression, encryption: { mode: 'passphrase', passphraseFile: keyFile } });
+  const stowage = await stowageRig(ctx, join(dir, 'stowage'), { source, compression, encryption });
   const zstdOnly = await stowageRig(ctx, join(dir, 'stowage-zstd'), { source, compression });
   const restic = resticRepo(ctx, join(dir, 'restic'));
   const borg = borgRepo(ctx, join(dir, 'borg'));

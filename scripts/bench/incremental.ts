@@ -4,7 +4,7 @@ import { bytes, evictFromPageCache, fresh } from './files.js';
 import { mutate } from './fixture.js';
 import { installed, runOk } from './measure.js';
 import { positive, type BenchContext, type Figure, type Reference, type Section } from './section.js';
-import { storedBytes, stowageRig, type Manifest } from './stowage.js';
+import { passphraseEncryption, storedBytes, stowageRig, type Manifest } from './stowage.js';
 import { borgRepo, resticRepo, type Repo } from './tools.js';
 
 const PAGE = 4096;
@@ -50,8 +50,8 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
   const live = join(dir, 'live', 'db.sqlite3');
   const out = join(dir, 'out');
   const restored = join(out, 'restored.sqlite3');
-  // Default config: zstd level 3, no encryption.
-  const stowage = await stowageRig(ctx, join(dir, 'stowage'), { source: { database: live } });
+  // Default compression (zstd level 3) and AES-256 in passphrase mode: restic and borg encrypt too.
+  const stowage = await stowageRig(ctx, join(dir, 'stowage'), { source: { database: live }, encryption: await passphraseEncryption(dir) });
   const restic = resticRepo(ctx, join(dir, 'restic'));
   const borg = borgRepo(ctx, join(dir, 'borg'));
 
@@ -90,7 +90,7 @@ export async function incrementalBackups(ctx: BenchContext): Promise<Section> {
   return {
     title: 'Incremental backups and chain restore',
     about:
-      `Default config (zstd level 3 on, no encryption), one local destination. **Incremental**: a full backup of the fixture, then one simulated hour ` +
+      `zstd level 3 and AES-256 OpenPGP encryption (passphrase mode; restic and borg encrypt too), one local destination. **Incremental**: a full backup of the fixture, then one simulated hour ` +
       '(`gen.py mutate --seed 1`, about 1 % of the pages changed, scattered), then the timed `stowage backup --type incremental`; ' +
       'restic and borg back up the same file before and after the same hour, and their second backup is timed (restic: repository format 2, ' +
       'zstd `auto` compression, AES-256; borg 1.2: `init -e repokey`, `create --compression zstd,3`). Bytes added are the growth of each repository folder; ' +

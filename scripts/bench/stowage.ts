@@ -1,4 +1,5 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fresh } from './files.js';
 import type { BenchContext } from './section.js';
@@ -40,6 +41,14 @@ export async function stowageRig(ctx: BenchContext, dir: string, settings: Recor
       return manifests.sort((a, b) => a.seq - b.seq);
     },
   };
+}
+
+/** A rig's `encryption` settings: AES-256 in passphrase mode, a random passphrase in `<dir>/passphrase` (mode 600). */
+export async function passphraseEncryption(dir: string): Promise<{ mode: 'passphrase'; passphraseFile: string }> {
+  const passphraseFile = join(dir, 'passphrase');
+  await mkdir(dir, { recursive: true });
+  await writeFile(passphraseFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  return { mode: 'passphrase', passphraseFile };
 }
 
 /** Bytes stored for one backup: all its artifacts, or those of one role (`database`, `delta`, `page-hashes`). */
