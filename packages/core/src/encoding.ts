@@ -5,6 +5,7 @@
  * recover it. Page-hash lists are compressed but never encrypted: a host holding only a public
  * key must still read them to take the next incremental (they are hashes, not data).
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
@@ -46,6 +47,8 @@ export class Codec {
   #decryption: Promise<DecryptionKeys> | undefined;
   readonly #verifierMatches = new Map<string, Promise<boolean>>();
   #matchedVerifier: PassphraseVerifier | undefined;
+  /** Passphrase mode, SEIPDv1: the S2K salt of every artifact this engine encrypts (see `describe`). */
+  #s2kSalt: Buffer | undefined;
 
   /** `onKeyUse` is told (for the audit log) when keys are loaded: mode and fingerprints, never a secret. */
   constructor(
@@ -70,16 +73,20 @@ export class Codec {
    * What the manifest says about encoding: algorithms and which key — recipients' fingerprints, or
    * a passphrase verifier — never a secret. The newest verifier among `recent` manifests is reused
    * when it matches, so every backup made with one passphrase carries the same verifier and a
-   * catalog is checked with one scrypt per passphrase.
+   * catalog is checked with one scrypt per passphrase. The S2K salt of that passphrase's newest
+   * backup is reused too, so a restore of a chain derives the passphrase's key once, not once per
+   * artifact; each artifact still has its own random session key.
    */
   async describe(recent: readonly Manifest[] = []): Promise<Manifest['encoding']> {
     const { compression, encryption } = this.config;
     const keys = encryption ? await this.encryptionKeys() : undefined;
     let verifier: PassphraseVerifier | undefined;
+    let s2kSalt: Buffer | undefined;
     if (keys?.mode === 'passphrase') {
       const previous = recent.findLast((m) => m.encoding.encryption?.passphraseVerifier)?.encoding.encryption?.passphraseVerifier;
       if (previous && !this.#matchedVerifier) await this.passphraseMatches(previous).catch(() => false);
       verifier = this.#matchedVerifier ?? (await (await crypto()).createPassphraseVerifier(keys));
+      if (!keys.aead) s2kSalt = this.#s2kSalt ??= this.#recordedSalt(recent) ?? randomBytes((await crypto()).S2K_SALT_BYTES);
     }
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
@@ -90,9 +97,20 @@ export class Codec {
             mode: keys.mode,
             fingerprints: [...keys.fingerprints],
             ...(verifier ? { passphraseVerifier: verifier } : {}),
+            ...(s2kSalt ? { s2kSalt: s2kSalt.toString('hex') } : {}),
           }
         : null,
     };
+  }
+
+  /** The S2K salt of the newest of `recent` made with this passphrase (whose verifier matched). */
+  #recordedSalt(recent: readonly Manifest[]): Buffer | undefined {
+    const matched = this.#matchedVerifier && JSON.stringify(this.#matchedVerifier);
+    const salt =
+      matched &&
+      recent.findLast((m) => m.encoding.encryption?.s2kSalt && JSON.stringify(m.encoding.encryption.passphraseVerifier) === matched)?.encoding.encryption
+        ?.s2kSalt;
+    return salt ? Buffer.from(salt, 'hex') : undefined;
   }
 
   /**
@@ -165,11 +183,12 @@ export class Codec {
   async #encoders(encoding: readonly EncodingName[], inputSize: number): Promise<Duplex[]> {
     const stages: Duplex[] = [];
     for (const name of encoding) {
-      stages.push(
-        name === 'zstd'
-          ? (await compression()).createCompressStream({ level: this.config.compression.level, inputSize })
-          : (await crypto()).createEncryptStream(await this.encryptionKeys()),
-      );
+      if (name === 'zstd') {
+        stages.push((await compression()).createCompressStream({ level: this.config.compression.level, inputSize }));
+        continue;
+      }
+      const { createEncryptStream, S2K_SALT_BYTES } = await crypto();
+      stages.push(createEncryptStream(await this.encryptionKeys(), { s2kSalt: (this.#s2kSalt ??= randomBytes(S2K_SALT_BYTES)) }));
     }
     return stages;
   }

@@ -50,6 +50,13 @@ async function dropVerifier(manifest: Manifest): Promise<void> {
   await writeFile(path, `${JSON.stringify(stored, null, 2)}\n`);
 }
 
+/** The salt of the passphrase's session key packet that opens a stored artifact (SKESK v4, iterated+salted S2K). */
+async function storedS2kSalt(key: string): Promise<string> {
+  const head = (await readFile(join(ws.backups, key))).subarray(0, 14);
+  expect([...head.subarray(0, 1), ...head.subarray(2, 6)]).toEqual([0xc3, 4, 9, 3, 8]);
+  return head.subarray(6, 14).toString('hex');
+}
+
 describe('key changes never leave a chain that cannot be restored', () => {
   it('passphrase rotation: the manifest holds a verifier, not the passphrase; the next incremental is a full saying why, and restores', async () => {
     ws = await makeWorkspace({ config: passphraseConfig });
@@ -86,6 +93,36 @@ describe('key changes never leave a chain that cannot be restored', () => {
       { chain: rotated.id, newest: next.id, checked: 'decrypted', ok: true },
     ]);
     expect((await verify(await fresh(), { all: true })).every((r) => r.ok)).toBe(true);
+  });
+
+  it('one S2K salt per passphrase: every artifact of its backups carries the salt their manifests record; another passphrase takes a new one', async () => {
+    ws = await makeWorkspace({ config: passphraseConfig });
+    await setPassphrase(generatePassphrase());
+    const full = (await backup(await fresh(), { type: 'full' })).manifest;
+    const salt = full.encoding.encryption?.s2kSalt;
+    expect(salt).toMatch(/^[0-9a-f]{16}$/);
+    const inc = await incrementalAfterActivity(await fresh(), 1);
+    const hot = (await backup(await fresh(), { type: 'hot' })).manifest;
+    for (const manifest of [full, inc, hot]) {
+      expect(manifest.encoding.encryption?.s2kSalt).toBe(salt);
+      const encrypted = manifest.artifacts.filter((a) => a.encoding.includes('pgp'));
+      expect(encrypted.length).toBeGreaterThan(0);
+      for (const artifact of encrypted) expect(await storedS2kSalt(artifact.key)).toBe(salt);
+    }
+
+    await setPassphrase(generatePassphrase());
+    const rotated = (await backup(await fresh(), { type: 'full' })).manifest;
+    const newSalt = rotated.encoding.encryption?.s2kSalt;
+    expect(newSalt).toMatch(/^[0-9a-f]{16}$/);
+    expect(newSalt).not.toBe(salt);
+    expect(await storedS2kSalt(databaseArtifact(rotated).key)).toBe(newSalt);
+    // Back to nothing reusable (manifests of an older version): a fresh salt, recorded.
+    await dropVerifier(rotated);
+    const older = (await backup(await fresh(), { type: 'full' })).manifest;
+    expect(older.encoding.encryption?.s2kSalt).not.toBe(newSalt);
+    expect(await storedS2kSalt(databaseArtifact(older).key)).toBe(older.encoding.encryption?.s2kSalt);
+    const restored = await restore(await fresh(), { testMode: true });
+    expect(sha256(await readFile(restored.target!))).toBe(older.source.snapshotSha256);
   });
 
   it('manifests of older versions (no verifier) still work: the start of the artifact is decrypted instead', async () => {

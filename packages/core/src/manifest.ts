@@ -137,6 +137,15 @@ export const manifestSchema = z
           passphraseVerifier: z
             .object({ kdf: z.literal('scrypt'), logN: z.number().int(), r: z.number().int(), p: z.number().int(), salt: z.string(), check: z.string() })
             .optional(),
+          /**
+           * Passphrase mode, SEIPDv1: the S2K salt (hex) of the artifacts' session key packets. The
+           * next backups with the same passphrase reuse it (see `Codec.describe`). Absent in
+           * manifests of older versions, whose artifacts each have their own salt.
+           */
+          s2kSalt: z
+            .string()
+            .regex(/^[0-9a-f]{16}$/, 'an S2K salt is 8 bytes of lowercase hex')
+            .optional(),
         })
         .nullable(),
     }),

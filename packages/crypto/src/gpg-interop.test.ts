@@ -82,6 +82,21 @@ describe('Stowage encrypts, gpg decrypts', () => {
     expect(result.stdout.equals(data)).toBe(true);
   });
 
+  it('two messages sharing an S2K salt (one chain of backups): gpg decrypts each, and the session keys differ', async () => {
+    const s2kSalt = randomBytes(8);
+    const keys = EncryptionKeys.fromPassphrase(PASSPHRASE);
+    const [first, second] = [await encrypt(plain, keys, { s2kSalt }), await encrypt(plain, keys, { s2kSalt })];
+    expect(first.subarray(6, 14).equals(s2kSalt) && second.subarray(6, 14).equals(s2kSalt)).toBe(true);
+    // The wrapped session keys (after the salt and count byte) are not the same.
+    expect(first.subarray(15, 48).equals(second.subarray(15, 48))).toBe(false);
+    for (const encrypted of [first, second]) {
+      const { gpg } = await gnupg();
+      const result = await gpg(['--passphrase-file', join(dir, 'passphrase'), '--decrypt'], encrypted);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.equals(plain)).toBe(true);
+    }
+  });
+
   it('gpg rejects a tampered or truncated Stowage message', async () => {
     const encrypted = await encrypt(plain, EncryptionKeys.fromPassphrase(PASSPHRASE));
     const flipped = Buffer.from(encrypted);

@@ -20,7 +20,8 @@ export {
   type GeneratedKeyPair,
   type LoadKeysOptions,
 } from './keys.js';
-export { createDecryptStream, createEncryptStream } from './streams.js';
+export { createDecryptStream, createEncryptStream, type EncryptOptions } from './streams.js';
+export { S2K_SALT_BYTES } from './s2k.js';
 export {
   checkKeys,
   describeKeys,

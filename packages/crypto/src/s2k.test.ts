@@ -44,6 +44,62 @@ describe('S2K', () => {
   });
 });
 
+describe('kept derivations', () => {
+  const MAX_COUNT = s2kCount(255);
+  const timed = (derive: () => Buffer) => {
+    const start = performance.now();
+    const key = derive();
+    return { key, ms: performance.now() - start };
+  };
+
+  it('a second derivation of the same inputs is taken from memory, as a copy', () => {
+    const salt = randomBytes(8);
+    const first = timed(() => s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 32));
+    const again = timed(() => s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 32));
+    expect(again.key.equals(first.key)).toBe(true);
+    expect(again.ms).toBeLessThan(first.ms / 10);
+    again.key.fill(0);
+    expect(s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 32).equals(first.key)).toBe(true);
+  });
+
+  it('no other input gets a kept key: another passphrase, salt, count, hash or length derives its own, as openpgp.js does', async () => {
+    const salt = randomBytes(8);
+    const kept = s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 32);
+    const others: Array<[string, string, Uint8Array, number, number]> = [
+      ['iterated', 'sha256', salt, s2kCount(254), 32],
+      ['iterated', 'sha512', salt, MAX_COUNT, 32],
+      ['iterated', 'sha256', randomBytes(8), MAX_COUNT, 32],
+      ['salted', 'sha256', salt, MAX_COUNT, 32],
+      ['iterated', 'sha256', salt, MAX_COUNT, 48],
+    ];
+    for (const [type, hash, otherSalt, count, length] of others) {
+      const key = s2kKey(type, hash, Buffer.from(PASSPHRASE), otherSalt, count, length);
+      expect(key).toHaveLength(length);
+      expect(key.equals(kept)).toBe(false);
+    }
+    // A shorter key is the leftmost bytes of the same hash (RFC 4880 §3.7.1), not the kept 32 bytes.
+    expect(s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 16).equals(kept.subarray(0, 16))).toBe(true);
+    expect(s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), salt, MAX_COUNT, 48).subarray(0, 32).equals(kept)).toBe(true);
+    // Another passphrase, same salt: openpgp.js unwraps what it wrapped, and the first passphrase does not.
+    const sessionKey = randomBytes(32);
+    const message = await openpgp.readMessage({ binaryMessage: passphraseKeyPacket(sessionKey, 'another passphrase', salt), config: OPENPGP_CONFIG });
+    const [unwrapped] = await openpgp.decryptSessionKeys({ message, passwords: ['another passphrase'], config: OPENPGP_CONFIG });
+    expect(Buffer.from(unwrapped!.data).equals(sessionKey)).toBe(true);
+    await expect(openpgp.decryptSessionKeys({ message, passwords: [PASSPHRASE], config: OPENPGP_CONFIG })).rejects.toThrow();
+  });
+
+  it('keeps a few: after eight other salts, the first is derived again', () => {
+    const salt = randomBytes(8);
+    const derive = (s: Uint8Array) => s2kKey('iterated', 'sha256', Buffer.from(PASSPHRASE), s, s2kCount(192), 32);
+    derive(salt);
+    const kept = timed(() => derive(salt));
+    for (let i = 0; i < 8; i++) derive(randomBytes(8));
+    const evicted = timed(() => derive(salt));
+    expect(evicted.key.equals(kept.key)).toBe(true);
+    expect(evicted.ms).toBeGreaterThan(kept.ms * 10);
+  });
+});
+
 describe('passphrase session key packet', () => {
   it('is the SKESK v4 openpgp.js writes: AES-256, iterated+salted SHA-256 at count byte 255, re-serialized byte for byte', async () => {
     const packet = passphraseKeyPacket(randomBytes(32), PASSPHRASE);
@@ -62,6 +118,15 @@ describe('passphrase session key packet', () => {
     expect(unwrapped).toMatchObject({ algorithm: 'aes256' });
     expect(Buffer.from(unwrapped!.data).equals(sessionKey)).toBe(true);
     await expect(openpgp.decryptSessionKeys({ message, passwords: ['wrong'], config: OPENPGP_CONFIG })).rejects.toThrow();
+  });
+
+  it('writes a given salt, and refuses one of another length', async () => {
+    const salt = randomBytes(8);
+    const packet = passphraseKeyPacket(randomBytes(32), PASSPHRASE, salt);
+    expect(Buffer.from((await parse(packet)).s2k.salt).equals(salt)).toBe(true);
+    for (const bad of [randomBytes(7), randomBytes(9), new Uint8Array(0)]) {
+      expect(() => passphraseKeyPacket(randomBytes(32), PASSPHRASE, bad)).toThrow(`an S2K salt is 8 bytes, not ${bad.length}`);
+    }
   });
 
   it('takes a fresh salt each time', async () => {

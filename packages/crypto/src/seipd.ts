@@ -28,13 +28,14 @@ const MDC_HEADER = Buffer.from([0xd3, 0x14]);
 
 /**
  * A Transform that encrypts what is written to it into one binary OpenPGP message, SEIPDv1 with
- * MDC under a fresh AES-256 session key, for a passphrase or for public keys.
+ * MDC under a fresh AES-256 session key, for a passphrase (its S2K salted with `s2kSalt` when
+ * given) or for public keys.
  */
-export function createSeipdEncryptStream(material: EncryptionMaterial): Transform {
+export function createSeipdEncryptStream(material: EncryptionMaterial, s2kSalt?: Uint8Array): Transform {
   const sessionKey = randomBytes(32);
   const keyPackets =
     'passphrase' in material
-      ? Promise.resolve().then(() => passphraseKeyPacket(sessionKey, material.passphrase))
+      ? Promise.resolve().then(() => passphraseKeyPacket(sessionKey, material.passphrase, s2kSalt))
       : openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', format: 'binary', config: OPENPGP_CONFIG, encryptionKeys: material.publicKeys });
   return new SeipdEncryptStream(sessionKey, keyPackets);
 }

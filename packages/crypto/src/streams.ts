@@ -39,9 +39,19 @@ type Bytes = Uint8Array<ArrayBufferLike>;
  * (seipd.ts, several times openpgp.js's speed); AEAD goes through openpgp.js. Use it in
  * `stream.pipeline`.
  */
-export function createEncryptStream(keys: EncryptionKeys): Duplex {
+export function createEncryptStream(keys: EncryptionKeys, options: EncryptOptions = {}): Duplex {
   const material = encryptionMaterial(keys);
-  return keys.aead ? createOpenpgpEncryptStream(material, true) : createSeipdEncryptStream(material);
+  return keys.aead ? createOpenpgpEncryptStream(material, true) : createSeipdEncryptStream(material, options.s2kSalt);
+}
+
+export interface EncryptOptions {
+  /**
+   * Passphrase mode, SEIPDv1: the 8-byte S2K salt, instead of a fresh one per message. Messages
+   * with one salt share the key derived from the passphrase (each keeps its own random session
+   * key), so a reader of several derives it once. Use one random salt per series of messages, never
+   * a constant: a salt known in advance lets an attacker precompute guesses. Ignored otherwise.
+   */
+  s2kSalt?: Uint8Array;
 }
 
 /**

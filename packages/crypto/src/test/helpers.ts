@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Duplex } from 'node:stream';
-import { createDecryptStream, createEncryptStream, type DecryptionKeys, type EncryptionKeys } from '../index.js';
+import { createDecryptStream, createEncryptStream, type DecryptionKeys, type EncryptionKeys, type EncryptOptions } from '../index.js';
 import { decryptPrefix, scanForSeipd } from '../quick-check.js';
 import { CFB_CIPHERS, passphraseSessionKeys, SeipdDecryptor, startsLiteral } from '../seipd-decrypt.js';
 
@@ -76,8 +76,8 @@ export async function throughReusedBuffer(input: Buffer, stream: Duplex): Promis
   return { output: Buffer.concat(chunks), error };
 }
 
-export async function encrypt(plain: Buffer, keys: EncryptionKeys): Promise<Buffer> {
-  const { output, error } = await through(plain, [createEncryptStream(keys)]);
+export async function encrypt(plain: Buffer, keys: EncryptionKeys, options?: EncryptOptions): Promise<Buffer> {
+  const { output, error } = await through(plain, [createEncryptStream(keys, options)]);
   if (error !== undefined) throw error;
   return output;
 }
