@@ -47,7 +47,7 @@ export class Codec {
   #decryption: Promise<DecryptionKeys> | undefined;
   readonly #verifierMatches = new Map<string, Promise<boolean>>();
   #matchedVerifier: PassphraseVerifier | undefined;
-  /** Passphrase mode, SEIPDv1: the S2K salt of every artifact this engine encrypts (see `describe`). */
+  /** Passphrase mode, SEIPDv1: the S2K salt of every artifact this engine encrypts (see `#salt`). */
   #s2kSalt: Buffer | undefined;
 
   /** `onKeyUse` is told (for the audit log) when keys are loaded: mode and fingerprints, never a secret. */
@@ -86,7 +86,7 @@ export class Codec {
       const previous = recent.findLast((m) => m.encoding.encryption?.passphraseVerifier)?.encoding.encryption?.passphraseVerifier;
       if (previous && !this.#matchedVerifier) await this.passphraseMatches(previous).catch(() => false);
       verifier = this.#matchedVerifier ?? (await (await crypto()).createPassphraseVerifier(keys));
-      if (!keys.aead) s2kSalt = this.#s2kSalt ??= this.#recordedSalt(recent) ?? randomBytes((await crypto()).S2K_SALT_BYTES);
+      if (!keys.aead) s2kSalt = await this.#salt(recent);
     }
     return {
       compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : null,
@@ -103,14 +103,17 @@ export class Codec {
     };
   }
 
-  /** The S2K salt of the newest of `recent` made with this passphrase (whose verifier matched). */
-  #recordedSalt(recent: readonly Manifest[]): Buffer | undefined {
+  /**
+   * The S2K salt of every artifact this engine encrypts, chosen on first use: that of the newest of
+   * `recent` made with this passphrase (whose verifier matched), else a fresh one.
+   */
+  async #salt(recent: readonly Manifest[] = []): Promise<Buffer> {
+    if (this.#s2kSalt) return this.#s2kSalt;
     const matched = this.#matchedVerifier && JSON.stringify(this.#matchedVerifier);
-    const salt =
-      matched &&
-      recent.findLast((m) => m.encoding.encryption?.s2kSalt && JSON.stringify(m.encoding.encryption.passphraseVerifier) === matched)?.encoding.encryption
-        ?.s2kSalt;
-    return salt ? Buffer.from(salt, 'hex') : undefined;
+    const sameKey = (m: Manifest) => m.encoding.encryption?.s2kSalt && JSON.stringify(m.encoding.encryption.passphraseVerifier) === matched;
+    const salt = matched ? recent.findLast(sameKey)?.encoding.encryption?.s2kSalt : undefined;
+    this.#s2kSalt ??= salt ? Buffer.from(salt, 'hex') : randomBytes((await crypto()).S2K_SALT_BYTES);
+    return this.#s2kSalt;
   }
 
   /**
@@ -187,8 +190,7 @@ export class Codec {
         stages.push((await compression()).createCompressStream({ level: this.config.compression.level, inputSize }));
         continue;
       }
-      const { createEncryptStream, S2K_SALT_BYTES } = await crypto();
-      stages.push(createEncryptStream(await this.encryptionKeys(), { s2kSalt: (this.#s2kSalt ??= randomBytes(S2K_SALT_BYTES)) }));
+      stages.push((await crypto()).createEncryptStream(await this.encryptionKeys(), { s2kSalt: await this.#salt() }));
     }
     return stages;
   }

@@ -10,7 +10,7 @@ import { resolveConfig, type ConfigFile } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { checkChainKeys } from './key-match.js';
 import { manifestKey } from './layout.js';
-import { databaseArtifact, type Manifest } from './manifest.js';
+import { databaseArtifact, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { restore } from './restore.js';
 import { makeWorkspace, type Workspace } from './test/harness.js';
 import { verify } from './verify.js';
@@ -116,6 +116,11 @@ describe('key changes never leave a chain that cannot be restored', () => {
     expect(newSalt).toMatch(/^[0-9a-f]{16}$/);
     expect(newSalt).not.toBe(salt);
     expect(await storedS2kSalt(databaseArtifact(rotated).key)).toBe(newSalt);
+    // A recorded salt that is not 8 bytes of hex makes the manifest unreadable, checksum or not: never a salt to reuse.
+    for (const bad of ['00', 'Z'.repeat(16), '0'.repeat(18)]) {
+      const text = serializeManifest({ ...rotated, encoding: { ...rotated.encoding, encryption: { ...rotated.encoding.encryption!, s2kSalt: bad } } });
+      expect(() => parseManifest(text, 'hostile')).toThrow('an S2K salt is 8 bytes of lowercase hex');
+    }
     // Back to nothing reusable (manifests of an older version): a fresh salt, recorded.
     await dropVerifier(rotated);
     const older = (await backup(await fresh(), { type: 'full' })).manifest;
