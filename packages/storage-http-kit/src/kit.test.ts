@@ -27,6 +27,26 @@ describe('PartReader', () => {
     await reader.finish();
   });
 
+  it('reads a recycled part buffer again, and never one still held', async () => {
+    const bytes = randomBytes(4500);
+    const reader = new PartReader('k', bufferBody(bytes), chunked(bytes, 333), 1000);
+    const first = (await reader.nextPart())!;
+    const second = (await reader.nextPart())!;
+    expect(second.buffer).not.toBe(first.buffer);
+    reader.recycle(first);
+    reader.recycle(Buffer.alloc(10)); // not a part of this reader's size: ignored
+    const third = (await reader.nextPart())!;
+    expect(third.buffer).toBe(first.buffer);
+    expect(third.equals(bytes.subarray(2000, 3000))).toBe(true);
+    expect(second.equals(bytes.subarray(1000, 2000))).toBe(true);
+    const fourth = (await reader.nextPart())!;
+    expect(fourth.buffer).not.toBe(second.buffer); // never handed back
+    expect(fourth.equals(bytes.subarray(3000, 4000))).toBe(true);
+    expect((await reader.nextPart())!.equals(bytes.subarray(4000))).toBe(true);
+    expect(await reader.nextPart()).toBeUndefined();
+    await reader.finish();
+  });
+
   it('gives one empty part for an empty body', async () => {
     const reader = new PartReader('k', bufferBody(Buffer.alloc(0)), chunked(Buffer.alloc(0), 1), 1000);
     expect((await allParts(reader)).map((part) => part.length)).toEqual([0]);

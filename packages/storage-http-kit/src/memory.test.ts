@@ -63,6 +63,7 @@ describe('uploadParts', () => {
     const reader = new PartReader('k', bufferBody(bytes), chunked(bytes, 64), 100);
     const window = new PartWindow(4, new AbortController());
     const sent: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
     let running = 0;
     let most = 0;
     const done = uploadParts(
@@ -73,11 +74,12 @@ describe('uploadParts', () => {
         await sleep(2);
         running--;
         if (partNumber === fail?.part) throw new Error(`part ${partNumber} failed`);
-        sent[partNumber - 1] = data;
+        sent[partNumber - 1] = Buffer.from(data); // the buffer is read into again once this settles
+        buffers.add(data.buffer);
       },
       memory,
     );
-    return { done: done.then(() => reader.finish()), sent, most: () => most, window };
+    return { done: done.then(() => reader.finish()), sent, buffers, most: () => most, window };
   }
 
   it('sends every part in order and holds at most the memory given, however large the window', async () => {
@@ -88,6 +90,7 @@ describe('uploadParts', () => {
     expect(Buffer.concat(upload.sent).equals(bytes)).toBe(true);
     expect(upload.sent.map((part) => part.length)).toEqual([...Array(10).fill(100), 50]);
     expect(upload.most()).toBe(2); // the window would allow 4
+    expect(upload.buffers.size).toBe(3); // parts of 100 read into 2 buffers again and again, and the last (50)
     expect(memory.held).toBe(0);
   });
 

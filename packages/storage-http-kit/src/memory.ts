@@ -61,7 +61,8 @@ export const PART_MEMORY = new PartMemory(64 * MiB);
 
 /**
  * Reads `reader`'s parts one at a time and starts `upload` for each through `window` (numbered
- * from 1), holding `memory` for each part from before it is read until its upload settles; then
+ * from 1), holding `memory` for each part from before it is read until its upload settles (when
+ * the part's buffer goes back to `reader` to be read into again: `upload` must not keep it); then
  * waits for the uploads in flight. Throws the first failure (the window's, or the body's).
  */
 export async function uploadParts(
@@ -76,7 +77,12 @@ export async function uploadParts(
     try {
       const data = await reader.nextPart();
       if (!data) break;
-      await window.add(() => upload(data, partNumber).finally(release));
+      await window.add(() =>
+        upload(data, partNumber).finally(() => {
+          reader.recycle(data);
+          release();
+        }),
+      );
       started = true;
     } finally {
       if (!started) release();
