@@ -21,7 +21,6 @@ export class PartReader {
   readonly #chunks: AsyncIterator<Buffer>;
   readonly #spare: Buffer[] = [];
   #size = 0;
-  #placed = 0;
   #carry: Buffer | undefined;
   #ended = false;
   #parts = 0;
@@ -38,8 +37,9 @@ export class PartReader {
 
   /** The next part: exactly `partSize` bytes except the last; the first part may be empty; undefined at the end. */
   async nextPart(): Promise<Buffer | undefined> {
-    // Bytes taken never run past the declared size (`#take`), so a part never outgrows this.
-    const expected = Math.min(this.partSize, Math.max(0, this.body.size - this.#placed));
+    // Bytes taken never run past the declared size (`#take`); those not yet in a part are the carry.
+    const placed = this.#size - (this.#carry?.length ?? 0);
+    const expected = Math.min(this.partSize, Math.max(0, this.body.size - placed));
     let part: Buffer | undefined;
     let length = 0;
     while (length < this.partSize) {
@@ -60,13 +60,12 @@ export class PartReader {
         this.#carry = chunk.subarray(room);
         chunk = chunk.subarray(0, room);
       }
-      part ??= expected === this.partSize ? (this.#spare.pop() ?? Buffer.allocUnsafeSlow(expected)) : Buffer.allocUnsafeSlow(expected);
+      part ??= (expected === this.partSize && this.#spare.pop()) || Buffer.allocUnsafeSlow(expected);
       chunk.copy(part, length);
       length += chunk.length;
     }
     if (length === 0 && this.#parts > 0) return undefined;
     this.#parts++;
-    this.#placed += length;
     return part ? part.subarray(0, length) : Buffer.alloc(0);
   }
 
